@@ -1,0 +1,14 @@
+"""visionkit: a Keras 3 / TensorFlow toolkit for applied computer vision.
+
+Example:
+
+>>> import visionkit as vk
+>>> data = vk.data.digits(image_size=(32, 32))
+>>> model = vk.models.build("simple_cnn", input_shape=data.input_shape,
+...                         num_classes=data.num_classes)
+"""
+
+from visionkit import data, export, models, plot, tasks, train
+from visionkit.version import __version__
+
+__all__ = ["__version__", "data", "export", "models", "plot", "tasks", "train"]

@@ -1,0 +1,12 @@
+"""Data sources and tf.data pipelines.
+
+Every source returns a `Data` set whose `.train` and `.val` are batched
+`(images, targets)` datasets in the batch vocabulary of DESIGN.md.
+"""
+
+from visionkit.data.arrays import from_arrays
+from visionkit.data.augment import PRESETS
+from visionkit.data.embedded import digits
+from visionkit.data.pipeline import Data
+
+__all__ = ["Data", "PRESETS", "digits", "from_arrays"]

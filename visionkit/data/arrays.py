@@ -1,0 +1,122 @@
+"""`from_arrays`: a `Data` set from in-memory NumPy arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from visionkit.data.pipeline import Data
+from visionkit.data.split import split_indices
+
+__all__ = ["from_arrays"]
+
+
+def from_arrays(
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str] | None = None,
+    task: str = "classification",
+    image_size: tuple[int, int] | None = None,
+    validation_split: float = 0.2,
+    val_images: np.ndarray | None = None,
+    val_labels: np.ndarray | None = None,
+    batch_size: int = 32,
+    augment: object = "none",
+    seed: int | None = 0,
+) -> Data:
+    """Builds a `Data` set from arrays of images and labels.
+
+    Args:
+        images: `[N, H, W]`, `[N, H, W, 1]` or `[N, H, W, 3]` pixels in 0..255 (uint8 or
+            float). Grayscale is repeated to 3 channels.
+        labels: int class ids `[N]`.
+        class_names: names per class id. Defaults to "0", "1", ...
+        task: the task. Defaults to "classification".
+        image_size: resize to `(height, width)`. Defaults to the arrays' own size.
+        validation_split: fraction held out for validation (stratified, seeded) when no
+            `val_images` are given. Defaults to 0.2.
+        val_images, val_labels: an explicit validation split.
+        batch_size: examples per batch. Defaults to 32.
+        augment: augmentation of the train split (see `Data`). Defaults to "none".
+        seed: seed of the split, shuffling and augmentation. Defaults to 0.
+
+    Returns:
+        A `Data` set.
+
+    Raises:
+        ValueError: if shapes, lengths or label values do not fit.
+
+    Example:
+
+    >>> import numpy as np, visionkit as vk
+    >>> x = np.zeros((10, 8, 8, 3), np.uint8); y = np.arange(10) % 2
+    >>> vk.data.from_arrays(x, y, validation_split=0.2).train_size
+    8
+    """
+    images, labels = _check_arrays(images, labels, "images", "labels")
+    if class_names is None:
+        class_names = [str(i) for i in range(int(labels.max()) + 1)] if len(labels) else []
+    class_names = [str(c) for c in class_names]
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
+        raise ValueError(
+            f"Expected labels in [0, {len(class_names) - 1}] for {len(class_names)} classes; "
+            f"received labels from {labels.min()} to {labels.max()}.")
+    if val_images is not None:
+        if val_labels is None:
+            raise ValueError("val_images was given without val_labels.")
+        val_images, val_labels = _check_arrays(val_images, val_labels, "val_images", "val_labels")
+        train_x, train_y = images, labels
+    else:
+        train_index, val_index = split_indices(labels, validation_split, seed)
+        train_x, train_y = images[train_index], labels[train_index]
+        val_images, val_labels = images[val_index], labels[val_index]
+    size = tuple(image_size) if image_size is not None else tuple(images.shape[1:3])
+    return Data(
+        task=task,
+        class_names=tuple(class_names),
+        image_size=size,
+        train_examples=_examples(train_x, train_y, size),
+        val_examples=_examples(val_images, val_labels, size),
+        train_size=len(train_y),
+        val_size=len(val_labels),
+        batch_size=batch_size,
+        augment=augment,
+        seed=seed,
+    )
+
+
+def _check_arrays(images, labels, images_name: str, labels_name: str):
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"Expected {images_name} of shape [N, H, W], [N, H, W, 1] or [N, H, W, 3]; "
+            f"received shape {images.shape}.")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise ValueError(
+            f"Expected {labels_name} of shape [{len(images)}] (one per image); received "
+            f"shape {labels.shape}.")
+    if not np.issubdtype(labels.dtype, np.integer):
+        if not np.all(np.equal(np.mod(labels, 1), 0)):
+            raise ValueError(f"Expected integer class ids in {labels_name}; received "
+                             f"dtype {labels.dtype}.")
+    if images.shape[-1] == 1:
+        images = np.repeat(images, 3, axis=-1)
+    return images, labels.astype(np.int32)
+
+
+def _examples(images: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> tf.data.Dataset:
+    dataset = tf.data.Dataset.from_tensor_slices({"images": images, "labels": labels})
+    resize = tuple(images.shape[1:3]) != tuple(size)
+
+    def prepare(example):
+        image = tf.cast(example["images"], tf.float32)
+        if resize:
+            image = tf.image.resize(image, size)
+        return {"images": image, "labels": example["labels"]}
+
+    return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)

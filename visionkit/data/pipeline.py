@@ -1,0 +1,176 @@
+"""`Data`: a task's train / validation splits as batched tf.data pipelines.
+
+Sources (`digits`, `shapes`, `image_folder`, `from_arrays`, ...) produce *examples*:
+unbatched datasets of dicts in the batch vocabulary of DESIGN.md (`images` float32
+`[H,W,3]` in 0..255 at the target size, plus the task's target key). `Data` turns them
+into training batches: optional cache, seeded shuffle, batch, augmentation on whole
+batches (train split only), conversion to Keras's `(images, targets)` tuples and
+prefetch with AUTOTUNE.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import tensorflow as tf
+
+from visionkit.tasks import Task, get_task
+
+__all__ = ["Data", "AUTOTUNE"]
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+# Default shuffle buffer: large enough to mix small data sets completely, bounded so that
+# big folders do not hold tens of thousands of decoded images in memory.
+DEFAULT_SHUFFLE_BUFFER = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class Data:
+    """A data set for one task, with batched train and validation pipelines.
+
+    Args:
+        task: the task object (or its name).
+        class_names: names of the classes, index = class id.
+        image_size: `(height, width)` of the images the pipelines yield.
+        train_examples: unbatched dataset of example dicts for training.
+        val_examples: unbatched dataset of example dicts for validation, or None.
+        train_size: number of training examples.
+        val_size: number of validation examples.
+        batch_size: examples per batch. Defaults to 32.
+        augment: "none", "light", "standard", a list of Keras augmentation layers, or a
+            callable on batch dicts; applied to the train split only. Defaults to "none".
+        seed: seed of shuffling and augmentation; with a seed the order is deterministic.
+        cache: False, True (in memory) or a file path prefix for `Dataset.cache`.
+        shuffle_buffer: size of the shuffle buffer. Defaults to min(train_size, 4096).
+
+    Example:
+
+    >>> import visionkit as vk
+    >>> data = vk.data.digits(image_size=(16, 16), batch_size=8)
+    >>> images, labels = next(iter(data.train))
+    >>> tuple(images.shape), labels.dtype.name
+    ((8, 16, 16, 3), 'int32')
+    """
+
+    task: Task
+    class_names: tuple[str, ...]
+    image_size: tuple[int, int]
+    train_examples: tf.data.Dataset
+    val_examples: tf.data.Dataset | None
+    train_size: int
+    val_size: int
+    batch_size: int = 32
+    augment: Any = "none"
+    seed: int | None = None
+    cache: bool | str = False
+    shuffle_buffer: int | None = None
+    channels: int = 3
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "task", get_task(self.task))
+        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
+        if int(self.batch_size) < 1:
+            raise ValueError(f"Expected batch_size >= 1; received batch_size={self.batch_size!r}.")
+        if self.train_size < 1:
+            raise ValueError("The training split is empty: no examples to train on.")
+
+    # -- sizes ---------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (*self.image_size, self.channels)
+
+    def __len__(self) -> int:
+        return self.train_size
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.train_size / self.batch_size)
+
+    @property
+    def validation_steps(self) -> int:
+        return math.ceil(self.val_size / self.batch_size) if self.val_size else 0
+
+    # -- pipelines -----------------------------------------------------------------------
+    @property
+    def train(self) -> tf.data.Dataset:
+        """Batched, shuffled, augmented `(images, targets)` for training (one pass)."""
+        return self._batches(self.train_examples, training=True)
+
+    @property
+    def val(self) -> tf.data.Dataset | None:
+        """Batched `(images, targets)` for validation, in a fixed order, or None."""
+        if self.val_examples is None or not self.val_size:
+            return None
+        return self._batches(self.val_examples, training=False)
+
+    def _batches(self, examples: tf.data.Dataset, training: bool) -> tf.data.Dataset:
+        dataset = examples
+        if self.cache:
+            dataset = dataset.cache(self.cache if isinstance(self.cache, str) else "")
+        if training:
+            buffer = self.shuffle_buffer or min(self.train_size, DEFAULT_SHUFFLE_BUFFER)
+            dataset = dataset.shuffle(buffer, seed=self.seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(self.batch_size, num_parallel_calls=AUTOTUNE,
+                                deterministic=self.seed is not None or not training)
+        if training:
+            augmenter = self.augmenter()
+            if augmenter is not None:
+                dataset = dataset.map(augmenter, num_parallel_calls=AUTOTUNE,
+                                      deterministic=self.seed is not None)
+        target_key = self.task.target_key
+        dataset = dataset.map(lambda batch: (batch["images"], batch[target_key]),
+                              num_parallel_calls=AUTOTUNE)
+        options = tf.data.Options()
+        options.deterministic = self.seed is not None or not training
+        dataset = dataset.with_options(options)
+        return dataset.prefetch(AUTOTUNE)
+
+    def augmenter(self) -> Callable[[dict], dict] | None:
+        """The batch augmentation function of the train split, or None."""
+        from visionkit.data.augment import build_augmenter
+
+        return build_augmenter(self.augment, task=self.task, seed=self.seed)
+
+    # -- variants ------------------------------------------------------------------------
+    def with_augmentation(self, augment: str | Sequence[Any] | Callable | None) -> Data:
+        """Returns a copy whose train split uses `augment` (see the class docstring)."""
+        return dataclasses.replace(self, augment=augment if augment is not None else "none")
+
+    def with_batch_size(self, batch_size: int) -> Data:
+        """Returns a copy that batches `batch_size` examples."""
+        return dataclasses.replace(self, batch_size=int(batch_size))
+
+    def take(self, train: int, val: int | None = None) -> Data:
+        """Returns a copy limited to the first `train` (and `val`) examples."""
+        train = min(int(train), self.train_size)
+        val = self.val_size if val is None else min(int(val), self.val_size)
+        val_examples = self.val_examples.take(val) if self.val_examples is not None else None
+        return dataclasses.replace(self, train_examples=self.train_examples.take(train),
+                                   val_examples=val_examples, train_size=train, val_size=val)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-friendly summary, written into run directories and export metadata."""
+        return {
+            "task": self.task.name,
+            "class_names": list(self.class_names),
+            "image_size": list(self.image_size),
+            "train_size": self.train_size,
+            "val_size": self.val_size,
+            "batch_size": self.batch_size,
+            "augment": self.augment if isinstance(self.augment, str) else repr(self.augment),
+            "seed": self.seed,
+        }
+
+    def __repr__(self) -> str:
+        return (f"Data(task={self.task.name!r}, num_classes={self.num_classes}, "
+                f"image_size={self.image_size}, train_size={self.train_size}, "
+                f"val_size={self.val_size}, batch_size={self.batch_size})")

@@ -1,0 +1,47 @@
+"""Pieces every builder shares: the raw-pixel input and the classifier output."""
+
+from __future__ import annotations
+
+import keras
+
+__all__ = ["raw_image_input", "rescale", "classifier_output", "check_activation",
+           "PIXEL_SCALE"]
+
+# Models take raw pixels in 0..255 and rescale inside (DESIGN.md, principle 1).
+PIXEL_SCALE = 1.0 / 255.0
+
+_OUTPUT_ACTIVATIONS = (None, "softmax", "sigmoid")
+
+
+def raw_image_input(input_shape: tuple[int, ...], name: str = "images") -> keras.KerasTensor:
+    """The model's input: raw pixels 0..255 (float32; uint8 is cast on the way in)."""
+    return keras.Input(shape=tuple(input_shape), name=name)
+
+
+def rescale(inputs: keras.KerasTensor) -> keras.KerasTensor:
+    """Rescales raw 0..255 pixels to 0..1 inside the graph."""
+    return keras.layers.Rescaling(PIXEL_SCALE, name="rescale")(inputs)
+
+
+def check_activation(activation: str | None) -> str | None:
+    """Validates a builder's final `activation` argument."""
+    if activation not in _OUTPUT_ACTIVATIONS:
+        raise ValueError(
+            f"Expected activation to be one of {_OUTPUT_ACTIVATIONS} (None for logits); "
+            f"received activation={activation!r}.")
+    return activation
+
+
+def classifier_output(features: keras.KerasTensor, num_classes: int,
+                      activation: str | None = "softmax",
+                      dropout: float = 0.0) -> keras.KerasTensor:
+    """A dense layer over class scores named "predictions", kept in float32.
+
+    The output layer is float32 even under a mixed-precision policy, so softmax and the
+    loss stay numerically stable.
+    """
+    check_activation(activation)
+    if dropout:
+        features = keras.layers.Dropout(dropout, name="head_dropout")(features)
+    return keras.layers.Dense(num_classes, activation=activation, dtype="float32",
+                              name="predictions")(features)

@@ -1,0 +1,104 @@
+"""The model registry: one explicit table from names to builder functions.
+
+Builders register themselves with `@register(name, task=...)` in the module that defines
+them; `visionkit.models` imports those modules explicitly, so the table is complete once
+`visionkit.models` is imported and nothing else runs at import time.
+
+Example:
+
+>>> import visionkit as vk
+>>> "resnet18" in vk.models.available("classification")
+True
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+__all__ = ["register", "get", "available", "build", "ModelEntry"]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A registered builder: its name, task and the function that builds it."""
+
+    name: str
+    task: str
+    builder: Callable[..., keras.Model]
+    description: str = ""
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register(name: str, task: str, description: str = "") -> Callable:
+    """Decorator that registers a model builder under `name` for `task`.
+
+    Raises:
+        ValueError: if `name` is already registered.
+    """
+
+    def decorator(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+        if name in _REGISTRY:
+            raise ValueError(f"A model named {name!r} is already registered.")
+        doc = description or (builder.__doc__ or "").strip().splitlines()[0:1]
+        text = doc if isinstance(doc, str) else (doc[0] if doc else "")
+        _REGISTRY[name] = ModelEntry(name=name, task=task, builder=builder, description=text)
+        return builder
+
+    return decorator
+
+
+def get(name: str) -> ModelEntry:
+    """Returns the registry entry for `name`.
+
+    Raises:
+        ValueError: for an unknown name, with close matches and the known names.
+    """
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(
+            f"Unknown model {name!r}.{hint} Known models: {', '.join(sorted(_REGISTRY))}.")
+    return _REGISTRY[name]
+
+
+def available(task: str | None = None) -> list[str]:
+    """Sorted names the registry knows, optionally only those of one task."""
+    return sorted(n for n, e in _REGISTRY.items() if task is None or e.task == task)
+
+
+def build(name: str, input_shape: tuple[int, ...], num_classes: int, **kwargs: Any) -> keras.Model:
+    """Builds the registered model `name`.
+
+    Args:
+        name: a name from `available()`.
+        input_shape: `(height, width, channels)` of the raw images the model takes.
+        num_classes: number of output classes.
+        **kwargs: passed to the builder (`activation`, `weights`, `backbone`, ...).
+
+    Returns:
+        A `keras.Model` that takes raw pixels (0..255) and rescales inside.
+
+    Raises:
+        ValueError: for an unknown name or invalid arguments.
+
+    Example:
+
+    >>> import visionkit as vk
+    >>> model = vk.models.build("simple_cnn", input_shape=(32, 32, 3), num_classes=10)
+    >>> model.output_shape
+    (None, 10)
+    """
+    entry = get(name)
+    if len(tuple(input_shape)) != 3:
+        raise ValueError(
+            f"Expected input_shape as (height, width, channels); received {input_shape!r}.")
+    if int(num_classes) < 1:
+        raise ValueError(f"Expected num_classes >= 1; received {num_classes!r}.")
+    return entry.builder(input_shape=tuple(input_shape), num_classes=int(num_classes), **kwargs)
