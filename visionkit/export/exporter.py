@@ -1,0 +1,307 @@
+"""`saved_model`: export a Keras model as a versioned, self-verified TensorFlow SavedModel.
+
+The export is written to a staging folder inside the model root (its name starts with a
+dot, so TensorFlow Serving ignores it), reloaded with `tf.saved_model.load` and compared
+with the Keras model, flushed to disk, then renamed into place as the next integer
+version. A failure at any step removes the staging folder; earlier versions are never
+touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from visionkit.export import verify as verification
+from visionkit.export import versions as version_layout
+from visionkit.export.metadata import build_metadata, to_json_value, write_assets
+from visionkit.export.signatures import ServingModule, serving_signatures
+from visionkit.tasks import Task, get_task
+
+if TYPE_CHECKING:
+    from visionkit.data.pipeline import Data
+
+__all__ = ["saved_model"]
+
+CHANNELS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class _ExportSpec:
+    task: Task
+    class_names: tuple[str, ...]
+    image_size: tuple[int, int]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (*self.image_size, CHANNELS)
+
+
+def saved_model(
+    model: keras.Model,
+    directory: str | os.PathLike,
+    data: Data | None = None,
+    *,
+    task: str | Task | None = None,
+    class_names: Sequence[str] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    version: int | None = None,
+    verify: bool = True,
+) -> str:
+    """Exports `model` as the next version of a TensorFlow Serving model root.
+
+    The SavedModel has two signatures, both returning the task's served outputs
+    (classification: `probabilities` float32 `[B, C]` and `class_id` int32 `[B]`):
+
+    - `serving_default`: `images`, uint8 `[B, H, W, 3]` of any size, resized inside the
+      graph to the model's input size (bilinear `tf.image.resize` on float32, as the
+      training pipelines resize).
+    - `serve_bytes`: `images`, string `[B]` of encoded JPEG, PNG, BMP or GIF images
+      (first frame), each decoded to RGB and resized the same way.
+
+    Its `assets/` folder holds `labels.txt` (one class name per line) and
+    `visionkit.json` (task, input size, class names, library versions, creation time,
+    `metrics`, signature names). It loads with `tf.saved_model.load` alone; no
+    visionkit is needed to serve it.
+
+    The export is staged in a hidden folder inside `directory`, verified, then renamed
+    to `directory/<version>`, so a crash never leaves a half-written version and
+    existing versions are never modified.
+
+    Args:
+        model: a built Keras model with one image input `[B, H, W, 3]` taking raw
+            0..255 pixels (as every visionkit model does).
+        directory: the model root, e.g. "saved_models/digits_cnn"; created if missing.
+        data: the `Data` set the model was trained on. Supplies the task, class names
+            and image size, and its validation images are used for verification.
+            Defaults to None.
+        task: the task (name or object) when `data` is not given; if both are given
+            they must agree. Defaults to None.
+        class_names: names per class id when `data` is not given; if both are given
+            they must agree. Defaults to None.
+        metrics: evaluation metrics to record in `visionkit.json` (JSON-compatible
+            values; NumPy scalars and arrays are converted). Defaults to None.
+        version: the version number to write. Defaults to the highest existing version
+            plus one (1 for a new root). An existing version is never overwritten.
+        verify: reload the export and compare its outputs with the Keras model's on a
+            few images (the validation split of `data`, else seeded random pixels), at
+            the model's input size and at another size. Defaults to True.
+
+    Returns:
+        The path of the new version directory, `os.path.join(directory, str(version))`.
+
+    Raises:
+        ValueError: if the task, class names or image size are missing or inconsistent
+            with the model or `data`, or `version` is not a non-negative integer.
+        TypeError: if `model` is not a Keras model, or `metrics` are not JSON-compatible.
+        FileExistsError: if `version` already exists.
+        ExportVerificationError: if the reloaded SavedModel's outputs differ from the
+            Keras model's beyond tolerance (`visionkit.export.ExportVerificationError`).
+
+    Example:
+
+    >>> import tempfile, visionkit as vk
+    >>> model = vk.models.build("simple_cnn", input_shape=(16, 16, 3), num_classes=2,
+    ...                         filters=(4,))
+    >>> root = tempfile.mkdtemp()
+    >>> path = vk.export.saved_model(model, root, task="classification",
+    ...                              class_names=["cat", "dog"])
+    >>> os.path.basename(path)
+    '1'
+    >>> os.path.basename(vk.export.saved_model(model, root, task="classification",
+    ...                                        class_names=["cat", "dog"]))
+    '2'
+    """
+    spec = _export_spec(model, data, task, class_names)
+    if metrics is not None and not isinstance(metrics, Mapping):
+        raise TypeError(f"Expected metrics to be a dict of metric values; received "
+                        f"{type(metrics).__name__}: {metrics!r}.")
+    metrics = to_json_value(metrics, "metrics") if metrics is not None else None
+    directory = os.fspath(directory)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise NotADirectoryError(
+            f"Expected the model root {directory!r} to be a directory; it is a file.")
+    os.makedirs(directory, exist_ok=True)
+    version = _choose_version(directory, version)
+    version_dir = os.path.join(directory, str(version))
+
+    # os.mkdir (not tempfile.mkdtemp, which makes it private to the user, mode 0o700)
+    # gives the version the permissions of any new folder, readable by a serving process.
+    staging_dir = os.path.join(directory, version_layout.STAGING_PREFIX + uuid.uuid4().hex)
+    os.mkdir(staging_dir)
+    try:
+        metadata = build_metadata(
+            task=spec.task.name, input_shape=spec.input_shape,
+            class_names=spec.class_names, version=version, metrics=metrics,
+            model_name=model.name, data=data.describe() if data is not None else None)
+        with tempfile.TemporaryDirectory(prefix="visionkit-assets-") as asset_dir:
+            asset_paths = write_assets(asset_dir, spec.class_names, metadata)
+            module = ServingModule(model, spec.task, spec.image_size, asset_paths)
+            _save(module, staging_dir)
+        if verify:
+            verification.verify_saved_model(staging_dir, model, spec.task, spec.image_size,
+                                            data)
+        _fsync_tree(staging_dir)
+        if os.path.exists(version_dir):
+            raise FileExistsError(
+                f"Version {version} appeared in {directory!r} during the export (another "
+                "export running at the same time?); not overwriting it.")
+        os.rename(staging_dir, version_dir)
+    except BaseException:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        raise
+    _fsync_dir(directory)
+    return version_dir
+
+
+# -- what to export ----------------------------------------------------------------------
+def _export_spec(model: keras.Model, data: Data | None, task: str | Task | None,
+                 class_names: Sequence[str] | None) -> _ExportSpec:
+    """Collects task, class names and image size from `data`, the arguments and the model."""
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"Expected a keras.Model; received {type(model).__name__}.")
+    model_size = _model_image_size(model)
+
+    if data is not None:
+        resolved_task = data.task
+        if task is not None and get_task(task).name != resolved_task.name:
+            raise ValueError(
+                f"task={get_task(task).name!r} contradicts the data's task "
+                f"{resolved_task.name!r}; pass one or make them agree.")
+        names = tuple(data.class_names)
+        if class_names is not None and tuple(str(c) for c in class_names) != names:
+            raise ValueError(
+                f"class_names={list(class_names)!r} contradicts the data's class names "
+                f"{list(names)!r}; pass one or make them agree.")
+        data_size = tuple(int(s) for s in data.image_size)
+        if model_size is not None and None not in model_size and model_size != data_size:
+            raise ValueError(
+                f"The model takes images of size {model_size} (height, width) but the data "
+                f"yields {data_size}; export the model that was trained on this data.")
+        image_size = data_size
+    else:
+        if task is None:
+            raise ValueError(
+                "Cannot tell the task: pass data=<the Data set the model was trained on> "
+                "or task=<'classification', ...>.")
+        resolved_task = get_task(task)
+        if class_names is None:
+            raise ValueError(
+                "Cannot tell the class names: pass data=<the Data set the model was trained "
+                "on> or class_names=[...] (one name per class id).")
+        names = tuple(str(c) for c in class_names)
+        if model_size is None or None in model_size:
+            raise ValueError(
+                f"The model's input size is not fixed (input shape {_input_shape(model)}); "
+                "pass data= so the export knows which size to resize served images to.")
+        image_size = model_size
+
+    if not names:
+        raise ValueError("Expected at least one class name; received none.")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"Expected distinct class names; {duplicates} occur more than once.")
+    num_outputs = _num_output_channels(model)
+    if num_outputs is not None and num_outputs != len(names):
+        raise ValueError(
+            f"The model has {num_outputs} outputs per image (output shape "
+            f"{model.output_shape}) but {len(names)} class names were given: "
+            f"{list(names)}.")
+    return _ExportSpec(task=resolved_task, class_names=names, image_size=image_size)
+
+
+def _input_shape(model: keras.Model) -> tuple | None:
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        return None
+    if inputs is None:
+        return None
+    if len(inputs) != 1:
+        raise ValueError(f"Expected a model with one image input; {model.name!r} has "
+                         f"{len(inputs)} inputs.")
+    return tuple(inputs[0].shape)
+
+
+def _model_image_size(model: keras.Model) -> tuple | None:
+    """`(height, width)` of the model's input (entries may be None), or None if unknown."""
+    if not model.built:
+        raise ValueError(f"The model {model.name!r} is not built; build it or call it on a "
+                         "batch of images before exporting.")
+    shape = _input_shape(model)
+    if shape is None:
+        return None
+    if len(shape) != 4:
+        raise ValueError(f"Expected a model input of shape [batch, height, width, 3]; "
+                         f"received input shape {shape}.")
+    if shape[-1] not in (None, CHANNELS):
+        raise ValueError(
+            f"Expected a model on RGB images (3 channels), as the serving signatures feed "
+            f"RGB; received input shape {shape}.")
+    return tuple(None if s is None else int(s) for s in shape[1:3])
+
+
+def _num_output_channels(model: keras.Model) -> int | None:
+    """The last dimension of a single-output model's output, or None if not that simple."""
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        return None
+    if not outputs or len(outputs) != 1:
+        return None
+    last = outputs[0].shape[-1]
+    return None if last is None else int(last)
+
+
+def _choose_version(directory: str, version: int | None) -> int:
+    if version is None:
+        return version_layout.next_version(directory)
+    if isinstance(version, bool) or not isinstance(version, (int, np.integer)) or version < 0:
+        raise ValueError(f"Expected version to be a non-negative integer; received "
+                         f"version={version!r}.")
+    version = int(version)
+    if version in version_layout.list_versions(directory):
+        raise FileExistsError(
+            f"Version {version} already exists in {directory!r}; exports never overwrite a "
+            "version. Pass another version, or none to take the next one.")
+    return version
+
+
+# -- writing -----------------------------------------------------------------------------
+def _save(module: ServingModule, directory: str) -> None:
+    """Traces the signatures and writes the SavedModel into `directory`."""
+    tf.saved_model.save(module, directory, signatures=serving_signatures(module))
+
+
+def _fsync_tree(directory: str) -> None:
+    """Flushes every file under `directory` to disk, so the rename publishes whole files."""
+    for root, _, files in os.walk(directory):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(root)
+
+
+def _fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some platforms cannot open directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

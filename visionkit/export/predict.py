@@ -1,0 +1,150 @@
+"""Predictions on image files with an exported model (what `visionkit predict` prints).
+
+Files are read as bytes and sent through the SavedModel's `serve_bytes` signature, so the
+decoding and resizing are the served ones, not a Python re-implementation.
+
+Example:
+
+>>> results = [{"file": "cat.png", "class_id": 0, "class_name": "cat",
+...             "probability": 0.9,
+...             "top": [{"class_id": 0, "class_name": "cat", "probability": 0.9},
+...                     {"class_id": 1, "class_name": "dog", "probability": 0.1}]}]
+>>> print(format_predictions(results))
+cat.png: cat (0.900)
+    1. cat  0.900
+    2. dog  0.100
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from visionkit.export.loader import DEFAULT_BATCH_SIZE, Predictor, load
+
+__all__ = ["predict_files", "format_predictions"]
+
+
+def predict_files(path: str | os.PathLike | Predictor,
+                  image_files: Sequence[str | os.PathLike], top_k: int = 3,
+                  batch_size: int = DEFAULT_BATCH_SIZE) -> list[dict[str, Any]]:
+    """Predicts image files (JPEG, PNG, BMP, GIF) with an exported model.
+
+    Args:
+        path: a version directory, a model root (its latest version is used) or a
+            `Predictor` already loaded.
+        image_files: paths of the images.
+        top_k: for classifiers, how many of the most probable classes to list (at most
+            the number of classes). Defaults to 3.
+        batch_size: images per SavedModel call. Defaults to 64.
+
+    Returns:
+        One dict per file, in order. For classifiers: `file`, `class_id`, `class_name`,
+        `probability` (of the predicted class) and `top`, a list of `top_k` dicts
+        (`class_id`, `class_name`, `probability`) by decreasing probability. For other
+        tasks: `file` and `outputs`, the served arrays of that image.
+
+    Raises:
+        FileNotFoundError: if a file does not exist.
+        ValueError: if `top_k < 1`, no files are given, or a file is not a decodable image
+            (the message names it).
+    """
+    if int(top_k) < 1:
+        raise ValueError(f"Expected top_k >= 1; received top_k={top_k!r}.")
+    files = [os.fspath(file) for file in image_files]
+    if not files:
+        raise ValueError("Expected at least one image file; received none.")
+    for file in files:
+        if not os.path.isfile(file):
+            raise FileNotFoundError(f"No such image file: {file!r}.")
+    predictor = path if isinstance(path, Predictor) else load(path)
+
+    outputs: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(files), int(batch_size)):
+        chunk = files[start:start + int(batch_size)]
+        encoded = [_read(file) for file in chunk]
+        try:
+            batch = predictor.predict_bytes(encoded, batch_size=batch_size)
+        except tf.errors.InvalidArgumentError as error:
+            raise ValueError(_decode_failure(chunk, encoded, error)) from error
+        for key, value in batch.items():
+            outputs.setdefault(key, []).append(value)
+    arrays = {key: np.concatenate(values) for key, values in outputs.items()}
+
+    if _is_classification(arrays):
+        return _classification_results(files, arrays["probabilities"], arrays["class_id"],
+                                        predictor.class_names, int(top_k))
+    return [{"file": file, "outputs": {key: value[index] for key, value in arrays.items()}}
+            for index, file in enumerate(files)]
+
+
+def format_predictions(results: Sequence[dict[str, Any]]) -> str:
+    """Formats the results of `predict_files` for a terminal.
+
+    Args:
+        results: dicts as `predict_files` returns them.
+
+    Returns:
+        Text: per classified file, a line `file: class (probability)` and its top classes;
+        for other tasks, the file and the shapes of its outputs.
+    """
+    lines: list[str] = []
+    for result in results:
+        if "top" in result:
+            lines.append(f"{result['file']}: {result['class_name']} "
+                         f"({result['probability']:.3f})")
+            width = max(len(str(entry["class_name"])) for entry in result["top"])
+            for rank, entry in enumerate(result["top"], start=1):
+                lines.append(f"    {rank}. {str(entry['class_name']):<{width}}  "
+                             f"{entry['probability']:.3f}")
+        else:
+            shapes = ", ".join(f"{key} {list(np.shape(value))}"
+                               for key, value in sorted(result.get("outputs", {}).items()))
+            lines.append(f"{result['file']}: {shapes}")
+    return "\n".join(lines)
+
+
+def _read(file: str) -> bytes:
+    with open(file, "rb") as handle:
+        return handle.read()
+
+
+def _is_classification(outputs: dict[str, np.ndarray]) -> bool:
+    probabilities = outputs.get("probabilities")
+    class_id = outputs.get("class_id")
+    return (probabilities is not None and class_id is not None and probabilities.ndim == 2
+            and class_id.ndim == 1)
+
+
+def _classification_results(files: list[str], probabilities: np.ndarray,
+                            class_ids: np.ndarray, class_names: list[str],
+                            top_k: int) -> list[dict[str, Any]]:
+    top_k = min(top_k, probabilities.shape[-1])
+    results = []
+    for file, row, class_id in zip(files, probabilities, class_ids):
+        order = np.argsort(-row, kind="stable")[:top_k]
+        top = [{"class_id": int(i), "class_name": _name(class_names, int(i)),
+                "probability": float(row[i])} for i in order]
+        results.append({"file": file, "class_id": int(class_id),
+                        "class_name": _name(class_names, int(class_id)),
+                        "probability": float(row[class_id]), "top": top})
+    return results
+
+
+def _name(class_names: list[str], class_id: int) -> str:
+    return class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id)
+
+
+def _decode_failure(files: list[str], encoded: list[bytes], error: Exception) -> str:
+    """Names the first file TensorFlow cannot decode (the batch error does not say which)."""
+    for file, data in zip(files, encoded):
+        try:
+            tf.io.decode_image(data, channels=3, expand_animations=False)
+        except tf.errors.InvalidArgumentError:
+            return (f"Could not decode the image file {file!r}: expected JPEG, PNG, BMP or "
+                    "GIF contents.")
+    return f"The SavedModel failed on the files {files}: {error}"
