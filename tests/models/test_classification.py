@@ -1,0 +1,190 @@
+"""Every registered classification model, at a tiny size; exact parameter counts."""
+
+from __future__ import annotations
+
+import inspect
+
+import keras
+import numpy as np
+import pytest
+
+import visionkit as vk
+
+# Non-square on purpose: a model that mixes up height and width fails here.
+TINY_SHAPE = (32, 40, 3)
+NUM_CLASSES = 3
+BATCH = 2
+
+
+def tiny_kwargs(name: str) -> dict:
+    """Small widths for the families that take them, so the whole sweep stays fast."""
+    parameters = inspect.signature(vk.models.get(name).builder).parameters
+    kwargs = {}
+    if "width_multiplier" in parameters:
+        kwargs["width_multiplier"] = 0.35 if name.startswith("mobilenet") else 0.125
+    if "fc_units" in parameters:
+        kwargs["fc_units"] = 16
+    if "filters" in parameters:
+        kwargs["filters"] = (8, 16)
+    return kwargs
+
+
+def raw_images(seed: int = 0, shape: tuple = TINY_SHAPE) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (BATCH, *shape), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("name", vk.models.available("classification"))
+def test_classifier_builds_trains_and_round_trips(name, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = vk.models.build(name, input_shape=TINY_SHAPE, num_classes=NUM_CLASSES,
+                            **tiny_kwargs(name))
+    images = raw_images()
+
+    probabilities = np.asarray(model(images, training=False))
+    assert probabilities.shape == (BATCH, NUM_CLASSES)
+    assert probabilities.dtype == np.float32
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.get_layer("predictions").dtype == "float32"
+
+    # One training step on raw uint8 pixels changes the weights.
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy",
+                  run_eagerly=True)
+    before = [np.array(w) for w in model.trainable_weights]
+    model.train_on_batch(images, np.array([0, 2]))
+    after = [np.array(w) for w in model.trainable_weights]
+    # The first convolution (gradients reach the stem) and the classifier both move.
+    assert not np.array_equal(before[0], after[0])
+    assert not np.array_equal(before[-1], after[-1])
+
+    # .keras round trip without custom_objects gives the same outputs.
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(np.asarray(restored(images, training=False)),
+                               np.asarray(model(images, training=False)), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", vk.models.available("classification"))
+def test_classifier_logits(name):
+    model = vk.models.build(name, input_shape=TINY_SHAPE, num_classes=NUM_CLASSES,
+                            activation=None, **tiny_kwargs(name))
+    assert model.get_layer("predictions").get_config()["activation"] == "linear"
+    assert model.output_shape == (None, NUM_CLASSES)
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("vgg16", 138_357_544),      # Simonyan & Zisserman; keras.applications.VGG16
+    ("resnet50", 25_636_712),    # keras.applications.ResNet50 (conv biases + batch norm)
+    ("vgg11", 132_863_336),      # configuration A of the paper (torchvision's count)
+    ("squeezenet", 1_235_496),   # SqueezeNet v1.1 (torchvision's squeezenet1_1)
+])
+def test_exact_parameter_counts(name, expected):
+    model = vk.models.build(name, input_shape=(224, 224, 3), num_classes=1000)
+    assert model.count_params() == expected
+
+
+def test_resnet50_matches_keras_applications_count():
+    reference = keras.applications.ResNet50(weights=None, input_shape=(224, 224, 3))
+    assert reference.count_params() == 25_636_712
+
+
+def test_own_classifier_is_flat_and_shares_the_backbone_layers():
+    classifier = vk.models.build("resnet18", TINY_SHAPE, NUM_CLASSES, width_multiplier=0.125)
+    backbone = vk.models.build_backbone("resnet18", TINY_SHAPE, width_multiplier=0.125)
+    assert not any(isinstance(layer, keras.Model) for layer in classifier.layers)
+    for layer in backbone.layers[1:]:
+        assert classifier.get_layer(layer.name).output.shape == layer.output.shape
+    assert classifier.get_layer("avg_pool").input.shape == backbone.output["P5"].shape
+
+
+def test_application_classifier_nests_its_backbone():
+    model = vk.models.build("mobilenet_v3_small", (32, 32, 3), NUM_CLASSES,
+                            width_multiplier=0.35)
+    backbone = model.get_layer("mobilenet_v3_small_backbone")
+    assert isinstance(backbone, keras.Model)
+    assert sorted(backbone.output) == ["P1", "P2", "P3", "P4", "P5"]
+
+
+@pytest.mark.parametrize(("name", "options", "p5_consumer"), [
+    ("resnet18", {"width_multiplier": 0.125}, "avg_pool"),
+    ("vgg11", {"width_multiplier": 0.125, "batch_norm": True}, "flatten"),
+    ("mobilenet_v3_small", {"width_multiplier": 0.35}, None),
+])
+def test_backbone_weights_go_into_the_classifier(name, options, p5_consumer, tmp_path):
+    keras.utils.set_random_seed(1)
+    backbone = vk.models.build_backbone(name, (32, 32, 3), **options)
+    path = tmp_path / "backbone.weights.h5"
+    backbone.save_weights(path)
+    extra = {"fc_units": 16} if name.startswith("vgg") else {}
+    keras.utils.set_random_seed(2)
+    model = vk.models.build(name, (32, 32, 3), NUM_CLASSES, backbone_weights=path,
+                            **options, **extra)
+    if p5_consumer is None:  # keras.applications family: the nested backbone model
+        features = model.get_layer(f"{name}_backbone")
+        outputs = features.output["P5"]
+    else:  # own family: the same layers, inline
+        features, outputs = model, model.get_layer(p5_consumer).input
+    p5 = keras.Model(features.input, outputs)
+    images = raw_images(shape=(32, 32, 3))
+    np.testing.assert_allclose(np.asarray(p5(images)), np.asarray(backbone(images)["P5"]),
+                               atol=1e-5)
+
+
+def test_whole_model_weights_round_trip(tmp_path):
+    keras.utils.set_random_seed(2)
+    model = vk.models.build("resnet18", TINY_SHAPE, NUM_CLASSES, width_multiplier=0.125)
+    path = tmp_path / "model.weights.h5"
+    model.save_weights(path)
+    keras.utils.set_random_seed(3)
+    loaded = vk.models.build("resnet18", TINY_SHAPE, NUM_CLASSES, width_multiplier=0.125,
+                             weights=path)
+    images = raw_images()
+    np.testing.assert_array_equal(np.asarray(loaded(images)), np.asarray(model(images)))
+
+
+def test_unknown_model_lists_close_matches():
+    with pytest.raises(ValueError, match=r"Unknown model 'resnet19'.*'resnet18'"):
+        vk.models.build("resnet19", TINY_SHAPE, NUM_CLASSES)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "lenet5", "mobilenet_v2", "squeezenet"])
+def test_imagenet_weights_are_refused(name):
+    with pytest.raises(ValueError, match="downloads nothing"):
+        vk.models.build(name, (64, 64, 3), NUM_CLASSES, weights="imagenet")
+
+
+def test_imagenet_backbone_weights_are_refused():
+    with pytest.raises(ValueError, match="backbone_weights='imagenet'"):
+        vk.models.build("efficientnet_b0", (64, 64, 3), NUM_CLASSES,
+                        backbone_weights="imagenet")
+
+
+@pytest.mark.parametrize(("name", "shape", "minimum"), [
+    ("lenet5", (27, 40, 3), 28),
+    ("vgg16", (31, 64, 3), 32),
+    ("resnet18", (64, 16, 3), 32),
+    ("squeezenet", (30, 30, 3), 32),
+    ("inception_mini", (8, 8, 3), 16),
+    ("mobilenet_v2", (24, 64, 3), 32),
+])
+def test_too_small_inputs_are_refused(name, shape, minimum):
+    with pytest.raises(ValueError, match=rf"at least {minimum}x{minimum}.*{shape[0]}"):
+        vk.models.build(name, shape, NUM_CLASSES)
+
+
+def test_bad_activation_names_the_value():
+    with pytest.raises(ValueError, match="activation='relu'"):
+        vk.models.build("resnet18", TINY_SHAPE, NUM_CLASSES, activation="relu")
+
+
+def test_lenet5_shapes_follow_the_paper():
+    model = vk.models.build("lenet5", (28, 28, 3), 10)
+    shapes = {name: model.get_layer(name).output.shape[1:]
+              for name in ("c1", "s2", "c3", "s4", "c5", "f6")}
+    assert shapes == {"c1": (28, 28, 6), "s2": (14, 14, 6), "c3": (10, 10, 16),
+                      "s4": (5, 5, 16), "c5": (1, 1, 120), "f6": (84,)}
+
+
+def test_application_classifier_takes_grey_images_nowhere():
+    with pytest.raises(ValueError, match="3 channels"):
+        vk.models.build("densenet121", (32, 32, 1), NUM_CLASSES)

@@ -1,0 +1,194 @@
+"""`build_backbone` and `available_backbones`: every backbone speaks P1..P5.
+
+A backbone is a `keras.Model` from raw 0..255 pixels to a dict `{"P1": ..., "P5": ...}`
+of feature maps 2^n times smaller than the input (rounded up for sizes that are not
+multiples of 32), so any classifier, segmentation decoder or detection head can sit on
+any backbone (DESIGN.md, principle 7). Each backbone owns its family's preprocessing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from visionkit.models.backbones.applications import (
+    APPLICATION_FAMILIES,
+    APPLICATION_MIN_SIZE,
+    application_features,
+)
+from visionkit.models.backbones.blocks import check_width_multiplier
+from visionkit.models.backbones.resnet import resnet_features
+from visionkit.models.backbones.vgg import vgg_features
+from visionkit.models.backbones.weights import check_weights, is_legacy_weights, load_weights
+from visionkit.models.common import raw_image_input
+
+__all__ = ["BACKBONE_MIN_SIZE", "available_backbones", "build_backbone", "backbone_features"]
+
+# Five stride-2 stages: below 32 pixels P5 would be empty.
+BACKBONE_MIN_SIZE = 32
+
+
+@dataclass(frozen=True)
+class _BackboneEntry:
+    wire: Callable[..., dict[str, keras.KerasTensor]]
+    options: tuple[str, ...]
+    application: bool = False
+
+
+def _own(wire: Callable[..., dict], **fixed: Any) -> Callable[..., dict]:
+    def wired(inputs: keras.KerasTensor, **options: Any) -> dict[str, keras.KerasTensor]:
+        return wire(inputs, **fixed, **options)
+    return wired
+
+
+def _application(family: str) -> Callable[..., dict]:
+    def wired(inputs: keras.KerasTensor, **options: Any) -> dict[str, keras.KerasTensor]:
+        return application_features(inputs, family, **options)
+    return wired
+
+
+_BACKBONES: dict[str, _BackboneEntry] = {
+    "vgg11": _BackboneEntry(_own(vgg_features, depth=11), ("width_multiplier", "batch_norm")),
+    "vgg16": _BackboneEntry(_own(vgg_features, depth=16), ("width_multiplier", "batch_norm")),
+    "resnet18": _BackboneEntry(_own(resnet_features, depth=18), ("width_multiplier",)),
+    "resnet34": _BackboneEntry(_own(resnet_features, depth=34), ("width_multiplier",)),
+    "resnet50": _BackboneEntry(_own(resnet_features, depth=50), ("width_multiplier",)),
+    **{family: _BackboneEntry(
+        _application(family),
+        ("width_multiplier",) if APPLICATION_FAMILIES[family].width_argument else (),
+        application=True) for family in APPLICATION_FAMILIES},
+}
+
+
+def available_backbones() -> list[str]:
+    """Sorted names `build_backbone` accepts.
+
+    Example:
+
+    >>> "resnet50" in available_backbones()
+    True
+    """
+    return sorted(_BACKBONES)
+
+
+def _entry(name: str) -> _BackboneEntry:
+    if name not in _BACKBONES:
+        close = difflib.get_close_matches(str(name), _BACKBONES, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"Unknown backbone {name!r}.{hint} Known backbones: "
+                         f"{', '.join(available_backbones())}.")
+    return _BACKBONES[name]
+
+
+def _check_input_shape(name: str, input_shape: tuple, application: bool) -> tuple:
+    shape = tuple(input_shape)
+    if len(shape) != 3:
+        raise ValueError(f"Expected input_shape as (height, width, channels); received "
+                         f"input_shape={input_shape!r}.")
+    height, width, channels = shape
+    minimum = APPLICATION_MIN_SIZE if application else BACKBONE_MIN_SIZE
+    for size in (height, width):
+        if size is not None and size < minimum:
+            raise ValueError(f"Backbone {name!r} needs images of at least {minimum}x{minimum} "
+                             f"pixels (five stride-2 stages); received input_shape={shape!r}.")
+    if application and channels != 3:
+        raise ValueError(f"Backbone {name!r} (keras.applications) takes RGB images with 3 "
+                         f"channels; received input_shape={shape!r}.")
+    return shape
+
+
+def _check_options(name: str, entry: _BackboneEntry, options: dict[str, Any]) -> dict:
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        accepted = ", ".join(entry.options) or "none"
+        raise ValueError(f"Backbone {name!r} does not take option(s) {', '.join(unknown)}; "
+                         f"it accepts: {accepted}. Received: {options!r}.")
+    if "width_multiplier" in options:
+        check_width_multiplier(options["width_multiplier"])
+    return options
+
+
+def backbone_features(name: str, inputs: keras.KerasTensor,
+                      weights: str | os.PathLike | None = None, **options: Any
+                      ) -> dict[str, keras.KerasTensor]:
+    """Wires backbone `name` onto `inputs` in the caller's graph and returns the P-dict.
+
+    This is the building block for heads that want one flat functional graph (every
+    backbone layer addressable by name). Only a legacy keras.applications `.h5` file can
+    be loaded this way; `.weights.h5` files belong to a whole model (see
+    `build_backbone`), so `weights` here must be None or such a legacy file.
+
+    Raises:
+        ValueError: for an unknown name, option or input shape, or "imagenet".
+    """
+    entry = _entry(name)
+    _check_input_shape(name, tuple(inputs.shape[1:]), entry.application)
+    options = _check_options(name, entry, options)
+    path = check_weights(weights, allow_legacy=entry.application)
+    if path is not None and not is_legacy_weights(path):
+        raise ValueError("backbone_features loads only legacy keras.applications '.h5' "
+                         f"files; load a '.weights.h5' file with build_backbone. Received "
+                         f"weights={path!r}.")
+    if entry.application:
+        options["legacy_weights"] = path
+    return entry.wire(inputs, **options)
+
+
+def build_backbone(name: str, input_shape: tuple[int | None, int | None, int],
+                   weights: str | os.PathLike | None = None, **options: Any) -> keras.Model:
+    """Builds backbone `name`: raw pixels in, the P1..P5 feature dict out.
+
+    Own families (`vgg11`, `vgg16`, `resnet18`, `resnet34`, `resnet50`) rescale pixels
+    to 0..1 inside; keras.applications families (`mobilenet_v2`, `mobilenet_v3_small`,
+    `mobilenet_v3_large`, `efficientnet_b0`, `efficientnet_b1`, `densenet121`,
+    `resnet50_v2`) apply the preprocessing they were trained with, so the same raw
+    images feed every backbone.
+
+    Args:
+        name: a name from `available_backbones()`.
+        input_shape: `(height, width, channels)` of raw 0..255 images; height and width
+            at least 32 (or None for any size). keras.applications families need 3
+            channels.
+        weights: None (random initialisation) or the path of a local weights file: a
+            `.weights.h5` file saved from a backbone built with the same arguments
+            (`backbone.save_weights(path)`), or, for keras.applications families, the
+            no-top `.h5` file Keras publishes, downloaded beforehand. "imagenet" is
+            refused: nothing is downloaded at run time. Defaults to None.
+        **options: family options: `width_multiplier` (float, scales filters; MobileNet's
+            `alpha`; not for EfficientNet, DenseNet, ResNet50V2) and, for VGG,
+            `batch_norm` (bool).
+
+    Input shape:
+        `[B, H, W, C]` raw pixels 0..255 (float32, or uint8 cast on the way in).
+
+    Output shape:
+        A dict `{"P1": [B, H/2, W/2, C1], ..., "P5": [B, H/32, W/32, C5]}`.
+
+    Returns:
+        A `keras.Model` named `"{name}_backbone"`.
+
+    Raises:
+        ValueError: for an unknown name (with close matches), an unknown option, an input
+            too small, "imagenet", or a weights file that is missing or does not fit.
+
+    Example:
+
+    >>> backbone = build_backbone("resnet18", (64, 96, 3), width_multiplier=0.25)
+    >>> {level: tuple(t.shape[1:3]) for level, t in backbone.output.items()}["P5"]
+    (2, 3)
+    """
+    entry = _entry(name)
+    shape = _check_input_shape(name, input_shape, entry.application)
+    path = check_weights(weights, allow_legacy=entry.application)
+    inputs = raw_image_input(shape)
+    legacy = path if path is not None and is_legacy_weights(path) else None
+    features = backbone_features(name, inputs, weights=legacy, **options)
+    model = keras.Model(inputs, features, name=f"{name}_backbone")
+    if path is not None and legacy is None:
+        load_weights(model, path)
+    return model

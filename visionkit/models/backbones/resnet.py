@@ -1,0 +1,100 @@
+"""ResNet stages (basic and bottleneck residual blocks), returned as the P1..P5 dict.
+
+Reference:
+    - [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
+      (He et al., CVPR 2016; arXiv 2015)
+"""
+
+from __future__ import annotations
+
+import keras
+
+from visionkit.models.backbones.blocks import conv_bn_relu, scaled_width
+from visionkit.models.common import rescale
+
+__all__ = ["RESNET_BLOCKS", "resnet_features"]
+
+# Table 1 of the paper: residual blocks per stage (conv2_x .. conv5_x) and block type.
+RESNET_BLOCKS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+}
+_STEM_FILTERS = 64
+_BOTTLENECK_EXPANSION = 4
+
+
+def _shortcut(x: keras.KerasTensor, filters: int, strides: int, name: str
+              ) -> keras.KerasTensor:
+    """Identity, or a 1x1 projection (+ batch norm) when the shape changes (option B)."""
+    if strides == 1 and x.shape[-1] == filters:
+        return x
+    return conv_bn_relu(x, filters, 1, strides=strides, use_bias=True, relu=False,
+                        name=f"{name}_0")
+
+
+def _basic_block(x: keras.KerasTensor, filters: int, strides: int, name: str
+                 ) -> keras.KerasTensor:
+    """Two 3x3 convolutions (ResNet-18/34)."""
+    shortcut = _shortcut(x, filters, strides, name)
+    y = conv_bn_relu(x, filters, 3, strides=strides, use_bias=True, name=f"{name}_1")
+    y = conv_bn_relu(y, filters, 3, use_bias=True, relu=False, name=f"{name}_2")
+    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    return keras.layers.ReLU(name=f"{name}_out")(y)
+
+
+def _bottleneck_block(x: keras.KerasTensor, filters: int, strides: int, name: str
+                      ) -> keras.KerasTensor:
+    """1x1 reduce, 3x3, 1x1 expand by 4 (ResNet-50 and deeper).
+
+    The stride sits on the 3x3 convolution (the "v1.5" placement torchvision uses); the
+    parameter count is the same as with the stride on the first 1x1.
+    """
+    shortcut = _shortcut(x, filters * _BOTTLENECK_EXPANSION, strides, name)
+    y = conv_bn_relu(x, filters, 1, use_bias=True, name=f"{name}_1")
+    y = conv_bn_relu(y, filters, 3, strides=strides, use_bias=True, name=f"{name}_2")
+    y = conv_bn_relu(y, filters * _BOTTLENECK_EXPANSION, 1, use_bias=True, relu=False,
+                     name=f"{name}_3")
+    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    return keras.layers.ReLU(name=f"{name}_out")(y)
+
+
+def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: float = 1.0
+                    ) -> dict[str, keras.KerasTensor]:
+    """Wires a ResNet trunk onto `inputs` (raw 0..255 pixels).
+
+    Used by both `build_backbone("resnet50", ...)` and the `resnet50` classifier. Layer
+    names follow keras.applications (`conv1_conv`, `conv2_block1_1_conv`, ...,
+    `conv5_block3_out`). Every convolution is He-normal initialised, has a bias and is
+    followed by batch norm, as in keras.applications' ResNet50 (the biases are redundant
+    before batch norm, but keep the parameter count equal to that reference:
+    25,636,712 for the 1000-class ResNet-50). Shortcuts are identities, or 1x1
+    projections with batch norm where the shape changes.
+
+    Args:
+        inputs: raw images `[B, H, W, C]` in 0..255.
+        depth: 18, 34 or 50.
+        width_multiplier: scales every convolution's filters. Defaults to 1.0.
+
+    Returns:
+        A dict `{"P1": conv1 output [B, H/2, W/2, 64w], "P2": conv2_x output
+        [B, H/4, W/4, 64w or 256w], ..., "P5": conv5_x output [B, H/32, W/32, ...]}`.
+    """
+    if depth not in RESNET_BLOCKS:
+        raise ValueError(f"Expected ResNet depth in {sorted(RESNET_BLOCKS)}; "
+                         f"received depth={depth!r}.")
+    block_type, blocks_per_stage = RESNET_BLOCKS[depth]
+    block = _basic_block if block_type == "basic" else _bottleneck_block
+    x = rescale(inputs)
+    x = conv_bn_relu(x, scaled_width(_STEM_FILTERS, width_multiplier), 7, strides=2,
+                     use_bias=True, name="conv1")
+    features = {"P1": x}
+    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
+    for stage_index, blocks in enumerate(blocks_per_stage):
+        stage = stage_index + 2
+        filters = scaled_width(_STEM_FILTERS * 2**stage_index, width_multiplier)
+        for block_index in range(1, blocks + 1):
+            strides = 2 if block_index == 1 and stage > 2 else 1
+            x = block(x, filters, strides, name=f"conv{stage}_block{block_index}")
+        features[f"P{stage}"] = x
+    return features

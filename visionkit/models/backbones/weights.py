@@ -1,0 +1,107 @@
+"""Local weights files: validating the `weights` argument and loading it.
+
+Nothing is downloaded at run time (DESIGN.md, principle 5): pretrained weights come only
+from a file the user names.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+__all__ = ["KERAS_WEIGHTS_SUFFIX", "LEGACY_WEIGHTS_SUFFIXES", "check_weights",
+           "copy_weights_by_name", "is_legacy_weights", "load_weights"]
+
+KERAS_WEIGHTS_SUFFIX = ".weights.h5"
+LEGACY_WEIGHTS_SUFFIXES = (".h5", ".hdf5")
+_MAX_DETAIL = 500
+
+
+def check_weights(weights: str | os.PathLike | None, allow_legacy: bool = False,
+                  argument: str = "weights") -> str | None:
+    """Validates a `weights` argument and returns it as a string path (or None).
+
+    Args:
+        weights: None (random initialisation) or the path of a local weights file.
+        allow_legacy: also accept a legacy Keras `.h5` / `.hdf5` weights file (the no-top
+            files Keras publishes for keras.applications). Defaults to False.
+        argument: the argument's name, used in error messages. Defaults to "weights".
+
+    Returns:
+        None, or the path as a string.
+
+    Raises:
+        ValueError: for "imagenet" (nothing is downloaded), a missing file or a file with
+            an unexpected extension.
+    """
+    if weights is None:
+        return None
+    if not isinstance(weights, str | os.PathLike):
+        raise ValueError(f"Expected {argument} to be None or the path of a local weights "
+                         f"file; received {argument}={weights!r}.")
+    path = os.fspath(weights)
+    accepted = f"a '{KERAS_WEIGHTS_SUFFIX}' file saved with `model.save_weights`"
+    if allow_legacy:
+        accepted += (" or the no-top '.h5' file Keras publishes for this "
+                     "keras.applications family, downloaded by you beforehand")
+    if path.lower() == "imagenet":
+        raise ValueError(
+            f"visionkit downloads nothing at run time, so {argument}='imagenet' is not "
+            f"available. Pass the path of a local weights file instead: {accepted}. "
+            f"Received: {argument}={weights!r}.")
+    if not os.path.isfile(path):
+        raise ValueError(f"Expected {argument} to name an existing local weights file "
+                         f"({accepted}); no file exists at {argument}={path!r}.")
+    suffixes = (KERAS_WEIGHTS_SUFFIX, *LEGACY_WEIGHTS_SUFFIXES) if allow_legacy else (
+        KERAS_WEIGHTS_SUFFIX,)
+    if not path.endswith(suffixes):
+        raise ValueError(f"Expected {argument} to be {accepted}; received "
+                         f"{argument}={path!r}.")
+    return path
+
+
+def is_legacy_weights(path: str) -> bool:
+    """True for a legacy `.h5` / `.hdf5` file (not a Keras 3 `.weights.h5` file)."""
+    return not path.endswith(KERAS_WEIGHTS_SUFFIX) and path.endswith(LEGACY_WEIGHTS_SUFFIXES)
+
+
+def load_weights(model: keras.Model, weights: str | os.PathLike | None,
+                 argument: str = "weights") -> keras.Model:
+    """Loads a local `.weights.h5` file into `model` (no-op for None) and returns it.
+
+    Raises:
+        ValueError: see `check_weights`; also when the file does not fit the model.
+    """
+    path = check_weights(weights, argument=argument)
+    if path is None:
+        return model
+    try:
+        model.load_weights(path)
+    except (ValueError, KeyError) as error:
+        # Keras appends the whole target tensor to the message; keep the part that explains.
+        detail = " ".join(str(error).split("Target variable:")[0].split())[:_MAX_DETAIL]
+        raise ValueError(f"The weights file does not fit model {model.name!r} (saved from a "
+                         f"model built with other arguments?): {detail} Received: "
+                         f"{argument}={path!r}.") from error
+    return model
+
+
+def copy_weights_by_name(source: keras.Model, target: keras.Model) -> None:
+    """Copies the weights of every layer of `source` into the same-named layer of `target`.
+
+    Used to put a backbone's weights into a classifier whose trunk was wired by the same
+    function (and so has the same layer names).
+
+    Raises:
+        ValueError: when `target` lacks a layer of `source` or the shapes differ.
+    """
+    for layer in source.layers:
+        if not layer.weights:
+            continue
+        try:
+            target_layer = target.get_layer(layer.name)
+        except ValueError as error:
+            raise ValueError(f"Model {target.name!r} has no layer {layer.name!r} to receive "
+                             f"the weights of {source.name!r}.") from error
+        target_layer.set_weights(layer.get_weights())

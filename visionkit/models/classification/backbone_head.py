@@ -1,0 +1,63 @@
+"""Pieces shared by the classifiers built on a backbone."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from visionkit.models.backbones import build_backbone
+from visionkit.models.backbones.blocks import check_width_multiplier
+from visionkit.models.backbones.weights import check_weights, copy_weights_by_name, load_weights
+from visionkit.models.common import check_activation, classifier_output, raw_image_input
+
+__all__ = ["application_classifier", "check_image_size", "load_backbone_weights"]
+
+
+def check_image_size(model_name: str, input_shape: tuple, minimum: int) -> tuple:
+    """Validates `(height, width, channels)` with height and width at least `minimum`."""
+    shape = tuple(input_shape)
+    if len(shape) != 3 or any(size is None or int(size) < 1 for size in shape):
+        raise ValueError(f"Expected input_shape as (height, width, channels) of positive "
+                         f"integers; received input_shape={input_shape!r}.")
+    if min(shape[:2]) < minimum:
+        raise ValueError(f"{model_name} needs images of at least {minimum}x{minimum} pixels; "
+                         f"received input_shape={shape!r}.")
+    return shape
+
+
+def load_backbone_weights(model: keras.Model, backbone_name: str, input_shape: tuple,
+                          backbone_weights: str | os.PathLike | None, **options) -> None:
+    """Loads a backbone `.weights.h5` file into a classifier wired by the same function.
+
+    Builds `build_backbone(backbone_name, input_shape, weights=backbone_weights,
+    **options)` and copies its weights layer by layer (matched by name) into `model`.
+    """
+    if check_weights(backbone_weights, argument="backbone_weights") is None:
+        return
+    backbone = build_backbone(backbone_name, input_shape, weights=backbone_weights, **options)
+    copy_weights_by_name(backbone, model)
+
+
+def application_classifier(family: str, input_shape: tuple, num_classes: int,
+                           width_multiplier: float | None, dropout: float,
+                           activation: str | None, weights: str | os.PathLike | None,
+                           backbone_weights: str | os.PathLike | None, name: str
+                           ) -> keras.Model:
+    """The usual transfer-learning model: backbone -> global average pool -> dropout -> dense.
+
+    The backbone is a nested model named `"{family}_backbone"`; freeze it for transfer
+    learning with `model.get_layer("{family}_backbone").trainable = False`.
+    """
+    check_activation(activation)
+    check_weights(weights)
+    check_weights(backbone_weights, allow_legacy=True, argument="backbone_weights")
+    options = {}
+    if width_multiplier is not None:
+        options["width_multiplier"] = check_width_multiplier(width_multiplier)
+    backbone = build_backbone(family, input_shape, weights=backbone_weights, **options)
+    inputs = raw_image_input(input_shape)
+    features = backbone(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features["P5"])
+    outputs = classifier_output(x, num_classes, activation, dropout)
+    return load_weights(keras.Model(inputs, outputs, name=name), weights)

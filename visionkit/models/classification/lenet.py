@@ -1,0 +1,82 @@
+"""LeNet-5, adapted to colour images of any size from 28x28."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from visionkit.models.backbones.weights import check_weights, load_weights
+from visionkit.models.classification.backbone_head import check_image_size
+from visionkit.models.common import check_activation, classifier_output, raw_image_input, rescale
+from visionkit.models.registry import register
+
+__all__ = ["lenet5"]
+
+# The paper feeds 28x28 digits padded to 32x32 into C1, a 5x5 "valid" convolution; a
+# "same" C1 on 28x28 is the same thing, and 28 is the smallest size for which C5's 5x5
+# window still fits (28 -> 14 -> 10 -> 5 -> 1).
+LENET_MIN_SIZE = 28
+
+
+@register("lenet5", task="classification")
+def lenet5(
+    input_shape: tuple[int, int, int] = (32, 32, 3),
+    num_classes: int = 10,
+    activation: str | None = "softmax",
+    weights: str | os.PathLike | None = None,
+    name: str = "lenet5",
+) -> keras.Model:
+    """LeNet-5: C1 (6 5x5 convs), S2, C3 (16), S4, C5 (120), F6 (84), classifier.
+
+    Adapted from the paper: colour (or grey) input of any size from 28x28 (C1 pads its
+    input, as the paper pads 28x28 digits to 32x32), every C3 map sees all S2 maps (the
+    paper's sparse connection table is dropped), subsampling is plain 2x2 average pooling
+    and the hidden activations are `tanh`; above 28x28, C5's output is larger than 1x1
+    and is flattened into F6. The output layer is a dense classifier rather than the
+    paper's RBF units.
+
+    Reference:
+        - [Gradient-Based Learning Applied to Document Recognition](
+          http://yann.lecun.com/exdb/publis/pdf/lecun-01a.pdf) (LeCun et al., Proc. IEEE 1998)
+
+    Args:
+        input_shape: `(height, width, channels)` of raw 0..255 images, at least 28x28.
+            Defaults to (32, 32, 3).
+        num_classes: number of classes. Defaults to 10.
+        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
+        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+        name: model name. Defaults to "lenet5".
+
+    Input shape:
+        `[B, H, W, C]` raw pixels 0..255.
+
+    Output shape:
+        `[B, num_classes]`.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: for an input smaller than 28x28, a bad `activation`, or "imagenet".
+
+    Example:
+
+    >>> model = lenet5((28, 28, 3), num_classes=10)
+    >>> model.get_layer("c5").output.shape
+    (None, 1, 1, 120)
+    """
+    check_activation(activation)
+    check_weights(weights)
+    shape = check_image_size(name, input_shape, LENET_MIN_SIZE)
+    inputs = raw_image_input(shape)
+    x = rescale(inputs)
+    x = keras.layers.Conv2D(6, 5, padding="same", activation="tanh", name="c1")(x)
+    x = keras.layers.AveragePooling2D(2, name="s2")(x)
+    x = keras.layers.Conv2D(16, 5, activation="tanh", name="c3")(x)
+    x = keras.layers.AveragePooling2D(2, name="s4")(x)
+    x = keras.layers.Conv2D(120, 5, activation="tanh", name="c5")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(84, activation="tanh", name="f6")(x)
+    outputs = classifier_output(x, num_classes, activation)
+    return load_weights(keras.Model(inputs, outputs, name=name), weights)

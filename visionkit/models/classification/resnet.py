@@ -1,0 +1,207 @@
+"""ResNet-18, ResNet-34 and ResNet-50 classifiers."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from visionkit.models.backbones.blocks import check_width_multiplier
+from visionkit.models.backbones.factory import BACKBONE_MIN_SIZE
+from visionkit.models.backbones.resnet import resnet_features
+from visionkit.models.backbones.weights import check_weights, load_weights
+from visionkit.models.classification.backbone_head import (
+    check_image_size,
+    load_backbone_weights,
+)
+from visionkit.models.common import check_activation, classifier_output, raw_image_input
+from visionkit.models.registry import register
+
+__all__ = ["resnet18", "resnet34", "resnet50"]
+
+
+def _resnet(depth: int, input_shape: tuple, num_classes: int, width_multiplier: float,
+            dropout: float, activation: str | None, weights: str | os.PathLike | None,
+            backbone_weights: str | os.PathLike | None, name: str) -> keras.Model:
+    check_activation(activation)
+    check_weights(weights)
+    check_width_multiplier(width_multiplier)
+    shape = check_image_size(name, input_shape, BACKBONE_MIN_SIZE)
+    inputs = raw_image_input(shape)
+    features = resnet_features(inputs, depth, width_multiplier)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features["P5"])
+    outputs = classifier_output(x, num_classes, activation, dropout)
+    model = keras.Model(inputs, outputs, name=name)
+    load_backbone_weights(model, f"resnet{depth}", shape, backbone_weights,
+                          width_multiplier=width_multiplier)
+    return load_weights(model, weights)
+
+
+@register("resnet18", task="classification")
+def resnet18(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    num_classes: int = 1000,
+    width_multiplier: float = 1.0,
+    dropout: float = 0.0,
+    activation: str | None = "softmax",
+    weights: str | os.PathLike | None = None,
+    backbone_weights: str | os.PathLike | None = None,
+    name: str = "resnet18",
+) -> keras.Model:
+    """ResNet-18: eight basic residual blocks (two 3x3 convolutions each).
+
+    The trunk is the `resnet18` backbone's (`visionkit.models.backbones`), wired inline so
+    the model is one flat graph: a 7x7 stride-2 stem and 3x3 max pool, four stages of
+    [2, 2, 2, 2] blocks with projection shortcuts where the shape changes, batch norm
+    after every convolution, He-normal initialisation; then global average pooling and
+    the classifier.
+
+    Reference:
+        - [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
+          (He et al., CVPR 2016)
+
+    Args:
+        input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
+            Defaults to (224, 224, 3).
+        num_classes: number of classes. Defaults to 1000.
+        width_multiplier: scales every convolution's filters. Defaults to 1.0.
+        dropout: dropout before the classifier (the paper has none). Defaults to 0.0.
+        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
+        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+        backbone_weights: None or a local `.weights.h5` file saved from
+            `build_backbone("resnet18", ...)` with the same input shape and width.
+            Defaults to None.
+        name: model name. Defaults to "resnet18".
+
+    Input shape:
+        `[B, H, W, C]` raw pixels 0..255.
+
+    Output shape:
+        `[B, num_classes]`.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: for an input smaller than 32x32, a bad `activation`, or "imagenet".
+
+    Example:
+
+    >>> model = resnet18((32, 32, 3), num_classes=3, width_multiplier=0.125)
+    >>> model.output_shape
+    (None, 3)
+    """
+    return _resnet(18, input_shape, num_classes, width_multiplier, dropout, activation,
+                   weights, backbone_weights, name)
+
+
+@register("resnet34", task="classification")
+def resnet34(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    num_classes: int = 1000,
+    width_multiplier: float = 1.0,
+    dropout: float = 0.0,
+    activation: str | None = "softmax",
+    weights: str | os.PathLike | None = None,
+    backbone_weights: str | os.PathLike | None = None,
+    name: str = "resnet34",
+) -> keras.Model:
+    """ResNet-34: sixteen basic residual blocks (two 3x3 convolutions each).
+
+    As `resnet18`, with [3, 4, 6, 3] blocks per stage.
+
+    Reference:
+        - [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
+          (He et al., CVPR 2016)
+
+    Args:
+        input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
+            Defaults to (224, 224, 3).
+        num_classes: number of classes. Defaults to 1000.
+        width_multiplier: scales every convolution's filters. Defaults to 1.0.
+        dropout: dropout before the classifier (the paper has none). Defaults to 0.0.
+        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
+        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+        backbone_weights: None or a local `.weights.h5` file saved from
+            `build_backbone("resnet34", ...)` with the same input shape and width.
+            Defaults to None.
+        name: model name. Defaults to "resnet34".
+
+    Input shape:
+        `[B, H, W, C]` raw pixels 0..255.
+
+    Output shape:
+        `[B, num_classes]`.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: for an input smaller than 32x32, a bad `activation`, or "imagenet".
+
+    Example:
+
+    >>> model = resnet34((32, 32, 3), num_classes=3, width_multiplier=0.125)
+    >>> model.output_shape
+    (None, 3)
+    """
+    return _resnet(34, input_shape, num_classes, width_multiplier, dropout, activation,
+                   weights, backbone_weights, name)
+
+
+@register("resnet50", task="classification")
+def resnet50(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    num_classes: int = 1000,
+    width_multiplier: float = 1.0,
+    dropout: float = 0.0,
+    activation: str | None = "softmax",
+    weights: str | os.PathLike | None = None,
+    backbone_weights: str | os.PathLike | None = None,
+    name: str = "resnet50",
+) -> keras.Model:
+    """ResNet-50: sixteen bottleneck residual blocks (1x1 reduce, 3x3, 1x1 expand by 4).
+
+    As `resnet18`, with bottleneck blocks, [3, 4, 6, 3] per stage. Convolutions keep
+    their biases before batch norm, as keras.applications' ResNet50 does, so at
+    224x224x3 with 1000 classes the model has exactly its 25,636,712 parameters. The
+    stride of a downsampling block sits on its 3x3 convolution ("ResNet v1.5"); the
+    parameter count does not depend on it.
+
+    Reference:
+        - [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
+          (He et al., CVPR 2016)
+
+    Args:
+        input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
+            Defaults to (224, 224, 3).
+        num_classes: number of classes. Defaults to 1000.
+        width_multiplier: scales every convolution's filters. Defaults to 1.0.
+        dropout: dropout before the classifier (the paper has none). Defaults to 0.0.
+        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
+        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+        backbone_weights: None or a local `.weights.h5` file saved from
+            `build_backbone("resnet50", ...)` with the same input shape and width.
+            Defaults to None.
+        name: model name. Defaults to "resnet50".
+
+    Input shape:
+        `[B, H, W, C]` raw pixels 0..255.
+
+    Output shape:
+        `[B, num_classes]`.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: for an input smaller than 32x32, a bad `activation`, or "imagenet".
+
+    Example:
+
+    >>> model = resnet50((32, 32, 3), num_classes=3, width_multiplier=0.125)
+    >>> model.output_shape
+    (None, 3)
+    """
+    return _resnet(50, input_shape, num_classes, width_multiplier, dropout, activation,
+                   weights, backbone_weights, name)
