@@ -48,7 +48,7 @@ def simple_cnn(
     for index, count in enumerate(filters, start=1):
         x = keras.layers.Conv2D(count, 3, padding="same", use_bias=False,
                                 kernel_initializer="he_normal", name=f"conv{index}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{index}")(x)
         x = keras.layers.ReLU(name=f"relu{index}")(x)
         x = keras.layers.MaxPooling2D(2, name=f"pool{index}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)

@@ -1,0 +1,54 @@
+"""`evaluate`: a model's task metrics on a split, as a plain dict."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from visionkit.data.pipeline import Data
+from visionkit.tasks import Task, get_task
+
+__all__ = ["evaluate"]
+
+
+def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
+             task: str | Task | None = None,
+             class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Evaluates `model` with its task's metrics.
+
+    Args:
+        model: the model.
+        data: a `Data` set (its validation split is used) or a batched dataset of
+            `(images, targets)`.
+        task: the task when `data` is a dataset. Defaults to "classification".
+        class_names: class names when `data` is a dataset.
+
+    Returns:
+        A dict. Classification: `accuracy`, `top5_accuracy` (more than 5 classes),
+        `precision_per_class`, `recall_per_class`, `support_per_class`,
+        `confusion_matrix` (rows true, columns predicted), `num_examples`.
+
+    Raises:
+        ValueError: if `data` has no validation split.
+
+    Example:
+
+    >>> import visionkit as vk
+    >>> data = vk.data.digits(image_size=(16, 16)).take(32, 32)
+    >>> model = vk.models.build("simple_cnn", data.input_shape, data.num_classes)
+    >>> sorted(vk.train.evaluate(model, data))[:2]
+    ['accuracy', 'confusion_matrix']
+    """
+    if isinstance(data, Data):
+        if data.val is None:
+            raise ValueError("The data set has no validation split to evaluate on; pass "
+                             "a dataset (e.g. data.train) or build it with validation_split > 0.")
+        return data.task.evaluate(model, data.val, list(data.class_names))
+    if isinstance(data, tf.data.Dataset):
+        resolved = get_task(task or "classification")
+        return resolved.evaluate(model, data, list(class_names or []))
+    raise TypeError(f"Expected a visionkit Data set or a tf.data.Dataset; received "
+                    f"{type(data).__name__}.")

@@ -1,0 +1,278 @@
+"""`fit`: training with task defaults, callbacks and a run directory."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from visionkit.data.pipeline import Data
+from visionkit.train.distribute import is_chief, resolve_strategy
+from visionkit.train.evaluate import evaluate as evaluate_model
+from visionkit.train.optimizers import make_optimizer
+from visionkit.train.precision import rebuild_model, resolve_jit_compile, resolve_mixed_precision
+from visionkit.train.run_dir import RunDirectory
+
+__all__ = ["fit", "Run"]
+
+
+@dataclasses.dataclass
+class Run:
+    """What a training run leaves behind.
+
+    Attributes:
+        model: the trained model (a rebuilt copy when a precision policy or a
+            distribution strategy required one; otherwise the model passed in).
+        history: per-epoch values, `{"loss": [...], "val_accuracy": [...], ...}`.
+        metrics: the final evaluation on the validation split (empty when skipped).
+        run_dir: the run directory, or None.
+        plots: paths of the figures written.
+        best_checkpoint: path of the best checkpoint (`.keras`), or None.
+    """
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    metrics: dict[str, Any]
+    run_dir: str | None = None
+    plots: list[str] = dataclasses.field(default_factory=list)
+    best_checkpoint: str | None = None
+
+    def __repr__(self) -> str:
+        epochs = len(next(iter(self.history.values()), []))
+        shown = {k: round(v, 4) for k, v in self.metrics.items() if isinstance(v, float)}
+        return f"Run(run_dir={self.run_dir!r}, epochs={epochs}, metrics={shown})"
+
+
+ModelSpec = keras.Model | str | Callable[[], keras.Model]
+
+
+def fit(
+    model: ModelSpec,
+    data: Data,
+    epochs: int = 10,
+    run_dir: str | os.PathLike | None = None,
+    *,
+    optimizer: str | keras.optimizers.Optimizer = "adam",
+    learning_rate: float | None = None,
+    schedule: str | None = None,
+    momentum: float = 0.9,
+    nesterov: bool = False,
+    weight_decay: float | None = None,
+    loss: Any = None,
+    metrics: Sequence[Any] | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    early_stopping: int | None = None,
+    checkpoint: bool = True,
+    tensorboard: bool = True,
+    backup: bool = True,
+    mixed_precision: str | bool | None = "auto",
+    jit_compile: str | bool = "auto",
+    strategy: str | tf.distribute.Strategy | None = None,
+    steps_per_epoch: int | None = None,
+    validation_steps: int | None = None,
+    seed: int | None = None,
+    verbose: str | int = "auto",
+    evaluate: bool = True,
+    plots: bool = True,
+    recipe: dict[str, Any] | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+) -> Run:
+    """Trains a model on a `Data` set with the task's defaults.
+
+    The task of `data` chooses the loss (e.g. sparse cross-entropy, from logits when the
+    model ends without softmax), the metrics and what checkpoints monitor. Training reads
+    one repeated dataset with explicit steps per epoch, so no iterator is rebuilt between
+    epochs. With a `run_dir`, the run writes a CSV log, the best checkpoint, TensorBoard
+    logs, BackupAndRestore state (rerunning with the same `run_dir` resumes from the last
+    finished epoch), `metrics.json`, and PNG plots of the curves and the task's figures.
+
+    Args:
+        model: a `keras.Model`, a registry name (built for `data`'s input shape and
+            classes, with `model_kwargs`), or a function of no arguments returning a model.
+            Names and functions are built inside the precision policy and strategy scope;
+            a model instance is rebuilt from its config there when needed.
+        data: the `Data` set.
+        epochs: number of epochs. Defaults to 10.
+        run_dir: directory of the run's files. Defaults to None (write nothing).
+        optimizer: "sgd", "adam", "adamw", "rmsprop", "adagrad" or an optimizer.
+            Defaults to "adam".
+        learning_rate: initial learning rate. Defaults to the optimizer's usual value.
+        schedule: None, "cosine" (cosine decay over the run) or "plateau"
+            (ReduceLROnPlateau on the monitored quantity). Defaults to None.
+        momentum, nesterov: SGD momentum settings. Defaults to 0.9 and False.
+        weight_decay: decoupled weight decay. Defaults to None (1e-4 for AdamW).
+        loss: a loss overriding the task's. Defaults to None.
+        metrics: metrics overriding the task's. Defaults to None.
+        callbacks: extra Keras callbacks.
+        early_stopping: patience in epochs (restoring the best weights), or None.
+        checkpoint, tensorboard, backup: turn the default callbacks off with False.
+        mixed_precision: "auto" (mixed_float16 on GPU, float32 on CPU), "float32",
+            "mixed_float16" or "mixed_bfloat16". Defaults to "auto".
+        jit_compile: "auto" (XLA on GPU/TPU, off on CPU), True or False.
+        strategy: None, "mirrored", "multi_worker", "tpu" or a tf.distribute.Strategy.
+        steps_per_epoch: training batches per epoch. Defaults to one pass over the data.
+        validation_steps: validation batches per epoch. Defaults to one pass.
+        seed: seed of Keras's random state (weights of models built here, dropout).
+        verbose: Keras's verbosity ("auto", 0, 1 or 2).
+        evaluate: evaluate on the validation split at the end. Defaults to True.
+        plots: write the PNG figures into the run directory. Defaults to True.
+        recipe: the resolved recipe, written as recipe.yaml into the run directory.
+        model_kwargs: keyword arguments for a model given by name.
+
+    Returns:
+        A `Run`.
+
+    Raises:
+        ValueError: for bad options (each error names the option and the value).
+
+    Example:
+
+    >>> import visionkit as vk
+    >>> data = vk.data.digits(image_size=(16, 16)).take(64, 32)
+    >>> run = vk.train.fit("simple_cnn", data, epochs=1, verbose=0,
+    ...                    model_kwargs={"filters": (8,)})
+    >>> sorted(run.history)[:2]
+    ['accuracy', 'loss']
+    """
+    if not isinstance(data, Data):
+        raise TypeError(f"Expected data as a visionkit.data.Data; received {type(data).__name__}.")
+    if int(epochs) < 1:
+        raise ValueError(f"Expected epochs >= 1; received epochs={epochs!r}.")
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    task = data.task
+    policy = resolve_mixed_precision(mixed_precision)
+    use_xla = resolve_jit_compile(jit_compile)
+    distribution = resolve_strategy(strategy)
+    chief = is_chief(distribution)
+    steps = int(steps_per_epoch or data.steps_per_epoch)
+    val = data.val
+    val_steps = int(validation_steps or data.validation_steps) if val is not None else None
+
+    scope = distribution.scope() if distribution is not None else contextlib.nullcontext()
+    with scope:
+        model = _materialize(model, data, policy, force_rebuild=distribution is not None,
+                             model_kwargs=model_kwargs or {})
+        model.compile(
+            optimizer=make_optimizer(optimizer, learning_rate, schedule=schedule,
+                                     total_steps=steps * int(epochs), momentum=momentum,
+                                     nesterov=nesterov, weight_decay=weight_decay),
+            loss=loss if loss is not None else task.loss(model),
+            metrics=list(metrics) if metrics is not None else task.metrics(data.num_classes),
+            jit_compile=use_xla,
+        )
+
+    directory = RunDirectory(run_dir).create() if run_dir is not None and chief else None
+    monitor = task.monitor if val is not None else "loss"
+    mode = task.monitor_mode if val is not None else "min"
+    if directory is not None:
+        _write_config(directory, data, recipe, locals_for_config(
+            model=model.name, epochs=epochs, optimizer=optimizer, learning_rate=learning_rate,
+            schedule=schedule, mixed_precision=policy, jit_compile=use_xla,
+            strategy=strategy, steps_per_epoch=steps, seed=seed))
+    callback_list = _default_callbacks(directory, monitor, mode, early_stopping, schedule,
+                                       checkpoint, tensorboard, backup) + list(callbacks)
+
+    history = model.fit(
+        data.train.repeat(),
+        epochs=int(epochs),
+        steps_per_epoch=steps,
+        validation_data=val.repeat() if val is not None else None,
+        validation_steps=val_steps,
+        callbacks=callback_list,
+        shuffle=False,  # the pipeline shuffles
+        verbose=verbose,
+    )
+    full_history = directory.read_history() if directory is not None else {}
+    history_values = full_history or {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+    results: dict[str, Any] = {}
+    if evaluate and val is not None:
+        results = evaluate_model(model, data)
+    figures: list[str] = []
+    if directory is not None:
+        results_to_write = {**results, "epochs": len(next(iter(history_values.values()), []))}
+        directory.write_json("metrics.json", results_to_write)
+        if plots:
+            from visionkit.plot import curves
+
+            figures.append(curves(history_values, directory.path("curves.png"),
+                                  title=f"{model.name} on {task.name}"))
+            if results:
+                figures += task.plot_evaluation(results, list(data.class_names), directory.root)
+    best = directory.best_checkpoint if directory is not None and checkpoint else None
+    return Run(model=model, history=history_values, metrics=results,
+               run_dir=directory.root if directory is not None else None, plots=figures,
+               best_checkpoint=best if best and os.path.exists(best) else None)
+
+
+def _materialize(model: ModelSpec, data: Data, policy: str, force_rebuild: bool,
+                 model_kwargs: dict[str, Any]) -> keras.Model:
+    """Builds or rebuilds the model inside the current scope under `policy`."""
+    if isinstance(model, keras.Model):
+        if model_kwargs:
+            raise ValueError("model_kwargs applies to a model given by name; received a model.")
+        return rebuild_model(model, policy, force=force_rebuild)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        if isinstance(model, str):
+            from visionkit.models import build
+
+            return build(model, input_shape=data.input_shape, num_classes=data.num_classes,
+                         **model_kwargs)
+        if callable(model):
+            built = model()
+            if not isinstance(built, keras.Model):
+                raise TypeError("Expected the model function to return a keras.Model; it "
+                                f"returned {type(built).__name__}.")
+            return built
+    finally:
+        keras.config.set_dtype_policy(previous)
+    raise TypeError("Expected model as a keras.Model, a registry name or a function returning "
+                    f"a model; received {type(model).__name__}.")
+
+
+def _default_callbacks(directory: RunDirectory | None, monitor: str, mode: str,
+                       early_stopping: int | None, schedule: str | None, checkpoint: bool,
+                       tensorboard: bool, backup: bool) -> list[keras.callbacks.Callback]:
+    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+    if early_stopping is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=mode, patience=int(early_stopping), restore_best_weights=True))
+    if schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, mode=mode, factor=0.5, patience=2))
+    if directory is None:
+        return callbacks
+    if backup:
+        callbacks.insert(0, keras.callbacks.BackupAndRestore(directory.backup))
+    callbacks.append(keras.callbacks.CSVLogger(directory.history_csv, append=True))
+    if checkpoint:
+        callbacks.append(keras.callbacks.ModelCheckpoint(
+            directory.best_checkpoint, monitor=monitor, mode=mode, save_best_only=True))
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(
+            directory.tensorboard, write_graph=False, profile_batch=0, update_freq="epoch"))
+    return callbacks
+
+
+def locals_for_config(**values: Any) -> dict[str, Any]:
+    """The `fit` arguments worth recording, as JSON-friendly values."""
+    return {k: (v if isinstance(v, (str, int, float, bool, type(None))) else repr(v))
+            for k, v in values.items()}
+
+
+def _write_config(directory: RunDirectory, data: Data, recipe: dict[str, Any] | None,
+                  arguments: dict[str, Any]) -> None:
+    directory.write_json("config.json", {"fit": arguments, "data": data.describe()})
+    if recipe is not None:
+        import yaml
+
+        with open(directory.path("recipe.yaml"), "w") as handle:
+            yaml.safe_dump(recipe, handle, sort_keys=False)

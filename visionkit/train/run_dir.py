@@ -1,0 +1,106 @@
+"""Run directories: where a training run keeps its logs, checkpoints, metrics and plots.
+
+Layout::
+
+    <run_dir>/
+      recipe.yaml          the resolved recipe, when the run came from one
+      config.json          the arguments of `fit` and the data set's description
+      history.csv          one row per epoch (Keras CSVLogger)
+      metrics.json         final evaluation on the validation split
+      curves.png           loss and metric curves
+      confusion_matrix.png (classification) and the task's other figures
+      checkpoints/best.keras
+      backup/              BackupAndRestore state while a run is in progress
+      tensorboard/         TensorBoard logs
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RunDirectory", "write_json_atomic"]
+
+
+class RunDirectory:
+    """Paths inside one run directory.
+
+    Args:
+        root: the run directory; created on first write.
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = os.fspath(root)
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    @property
+    def best_checkpoint(self) -> str:
+        return self.path("checkpoints", "best.keras")
+
+    @property
+    def history_csv(self) -> str:
+        return self.path("history.csv")
+
+    @property
+    def backup(self) -> str:
+        return self.path("backup")
+
+    @property
+    def tensorboard(self) -> str:
+        return self.path("tensorboard")
+
+    def create(self) -> RunDirectory:
+        os.makedirs(self.path("checkpoints"), exist_ok=True)
+        return self
+
+    def write_json(self, name: str, payload: Any) -> str:
+        path = self.path(name)
+        write_json_atomic(path, payload)
+        return path
+
+    def read_history(self) -> dict[str, list[float]]:
+        """The per-epoch history from history.csv (empty if none was written)."""
+        import csv
+
+        if not os.path.exists(self.history_csv):
+            return {}
+        with open(self.history_csv, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        keys = [k for k in (rows[0] if rows else {}) if k != "epoch"]
+        return {k: [float(row[k]) for row in rows if row.get(k) not in (None, "")] for k in keys}
+
+    def __repr__(self) -> str:
+        return f"RunDirectory({self.root!r})"
+
+
+def _to_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def write_json_atomic(path: str, payload: Any) -> None:
+    """Writes JSON to a temporary file beside `path`, then renames it into place."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(_to_jsonable(payload), handle, indent=2, default=str)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
