@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -118,7 +119,8 @@ def fit(
         steps_per_epoch: training batches per epoch. Defaults to one pass over the data.
         validation_steps: validation batches per epoch. Defaults to one pass.
         seed: seed of Keras's random state (weights of models built here, dropout).
-        verbose: Keras's verbosity ("auto", 0, 1 or 2).
+        verbose: Keras's verbosity: "auto" (a progress bar on a terminal, one line per
+            epoch otherwise), 0, 1 or 2.
         evaluate: evaluate on the validation split at the end. Defaults to True.
         plots: write the PNG figures into the run directory. Defaults to True.
         recipe: the resolved recipe, written as recipe.yaml into the run directory.
@@ -178,6 +180,8 @@ def fit(
     callback_list = _default_callbacks(directory, monitor, mode, early_stopping, schedule,
                                        checkpoint, tensorboard, backup) + list(callbacks)
 
+    if verbose == "auto":  # a live progress bar on a terminal, one line per epoch in logs
+        verbose = 1 if sys.stdout.isatty() else 2
     history = model.fit(
         data.train.repeat(),
         epochs=int(epochs),

@@ -1,0 +1,36 @@
+# visionkit: the README's commands.
+#   make demo   set up .venv and run the quickstart recipe on the embedded digits
+#   make test   set up .venv, lint with ruff, run the tests
+#   make bench  run the benchmark scripts (prints measured ratios)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: demo test lint bench setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/visionkit run pipelines/digits_cnn.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check visionkit tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/train.py
+
+clean:
+	rm -rf runs saved_models/*/ .pytest_cache .ruff_cache

@@ -1,0 +1,178 @@
+"""The `visionkit` command: a thin shell over the Python API.
+
+    visionkit run RECIPE [--smoke] [--set key=value ...]     train, evaluate, export
+    visionkit train RECIPE [--smoke] [--set key=value ...]   train and evaluate only
+    visionkit evaluate CHECKPOINT --recipe RECIPE            metrics of a saved .keras model
+    visionkit export CHECKPOINT --recipe RECIPE              a SavedModel from a .keras model
+    visionkit predict SAVED_MODEL IMAGE [IMAGE ...]          top classes per image
+    visionkit models [--task TASK]                           the registry's model names
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="visionkit", description="Train, export and explain Keras vision models.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def recipe_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("recipe", help="recipe YAML file (see pipelines/)")
+        command.add_argument("--smoke", action="store_true",
+                             help="tiny sizes and one short epoch, to check the chain works")
+        command.add_argument("--set", dest="overrides", action="append", default=[],
+                             metavar="KEY=VALUE", help="override a recipe field, e.g. "
+                             "train.epochs=3 (repeatable)")
+        command.add_argument("--run-dir", help="run directory (default: the recipe's)")
+        return command
+
+    run = recipe_command("run", "Run a recipe: train, evaluate and export.")
+    run.add_argument("--export-root", help="export root (default: the recipe's export.root)")
+    recipe_command("train", "Train and evaluate a recipe's model (no export).")
+
+    for name, help_text in (("evaluate", "Evaluate a saved .keras model on a recipe's data."),
+                            ("export", "Export a saved .keras model as a SavedModel.")):
+        command = commands.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("checkpoint", help=".keras model file (e.g. a run's best.keras)")
+        command.add_argument("--recipe", required=True, help="recipe giving the data")
+        command.add_argument("--set", dest="overrides", action="append", default=[],
+                             metavar="KEY=VALUE")
+        command.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+        command.add_argument("--unsafe", action="store_true",
+                             help="load the model without Keras safe mode (runs its lambdas)")
+        if name == "export":
+            command.add_argument("--root", help="export root (default: the recipe's)")
+
+    predict = commands.add_parser("predict", help="Predict with an exported SavedModel.",
+                                  description="Predict with an exported SavedModel.")
+    predict.add_argument("saved_model", help="SavedModel root or version directory")
+    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("--top-k", type=int, default=3, help="classes to show per image")
+    predict.add_argument("--json", action="store_true", help="print JSON")
+
+    models = commands.add_parser("models", help="List the model registry's names.",
+                                 description="List the model registry's names.")
+    models.add_argument("--task", help="only this task's models")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `visionkit` command; returns the exit status."""
+    arguments = _parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from visionkit.errors import VisionkitError
+
+    try:
+        return _COMMANDS[arguments.command](arguments)
+    except (VisionkitError, ValueError, FileNotFoundError, TypeError) as error:
+        print(f"visionkit {arguments.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _load_recipe(arguments: argparse.Namespace):
+    from visionkit.config import load_recipe, smoke_recipe
+
+    recipe = load_recipe(arguments.recipe, arguments.overrides)
+    return smoke_recipe(recipe) if arguments.smoke else recipe
+
+
+def _raw_recipe(arguments: argparse.Namespace) -> dict:
+    import yaml
+
+    from visionkit.config import apply_overrides
+
+    with open(arguments.recipe, encoding="utf-8") as handle:
+        return apply_overrides(yaml.safe_load(handle) or {}, arguments.overrides)
+
+
+def _run(arguments: argparse.Namespace, export: bool | None = None) -> int:
+    from visionkit.run import run_recipe
+
+    recipe = _load_recipe(arguments)
+    run_dir = arguments.run_dir or recipe.run_dir
+    print(f"visionkit: running recipe {recipe.name!r} -> {run_dir}", flush=True)
+    result = run_recipe(recipe, run_dir=run_dir, raw=_raw_recipe(arguments), export=export,
+                        export_root=getattr(arguments, "export_root", None))
+    _print_metrics(result["metrics"])
+    print(f"run directory: {run_dir}")
+    if result["export_path"]:
+        print(f"saved model:   {result['export_path']}")
+    return 0
+
+
+def _train(arguments: argparse.Namespace) -> int:
+    return _run(arguments, export=False)
+
+
+def _load_checkpoint(arguments: argparse.Namespace):
+    import keras
+
+    import visionkit.models  # noqa: F401  (registers visionkit's serializable layers)
+
+    if not os.path.exists(arguments.checkpoint):
+        raise FileNotFoundError(f"Model file not found: {arguments.checkpoint!r}.")
+    return keras.saving.load_model(arguments.checkpoint, safe_mode=not arguments.unsafe)
+
+
+def _evaluate(arguments: argparse.Namespace) -> int:
+    from visionkit import train
+    from visionkit.run import data_from_recipe
+
+    model = _load_checkpoint(arguments)
+    metrics = train.evaluate(model, data_from_recipe(_load_recipe(arguments)))
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _export(arguments: argparse.Namespace) -> int:
+    from visionkit import export
+    from visionkit.run import data_from_recipe
+
+    recipe = _load_recipe(arguments)
+    model = _load_checkpoint(arguments)
+    root = os.path.join(arguments.root, recipe.export.name or recipe.name) if arguments.root \
+        else recipe.export_dir
+    print(export.saved_model(model, root, data=data_from_recipe(recipe)))
+    return 0
+
+
+def _predict(arguments: argparse.Namespace) -> int:
+    from visionkit.export import format_predictions, predict_files
+
+    results = predict_files(arguments.saved_model, arguments.images, top_k=arguments.top_k)
+    print(json.dumps(results, indent=2) if arguments.json else format_predictions(results))
+    return 0
+
+
+def _models(arguments: argparse.Namespace) -> int:
+    from visionkit import models
+
+    names = models.available(arguments.task)
+    if not names:
+        raise ValueError(f"No models registered for task {arguments.task!r}.")
+    for name in names:
+        entry = models.get(name)
+        print(f"{name:<24} {entry.task:<16} {entry.description}")
+    return 0
+
+
+def _print_metrics(metrics: dict) -> None:
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            print(f"{key}: {value:.4f}")
+
+
+_COMMANDS = {"run": _run, "train": _train, "evaluate": _evaluate, "export": _export,
+             "predict": _predict, "models": _models}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""Recipes: a validated YAML description of a whole run.
+
+A recipe names a data source, a model, training, export and (later) interpretation
+settings. It is read with a safe YAML loader and validated against a strict schema:
+an unknown or misspelt key fails with the key's full path and the close valid names, an
+ill-typed value fails with the path and what was expected.
+
+Example recipe::
+
+    name: digits_cnn
+    task: classification
+    seed: 0
+    data:
+      source: digits
+      image_size: [32, 32]
+    model:
+      name: simple_cnn
+    train:
+      epochs: 15
+    export:
+      root: saved_models
+
+Example:
+
+>>> recipe = parse_recipe({"name": "demo", "data": {"source": "digits"},
+...                        "model": {"name": "simple_cnn"}})
+>>> recipe.train.epochs, recipe.data.image_size
+(10, (32, 32))
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from visionkit.errors import VisionkitError
+
+__all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "apply_overrides",
+           "smoke_recipe"]
+
+
+class RecipeError(VisionkitError, ValueError):
+    """A recipe that cannot be read or does not fit the schema."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+AugmentLayer = dict[str, Any]
+
+
+class _DataBase(_Section):
+    image_size: tuple[Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)]] = (32, 32)
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    validation_split: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    augment: str | list[AugmentLayer] = "none"
+
+    @field_validator("augment")
+    @classmethod
+    def _check_augment(cls, value: str | list[AugmentLayer]) -> str | list[AugmentLayer]:
+        from visionkit.data.augment import PRESETS
+
+        if isinstance(value, str) and value not in PRESETS:
+            raise ValueError(f"expected one of {PRESETS} or a list of layers, got {value!r}")
+        if isinstance(value, list):
+            for item in value:
+                if "layer" not in item:
+                    raise ValueError("each augmentation entry needs a 'layer' key naming a "
+                                     f"Keras augmentation layer, got {item!r}")
+        return value
+
+
+class DigitsData(_DataBase):
+    """scikit-learn's bundled handwritten digits."""
+
+    source: Literal["digits"]
+
+
+class ShapesData(_DataBase):
+    """The seeded synthetic shapes."""
+
+    source: Literal["shapes"]
+    n: Annotated[int, Field(ge=2)] = 512
+
+
+class ImageFolderData(_DataBase):
+    """One sub-folder of images per class."""
+
+    source: Literal["image_folder"]
+    path: str
+    val_path: str | None = None
+    cache: bool | str = False
+    on_bad_file: Literal["error", "skip"] = "error"
+
+
+DataConfig = Annotated[DigitsData | ShapesData | ImageFolderData, Field(discriminator="source")]
+
+
+class ModelConfig(_Section):
+    """The model: a registry name and its builder's keyword arguments."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        from visionkit.models import get
+
+        get(value)  # raises with close matches
+        return value
+
+
+class TrainConfig(_Section):
+    """Training options, as in `vk.train.fit`."""
+
+    epochs: Annotated[int, Field(ge=1)] = 10
+    optimizer: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"] = "adam"
+    learning_rate: Annotated[float, Field(gt=0)] | None = None
+    schedule: Literal["constant", "cosine", "plateau"] | None = None
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    nesterov: bool = False
+    weight_decay: Annotated[float, Field(ge=0)] | None = None
+    early_stopping: Annotated[int, Field(ge=1)] | None = None
+    mixed_precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
+    jit_compile: Literal["auto"] | bool = "auto"
+    strategy: Literal["mirrored", "multi_worker", "tpu"] | None = None
+    steps_per_epoch: Annotated[int, Field(ge=1)] | None = None
+    validation_steps: Annotated[int, Field(ge=1)] | None = None
+    run_dir: str | None = None
+    verbose: Literal["auto", 0, 1, 2] = "auto"
+
+
+class ExportConfig(_Section):
+    """SavedModel export after training."""
+
+    enabled: bool = True
+    root: str = "saved_models"
+    name: str | None = None
+
+
+class Recipe(_Section):
+    """A whole run: data -> model -> train -> evaluate -> export."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    task: Literal["classification"] = "classification"
+    seed: int | None = 0
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    limit: tuple[int, int] | None = Field(
+        default=None, description="(train, val) example caps, used by smoke runs")
+
+    @property
+    def run_dir(self) -> str:
+        return self.train.run_dir or os.path.join("runs", self.name)
+
+    @property
+    def export_dir(self) -> str:
+        return os.path.join(self.export.root, self.export.name or self.name)
+
+
+def _field_names(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
+    """The valid keys at `location` of the recipe schema (for "did you mean")."""
+    current: Any = model
+    for part in location:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", {})
+        if part in fields:
+            annotation = fields[part].annotation
+            current = annotation if isinstance(annotation, type) else None
+        elif part in ("digits", "shapes", "image_folder"):
+            current = {"digits": DigitsData, "shapes": ShapesData,
+                       "image_folder": ImageFolderData}[part]
+        else:
+            current = None
+        if current is None:
+            return []
+    return list(getattr(current, "model_fields", {}))
+
+
+def _format_errors(error: ValidationError, source: str) -> str:
+    lines = []
+    for item in error.errors():
+        location = tuple(item["loc"])
+        # Drop the discriminator tag pydantic inserts ("data.digits.path" -> "data.path").
+        shown = [str(p) for p in location if p not in ("digits", "shapes", "image_folder")]
+        path = ".".join(shown) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            valid = _field_names(Recipe, location[:-1])
+            close = difflib.get_close_matches(str(location[-1]), valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            lines.append(f"  {path}: unknown field.{hint} Valid fields here: {', '.join(valid)}.")
+        elif item["type"] == "missing":
+            lines.append(f"  {path}: required field is missing.")
+        else:
+            received = item.get("input")
+            lines.append(f"  {path}: {item['msg']} (received {received!r}).")
+    return f"Invalid recipe {source}:\n" + "\n".join(lines)
+
+
+def parse_recipe(raw: dict[str, Any], source: str = "<dict>") -> Recipe:
+    """Validates a recipe given as a dict.
+
+    Raises:
+        RecipeError: naming each bad field, with close matches for misspelt keys.
+    """
+    if not isinstance(raw, dict):
+        raise RecipeError(f"Invalid recipe {source}: expected a mapping at the top level; "
+                          f"received {type(raw).__name__}.")
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as error:
+        raise RecipeError(_format_errors(error, source)) from None
+    except ValueError as error:  # raised by validators that call into visionkit
+        raise RecipeError(f"Invalid recipe {source}: {error}") from None
+
+
+def load_recipe(path: str | os.PathLike, overrides: Iterable[str] = ()) -> Recipe:
+    """Reads a YAML recipe with a safe loader, applies `key=value` overrides, validates.
+
+    Args:
+        path: the YAML file.
+        overrides: strings like "train.epochs=3" (values parsed as YAML scalars).
+
+    Raises:
+        RecipeError: for a missing or unreadable file, invalid YAML or a bad field.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            raw = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise RecipeError(f"Recipe file not found: {path!r}.") from None
+    except yaml.YAMLError as error:
+        raise RecipeError(f"Recipe {path!r} is not valid YAML: {error}") from None
+    return parse_recipe(apply_overrides(raw or {}, overrides), source=repr(path))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Returns a copy of `raw` with dotted `key=value` overrides applied.
+
+    Values are parsed with `yaml.safe_load` ("3" -> 3, "[64, 64]" -> a list, "null"),
+    never evaluated as code.
+
+    Raises:
+        RecipeError: for an override without "=".
+
+    Example:
+
+    >>> apply_overrides({"train": {"epochs": 10}}, ["train.epochs=2"])
+    {'train': {'epochs': 2}}
+    """
+    result = copy.deepcopy(raw)
+    for override in overrides:
+        key, separator, text = override.partition("=")
+        if not separator or not key.strip():
+            raise RecipeError(f"Expected an override as key=value (e.g. train.epochs=3); "
+                              f"received {override!r}.")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        node = result
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = value
+    return result
+
+
+# Smoke runs: the smallest run that still goes through every stage.
+SMOKE_LIMIT = (64, 32)
+SMOKE_STEPS = 2
+SMOKE_SHAPES = 96
+
+
+def smoke_recipe(recipe: Recipe) -> Recipe:
+    """A copy of `recipe` shrunk for a quick end-to-end check.
+
+    One epoch of two steps, at most 64 training and 32 validation examples, images no
+    larger than 64x64, and a small synthetic set for "shapes". Everything else (model,
+    export, plots) runs as configured.
+    """
+    height, width = recipe.data.image_size
+    data_update: dict[str, Any] = {"image_size": (min(height, 64), min(width, 64)),
+                                   "batch_size": min(recipe.data.batch_size, 16)}
+    if isinstance(recipe.data, ShapesData):
+        data_update["n"] = min(recipe.data.n, SMOKE_SHAPES)
+    train_update = {"epochs": 1, "steps_per_epoch": SMOKE_STEPS, "validation_steps": 1,
+                    "early_stopping": None, "verbose": 0}
+    return recipe.model_copy(update={
+        "data": recipe.data.model_copy(update=data_update),
+        "train": recipe.train.model_copy(update=train_update),
+        "limit": SMOKE_LIMIT,
+    })

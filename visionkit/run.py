@@ -1,0 +1,142 @@
+"""Runs a recipe: data -> model -> train -> evaluate -> export.
+
+`run_recipe` calls the same public API a user would call from Python; the CLI's
+`visionkit run` is a thin shell over it.
+
+Example:
+
+>>> from visionkit.config import parse_recipe, smoke_recipe
+>>> recipe = parse_recipe({"name": "doc", "data": {"source": "digits", "image_size": [16, 16]},
+...                        "model": {"name": "simple_cnn", "args": {"filters": [8]}},
+...                        "train": {"run_dir": None}, "export": {"enabled": False}})
+>>> result = run_recipe(smoke_recipe(recipe), run_dir=None)
+>>> sorted(result)
+['export_path', 'metrics', 'run', 'run_dir']
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from typing import Any
+
+import keras
+
+from visionkit import data as vk_data
+from visionkit.config import Recipe
+from visionkit.data.pipeline import Data
+
+__all__ = ["run_recipe", "data_from_recipe", "augment_layers"]
+
+_DEFAULT = object()
+
+
+def augment_layers(spec: str | list[dict[str, Any]], seed: int | None) -> Any:
+    """Turns a recipe's `augment` (a preset name or a list of layer entries) into layers.
+
+    Each entry is `{"layer": "RandomRotation", **arguments}` naming a Keras layer.
+
+    Raises:
+        ValueError: for a name that is not a Keras layer (with close matches) or bad
+            arguments (naming the layer).
+    """
+    if isinstance(spec, str):
+        return spec
+    layers = []
+    for entry in spec:
+        arguments = dict(entry)
+        name = arguments.pop("layer")
+        layer_class = getattr(keras.layers, str(name), None)
+        if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
+            names = [n for n in dir(keras.layers) if n.startswith("Random")]
+            close = difflib.get_close_matches(str(name), names, n=2)
+            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"data.augment: {name!r} is not a Keras layer.{hint}")
+        if seed is not None and "seed" not in arguments and "seed" in _parameters(layer_class):
+            arguments["seed"] = seed
+        try:
+            layers.append(layer_class(**arguments))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"data.augment: cannot build {name} with {arguments}: {error}") from None
+    return layers
+
+
+def _parameters(layer_class: type) -> set[str]:
+    import inspect
+
+    return set(inspect.signature(layer_class.__init__).parameters)
+
+
+def data_from_recipe(recipe: Recipe) -> Data:
+    """Builds the recipe's `Data` set (limited to `recipe.limit` examples in smoke runs)."""
+    config = recipe.data
+    common = {
+        "image_size": tuple(config.image_size),
+        "batch_size": config.batch_size,
+        "validation_split": config.validation_split,
+        "augment": augment_layers(config.augment, recipe.seed),
+        "seed": recipe.seed,
+    }
+    if config.source == "digits":
+        data = vk_data.digits(**common)
+    elif config.source == "shapes":
+        data = vk_data.shapes(recipe.task, n=config.n, **common)
+    else:
+        data = vk_data.image_folder(config.path, val_directory=config.val_path,
+                                    cache=config.cache, on_bad_file=config.on_bad_file, **common)
+    if recipe.limit is not None:
+        data = data.take(*recipe.limit)
+    return data
+
+
+def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
+               export_root: str | None = None, raw: dict[str, Any] | None = None,
+               train: bool = True, export: bool | None = None) -> dict[str, Any]:
+    """Executes a validated recipe.
+
+    Args:
+        recipe: the recipe.
+        run_dir: the run directory. Defaults to the recipe's (`runs/<name>`); None writes
+            no run directory.
+        export_root: overrides `export.root`.
+        raw: the recipe as written, saved into the run directory.
+        train: train the model (False builds it and stops). Defaults to True.
+        export: overrides `export.enabled`.
+
+    Returns:
+        A dict with `run` (a `vk.train.Run`), `metrics`, `run_dir` and `export_path`.
+    """
+    from visionkit import export as vk_export
+    from visionkit import models as vk_models
+    from visionkit import train as vk_train
+
+    directory = recipe.run_dir if run_dir is _DEFAULT else run_dir
+    data = data_from_recipe(recipe)
+    model = vk_models.build(recipe.model.name, input_shape=data.input_shape,
+                            num_classes=data.num_classes, **recipe.model.args)
+    result: dict[str, Any] = {"run": None, "metrics": {}, "run_dir": directory,
+                              "export_path": None}
+    if not train:
+        return result
+    options = recipe.train
+    run = vk_train.fit(
+        model, data, epochs=options.epochs, run_dir=directory, optimizer=options.optimizer,
+        learning_rate=options.learning_rate, schedule=options.schedule,
+        momentum=options.momentum, nesterov=options.nesterov,
+        weight_decay=options.weight_decay, early_stopping=options.early_stopping,
+        mixed_precision=options.mixed_precision, jit_compile=options.jit_compile,
+        strategy=options.strategy, steps_per_epoch=options.steps_per_epoch,
+        validation_steps=options.validation_steps, seed=recipe.seed, verbose=options.verbose,
+        recipe=raw if raw is not None else recipe.model_dump(mode="json"),
+    )
+    result.update(run=run, metrics=run.metrics)
+    if export if export is not None else recipe.export.enabled:
+        root = os.path.join(export_root, recipe.export.name or recipe.name) if export_root \
+            else recipe.export_dir
+        result["export_path"] = vk_export.saved_model(run.model, root, data=data,
+                                                      metrics=_scalar_metrics(run.metrics))
+    return result
+
+
+def _scalar_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, dict))}
