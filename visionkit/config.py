@@ -168,23 +168,22 @@ class Recipe(_Section):
         return os.path.join(self.export.root, self.export.name or self.name)
 
 
+_DATA_SOURCES: dict[str, type[BaseModel]] = {
+    "digits": DigitsData, "shapes": ShapesData, "image_folder": ImageFolderData}
+
+
 def _field_names(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
     """The valid keys at `location` of the recipe schema (for "did you mean")."""
     current: Any = model
     for part in location:
         if isinstance(part, int):
             continue
+        if part in _DATA_SOURCES:  # pydantic's tag of the chosen data source
+            current = _DATA_SOURCES[part]
+            continue
         fields = getattr(current, "model_fields", {})
-        if part in fields:
-            annotation = fields[part].annotation
-            current = annotation if isinstance(annotation, type) else None
-        elif part in ("digits", "shapes", "image_folder"):
-            current = {"digits": DigitsData, "shapes": ShapesData,
-                       "image_folder": ImageFolderData}[part]
-        else:
-            current = None
-        if current is None:
-            return []
+        annotation = fields[part].annotation if part in fields else None
+        current = annotation if isinstance(annotation, type) else None
     return list(getattr(current, "model_fields", {}))
 
 
@@ -193,7 +192,7 @@ def _format_errors(error: ValidationError, source: str) -> str:
     for item in error.errors():
         location = tuple(item["loc"])
         # Drop the discriminator tag pydantic inserts ("data.digits.path" -> "data.path").
-        shown = [str(p) for p in location if p not in ("digits", "shapes", "image_folder")]
+        shown = [str(p) for p in location if p not in _DATA_SOURCES]
         path = ".".join(shown) or "(top level)"
         if item["type"] == "extra_forbidden":
             valid = _field_names(Recipe, location[:-1])
