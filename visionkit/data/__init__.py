@@ -6,7 +6,8 @@ Every source returns a `Data` set whose `.train` and `.val` are batched
 
 from visionkit.data.arrays import from_arrays
 from visionkit.data.augment import PRESETS
-from visionkit.data.embedded import digits
+from visionkit.data.embedded import digits, shapes
+from visionkit.data.folder import image_folder
 from visionkit.data.pipeline import Data
 
-__all__ = ["Data", "PRESETS", "digits", "from_arrays"]
+__all__ = ["Data", "PRESETS", "digits", "from_arrays", "image_folder", "shapes"]

@@ -6,6 +6,10 @@ unbatched datasets of dicts in the batch vocabulary of DESIGN.md (`images` float
 into training batches: optional cache, seeded shuffle, batch, augmentation on whole
 batches (train split only), conversion to Keras's `(images, targets)` tuples and
 prefetch with AUTOTUNE.
+
+File sources may also hand over the train split as cheap records (paths and labels) with
+a `decode` function; `Data` then shuffles the records and decodes after shuffling, so the
+shuffle buffer holds file names, not decoded images.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from visionkit.data.augment import build_augmenter, check_augment
 from visionkit.tasks import Task, get_task
 
 __all__ = ["Data", "AUTOTUNE"]
@@ -46,6 +51,21 @@ class Data:
         seed: seed of shuffling and augmentation; with a seed the order is deterministic.
         cache: False, True (in memory) or a file path prefix for `Dataset.cache`.
         shuffle_buffer: size of the shuffle buffer. Defaults to min(train_size, 4096).
+        channels: image channels. Defaults to 3.
+        train_records: None, or the train split as cheap records (e.g. file paths and
+            labels) in the same order as `train_examples`; given with `decode`, the train
+            pipeline shuffles these and decodes afterwards, so its shuffle buffer holds
+            records rather than decoded images. `train_examples` must equal
+            `train_records.map(decode)`. Defaults to None.
+        decode: the function from one record to an example dict (e.g. read + decode +
+            resize of a file), run in parallel. Defaults to None.
+        deterministic: whether the train pipeline yields the same batches on every run.
+            Defaults to None, meaning "when a seed is given". Deterministic augmentation
+            runs one batch at a time (seeded Keras random layers draw from a shared state,
+            so batches augmented in parallel would race for it); `deterministic=False`
+            keeps the seeded split and shuffle but augments in parallel, measured about
+            1.7x faster with the "standard" preset at 160x160 on 2 cores. The validation
+            split is always in a fixed order.
 
     Example:
 
@@ -69,6 +89,9 @@ class Data:
     cache: bool | str = False
     shuffle_buffer: int | None = None
     channels: int = 3
+    train_records: tf.data.Dataset | None = None
+    decode: Callable[[dict], dict] | None = None
+    deterministic: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", get_task(self.task))
@@ -78,6 +101,11 @@ class Data:
             raise ValueError(f"Expected batch_size >= 1; received batch_size={self.batch_size!r}.")
         if self.train_size < 1:
             raise ValueError("The training split is empty: no examples to train on.")
+        if (self.train_records is None) != (self.decode is None):
+            raise ValueError("Expected train_records and decode together (or neither); "
+                             f"received train_records={self.train_records!r}, "
+                             f"decode={self.decode!r}.")
+        object.__setattr__(self, "augment", check_augment(self.augment))
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -103,6 +131,10 @@ class Data:
     @property
     def train(self) -> tf.data.Dataset:
         """Batched, shuffled, augmented `(images, targets)` for training (one pass)."""
+        # Without a cache, shuffle cheap records and decode afterwards; with a cache, the
+        # decoded examples are cached and shuffled.
+        if self.train_records is not None and not self.cache:
+            return self._batches(self.train_records, training=True, decode=self.decode)
         return self._batches(self.train_examples, training=True)
 
     @property
@@ -112,32 +144,42 @@ class Data:
             return None
         return self._batches(self.val_examples, training=False)
 
-    def _batches(self, examples: tf.data.Dataset, training: bool) -> tf.data.Dataset:
+    @property
+    def is_deterministic(self) -> bool:
+        """Whether the train pipeline repeats exactly (see `deterministic`)."""
+        return self.seed is not None if self.deterministic is None else bool(self.deterministic)
+
+    def _batches(self, examples: tf.data.Dataset, training: bool,
+                 decode: Callable[[dict], dict] | None = None) -> tf.data.Dataset:
+        deterministic = self.is_deterministic or not training
         dataset = examples
         if self.cache:
             dataset = dataset.cache(self.cache if isinstance(self.cache, str) else "")
         if training:
             buffer = self.shuffle_buffer or min(self.train_size, DEFAULT_SHUFFLE_BUFFER)
             dataset = dataset.shuffle(buffer, seed=self.seed, reshuffle_each_iteration=True)
+        if decode is not None:
+            dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE,
+                                  deterministic=deterministic)
         dataset = dataset.batch(self.batch_size, num_parallel_calls=AUTOTUNE,
-                                deterministic=self.seed is not None or not training)
+                                deterministic=deterministic)
         if training:
             augmenter = self.augmenter()
             if augmenter is not None:
-                dataset = dataset.map(augmenter, num_parallel_calls=AUTOTUNE,
-                                      deterministic=self.seed is not None)
+                # Seeded Keras layers advance one shared random state per call; parallel
+                # calls would race for it, so deterministic runs augment one batch at a time.
+                dataset = dataset.map(augmenter, num_parallel_calls=None if deterministic
+                                      else AUTOTUNE)
         target_key = self.task.target_key
         dataset = dataset.map(lambda batch: (batch["images"], batch[target_key]),
                               num_parallel_calls=AUTOTUNE)
         options = tf.data.Options()
-        options.deterministic = self.seed is not None or not training
+        options.deterministic = deterministic
         dataset = dataset.with_options(options)
         return dataset.prefetch(AUTOTUNE)
 
     def augmenter(self) -> Callable[[dict], dict] | None:
         """The batch augmentation function of the train split, or None."""
-        from visionkit.data.augment import build_augmenter
-
         return build_augmenter(self.augment, task=self.task, seed=self.seed)
 
     # -- variants ------------------------------------------------------------------------
@@ -150,12 +192,18 @@ class Data:
         return dataclasses.replace(self, batch_size=int(batch_size))
 
     def take(self, train: int, val: int | None = None) -> Data:
-        """Returns a copy limited to the first `train` (and `val`) examples."""
+        """Returns a copy limited to the first `train` (and `val`) examples.
+
+        Sources store examples in a seeded mixed order, so the first ones cover the
+        classes.
+        """
         train = min(int(train), self.train_size)
         val = self.val_size if val is None else min(int(val), self.val_size)
         val_examples = self.val_examples.take(val) if self.val_examples is not None else None
+        records = self.train_records.take(train) if self.train_records is not None else None
         return dataclasses.replace(self, train_examples=self.train_examples.take(train),
-                                   val_examples=val_examples, train_size=train, val_size=val)
+                                   val_examples=val_examples, train_size=train, val_size=val,
+                                   train_records=records)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly summary, written into run directories and export metadata."""
@@ -168,6 +216,7 @@ class Data:
             "batch_size": self.batch_size,
             "augment": self.augment if isinstance(self.augment, str) else repr(self.augment),
             "seed": self.seed,
+            "deterministic": self.is_deterministic,
         }
 
     def __repr__(self) -> str:
