@@ -9,7 +9,7 @@ import os
 import pytest
 
 from visionkit.config import load_recipe, smoke_recipe
-from visionkit.run import run_recipe
+from visionkit.run import data_from_recipe, run_recipe
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The quickstart runs through the CLI in test_cli.py.
@@ -23,6 +23,7 @@ def test_recipe_runs_in_smoke_mode(path, tmp_path):
     result = run_recipe(recipe, run_dir=str(tmp_path / "run"),
                         export_root=str(tmp_path / "saved_models"))
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["num_examples"] == recipe.limit[1]
+    assert metrics["num_examples"] == data_from_recipe(recipe).val_size
+    assert metrics["num_examples"] <= recipe.limit[1]
     assert os.path.exists(os.path.join(result["export_path"], "saved_model.pb"))
     assert os.path.basename(result["export_path"]) == "1"
