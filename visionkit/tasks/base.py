@@ -1,0 +1,93 @@
+"""The `Task` base class and helpers shared by the task objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["Task", "ends_in_probabilities", "predict_dataset"]
+
+_PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
+
+
+def ends_in_probabilities(model: keras.Model) -> bool:
+    """Whether `model`'s last layer applies softmax or sigmoid.
+
+    Builders end in a layer named after their output with `activation="softmax"` (the
+    default) or `activation=None` for logits. Losses and served outputs use this to decide
+    whether to apply softmax themselves.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        True if the final layer's activation is softmax or sigmoid.
+    """
+    layer = model.layers[-1]
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return False
+    name = getattr(activation, "__name__", str(activation))
+    return name in _PROBABILITY_ACTIVATIONS
+
+
+class Task:
+    """Base class of the task objects.
+
+    Attributes:
+        name: the task's name as recipes and metadata spell it.
+        target_key: the batch key of the training target ("labels", ...).
+        monitor: the validation quantity checkpoints and early stopping watch.
+        monitor_mode: "max" or "min".
+    """
+
+    name: str = ""
+    target_key: str = ""
+    monitor: str = "val_loss"
+    monitor_mode: str = "min"
+
+    def loss(self, model: keras.Model) -> keras.losses.Loss:
+        raise NotImplementedError
+
+    def metrics(self, num_classes: int) -> list[keras.metrics.Metric]:
+        raise NotImplementedError
+
+    def serving_outputs(self, outputs: tf.Tensor, image_sizes: tf.Tensor,
+                        model: keras.Model) -> dict[str, tf.Tensor]:
+        """Turns a model's raw outputs into the served tensors (inside a tf.function)."""
+        raise NotImplementedError
+
+    def evaluate(self, model: keras.Model, dataset: tf.data.Dataset,
+                 class_names: list[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
+                        out_dir: str) -> list[str]:
+        """Writes the task's evaluation figures to `out_dir`; returns their paths."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def predict_dataset(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Runs `model` over a batched `(images, targets)` dataset.
+
+    Returns:
+        `(targets, outputs)` as NumPy arrays concatenated over batches.
+    """
+
+    @tf.function(reduce_retracing=True)
+    def forward(images):
+        return model(images, training=False)
+
+    targets, outputs = [], []
+    for images, batch_targets in dataset:
+        outputs.append(np.asarray(forward(images)))
+        targets.append(np.asarray(batch_targets))
+    if not outputs:
+        raise ValueError("Cannot evaluate on an empty dataset: it yielded no batches.")
+    return np.concatenate(targets), np.concatenate(outputs)

@@ -1,0 +1,87 @@
+"""Image classification: one integer label per image."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from visionkit.tasks.base import Task, ends_in_probabilities, predict_dataset
+
+__all__ = ["Classification"]
+
+
+class Classification(Task):
+    """Image classification: one integer label per image.
+
+    Batches are `(images float32 [B,H,W,C], labels int32 [B])`. The model ends in a
+    softmax over classes, or in logits (`activation=None`).
+    """
+
+    name = "classification"
+    target_key = "labels"
+    monitor = "val_accuracy"
+    monitor_mode = "max"
+
+    def loss(self, model: keras.Model) -> keras.losses.Loss:
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=not ends_in_probabilities(model), name="loss")
+
+    def metrics(self, num_classes: int) -> list[keras.metrics.Metric]:
+        metrics: list[keras.metrics.Metric] = [
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        if num_classes > 5:
+            metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"))
+        return metrics
+
+    def serving_outputs(self, outputs: tf.Tensor, image_sizes: tf.Tensor,
+                        model: keras.Model) -> dict[str, tf.Tensor]:
+        outputs = tf.cast(outputs, tf.float32)
+        probabilities = outputs if ends_in_probabilities(model) else tf.nn.softmax(outputs)
+        return {
+            "probabilities": probabilities,
+            "class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
+        }
+
+    def evaluate(self, model: keras.Model, dataset: tf.data.Dataset,
+                 class_names: list[str]) -> dict[str, Any]:
+        from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+        labels, probabilities = predict_dataset(model, dataset)
+        if probabilities.ndim != 2:
+            raise ValueError(
+                "Expected a classifier with outputs of shape [batch, num_classes]; received "
+                f"outputs of shape {probabilities.shape}.")
+        if not ends_in_probabilities(model):
+            probabilities = tf.nn.softmax(probabilities).numpy()
+        num_classes = probabilities.shape[-1]
+        predicted = probabilities.argmax(axis=-1)
+        class_ids = list(range(num_classes))
+        names = list(class_names) if class_names else [str(i) for i in class_ids]
+        precision, recall, _, support = precision_recall_fscore_support(
+            labels, predicted, labels=class_ids, zero_division=0)
+        matrix = confusion_matrix(labels, predicted, labels=class_ids)
+        result: dict[str, Any] = {
+            "accuracy": float(np.mean(predicted == labels)) if len(labels) else 0.0,
+            "num_examples": int(len(labels)),
+        }
+        if num_classes > 5:
+            top5 = np.argsort(-probabilities, axis=-1)[:, :5]
+            result["top5_accuracy"] = float(np.mean(np.any(top5 == labels[:, None], axis=-1)))
+        result["precision_per_class"] = {n: float(p) for n, p in zip(names, precision)}
+        result["recall_per_class"] = {n: float(r) for n, r in zip(names, recall)}
+        result["support_per_class"] = {n: int(s) for n, s in zip(names, support)}
+        result["confusion_matrix"] = matrix.astype(int).tolist()
+        return result
+
+    def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
+                        out_dir: str) -> list[str]:
+        import os
+
+        from visionkit.plot import confusion_matrix as plot_confusion_matrix
+
+        path = os.path.join(out_dir, "confusion_matrix.png")
+        plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), class_names, path)
+        return [path]
