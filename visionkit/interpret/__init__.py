@@ -1,1 +1,48 @@
-"""visionkit.interpret."""
+"""Interpretation: occlusion, filters, activations, DeepDream, embeddings, attributions.
+
+Every function takes a Keras model of any task visionkit builds (flat graphs and models
+whose backbone is a nested sub-model), raw images as NumPy or tensors, and returns NumPy.
+What is explained is a target object asked from the task (`targets`); the loops run as
+batched `tf.function`s.
+
+Example:
+
+>>> import numpy as np, visionkit as vk
+>>> model = vk.models.build("simple_cnn", (24, 32, 3), 3, filters=(4, 8))
+>>> vk.interpret.grad_cam(model, np.zeros((1, 24, 32, 3)), target=2).shape
+(1, 24, 32)
+"""
+
+from visionkit.interpret.activations import activations, weights
+from visionkit.interpret.attributions import fgsm, grad_cam, integrated_gradients, saliency
+from visionkit.interpret.dream import deep_dream
+from visionkit.interpret.embed import Embedding, embed
+from visionkit.interpret.filters import filter_activations, filters, top_activating
+from visionkit.interpret.layers import conv_layer_names, feature_model, find_layer
+from visionkit.interpret.occlusion import occlusion
+from visionkit.interpret.report import report
+from visionkit.interpret.targets import ClassScore, SegmentationScore, Target, resolve_target
+
+__all__ = [
+    "ClassScore",
+    "Embedding",
+    "SegmentationScore",
+    "Target",
+    "activations",
+    "conv_layer_names",
+    "deep_dream",
+    "embed",
+    "feature_model",
+    "fgsm",
+    "filter_activations",
+    "filters",
+    "find_layer",
+    "grad_cam",
+    "integrated_gradients",
+    "occlusion",
+    "report",
+    "resolve_target",
+    "saliency",
+    "top_activating",
+    "weights",
+]

@@ -6,6 +6,9 @@ they run on servers without a display.
 """
 
 from visionkit.plot.curves import curves
+from visionkit.plot.grid import image_grid
 from visionkit.plot.matrix import confusion_matrix
+from visionkit.plot.overlay import heatmap_overlays
+from visionkit.plot.scatter import embedding_scatter
 
-__all__ = ["confusion_matrix", "curves"]
+__all__ = ["confusion_matrix", "curves", "embedding_scatter", "heatmap_overlays", "image_grid"]

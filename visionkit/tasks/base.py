@@ -55,6 +55,34 @@ class Task:
     def metrics(self, num_classes: int) -> list[keras.metrics.Metric]:
         raise NotImplementedError
 
+    # The box format augmentation layers are told about (None: the task has no boxes).
+    bounding_box_format: str | None = None
+
+    def compile(self, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                num_classes: int, loss: Any = None, metrics: Any = None,
+                jit_compile: bool = False) -> None:
+        """Compiles `model` for this task (`vk.train.fit` asks the task).
+
+        The default compiles with `loss` (or the task's `loss(model)`) and `metrics` (or
+        the task's `metrics(num_classes)`).
+        """
+        model.compile(optimizer=optimizer,
+                      loss=loss if loss is not None else self.loss(model),
+                      metrics=list(metrics) if metrics is not None else self.metrics(num_classes),
+                      jit_compile=jit_compile)
+
+    def prepare_augmented(self, batch: dict) -> dict:
+        """Graph code run on each batch before augmentation layers (e.g. shape masks)."""
+        return batch
+
+    def finish_augmented(self, batch: dict, image_size: tuple[int, int]) -> dict:
+        """Graph code run on each batch after augmentation (e.g. clip moved boxes)."""
+        return batch
+
+    def callbacks(self, data: Any) -> list[keras.callbacks.Callback]:
+        """Extra callbacks `vk.train.fit` adds for this task (e.g. periodic mAP)."""
+        return []
+
     def serving_outputs(self, outputs: tf.Tensor, image_sizes: tf.Tensor,
                         model: keras.Model) -> dict[str, tf.Tensor]:
         """Turns a model's raw outputs into the served tensors (inside a tf.function)."""
@@ -68,6 +96,14 @@ class Task:
                         out_dir: str) -> list[str]:
         """Writes the task's evaluation figures to `out_dir`; returns their paths."""
         return []
+
+    def explains(self, model: keras.Model) -> bool:
+        """Whether this task's explanation targets fit `model`'s outputs."""
+        return False
+
+    def explain_target(self, model: keras.Model, target: Any = None) -> Any:
+        """The `visionkit.interpret.targets.Target` explaining `target` (None: predicted)."""
+        raise NotImplementedError(f"Task {self.name!r} has no explanation target yet.")
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

@@ -76,6 +76,14 @@ class Classification(Task):
         result["confusion_matrix"] = matrix.astype(int).tolist()
         return result
 
+    def explains(self, model: keras.Model) -> bool:
+        return len(model.outputs[0].shape) == 2
+
+    def explain_target(self, model: keras.Model, target: Any = None) -> Any:
+        from visionkit.interpret.targets import ClassScore
+
+        return ClassScore(target)
+
     def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
                         out_dir: str) -> list[str]:
         import os

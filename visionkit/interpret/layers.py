@@ -1,0 +1,174 @@
+"""Finding layers, also inside nested sub-models, and reading their outputs.
+
+The usual transfer-learning model nests a backbone as a sub-model; its inner layers are
+not reachable from the outer model's graph, which is why `keras.Model(model.inputs,
+inner_layer.output)` fails with "Graph disconnected". `feature_model` re-runs the outer
+graph node by node from a new input, descending into nested functional models, so inner
+activations and the final output come from one connected graph.
+
+Example:
+
+>>> import visionkit as vk
+>>> model = vk.models.build("simple_cnn", (24, 32, 3), 3, filters=(4, 8))
+>>> conv_layer_names(model)
+['conv1', 'conv2']
+>>> extractor = feature_model(model, ["conv2"])
+>>> [tuple(t.shape) for t in extractor.outputs]
+[(None, 12, 16, 8), (None, 3)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["all_layers", "check_images", "conv_layer_names", "feature_model", "find_layer",
+           "last_spatial_layer", "pooled_feature_layer"]
+
+_CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+_POOL_TYPES = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
+
+
+def _is_functional(layer) -> bool:
+    return isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth")
+
+
+def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer of `model` in graph order, descending into nested functional models."""
+    layers = []
+    for layer in model.layers:
+        if _is_functional(layer):
+            layers.extend(all_layers(layer))
+        else:
+            layers.append(layer)
+    return layers
+
+
+def conv_layer_names(model: keras.Model) -> list[str]:
+    """Names of the 2D convolution layers of `model` (nested ones included), in order."""
+    return [layer.name for layer in all_layers(model) if isinstance(layer, _CONV_TYPES)]
+
+
+def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
+    """The layer called `name`, searched in `model` and its nested sub-models.
+
+    Raises:
+        ValueError: if no layer has that name; the message lists the conv layers there are.
+    """
+    for layer in [model, *model.layers]:
+        if layer.name == name and layer is not model:
+            return layer
+    for layer in all_layers(model):
+        if layer.name == name:
+            return layer
+    convs = conv_layer_names(model)
+    raise ValueError(f"Model {model.name!r} has no layer named {name!r}. Its convolution "
+                     f"layers are: {convs if convs else 'none'}.")
+
+
+def _output_rank(layer) -> int:
+    try:
+        return len(layer.output.shape)
+    except (AttributeError, ValueError):
+        return 0
+
+
+def last_spatial_layer(model: keras.Model) -> str:
+    """Name of the last layer with a `[B,h,w,C]` output (Grad-CAM's default layer)."""
+    for layer in reversed(all_layers(model)):
+        if not isinstance(layer, keras.layers.InputLayer) and _output_rank(layer) == 4:
+            return layer.name
+    raise ValueError(f"Model {model.name!r} has no layer with a 4D (spatial) output.")
+
+
+def pooled_feature_layer(model: keras.Model) -> str:
+    """Name of the last global pooling layer (the features before a classifier's head).
+
+    Falls back to the input of the final layer's chain: the last rank-2 layer before the
+    output layer.
+    """
+    layers = all_layers(model)
+    for layer in reversed(layers):
+        if isinstance(layer, _POOL_TYPES):
+            return layer.name
+    for layer in reversed(layers[:-1]):
+        if _output_rank(layer) == 2 and not isinstance(layer, keras.layers.Dropout):
+            return layer.name
+    raise ValueError(f"Model {model.name!r} has no pooled feature layer; name one with layer=.")
+
+
+def _trace(model: keras.Model, inputs, wanted: set[str], found: dict, stop: bool):
+    """Re-runs `model`'s graph on `inputs`, recording the outputs of the `wanted` layers."""
+
+    def call(operation, *args, **kwargs):
+        if stop and wanted <= found.keys():
+            return None
+        kwargs.pop("training", None)
+        if any(arg is None for arg in tf.nest.flatten(args)):
+            return None
+        if _is_functional(operation):
+            outputs = _trace(operation, args[0] if len(args) == 1 else list(args), wanted,
+                             found, stop)
+        else:
+            outputs = operation(*args, **kwargs)
+        if operation.name in wanted and operation.name not in found:
+            found[operation.name] = outputs
+        return outputs
+
+    return model._run_through_graph(inputs, operation_fn=lambda op: op, call_fn=call)
+
+
+def feature_model(model: keras.Model, layers: Sequence[str], include_output: bool = True,
+                  input_shape: tuple | None = None) -> keras.Model:
+    """A model from `model`'s input to the outputs of `layers` (and the final output).
+
+    Works on flat graphs and on models whose backbone is a nested sub-model.
+
+    Args:
+        model: a functional Keras model.
+        layers: layer names (nested ones included).
+        include_output: append the model's own output as the last output. Defaults to True.
+        input_shape: `(h, w, c)` of the new input, e.g. `(None, None, 3)` for any size
+            (then only the graph up to the deepest requested layer is rebuilt, and
+            `include_output` must be False). Defaults to the model's own input shape.
+
+    Returns:
+        A `keras.Model` with outputs `[layer outputs..., model output]`.
+
+    Raises:
+        ValueError: for an unknown layer name (listing the conv layers).
+    """
+    names = [find_layer(model, name).name for name in layers]
+    shape = tuple(input_shape) if input_shape is not None else tuple(model.inputs[0].shape[1:])
+    if input_shape is not None and include_output:
+        raise ValueError("include_output=True needs the model's own input shape.")
+    inputs = keras.Input(shape=shape, dtype=model.inputs[0].dtype)
+    found: dict = {}
+    outputs = _trace(model, inputs, set(names), found, stop=not include_output)
+    result = [found[name] for name in names]
+    if include_output:
+        result.append(outputs)
+    return keras.Model(inputs, result, name=f"{model.name}_features")
+
+
+def check_images(images, model: keras.Model | None = None, argument: str = "images") -> tf.Tensor:
+    """Validates a batch of images `[B,H,W,C]` (or one `[H,W,C]`) as float32.
+
+    Raises:
+        ValueError: for a wrong rank, or channels differing from the model's input.
+    """
+    array = tf.convert_to_tensor(np.asarray(images) if not tf.is_tensor(images) else images)
+    if array.shape.rank == 3:
+        array = array[None]
+    if array.shape.rank != 4:
+        raise ValueError(f"Expected {argument} of shape [batch, height, width, channels] (or "
+                         f"one [height, width, channels]); received shape {tuple(array.shape)}.")
+    if model is not None:
+        channels = model.inputs[0].shape[-1]
+        if channels is not None and array.shape[-1] != channels:
+            raise ValueError(f"Expected {argument} with {channels} channels for model "
+                             f"{model.name!r}; received shape {tuple(array.shape)}.")
+    return tf.cast(array, tf.float32)

@@ -1,0 +1,119 @@
+"""Occlusion sensitivity: how much the target drops when a patch of the image is hidden.
+
+Reference:
+    - [Visualizing and Understanding Convolutional Networks](
+      https://arxiv.org/abs/1311.2901) (Zeiler & Fergus, ECCV 2014)
+
+Example:
+
+>>> import numpy as np, visionkit as vk
+>>> model = vk.models.build("simple_cnn", (24, 32, 3), 3, filters=(4, 8))
+>>> images = np.random.default_rng(0).uniform(0, 255, (2, 24, 32, 3)).astype("float32")
+>>> occlusion(model, images, target=1, patch_size=8, stride=4).shape
+(2, 24, 32)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from visionkit.interpret.layers import check_images
+from visionkit.interpret.targets import resolve_target, target_key
+
+__all__ = ["occlusion", "patch_positions"]
+
+
+def patch_positions(size: int, patch_size: int, stride: int) -> np.ndarray:
+    """Indicator `[positions, size]` of the pixels each patch covers along one axis.
+
+    Patches start at every multiple of `stride` below `size` and are clipped at the border.
+    """
+    starts = np.arange(0, size, stride)
+    pixels = np.arange(size)
+    return ((pixels[None] >= starts[:, None]) &
+            (pixels[None] < starts[:, None] + patch_size)).astype(np.float32)
+
+
+def occlusion(model: keras.Model, images: Any, target: Any = None, patch_size: int = 8,
+              stride: int = 4, baseline: float | str = "mean", batch_size: int = 256,
+              task: Any = None, jit_compile: bool = False) -> np.ndarray:
+    """Occlusion sensitivity maps.
+
+    A square patch of `patch_size`, placed at every multiple of `stride` from the top-left
+    (clipped at the border), is set to `baseline`. For each pixel, the sensitivity is the
+    mean, over the patches that cover it, of (target on the original - target on the
+    occluded image). All occluded copies of all images go through the model in batches of
+    `batch_size` inside one compiled loop.
+
+    Args:
+        model: a Keras model taking raw images.
+        images: `[B, H, W, C]` (or one `[H, W, C]`) raw pixels, NumPy or tensor.
+        target: a class id, one per image, a `Target`, or None (the predicted class).
+        patch_size: side of the square patch in pixels. Defaults to 8.
+        stride: step between patch positions. Defaults to 4.
+        baseline: the value of hidden pixels: "mean" (the image's per-channel mean) or a
+            number. Defaults to "mean".
+        batch_size: occluded copies per forward pass. Defaults to 256.
+        task: task name or object for the target (None: asked from the model's outputs).
+        jit_compile: compile the loop with XLA. Defaults to False (XLA convolutions are
+            slower on CPUs; on a GPU pass True).
+
+    Returns:
+        float32 NumPy `[B, H, W]`: positive where hiding the pixels lowers the target.
+
+    Raises:
+        ValueError: for bad images, target, patch size or stride.
+    """
+    images = check_images(images, model)
+    if patch_size < 1 or stride < 1:
+        raise ValueError(f"Expected patch_size and stride >= 1; received patch_size="
+                         f"{patch_size}, stride={stride}.")
+    target_object = resolve_target(model, target, task)
+    height, width = int(images.shape[1]), int(images.shape[2])
+    rows = tf.constant(patch_positions(height, patch_size, stride))
+    cols = tf.constant(patch_positions(width, patch_size, stride))
+    if baseline == "mean":
+        fill = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+    else:
+        fill = tf.fill([images.shape[0], 1, 1, images.shape[-1]], float(baseline))
+    run = _occlusion_graph(model, target_object, int(batch_size), jit_compile)
+    return run(images, fill, rows, cols).numpy()
+
+
+_CACHE: dict = {}
+
+
+def _occlusion_graph(model, target, batch_size: int, jit_compile: bool):
+    key = (id(model), target_key(target), batch_size, jit_compile)
+
+    def run(images, fill, rows, cols):
+        original = model(images, training=False)
+        state = target.prepare(original)
+        reference = target.score(original, state)
+        num_rows, num_cols = tf.shape(rows)[0], tf.shape(cols)[0]
+        per_image = num_rows * num_cols
+        total = tf.shape(images)[0] * per_image
+        drops = tf.TensorArray(tf.float32, size=(total + batch_size - 1) // batch_size)
+        for chunk in tf.range(drops.size()):
+            index = tf.minimum(chunk * batch_size + tf.range(batch_size), total - 1)
+            image_index, patch = index // per_image, index % per_image
+            mask = (tf.gather(rows, patch // num_cols)[:, :, None] *
+                    tf.gather(cols, patch % num_cols)[:, None, :])[..., None]
+            copies = (tf.gather(images, image_index) * (1.0 - mask) +
+                      tf.gather(fill, image_index) * mask)
+            chunk_state = tuple(tf.gather(t, image_index) for t in state)
+            scores = target.score(model(copies, training=False), chunk_state)
+            drops = drops.write(chunk, tf.gather(reference, image_index) - scores)
+        drops = tf.reshape(drops.concat()[:total], [-1, num_rows, num_cols])
+        summed = tf.einsum("bij,ih,jw->bhw", drops, rows, cols)
+        counts = tf.einsum("i,j->ij", tf.reduce_sum(rows, 0), tf.reduce_sum(cols, 0))
+        return summed / counts
+
+    if key not in _CACHE:
+        _CACHE.clear()
+        _CACHE[key] = tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
+    return _CACHE[key]

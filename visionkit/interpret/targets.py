@@ -1,0 +1,185 @@
+"""What an explanation explains: a small target object per task.
+
+A target turns a model's outputs into one score per image. Because occluded or perturbed
+copies of an image must be scored against the choice made on the original (the predicted
+class, the predicted region), a target works in two steps: `prepare(outputs)` fixes that
+choice from the outputs on the original images (a tuple of tensors, one row per image),
+and `score(outputs, state)` returns the `[B]` scores for any outputs. Both run inside
+compiled graphs.
+
+Example:
+
+>>> import numpy as np
+>>> target = ClassScore(1)
+>>> outputs = np.array([[0.2, 0.7, 0.1], [0.6, 0.3, 0.1]], "float32")
+>>> state = target.prepare(outputs)
+>>> np.asarray(target.score(outputs, state)).round(2).tolist()
+[0.7, 0.3]
+>>> np.asarray(ClassScore().score(outputs, ClassScore().prepare(outputs))).round(2).tolist()
+[0.7, 0.6]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["ClassScore", "SegmentationScore", "Target", "resolve_target", "target_key"]
+
+
+def _check_class(index, num_classes: int | None) -> None:
+    if index is None or num_classes is None:
+        return
+    values = np.atleast_1d(np.asarray(index))
+    if values.size and (values.min() < 0 or values.max() >= num_classes):
+        raise ValueError(f"Expected target class ids in [0, {num_classes - 1}] for a model "
+                         f"with {num_classes} classes; received target={index!r}.")
+
+
+class Target:
+    """Base class: turns a model's outputs into one score per image."""
+
+    def check(self, model: keras.Model) -> None:
+        """Raises ValueError if the target does not fit `model`'s outputs."""
+
+    def prepare(self, outputs) -> tuple[tf.Tensor, ...]:
+        """Fixes the per-image choice (class, region) from the outputs on the originals."""
+        raise NotImplementedError
+
+    def score(self, outputs, state: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        """Scores `[B]` of `outputs` under the choice `state` (one row per image)."""
+        raise NotImplementedError
+
+    def classes(self, state: tuple[tf.Tensor, ...]) -> tf.Tensor:
+        """The class id `[B]` each image is explained for."""
+        return state[0]
+
+
+class ClassScore(Target):
+    """A classifier's output for a class (default: the predicted class of each image).
+
+    Args:
+        class_id: an int, one int per image, or None for the predicted class. Defaults
+            to None.
+    """
+
+    def __init__(self, class_id: int | Any | None = None):
+        self.class_id = class_id
+
+    def check(self, model: keras.Model) -> None:
+        shape = model.outputs[0].shape
+        if len(shape) != 2:
+            raise ValueError(f"ClassScore expects a model with outputs [batch, classes]; "
+                             f"model {model.name!r} outputs shape {tuple(shape)}.")
+        _check_class(self.class_id, shape[-1])
+
+    def prepare(self, outputs) -> tuple[tf.Tensor, ...]:
+        outputs = tf.convert_to_tensor(outputs)
+        batch = tf.shape(outputs)[0]
+        if self.class_id is None:
+            ids = tf.argmax(outputs, axis=-1, output_type=tf.int32)
+        else:
+            ids = tf.broadcast_to(tf.cast(tf.reshape(self.class_id, [-1]), tf.int32), [batch])
+        return (ids,)
+
+    def score(self, outputs, state):
+        outputs = tf.cast(outputs, tf.float32)
+        return tf.gather(outputs, state[0], axis=-1, batch_dims=1)
+
+
+class SegmentationScore(Target):
+    """A segmenter's mean probability of a class over a region.
+
+    The region is, per image, the pixels predicted as that class on the original image
+    (or all pixels when none is), or a given boolean mask `[H, W]` / `[B, H, W]` at the
+    output's resolution. For models with outputs `[B, H, W, C]`.
+
+    Args:
+        class_id: an int, one per image, or None for each image's most frequent
+            predicted class other than 0 (the background). Defaults to None.
+        region: optional boolean mask. Defaults to None.
+        from_logits: whether the outputs are logits (softmax is applied). Defaults to False.
+    """
+
+    def __init__(self, class_id: int | Any | None = None, region: Any | None = None,
+                 from_logits: bool = False):
+        self.class_id = class_id
+        self.region = region
+        self.from_logits = from_logits
+
+    def check(self, model: keras.Model) -> None:
+        shape = model.outputs[0].shape
+        if len(shape) != 4:
+            raise ValueError(f"SegmentationScore expects outputs [batch, height, width, "
+                             f"classes]; model {model.name!r} outputs shape {tuple(shape)}.")
+        _check_class(self.class_id, shape[-1])
+
+    def _probabilities(self, outputs):
+        outputs = tf.cast(outputs, tf.float32)
+        return tf.nn.softmax(outputs) if self.from_logits else outputs
+
+    def prepare(self, outputs):
+        probabilities = self._probabilities(outputs)
+        batch = tf.shape(probabilities)[0]
+        num_classes = tf.shape(probabilities)[-1]
+        predicted = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        if self.class_id is None:
+            counts = tf.reduce_sum(tf.one_hot(predicted, num_classes), axis=[1, 2])
+            counts = tf.concat([tf.zeros_like(counts[:, :1]) - 1.0, counts[:, 1:]], axis=-1)
+            ids = tf.argmax(counts, axis=-1, output_type=tf.int32)
+        else:
+            ids = tf.broadcast_to(tf.cast(tf.reshape(self.class_id, [-1]), tf.int32), [batch])
+        if self.region is not None:
+            region = tf.cast(tf.convert_to_tensor(self.region), tf.float32)
+            region = tf.broadcast_to(region, tf.shape(probabilities)[:3])
+        else:
+            region = tf.cast(tf.equal(predicted, ids[:, None, None]), tf.float32)
+            empty = tf.reduce_sum(region, axis=[1, 2], keepdims=True) == 0
+            region = tf.where(empty, tf.ones_like(region), region)
+        return ids, region
+
+    def score(self, outputs, state):
+        ids, region = state
+        probabilities = self._probabilities(outputs)
+        chosen = tf.gather(probabilities, ids, axis=-1, batch_dims=1)
+        return tf.reduce_sum(chosen * region, axis=[1, 2]) / tf.maximum(
+            tf.reduce_sum(region, axis=[1, 2]), 1.0)
+
+
+def resolve_target(model: keras.Model, target: Any = None, task: Any = None) -> Target:
+    """The `Target` for `target` on `model`, asking the task object.
+
+    Args:
+        model: the model to explain.
+        target: a `Target`, a class id (int or one per image), or None (the predicted one).
+        task: a task name or object; None asks each known task whether it explains
+            models with `model`'s outputs.
+
+    Raises:
+        ValueError: for a target out of range or a model no task explains.
+    """
+    from visionkit.tasks import TASKS, get_task
+
+    if isinstance(target, Target):
+        target.check(model)
+        return target
+    if task is None:
+        for candidate in TASKS.values():
+            instance = candidate()
+            if instance.explains(model):
+                task = instance
+                break
+        else:
+            raise ValueError(f"No task explains model {model.name!r} with outputs "
+                             f"{tuple(model.outputs[0].shape)}; pass target= a Target.")
+    resolved = get_task(task).explain_target(model, target)
+    resolved.check(model)
+    return resolved
+
+
+def target_key(target: Target) -> str:
+    """A string naming `target`'s type and settings (a cache key for compiled graphs)."""
+    return f"{type(target).__name__}{sorted((k, repr(v)) for k, v in vars(target).items())}"
