@@ -100,7 +100,19 @@ class ImageFolderData(_DataBase):
     on_bad_file: Literal["error", "skip"] = "error"
 
 
-DataConfig = Annotated[DigitsData | ShapesData | ImageFolderData, Field(discriminator="source")]
+class MaskFolderData(_DataBase):
+    """A folder of images and a folder of masks paired by file stem (segmentation)."""
+
+    source: Literal["mask_folder"]
+    images: str
+    masks: str
+    class_names: list[str] | None = None
+    # Colour masks: entries {colour: [r, g, b], class_id: k} (class_id 255 = ignore).
+    palette: list[dict[str, Any]] | None = None
+
+
+DataConfig = Annotated[DigitsData | ShapesData | ImageFolderData | MaskFolderData,
+                       Field(discriminator="source")]
 
 
 class ModelConfig(_Section):
@@ -150,7 +162,7 @@ class Recipe(_Section):
     """A whole run: data -> model -> train -> evaluate -> export."""
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
-    task: Literal["classification"] = "classification"
+    task: Literal["classification", "segmentation"] = "classification"
     seed: int | None = 0
     data: DataConfig
     model: ModelConfig
@@ -169,7 +181,8 @@ class Recipe(_Section):
 
 
 _DATA_SOURCES: dict[str, type[BaseModel]] = {
-    "digits": DigitsData, "shapes": ShapesData, "image_folder": ImageFolderData}
+    "digits": DigitsData, "shapes": ShapesData, "image_folder": ImageFolderData,
+    "mask_folder": MaskFolderData}
 
 
 def _field_names(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:

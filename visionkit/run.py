@@ -81,6 +81,13 @@ def data_from_recipe(recipe: Recipe) -> Data:
         data = vk_data.digits(**common)
     elif config.source == "shapes":
         data = vk_data.shapes(recipe.task, n=config.n, **common)
+    elif config.source == "mask_folder":
+        palette = None
+        if config.palette is not None:
+            palette = {tuple(entry["colour"]): int(entry["class_id"])
+                       for entry in config.palette}
+        data = vk_data.mask_folder(config.images, config.masks,
+                                   class_names=config.class_names, palette=palette, **common)
     else:
         data = vk_data.image_folder(config.path, val_directory=config.val_path,
                                     cache=config.cache, on_bad_file=config.on_bad_file, **common)

@@ -121,8 +121,6 @@ def test_classification_labels_are_balanced():
 
 
 def test_task_and_class_errors():
-    with pytest.raises(ValueError, match=r"task='segmentation'.*not available"):
-        vk.data.shapes("segmentation")
     with pytest.raises(ValueError, match=r"task='detection'.*not available"):
         vk.data.shapes(task="detection")
     with pytest.raises(ValueError, match="Did you mean 'classification'"):

@@ -8,6 +8,7 @@ from visionkit.data.arrays import from_arrays
 from visionkit.data.augment import PRESETS
 from visionkit.data.embedded import digits, shapes
 from visionkit.data.folder import image_folder
+from visionkit.data.masks import mask_folder
 from visionkit.data.pipeline import Data
 
-__all__ = ["Data", "PRESETS", "digits", "from_arrays", "image_folder", "shapes"]
+__all__ = ["Data", "PRESETS", "digits", "from_arrays", "image_folder", "mask_folder", "shapes"]

@@ -15,9 +15,9 @@ __all__ = ["from_arrays"]
 
 def from_arrays(
     images: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None = None,
     class_names: Sequence[str] | None = None,
-    task: str = "classification",
+    task: str | None = None,
     image_size: tuple[int, int] | None = None,
     validation_split: float = 0.2,
     val_images: np.ndarray | None = None,
@@ -25,15 +25,18 @@ def from_arrays(
     batch_size: int = 32,
     augment: object = "none",
     seed: int | None = 0,
+    masks: np.ndarray | None = None,
+    val_masks: np.ndarray | None = None,
 ) -> Data:
-    """Builds a `Data` set from arrays of images and labels.
+    """Builds a `Data` set from arrays of images and labels (or segmentation masks).
 
     Args:
         images: `[N, H, W]`, `[N, H, W, 1]` or `[N, H, W, 3]` pixels in 0..255 (uint8 or
             float). Grayscale is repeated to 3 channels.
-        labels: int class ids `[N]`.
+        labels: int class ids `[N]` (classification).
         class_names: names per class id. Defaults to "0", "1", ...
-        task: the task. Defaults to "classification".
+        task: the task. Defaults to "segmentation" when `masks` are given, else
+            "classification".
         image_size: resize to `(height, width)`. Defaults to the arrays' own size.
         validation_split: fraction held out for validation (stratified, seeded) when no
             `val_images` are given. Defaults to 0.2.
@@ -41,6 +44,10 @@ def from_arrays(
         batch_size: examples per batch. Defaults to 32.
         augment: augmentation of the train split (see `Data`). Defaults to "none".
         seed: seed of the split, shuffling and augmentation. Defaults to 0.
+        masks: int class-id masks `[N, H, W]` (255 = ignore) for segmentation, instead
+            of `labels`; resized with nearest neighbour (see
+            `visionkit.data.masks.segmentation_from_arrays`). Defaults to None.
+        val_masks: masks of `val_images`. Defaults to None.
 
     Returns:
         A `Data` set.
@@ -55,6 +62,20 @@ def from_arrays(
     >>> vk.data.from_arrays(x, y, validation_split=0.2).train_size
     8
     """
+    if masks is not None or task == "segmentation":
+        from visionkit.data.masks import segmentation_from_arrays
+
+        if masks is None or labels is not None:
+            raise ValueError("Expected masks= (and no labels) for segmentation; received "
+                             f"labels={'given' if labels is not None else None}, "
+                             f"masks={'given' if masks is not None else None}.")
+        return segmentation_from_arrays(
+            images, masks, class_names=class_names, image_size=image_size,
+            validation_split=validation_split, val_images=val_images, val_masks=val_masks,
+            batch_size=batch_size, augment=augment, seed=seed)
+    if labels is None:
+        raise ValueError("Expected labels (class ids, one per image); received none.")
+    task = task or "classification"
     images, labels = _check_arrays(images, labels, "images", "labels")
     if class_names is None:
         class_names = [str(i) for i in range(int(labels.max()) + 1)] if len(labels) else []

@@ -152,6 +152,7 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
     def apply(batch: dict) -> dict:
         held = {key: value for key, value in batch.items() if key in _HELD_OUT_KEYS}
         inputs = {key: value for key, value in batch.items() if key not in _HELD_OUT_KEYS}
+        inputs = task.prepare_augmented(inputs)
         if set(inputs) == {"images"}:
             images = inputs["images"]
             for layer in layers:
@@ -161,6 +162,6 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
             for layer in layers:
                 inputs = layer(inputs, training=True)
         inputs["images"] = tf.cast(inputs["images"], tf.float32)
-        return {**inputs, **held}
+        return task.finish_augmented({**inputs, **held}, tuple(inputs["images"].shape[1:3]))
 
     return apply

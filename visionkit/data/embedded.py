@@ -64,7 +64,9 @@ def digits(
 
 # The tasks the shapes generator is designed for; only classification is exposed so far.
 _SHAPES_TASKS = ("classification", "segmentation", "detection")
-_SHAPES_AVAILABLE_TASKS = ("classification",)
+_SHAPES_AVAILABLE_TASKS = ("classification", "segmentation")
+# Shapes per segmentation scene (inclusive range).
+_SEGMENTATION_SHAPES_PER_IMAGE = (1, 3)
 
 
 def shapes(
@@ -91,8 +93,9 @@ def shapes(
     TensorFlow's random state): the same seed gives identical images.
 
     Args:
-        task: "classification". ("segmentation" and "detection" are planned and raise
-            a ValueError for now.) Defaults to "classification".
+        task: "classification" (one shape per image, its class as the label) or
+            "segmentation" (one to three shapes, the exact per-pixel class map: class 0
+            "background", then the shapes). Defaults to "classification".
         n: number of images (train + validation). Defaults to 512.
         image_size: `(height, width)`, at least (16, 16). Defaults to (64, 64).
         seed: seed of the images, the split, shuffling and augmentation. Defaults to 0.
@@ -104,7 +107,7 @@ def shapes(
         noise: standard deviation of the pixel noise in 0..255 units. Defaults to 8.0.
 
     Returns:
-        A classification `Data` set; images float32 `[H, W, 3]` in 0..255.
+        A `Data` set of the task; images float32 `[H, W, 3]` in 0..255.
 
     Raises:
         ValueError: for a task that is not available (naming it), fewer than two
@@ -132,6 +135,17 @@ def shapes(
         raise ValueError(f"Unknown task {task!r} for shapes.{hint} Expected one of "
                          f"{_SHAPES_AVAILABLE_TASKS} (planned: {_SHAPES_TASKS}).")
     names = resolve_shape_classes(classes)
+    if task == "segmentation":
+        from visionkit.data.masks import segmentation_from_arrays
+
+        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=names,
+                                 shapes_per_image=_SEGMENTATION_SHAPES_PER_IMAGE, noise=noise)
+        # Class 0 is the background; shape class i becomes i + 1.
+        return segmentation_from_arrays(
+            scenes.images, scenes.class_maps(background=-1) + 1,
+            class_names=("background", *scenes.class_names),
+            validation_split=validation_split, batch_size=batch_size, augment=augment,
+            seed=seed)
     if len(names) < 2:
         raise ValueError("Expected at least 2 shape classes for classification; received "
                          f"classes={classes!r}.")

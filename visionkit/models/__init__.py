@@ -9,6 +9,7 @@ Example:
 """
 
 from visionkit.models import backbones, classification  # noqa: F401  (registers the builders)
+from visionkit.models import layers, segmentation  # noqa: F401  (registers the builders)
 from visionkit.models.backbones import available_backbones, build_backbone
 from visionkit.models.registry import available, build, get, register
 from visionkit.models.summary import ModelSummary, summary

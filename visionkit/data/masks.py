@@ -1,0 +1,331 @@
+"""Segmentation data: masks from arrays and from a folder of mask images.
+
+Masks are int32 class ids `[H, W]`, 255 marking pixels to ignore (DESIGN.md). They are
+resized with nearest-neighbour only, never interpolated, so they keep exact class ids.
+Every check runs before training starts: a mask whose size differs from its image, a
+class id outside `0..num_classes-1` (other than 255) and an image without a mask are
+reported with the file (or array index) and the offending values.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from visionkit.data.files import IMAGE_EXTENSIONS, list_image_files
+from visionkit.data.pipeline import Data
+from visionkit.data.split import split_indices
+from visionkit.errors import BadFileError, DataError, format_file_list
+
+__all__ = ["IGNORE_INDEX", "mask_folder", "segmentation_from_arrays", "check_masks"]
+
+# Mask value of pixels left out of losses and metrics.
+IGNORE_INDEX = 255
+# Mask files: lossless formats only (JPEG would blur class ids).
+MASK_EXTENSIONS = (".png", ".bmp", ".gif")
+# How many offending values / examples an error message lists.
+_LISTED = 10
+
+
+def check_masks(masks: np.ndarray, num_classes: int, name: str = "masks",
+                files: Sequence[str] | None = None) -> None:
+    """Checks that every mask value is a class id below `num_classes` or 255.
+
+    Raises:
+        DataError: naming the offending values and the first masks (indices or files)
+            that hold them.
+    """
+    masks = np.asarray(masks)
+    bad = (masks != IGNORE_INDEX) & ((masks < 0) | (masks >= num_classes))
+    if not bad.any():
+        return
+    values = np.unique(masks[bad])
+    where = np.flatnonzero(bad.reshape(len(masks), -1).any(axis=1))[:_LISTED]
+    named = [files[i] for i in where] if files is not None else [int(i) for i in where]
+    raise DataError(
+        f"Expected {name} of class ids 0..{num_classes - 1} (or {IGNORE_INDEX} to ignore) for "
+        f"{num_classes} classes; received class ids {values[:_LISTED].tolist()} in "
+        f"{'files' if files is not None else 'masks at indices'} {named}.")
+
+
+def _check_mask_arrays(images: np.ndarray, masks, name: str) -> np.ndarray:
+    masks = np.asarray(masks)
+    if masks.ndim == 4 and masks.shape[-1] == 1:
+        masks = masks[..., 0]
+    if masks.ndim != 3 or len(masks) != len(images):
+        raise DataError(f"Expected {name} of shape [{len(images)}, H, W] (one class-id mask "
+                        f"per image); received shape {masks.shape}.")
+    if masks.shape[1:3] != images.shape[1:3]:
+        raise DataError(f"Expected {name} of the images' size {images.shape[1:3]}; received "
+                        f"masks of size {masks.shape[1:3]}.")
+    if not np.issubdtype(masks.dtype, np.integer):
+        if not np.all(np.equal(np.mod(masks, 1), 0)):
+            raise DataError(f"Expected integer class ids in {name}; received dtype "
+                            f"{masks.dtype}.")
+    return masks.astype(np.int32)
+
+
+def _check_images(images, name: str) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+        raise DataError(f"Expected {name} of shape [N, H, W], [N, H, W, 1] or [N, H, W, 3]; "
+                        f"received shape {images.shape}.")
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+def segmentation_from_arrays(images: np.ndarray, masks: np.ndarray,
+                             class_names: Sequence[str] | None = None,
+                             image_size: tuple[int, int] | None = None,
+                             validation_split: float = 0.2,
+                             val_images: np.ndarray | None = None,
+                             val_masks: np.ndarray | None = None, batch_size: int = 32,
+                             augment: object = "none", seed: int | None = 0) -> Data:
+    """A segmentation `Data` set from image and mask arrays (see `from_arrays`).
+
+    Args:
+        images: `[N, H, W]`, `[N, H, W, 1]` or `[N, H, W, 3]` pixels 0..255.
+        masks: int class ids `[N, H, W]` (or `[N, H, W, 1]`), 255 = ignore.
+        class_names: names per class id. Defaults to "0".."K-1" with K one more than
+            the largest class id.
+        image_size: resize to `(height, width)` (images bilinear, masks nearest).
+            Defaults to the arrays' own size.
+        validation_split: seeded random fraction held out when no `val_images` are
+            given. Defaults to 0.2.
+        val_images, val_masks: an explicit validation split.
+        batch_size, augment, seed: as `Data`.
+
+    Returns:
+        A segmentation `Data` set.
+
+    Raises:
+        DataError: for masks of another size than their images, bad class ids (naming
+            the values and the mask indices) or bad shapes.
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.zeros((10, 8, 8, 3), np.uint8); y = np.zeros((10, 8, 8), np.int32)
+    >>> y[:, 2:5, 2:5] = 1
+    >>> data = segmentation_from_arrays(x, y, class_names=["background", "square"])
+    >>> data.task.name, data.train_size
+    ('segmentation', 8)
+    """
+    images = _check_images(images, "images")
+    masks = _check_mask_arrays(images, masks, "masks")
+    if class_names is None:
+        valid = masks[masks != IGNORE_INDEX]
+        class_names = [str(i) for i in range(int(valid.max()) + 1 if valid.size else 1)]
+    class_names = [str(c) for c in class_names]
+    check_masks(masks, len(class_names), "masks")
+    if val_images is not None:
+        if val_masks is None:
+            raise DataError("val_images was given without val_masks.")
+        val_images = _check_images(val_images, "val_images")
+        val_masks = _check_mask_arrays(val_images, val_masks, "val_masks")
+        check_masks(val_masks, len(class_names), "val_masks")
+        train_x, train_y = images, masks
+    else:
+        train_index, val_index = split_indices(np.zeros(len(images)), validation_split, seed)
+        train_x, train_y = images[train_index], masks[train_index]
+        val_images, val_masks = images[val_index], masks[val_index]
+    size = tuple(image_size) if image_size is not None else tuple(images.shape[1:3])
+    return Data(task="segmentation", class_names=tuple(class_names), image_size=size,
+                train_examples=_array_examples(train_x, train_y, size),
+                val_examples=_array_examples(val_images, val_masks, size),
+                train_size=len(train_y), val_size=len(val_masks), batch_size=batch_size,
+                augment=augment, seed=seed)
+
+
+def resize_example(image: tf.Tensor, mask: tf.Tensor, size: tuple[int, int]) -> dict:
+    """An example dict at `size`: the image bilinear (float32), the mask nearest (int32)."""
+    image = tf.image.resize(tf.cast(image, tf.float32), size)
+    mask = tf.image.resize(tf.cast(mask, tf.int32)[..., tf.newaxis], size, method="nearest")
+    return {"images": image, "segmentation_masks": tf.cast(mask[..., 0], tf.int32)}
+
+
+def _array_examples(images: np.ndarray, masks: np.ndarray,
+                    size: tuple[int, int]) -> tf.data.Dataset:
+    dataset = tf.data.Dataset.from_tensor_slices({"images": images, "masks": masks})
+    return dataset.map(lambda example: resize_example(example["images"], example["masks"], size),
+                       num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
+                image_size: tuple[int, int] = (256, 256),
+                class_names: Sequence[str] | None = None,
+                palette: Mapping[tuple[int, int, int], int] | None = None,
+                validation_split: float = 0.2, batch_size: int = 32,
+                augment: object = "none", seed: int | None = 0) -> Data:
+    """A segmentation data set from a folder of images and a folder of masks.
+
+    Images (JPEG, PNG, BMP, GIF) and masks (PNG, BMP, GIF: lossless) are paired by file
+    stem (`images/cat_01.jpg` with `masks/cat_01.png`), searched recursively. A mask is
+    either a one-channel image of class ids (255 = ignore) or, with `palette`, an RGB
+    image whose colours map to class ids. Before anything trains, every pair is checked:
+    the image must have a mask, the mask must have the image's size, and every mask
+    value must be a known class id (or 255) or palette colour.
+
+    Args:
+        images_dir: folder of images.
+        masks_dir: folder of masks.
+        image_size: `(height, width)` to resize to (images bilinear, masks nearest).
+            Defaults to (256, 256).
+        class_names: names per class id. Defaults to "0".."K-1" (K from the largest
+            id found, or from the palette).
+        palette: `{(r, g, b): class_id}` for colour masks; colours not listed are an
+            error, except those mapped to 255 (ignore). Defaults to None (class-id
+            masks).
+        validation_split: seeded random fraction held out. Defaults to 0.2.
+        batch_size, augment, seed: as `Data`.
+
+    Returns:
+        A segmentation `Data` set.
+
+    Raises:
+        DataError: for an empty folder, an image without a mask (naming the images), a
+            mask of another size than its image, or unknown class ids or colours
+            (naming the files and the values).
+
+    Example:
+
+    >>> import os, tempfile, numpy as np
+    >>> from PIL import Image
+    >>> root = tempfile.mkdtemp()
+    >>> for sub in ("images", "masks"): os.makedirs(os.path.join(root, sub))
+    >>> for i in range(5):
+    ...     Image.fromarray(np.full((8, 12, 3), 40 * i, np.uint8)).save(f"{root}/images/{i}.png")
+    ...     Image.fromarray(np.eye(8, 12, dtype=np.uint8)).save(f"{root}/masks/{i}.png")
+    >>> data = mask_folder(f"{root}/images", f"{root}/masks", image_size=(8, 12))
+    >>> data.class_names, data.train_size, data.val_size
+    (('0', '1'), 4, 1)
+    """
+    images_dir, masks_dir = os.fspath(images_dir), os.fspath(masks_dir)
+    for folder, what in ((images_dir, "images_dir"), (masks_dir, "masks_dir")):
+        if not os.path.isdir(folder):
+            raise DataError(f"Expected {what} to be a folder; received {what}={folder!r}.")
+    image_files = list_image_files(images_dir)
+    if not image_files:
+        raise DataError(f"Expected images ({', '.join(IMAGE_EXTENSIONS)}) in "
+                        f"images_dir={images_dir!r}; found none.")
+    mask_files = {os.path.splitext(os.path.relpath(path, masks_dir))[0]: path
+                  for path in list_image_files(masks_dir)
+                  if path.lower().endswith(MASK_EXTENSIONS)}
+    pairs, missing = [], []
+    for path in image_files:
+        stem = os.path.splitext(os.path.relpath(path, images_dir))[0]
+        if stem in mask_files:
+            pairs.append((path, mask_files[stem]))
+        else:
+            missing.append((path, f"no mask {stem}.png in masks_dir"))
+    if missing:
+        raise DataError(f"Expected one mask per image (paired by file stem) in "
+                        f"masks_dir={masks_dir!r}; {len(missing)} image(s) have none:\n"
+                        + format_file_list(missing))
+    colours = None
+    if palette is not None:
+        colours = {tuple(int(c) for c in colour): int(i) for colour, i in palette.items()}
+    largest = _scan_pairs(pairs, colours)
+    if class_names is None:
+        known = max([i for i in (colours or {}).values() if i != IGNORE_INDEX], default=-1)
+        count = max(largest, known) + 1
+        class_names = [str(i) for i in range(max(count, 1))]
+    class_names = [str(c) for c in class_names]
+    if largest >= len(class_names):
+        _scan_pairs(pairs, colours, num_classes=len(class_names))  # raises, naming files
+    size = (int(image_size[0]), int(image_size[1]))
+    train_index, val_index = split_indices(np.zeros(len(pairs)), validation_split, seed)
+    paths = np.asarray(pairs, dtype=object).astype(str)
+    decode = _decoder(size, colours)
+
+    def records(index):
+        return tf.data.Dataset.from_tensor_slices({"image": paths[index, 0],
+                                                   "mask": paths[index, 1]})
+
+    train_records = records(train_index)
+    return Data(task="segmentation", class_names=tuple(class_names), image_size=size,
+                train_examples=train_records.map(decode, num_parallel_calls=tf.data.AUTOTUNE),
+                val_examples=records(val_index).map(decode, num_parallel_calls=tf.data.AUTOTUNE),
+                train_size=len(train_index), val_size=len(val_index), batch_size=batch_size,
+                augment=augment, seed=seed, train_records=train_records, decode=decode)
+
+
+def _scan_pairs(pairs: list[tuple[str, str]], colours: dict | None,
+                num_classes: int | None = None) -> int:
+    """Checks sizes, colours and (with `num_classes`) class ids; returns the largest id."""
+    from PIL import Image
+
+    bad, largest, offending = [], -1, set()
+    for image_path, mask_path in pairs:
+        try:
+            with Image.open(image_path) as image:
+                image_size = image.size
+            with Image.open(mask_path) as mask_image:
+                mask_size = mask_image.size
+                mode = mask_image.mode
+                mask = np.asarray(mask_image if mode == "L" and colours is None
+                                  else mask_image.convert("RGB"))
+        except OSError as error:
+            raise BadFileError(mask_path, f"cannot be read ({error})",
+                               expected="an image and its mask that decode") from None
+        if image_size != mask_size:
+            bad.append((mask_path, f"mask is {mask_size[1]}x{mask_size[0]} (HxW) but its image "
+                                   f"'{image_path}' is {image_size[1]}x{image_size[0]}"))
+            continue
+        if colours is not None:
+            found = {tuple(int(c) for c in row) for row in np.unique(mask.reshape(-1, 3), axis=0)}
+            unknown = sorted(found - set(colours))
+            if unknown:
+                bad.append((mask_path, f"colours {unknown[:_LISTED]} are not in the palette"))
+            continue
+        if mask.ndim == 3:
+            if not (np.array_equal(mask[..., 0], mask[..., 1])
+                    and np.array_equal(mask[..., 0], mask[..., 2])):
+                bad.append((mask_path, f"is a colour mask (mode {mode}); pass palette= to map "
+                                       "its colours to class ids, or save class ids as 8-bit "
+                                       "grayscale"))
+                continue
+            mask = mask[..., 0]
+        values = np.unique(mask)
+        ids = values[values != IGNORE_INDEX]
+        if ids.size:
+            largest = max(largest, int(ids.max()))
+        if num_classes is not None and ids.size and ids.max() >= num_classes:
+            wrong = ids[ids >= num_classes][:_LISTED].tolist()
+            bad.append((mask_path, f"class ids {wrong} >= {num_classes} classes"))
+            offending.update(wrong)
+    if bad:
+        raise DataError(f"Expected masks of their images' size holding class ids "
+                        f"(0..num_classes-1, or {IGNORE_INDEX} to ignore); "
+                        f"{len(bad)} mask(s) do not fit:\n" + format_file_list(bad))
+    return largest
+
+
+def _decoder(size: tuple[int, int], colours: dict | None):
+    table = None
+    if colours is not None:
+        keys = tf.constant([r * 65536 + g * 256 + b for r, g, b in colours], tf.int64)
+        values = tf.constant(list(colours.values()), tf.int64)
+        table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values),
+                                          default_value=IGNORE_INDEX)
+
+    def decode(record: dict) -> dict:
+        image = tf.io.decode_image(tf.io.read_file(record["image"]), channels=3,
+                                   dtype=tf.uint8, expand_animations=False)
+        image.set_shape([None, None, 3])
+        contents = tf.io.read_file(record["mask"])
+        if table is None:
+            # Grey masks decode to three equal channels; the first one holds the ids.
+            mask = tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
+                                      expand_animations=False)[..., 0]
+        else:
+            rgb = tf.cast(tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
+                                             expand_animations=False), tf.int64)
+            mask = table.lookup(rgb[..., 0] * 65536 + rgb[..., 1] * 256 + rgb[..., 2])
+        return resize_example(image, mask, size)
+
+    return decode

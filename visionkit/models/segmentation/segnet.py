@@ -1,0 +1,108 @@
+"""SegNet: a VGG16 encoder and a mirrored decoder that upsamples with max-pool switches.
+
+Reference:
+    - [SegNet: A Deep Convolutional Encoder-Decoder Architecture for Image Segmentation](
+      https://arxiv.org/abs/1511.00561) (Badrinarayanan, Kendall & Cipolla, 2015)
+"""
+
+from __future__ import annotations
+
+import keras
+
+from visionkit.models.backbones.vgg import VGG_CONVS_PER_STAGE, VGG_STAGE_FILTERS
+from visionkit.models.common import raw_image_input, rescale
+from visionkit.models.layers.max_unpooling import MaxUnpooling2D
+from visionkit.models.registry import register
+from visionkit.models.segmentation.head import check_segmentation_shape, segmentation_output
+
+__all__ = ["segnet", "segnet_decoder_filters"]
+
+# The encoder is VGG16's 13 convolutional layers (configuration D), in five stages.
+_VGG16_DEPTH = 16
+_STAGES = len(VGG_STAGE_FILTERS)
+
+
+def segnet_decoder_filters(width: float = 1.0) -> list[list[int]]:
+    """Filters of the decoder's convolutions, deepest stage first.
+
+    The decoder mirrors the encoder: each stage repeats its encoder stage's convolutions
+    in reverse, the last one of a stage moving to the next shallower stage's width; the
+    shallowest stage has one 3x3 convolution (64 filters) before the 1x1 classifier.
+
+    Example:
+
+    >>> segnet_decoder_filters()[0], segnet_decoder_filters()[-1]
+    ([512, 512, 512], [64])
+    """
+    widths = [max(1, int(round(f * width))) for f in VGG_STAGE_FILTERS]
+    convs = VGG_CONVS_PER_STAGE[_VGG16_DEPTH]
+    stages = []
+    for stage in reversed(range(_STAGES)):
+        out = widths[stage - 1] if stage > 0 else widths[0]
+        count = convs[stage] if stage > 0 else convs[stage] - 1
+        stages.append([widths[stage]] * (count - 1) + [out] if stage > 0 else [out] * count)
+    return stages
+
+
+def _conv_bn_relu(x, filters: int, name: str):
+    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                            kernel_initializer="he_normal", name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+@register("segnet", task="segmentation")
+def segnet(input_shape: tuple[int, int, int], num_classes: int, width_multiplier: float = 1.0,
+           activation: str | None = "softmax", name: str = "segnet") -> keras.Model:
+    """SegNet (Badrinarayanan et al. 2015): VGG16-BN encoder, max-unpooling decoder.
+
+    The encoder is the 13 convolutional layers of VGG16, each followed by batch norm and
+    ReLU, with a 2x2 max pool after each of the 5 stages. The decoder mirrors it: each
+    stage starts with `MaxUnpooling2D`, which puts every value back at the position its
+    encoder pool took the maximum from (XLA-compilable, see that layer), then the
+    mirrored 3x3 convolutions with batch norm. A 1x1 convolution gives the class scores.
+    With the defaults and 3-channel input the network has about 29.4M parameters (the
+    paper reports 29.5M).
+
+    Args:
+        input_shape: `(height, width, channels)`; height and width multiples of 32.
+        num_classes: number of classes.
+        width_multiplier: scales every layer's filters (1.0 is the paper's network).
+            Defaults to 1.0.
+        activation: "softmax", "sigmoid" or None (logits). Defaults to "softmax".
+        name: the model's name. Defaults to "segnet".
+
+    Input shape:
+        `[B, H, W, C]` raw pixels 0..255.
+
+    Output shape:
+        `[B, H, W, num_classes]`.
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+
+    >>> model = segnet((32, 64, 3), num_classes=3, width_multiplier=0.0625)
+    >>> model.output_shape
+    (None, 32, 64, 3)
+    """
+    if not float(width_multiplier) > 0:
+        raise ValueError(f"Expected width_multiplier > 0; received {width_multiplier!r}.")
+    shape = check_segmentation_shape("segnet", input_shape, 2 ** _STAGES)
+    widths = [max(1, int(round(f * width_multiplier))) for f in VGG_STAGE_FILTERS]
+    inputs = raw_image_input(shape)
+    x = rescale(inputs)
+    before_pool = []
+    for stage, convs in enumerate(VGG_CONVS_PER_STAGE[_VGG16_DEPTH], start=1):
+        for index in range(1, convs + 1):
+            x = _conv_bn_relu(x, widths[stage - 1], f"block{stage}_{index}")
+        before_pool.append(x)
+        x = keras.layers.MaxPooling2D(2, padding="same", name=f"block{stage}_pool")(x)
+    for offset, filters in enumerate(segnet_decoder_filters(width_multiplier)):
+        stage = _STAGES - offset
+        x = MaxUnpooling2D(name=f"decoder{stage}_unpool")([x, before_pool[stage - 1]])
+        for index, width in enumerate(filters, start=1):
+            x = _conv_bn_relu(x, width, f"decoder{stage}_{index}")
+    outputs = segmentation_output(x, num_classes, activation)
+    return keras.Model(inputs, outputs, name=name)

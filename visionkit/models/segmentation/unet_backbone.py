@@ -1,0 +1,113 @@
+"""U-Net decoders on encoder backbones (`unet_resnet34`, `unet_mobilenet_v3_small`, ...).
+
+The encoder is any P1..P5 backbone (DESIGN.md, principle 7); the decoder climbs from P5
+back to the input resolution, concatenating the backbone's map of each level on the way.
+
+Reference:
+    - [U-Net: Convolutional Networks for Biomedical Image Segmentation](
+      https://arxiv.org/abs/1505.04597) (Ronneberger, Fischer & Brox, MICCAI 2015)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import keras
+
+from visionkit.models.backbones import backbone_features
+from visionkit.models.backbones.weights import load_weights
+from visionkit.models.classification.backbone_head import load_backbone_weights
+from visionkit.models.common import raw_image_input
+from visionkit.models.registry import register
+from visionkit.models.segmentation.head import check_segmentation_shape, segmentation_output
+from visionkit.models.segmentation.unet import conv_block
+
+__all__ = ["UNET_BACKBONES", "unet_on_backbone"]
+
+# The backbones offered as `unet_<backbone>` in the registry.
+UNET_BACKBONES = ("resnet18", "resnet34", "resnet50", "vgg16", "mobilenet_v2",
+                  "mobilenet_v3_small", "efficientnet_b0")
+# Decoder filters from the P4 level up to full resolution (five upsampling steps).
+DEFAULT_DECODER_FILTERS = (256, 128, 64, 32, 16)
+_LEVELS = 5
+
+
+def unet_on_backbone(backbone: str, input_shape: tuple[int, int, int], num_classes: int,
+                     decoder_filters: Sequence[int] = DEFAULT_DECODER_FILTERS,
+                     batch_norm: bool = True, width_multiplier: float | None = None,
+                     activation: str | None = "softmax",
+                     backbone_weights: str | os.PathLike | None = None,
+                     weights: str | os.PathLike | None = None,
+                     name: str | None = None) -> keras.Model:
+    """A U-Net whose contracting path is the backbone `backbone`.
+
+    The decoder upsamples P5 by 2 (nearest), concatenates P4 and applies two 3x3
+    convolutions, and so on down to P1; a last upsampling and block return to the input
+    resolution, then a 1x1 convolution gives the class scores.
+
+    Args:
+        backbone: a name from `vk.models.available_backbones()`.
+        input_shape: `(height, width, channels)`; height and width multiples of 32.
+        num_classes: number of classes.
+        decoder_filters: filters of the five decoder blocks, deepest first.
+            Defaults to (256, 128, 64, 32, 16).
+        batch_norm: batch norm in the decoder blocks. Defaults to True.
+        width_multiplier: the backbone's width multiplier, if it takes one.
+            Defaults to None (the backbone's default).
+        activation: "softmax", "sigmoid" or None (logits). Defaults to "softmax".
+        backbone_weights: a local weights file of the backbone (see `build_backbone`).
+        weights: a local `.weights.h5` file of this whole model.
+        name: the model's name. Defaults to `"unet_" + backbone`.
+
+    Input shape:
+        `[B, H, W, C]` raw pixels 0..255.
+
+    Output shape:
+        `[B, H, W, num_classes]`.
+
+    Returns:
+        A `keras.Model`.
+
+    Example:
+
+    >>> model = unet_on_backbone("resnet18", (32, 64, 3), 2, decoder_filters=(8,) * 5,
+    ...                          width_multiplier=0.125)
+    >>> model.output_shape
+    (None, 32, 64, 2)
+    """
+    filters = tuple(int(f) for f in decoder_filters)
+    if len(filters) != _LEVELS or min(filters) < 1:
+        raise ValueError(f"Expected decoder_filters as {_LEVELS} positive integers (deepest "
+                         f"first); received decoder_filters={decoder_filters!r}.")
+    model_name = name or f"unet_{backbone}"
+    shape = check_segmentation_shape(model_name, input_shape, 2 ** _LEVELS)
+    options = {} if width_multiplier is None else {"width_multiplier": width_multiplier}
+    inputs = raw_image_input(shape)
+    features = backbone_features(backbone, inputs, **options)
+    x = features[f"P{_LEVELS}"]
+    for step, width in enumerate(filters):
+        level = _LEVELS - 1 - step
+        x = keras.layers.UpSampling2D(2, name=f"decoder{level}_upsample")(x)
+        if level > 0:
+            x = keras.layers.Concatenate(name=f"decoder{level}_concat")(
+                [x, features[f"P{level}"]])
+        x = conv_block(x, width, f"decoder{level}", batch_norm)
+    outputs = segmentation_output(x, num_classes, activation)
+    model = keras.Model(inputs, outputs, name=model_name)
+    load_backbone_weights(model, backbone, shape, backbone_weights, **options)
+    return load_weights(model, weights)
+
+
+def _register(backbone: str) -> None:
+    def builder(input_shape: tuple[int, int, int], num_classes: int, **kwargs) -> keras.Model:
+        return unet_on_backbone(backbone, input_shape, num_classes, **kwargs)
+
+    builder.__name__ = f"unet_{backbone}"
+    builder.__doc__ = (f"U-Net on the {backbone} backbone; keyword arguments as "
+                       "`unet_on_backbone`.")
+    register(f"unet_{backbone}", task="segmentation")(builder)
+
+
+for _backbone in UNET_BACKBONES:
+    _register(_backbone)

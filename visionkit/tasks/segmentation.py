@@ -1,0 +1,168 @@
+"""Semantic segmentation: one class id per pixel (255 = ignore)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from visionkit.tasks.base import Task, ends_in_probabilities
+
+__all__ = ["Segmentation", "SEGMENTATION_PLOT_EXAMPLES", "MASK_PADDING"]
+
+# Images drawn in the evaluation grid (image / true mask / predicted mask / overlay).
+SEGMENTATION_PLOT_EXAMPLES = 4
+# Served masks of a batch of differently sized images are padded with this value.
+MASK_PADDING = -1
+
+
+class Segmentation(Task):
+    """Semantic segmentation: one class id per pixel.
+
+    Batches are `(images float32 [B,H,W,C], segmentation_masks int32 [B,H,W])`, with 255
+    marking pixels to ignore. The model returns per-pixel class scores `[B,H,W,K]`
+    (softmax, or logits with `activation=None`). The loss is cross-entropy over the
+    pixels that are not ignored; training reports pixel accuracy and mean IoU, and
+    checkpoints keep the best validation mean IoU.
+
+    Serving: `mask` (int32) and `probabilities` (float32) at the resolution of each image
+    that was sent. The model's probabilities are resized bilinearly to the image's size,
+    then `mask` is their argmax. `serving_default` gets one size per batch, so nothing is
+    padded. For `serve_bytes`, images in a batch may differ in size: each image's outputs
+    are resized to its own size and padded at the bottom/right to the largest height and
+    width in the batch (mask with -1, probabilities with 0); the output `image_size`
+    (int32 `[B, 2]`, height and width) says which part of each row is the image.
+
+    Example:
+
+    >>> from visionkit.tasks import get_task
+    >>> get_task("segmentation").target_key
+    'segmentation_masks'
+    """
+
+    name = "segmentation"
+    target_key = "segmentation_masks"
+    monitor = "val_mean_iou"
+    monitor_mode = "max"
+
+    def __init__(self) -> None:
+        # The last evaluation keeps a few examples for `plot_evaluation` to draw.
+        self._plot_examples: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def loss(self, model: keras.Model) -> keras.losses.Loss:
+        from visionkit.train.losses import SegmentationCrossEntropy
+
+        return SegmentationCrossEntropy(from_logits=not ends_in_probabilities(model),
+                                        name="loss")
+
+    def metrics(self, num_classes: int) -> list[keras.metrics.Metric]:
+        from visionkit.train.segmentation_metrics import PixelAccuracy, SegmentationMeanIoU
+
+        return [PixelAccuracy(num_classes), SegmentationMeanIoU(num_classes)]
+
+    def prepare_augmented(self, batch: dict) -> dict:
+        """Masks `[B,H,W]` -> `[B,H,W,1]` shifted by one, for Keras augmentation layers.
+
+        Keras 3 layers warp `segmentation_masks` of shape `[B,H,W,1]` with nearest
+        interpolation and fill what the warp brings in from outside the image with 0.
+        Shifting the ids by one keeps 0 free for that fill, which `finish_augmented`
+        turns into 255 (ignore): no pixel the image does not show counts as background.
+        """
+        if self.target_key not in batch:
+            return batch
+        masks = tf.cast(batch[self.target_key], tf.int32)
+        return {**batch, self.target_key: (masks + 1)[..., tf.newaxis]}
+
+    def finish_augmented(self, batch: dict, image_size: tuple[int, int]) -> dict:
+        """Back to int32 class ids `[B,H,W]`; pixels filled by a warp become 255."""
+        if self.target_key not in batch:
+            return batch
+        from visionkit.train.losses import IGNORE_INDEX
+
+        shifted = tf.cast(tf.round(tf.cast(batch[self.target_key], tf.float32)), tf.int32)
+        shifted = shifted[..., 0]
+        masks = tf.where(shifted == 0, tf.constant(IGNORE_INDEX, tf.int32), shifted - 1)
+        return {**batch, self.target_key: masks}
+
+    def serving_outputs(self, outputs: tf.Tensor, image_sizes: tf.Tensor,
+                        model: keras.Model) -> dict[str, tf.Tensor]:
+        outputs = tf.cast(outputs, tf.float32)
+        probabilities = outputs if ends_in_probabilities(model) else tf.nn.softmax(outputs)
+        image_sizes = tf.cast(image_sizes, tf.int32)
+        largest = tf.reduce_max(image_sizes, axis=0)
+
+        @tf.autograph.experimental.do_not_convert
+        def resize_one(item):
+            scores, size = item
+            resized = tf.image.resize(scores, size, method="bilinear")
+            mask = tf.argmax(resized, axis=-1, output_type=tf.int32)
+            pad = [[0, largest[0] - size[0]], [0, largest[1] - size[1]]]
+            return (tf.pad(resized, [*pad, [0, 0]]),
+                    tf.pad(mask, pad, constant_values=MASK_PADDING))
+
+        num_classes = probabilities.shape[-1]
+        resized, masks = tf.map_fn(
+            resize_one, (probabilities, image_sizes),
+            fn_output_signature=(tf.TensorSpec([None, None, num_classes], tf.float32),
+                                 tf.TensorSpec([None, None], tf.int32)))
+        return {"mask": masks, "probabilities": resized, "image_size": image_sizes}
+
+    def evaluate(self, model: keras.Model, dataset: tf.data.Dataset,
+                 class_names: list[str]) -> dict[str, Any]:
+        from visionkit.train import segmentation_metrics as seg
+
+        num_classes = int(model.outputs[0].shape[-1])
+        if len(model.outputs[0].shape) != 4:
+            raise ValueError("Expected a segmentation model with outputs [batch, height, "
+                             f"width, classes]; received {model.outputs[0].shape}.")
+
+        @tf.function(reduce_retracing=True, autograph=False)
+        def step(images, masks):
+            predicted = tf.argmax(model(images, training=False), axis=-1, output_type=tf.int32)
+            return predicted, seg.confusion_matrix_tf(masks, predicted, num_classes)
+
+        matrix = np.zeros((num_classes, num_classes), np.int64)
+        count = 0
+        kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        for images, masks in dataset:
+            predicted, counts = step(images, masks)
+            matrix += counts.numpy()
+            count += int(images.shape[0])
+            if len(kept) < SEGMENTATION_PLOT_EXAMPLES:
+                room = SEGMENTATION_PLOT_EXAMPLES - len(kept)
+                kept += list(zip(images.numpy()[:room], masks.numpy()[:room],
+                                 predicted.numpy()[:room]))
+        if not count:
+            raise ValueError("Cannot evaluate on an empty dataset: it yielded no batches.")
+        self._plot_examples = tuple(np.stack(parts) for parts in zip(*kept))
+        names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        ious = seg.iou_per_class(matrix)
+        dices = seg.dice_per_class(matrix)
+        return {
+            "mean_iou": seg.mean_iou(matrix),
+            "dice": seg.mean_dice(matrix),
+            "pixel_accuracy": seg.pixel_accuracy(matrix),
+            "iou_per_class": {n: (None if np.isnan(v) else float(v)) for n, v in zip(names, ious)},
+            "dice_per_class": {n: (None if np.isnan(v) else float(v))
+                               for n, v in zip(names, dices)},
+            "confusion_matrix": matrix.astype(int).tolist(),
+            "num_examples": count,
+        }
+
+    def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
+                        out_dir: str) -> list[str]:
+        import os
+
+        from visionkit.plot import confusion_matrix as plot_confusion_matrix
+        from visionkit.plot.masks import segmentation_grid
+
+        paths = [plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), class_names,
+                                       os.path.join(out_dir, "confusion_matrix.png"),
+                                       title="Pixel confusion matrix (rows: true class)")]
+        if self._plot_examples is not None:
+            images, true_masks, predicted = self._plot_examples
+            paths.append(segmentation_grid(images, true_masks, predicted, class_names,
+                                           os.path.join(out_dir, "segmentation_examples.png")))
+        return paths
