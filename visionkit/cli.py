@@ -4,7 +4,7 @@
     visionkit train RECIPE [--smoke] [--set key=value ...]   train and evaluate only
     visionkit evaluate CHECKPOINT --recipe RECIPE            metrics of a saved .keras model
     visionkit export CHECKPOINT --recipe RECIPE              a SavedModel from a .keras model
-    visionkit predict SAVED_MODEL IMAGE [IMAGE ...]          top classes per image
+    visionkit predict SAVED_MODEL IMAGE [IMAGE ...]          top classes (or mask PNGs) per image
     visionkit models [--task TASK]                           the registry's model names
 """
 
@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", help="image files")
     predict.add_argument("--top-k", type=int, default=3, help="classes to show per image")
     predict.add_argument("--json", action="store_true", help="print JSON")
+    predict.add_argument("--out", help="folder for per-image files (segmentation: mask and "
+                         "overlay PNGs; default: next to each image)")
 
     models = commands.add_parser("models", help="List the model registry's names.",
                                  description="List the model registry's names.")
@@ -148,7 +150,8 @@ def _export(arguments: argparse.Namespace) -> int:
 def _predict(arguments: argparse.Namespace) -> int:
     from visionkit.export import format_predictions, predict_files
 
-    results = predict_files(arguments.saved_model, arguments.images, top_k=arguments.top_k)
+    results = predict_files(arguments.saved_model, arguments.images, top_k=arguments.top_k,
+                            out_dir=arguments.out)
     print(json.dumps(results, indent=2) if arguments.json else format_predictions(results))
     return 0
 

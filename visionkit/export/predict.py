@@ -31,7 +31,8 @@ __all__ = ["predict_files", "format_predictions"]
 
 def predict_files(path: str | os.PathLike | Predictor,
                   image_files: Sequence[str | os.PathLike], top_k: int = 3,
-                  batch_size: int = DEFAULT_BATCH_SIZE) -> list[dict[str, Any]]:
+                  batch_size: int = DEFAULT_BATCH_SIZE,
+                  out_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
     """Predicts image files (JPEG, PNG, BMP, GIF) with an exported model.
 
     Args:
@@ -41,12 +42,15 @@ def predict_files(path: str | os.PathLike | Predictor,
         top_k: for classifiers, how many of the most probable classes to list (at most
             the number of classes). Defaults to 3.
         batch_size: images per SavedModel call. Defaults to 64.
+        out_dir: a folder for the files a task writes per image (segmentation: the mask
+            PNG and a coloured overlay PNG). Defaults to None (the image's folder).
 
     Returns:
         One dict per file, in order. For classifiers: `file`, `class_id`, `class_name`,
         `probability` (of the predicted class) and `top`, a list of `top_k` dicts
         (`class_id`, `class_name`, `probability`) by decreasing probability. For other
-        tasks: `file` and `outputs`, the served arrays of that image.
+        tasks, what the task's `prediction_result` returns (segmentation: `mask_file`,
+        `overlay_file`, `image_size`, `class_fractions`, `summary`).
 
     Raises:
         FileNotFoundError: if a file does not exist.
@@ -78,7 +82,12 @@ def predict_files(path: str | os.PathLike | Predictor,
     if _is_classification(arrays):
         return _classification_results(files, arrays["probabilities"], arrays["class_id"],
                                         predictor.class_names, int(top_k))
-    return [{"file": file, "outputs": {key: value[index] for key, value in arrays.items()}}
+    from visionkit.tasks import get_task
+
+    task = get_task(predictor.task)
+    folder = os.fspath(out_dir) if out_dir is not None else None
+    return [task.prediction_result(file, {key: value[index] for key, value in arrays.items()},
+                                   predictor.class_names, folder)
             for index, file in enumerate(files)]
 
 
@@ -101,6 +110,8 @@ def format_predictions(results: Sequence[dict[str, Any]]) -> str:
             for rank, entry in enumerate(result["top"], start=1):
                 lines.append(f"    {rank}. {str(entry['class_name']):<{width}}  "
                              f"{entry['probability']:.3f}")
+        elif "summary" in result:
+            lines.append(f"{result['file']}: {result['summary']}")
         else:
             shapes = ", ".join(f"{key} {list(np.shape(value))}"
                                for key, value in sorted(result.get("outputs", {}).items()))

@@ -97,6 +97,23 @@ class Task:
         """Writes the task's evaluation figures to `out_dir`; returns their paths."""
         return []
 
+    def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
+                          class_names: list[str], out_dir: str | None = None
+                          ) -> dict[str, Any]:
+        """One image's served outputs as `visionkit predict` reports them.
+
+        Args:
+            file: the image file that was sent.
+            outputs: that image's served arrays (without the batch axis).
+            class_names: the exported class names.
+            out_dir: a folder for files the task writes per image (e.g. masks), or None.
+
+        Returns:
+            A dict with at least `file`; a `summary` string, when present, is what the
+            CLI prints for the image.
+        """
+        return {"file": file, "outputs": outputs}
+
     def explains(self, model: keras.Model) -> bool:
         """Whether this task's explanation targets fit `model`'s outputs."""
         return False

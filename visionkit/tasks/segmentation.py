@@ -151,6 +151,41 @@ class Segmentation(Task):
             "num_examples": count,
         }
 
+    def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
+                          class_names: list[str], out_dir: str | None = None
+                          ) -> dict[str, Any]:
+        """Crops the served mask to the image; writes `<stem>_mask.png` and `_overlay.png`.
+
+        The mask PNG holds the class ids as 8-bit grey levels (at the image's own size);
+        the overlay blends the class colours over the image (background left as is).
+        Both go to `out_dir` (default: the image's folder). The result lists the files
+        and the fraction of the image's pixels per predicted class.
+        """
+        import os
+
+        from PIL import Image
+
+        from visionkit.plot.masks import overlay_mask
+
+        height, width = (int(v) for v in np.asarray(outputs["image_size"]))
+        mask = np.asarray(outputs["mask"])[:height, :width]
+        folder = out_dir if out_dir is not None else os.path.dirname(os.path.abspath(file))
+        os.makedirs(folder, exist_ok=True)
+        stem = os.path.splitext(os.path.basename(file))[0]
+        mask_file = os.path.join(folder, f"{stem}_mask.png")
+        overlay_file = os.path.join(folder, f"{stem}_overlay.png")
+        Image.fromarray(mask.astype(np.uint8)).save(mask_file)
+        with Image.open(file) as image:
+            pixels = np.asarray(image.convert("RGB"))
+        Image.fromarray(overlay_mask(pixels, mask, len(class_names))).save(overlay_file)
+        counts = np.bincount(mask.ravel(), minlength=len(class_names)) / max(mask.size, 1)
+        fractions = {name: float(counts[i]) for i, name in enumerate(class_names) if counts[i]}
+        shown = ", ".join(f"{name} {value:.1%}" for name, value in
+                          sorted(fractions.items(), key=lambda item: -item[1]))
+        return {"file": file, "mask_file": mask_file, "overlay_file": overlay_file,
+                "image_size": [height, width], "class_fractions": fractions,
+                "summary": f"{shown} -> {mask_file}, {overlay_file}"}
+
     def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
                         out_dir: str) -> list[str]:
         import os
