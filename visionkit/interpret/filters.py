@@ -3,7 +3,9 @@
 `filters` optimizes one image per requested filter, all in one batch: image `i` maximizes
 the mean activation of filter `i`. Each step is a normalized gradient ascent step (the
 gradient divided by its per-image standard deviation), after a random jitter (a roll of
-the batch by a few pixels, undone after the step); optionally the images are blurred
+the batch by a few pixels, undone after the step). For an activation layer (ReLU, ...)
+the ascent climbs the layer's input, so units dead on the start image still move;
+optionally the images are blurred
 every few steps and pulled toward grey (decay). The loop is one `tf.function`.
 
 Reference:
@@ -29,9 +31,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.interpret.layers import check_images, feature_model, find_layer
+from visionkit.interpret.layers import INPUT_SUFFIX, check_images, feature_model, find_layer
 
-__all__ = ["filter_activations", "filters", "top_activating"]
+__all__ = ["filter_activations", "filters", "start_images", "top_activating"]
 
 _GREY = 127.5  # the middle of the 0..255 pixel range the images start from
 _START_NOISE = 4.0  # start images: grey plus uniform noise of this amplitude
@@ -111,25 +113,44 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
     key = (id(model), layer, int(steps), float(step_size), int(jitter), int(blur_every),
            float(decay), bool(jit_compile))
     if key not in _GRAPHS:
-        extractor = feature_model(model, [layer], include_output=False,
+        extractor = feature_model(model, [_objective_layer(model, layer)], include_output=False,
                                   input_shape=None if fixed else (None, None, channels))
         _GRAPHS.clear()  # one cached graph: the model being explained now
         _GRAPHS[key] = _ascent_graph(extractor, *key[2:])
     ascend = _GRAPHS[key]
-    rng = np.random.default_rng(seed)
     sizes = [(max(8, round(height / octave_scale ** i)), max(8, round(width / octave_scale ** i)))
              for i in reversed(range(int(octaves)))]
     if fixed:
         sizes = [(height, width)] * int(octaves)
-    start = _GREY + rng.uniform(-_START_NOISE, _START_NOISE, (len(ids), *sizes[0], channels))
-    images = tf.constant(start, tf.float32)
+    images = tf.constant(start_images(ids, sizes[0], channels, seed), tf.float32)
     for octave, size in enumerate(sizes):
         images = tf.image.resize(images, size)
         images = ascend(images, tf.constant(ids), tf.constant(seed * 1000 + octave))
     return np.clip(np.round(images.numpy()), 0, 255).astype(np.uint8)
 
 
+def start_images(ids: Any, size: tuple[int, int], channels: int, seed: int = 0) -> np.ndarray:
+    """Grey images with uniform noise, one per filter id, seeded by `(seed, id)`.
+
+    Filter `i` starts from the same image whichever batch it is optimized in.
+    """
+    return np.stack([_GREY + np.random.default_rng([seed, int(i)]).uniform(
+        -_START_NOISE, _START_NOISE, (*size, channels)) for i in ids]).astype(np.float32)
+
+
 _GRAPHS: dict = {}
+_ELEMENTWISE = (keras.layers.ReLU, keras.layers.Activation, keras.layers.LeakyReLU,
+                keras.layers.ELU)
+
+
+def _objective_layer(model: keras.Model, layer: str) -> str:
+    """The tensor the ascent climbs: an activation layer's input, else the layer's output.
+
+    A ReLU unit that is zero everywhere on the start image has zero gradient and would
+    never move; its input (the pre-activation) is monotonic in it and always has one.
+    """
+    found = find_layer(model, layer)
+    return found.name + INPUT_SUFFIX if isinstance(found, _ELEMENTWISE) else found.name
 
 
 def _ascent_graph(extractor, steps, step_size, jitter, blur_every, decay, jit_compile):

@@ -100,6 +100,10 @@ def pooled_feature_layer(model: keras.Model) -> str:
     raise ValueError(f"Model {model.name!r} has no pooled feature layer; name one with layer=.")
 
 
+# `feature_model(model, ["relu3" + INPUT_SUFFIX])` reads the input of layer relu3.
+INPUT_SUFFIX = ":input"
+
+
 def _trace(model: keras.Model, inputs, wanted: set[str], found: dict, stop: bool):
     """Re-runs `model`'s graph on `inputs`, recording the outputs of the `wanted` layers."""
 
@@ -116,6 +120,8 @@ def _trace(model: keras.Model, inputs, wanted: set[str], found: dict, stop: bool
             outputs = operation(*args, **kwargs)
         if operation.name in wanted and operation.name not in found:
             found[operation.name] = outputs
+        if operation.name + INPUT_SUFFIX in wanted and args:
+            found[operation.name + INPUT_SUFFIX] = args[0]
         return outputs
 
     return model._run_through_graph(inputs, operation_fn=lambda op: op, call_fn=call)
@@ -129,7 +135,8 @@ def feature_model(model: keras.Model, layers: Sequence[str], include_output: boo
 
     Args:
         model: a functional Keras model.
-        layers: layer names (nested ones included).
+        layers: layer names (nested ones included); a name ending in ":input" gives
+            that layer's input.
         include_output: append the model's own output as the last output. Defaults to True.
         input_shape: `(h, w, c)` of the new input, e.g. `(None, None, 3)` for any size
             (then only the graph up to the deepest requested layer is rebuilt, and
@@ -141,7 +148,8 @@ def feature_model(model: keras.Model, layers: Sequence[str], include_output: boo
     Raises:
         ValueError: for an unknown layer name (listing the conv layers).
     """
-    names = [find_layer(model, name).name for name in layers]
+    names = [find_layer(model, name.removesuffix(INPUT_SUFFIX)).name +
+             (INPUT_SUFFIX if name.endswith(INPUT_SUFFIX) else "") for name in layers]
     shape = tuple(input_shape) if input_shape is not None else tuple(model.inputs[0].shape[1:])
     if input_shape is not None and include_output:
         raise ValueError("include_output=True needs the model's own input shape.")
