@@ -95,26 +95,24 @@ def _dream_graph(extractor, steps: int, step_size: float, tile_size: int, jit_co
         return tape.gradient(loss, tile)
 
     def run(image, seed):
-        height, width = tf.shape(image)[1], tf.shape(image)[2]
-        tile_h, tile_w = tf.minimum(height, tile_size), tf.minimum(width, tile_size)
-        rows = (height + tile_h - 1) // tile_h
-        cols = (width + tile_w - 1) // tile_w
+        # One trace per image size: tile bounds are static, so XLA can compile the loop.
+        height, width = int(image.shape[1]), int(image.shape[2])
+        tile_h, tile_w = min(height, tile_size), min(width, tile_size)
+        rows, cols = -(-height // tile_h), -(-width // tile_w)
         for step in tf.range(steps):
             shift = tf.random.stateless_uniform([2], tf.stack([seed, step]), -tile_size // 2,
                                                 tile_size // 2, dtype=tf.int32)
             rolled = tf.roll(image, shift, axis=[1, 2])
             padded = tf.pad(rolled, [[0, 0], [0, rows * tile_h - height],
                                      [0, cols * tile_w - width], [0, 0]], mode="SYMMETRIC")
-            gradient = tf.zeros_like(padded)
-            for index in tf.range(rows * cols):
-                top, left = (index // cols) * tile_h, (index % cols) * tile_w
-                tile = padded[:, top:top + tile_h, left:left + tile_w]
-                part = tile_gradient(tile)
-                gradient += tf.pad(part, [[0, 0], [top, rows * tile_h - top - tile_h],
-                                          [left, cols * tile_w - left - tile_w], [0, 0]])
+            gradient = tf.concat([
+                tf.concat([tile_gradient(padded[:, r * tile_h:(r + 1) * tile_h,
+                                                c * tile_w:(c + 1) * tile_w])
+                           for c in range(cols)], axis=2)
+                for r in range(rows)], axis=1)
             gradient = tf.roll(gradient[:, :height, :width], -shift, axis=[1, 2])
             gradient /= tf.math.reduce_std(gradient) + 1e-8
             image = tf.clip_by_value(image + step_size * gradient, 0.0, 255.0)
         return image
 
-    return tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
+    return tf.function(run, jit_compile=jit_compile)
