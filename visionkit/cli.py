@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     recipe_command("train", "Train and evaluate a recipe's model (no export).")
 
     for name, help_text in (("evaluate", "Evaluate a saved .keras model on a recipe's data."),
-                            ("export", "Export a saved .keras model as a SavedModel.")):
+                            ("export", "Export a saved .keras model as a SavedModel."),
+                            ("explain", "Write an interpretation report (HTML + PNGs) of a "
+                             "saved .keras model on a recipe's validation data.")):
         command = commands.add_parser(name, help=help_text, description=help_text)
         command.add_argument("checkpoint", help=".keras model file (e.g. a run's best.keras)")
         command.add_argument("--recipe", required=True, help="recipe giving the data")
@@ -51,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
                              help="load the model without Keras safe mode (runs its lambdas)")
         if name == "export":
             command.add_argument("--root", help="export root (default: the recipe's)")
+        if name == "explain":
+            command.add_argument("--out", help="report folder (default: RUN_DIR/report)")
+            command.add_argument("--images", type=int, default=8,
+                                 help="validation images in the overlays")
 
     predict = commands.add_parser("predict", help="Predict with an exported SavedModel.",
                                   description="Predict with an exported SavedModel.")
@@ -147,6 +153,19 @@ def _export(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(arguments: argparse.Namespace) -> int:
+    from visionkit import interpret
+    from visionkit.run import data_from_recipe
+
+    recipe = _load_recipe(arguments)
+    model = _load_checkpoint(arguments)
+    out = arguments.out or os.path.join(recipe.run_dir, "report")
+    quick = {"filter_steps": 4, "dream_steps": 2} if arguments.smoke else {}
+    print(interpret.report(model, data_from_recipe(recipe), out, images=arguments.images,
+                           **quick))
+    return 0
+
+
 def _predict(arguments: argparse.Namespace) -> int:
     from visionkit.export import format_predictions, predict_files
 
@@ -175,6 +194,7 @@ def _print_metrics(metrics: dict) -> None:
 
 
 _COMMANDS = {"run": _run, "train": _train, "evaluate": _evaluate, "export": _export,
+             "explain": _explain,
              "predict": _predict, "models": _models}
 
 if __name__ == "__main__":  # pragma: no cover

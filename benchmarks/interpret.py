@@ -1,0 +1,168 @@
+"""Speed and quality of visionkit's interpretation, each ratio measured in one run.
+
+- occlusion: `vk.interpret.occlusion` against a naive loop of one forward pass per patch
+  (64x64 image, patch 8, stride 4, a small CNN), and their largest difference;
+- filters: 16 filters optimized as one batch against 16 single-filter runs of the same
+  steps;
+- DeepDream: seconds per step at 256x256;
+- t-SNE: openTSNE against scikit-learn's TSNE on 2,000 and 10,000 points;
+- pointing game: a classifier trained on the synthetic shapes; how often the maximum of
+  Grad-CAM and of occlusion falls inside the shape's mask on validation images;
+- trustworthiness (k=10) of the t-SNE of a digits classifier's pooled features.
+
+Usage: python benchmarks/interpret.py [--skip-training] [--tsne-points 2000 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import visionkit as vk  # noqa: E402
+
+
+def best_of(function, repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def naive_occlusion(model, image, target, patch, stride):
+    height, width = image.shape[:2]
+    fill = image.mean(axis=(0, 1))
+    reference = float(model(image[None], training=False)[0, target])
+    total, count = np.zeros((height, width)), np.zeros((height, width))
+    for top in range(0, height, stride):
+        for left in range(0, width, stride):
+            copy = image.copy()
+            copy[top:top + patch, left:left + patch] = fill
+            drop = reference - float(model(copy[None], training=False)[0, target])
+            total[top:top + patch, left:left + patch] += drop
+            count[top:top + patch, left:left + patch] += 1
+    return total / count
+
+
+def bench_occlusion() -> None:
+    model = vk.models.build("simple_cnn", (64, 64, 3), 10, filters=(16, 32, 64))
+    image = np.random.default_rng(0).uniform(0, 255, (64, 64, 3)).astype("float32")
+    fast = vk.interpret.occlusion(model, image[None], target=3, patch_size=8, stride=4)
+    naive = naive_occlusion(model, image, 3, 8, 4)
+    fast_time = best_of(lambda: vk.interpret.occlusion(model, image[None], target=3,
+                                                       patch_size=8, stride=4))
+    naive_time = best_of(lambda: naive_occlusion(model, image, 3, 8, 4), repeats=1)
+    print(f"occlusion 64x64 patch 8 stride 4 (256 patches): batched {fast_time:.3f} s, "
+          f"naive per-patch loop {naive_time:.3f} s -> {naive_time / fast_time:.1f}x faster; "
+          f"max abs difference {np.abs(fast[0] - naive).max():.2e}", flush=True)
+
+
+def bench_filters(steps: int = 64) -> None:
+    model = vk.models.build("simple_cnn", (64, 64, 3), 10, filters=(16, 32, 64))
+    vk.interpret.filters(model, "conv3", range(16), steps=2)
+    vk.interpret.filters(model, "conv3", [0], steps=2)
+    batch = best_of(lambda: vk.interpret.filters(model, "conv3", range(16), steps=steps), 2)
+    single = best_of(lambda: [vk.interpret.filters(model, "conv3", [i], steps=steps)
+                              for i in range(16)], 1)
+    print(f"filters: 16 filters x {steps} steps at 64x64: one batch {batch:.2f} s, 16 single "
+          f"runs {single:.2f} s -> {single / batch:.1f}x faster", flush=True)
+
+
+def bench_dream(steps: int = 10) -> None:
+    model = vk.models.build("simple_cnn", (64, 64, 3), 10, filters=(16, 32, 64))
+    image = np.random.default_rng(0).uniform(0, 255, (256, 256, 3)).astype("float32")
+    vk.interpret.deep_dream(model, image, ["conv3"], octaves=1, steps=1)
+    seconds = best_of(lambda: vk.interpret.deep_dream(model, image, ["conv3"], octaves=1,
+                                                      steps=steps), 2)
+    mobile = vk.models.build("mobilenet_v3_small", (224, 224, 3), 10)
+    vk.interpret.deep_dream(mobile, image, None, octaves=1, steps=1)
+    mobile_seconds = best_of(lambda: vk.interpret.deep_dream(mobile, image, None, octaves=1,
+                                                             steps=steps), 2)
+    print(f"DeepDream 256x256: simple_cnn {seconds / steps:.3f} s/step, mobilenet_v3_small "
+          f"(nested backbone, tile 256) {mobile_seconds / steps:.3f} s/step "
+          f"(each timing includes one trace)", flush=True)
+
+
+def bench_tsne(sizes) -> None:
+    from openTSNE import TSNE as OpenTSNE
+    from sklearn.datasets import make_blobs
+    from sklearn.manifold import TSNE as SklearnTSNE
+
+    for size in sizes:
+        points, _ = make_blobs(size, 50, centers=10, random_state=0)
+        start = time.perf_counter()
+        OpenTSNE(n_jobs=2, random_state=0, n_iter=500).fit(points)
+        open_time = time.perf_counter() - start
+        start = time.perf_counter()
+        SklearnTSNE(random_state=0, max_iter=750, n_jobs=2, init="pca").fit_transform(points)
+        sklearn_time = time.perf_counter() - start
+        print(f"t-SNE {size} points x 50 dims (2 threads, 750 iterations each): openTSNE "
+              f"{open_time:.1f} s, scikit-learn {sklearn_time:.1f} s -> "
+              f"{sklearn_time / open_time:.1f}x faster", flush=True)
+
+
+def pointing_game(epochs: int = 30) -> None:
+    from visionkit.data.synthetic import generate_shapes
+
+    keras.utils.set_random_seed(0)
+    scenes = generate_shapes(2400, (48, 48), seed=0)
+    images = scenes.images.astype("float32")
+    labels, inside = scenes.instance_classes, scenes.instance_ids >= 0
+    train, val = slice(0, 2000), slice(2000, None)
+    model = vk.models.build("simple_cnn", (48, 48, 3), 5, filters=(32, 64, 128), dropout=0.1)
+    model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=["accuracy"])
+    start = time.perf_counter()
+    model.fit(images[train], labels[train], epochs=epochs, batch_size=32, verbose=0)
+    accuracy = model.evaluate(images[val], labels[val], verbose=0)[1]
+
+    def hits(maps):
+        flat = maps.reshape(len(maps), -1).argmax(axis=1)
+        rows, cols = np.unravel_index(flat, maps.shape[1:])
+        return float(inside[val][np.arange(len(maps)), rows, cols].mean())
+
+    cam = vk.interpret.grad_cam(model, images[val], target=labels[val], layer="relu2")
+    occ = vk.interpret.occlusion(model, images[val], target=labels[val], patch_size=8,
+                                 stride=4)
+    print(f"pointing game on shapes (48x48, {len(labels[val])} validation images, classifier "
+          f"accuracy {accuracy:.3f} after {epochs} epochs, {time.perf_counter() - start:.0f} "
+          f"s): Grad-CAM max inside the mask {hits(cam):.1%}, occlusion max "
+          f"{hits(occ):.1%} (shape area {inside[val].mean():.1%} of the image)", flush=True)
+
+
+def digits_trustworthiness(epochs: int = 10) -> None:
+    keras.utils.set_random_seed(0)
+    data = vk.data.digits(image_size=(32, 32), batch_size=32, seed=0)
+    model = vk.models.build("simple_cnn", (32, 32, 3), 10, filters=(32, 64, 128))
+    model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=["accuracy"])
+    model.fit(data.train, epochs=epochs, verbose=0)
+    result = vk.interpret.embed(model, data.val)
+    print(f"t-SNE of a digits simple_cnn's pooled features ({len(result.points)} validation "
+          f"images): trustworthiness (k=10) {result.trustworthiness:.3f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-training", action="store_true",
+                        help="skip the pointing game and trustworthiness (they train models)")
+    parser.add_argument("--tsne-points", type=int, nargs="*", default=[2000, 10000])
+    arguments = parser.parse_args()
+    bench_occlusion()
+    bench_filters()
+    bench_dream()
+    bench_tsne(arguments.tsne_points)
+    if not arguments.skip_training:
+        pointing_game()
+        digits_trustworthiness()
+
+
+if __name__ == "__main__":
+    main()
