@@ -30,6 +30,9 @@ def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
         A dict. Classification: `accuracy`, `top5_accuracy` (more than 5 classes),
         `precision_per_class`, `recall_per_class`, `support_per_class`,
         `confusion_matrix` (rows true, columns predicted), `num_examples`.
+        Segmentation (pixels marked 255 ignored): `mean_iou`, `iou_per_class`, `dice`,
+        `dice_per_class`, `pixel_accuracy`, the pixel `confusion_matrix`,
+        `num_examples`.
 
     Raises:
         ValueError: if `data` has no validation split.
