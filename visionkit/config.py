@@ -88,6 +88,8 @@ class ShapesData(_DataBase):
 
     source: Literal["shapes"]
     n: Annotated[int, Field(ge=2)] = 512
+    # Detection: inclusive (min, max) shapes per image.
+    shapes_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None = None
 
 
 class ImageFolderData(_DataBase):
@@ -111,8 +113,38 @@ class MaskFolderData(_DataBase):
     palette: list[dict[str, Any]] | None = None
 
 
-DataConfig = Annotated[DigitsData | ShapesData | ImageFolderData | MaskFolderData,
-                       Field(discriminator="source")]
+class CocoData(_DataBase):
+    """COCO instances JSON and its images folder (detection)."""
+
+    source: Literal["coco"]
+    annotations: str
+    images: str
+    max_boxes: Annotated[int, Field(ge=1)] | None = None
+    cache: bool | str = False
+
+
+class VocData(_DataBase):
+    """A Pascal VOC folder: Annotations/*.xml and JPEGImages/ (detection)."""
+
+    source: Literal["voc"]
+    root: str
+    class_names: list[str] | None = None
+    max_boxes: Annotated[int, Field(ge=1)] | None = None
+    cache: bool | str = False
+
+
+class YoloData(_DataBase):
+    """A YOLO txt folder: images/, labels/ and a names file (detection)."""
+
+    source: Literal["yolo"]
+    root: str
+    names: str | list[str] | None = None
+    max_boxes: Annotated[int, Field(ge=1)] | None = None
+    cache: bool | str = False
+
+
+DataConfig = Annotated[DigitsData | ShapesData | ImageFolderData | MaskFolderData | CocoData
+                       | VocData | YoloData, Field(discriminator="source")]
 
 
 class ModelConfig(_Section):
@@ -162,7 +194,7 @@ class Recipe(_Section):
     """A whole run: data -> model -> train -> evaluate -> export."""
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
-    task: Literal["classification", "segmentation"] = "classification"
+    task: Literal["classification", "segmentation", "detection"] = "classification"
     seed: int | None = 0
     data: DataConfig
     model: ModelConfig
@@ -182,7 +214,7 @@ class Recipe(_Section):
 
 _DATA_SOURCES: dict[str, type[BaseModel]] = {
     "digits": DigitsData, "shapes": ShapesData, "image_folder": ImageFolderData,
-    "mask_folder": MaskFolderData}
+    "mask_folder": MaskFolderData, "coco": CocoData, "voc": VocData, "yolo": YoloData}
 
 
 def _field_names(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:

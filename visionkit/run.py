@@ -80,7 +80,18 @@ def data_from_recipe(recipe: Recipe) -> Data:
     if config.source == "digits":
         data = vk_data.digits(**common)
     elif config.source == "shapes":
-        data = vk_data.shapes(recipe.task, n=config.n, **common)
+        extra = {"shapes_per_image": tuple(config.shapes_per_image)} \
+            if config.shapes_per_image is not None else {}
+        data = vk_data.shapes(recipe.task, n=config.n, **common, **extra)
+    elif config.source == "coco":
+        data = vk_data.coco(config.annotations, config.images, max_boxes=config.max_boxes,
+                            cache=config.cache, **common)
+    elif config.source == "voc":
+        data = vk_data.voc(config.root, class_names=config.class_names,
+                           max_boxes=config.max_boxes, cache=config.cache, **common)
+    elif config.source == "yolo":
+        data = vk_data.yolo(config.root, names=config.names, max_boxes=config.max_boxes,
+                            cache=config.cache, **common)
     elif config.source == "mask_folder":
         palette = None
         if config.palette is not None:

@@ -6,9 +6,13 @@ Every source returns a `Data` set whose `.train` and `.val` are batched
 
 from visionkit.data.arrays import from_arrays
 from visionkit.data.augment import PRESETS
+from visionkit.data.coco import coco
 from visionkit.data.embedded import digits, shapes
 from visionkit.data.folder import image_folder
 from visionkit.data.masks import mask_folder
 from visionkit.data.pipeline import Data
+from visionkit.data.voc import voc
+from visionkit.data.yolo import yolo
 
-__all__ = ["Data", "PRESETS", "digits", "from_arrays", "image_folder", "mask_folder", "shapes"]
+__all__ = ["Data", "PRESETS", "coco", "digits", "from_arrays", "image_folder", "mask_folder",
+           "shapes", "voc", "yolo"]

@@ -33,7 +33,8 @@ PRESETS = ("none", "light", "standard")
 _HELD_OUT_KEYS = ("labels",)
 
 
-def preset_layers(name: str, seed: int | None = None) -> list[keras.layers.Layer]:
+def preset_layers(name: str, seed: int | None = None,
+                  bounding_box_format: str | None = None) -> list[keras.layers.Layer]:
     """The Keras 3 augmentation layers of a preset.
 
     - "none": nothing.
@@ -47,6 +48,8 @@ def preset_layers(name: str, seed: int | None = None) -> list[keras.layers.Layer
     Args:
         name: one of `PRESETS`.
         seed: base seed of the layers; None for unseeded layers.
+        bounding_box_format: the box format of the batches ("xyxy" for detection), so
+            geometric layers move boxes with the images. Defaults to None (no boxes).
 
     Returns:
         A list of Keras layers (empty for "none").
@@ -62,7 +65,9 @@ def preset_layers(name: str, seed: int | None = None) -> list[keras.layers.Layer
     def seed_of(position: int) -> int | None:
         return None if seed is None else int(seed) + position
 
-    common = {"dtype": "float32"}
+    common: dict = {"dtype": "float32"}
+    if bounding_box_format is not None:
+        common["bounding_box_format"] = bounding_box_format
     if name == "none":
         return []
     if name == "light":
@@ -139,7 +144,7 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
     """
     augment = check_augment(augment)
     if isinstance(augment, str):
-        layers = preset_layers(augment, seed)
+        layers = preset_layers(augment, seed, bounding_box_format=task.bounding_box_format)
     elif isinstance(augment, keras.layers.Layer):
         layers = [augment]
     elif callable(augment):

@@ -64,8 +64,10 @@ def digits(
 
 # The tasks the shapes generator is designed for; only classification is exposed so far.
 _SHAPES_TASKS = ("classification", "segmentation", "detection")
-_SHAPES_AVAILABLE_TASKS = ("classification", "segmentation")
-# Shapes per segmentation scene (inclusive range).
+_SHAPES_AVAILABLE_TASKS = ("classification", "detection", "segmentation")
+# Shapes per detection scene (inclusive range) unless the caller chooses.
+_DETECTION_SHAPES_PER_IMAGE = (1, 4)
+# Shapes per segmentation scene (inclusive range) unless the caller chooses.
 _SEGMENTATION_SHAPES_PER_IMAGE = (1, 3)
 
 
@@ -79,6 +81,7 @@ def shapes(
     batch_size: int = 32,
     augment: object = "none",
     noise: float = 8.0,
+    shapes_per_image: tuple[int, int] | None = None,
 ) -> Data:
     """A seeded synthetic data set of filled shapes on noisy backgrounds.
 
@@ -94,7 +97,8 @@ def shapes(
 
     Args:
         task: "classification" (one shape per image, its class as the label) or
-            "segmentation" (one to three shapes, the exact per-pixel class map: class 0
+            "detection" (several shapes, their xyxy boxes and classes, in pixels) or
+            "segmentation" (several shapes, the exact per-pixel class map: class 0
             "background", then the shapes). Defaults to "classification".
         n: number of images (train + validation). Defaults to 512.
         image_size: `(height, width)`, at least (16, 16). Defaults to (64, 64).
@@ -105,6 +109,10 @@ def shapes(
         batch_size: examples per batch. Defaults to 32.
         augment: augmentation of the train split (see `Data`). Defaults to "none".
         noise: standard deviation of the pixel noise in 0..255 units. Defaults to 8.0.
+        shapes_per_image: inclusive `(min, max)` shapes per image for "detection"
+            (boxes padded with -1 to `max`) and "segmentation". Defaults to (1, 4) for
+            detection and (1, 3) for segmentation; classification always draws one
+            shape.
 
     Returns:
         A `Data` set of the task; images float32 `[H, W, 3]` in 0..255.
@@ -135,11 +143,23 @@ def shapes(
         raise ValueError(f"Unknown task {task!r} for shapes.{hint} Expected one of "
                          f"{_SHAPES_AVAILABLE_TASKS} (planned: {_SHAPES_TASKS}).")
     names = resolve_shape_classes(classes)
+    if task == "detection":
+        from visionkit.data.detection import detection_from_arrays
+
+        per_image = tuple(shapes_per_image or _DETECTION_SHAPES_PER_IMAGE)
+        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=names,
+                                 shapes_per_image=per_image, noise=noise)
+        return detection_from_arrays(
+            scenes.images, [scenes.boxes_of(i) for i in range(n)],
+            [scenes.classes_of(i) for i in range(n)], scenes.class_names,
+            validation_split=validation_split, batch_size=batch_size, augment=augment,
+            seed=seed, max_boxes=int(per_image[1]))
     if task == "segmentation":
         from visionkit.data.masks import segmentation_from_arrays
 
+        per_image = tuple(shapes_per_image or _SEGMENTATION_SHAPES_PER_IMAGE)
         scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=names,
-                                 shapes_per_image=_SEGMENTATION_SHAPES_PER_IMAGE, noise=noise)
+                                 shapes_per_image=per_image, noise=noise)
         # Class 0 is the background; shape class i becomes i + 1.
         return segmentation_from_arrays(
             scenes.images, scenes.class_maps(background=-1) + 1,

@@ -8,8 +8,13 @@ Example:
 >>> info = vk.models.summary(model, batch_size=32)
 """
 
-from visionkit.models import backbones, classification  # noqa: F401  (registers the builders)
-from visionkit.models import layers, segmentation  # noqa: F401  (registers the builders)
+from visionkit.models import (  # noqa: F401  (registers the builders)
+    backbones,
+    classification,
+    detection,
+    layers,
+    segmentation,
+)
 from visionkit.models.backbones import available_backbones, build_backbone
 from visionkit.models.registry import available, build, get, register
 from visionkit.models.summary import ModelSummary, summary

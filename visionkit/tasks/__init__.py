@@ -17,12 +17,13 @@ import difflib
 
 from visionkit.tasks.base import Task, ends_in_probabilities, predict_dataset
 from visionkit.tasks.classification import Classification
+from visionkit.tasks.detection import Detection
 from visionkit.tasks.segmentation import Segmentation
 
-__all__ = ["TASKS", "Classification", "Segmentation", "Task", "ends_in_probabilities",
-           "get_task", "predict_dataset"]
+__all__ = ["TASKS", "Classification", "Detection", "Segmentation", "Task",
+           "ends_in_probabilities", "get_task", "predict_dataset"]
 
-TASKS: dict[str, type[Task]] = {"classification": Classification,
+TASKS: dict[str, type[Task]] = {"classification": Classification, "detection": Detection,
                                "segmentation": Segmentation}
 
 

@@ -122,14 +122,6 @@ class Task:
         """The `visionkit.interpret.targets.Target` explaining `target` (None: predicted)."""
         raise NotImplementedError(f"Task {self.name!r} has no explanation target yet.")
 
-    def prepare_augmented(self, batch: dict) -> dict:
-        """Graph code run on each batch before augmentation layers (e.g. shape masks)."""
-        return batch
-
-    def finish_augmented(self, batch: dict, image_size: tuple[int, int]) -> dict:
-        """Graph code run on each batch after augmentation (e.g. clip moved boxes)."""
-        return batch
-
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 

@@ -7,9 +7,9 @@ Example:
 >>> run = vk.train.fit("simple_cnn", data, epochs=1, verbose=0)
 """
 
-from visionkit.train import distribute, losses
+from visionkit.train import distribute, losses, metrics
 from visionkit.train.evaluate import evaluate
 from visionkit.train.fit import Run, fit
 from visionkit.train.optimizers import make_optimizer
 
-__all__ = ["Run", "distribute", "evaluate", "fit", "losses", "make_optimizer"]
+__all__ = ["Run", "distribute", "evaluate", "fit", "losses", "make_optimizer", "metrics"]

@@ -160,13 +160,12 @@ def fit(
     with scope:
         model = _materialize(model, data, policy, force_rebuild=distribution is not None,
                              model_kwargs=model_kwargs or {})
-        model.compile(
-            optimizer=make_optimizer(optimizer, learning_rate, schedule=schedule,
-                                     total_steps=steps * int(epochs), momentum=momentum,
-                                     nesterov=nesterov, weight_decay=weight_decay),
-            loss=loss if loss is not None else task.loss(model),
-            metrics=list(metrics) if metrics is not None else task.metrics(data.num_classes),
-            jit_compile=use_xla,
+        task.compile(
+            model,
+            make_optimizer(optimizer, learning_rate, schedule=schedule,
+                           total_steps=steps * int(epochs), momentum=momentum,
+                           nesterov=nesterov, weight_decay=weight_decay),
+            num_classes=data.num_classes, loss=loss, metrics=metrics, jit_compile=use_xla,
         )
 
     directory = RunDirectory(run_dir).create() if run_dir is not None and chief else None
@@ -177,8 +176,11 @@ def fit(
             model=model.name, epochs=epochs, optimizer=optimizer, learning_rate=learning_rate,
             schedule=schedule, mixed_precision=policy, jit_compile=use_xla,
             strategy=strategy, steps_per_epoch=steps, seed=seed))
-    callback_list = _default_callbacks(directory, monitor, mode, early_stopping, schedule,
-                                       checkpoint, tensorboard, backup) + list(callbacks)
+    # The task's callbacks (e.g. periodic mAP) come first, so the logs they add reach the
+    # CSV log, checkpoints and early stopping.
+    callback_list = task.callbacks(data) + _default_callbacks(
+        directory, monitor, mode, early_stopping, schedule, checkpoint, tensorboard,
+        backup) + list(callbacks)
 
     if verbose == "auto":  # a live progress bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2

@@ -1,4 +1,4 @@
-"""Task metrics (segmentation: IoU, Dice, pixel accuracy, all ignoring 255).
+"""Task metrics: segmentation IoU, Dice, pixel accuracy (ignoring 255); detection COCO mAP.
 
 Example:
 
@@ -7,6 +7,7 @@ Example:
 'mean_iou'
 """
 
+from visionkit.train.detection_metrics import coco_map
 from visionkit.train.segmentation_metrics import (
     DiceCoefficient,
     PixelAccuracy,
@@ -19,5 +20,6 @@ from visionkit.train.segmentation_metrics import (
     pixel_accuracy,
 )
 
-__all__ = ["DiceCoefficient", "PixelAccuracy", "SegmentationMeanIoU", "confusion_matrix",
-           "dice_per_class", "iou_per_class", "mean_dice", "mean_iou", "pixel_accuracy"]
+__all__ = ["DiceCoefficient", "PixelAccuracy", "SegmentationMeanIoU", "coco_map",
+           "confusion_matrix", "dice_per_class", "iou_per_class", "mean_dice", "mean_iou",
+           "pixel_accuracy"]

@@ -1,0 +1,130 @@
+"""`voc`: a detection data set from Pascal VOC XML annotations."""
+
+from __future__ import annotations
+
+import glob
+import os
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Sequence
+
+import numpy as np
+
+from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
+from visionkit.data.pipeline import Data
+from visionkit.errors import BadFileError, DataError
+
+__all__ = ["voc"]
+
+_EXPECTED = "a Pascal VOC annotation (XML with <filename> and <object><bndbox>)"
+
+
+def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
+        class_names: Sequence[str] | None = None, annotations_dir: str = "Annotations",
+        images_dir: str = "JPEGImages", validation_split: float = 0.2, batch_size: int = 16,
+        augment: object = "none", seed: int | None = 0, max_boxes: int | None = None,
+        cache: bool | str = False, skip_difficult: bool = False) -> Data:
+    """A detection data set from a Pascal VOC folder.
+
+    Reads every `root/Annotations/*.xml` (`<filename>`, optional `<size>`, and per
+    `<object>` its `<name>` and `<bndbox>` `xmin ymin xmax ymax`); images are read from
+    `root/JPEGImages/`. VOC coordinates are 1-based inclusive pixel indices, so a box
+    becomes `(xmin - 1, ymin - 1, xmax, ymax)` in pixel-edge coordinates.
+
+    Args:
+        root: the VOC folder.
+        image_size: `(height, width)` images are resized to. Defaults to (320, 320).
+        class_names: the classes in id order; an object with another name is an error.
+            Defaults to the names found, sorted.
+        annotations_dir, images_dir: sub-folders of `root`. Defaults to "Annotations"
+            and "JPEGImages".
+        validation_split, batch_size, augment, seed, max_boxes, cache: as for `coco`.
+        skip_difficult: leave out objects marked `<difficult>1</difficult>`. Defaults to
+            False.
+
+    Returns:
+        A detection `Data` set.
+
+    Raises:
+        BadFileError: for a file that is not valid XML or lacks the VOC elements.
+        DataError: for an unknown class name, a degenerate box, a path outside the
+            images folder, or no image on disk.
+
+    Example:
+
+    >>> import os, tempfile, numpy as np
+    >>> from PIL import Image
+    >>> root = tempfile.mkdtemp()
+    >>> for sub in ("Annotations", "JPEGImages"): os.makedirs(os.path.join(root, sub))
+    >>> Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(
+    ...     os.path.join(root, "JPEGImages", "a.png"))
+    >>> xml = ("<annotation><filename>a.png</filename><object><name>cat</name><bndbox>"
+    ...        "<xmin>7</xmin><ymin>5</ymin><xmax>36</xmax><ymax>24</ymax>"
+    ...        "</bndbox></object></annotation>")
+    >>> with open(os.path.join(root, "Annotations", "a.xml"), "w") as f: _ = f.write(xml)
+    >>> data = voc(root, image_size=(40, 60), validation_split=0)
+    >>> next(iter(data.train_examples))["bounding_boxes"]["boxes"].numpy().tolist()
+    [[6.0, 4.0, 36.0, 24.0]]
+    """
+    root = os.fspath(root)
+    folder = os.path.join(root, annotations_dir)
+    files = sorted(glob.glob(os.path.join(folder, "*.xml")))
+    if not files:
+        raise DataError(f"No Pascal VOC annotations found: expected XML files in {folder!r}.")
+    parsed = [_parse(file) for file in files]
+    names = list(class_names) if class_names is not None else sorted(
+        {name for _, _, objects in parsed for name, _, _ in objects})
+    class_of = {name: index for index, name in enumerate(names)}
+    images = []
+    for file, (file_name, size, objects) in zip(files, parsed):
+        boxes, labels = [], []
+        for position, (name, box, difficult) in enumerate(objects):
+            if skip_difficult and difficult:
+                continue
+            if name not in class_of:
+                raise DataError(f"{file}: object {position} has unknown class {name!r}; "
+                                f"expected one of {names}.")
+            boxes.append(box)
+            labels.append(class_of[name])
+        images.append(AnnotatedImage(
+            path=resolve_inside(os.path.join(root, images_dir), file_name),
+            boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
+            labels=np.asarray(labels, np.int32), size=size, source=file))
+    return build_detection_data(images, names, root, image_size, validation_split, batch_size,
+                                augment, seed, max_boxes, cache)
+
+
+def _number(element, tag: str, file: str) -> float:
+    child = element.find(tag)
+    try:
+        return float(child.text)  # type: ignore[union-attr, arg-type]
+    except (AttributeError, TypeError, ValueError):
+        raise BadFileError(file, f"<{tag}> is missing or not a number",
+                           expected=_EXPECTED) from None
+
+
+def _parse(file: str):
+    """(file name, (height, width) or None, [(name, xyxy box, difficult)]) of one XML."""
+    try:
+        tree = ElementTree.parse(file)
+    except ElementTree.ParseError as error:
+        raise BadFileError(file, f"not valid XML ({error})", expected=_EXPECTED) from error
+    top = tree.getroot()
+    file_name = top.findtext("filename")
+    if not file_name:
+        raise BadFileError(file, "<filename> is missing", expected=_EXPECTED)
+    size_element = top.find("size")
+    size = None
+    if size_element is not None and size_element.find("width") is not None:
+        size = (_number(size_element, "height", file), _number(size_element, "width", file))
+    objects = []
+    for element in top.findall("object"):
+        name = (element.findtext("name") or "").strip()
+        box_element = element.find("bndbox")
+        if not name or box_element is None:
+            raise BadFileError(file, "an <object> lacks <name> or <bndbox>", expected=_EXPECTED)
+        xmin, ymin, xmax, ymax = (_number(box_element, tag, file)
+                                  for tag in ("xmin", "ymin", "xmax", "ymax"))
+        difficult = (element.findtext("difficult") or "0").strip() == "1"
+        # 1-based inclusive pixel indices -> pixel-edge coordinates.
+        objects.append((name, [xmin - 1, ymin - 1, xmax, ymax], difficult))
+    return file_name, size, objects

@@ -1,0 +1,165 @@
+"""Detection models: YOLOv8 and RetinaNet heads on any backbone, decoding and NMS.
+
+Every keras-cv import of visionkit lives in this package, so a later move to other heads
+touches one place. The rest of visionkit asks three functions: `is_detector`,
+`compile_detector` and `decode` (raw head outputs -> boxes after non-maximum suppression).
+
+Example:
+
+>>> import numpy as np
+>>> from visionkit.models.detection import yolov8, detect
+>>> model = yolov8((64, 64, 3), num_classes=2)
+>>> out = detect(model, np.zeros((1, 64, 64, 3), np.float32))
+>>> sorted(out), out["boxes"].shape
+(['boxes', 'classes', 'num_detections', 'scores'], (1, 100, 4))
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from visionkit.models.detection.detectors import (
+    BOX_FORMAT,
+    YOLO_V8_SIZES,
+    VisionkitRetinaNet,
+    VisionkitYOLOV8Detector,
+    detection_backbone,
+    retinanet,
+    yolov8,
+)
+from visionkit.models.detection.pyramid_backbone import PyramidBackbone
+
+__all__ = ["BOX_FORMAT", "PyramidBackbone", "VisionkitRetinaNet", "VisionkitYOLOV8Detector",
+           "YOLO_V8_SIZES", "compile_detector", "decode", "detect", "detection_backbone",
+           "forward_function",
+           "is_detector", "retinanet", "yolov8"]
+
+# Default losses of each head, as keras-cv names them.
+_DEFAULT_LOSSES = {
+    VisionkitYOLOV8Detector: {"box_loss": "ciou", "classification_loss": "binary_crossentropy"},
+    VisionkitRetinaNet: {"box_loss": "smoothl1", "classification_loss": "focal"},
+}
+
+
+def is_detector(model: Any) -> bool:
+    """Whether `model` is one of visionkit's detectors."""
+    return isinstance(model, (VisionkitYOLOV8Detector, VisionkitRetinaNet))
+
+
+def _check_detector(model: Any) -> None:
+    if not is_detector(model):
+        raise TypeError("Expected a visionkit detector (built with vk.models.build('yolov8' "
+                        f"or 'retinanet', ...)); received {type(model).__name__}.")
+
+
+def compile_detector(model: keras.Model, optimizer: Any, jit_compile: bool = False,
+                     box_loss: Any = None, classification_loss: Any = None) -> None:
+    """Compiles a detector with its head's losses.
+
+    Args:
+        model: a visionkit detector.
+        optimizer: a Keras optimizer.
+        jit_compile: compile the training step with XLA. Defaults to False.
+        box_loss: overrides the head's box loss ("ciou" for YOLOv8, "smoothl1" for
+            RetinaNet). Defaults to None.
+        classification_loss: overrides the head's classification loss
+            ("binary_crossentropy" for YOLOv8, "focal" for RetinaNet). Defaults to None.
+
+    Raises:
+        TypeError: if `model` is not a visionkit detector.
+    """
+    _check_detector(model)
+    losses = dict(_DEFAULT_LOSSES[type(model)])
+    if box_loss is not None:
+        losses["box_loss"] = box_loss
+    if classification_loss is not None:
+        losses["classification_loss"] = classification_loss
+    model.compile(optimizer=optimizer, jit_compile=bool(jit_compile), **losses)
+
+
+def decode(model: keras.Model, outputs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """Decodes raw head outputs into detections with non-maximum suppression (graph code).
+
+    Args:
+        model: the detector that produced `outputs`.
+        outputs: its raw outputs on images of the model's input size.
+
+    Returns:
+        `boxes` float32 `[B, K, 4]` (xyxy pixels of the model's input, clipped to it),
+        `scores` float32
+        `[B, K]`, `classes` int32 `[B, K]`, `num_detections` int32 `[B]`; rows past
+        `num_detections` are padded with -1.
+    """
+    _check_detector(model)
+    height, width, channels = model.input_shape[1:]
+    # keras-cv reads only the static shape of `images` here.
+    shape_only = tf.zeros([1, height, width, channels], tf.float32)
+    outputs = {key: tf.cast(value, tf.float32) for key, value in outputs.items()}
+    decoded = model.decode_predictions(outputs, shape_only)
+    num = tf.cast(decoded["num_detections"], tf.int32)
+    valid = tf.sequence_mask(num, tf.shape(decoded["boxes"])[1])
+    # Boxes are clipped to the image: what lies outside it was never seen.
+    limit = tf.constant([width, height, width, height], tf.float32)
+    boxes = tf.clip_by_value(tf.cast(decoded["boxes"], tf.float32), 0.0, limit)
+    boxes = tf.where(valid[..., None], boxes, -1.0)
+    return {
+        "boxes": boxes,
+        "scores": tf.where(valid, tf.cast(decoded["confidence"], tf.float32), -1.0),
+        "classes": tf.where(valid, tf.cast(decoded["classes"], tf.int32), -1),
+        "num_detections": num,
+    }
+
+
+def detect(model: keras.Model, images: Any, batch_size: int = 32) -> dict[str, np.ndarray]:
+    """Detections on images already at the model's input size (visionkit's own path).
+
+    Args:
+        model: a visionkit detector.
+        images: float32 or uint8 `[N, H, W, 3]` raw pixels at the model's input size.
+        batch_size: images per forward pass. Defaults to 32.
+
+    Returns:
+        NumPy arrays as `decode` describes them, concatenated over batches.
+    """
+    _check_detector(model)
+    forward = forward_function(model)
+    images = np.asarray(images, np.float32)
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(images), int(batch_size)):
+        result = forward(tf.constant(images[start:start + int(batch_size)]))
+        for key, value in result.items():
+            parts.setdefault(key, []).append(value.numpy())
+    return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+# One traced forward + decode function per detector (tracing NMS costs seconds); the
+# function holds the model weakly, so the cache does not keep models alive.
+_FORWARD_FUNCTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def forward_function(model: keras.Model):
+    """The detector's `tf.function` from images to decoded detections (cached per model).
+
+    Args:
+        model: a visionkit detector.
+
+    Returns:
+        A `tf.function` on float32 `[B, H, W, 3]` returning `decode`'s dict.
+    """
+    _check_detector(model)
+    function = _FORWARD_FUNCTIONS.get(model)
+    if function is None:
+        reference = weakref.ref(model)
+
+        @tf.function(reduce_retracing=True)
+        def forward(images):
+            detector = reference()
+            return decode(detector, detector(images, training=False))
+
+        function = _FORWARD_FUNCTIONS[model] = forward
+    return function

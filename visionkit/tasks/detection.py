@@ -1,0 +1,218 @@
+"""Object detection: boxes and classes per image, served after non-maximum suppression."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from visionkit.tasks.base import Task
+
+__all__ = ["Detection", "MeanAveragePrecisionCallback"]
+
+# Validation images drawn into the ground truth vs predictions figure.
+PLOTTED_IMAGES = 8
+# Detections drawn in figures need at least this score.
+DRAW_SCORE_THRESHOLD = 0.3
+
+
+class Detection(Task):
+    """Object detection with the YOLOv8 or RetinaNet detectors of `vk.models`.
+
+    Batches are `(images float32 [B,H,W,3], {"boxes": float32 [B,N,4] xyxy pixels,
+    "labels": int32 [B,N]})`, padded with -1. The detectors read these targets and hand
+    keras-cv its `"classes"` key at the model's edge; they compile with their own box and
+    classification losses (`compile`). Served outputs run the head's decoding and
+    non-maximum suppression in the graph and give boxes in pixels of the image sent.
+
+    Args:
+        map_every: with a validation split, `vk.train.fit` reports `val_map` and
+            `val_map50` every `map_every` epochs (0 turns it off). Defaults to 5.
+    """
+
+    name = "detection"
+    target_key = "bounding_boxes"
+    monitor = "val_loss"
+    monitor_mode = "min"
+    bounding_box_format = "xyxy"
+
+    def __init__(self, map_every: int = 5) -> None:
+        self.map_every = int(map_every)
+
+    def loss(self, model: keras.Model) -> keras.losses.Loss:
+        raise NotImplementedError("Detectors compile with their own box and classification "
+                                  "losses; use Detection.compile.")
+
+    def metrics(self, num_classes: int) -> list[keras.metrics.Metric]:
+        return []
+
+    def compile(self, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                num_classes: int, loss: Any = None, metrics: Any = None,
+                jit_compile: bool = False) -> None:
+        from visionkit.models.detection import compile_detector
+
+        if metrics:
+            raise ValueError("Detectors take no compile-time metrics; mAP is computed by "
+                             "vk.train.evaluate and reported every `map_every` epochs. "
+                             f"Received metrics={metrics!r}.")
+        box_loss, classification_loss = (loss if isinstance(loss, (tuple, list))
+                                         else (None, None))
+        compile_detector(model, optimizer, jit_compile=jit_compile, box_loss=box_loss,
+                         classification_loss=classification_loss)
+
+    def finish_augmented(self, batch: dict, image_size: tuple[int, int]) -> dict:
+        from visionkit.data.boxes import clip_box_batch
+
+        targets = batch.get(self.target_key)
+        if targets is None:
+            return batch
+        boxes, labels = clip_box_batch(targets["boxes"], targets["labels"], image_size)
+        return {**batch, self.target_key: {"boxes": boxes, "labels": labels}}
+
+    def serving_outputs(self, outputs: Any, image_sizes: tf.Tensor,
+                        model: keras.Model) -> dict[str, tf.Tensor]:
+        from visionkit.models.detection import decode
+
+        detections = decode(model, outputs)
+        height, width = model.input_shape[1:3]
+        sizes = tf.cast(image_sizes, tf.float32)  # [B, 2] (height, width) of the sent images
+        scale = tf.stack([sizes[:, 1] / width, sizes[:, 0] / height,
+                          sizes[:, 1] / width, sizes[:, 0] / height], axis=-1)[:, None, :]
+        limit = tf.stack([sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]],
+                         axis=-1)[:, None, :]
+        boxes = tf.clip_by_value(detections["boxes"] * scale, 0.0, limit)
+        valid = detections["classes"] >= 0
+        return {"boxes": tf.where(valid[..., None], boxes, -1.0),
+                "scores": detections["scores"], "classes": detections["classes"],
+                "num_detections": detections["num_detections"]}
+
+    def predict(self, model: keras.Model, dataset: tf.data.Dataset
+                ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]],
+                           list[np.ndarray]]:
+        """Ground truth, detections and images of every example of a batched dataset."""
+        from visionkit.models.detection import forward_function
+
+        forward = forward_function(model)
+        truths, guesses, images_seen = [], [], []
+        for images, targets in dataset:
+            result = {k: v.numpy() for k, v in forward(tf.cast(images, tf.float32)).items()}
+            boxes, labels = targets["boxes"].numpy(), targets["labels"].numpy()
+            for index in range(len(boxes)):
+                keep = labels[index] >= 0
+                truths.append({"boxes": boxes[index][keep], "labels": labels[index][keep]})
+                count = int(result["num_detections"][index])
+                guesses.append({"boxes": result["boxes"][index][:count],
+                                "scores": result["scores"][index][:count],
+                                "classes": result["classes"][index][:count]})
+                if len(images_seen) < PLOTTED_IMAGES:
+                    images_seen.append(images[index].numpy())
+        if not truths:
+            raise ValueError("Cannot evaluate on an empty dataset: it yielded no batches.")
+        return truths, guesses, images_seen
+
+    def evaluate(self, model: keras.Model, dataset: tf.data.Dataset,
+                 class_names: list[str]) -> dict[str, Any]:
+        from visionkit.train.detection_metrics import coco_map
+
+        truths, guesses, images = self.predict(model, dataset)
+        result = coco_map(truths, guesses, class_names=class_names or None)
+        result["num_examples"] = result.pop("num_images")
+        # A few validation images for plot_evaluation, kept on the task object rather
+        # than in the (JSON) metrics.
+        self._examples = (np.asarray(images, np.uint8), truths[:len(images)],
+                          guesses[:len(images)])
+        return result
+
+    def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
+                        out_dir: str) -> list[str]:
+        from visionkit.plot.boxes import ground_truth_vs_predictions
+
+        examples = getattr(self, "_examples", None)
+        if examples is None or not len(examples[0]):
+            return []
+        path = os.path.join(out_dir, "detections.png")
+        ground_truth_vs_predictions(*examples, class_names, path,
+                                    score_threshold=DRAW_SCORE_THRESHOLD)
+        return [path]
+
+    def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
+                          class_names: list[str], out_dir: str | None = None
+                          ) -> dict[str, Any]:
+        """Lists the detections and draws them into `<stem>_detections.png`.
+
+        The PNG (in `out_dir`, default: the image's folder) shows the boxes with class
+        names and scores over the image; the result lists each detection's `box` (xyxy
+        pixels of the image sent), `class_id`, `class_name` and `score`.
+        """
+        from PIL import Image
+
+        from visionkit.plot.boxes import draw_detections
+
+        count = int(outputs["num_detections"])
+        boxes = np.asarray(outputs["boxes"])[:count]
+        classes = np.asarray(outputs["classes"])[:count]
+        scores = np.asarray(outputs["scores"])[:count]
+        folder = out_dir if out_dir is not None else os.path.dirname(os.path.abspath(file))
+        os.makedirs(folder, exist_ok=True)
+        stem = os.path.splitext(os.path.basename(file))[0]
+        drawing = os.path.join(folder, f"{stem}_detections.png")
+        with Image.open(file) as image:
+            pixels = np.asarray(image.convert("RGB"))
+        draw_detections(pixels, boxes, classes, class_names, scores=scores, path=drawing,
+                        score_threshold=DRAW_SCORE_THRESHOLD)
+        detections = [{"box": [float(v) for v in box], "class_id": int(class_id),
+                       "class_name": class_names[class_id] if 0 <= class_id < len(class_names)
+                       else str(class_id), "score": float(score)}
+                      for box, class_id, score in zip(boxes, classes, scores)]
+        shown = [d for d in detections if d["score"] >= DRAW_SCORE_THRESHOLD]
+        listed = ", ".join(f"{d['class_name']} {d['score']:.2f}" for d in shown) or "nothing"
+        return {"file": file, "detections": detections, "drawing": drawing,
+                "summary": f"{listed} (score >= {DRAW_SCORE_THRESHOLD}) -> {drawing}"}
+
+    def callbacks(self, data: Any) -> list[keras.callbacks.Callback]:
+        if self.map_every < 1 or getattr(data, "val", None) is None:
+            return []
+        return [MeanAveragePrecisionCallback(data.val, list(data.class_names), self.map_every)]
+
+    def __repr__(self) -> str:
+        return f"Detection(map_every={self.map_every})"
+
+
+class MeanAveragePrecisionCallback(keras.callbacks.Callback):
+    """Adds `val_map` and `val_map50` (pycocotools) to the logs every `every` epochs.
+
+    Args:
+        dataset: the batched validation dataset.
+        class_names: names of the classes.
+        every: epochs between evaluations (the last epoch of a run may be skipped; the
+            final evaluation of `fit` covers it). Defaults to 5.
+
+    Attributes:
+        latest: the last computed `{"val_map": ..., "val_map50": ...}`.
+    """
+
+    def __init__(self, dataset: tf.data.Dataset, class_names: list[str], every: int = 5
+                 ) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.class_names = class_names
+        self.every = int(every)
+
+        self.latest = {"val_map": float("nan"), "val_map50": float("nan")}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if (epoch + 1) % self.every == 0:
+            from visionkit.train.detection_metrics import coco_map
+
+            truths, guesses, _ = Detection().predict(self.model, self.dataset)
+            result = coco_map(truths, guesses)
+            self.latest = {"val_map": result["map"], "val_map50": result["map50"]}
+            print(f"\nEpoch {epoch + 1}: val_map={result['map']:.4f} "
+                  f"val_map50={result['map50']:.4f}")
+        if logs is not None:
+            # Logged every epoch (the latest value, NaN before the first evaluation), so
+            # that CSV logs, which fix their columns on the first epoch, keep the column.
+            logs.update(self.latest)
