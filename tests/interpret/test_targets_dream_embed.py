@@ -110,3 +110,22 @@ def test_loops_compile_with_xla(tiny_model, tiny_images, method):
     compiled, plain = calls[method](True), calls[method](False)
     np.testing.assert_allclose(compiled, plain, rtol=1e-3, atol=2.0 if method in (
         "filters", "deep_dream") else 1e-4)
+
+
+def test_a_unet_is_explained_through_the_segmentation_task():
+    """The target comes from the task registry: no task argument, a real U-Net."""
+    import keras
+
+    keras.utils.set_random_seed(6)
+    model = vk.models.build("unet", (16, 24, 3), 3, depth=1, filters=4)
+    images = np.random.default_rng(0).uniform(0, 255, (2, 16, 24, 3)).astype("float32")
+    target = vk.interpret.resolve_target(model, 2)
+    assert isinstance(target, SegmentationScore)
+    heat = vk.interpret.occlusion(model, images, target=2, patch_size=8, stride=8)
+    outputs = model(images)
+    state = target.prepare(outputs)
+    copy = images.copy()
+    copy[:, 8:16, 0:8] = images.mean(axis=(1, 2))[:, None, None]
+    expected = target.score(outputs, state).numpy() - target.score(model(copy), state).numpy()
+    np.testing.assert_allclose(heat[:, 12, 3], expected, atol=1e-6)
+    assert vk.interpret.grad_cam(model, images, target=2).shape == (2, 16, 24)

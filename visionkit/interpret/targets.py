@@ -13,9 +13,9 @@ Example:
 >>> target = ClassScore(1)
 >>> outputs = np.array([[0.2, 0.7, 0.1], [0.6, 0.3, 0.1]], "float32")
 >>> state = target.prepare(outputs)
->>> np.asarray(target.score(outputs, state)).round(2).tolist()
+>>> [round(float(v), 2) for v in target.score(outputs, state)]
 [0.7, 0.3]
->>> np.asarray(ClassScore().score(outputs, ClassScore().prepare(outputs))).round(2).tolist()
+>>> [round(float(v), 2) for v in ClassScore().score(outputs, ClassScore().prepare(outputs))]
 [0.7, 0.6]
 """
 
