@@ -151,19 +151,6 @@ class Segmentation(Task):
             "num_examples": count,
         }
 
-    def explains(self, model: keras.Model) -> bool:
-        return len(model.outputs[0].shape) == 4
-
-    def explain_target(self, model: keras.Model, target: Any = None) -> Any:
-        """The mean probability of class `target` over the pixels predicted as it.
-
-        None explains each image's most frequent predicted class other than 0 (the
-        background), as DESIGN.md's interpretation conventions say.
-        """
-        from visionkit.interpret.targets import SegmentationScore
-
-        return SegmentationScore(target, from_logits=not ends_in_probabilities(model))
-
     def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
                           class_names: list[str], out_dir: str | None = None
                           ) -> dict[str, Any]:
