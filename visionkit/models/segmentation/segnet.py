@@ -61,8 +61,8 @@ def segnet(input_shape: tuple[int, int, int], num_classes: int, width_multiplier
     stage starts with `MaxUnpooling2D`, which puts every value back at the position its
     encoder pool took the maximum from (XLA-compilable, see that layer), then the
     mirrored 3x3 convolutions with batch norm. A 1x1 convolution gives the class scores.
-    With the defaults and 3-channel input the network has about 29.4M parameters (the
-    paper reports 29.5M).
+    With the defaults, 3-channel input and CamVid's 11 classes the network has 29,451,659
+    parameters (the paper reports 29.5M).
 
     Args:
         input_shape: `(height, width, channels)`; height and width multiples of 32.
