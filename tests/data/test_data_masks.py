@@ -168,3 +168,21 @@ def test_warps_fill_the_uncovered_pixels_with_ignore():
     values = set(np.unique(augmented.numpy()))
     assert values <= {1, 2, 255}         # nearest: ids stay ids; no pixel becomes background
     assert 255 in values                 # the rotation / translation brought in empty pixels
+
+
+def test_a_recipe_reads_a_mask_folder_with_a_palette(tmp_path):
+    from visionkit.config import parse_recipe
+    from visionkit.run import data_from_recipe
+
+    palette = {(0, 0, 0): 0, (200, 30, 30): 1, (255, 255, 255): 255}
+    images_dir, masks_dir = make_mask_folder(tmp_path, palette=palette)
+    recipe = parse_recipe({
+        "name": "folder_unet", "task": "segmentation",
+        "data": {"source": "mask_folder", "images": str(images_dir), "masks": str(masks_dir),
+                 "image_size": [12, 16], "class_names": ["background", "top"],
+                 "palette": [{"colour": list(c), "class_id": i} for c, i in palette.items()]},
+        "model": {"name": "unet", "args": {"depth": 2, "filters": 4}}})
+    data = data_from_recipe(recipe)
+    assert data.task.name == "segmentation" and data.class_names == ("background", "top")
+    _, masks = all_batches(data.val)
+    assert set(np.unique(masks)) == {0, 1, 255}
