@@ -182,6 +182,17 @@ class TrainConfig(_Section):
     verbose: Literal["auto", 0, 1, 2] = "auto"
 
 
+class InterpretConfig(_Section):
+    """An interpretation report (`vk.interpret.report`) written after training."""
+
+    enabled: bool = False
+    out_dir: str | None = Field(default=None, description="default: RUN_DIR/report")
+    images: Annotated[int, Field(ge=1)] = 8
+    filter_steps: Annotated[int, Field(ge=1)] = 64
+    dream_steps: Annotated[int, Field(ge=1)] = 20
+    embed_points: Annotated[int, Field(ge=5)] = 2000
+
+
 class ExportConfig(_Section):
     """SavedModel export after training."""
 
@@ -200,6 +211,7 @@ class Recipe(_Section):
     model: ModelConfig
     train: TrainConfig = Field(default_factory=TrainConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    interpret: InterpretConfig = Field(default_factory=InterpretConfig)
     limit: tuple[int, int] | None = Field(
         default=None, description="(train, val) example caps, used by smoke runs")
 

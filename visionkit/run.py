@@ -153,6 +153,14 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
             else recipe.export_dir
         result["export_path"] = vk_export.saved_model(run.model, root, data=data,
                                                       metrics=_scalar_metrics(run.metrics))
+    options = recipe.interpret
+    out_dir = options.out_dir or (os.path.join(directory, "report") if directory else None)
+    if options.enabled and out_dir and getattr(run, "chief", True):
+        from visionkit import interpret as vk_interpret
+
+        result["report_path"] = vk_interpret.report(
+            run.model, data, out_dir, images=options.images, filter_steps=options.filter_steps,
+            dream_steps=options.dream_steps, embed_points=options.embed_points)
     return result
 
 

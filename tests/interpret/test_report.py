@@ -54,3 +54,16 @@ def test_activations_average_over_channels(tiny_model, tiny_images):
     full = vk.interpret.activations(tiny_model, tiny_images, ["conv2"])["conv2"]
     mean = vk.interpret.activations(tiny_model, tiny_images, "conv2", average=True)["conv2"]
     np.testing.assert_allclose(mean, full.mean(axis=-1), atol=1e-6)
+
+
+def test_a_recipe_asks_for_the_report_after_training(tmp_path, repo_root):
+    from visionkit.config import load_recipe, smoke_recipe
+    from visionkit.run import run_recipe
+
+    recipe = load_recipe(os.path.join(repo_root, "pipelines", "digits_cnn.yaml"),
+                         ["model.args.filters=[4, 8]", "interpret.enabled=true",
+                          "interpret.images=2", "interpret.filter_steps=2",
+                          "interpret.dream_steps=1", "export.enabled=false"])
+    result = run_recipe(smoke_recipe(recipe), run_dir=str(tmp_path / "run"))
+    assert result["report_path"] == str(tmp_path / "run" / "report" / "index.html")
+    assert (tmp_path / "run" / "report" / "tsne.png").exists()
