@@ -6,6 +6,7 @@
     visionkit export CHECKPOINT --recipe RECIPE              a SavedModel from a .keras model
     visionkit predict SAVED_MODEL IMAGE [IMAGE ...]          top classes (or mask PNGs) per image
     visionkit models [--task TASK]                           the registry's model names
+    visionkit data-service dispatcher|worker                  tf.data service for training input
 """
 
 from __future__ import annotations
@@ -66,6 +67,18 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("--out", help="folder for per-image files (segmentation: mask and "
                          "overlay PNGs; default: next to each image)")
+
+    service = commands.add_parser(
+        "data-service", help="Start a tf.data service dispatcher or worker.",
+        description="Start a tf.data service dispatcher or worker that runs training input "
+        "pipelines for `fit(..., data_service=...)`; it serves until interrupted.")
+    service.add_argument("role", choices=("dispatcher", "worker"))
+    service.add_argument("--port", type=int, default=0,
+                         help="port to listen on (default: 5050 for a dispatcher, any free "
+                         "port for a worker)")
+    service.add_argument("--dispatcher", help="the dispatcher's host:port (worker only)")
+    service.add_argument("--work-dir", help="dispatcher journal directory, so a restarted "
+                         "dispatcher resumes its jobs (dispatcher only)")
 
     models = commands.add_parser("models", help="List the model registry's names.",
                                  description="List the model registry's names.")
@@ -187,6 +200,28 @@ def _models(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _data_service(arguments: argparse.Namespace) -> int:
+    import tensorflow as tf
+
+    service = tf.data.experimental.service
+    if arguments.role == "dispatcher":
+        if arguments.dispatcher:
+            raise ValueError("--dispatcher applies to a worker; a dispatcher takes --port.")
+        server = service.DispatchServer(service.DispatcherConfig(
+            port=arguments.port or 5050, work_dir=arguments.work_dir,
+            fault_tolerant_mode=bool(arguments.work_dir)))
+        print(f"tf.data service dispatcher listening at {server.target}", flush=True)
+    else:
+        if not arguments.dispatcher:
+            raise ValueError("A worker needs --dispatcher HOST:PORT (the dispatcher's address).")
+        server = service.WorkerServer(service.WorkerConfig(
+            dispatcher_address=arguments.dispatcher.removeprefix("grpc://"),
+            port=arguments.port))
+        print(f"tf.data service worker serving dispatcher {arguments.dispatcher}", flush=True)
+    server.join()
+    return 0
+
+
 def _print_metrics(metrics: dict) -> None:
     for key, value in metrics.items():
         if isinstance(value, float):
@@ -195,7 +230,7 @@ def _print_metrics(metrics: dict) -> None:
 
 _COMMANDS = {"run": _run, "train": _train, "evaluate": _evaluate, "export": _export,
              "explain": _explain,
-             "predict": _predict, "models": _models}
+             "predict": _predict, "models": _models, "data-service": _data_service}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

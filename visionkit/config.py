@@ -176,6 +176,9 @@ class TrainConfig(_Section):
     mixed_precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     jit_compile: Literal["auto"] | bool = "auto"
     strategy: Literal["mirrored", "multi_worker", "tpu"] | None = None
+    scale_learning_rate: bool = True
+    global_batch_size: Annotated[int, Field(ge=1)] | None = None
+    data_service: Annotated[str, Field(pattern=r"^grpc(\+local)?://.+:\d+$")] | None = None
     steps_per_epoch: Annotated[int, Field(ge=1)] | None = None
     validation_steps: Annotated[int, Field(ge=1)] | None = None
     run_dir: str | None = None

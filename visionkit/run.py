@@ -127,8 +127,11 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
     from visionkit import export as vk_export
     from visionkit import models as vk_models
     from visionkit import train as vk_train
+    from visionkit.train.distribute import resolve_strategy
 
     directory = recipe.run_dir if run_dir is _DEFAULT else run_dir
+    # A multi-worker strategy must exist before TensorFlow runs its first op.
+    strategy = resolve_strategy(recipe.train.strategy)
     data = data_from_recipe(recipe)
     model = vk_models.build(recipe.model.name, input_shape=data.input_shape,
                             num_classes=data.num_classes, **recipe.model.args)
@@ -143,12 +146,14 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
         momentum=options.momentum, nesterov=options.nesterov,
         weight_decay=options.weight_decay, early_stopping=options.early_stopping,
         mixed_precision=options.mixed_precision, jit_compile=options.jit_compile,
-        strategy=options.strategy, steps_per_epoch=options.steps_per_epoch,
+        strategy=strategy, scale_learning_rate=options.scale_learning_rate,
+        global_batch_size=options.global_batch_size, data_service=options.data_service,
+        steps_per_epoch=options.steps_per_epoch,
         validation_steps=options.validation_steps, seed=recipe.seed, verbose=options.verbose,
         recipe=raw if raw is not None else recipe.model_dump(mode="json"),
     )
     result.update(run=run, metrics=run.metrics)
-    if export if export is not None else recipe.export.enabled:
+    if run.chief and (export if export is not None else recipe.export.enabled):
         root = os.path.join(export_root, recipe.export.name or recipe.name) if export_root \
             else recipe.export_dir
         result["export_path"] = vk_export.saved_model(run.model, root, data=data,

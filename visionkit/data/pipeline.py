@@ -175,6 +175,10 @@ class Data:
                               num_parallel_calls=AUTOTUNE)
         options = tf.data.Options()
         options.deterministic = deterministic
+        # Sources are in-memory tensors or file-name lists, not file readers: a strategy
+        # that auto-shards this pipeline shards its elements.
+        options.experimental_distribute.auto_shard_policy = \
+            tf.data.experimental.AutoShardPolicy.DATA
         dataset = dataset.with_options(options)
         return dataset.prefetch(AUTOTUNE)
 

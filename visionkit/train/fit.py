@@ -13,9 +13,12 @@ import keras
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
-from visionkit.train.distribute import is_chief, resolve_strategy
+from visionkit.train.distribute import (
+    global_batch_size as global_batch_size_for,
+)
+from visionkit.train.distribute import is_chief, resolve_strategy, through_data_service
 from visionkit.train.evaluate import evaluate as evaluate_model
-from visionkit.train.optimizers import make_optimizer
+from visionkit.train.optimizers import DEFAULT_LEARNING_RATES, make_optimizer
 from visionkit.train.precision import rebuild_model, resolve_jit_compile, resolve_mixed_precision
 from visionkit.train.run_dir import RunDirectory
 
@@ -34,6 +37,7 @@ class Run:
         run_dir: the run directory, or None.
         plots: paths of the figures written.
         best_checkpoint: path of the best checkpoint (`.keras`), or None.
+        chief: whether this process is the chief worker (the one that writes files).
     """
 
     model: keras.Model
@@ -42,6 +46,7 @@ class Run:
     run_dir: str | None = None
     plots: list[str] = dataclasses.field(default_factory=list)
     best_checkpoint: str | None = None
+    chief: bool = True
 
     def __repr__(self) -> str:
         epochs = len(next(iter(self.history.values()), []))
@@ -74,6 +79,9 @@ def fit(
     mixed_precision: str | bool | None = "auto",
     jit_compile: str | bool = "auto",
     strategy: str | tf.distribute.Strategy | None = None,
+    scale_learning_rate: bool = True,
+    global_batch_size: int | None = None,
+    data_service: str | None = None,
     steps_per_epoch: int | None = None,
     validation_steps: int | None = None,
     seed: int | None = None,
@@ -116,6 +124,16 @@ def fit(
             "mixed_float16" or "mixed_bfloat16". Defaults to "auto".
         jit_compile: "auto" (XLA on GPU/TPU, off on CPU), True or False.
         strategy: None, "mirrored", "multi_worker", "tpu" or a tf.distribute.Strategy.
+            Under a strategy, `data.batch_size` is the batch of one replica and the global
+            batch is that times the number of replicas (or `global_batch_size`). Only the
+            chief worker writes the run directory.
+        scale_learning_rate: under a strategy, multiply the learning rate by
+            global batch / `data.batch_size` (the linear scaling rule of Goyal et al.
+            2017). Defaults to True.
+        global_batch_size: the global batch under a strategy; must be a multiple of the
+            number of replicas. Defaults to `data.batch_size` times the replicas.
+        data_service: "grpc://host:port" of a tf.data service dispatcher that runs the
+            training input pipeline (see `visionkit data-service`). Defaults to None.
         steps_per_epoch: training batches per epoch. Defaults to one pass over the data.
         validation_steps: validation batches per epoch. Defaults to one pass.
         seed: seed of Keras's random state (weights of models built here, dropout).
@@ -152,6 +170,15 @@ def fit(
     use_xla = resolve_jit_compile(jit_compile)
     distribution = resolve_strategy(strategy)
     chief = is_chief(distribution)
+    replicas = distribution.num_replicas_in_sync if distribution is not None else 1
+    batch = global_batch_size_for(data.batch_size, replicas, global_batch_size) \
+        if distribution is not None else data.batch_size
+    if batch != data.batch_size:
+        if scale_learning_rate and not isinstance(optimizer, keras.optimizers.Optimizer):
+            base = learning_rate if learning_rate is not None else \
+                DEFAULT_LEARNING_RATES.get(str(optimizer).lower())
+            learning_rate = None if base is None else base * batch / data.batch_size
+        data = data.with_batch_size(batch)
     steps = int(steps_per_epoch or data.steps_per_epoch)
     val = data.val
     val_steps = int(validation_steps or data.validation_steps) if val is not None else None
@@ -184,16 +211,9 @@ def fit(
 
     if verbose == "auto":  # a live progress bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
-    history = model.fit(
-        data.train.repeat(),
-        epochs=int(epochs),
-        steps_per_epoch=steps,
-        validation_data=val.repeat() if val is not None else None,
-        validation_steps=val_steps,
-        callbacks=callback_list,
-        shuffle=False,  # the pipeline shuffles
-        verbose=verbose,
-    )
+    with distribution.scope() if distribution is not None else contextlib.nullcontext():
+        history = _keras_fit(model, data, epochs, steps, val, val_steps, callback_list,
+                             verbose, data_service)
     full_history = directory.read_history() if directory is not None else {}
     history_values = full_history or {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
@@ -214,7 +234,40 @@ def fit(
     best = directory.best_checkpoint if directory is not None and checkpoint else None
     return Run(model=model, history=history_values, metrics=results,
                run_dir=directory.root if directory is not None else None, plots=figures,
-               best_checkpoint=best if best and os.path.exists(best) else None)
+               best_checkpoint=best if best and os.path.exists(best) else None, chief=chief)
+
+
+def _validation_input(val: tf.data.Dataset | None) -> tf.data.Dataset | None:
+    """Validation batches repeated per epoch (one iterator for the whole run)."""
+    return None if val is None else val.repeat()
+
+
+def _keras_fit(model: keras.Model, data: Data, epochs: int, steps: int,
+               val: tf.data.Dataset | None, val_steps: int | None,
+               callbacks: list[keras.callbacks.Callback], verbose: str | int,
+               data_service: str | None) -> keras.callbacks.History:
+    """Keras's fit on one repeated training dataset with explicit steps per epoch."""
+    return model.fit(
+        _training_input(data, data_service),
+        epochs=int(epochs),
+        steps_per_epoch=steps,
+        validation_data=_validation_input(val),
+        validation_steps=val_steps,
+        callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles
+        verbose=verbose,
+    )
+
+
+def _training_input(data: Data, data_service: str | None) -> tf.data.Dataset:
+    """The repeated training input of global batches.
+
+    Under a strategy, Keras splits each global batch over the replicas; across workers,
+    tf.data auto-shards the pipeline by element (the sources are in-memory arrays or
+    lists of file names, not file readers, so there is no file-level split).
+    """
+    dataset = data.train.repeat()
+    return through_data_service(dataset, data_service) if data_service else dataset
 
 
 def _materialize(model: ModelSpec, data: Data, policy: str, force_rebuild: bool,
