@@ -123,18 +123,24 @@ def pointing_game(epochs: int = 30) -> None:
     model.fit(images[train], labels[train], epochs=epochs, batch_size=32, verbose=0)
     accuracy = model.evaluate(images[val], labels[val], verbose=0)[1]
 
-    def hits(maps):
+    from scipy.ndimage import binary_dilation
+
+    def hits(maps, tolerance=0):
         flat = maps.reshape(len(maps), -1).argmax(axis=1)
         rows, cols = np.unravel_index(flat, maps.shape[1:])
-        return float(inside[val][np.arange(len(maps)), rows, cols].mean())
+        masks = inside[val] if not tolerance else np.stack(
+            [binary_dilation(mask, iterations=tolerance) for mask in inside[val]])
+        return float(masks[np.arange(len(maps)), rows, cols].mean())
 
     cam = vk.interpret.grad_cam(model, images[val], target=labels[val], layer="relu2")
     occ = vk.interpret.occlusion(model, images[val], target=labels[val], patch_size=8,
                                  stride=4)
     print(f"pointing game on shapes (48x48, {len(labels[val])} validation images, classifier "
           f"accuracy {accuracy:.3f} after {epochs} epochs, {time.perf_counter() - start:.0f} "
-          f"s): Grad-CAM max inside the mask {hits(cam):.1%}, occlusion max "
-          f"{hits(occ):.1%} (shape area {inside[val].mean():.1%} of the image)", flush=True)
+          f"s): Grad-CAM max inside the mask {hits(cam):.1%} (within 2 px {hits(cam, 2):.1%}, "
+          f"4 px {hits(cam, 4):.1%}), occlusion max {hits(occ):.1%} (within 2 px "
+          f"{hits(occ, 2):.1%}); the shapes cover {inside[val].mean():.1%} of the image",
+          flush=True)
 
 
 def digits_trustworthiness(epochs: int = 10) -> None:

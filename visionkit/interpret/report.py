@@ -124,12 +124,15 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
     say(3, "activations")
     chosen = convs[:: max(1, len(convs) // 4)][:4] if convs else []
     if chosen:
-        maps_by_layer = activations(model, val_images[:1], chosen, average=True)
-        tiles = [val_images[0]] + [maps_by_layer[n][0] for n in chosen]
+        maps_by_layer = activations(model, val_images[:1], chosen)
+        # Mean magnitude over channels: conv outputs before their activation are signed,
+        # and their plain mean cancels out.
+        tiles = [val_images[0]] + [np.abs(maps_by_layer[n][0]).mean(axis=-1) for n in chosen]
         plot.image_grid(tiles, ["image"] + chosen, os.path.join(out_dir, "activations.png"),
                         columns=len(tiles))
         add("Activations", "activations.png",
-            "The first validation image and the channel-averaged feature maps of "
+            "The first validation image and the mean magnitude over channels of the "
+            "feature maps of "
             f"{', '.join(chosen)}.")
 
     say(4, "filters (activation maximization)")
