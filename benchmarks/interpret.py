@@ -86,8 +86,8 @@ def bench_dream(steps: int = 10) -> None:
     mobile_seconds = best_of(lambda: vk.interpret.deep_dream(mobile, image, None, octaves=1,
                                                              steps=steps), 2)
     print(f"DeepDream 256x256: simple_cnn {seconds / steps:.3f} s/step, mobilenet_v3_small "
-          f"(nested backbone, tile 256) {mobile_seconds / steps:.3f} s/step "
-          f"(each timing includes one trace)", flush=True)
+          f"(nested backbone, tile 256) {mobile_seconds / steps:.3f} s/step (best of two "
+          f"runs of {steps} steps; the first traces)", flush=True)
 
 
 def bench_tsne(sizes) -> None:
