@@ -134,3 +134,21 @@ def test_exported_detector_serves_the_own_boxes_in_a_process_without_visionkit(
     np.testing.assert_allclose(served_doubled["boxes"][valid], ours["boxes"][valid] * 2,
                                atol=2e-3)
     assert (served_doubled["boxes"][~valid] == -1).all()
+
+
+def test_predict_lists_and_draws_the_detections(run, exported, data, tmp_path):
+    from PIL import Image
+
+    image = next(iter(data.val))[0].numpy()[0].astype(np.uint8)
+    file = tmp_path / "scene.png"
+    Image.fromarray(image).save(file)
+    (result,) = vk.export.predict_files(exported, [str(file)], out_dir=str(tmp_path / "out"))
+    ours = detect(run.model, image[None].astype(np.float32))
+    count = int(ours["num_detections"][0])
+    assert len(result["detections"]) == count
+    if count:
+        first = result["detections"][0]
+        np.testing.assert_allclose(first["box"], ours["boxes"][0, 0], atol=1e-3)
+        assert first["class_name"] == data.class_names[int(ours["classes"][0, 0])]
+    assert os.path.getsize(result["drawing"]) > 0 and result["drawing"].endswith(".png")
+    assert result["drawing"] in result["summary"]
