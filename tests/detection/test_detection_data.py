@@ -260,3 +260,11 @@ def test_images_missing_on_disk_are_counted_and_left_out(tmp_path):
             os.remove(os.path.join(images, name))
         with pytest.raises(DataError, match="no annotated image found on disk"):
             vk.data.coco(path, images)
+
+
+def test_images_that_do_not_decode_are_named_before_training(tmp_path):
+    path, images = write_coco(str(tmp_path))
+    with open(os.path.join(images, "c.png"), "r+b") as handle:
+        handle.truncate(60)  # a truncated PNG
+    with pytest.raises(BadFileError, match=r"c\.png"):
+        vk.data.coco(path, images)

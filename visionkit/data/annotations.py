@@ -22,8 +22,9 @@ import numpy as np
 
 from visionkit.data.boxes import BoxReport, check_boxes
 from visionkit.data.detection import detection_from_files
+from visionkit.data.files import find_bad_files
 from visionkit.data.pipeline import Data
-from visionkit.errors import DataError, DataWarning
+from visionkit.errors import BadFileError, DataError, DataWarning
 
 __all__ = ["AnnotatedImage", "build_detection_data", "resolve_inside"]
 
@@ -75,20 +76,29 @@ def build_detection_data(images: Sequence[AnnotatedImage], class_names: Sequence
                          max_boxes: int | None, cache: bool | str) -> Data:
     """Checks annotated images and builds the `Data` set.
 
-    Images missing on disk are left out with one counted `DataWarning`; boxes reaching
+    Images missing on disk are left out with one counted `DataWarning`; images that do
+    not decode raise a `BadFileError` listing them; boxes reaching
     beyond their image are clipped and boxes wholly outside it dropped, with one counted
     warning; degenerate boxes raise a `DataError` naming the file and box.
 
     Raises:
+        BadFileError: for images that do not decode completely (all of them named).
         DataError: when no image is left, or for a degenerate box.
     """
     missing: list[str] = []
     report = BoxReport()
     paths, boxes, labels = [], [], []
+    present = []
     for item in sorted(images, key=lambda entry: entry.path):
-        if not os.path.isfile(item.path):
+        if os.path.isfile(item.path):
+            present.append(item)
+        else:
             missing.append(item.path)
-            continue
+    # Every listed image must decode, so no error surfaces later inside tf.data.
+    bad = find_bad_files([item.path for item in present])
+    if bad:
+        raise BadFileError(bad[0][0], bad[0][1], others=bad[1:])
+    for item in present:
         size = item.size or _image_size(item.path)
         if size[0] <= 0 or size[1] <= 0:
             raise DataError(f"{item.source}: image size must be positive; received "
