@@ -134,5 +134,5 @@ def test_bad_file_error_fields_message_and_pickling():
 
 def test_public_names():
     assert set(vk.data.__all__) == {"Data", "digits", "shapes", "image_folder", "from_arrays",
-                                    "PRESETS"}
+                                    "PRESETS", "mask_folder", "coco", "voc", "yolo"}
     assert vk.data.PRESETS == ("none", "light", "standard")
