@@ -9,6 +9,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import visionkit as vk
 from visionkit.train.precision import rebuild_model, resolve_jit_compile, resolve_mixed_precision
@@ -175,3 +176,22 @@ def test_a_training_step_compiles_with_xla(tiny_digits):
                        validation_steps=1, verbose=0, jit_compile=True, evaluate=False)
     assert run.model.jit_compile is True
     assert np.isfinite(run.history["loss"][0])
+
+
+def _scalars(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return {tag: [float(tf.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)]
+            for tag in accumulator.Tags()["tensors"]}
+
+
+def test_tensorboard_logs_hold_the_epoch_values(tmp_path, tiny_digits):
+    run = vk.train.fit(_tiny_model(tiny_digits), tiny_digits, epochs=2, run_dir=tmp_path / "run",
+                       verbose=0, evaluate=False, plots=False)
+    train = _scalars(tmp_path / "run" / "tensorboard" / "train")
+    validation = _scalars(tmp_path / "run" / "tensorboard" / "validation")
+    np.testing.assert_allclose(train["epoch_loss"], run.history["loss"], rtol=1e-6)
+    np.testing.assert_allclose(validation["epoch_accuracy"], run.history["val_accuracy"],
+                               rtol=1e-6)

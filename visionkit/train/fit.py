@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
+from visionkit.train.callbacks import EpochTensorBoard
 from visionkit.train.distribute import (
     global_batch_size as global_batch_size_for,
 )
@@ -316,8 +317,7 @@ def _default_callbacks(directory: RunDirectory | None, monitor: str, mode: str,
         callbacks.append(keras.callbacks.ModelCheckpoint(
             directory.best_checkpoint, monitor=monitor, mode=mode, save_best_only=True))
     if tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(
-            directory.tensorboard, write_graph=False, profile_batch=0, update_freq="epoch"))
+        callbacks.append(EpochTensorBoard(directory.tensorboard))
     return callbacks
 
 
