@@ -242,7 +242,7 @@ def test_examples_are_decoded_and_train_shuffles_records(two_class_tree):
         assert set(examples.element_spec) == {"images", "labels"}
         assert examples.element_spec["images"].shape == (8, 8, 3)
     # The train pipeline shuffles cheap path records and decodes afterwards.
-    assert set(data.train_records.element_spec) == {"paths", "labels"}
+    assert set(data.train_records.element_spec) == {"paths", "labels", "orientations"}
     with pytest.raises(ValueError, match="train_records and decode together"):
         dataclasses.replace(data, decode=None)
     labels = sorted(np.concatenate([y.numpy() for _, y in data.train]).tolist())

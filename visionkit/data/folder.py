@@ -9,7 +9,15 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from visionkit.data.files import IMAGE_EXTENSIONS, find_bad_files, is_hidden, list_image_files
+from visionkit.data.files import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    IMAGE_EXTENSIONS,
+    ImageScan,
+    apply_orientation,
+    is_hidden,
+    list_image_files,
+    scan_image_files,
+)
 from visionkit.data.pipeline import Data
 from visionkit.data.split import split_indices
 from visionkit.errors import BadFileError, DataError, DataWarning, format_file_list
@@ -34,6 +42,7 @@ def image_folder(
     on_bad_file: str = "error",
     class_names: Sequence[str] | None = None,
     interpolation: str = "bilinear",
+    max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> Data:
     """A classification data set from a folder with one sub-folder of images per class.
 
@@ -47,12 +56,14 @@ def image_folder(
     Files ending in .jpg, .jpeg, .png, .bmp or .gif (any case) are read, also in nested
     folders; other files and hidden files and folders (names starting with ".") are
     ignored. Grayscale, palette, 16-bit and RGBA images become 8-bit RGB (alpha is
-    dropped); GIFs give their first frame. EXIF orientation is not applied (as in Keras's
-    `image_dataset_from_directory`).
+    dropped); GIFs give their first frame. A JPEG's EXIF orientation is applied, so
+    pixels are upright as an image viewer shows them (Keras's
+    `image_dataset_from_directory` leaves them as stored).
 
     Every file is checked before the pipeline is built: it is fully decoded with PIL
-    (in a thread pool; a progress bar shows above 1,000 files), and formats TensorFlow
-    would misread (e.g. a palette BMP, or TIFF content behind a .jpg name) are flagged.
+    (in a thread pool; a progress bar shows above 1,000 files), images whose header
+    announces more than `max_image_pixels` pixels are refused before decoding, and
+    formats TensorFlow would misread (e.g. a palette BMP, or TIFF content behind a .jpg name) are flagged.
     Bad files raise `BadFileError` listing them, or with `on_bad_file="skip"` are left
     out with one `DataWarning` that names them.
 
@@ -83,6 +94,10 @@ def image_folder(
         interpolation: resize method: "bilinear", "nearest", "bicubic", "area",
             "lanczos3", "lanczos5", "gaussian" or "mitchellcubic". Defaults to
             "bilinear" (no antialiasing, like Keras's loader).
+        max_image_pixels: largest width x height accepted; larger images are bad
+            files, refused from their header before any decoding (a guard against
+            decompression bombs). None removes the limit. Defaults to 89,478,485
+            (PIL's own threshold).
 
     Returns:
         A classification `Data` set. Batches: images float32 `[B, H, W, 3]` in 0..255,
@@ -137,7 +152,8 @@ def image_folder(
     all_paths = [path for files in train_files.values() for path in files]
     if val_files is not None:
         all_paths += [path for files in val_files.values() for path in files]
-    bad = find_bad_files(all_paths)
+    scan = scan_image_files(all_paths, max_image_pixels=max_image_pixels)
+    bad = scan.bad
     if bad:
         if on_bad_file == "error":
             (first_path, first_reason), *others = bad
@@ -168,10 +184,10 @@ def image_folder(
     val_order = rng.permutation(len(val_paths))
 
     decode = _decoder(size, interpolation)
-    train_records = _records(train_paths[train_order], train_labels[train_order])
+    train_records = _records(train_paths[train_order], train_labels[train_order], scan)
     val_examples = None
     if len(val_paths):
-        val_examples = _records(val_paths[val_order], val_labels[val_order]).map(
+        val_examples = _records(val_paths[val_order], val_labels[val_order], scan).map(
             decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return Data(
         task="classification",
@@ -287,8 +303,9 @@ def _flatten(files: dict[str, list[str]], names: Sequence[str]
     return np.asarray(paths, dtype=object).astype(str), np.asarray(labels, np.int32)
 
 
-def _records(paths: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:
-    return tf.data.Dataset.from_tensor_slices({"paths": paths, "labels": labels})
+def _records(paths: np.ndarray, labels: np.ndarray, scan: ImageScan) -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensor_slices(
+        {"paths": paths, "labels": labels, "orientations": scan.orientation_array(paths)})
 
 
 def _decoder(size: tuple[int, int], interpolation: str):
@@ -297,6 +314,7 @@ def _decoder(size: tuple[int, int], interpolation: str):
         image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
                                    expand_animations=False)
         image.set_shape([None, None, 3])
+        image = apply_orientation(image, record["orientations"])  # EXIF, as viewers show it
         image = tf.image.resize(image, size, method=interpolation)
         # Cubic and Lanczos kernels overshoot; keep the 0..255 contract.
         image = tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 255.0)
