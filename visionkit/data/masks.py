@@ -10,15 +10,22 @@ reported with the file (or array index) and the offending values.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-from visionkit.data.files import IMAGE_EXTENSIONS, list_image_files
+from visionkit.data.files import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    IMAGE_EXTENSIONS,
+    apply_orientation,
+    list_image_files,
+    scan_image_files,
+)
 from visionkit.data.pipeline import Data
 from visionkit.data.split import split_indices
-from visionkit.errors import BadFileError, DataError, format_file_list
+from visionkit.errors import BadFileError, DataError, DataWarning, format_file_list
 
 __all__ = ["IGNORE_INDEX", "mask_folder", "segmentation_from_arrays", "check_masks"]
 
@@ -160,7 +167,8 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
                 class_names: Sequence[str] | None = None,
                 palette: Mapping[tuple[int, int, int], int] | None = None,
                 validation_split: float = 0.2, batch_size: int = 32,
-                augment: object = "none", seed: int | None = 0) -> Data:
+                augment: object = "none", seed: int | None = 0, on_bad_file: str = "error",
+                max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Data:
     """A segmentation data set from a folder of images and a folder of masks.
 
     Images (JPEG, PNG, BMP, GIF) and masks (PNG, BMP, GIF: lossless) are paired by file
@@ -168,7 +176,11 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
     either a one-channel image of class ids (255 = ignore) or, with `palette`, an RGB
     image whose colours map to class ids. Before anything trains, every pair is checked:
     the image must have a mask, the mask must have the image's size, and every mask
-    value must be a known class id (or 255) or palette colour.
+    value must be a known class id (or 255) or palette colour. Two mask files with one
+    stem (`masks/a.png` and `masks/a.bmp`) are an error, not a silent choice. Every image
+    and mask is also checked as `image_folder` checks files (fully decoded, size limit
+    read from the header); images and masks are turned upright by their EXIF
+    orientation, and a mask must match its image as displayed.
 
     Args:
         images_dir: folder of images.
@@ -182,12 +194,20 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
             masks).
         validation_split: seeded random fraction held out. Defaults to 0.2.
         batch_size, augment, seed: as `Data`.
+        on_bad_file: "error" or "skip": what to do with an image or mask that does not
+            decode ("skip" leaves its pair out with one `DataWarning` naming them).
+            Defaults to "error".
+        max_image_pixels: largest width x height accepted, or None for no limit.
+            Defaults to 89,478,485 (PIL's own threshold).
 
     Returns:
         A segmentation `Data` set.
 
     Raises:
-        DataError: for an empty folder, an image without a mask (naming the images), a
+        BadFileError: with `on_bad_file="error"`, naming every image or mask that does
+            not decode.
+        DataError: for an empty folder, two masks with one stem, an image without a
+            mask (naming the images), a
             mask of another size than its image, or unknown class ids or colours
             (naming the files and the values).
 
@@ -212,39 +232,48 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
     if not image_files:
         raise DataError(f"Expected images ({', '.join(IMAGE_EXTENSIONS)}) in "
                         f"images_dir={images_dir!r}; found none.")
-    mask_files = {os.path.splitext(os.path.relpath(path, masks_dir))[0]: path
-                  for path in list_image_files(masks_dir)
-                  if path.lower().endswith(MASK_EXTENSIONS)}
+    if on_bad_file not in ("error", "skip"):
+        raise ValueError("Expected on_bad_file to be 'error' or 'skip'; received "
+                         f"on_bad_file={on_bad_file!r}.")
+    mask_files = _masks_by_stem(masks_dir)
     pairs, missing = [], []
     for path in image_files:
         stem = os.path.splitext(os.path.relpath(path, images_dir))[0]
-        if stem in mask_files:
+        if stem in mask_files and mask_files[stem].lower().endswith(MASK_EXTENSIONS):
             pairs.append((path, mask_files[stem]))
+        elif stem in mask_files:
+            missing.append((path, f"its mask '{mask_files[stem]}' is lossy (JPEG would blur "
+                                  "class ids); save masks as PNG, BMP or GIF"))
         else:
             missing.append((path, f"no mask {stem}.png in masks_dir"))
     if missing:
         raise DataError(f"Expected one mask per image (paired by file stem) in "
                         f"masks_dir={masks_dir!r}; {len(missing)} image(s) have none:\n"
                         + format_file_list(missing))
+    pairs, orientations = _check_pair_files(pairs, on_bad_file, max_image_pixels)
     colours = None
     if palette is not None:
         colours = {tuple(int(c) for c in colour): int(i) for colour, i in palette.items()}
-    largest = _scan_pairs(pairs, colours)
+    largest = _scan_pairs(pairs, colours, orientations=orientations)
     if class_names is None:
         known = max([i for i in (colours or {}).values() if i != IGNORE_INDEX], default=-1)
         count = max(largest, known) + 1
         class_names = [str(i) for i in range(max(count, 1))]
     class_names = [str(c) for c in class_names]
     if largest >= len(class_names):
-        _scan_pairs(pairs, colours, num_classes=len(class_names))  # raises, naming files
+        _scan_pairs(pairs, colours, num_classes=len(class_names),
+                    orientations=orientations)  # raises, naming files
     size = (int(image_size[0]), int(image_size[1]))
     train_index, val_index = split_indices(np.zeros(len(pairs)), validation_split, seed)
     paths = np.asarray(pairs, dtype=object).astype(str)
     decode = _decoder(size, colours)
 
     def records(index):
-        return tf.data.Dataset.from_tensor_slices({"image": paths[index, 0],
-                                                   "mask": paths[index, 1]})
+        return tf.data.Dataset.from_tensor_slices({
+            "image": paths[index, 0], "mask": paths[index, 1],
+            "orientations": np.asarray([[orientations.get(image, 1), orientations.get(mask, 1)]
+                                        for image, mask in paths[index]], np.int32
+                                       ).reshape(-1, 2)})
 
     train_records = records(train_index)
     return Data(task="segmentation", class_names=tuple(class_names), image_size=size,
@@ -254,18 +283,63 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
                 augment=augment, seed=seed, train_records=train_records, decode=decode)
 
 
+def _masks_by_stem(masks_dir: str) -> dict[str, str]:
+    """`{stem: mask file}` of a mask folder; two files with one stem are an error."""
+    found: dict[str, list[str]] = {}
+    for path in list_image_files(masks_dir):
+        found.setdefault(os.path.splitext(os.path.relpath(path, masks_dir))[0], []).append(path)
+    twice = [(", ".join(f"'{p}'" for p in paths), f"{len(paths)} masks for stem {stem!r}")
+             for stem, paths in found.items() if len(paths) > 1]
+    if twice:
+        raise DataError("Expected one mask file per image stem in "
+                        f"masks_dir={masks_dir!r}; these stems have several (keep one):\n"
+                        + format_file_list(twice))
+    return {stem: paths[0] for stem, paths in found.items()}
+
+
+def _check_pair_files(pairs: list[tuple[str, str]], on_bad_file: str,
+                      max_image_pixels: int | None
+                      ) -> tuple[list[tuple[str, str]], dict[str, int]]:
+    """Pairs whose image and mask both decode, and every good file's EXIF orientation."""
+    files = [path for pair in pairs for path in pair]
+    scan = scan_image_files(files, max_image_pixels=max_image_pixels)
+    if not scan.bad:
+        return pairs, scan.orientations
+    if on_bad_file == "error":
+        (first, reason), *others = scan.bad
+        raise BadFileError(first, reason, others=others,
+                           expected="images and masks that decode completely (pass "
+                                    "on_bad_file='skip' to leave their pairs out)")
+    bad = {path for path, _ in scan.bad}
+    kept = [pair for pair in pairs if not (set(pair) & bad)]
+    warnings.warn(f"Skipped {len(pairs) - len(kept)} of {len(pairs)} image/mask pairs with "
+                  f"{len(bad)} bad file{'s' if len(bad) > 1 else ''} (on_bad_file='skip'):\n"
+                  + format_file_list(scan.bad), DataWarning, stacklevel=3)
+    if not kept:
+        raise DataError("No image/mask pair left after skipping bad files.")
+    return kept, scan.orientations
+
+
+def _displayed_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """PIL's (width, height) as a viewer shows it (EXIF orientations 5..8 swap sides)."""
+    return (size[1], size[0]) if orientation >= 5 else size
+
+
 def _scan_pairs(pairs: list[tuple[str, str]], colours: dict | None,
-                num_classes: int | None = None) -> int:
+                num_classes: int | None = None,
+                orientations: Mapping[str, int] | None = None) -> int:
     """Checks sizes, colours and (with `num_classes`) class ids; returns the largest id."""
     from PIL import Image
+
+    orientations = orientations or {}
 
     bad, largest, offending = [], -1, set()
     for image_path, mask_path in pairs:
         try:
             with Image.open(image_path) as image:
-                image_size = image.size
+                image_size = _displayed_size(image.size, orientations.get(image_path, 1))
             with Image.open(mask_path) as mask_image:
-                mask_size = mask_image.size
+                mask_size = _displayed_size(mask_image.size, orientations.get(mask_path, 1))
                 mode = mask_image.mode
                 mask = np.asarray(mask_image if mode == "L" and colours is None
                                   else mask_image.convert("RGB"))
@@ -317,6 +391,7 @@ def _decoder(size: tuple[int, int], colours: dict | None):
         image = tf.io.decode_image(tf.io.read_file(record["image"]), channels=3,
                                    dtype=tf.uint8, expand_animations=False)
         image.set_shape([None, None, 3])
+        image = apply_orientation(image, record["orientations"][0])  # EXIF, as displayed
         contents = tf.io.read_file(record["mask"])
         if table is None:
             # Grey masks decode to three equal channels; the first one holds the ids.
@@ -326,6 +401,7 @@ def _decoder(size: tuple[int, int], colours: dict | None):
             rgb = tf.cast(tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
                                              expand_animations=False), tf.int64)
             mask = table.lookup(rgb[..., 0] * 65536 + rgb[..., 1] * 256 + rgb[..., 2])
+        mask = apply_orientation(mask[..., None], record["orientations"][1])[..., 0]
         return resize_example(image, mask, size)
 
     return decode
