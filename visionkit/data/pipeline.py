@@ -209,6 +209,37 @@ class Data:
                                    val_examples=val_examples, train_size=train, val_size=val,
                                    train_records=records)
 
+    def shard(self, num_shards: int, index: int) -> Data:
+        """Returns a copy whose train split holds every `num_shards`-th example from `index`.
+
+        The split happens on the records, before decoding, so each worker of a
+        multi-worker run reads and decodes only its own files. Validation is unchanged.
+
+        Raises:
+            ValueError: unless `0 <= index < num_shards` and every shard gets an example.
+
+        Example:
+
+        >>> import visionkit as vk
+        >>> data = vk.data.digits(image_size=(8, 8))
+        >>> halves = [data.shard(2, i) for i in range(2)]
+        >>> [half.train_size for half in halves] == [(len(data) + 1) // 2, len(data) // 2]
+        True
+        """
+        num_shards, index = int(num_shards), int(index)
+        if num_shards < 1 or not 0 <= index < num_shards:
+            raise ValueError(f"Expected 0 <= index < num_shards; received index={index}, "
+                             f"num_shards={num_shards}.")
+        size = len(range(index, self.train_size, num_shards))
+        if not size:
+            raise ValueError(f"Cannot split {self.train_size} training examples into "
+                             f"{num_shards} shards: shard {index} would be empty.")
+        records = self.train_records.shard(num_shards, index) \
+            if self.train_records is not None else None
+        return dataclasses.replace(self, train_examples=self.train_examples.shard(num_shards,
+                                                                                   index),
+                                   train_size=size, train_records=records)
+
     def describe(self) -> dict[str, Any]:
         """A JSON-friendly summary, written into run directories and export metadata."""
         return {

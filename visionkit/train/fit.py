@@ -17,8 +17,14 @@ from visionkit.train.callbacks import EpochTensorBoard
 from visionkit.train.distribute import (
     global_batch_size as global_batch_size_for,
 )
-from visionkit.train.distribute import is_chief, resolve_strategy, through_data_service
+from visionkit.train.distribute import (
+    is_chief,
+    num_workers,
+    resolve_strategy,
+    through_data_service,
+)
 from visionkit.train.evaluate import evaluate as evaluate_model
+from visionkit.train.keras_compat import distributed_fit_fixes
 from visionkit.train.optimizers import DEFAULT_LEARNING_RATES, make_optimizer
 from visionkit.train.precision import rebuild_model, resolve_jit_compile, resolve_mixed_precision
 from visionkit.train.run_dir import RunDirectory
@@ -212,9 +218,9 @@ def fit(
 
     if verbose == "auto":  # a live progress bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
-    with distribution.scope() if distribution is not None else contextlib.nullcontext():
+    with distributed_fit_fixes(model):
         history = _keras_fit(model, data, epochs, steps, val, val_steps, callback_list,
-                             verbose, data_service)
+                             verbose, data_service, distribution)
     full_history = directory.read_history() if directory is not None else {}
     history_values = full_history or {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
@@ -246,10 +252,11 @@ def _validation_input(val: tf.data.Dataset | None) -> tf.data.Dataset | None:
 def _keras_fit(model: keras.Model, data: Data, epochs: int, steps: int,
                val: tf.data.Dataset | None, val_steps: int | None,
                callbacks: list[keras.callbacks.Callback], verbose: str | int,
-               data_service: str | None) -> keras.callbacks.History:
+               data_service: str | None, strategy: tf.distribute.Strategy | None = None
+               ) -> keras.callbacks.History:
     """Keras's fit on one repeated training dataset with explicit steps per epoch."""
     return model.fit(
-        _training_input(data, data_service),
+        _training_input(data, data_service, strategy),
         epochs=int(epochs),
         steps_per_epoch=steps,
         validation_data=_validation_input(val),
@@ -260,15 +267,29 @@ def _keras_fit(model: keras.Model, data: Data, epochs: int, steps: int,
     )
 
 
-def _training_input(data: Data, data_service: str | None) -> tf.data.Dataset:
-    """The repeated training input of global batches.
+def _training_input(data: Data, data_service: str | None,
+                    strategy: tf.distribute.Strategy | None = None) -> Any:
+    """The repeated training input of global batches of `data.batch_size` examples.
 
-    Under a strategy, Keras splits each global batch over the replicas; across workers,
-    tf.data auto-shards the pipeline by element (the sources are in-memory arrays or
-    lists of file names, not file readers, so there is no file-level split).
+    - One worker (with or without a strategy): one pipeline of global batches, which
+      Keras splits over the local replicas.
+    - Several workers: each worker builds its own pipeline from its share of the
+      records (`Data.shard`, split before decoding, so a worker reads and decodes only
+      its own files), batched per replica, through
+      `strategy.distribute_datasets_from_function`.
+    - A tf.data service: the service's workers run the pipeline and hand out batches.
     """
-    dataset = data.train.repeat()
-    return through_data_service(dataset, data_service) if data_service else dataset
+    if data_service:
+        return through_data_service(data.train.repeat(), data_service)
+    if strategy is None or num_workers(strategy) < 2:
+        return data.train.repeat()
+
+    def worker_input(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        per_replica = context.get_per_replica_batch_size(data.batch_size)
+        mine = data.shard(context.num_input_pipelines, context.input_pipeline_id)
+        return mine.with_batch_size(per_replica).train.repeat()
+
+    return strategy.distribute_datasets_from_function(worker_input)
 
 
 def _materialize(model: ModelSpec, data: Data, policy: str, force_rebuild: bool,
