@@ -22,7 +22,7 @@ import numpy as np
 
 from visionkit.data.boxes import BoxReport, check_boxes
 from visionkit.data.detection import detection_from_files
-from visionkit.data.files import find_bad_files
+from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, find_bad_files
 from visionkit.data.pipeline import Data
 from visionkit.errors import BadFileError, DataError, DataWarning
 
@@ -48,17 +48,27 @@ class AnnotatedImage:
     source: str
 
 
-def resolve_inside(root: str, relative: str) -> str:
+def resolve_inside(root: str, relative: str, where: str | None = None) -> str:
     """The absolute path of `relative` under `root`.
 
+    Args:
+        root: the images root.
+        relative: the path an annotation file gives.
+        where: the annotation entry, named in the message. Defaults to None.
+
     Raises:
-        DataError: if the path points outside `root` (absolute, or through `..`).
+        DataError: if the path is absolute, climbs out of `root` (through `..` or a
+            symbolic link) or holds a NUL character, naming `where` and the path.
     """
+    prefix = f"{where}: " if where else ""
+    if "\0" in relative:
+        raise DataError(f"{prefix}image path {relative!r} holds a NUL character; refusing "
+                        "to read it.")
     root_abs = os.path.realpath(root)
     candidate = os.path.realpath(os.path.join(root_abs, relative))
-    if os.path.commonpath([root_abs, candidate]) != root_abs:
-        raise DataError(f"Image path {relative!r} points outside the images root {root!r}; "
-                        "refusing to read it. Expected paths relative to the root.")
+    if os.path.isabs(relative) or os.path.commonpath([root_abs, candidate]) != root_abs:
+        raise DataError(f"{prefix}image path {relative!r} points outside the images root "
+                        f"{root!r}; refusing to read it. Expected paths relative to the root.")
     return candidate
 
 
@@ -73,7 +83,8 @@ def _image_size(path: str) -> tuple[float, float]:
 def build_detection_data(images: Sequence[AnnotatedImage], class_names: Sequence[str],
                          source: str, image_size: tuple[int, int], validation_split: float,
                          batch_size: int, augment: object, seed: int | None,
-                         max_boxes: int | None, cache: bool | str) -> Data:
+                         max_boxes: int | None, cache: bool | str,
+                         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Data:
     """Checks annotated images and builds the `Data` set.
 
     Images missing on disk are left out with one counted `DataWarning`; images that do
@@ -95,7 +106,7 @@ def build_detection_data(images: Sequence[AnnotatedImage], class_names: Sequence
         else:
             missing.append(item.path)
     # Every listed image must decode, so no error surfaces later inside tf.data.
-    bad = find_bad_files([item.path for item in present])
+    bad = find_bad_files([item.path for item in present], max_image_pixels=max_image_pixels)
     if bad:
         raise BadFileError(bad[0][0], bad[0][1], others=bad[1:])
     for item in present:

@@ -10,6 +10,7 @@ import numpy as np
 
 from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
 from visionkit.data.boxes import xywh_to_xyxy
+from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS
 from visionkit.data.pipeline import Data
 from visionkit.errors import BadFileError, DataError
 
@@ -20,7 +21,8 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
          image_size: tuple[int, int] = (320, 320), validation_split: float = 0.2,
          batch_size: int = 16, augment: object = "none", seed: int | None = 0,
          max_boxes: int | None = None, cache: bool | str = False,
-         skip_crowd: bool = True) -> Data:
+         skip_crowd: bool = True,
+         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Data:
     """A detection data set from COCO-format annotations.
 
     Reads `images` (`id`, `file_name`, `width`, `height`), `annotations` (`image_id`,
@@ -40,14 +42,18 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
         max_boxes: box rows per image. Defaults to the most of any image.
         cache: as for `Data`. Defaults to False.
         skip_crowd: leave out `iscrowd` annotations. Defaults to True.
+        max_image_pixels: largest width x height accepted (checked from the header
+            before decoding), or None for no limit. Defaults to 89,478,485.
 
     Returns:
         A detection `Data` set.
 
     Raises:
-        BadFileError: if the file is not valid JSON or lacks the COCO keys.
-        DataError: for an unknown category or image id, a degenerate box, a path outside
-            `images_dir`, or no image on disk.
+        BadFileError: if the file is not valid JSON, lacks the COCO keys or has entries
+            of the wrong type (naming the entry), or for images that do not decode.
+        DataError: for an unknown category or image id, a degenerate box, a `file_name`
+            that is absolute or climbs out of `images_dir` (naming the entry), or no
+            image on disk. Images without annotations are kept (as background).
 
     Example:
 
@@ -68,47 +74,93 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
     """
     path = os.fspath(annotations_json)
     spec = _read_json(path)
-    categories = sorted(spec["categories"], key=lambda c: c["id"])
-    class_of = {int(c["id"]): index for index, c in enumerate(categories)}
-    names = [str(c.get("name", c["id"])) for c in categories]
+    class_of, names = _categories(spec["categories"], path)
     entries: dict[int, dict[str, Any]] = {}
-    for image in spec["images"]:
-        try:
-            image_id = int(image["id"])
-            file_name = str(image["file_name"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise BadFileError(path, f"image entry {image!r} lacks an id or file_name",
-                               expected="a COCO instances JSON file") from error
-        size = (float(image["height"]), float(image["width"])) \
-            if "height" in image and "width" in image else None
-        entries[image_id] = {"path": resolve_inside(os.fspath(images_dir), file_name),
-                             "size": size, "boxes": [], "labels": [], "file": file_name}
-    for annotation in spec["annotations"]:
-        where = f"{path} annotation {annotation.get('id', '?')}"
+    for position, image in enumerate(spec["images"]):
+        where = f"{path} images[{position}]"
+        if not isinstance(image, dict) or not _is_int(image.get("id")) \
+                or not isinstance(image.get("file_name"), str) or not image["file_name"]:
+            raise BadFileError(path, f"images[{position}] = {_short(image)} lacks an integer "
+                                     "'id' or a 'file_name' string", expected=_EXPECTED)
+        file_name = image["file_name"]
+        size = None
+        if "height" in image or "width" in image:
+            height, width = image.get("height"), image.get("width")
+            if not (_is_number(height) and _is_number(width) and height > 0 and width > 0):
+                raise BadFileError(path, f"images[{position}] ({file_name!r}) has height "
+                                         f"{height!r} and width {width!r}; expected positive "
+                                         "numbers", expected=_EXPECTED)
+            size = (float(height), float(width))
+        if image["id"] in entries:
+            raise DataError(f"{where}: image id {image['id']} appears twice.")
+        entries[image["id"]] = {
+            "path": resolve_inside(os.fspath(images_dir), file_name,
+                                   where=f"{where} (id {image['id']}) file_name"),
+            "size": size, "boxes": [], "labels": [], "file": file_name}
+    for position, annotation in enumerate(spec["annotations"]):
+        if not isinstance(annotation, dict):
+            raise BadFileError(path, f"annotations[{position}] is {_short(annotation)}, not an "
+                                     "object", expected=_EXPECTED)
+        where = f"{path} annotation {_short(annotation.get('id', position))}"
         if skip_crowd and annotation.get("iscrowd", 0):
             continue
         category = annotation.get("category_id")
-        if category not in class_of:
-            raise DataError(f"{where}: unknown category_id {category!r}; the categories are "
-                            f"{sorted(class_of)}.")
+        if not _is_int(category) or category not in class_of:
+            raise DataError(f"{where}: unknown category_id {_short(category)}; the categories "
+                            f"are {sorted(class_of)}.")
         image_id = annotation.get("image_id")
-        if image_id not in entries:
-            raise DataError(f"{where}: unknown image_id {image_id!r}.")
+        if not _is_int(image_id) or image_id not in entries:
+            raise DataError(f"{where}: unknown image_id {_short(image_id)}.")
         bbox = annotation.get("bbox")
-        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4:
-            raise DataError(f"{where}: expected bbox as [x, y, width, height]; received "
-                            f"{bbox!r}.")
+        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 \
+                or not all(_is_number(value) for value in bbox):
+            raise DataError(f"{where}: expected bbox as [x, y, width, height] numbers; "
+                            f"received {_short(bbox)}.")
         entries[image_id]["boxes"].append(xywh_to_xyxy(np.asarray(bbox, np.float32))[0])
         entries[image_id]["labels"].append(class_of[category])
+    # Images without annotations stay in the set: they teach the detector background.
     images = [AnnotatedImage(path=e["path"], boxes=np.asarray(e["boxes"], np.float32),
                              labels=np.asarray(e["labels"], np.int32), size=e["size"],
                              source=f"{path} image {e['file']!r}") for e in entries.values()]
     return build_detection_data(images, names, path, image_size, validation_split,
-                                batch_size, augment, seed, max_boxes, cache)
+                                batch_size, augment, seed, max_boxes, cache,
+                                max_image_pixels=max_image_pixels)
+
+
+_EXPECTED = "a COCO instances JSON file with 'images', 'annotations' and 'categories'"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and bool(np.isfinite(value))
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """`repr` of a value from the file, cut to `limit` characters for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _categories(categories: list, path: str) -> tuple[dict[int, int], list[str]]:
+    """`{category id: class id}` (ascending ids) and the class names."""
+    for position, category in enumerate(categories):
+        if not isinstance(category, dict) or not _is_int(category.get("id")):
+            raise BadFileError(path, f"categories[{position}] = {_short(category)} lacks an "
+                                     "integer 'id'", expected=_EXPECTED)
+    ordered = sorted(categories, key=lambda c: c["id"])
+    ids = [c["id"] for c in ordered]
+    if len(set(ids)) != len(ids):
+        raise DataError(f"{path}: category ids must be unique; received {ids}.")
+    return ({category_id: index for index, category_id in enumerate(ids)},
+            [str(c.get("name", c["id"])) for c in ordered])
 
 
 def _read_json(path: str) -> dict[str, Any]:
-    expected = "a COCO instances JSON file with 'images', 'annotations' and 'categories'"
+    expected = _EXPECTED
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such annotations file: {path!r}.")
     try:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
+from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS
 from visionkit.data.pipeline import Data
 from visionkit.errors import BadFileError, DataError
 
@@ -22,7 +23,8 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
         class_names: Sequence[str] | None = None, annotations_dir: str = "Annotations",
         images_dir: str = "JPEGImages", validation_split: float = 0.2, batch_size: int = 16,
         augment: object = "none", seed: int | None = 0, max_boxes: int | None = None,
-        cache: bool | str = False, skip_difficult: bool = False) -> Data:
+        cache: bool | str = False, skip_difficult: bool = False,
+        max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Data:
     """A detection data set from a Pascal VOC folder.
 
     Reads every `root/Annotations/*.xml` (`<filename>`, optional `<size>`, and per
@@ -40,14 +42,18 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
         validation_split, batch_size, augment, seed, max_boxes, cache: as for `coco`.
         skip_difficult: leave out objects marked `<difficult>1</difficult>`. Defaults to
             False.
+        max_image_pixels: largest width x height accepted (checked from the header
+            before decoding), or None for no limit. Defaults to 89,478,485.
 
     Returns:
         A detection `Data` set.
 
     Raises:
-        BadFileError: for a file that is not valid XML or lacks the VOC elements.
-        DataError: for an unknown class name, a degenerate box, a path outside the
-            images folder, or no image on disk.
+        BadFileError: for a file that is not valid XML or lacks the VOC elements (or
+            holds a non-finite number), or for images that do not decode.
+        DataError: for an unknown class name, a degenerate box, a `<filename>` that is
+            absolute or climbs out of the images folder (naming the XML file), or no
+            image on disk. An annotation without objects keeps its image (background).
 
     Example:
 
@@ -86,20 +92,26 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
             boxes.append(box)
             labels.append(class_of[name])
         images.append(AnnotatedImage(
-            path=resolve_inside(os.path.join(root, images_dir), file_name),
+            path=resolve_inside(os.path.join(root, images_dir), file_name,
+                                where=f"{file} <filename>"),
             boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
             labels=np.asarray(labels, np.int32), size=size, source=file))
     return build_detection_data(images, names, root, image_size, validation_split, batch_size,
-                                augment, seed, max_boxes, cache)
+                                augment, seed, max_boxes, cache,
+                                max_image_pixels=max_image_pixels)
 
 
 def _number(element, tag: str, file: str) -> float:
     child = element.find(tag)
     try:
-        return float(child.text)  # type: ignore[union-attr, arg-type]
+        value = float(child.text)  # type: ignore[union-attr, arg-type]
     except (AttributeError, TypeError, ValueError):
         raise BadFileError(file, f"<{tag}> is missing or not a number",
                            expected=_EXPECTED) from None
+    if not np.isfinite(value):
+        raise BadFileError(file, f"<{tag}> is {child.text!r}, not a finite number",  # type: ignore[union-attr]
+                           expected=_EXPECTED)
+    return value
 
 
 def _parse(file: str):

@@ -9,9 +9,9 @@ import numpy as np
 
 from visionkit.data.annotations import AnnotatedImage, build_detection_data
 from visionkit.data.boxes import cxcywh_to_xyxy
-from visionkit.data.files import list_image_files
+from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, list_image_files
 from visionkit.data.pipeline import Data
-from visionkit.errors import DataError
+from visionkit.errors import BadFileError, DataError
 
 __all__ = ["yolo"]
 
@@ -23,7 +23,8 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
          names: str | os.PathLike | Sequence[str] | None = None, images_dir: str = "images",
          labels_dir: str = "labels", validation_split: float = 0.2, batch_size: int = 16,
          augment: object = "none", seed: int | None = 0, max_boxes: int | None = None,
-         cache: bool | str = False) -> Data:
+         cache: bool | str = False,
+         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Data:
     """A detection data set in YOLO's txt format.
 
     Every image in `root/images/` may have `root/labels/<stem>.txt`, one object per
@@ -37,14 +38,18 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
         names: a names file (relative to `root` or absolute) or the list of names.
             Defaults to the first of classes.txt, obj.names, names.txt in `root`.
         images_dir, labels_dir: sub-folders of `root`. Defaults to "images", "labels".
-        validation_split, batch_size, augment, seed, max_boxes, cache: as for `coco`.
+        validation_split, batch_size, augment, seed, max_boxes, cache,
+            max_image_pixels: as for `coco`.
 
     Returns:
         A detection `Data` set.
 
     Raises:
-        DataError: for a missing names file, a malformed line or an unknown class id
-            (naming the file and line), a degenerate box, or no image.
+        BadFileError: for a label or names file that is not UTF-8 text, or for images
+            that do not decode.
+        DataError: for a missing names file, a malformed line, a non-finite number or an
+            unknown class id (naming the file and line), a degenerate box, or no image.
+            An image without a label file, or with an empty one, is kept (background).
 
     Example:
 
@@ -75,7 +80,8 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     if not images:
         raise DataError(f"No images found in {folder!r}.")
     return build_detection_data(images, class_names, root, image_size, validation_split,
-                                batch_size, augment, seed, max_boxes, cache)
+                                batch_size, augment, seed, max_boxes, cache,
+                                max_image_pixels=max_image_pixels)
 
 
 def _names(root: str, names: str | os.PathLike | Sequence[str] | None) -> list[str]:
@@ -85,8 +91,8 @@ def _names(root: str, names: str | os.PathLike | Sequence[str] | None) -> list[s
     for candidate in candidates:
         path = candidate if os.path.isabs(candidate) else os.path.join(root, candidate)
         if os.path.isfile(path):
-            with open(path, encoding="utf-8") as handle:
-                found = [line.strip() for line in handle if line.strip()]
+            found = [line.strip() for line in _text_lines(path, "a names file")
+                     if line.strip()]
             if not found:
                 raise DataError(f"The names file {path!r} is empty; expected one class name "
                                 "per line.")
@@ -95,27 +101,39 @@ def _names(root: str, names: str | os.PathLike | Sequence[str] | None) -> list[s
                     "(one class name per line), or pass names=[...].")
 
 
+def _text_lines(path: str, what: str) -> list[str]:
+    """The lines of a UTF-8 text file; other bytes are a `BadFileError` naming it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().splitlines()
+    except UnicodeDecodeError as error:
+        raise BadFileError(path, f"not UTF-8 text ({error.reason} at byte {error.start})",
+                           expected=what) from None
+
+
 def _read_labels(file: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     if not os.path.isfile(file):
         return np.zeros((0, 4), np.float32), np.zeros((0,), np.int32)
     boxes, labels = [], []
-    with open(file, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            try:
-                class_id = int(fields[0])
-                values = [float(v) for v in fields[1:]]
-            except ValueError:
-                values = []
-                class_id = -1
-            if len(values) != 4:
-                raise DataError(f"{file} line {number}: expected 'class_id cx cy width "
-                                f"height' (5 numbers); received {line.strip()!r}.")
-            if not 0 <= class_id < num_classes:
-                raise DataError(f"{file} line {number}: unknown class id {class_id}; the "
-                                f"names file lists {num_classes} classes (0..{num_classes - 1}).")
-            boxes.append(cxcywh_to_xyxy(np.asarray(values, np.float32))[0])
-            labels.append(class_id)
+    for number, line in enumerate(_text_lines(file, "a YOLO label file"), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            class_id = int(fields[0])
+            values = [float(v) for v in fields[1:]]
+        except ValueError:
+            values = []
+            class_id = -1
+        if len(values) != 4:
+            raise DataError(f"{file} line {number}: expected 'class_id cx cy width "
+                            f"height' (5 numbers); received {line.strip()!r}.")
+        if not np.all(np.isfinite(values)):
+            raise DataError(f"{file} line {number}: expected finite numbers; received "
+                            f"{line.strip()!r}.")
+        if not 0 <= class_id < num_classes:
+            raise DataError(f"{file} line {number}: unknown class id {class_id}; the "
+                            f"names file lists {num_classes} classes (0..{num_classes - 1}).")
+        boxes.append(cxcywh_to_xyxy(np.asarray(values, np.float32))[0])
+        labels.append(class_id)
     return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int32)
