@@ -1,14 +1,24 @@
-"""Callbacks of visionkit's own, where Keras's cost more than they give."""
+"""Callbacks of visionkit's own, where Keras's cost more than they give or say too little.
+
+`fit` uses all three by default: `EpochTensorBoard` (per-epoch scalars only),
+`StopOnNonFiniteLoss` (a NaN or infinite loss stops training with an error naming the
+epoch and batch) and `BestCheckpoint` (Keras's best-only checkpoint, which also keeps
+its bookkeeping across a resumed run and records which epoch it holds).
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-__all__ = ["EpochTensorBoard"]
+from visionkit.errors import VisionkitError
+
+__all__ = ["EpochTensorBoard", "StopOnNonFiniteLoss", "NonFiniteLossError", "BestCheckpoint"]
 
 
 class EpochTensorBoard(keras.callbacks.Callback):
@@ -64,3 +74,122 @@ class EpochTensorBoard(keras.callbacks.Callback):
         for writer in self._writers.values():
             writer.close()
         self._writers = {}
+
+
+class NonFiniteLossError(VisionkitError, FloatingPointError):
+    """The training loss became NaN or infinite; training was stopped."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite, saying where.
+
+    Keras's `TerminateOnNaN` prints the batch number and ends `fit` as if it had
+    finished. This raises `NonFiniteLossError` instead, naming the epoch and the batch
+    (both counted from 1, as Keras's progress bar counts epochs) and the last good
+    checkpoint, which it leaves untouched (the weights in memory are no longer usable).
+    The loss Keras reports per batch is the epoch's running mean, so the batch named is
+    the first whose own loss was not finite.
+
+    Args:
+        checkpoint: the best checkpoint's path, named in the message. Defaults to None.
+
+    Example:
+
+    >>> callback = StopOnNonFiniteLoss()
+    >>> callback.on_epoch_begin(2)
+    >>> callback.on_train_batch_end(6, {"loss": 0.25})
+    >>> try:
+    ...     callback.on_train_batch_end(7, {"loss": float("nan")})
+    ... except NonFiniteLossError as error:
+    ...     print(str(error).split(" (")[0])
+    The training loss became nan at epoch 3, batch 8
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | None = None) -> None:
+        super().__init__()
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        loss = float(loss)
+        if math.isfinite(loss):
+            return
+        if self._model is not None:
+            self.model.stop_training = True
+        if self.checkpoint and os.path.exists(self.checkpoint):
+            kept = f"The last good checkpoint is kept: {self.checkpoint}."
+        elif self.checkpoint:
+            kept = "No checkpoint was saved before this (the first epoch did not finish)."
+        else:
+            kept = "No checkpoint was being written (pass a run_dir to keep one)."
+        raise NonFiniteLossError(
+            f"The training loss became {loss} at epoch {self._epoch + 1}, batch {batch + 1} "
+            f"(counted from 1); training stopped. {kept} Usual causes: a learning rate too "
+            "high, NaN or infinite values in the inputs, or labels outside the classes; "
+            "try a lower learning_rate.")
+
+
+class BestCheckpoint(keras.callbacks.ModelCheckpoint):
+    """Keras's best-only `ModelCheckpoint` that survives a resumed run.
+
+    Keras's checkpoint forgets the best value when a run restarts, so after resuming
+    (`BackupAndRestore`) its first epoch would overwrite a better checkpoint. This one
+    writes `<checkpoint>.json` (`epoch` counted from 1, `monitor`, `value`) next to the
+    checkpoint each time it saves, and when `resume_dir` (the backup folder) exists at
+    the start of training, it reads the record back so that only a better epoch
+    replaces the checkpoint.
+
+    Args:
+        filepath: the `.keras` checkpoint.
+        monitor: the logged quantity that decides (e.g. "val_loss").
+        mode: "min" or "max".
+        resume_dir: the `BackupAndRestore` folder; None when runs do not resume.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "best.keras")
+    >>> callback = BestCheckpoint(path, monitor="val_loss", mode="min")
+    >>> callback.record_path.endswith("best.json")
+    True
+    """
+
+    def __init__(self, filepath: str | os.PathLike, monitor: str, mode: str,
+                 resume_dir: str | os.PathLike | None = None) -> None:
+        super().__init__(os.fspath(filepath), monitor=monitor, mode=mode,
+                         save_best_only=True)
+        self.resume_dir = None if resume_dir is None else os.fspath(resume_dir)
+        self.record_path = os.path.splitext(os.fspath(filepath))[0] + ".json"
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        super().on_train_begin(logs)
+        if self.resume_dir is None or not os.path.isdir(self.resume_dir):
+            return
+        record = read_best_record(self.record_path)
+        if record is not None and record.get("monitor") == self.monitor:
+            self.best = float(record["value"])
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        before = self.best
+        super().on_epoch_end(epoch, logs)
+        if self.best is not before and os.path.exists(self.filepath):
+            from visionkit.train.run_dir import write_json_atomic
+
+            write_json_atomic(self.record_path, {"epoch": epoch + 1, "monitor": self.monitor,
+                                                 "value": float(self.best)})
+
+
+def read_best_record(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The `{"epoch", "monitor", "value"}` record `BestCheckpoint` wrote, or None."""
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None

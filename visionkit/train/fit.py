@@ -13,7 +13,12 @@ import keras
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
-from visionkit.train.callbacks import EpochTensorBoard
+from visionkit.train.callbacks import (
+    BestCheckpoint,
+    EpochTensorBoard,
+    StopOnNonFiniteLoss,
+    read_best_record,
+)
 from visionkit.train.distribute import (
     global_batch_size as global_batch_size_for,
 )
@@ -156,6 +161,8 @@ def fit(
 
     Raises:
         ValueError: for bad options (each error names the option and the value).
+        NonFiniteLossError: when the loss becomes NaN or infinite (naming the epoch and
+            batch; the best checkpoint so far is kept).
 
     Example:
 
@@ -230,6 +237,8 @@ def fit(
     figures: list[str] = []
     if directory is not None:
         results_to_write = {**results, "epochs": len(next(iter(history_values.values()), []))}
+        if checkpoint:  # which epoch best.keras holds, and its monitored value
+            results_to_write["best"] = read_best_record(directory.path("checkpoints", "best.json"))
         directory.write_json("metrics.json", results_to_write)
         if plots:
             from visionkit.plot import curves
@@ -322,7 +331,9 @@ def _materialize(model: ModelSpec, data: Data, policy: str, force_rebuild: bool,
 def _default_callbacks(directory: RunDirectory | None, monitor: str, mode: str,
                        early_stopping: int | None, schedule: str | None, checkpoint: bool,
                        tensorboard: bool, backup: bool) -> list[keras.callbacks.Callback]:
-    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+    # A NaN or infinite loss raises NonFiniteLossError naming the epoch and batch.
+    callbacks: list[keras.callbacks.Callback] = [StopOnNonFiniteLoss(
+        directory.best_checkpoint if directory is not None and checkpoint else None)]
     if early_stopping is not None:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, mode=mode, patience=int(early_stopping), restore_best_weights=True))
@@ -335,8 +346,8 @@ def _default_callbacks(directory: RunDirectory | None, monitor: str, mode: str,
         callbacks.insert(0, keras.callbacks.BackupAndRestore(directory.backup))
     callbacks.append(keras.callbacks.CSVLogger(directory.history_csv, append=True))
     if checkpoint:
-        callbacks.append(keras.callbacks.ModelCheckpoint(
-            directory.best_checkpoint, monitor=monitor, mode=mode, save_best_only=True))
+        callbacks.append(BestCheckpoint(directory.best_checkpoint, monitor=monitor, mode=mode,
+                                        resume_dir=directory.backup if backup else None))
     if tensorboard:
         callbacks.append(EpochTensorBoard(directory.tensorboard))
     return callbacks
