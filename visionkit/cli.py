@@ -141,7 +141,17 @@ def _load_checkpoint(arguments: argparse.Namespace):
 
     if not os.path.exists(arguments.checkpoint):
         raise FileNotFoundError(f"Model file not found: {arguments.checkpoint!r}.")
-    return keras.saving.load_model(arguments.checkpoint, safe_mode=not arguments.unsafe)
+    try:
+        return keras.saving.load_model(arguments.checkpoint, safe_mode=not arguments.unsafe)
+    except ValueError as error:
+        if arguments.unsafe or "safe_mode" not in str(error):
+            raise
+        from visionkit.errors import VisionkitError
+
+        raise VisionkitError(
+            f"Refused to load {arguments.checkpoint!r} in Keras safe mode: it holds Python "
+            "code that would run on loading (e.g. a Lambda layer). If you trust the file, "
+            f"add --unsafe to the command. Keras's reason: {error}") from None
 
 
 def _evaluate(arguments: argparse.Namespace) -> int:
