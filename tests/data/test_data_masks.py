@@ -163,7 +163,7 @@ def test_warps_fill_the_uncovered_pixels_with_ignore():
     masks = np.ones((4, 16, 16), np.int32)
     masks[:, :, 8:] = 2
     data = vk.data.from_arrays(images, masks=masks, class_names=["bg", "a", "b"],
-                               validation_split=0.0, batch_size=4, seed=0, augment="standard")
+                               validation_split=0.0, batch_size=4, seed=0, augment="geometric")
     _, augmented = next(iter(data.train))
     values = set(np.unique(augmented.numpy()))
     assert values <= {1, 2, 255}         # nearest: ids stay ids; no pixel becomes background

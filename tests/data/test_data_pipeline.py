@@ -134,5 +134,6 @@ def test_bad_file_error_fields_message_and_pickling():
 
 def test_public_names():
     assert set(vk.data.__all__) == {"Data", "digits", "shapes", "image_folder", "from_arrays",
-                                    "PRESETS", "mask_folder", "coco", "voc", "yolo"}
-    assert vk.data.PRESETS == ("none", "light", "standard")
+                                    "PRESETS", "mask_folder", "coco", "voc", "yolo",
+                                    "profile"}
+    assert vk.data.PRESETS == ("none", "light", "standard", "geometric")

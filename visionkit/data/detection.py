@@ -24,9 +24,11 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from visionkit.data.boxes import pad_boxes
+from visionkit.data.boxes import PAD_VALUE, pad_boxes
+from visionkit.data.decoding import FileDecoder
 from visionkit.data.pipeline import Data
 from visionkit.data.split import split_indices
+from visionkit.data.transforms import crop_boxes
 
 __all__ = ["detection_from_arrays", "detection_from_files", "stratum_of"]
 
@@ -119,7 +121,6 @@ def detection_from_files(paths: Sequence[str], boxes: Sequence[np.ndarray],
     rows = _max_boxes(labels, max_boxes)
     padded_boxes, padded_labels = pad_boxes(boxes, labels, rows)
     train, val = split_indices(stratum_of(labels), validation_split, seed)
-    scale = tf.constant([width, height, width, height], tf.float32)
     paths = np.asarray([str(p) for p in paths])
 
     def records(index: np.ndarray) -> tf.data.Dataset:
@@ -127,17 +128,18 @@ def detection_from_files(paths: Sequence[str], boxes: Sequence[np.ndarray],
             {"path": paths[index], "boxes": padded_boxes[index],
              "labels": padded_labels[index]})
 
-    def decode(record: dict) -> dict:
-        image = tf.io.decode_image(tf.io.read_file(record["path"]), channels=3,
-                                   dtype=tf.uint8, expand_animations=False)
-        image = tf.image.resize(tf.cast(image, tf.float32), (height, width),
-                                method="bilinear", antialias=False)
-        image = tf.ensure_shape(image, [height, width, 3])
+    def finish(record: dict, image: tf.Tensor, window: tf.Tensor, source_size) -> dict:
+        # Boxes are fractions of the source: to source pixels, then through the window
+        # (the whole image, or the "standard" crop) to the example's pixels. After a
+        # crop, the batch augmentation's task hook clips boxes and pads those left out.
+        source = tf.cast(tf.stack([source_size[1], source_size[0]] * 2), tf.float32)
+        boxes = crop_boxes(record["boxes"] * source, window, (height, width))
         valid = record["labels"] >= 0
-        pixel_boxes = tf.where(valid[:, None], record["boxes"] * scale, -1.0)
+        boxes = tf.where(valid[:, None], boxes, float(PAD_VALUE))
         return {"images": image,
-                "bounding_boxes": {"boxes": pixel_boxes, "labels": record["labels"]}}
+                "bounding_boxes": {"boxes": boxes, "labels": record["labels"]}}
 
+    decode = FileDecoder("path", (height, width), finish)
     train_records = records(train)
     val_examples = records(val).map(decode, num_parallel_calls=tf.data.AUTOTUNE) \
         if len(val) else None

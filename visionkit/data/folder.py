@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.decoding import FileDecoder
 from visionkit.data.files import (
     DEFAULT_MAX_IMAGE_PIXELS,
     IMAGE_EXTENSIONS,
@@ -308,16 +309,12 @@ def _records(paths: np.ndarray, labels: np.ndarray, scan: ImageScan) -> tf.data.
         {"paths": paths, "labels": labels, "orientations": scan.orientation_array(paths)})
 
 
-def _decoder(size: tuple[int, int], interpolation: str):
-    def decode(record: dict) -> dict:
-        contents = tf.io.read_file(record["paths"])
-        image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
-                                   expand_animations=False)
-        image.set_shape([None, None, 3])
-        image = apply_orientation(image, record["orientations"])  # EXIF, as viewers show it
-        image = tf.image.resize(image, size, method=interpolation)
-        # Cubic and Lanczos kernels overshoot; keep the 0..255 contract.
-        image = tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 255.0)
+def _decoder(size: tuple[int, int], interpolation: str) -> FileDecoder:
+    """Read + decode (DCT-scaled for large JPEGs) + EXIF orientation + resize."""
+    def orient(record: dict, image: tf.Tensor) -> tf.Tensor:
+        return apply_orientation(image, record["orientations"])  # EXIF, as viewers show it
+
+    def finish(record: dict, image: tf.Tensor, window: tf.Tensor, source_size) -> dict:
         return {"images": image, "labels": record["labels"]}
 
-    return decode
+    return FileDecoder("paths", size, finish, interpolation=interpolation, orient=orient)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.decoding import FileDecoder
 from visionkit.data.files import (
     DEFAULT_MAX_IMAGE_PIXELS,
     IMAGE_EXTENSIONS,
@@ -379,7 +380,7 @@ def _scan_pairs(pairs: list[tuple[str, str]], colours: dict | None,
     return largest
 
 
-def _decoder(size: tuple[int, int], colours: dict | None):
+def _decoder(size: tuple[int, int], colours: dict | None) -> FileDecoder:
     table = None
     if colours is not None:
         keys = tf.constant([r * 65536 + g * 256 + b for r, g, b in colours], tf.int64)
@@ -387,11 +388,10 @@ def _decoder(size: tuple[int, int], colours: dict | None):
         table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values),
                                           default_value=IGNORE_INDEX)
 
-    def decode(record: dict) -> dict:
-        image = tf.io.decode_image(tf.io.read_file(record["image"]), channels=3,
-                                   dtype=tf.uint8, expand_animations=False)
-        image.set_shape([None, None, 3])
-        image = apply_orientation(image, record["orientations"][0])  # EXIF, as displayed
+    def orient(record: dict, image: tf.Tensor) -> tf.Tensor:
+        return apply_orientation(image, record["orientations"][0])  # EXIF, as displayed
+
+    def finish(record: dict, image: tf.Tensor, window: tf.Tensor, source_size) -> dict:
         contents = tf.io.read_file(record["mask"])
         if table is None:
             # Grey masks decode to three equal channels; the first one holds the ids.
@@ -402,6 +402,9 @@ def _decoder(size: tuple[int, int], colours: dict | None):
                                              expand_animations=False), tf.int64)
             mask = table.lookup(rgb[..., 0] * 65536 + rgb[..., 1] * 256 + rgb[..., 2])
         mask = apply_orientation(mask[..., None], record["orientations"][1])[..., 0]
-        return resize_example(image, mask, size)
+        mask = tf.image.resize(tf.cast(mask, tf.int32)[..., tf.newaxis], size, method="nearest")
+        return {"images": image, "segmentation_masks": tf.cast(mask[..., 0], tf.int32)}
 
-    return decode
+    # Image and mask may be stored in different EXIF orientations, so the "standard"
+    # crop runs on decoded batches (crops=False) rather than inside decoding.
+    return FileDecoder("image", size, finish, orient=orient, crops=False)

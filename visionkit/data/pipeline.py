@@ -21,7 +21,12 @@ from typing import Any
 
 import tensorflow as tf
 
-from visionkit.data.augment import build_augmenter, check_augment
+from visionkit.data.augment import (
+    AugmentationPlan,
+    build_augmenter,
+    check_augment,
+    plan_augmentation,
+)
 from visionkit.tasks import Task, get_task
 
 __all__ = ["Data", "AUTOTUNE"]
@@ -46,10 +51,14 @@ class Data:
         train_size: number of training examples.
         val_size: number of validation examples.
         batch_size: examples per batch. Defaults to 32.
-        augment: "none", "light", "standard", a list of Keras augmentation layers, or a
-            callable on batch dicts; applied to the train split only. Defaults to "none".
+        augment: a preset ("none", "light", "standard", "geometric"; see
+            `visionkit.data.augment`), a list of Keras augmentation layers, or a callable
+            on batch dicts; applied to the train split only. Defaults to "none".
         seed: seed of shuffling and augmentation; with a seed the order is deterministic.
-        cache: False, True (in memory) or a file path prefix for `Dataset.cache`.
+        cache: False, True (in memory) or a file path prefix for `Dataset.cache`. The
+            cache holds decoded, resized examples (the first epoch decodes, later epochs
+            read the cache); augmentation runs after it, so each epoch is augmented
+            anew (the "standard" crop then crops the cached images in batches).
         shuffle_buffer: size of the shuffle buffer. Defaults to min(train_size, 4096).
         channels: image channels. Defaults to 3.
         train_records: None, or the train split as cheap records (e.g. file paths and
@@ -63,9 +72,20 @@ class Data:
             Defaults to None, meaning "when a seed is given". Deterministic augmentation
             runs one batch at a time (seeded Keras random layers draw from a shared state,
             so batches augmented in parallel would race for it); `deterministic=False`
-            keeps the seeded split and shuffle but augments in parallel, measured about
-            1.7x faster with the "standard" preset at 160x160 on 2 cores. The validation
-            split is always in a fixed order.
+            keeps the seeded split and shuffle but augments in parallel. Presets draw
+            their random numbers from a seeded stream the pipeline zips to the examples,
+            so they run in parallel and repeat exactly either way; `deterministic=False`
+            still lets parallel stages hand over elements out of order (no waiting for
+            a slow file). The validation split is always in a fixed order.
+        threads: size of a private thread pool for this pipeline
+            (`tf.data.Options.threading.private_threadpool_size`), e.g. to keep input
+            work off the threads of the training step. Defaults to None (TensorFlow's
+            shared pool).
+        intra_op_threads: threads one op of the pipeline may use
+            (`threading.max_intra_op_parallelism`); 1 avoids oversubscription when many
+            elements are decoded in parallel. Defaults to None (TensorFlow's default).
+        ram_budget_mb: memory the AUTOTUNE prefetch and parallelism buffers may use
+            (`autotune.ram_budget`). Defaults to None (half the machine's memory).
 
     Example:
 
@@ -92,6 +112,9 @@ class Data:
     train_records: tf.data.Dataset | None = None
     decode: Callable[[dict], dict] | None = None
     deterministic: bool | None = None
+    threads: int | None = None
+    intra_op_threads: int | None = None
+    ram_budget_mb: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", get_task(self.task))
@@ -151,36 +174,105 @@ class Data:
 
     def _batches(self, examples: tf.data.Dataset, training: bool,
                  decode: Callable[[dict], dict] | None = None) -> tf.data.Dataset:
+        """The stages: [cache] -> [shuffle] -> decode -> per-example -> batch -> batch
+        augmentation -> `(images, targets)` -> prefetch.
+
+        Preset augmentation draws its random numbers from a seed stream zipped to the
+        elements (`Dataset.random`, seeded by `seed`, new numbers every epoch), so it runs
+        in parallel and still repeats exactly; Keras layers and callables draw from
+        their own state (see `deterministic`).
+        """
         deterministic = self.is_deterministic or not training
+        plan = self.augmentation_plan() if training else AugmentationPlan()
         dataset = examples
         if self.cache:
             dataset = dataset.cache(self.cache if isinstance(self.cache, str) else "")
         if training:
             buffer = self.shuffle_buffer or min(self.train_size, DEFAULT_SHUFFLE_BUFFER)
             dataset = dataset.shuffle(buffer, seed=self.seed, reshuffle_each_iteration=True)
-        if decode is not None:
+        # Seeded augmentation travels as (element, seed) pairs; other pipelines carry
+        # the bare elements.
+        seeded = plan.seeded and not plan.empty
+
+        def each(function):
+            return (lambda element, seed: (function(element), seed)) if seeded else function
+
+        if seeded:
+            seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True)
+            dataset = tf.data.Dataset.zip(dataset, seeds)
+        # Decoding, with the random resized crop fused in when the decoder can do it,
+        # then the preset's cheap per-image work (flip, jitter) in the same function.
+        fuse_crop = plan.crop is not None and getattr(decode, "crops", False)
+        if seeded:
+            def prepare(element, seed):
+                if fuse_crop:
+                    element = decode.cropped(element, plan.crop.window,
+                                             tf.stack([seed, tf.constant(1, tf.int64)]))
+                elif decode is not None:
+                    element = decode(element)
+                if plan.example is not None:
+                    element = plan.example(element, tf.stack([seed, tf.constant(3, tf.int64)]))
+                return element, seed
+            dataset = dataset.map(prepare, num_parallel_calls=AUTOTUNE,
+                                  deterministic=deterministic)
+        elif decode is not None:
             dataset = dataset.map(decode, num_parallel_calls=AUTOTUNE,
+                                  deterministic=deterministic)
+        # Per-example augmentation (image by image, after decoding, before batching).
+        if plan.per_example is not None:
+            dataset = dataset.map(each(plan.per_example), num_parallel_calls=AUTOTUNE,
                                   deterministic=deterministic)
         dataset = dataset.batch(self.batch_size, num_parallel_calls=AUTOTUNE,
                                 deterministic=deterministic)
-        if training:
-            augmenter = self.augmenter()
-            if augmenter is not None:
-                # Seeded Keras layers advance one shared random state per call; parallel
-                # calls would race for it, so deterministic runs augment one batch at a time.
-                dataset = dataset.map(augmenter, num_parallel_calls=None if deterministic
-                                      else AUTOTUNE)
+        # Batch augmentation (one op per batch for the presets).
+        augment_batch = plan.batch_function(self.task, include_crop=not fuse_crop)
+        if seeded and augment_batch is None:
+            dataset = dataset.map(lambda batch, seeds: batch)
+        elif seeded:
+            def augment(batch, seeds):
+                return augment_batch(batch, tf.stack([seeds[0], tf.constant(2, tf.int64)]))
+            dataset = dataset.map(augment, num_parallel_calls=AUTOTUNE,
+                                  deterministic=deterministic)
+        elif augment_batch is not None:
+            # Seeded Keras layers advance one shared random state per call; parallel
+            # calls would race for it, so deterministic runs augment one batch at a time.
+            dataset = dataset.map(lambda batch: augment_batch(batch, None),
+                                  num_parallel_calls=None if deterministic else AUTOTUNE)
         target_key = self.task.target_key
         dataset = dataset.map(lambda batch: (batch["images"], batch[target_key]),
                               num_parallel_calls=AUTOTUNE)
+        dataset = dataset.with_options(self.options(deterministic))
+        return dataset.prefetch(AUTOTUNE)
+
+    def options(self, deterministic: bool | None = None) -> tf.data.Options:
+        """The `tf.data.Options` of the pipelines (see `threads`, `intra_op_threads`,
+        `ram_budget_mb`).
+
+        Example:
+
+        >>> import visionkit as vk
+        >>> data = vk.data.digits(image_size=(8, 8)).with_pipeline_options(threads=2)
+        >>> data.options().threading.private_threadpool_size
+        2
+        """
         options = tf.data.Options()
-        options.deterministic = deterministic
+        options.deterministic = self.is_deterministic if deterministic is None \
+            else bool(deterministic)
         # Sources are in-memory tensors or file-name lists, not file readers: a strategy
         # that auto-shards this pipeline shards its elements.
         options.experimental_distribute.auto_shard_policy = \
             tf.data.experimental.AutoShardPolicy.DATA
-        dataset = dataset.with_options(options)
-        return dataset.prefetch(AUTOTUNE)
+        if self.threads is not None:
+            options.threading.private_threadpool_size = int(self.threads)
+        if self.intra_op_threads is not None:
+            options.threading.max_intra_op_parallelism = int(self.intra_op_threads)
+        if self.ram_budget_mb is not None:
+            options.autotune.ram_budget = int(self.ram_budget_mb) * 2**20
+        return options
+
+    def augmentation_plan(self) -> AugmentationPlan:
+        """The augmentation stages of the train split (see `visionkit.data.augment`)."""
+        return plan_augmentation(self.augment, task=self.task, seed=self.seed)
 
     def augmenter(self) -> Callable[[dict], dict] | None:
         """The batch augmentation function of the train split, or None."""
@@ -190,6 +282,24 @@ class Data:
     def with_augmentation(self, augment: str | Sequence[Any] | Callable | None) -> Data:
         """Returns a copy whose train split uses `augment` (see the class docstring)."""
         return dataclasses.replace(self, augment=augment if augment is not None else "none")
+
+    def with_pipeline_options(self, threads: int | None = None,
+                              intra_op_threads: int | None = None,
+                              ram_budget_mb: int | None = None) -> Data:
+        """Returns a copy with the given tf.data threading and memory settings.
+
+        Arguments left None keep the current value (see the class docstring).
+
+        Raises:
+            ValueError: for a value below 1.
+        """
+        changes = {"threads": threads, "intra_op_threads": intra_op_threads,
+                   "ram_budget_mb": ram_budget_mb}
+        for name, value in changes.items():
+            if value is not None and int(value) < 1:
+                raise ValueError(f"Expected {name} >= 1 (or None); received {name}={value!r}.")
+        return dataclasses.replace(self, **{name: int(value) for name, value in changes.items()
+                                            if value is not None})
 
     def with_batch_size(self, batch_size: int) -> Data:
         """Returns a copy that batches `batch_size` examples."""

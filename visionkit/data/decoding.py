@@ -1,0 +1,204 @@
+"""Reading and decoding image files inside tf.data, at the speed of the machine.
+
+`FileDecoder` turns one file record (a dict holding a path) into an example: read the
+bytes, decode them, resize to the target size, then let the source finish the example
+(attach the label, decode and crop the mask, map the boxes). Two things make it fast:
+
+- JPEG files whose source (or crop window) is at least 2x the target in both sides are
+  decoded with libjpeg's DCT scaling (`tf.io.decode_jpeg(ratio=2/4/8)`), which skips most
+  of the decoding work. The choice is made per file in the graph from the JPEG header
+  (`tf.image.extract_jpeg_shape`); other formats decode at full size. Content decides,
+  not the file name.
+- A random resized crop (the "standard" augmentation preset) is fused into decoding: the
+  crop window is drawn from the header's size and `tf.io.decode_and_crop_jpeg` decodes
+  only that window, then one resize brings it to the target size.
+
+Example:
+
+>>> import io, numpy as np, tensorflow as tf
+>>> from PIL import Image
+>>> buffer = io.BytesIO()
+>>> Image.fromarray(np.full((64, 96, 3), 120, np.uint8)).save(buffer, format="JPEG")
+>>> image, window, size = decode_rgb(tf.constant(buffer.getvalue()), target_size=(16, 16))
+>>> tuple(image.shape), window.numpy().tolist()  # decoded at 1/4 scale: 64x96 -> 16x24
+((16, 24, 3), [0, 0, 64, 96])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tensorflow as tf
+
+__all__ = ["FileDecoder", "decode_rgb", "dct_ratio", "DCT_RATIOS"]
+
+# Scale factors libjpeg's DCT-domain decoding offers through `tf.io.decode_jpeg(ratio=)`.
+DCT_RATIOS = (1, 2, 4, 8)
+
+# A crop-window sampler: (source height, source width, seed [2]) -> int32 [4] window
+# (y, x, height, width) in source pixels.
+WindowSampler = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+def dct_ratio(height: tf.Tensor, width: tf.Tensor, target_size: tuple[int, int]) -> tf.Tensor:
+    """The largest DCT scale ratio (1, 2, 4 or 8) that keeps both sides >= the target.
+
+    Example:
+
+    >>> int(dct_ratio(480, 640, (224, 224))), int(dct_ratio(480, 640, (128, 128)))
+    (2, 2)
+    >>> int(dct_ratio(480, 640, (100, 100))), int(dct_ratio(300, 640, (224, 224)))
+    (4, 1)
+    """
+    height = tf.cast(height, tf.int32)
+    width = tf.cast(width, tf.int32)
+    ratio = tf.constant(1, tf.int32)
+    for candidate in DCT_RATIOS[1:]:
+        fits = (height >= candidate * target_size[0]) & (width >= candidate * target_size[1])
+        ratio = tf.where(fits, tf.constant(candidate, tf.int32), ratio)
+    return ratio
+
+
+def _decode_jpeg(contents: tf.Tensor, ratio: tf.Tensor, window: tf.Tensor | None) -> tf.Tensor:
+    """JPEG decoding at `ratio` (a tensor) of the whole image or of `window` (source px)."""
+    def branch(fixed: int):
+        def run():
+            if window is None:
+                return tf.io.decode_jpeg(contents, channels=3, ratio=fixed)
+            # With a ratio, libjpeg's crop window is in the scaled image's pixels.
+            scaled = tf.stack([window[0] // fixed, window[1] // fixed,
+                               tf.maximum(window[2] // fixed, 1),
+                               tf.maximum(window[3] // fixed, 1)])
+            return tf.io.decode_and_crop_jpeg(contents, scaled, channels=3, ratio=fixed)
+        return run
+
+    index = tf.cast(tf.math.log(tf.cast(ratio, tf.float32)) / tf.math.log(2.0) + 0.5, tf.int32)
+    image = tf.switch_case(index, [branch(fixed) for fixed in DCT_RATIOS])
+    image.set_shape([None, None, 3])
+    return image
+
+
+def decode_rgb(contents: tf.Tensor, target_size: tuple[int, int] | None = None,
+               sample_window: WindowSampler | None = None, seed: tf.Tensor | None = None,
+               dct_scaling: bool = True) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Graph code: decodes encoded image bytes to uint8 RGB, optionally cropped.
+
+    JPEG content is decoded DCT-scaled when the source (or crop window) is at least 2x
+    `target_size` in both sides; PNG, BMP and GIF (first frame) decode at full size.
+    With `sample_window`, only the sampled window is returned (JPEG decodes only it).
+
+    Args:
+        contents: a scalar string tensor, the file's bytes.
+        target_size: `(height, width)` the caller resizes to; None decodes at full size.
+        sample_window: draws the crop window from the source size and `seed`.
+        seed: stateless seed `[2]` of `sample_window`.
+        dct_scaling: allow DCT-scaled JPEG decoding. Defaults to True.
+
+    Returns:
+        `(image uint8 [h, w, 3], window int32 [4], source_size int32 [2])`: the decoded
+        pixels (covering the window, possibly at 1/2, 1/4 or 1/8 scale), the window
+        `(y, x, height, width)` in source pixels and the source's `(height, width)`.
+    """
+    def jpeg():
+        shape = tf.image.extract_jpeg_shape(contents, output_type=tf.int32)
+        window = (tf.stack([0, 0, shape[0], shape[1]]) if sample_window is None
+                  else sample_window(shape[0], shape[1], seed))
+        ratio = (dct_ratio(window[2], window[3], target_size)
+                 if dct_scaling and target_size is not None else tf.constant(1))
+        image = _decode_jpeg(contents, ratio, None if sample_window is None else window)
+        return image, window, shape[:2]
+
+    def other():
+        image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
+                                   expand_animations=False)
+        image.set_shape([None, None, 3])
+        shape = tf.shape(image, out_type=tf.int32)
+        if sample_window is None:
+            return image, tf.stack([0, 0, shape[0], shape[1]]), shape[:2]
+        window = sample_window(shape[0], shape[1], seed)
+        image = image[window[0]:window[0] + window[2], window[1]:window[1] + window[3]]
+        return image, window, shape[:2]
+
+    image, window, source_size = tf.cond(tf.io.is_jpeg(contents), jpeg, other)
+    image.set_shape([None, None, 3])
+    return image, window, source_size
+
+
+class FileDecoder:
+    """Read + decode + resize of one file record, with an optional fused random crop.
+
+    Args:
+        path_key: the record key holding the image file's path.
+        image_size: `(height, width)` of the examples.
+        finish: `(record, image float32 [H, W, 3], window int32 [4], source_size int32
+            [2])` -> example dict; `window` is the part of the source image the example
+            shows (`(y, x, height, width)` in source pixels) and `source_size` the
+            source's `(height, width)`, so a source crops its mask or maps its boxes the
+            same way.
+        interpolation: resize method of `tf.image.resize`. Defaults to "bilinear".
+        dct_scaling: allow DCT-scaled JPEG decoding. Defaults to True.
+        orient: `(record, image)` -> image turned upright (e.g. by its EXIF
+            orientation), run after decoding and before resizing; the crop window is
+            drawn in the stored orientation (the crop's distribution is symmetric, so
+            this does not change it). Defaults to None.
+        crops: whether `cropped` may be used (False when `finish` cannot crop its
+            targets with the window, e.g. masks stored in another EXIF orientation than
+            their image); the pipeline then crops decoded batches. Defaults to True.
+
+    Calling it decodes the whole image; `cropped(record, sample_window, seed)` decodes a
+    random window (the "standard" preset's crop, see `visionkit.data.augment`).
+
+    Example:
+
+    >>> decoder = FileDecoder("paths", (16, 16),
+    ...                       lambda record, image, window, size: {"images": image})
+    >>> decoder.path_key
+    'paths'
+    """
+
+    def __init__(self, path_key: str, image_size: tuple[int, int],
+                 finish: Callable[[dict, tf.Tensor, tf.Tensor, tf.Tensor], dict],
+                 interpolation: str = "bilinear", dct_scaling: bool = True,
+                 orient: Callable[[dict, tf.Tensor], tf.Tensor] | None = None,
+                 crops: bool = True) -> None:
+        self.path_key = path_key
+        self.crops = crops
+        self.orient = orient
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.finish = finish
+        self.interpolation = interpolation
+        self.dct_scaling = dct_scaling
+
+    # The stages, separately (`visionkit.data.profile` times them one by one).
+    def read(self, record: dict) -> tf.Tensor:
+        """The file's bytes."""
+        return tf.io.read_file(record[self.path_key])
+
+    def decode(self, record: dict, sample_window: WindowSampler | None = None,
+               seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Read + decode (DCT-scaled where it helps): `(uint8 image, window, source_size)`."""
+        target = self.image_size
+        if self.orient is not None:
+            # A turn may swap the sides: scale for the longer target side both ways.
+            target = (max(target), max(target))
+        image, window, source_size = decode_rgb(self.read(record), target, sample_window,
+                                                seed, dct_scaling=self.dct_scaling)
+        if self.orient is not None:
+            image = self.orient(record, image)
+        return image, window, source_size
+
+    def resize(self, image: tf.Tensor) -> tf.Tensor:
+        """Float32 `[H, W, 3]` at the target size, in 0..255."""
+        image = tf.image.resize(image, self.image_size, method=self.interpolation)
+        # Cubic and Lanczos kernels overshoot; keep the 0..255 contract.
+        image = tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 255.0)
+        return tf.ensure_shape(image, [*self.image_size, 3])
+
+    def __call__(self, record: dict) -> dict:
+        image, window, source_size = self.decode(record)
+        return self.finish(record, self.resize(image), window, source_size)
+
+    def cropped(self, record: dict, sample_window: WindowSampler, seed: tf.Tensor) -> dict:
+        """The example of a random window of the image (decoded only there for JPEG)."""
+        image, window, source_size = self.decode(record, sample_window, seed)
+        return self.finish(record, self.resize(image), window, source_size)
