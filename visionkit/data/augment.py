@@ -221,13 +221,25 @@ class AugmentationPlan:
             include_crop: also crop the batch (when decoding did not).
             include_example: also run `example` on the batch (when the pipeline did
                 not run it per example).
+
+        Example:
+
+        >>> from visionkit.tasks import get_task
+        >>> plan = plan_augmentation("standard", get_task("detection"))
+        >>> finish = plan.batch_function(get_task("detection"), include_crop=False)
+        >>> batch = {"images": tf.zeros([1, 8, 8, 3]), "bounding_boxes": {
+        ...     "boxes": tf.constant([[[-3.0, 2.0, 5.0, 20.0]]]), "labels": tf.constant([[1]])}}
+        >>> finish(batch, tf.constant([0, 0]))["bounding_boxes"]["boxes"].numpy().tolist()
+        [[[0.0, 2.0, 5.0, 8.0]]]
         """
         transform = self.batch
         crop = self.crop if include_crop else None
-        if transform is None and crop is None and not (include_example and self.example):
-            return None
         if not self.seeded:
-            return lambda batch, seed: transform(batch)
+            return None if transform is None else (lambda batch, seed: transform(batch))
+        if self.empty:
+            return None
+        # Even with nothing left to do on the batch (the crop fused into decoding), the
+        # task's hooks run: they clip moved boxes and pad those that left the image.
 
         def apply(batch: dict, seed: tf.Tensor) -> dict:
             held = {key: value for key, value in batch.items() if key in _HELD_OUT_KEYS}

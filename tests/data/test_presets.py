@@ -1,0 +1,359 @@
+"""Augmentation presets: the composed warp against Keras's layers, crops, masks and boxes."""
+
+from __future__ import annotations
+
+import io
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import visionkit as vk
+from visionkit.data import transforms
+from visionkit.data.augment import Geometric, RandomResizedCrop, preset_layers
+from visionkit.data.decoding import FileDecoder, decode_rgb
+
+PRESETS = ("none", "light", "standard", "geometric")
+HEIGHT, WIDTH = 24, 32  # non-square on purpose
+
+
+def keras_matrix(vector) -> np.ndarray:
+    """Keras's `[B, 8]` transform vectors as `[B, 3, 3]` matrices."""
+    vector = np.asarray(vector, np.float64)
+    return np.concatenate([vector, np.ones((len(vector), 1))], axis=1).reshape(-1, 3, 3)
+
+
+def ramp_images(count: int) -> tf.Tensor:
+    """Linear ramps: bilinear sampling of a linear function is exact, so one warp and a
+    chain of warps agree wherever both sample inside the image."""
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    images = np.stack([3 * x + 5 * y + 10 * c for c in range(3)], axis=-1)
+    return tf.constant(np.repeat(images[None], count, axis=0))
+
+
+def keras_parameters(images):
+    """The four Keras layers of "geometric", with one random draw each."""
+    layers = preset_layers("geometric", seed=3)
+    return layers, [layer.get_random_transformation(images, training=True) for layer in layers]
+
+
+def test_composed_matrix_equals_the_keras_layers_applied_one_after_another():
+    images = ramp_images(6)
+    layers, draws = keras_parameters(images)
+    flip, rotation, zoom, translation = draws
+    # The same parameters through visionkit's matrices, composed into one.
+    flips = tf.reshape(flip["flips"], [-1])
+    ours = transforms.compose([
+        transforms.flip_matrix(flips, WIDTH),
+        transforms.rotation_matrix(rotation["angle"], HEIGHT, WIDTH),
+        transforms.zoom_matrix(zoom["height_zoom"][:, 0], zoom["width_zoom"][:, 0],
+                               HEIGHT, WIDTH),
+        transforms.translation_matrix(translation["translations"][:, 0],
+                                      translation["translations"][:, 1])]).numpy()
+    # Keras's own matrices, multiplied in the order the layers run.
+    zooms = tf.concat([zoom["width_zoom"], zoom["height_zoom"]], axis=1)
+    product = keras_matrix(rotation["rotation_matrix"]) \
+        @ keras_matrix(layers[2]._get_zoom_matrix(zooms, HEIGHT, WIDTH)) \
+        @ keras_matrix(layers[3]._get_translation_matrix(translation["translations"]))
+    # The flip has no Keras matrix: it reverses columns, x_in = (W - 1) - x_out.
+    flip_only = transforms.flip_matrix(flips, WIDTH).numpy()
+    np.testing.assert_allclose(ours, flip_only @ product, rtol=1e-5, atol=1e-4)
+    assert flips.numpy().any() and not flips.numpy().all()  # both cases are exercised
+
+    # One warp with the composed matrix against the four layers' own warps in sequence.
+    sequential = images
+    for layer, draw in zip(layers, draws):
+        sequential = layer.transform_images(sequential, draw, training=True)
+    composed = transforms.warp(images, tf.constant(ours, tf.float32))
+    inside_sequential = tf.ones_like(images)
+    for layer, draw in zip(layers, draws):
+        inside_sequential = layer.transform_images(inside_sequential, draw, training=True)
+    inside_composed = transforms.warp(tf.ones_like(images), tf.constant(ours, tf.float32))
+    both = (inside_sequential.numpy() > 0.999) & (inside_composed.numpy() > 0.999)
+    # One pixel away from any sample that touched the fill (an intermediate warp of the
+    # chain may have sampled fill that the final ones-warp no longer shows).
+    both[:, 1:-1, 1:-1] &= both[:, :-2, 1:-1] & both[:, 2:, 1:-1] & both[:, 1:-1, :-2] \
+        & both[:, 1:-1, 2:]
+    both[:, [0, -1]] = False
+    both[:, :, [0, -1]] = False
+    assert both.mean() > 0.3
+    np.testing.assert_allclose(composed.numpy()[both], sequential.numpy()[both], atol=0.05)
+
+
+def test_geometric_draws_the_same_distribution_as_the_keras_layers():
+    count = 4000
+    images = tf.zeros([count, HEIGHT, WIDTH, 1])
+    layers, (flip, rotation, zoom, translation) = keras_parameters(images)
+    zooms = tf.concat([zoom["width_zoom"], zoom["height_zoom"]], axis=1)
+    flip_matrix = transforms.flip_matrix(tf.reshape(flip["flips"], [-1]), WIDTH).numpy()
+    keras_matrices = flip_matrix @ keras_matrix(rotation["rotation_matrix"]) \
+        @ keras_matrix(layers[2]._get_zoom_matrix(zooms, HEIGHT, WIDTH)) \
+        @ keras_matrix(layers[3]._get_translation_matrix(translation["translations"]))
+    ours = Geometric().matrix(tf.constant([5, 6], tf.int64), count, HEIGHT, WIDTH).numpy()
+    for row, column in [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]:
+        theirs_entry, our_entry = keras_matrices[:, row, column], ours[:, row, column]
+        spread = theirs_entry.std() + 1e-6
+        assert abs(our_entry.mean() - theirs_entry.mean()) < 0.1 * spread + 1e-3
+        assert abs(our_entry.std() - spread) < 0.1 * spread + 1e-3
+        for quantile in (0.05, 0.5, 0.95):
+            assert abs(np.quantile(our_entry, quantile) - np.quantile(theirs_entry, quantile)) \
+                < 0.15 * spread + 1e-3
+
+
+def test_warped_boxes_enclose_the_moved_corners():
+    # A 90-degree turn about the centre of a square image, hand-computed.
+    matrix = transforms.rotation_matrix(tf.constant([90.0]), 10, 10)
+    boxes = tf.constant([[[1.0, 2.0, 4.0, 3.0]]])  # x1, y1, x2, y2 (pixel edges)
+    moved = transforms.transform_boxes(boxes, matrix).numpy()[0, 0]
+    # Keras's rotation maps output to input by +90 degrees, so content turns by -90
+    # degrees: the point (x, y) goes to (y, 10 - x) in pixel-edge coordinates.
+    np.testing.assert_allclose(moved, [2.0, 6.0, 3.0, 9.0], atol=1e-4)
+    # ... and the pixels agree: warp a one-box image.
+    image = np.zeros((1, 10, 10, 1), np.float32)
+    image[0, 2:3, 1:4] = 1.0
+    warped = transforms.warp(tf.constant(image), matrix, interpolation="NEAREST").numpy()
+    rows, columns = np.nonzero(warped[0, ..., 0])
+    assert (columns.min(), rows.min(), columns.max() + 1, rows.max() + 1) == (2, 6, 3, 9)
+
+
+def test_crop_batch_maps_pixels_masks_and_boxes_the_same_way():
+    image = np.zeros((1, 16, 16, 1), np.float32)
+    image[0, 4:8, 4:8] = 200.0
+    masks = (image[..., 0] > 0).astype(np.int32)[..., None] + 1
+    inputs = {"images": tf.constant(image), "segmentation_masks": tf.constant(masks),
+              "bounding_boxes": {"boxes": tf.constant([[[4.0, 4.0, 8.0, 8.0]]]),
+                                 "labels": tf.constant([[0]])}}
+    # The window (y, x, h, w) = (0.25, 0.25, 0.5, 0.5): pixels 4..12 scaled by 2.
+    out = transforms.crop_batch(inputs, tf.constant([[0.25, 0.25, 0.5, 0.5]]))
+    np.testing.assert_allclose(out["bounding_boxes"]["boxes"].numpy()[0, 0], [0, 0, 8, 8])
+    mask = out["segmentation_masks"].numpy()[0, ..., 0]
+    assert set(np.unique(mask)) == {1, 2}
+    np.testing.assert_array_equal(mask[:8, :8], 2)
+    assert (mask[8:, :] == 1).all() and (mask[:, 8:] == 1).all()
+    pixels = out["images"].numpy()[0, ..., 0]
+    assert (pixels[1:7, 1:7] == 200).all() and (pixels[9:, 9:] == 0).all()
+
+
+def jpeg_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=95)
+    return buffer.getvalue()
+
+
+def smooth_picture(height: int, width: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width]
+    return np.stack([x * 255 // width, y * 255 // height, (x + y) % 200], -1).astype(np.uint8)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_decoding_a_window_matches_decoding_everything_then_cropping(tmp_path, fmt):
+    pixels = smooth_picture(120, 160)
+    path = tmp_path / "picture.jpg"  # a PNG behind a .jpg name: content decides
+    Image.fromarray(pixels).save(path, format=fmt, quality=95)
+    full = tf.io.decode_image(path.read_bytes(), channels=3).numpy().astype(np.float32)
+
+    def fixed(height, width, seed):
+        return tf.constant([30, 40, 60, 80])
+
+    decoder = FileDecoder("path", (30, 40), lambda record, image, window, size: {
+        "images": image, "window": window, "size": size})
+    example = decoder.cropped({"path": tf.constant(str(path))}, fixed, tf.constant([0, 0]))
+    assert example["window"].numpy().tolist() == [30, 40, 60, 80]
+    assert example["size"].numpy().tolist() == [120, 160]
+    # The window is 2x the target: JPEG decodes it DCT-scaled, close to an area resize.
+    reference = tf.image.resize(full[30:90, 40:120], (30, 40), antialias=True).numpy()
+    assert np.abs(example["images"].numpy() - reference).mean() < (3.0 if fmt == "JPEG"
+                                                                   else 1.0)
+
+
+def test_dct_scaled_decoding_is_only_used_for_jpeg_content_at_least_twice_the_target():
+    contents = tf.constant(jpeg_bytes(smooth_picture(64, 96)))
+    image, window, size = decode_rgb(contents, target_size=(16, 24))
+    assert tuple(image.shape) == (16, 24, 3)  # ratio 4
+    image, _, _ = decode_rgb(contents, target_size=(40, 40))
+    assert tuple(image.shape) == (64, 96, 3)  # 64 < 2 x 40: full size
+    image, _, _ = decode_rgb(contents, target_size=(16, 24), dct_scaling=False)
+    assert tuple(image.shape) == (64, 96, 3)
+
+
+def test_random_resized_crop_windows_stay_inside_and_follow_the_ranges():
+    crop = RandomResizedCrop(scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3))
+    fractions = crop.fractions(tf.constant([1, 2]), 2000, 300, 400).numpy()
+    y, x, h, w = fractions.T
+    assert (y >= 0).all() and (x >= 0).all() and (y + h <= 1 + 1e-6).all() \
+        and (x + w <= 1 + 1e-6).all()
+    area = h * w
+    assert area.min() >= 0.35 - 1e-4 and area.max() <= 1.0 + 1e-6
+    aspect = (w * 400) / (h * 300)
+    clipped = (h >= 1 - 1e-6) | (w >= 1 - 1e-6)
+    assert (aspect[~clipped] >= 0.75 - 1e-3).all() and (aspect[~clipped] <= 4 / 3 + 1e-3).all()
+    window = crop.window(tf.constant(5), tf.constant(7), tf.constant([3, 4])).numpy()
+    assert window[0] + window[2] <= 5 and window[1] + window[3] <= 7 and (window[2:] >= 1).all()
+
+
+# -- every preset keeps masks exact and boxes inside, for array and file sources ----------
+CLASS_GREY = (30, 130, 230)
+
+
+def segmentation_arrays(count: int = 8, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((count, HEIGHT, WIDTH), np.int32)
+    for mask in masks:
+        for class_id in (1, 2):
+            y, x = rng.integers(0, HEIGHT - 8), rng.integers(0, WIDTH - 8)
+            mask[y:y + int(rng.integers(6, 12)), x:x + int(rng.integers(6, 14))] = class_id
+    images = np.repeat(np.asarray(CLASS_GREY, np.uint8)[masks][..., None], 3, axis=-1)
+    return images, masks
+
+
+def check_segmentation_batch(images: np.ndarray, masks: np.ndarray) -> None:
+    assert masks.dtype == np.int32
+    assert set(np.unique(masks)) <= {0, 1, 2, 255}  # no new class ids
+    for image, mask in zip(images, masks):
+        grey = image.mean(axis=-1)
+        # Pixels whose 3x3 neighbourhood has one class: their grey level tells the class.
+        padded = np.pad(mask, 1, mode="edge")
+        same = np.ones_like(mask, bool)
+        for dy in (0, 1, 2):
+            for dx in (0, 1, 2):
+                same &= padded[dy:dy + mask.shape[0], dx:dx + mask.shape[1]] == mask
+        ranges = [(grey[same & (mask == c)].min(), grey[same & (mask == c)].max())
+                  for c in (0, 1, 2) if (same & (mask == c)).any()]
+        ranges.sort()
+        for (_, upper), (lower, _) in zip(ranges, ranges[1:]):
+            assert upper < lower  # classes never mix: masks moved with their images
+
+
+def detection_arrays(count: int = 8, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    images = np.full((count, HEIGHT, WIDTH, 3), 20, np.uint8)
+    boxes, labels = [], []
+    for image in images:
+        x, y = int(rng.integers(1, WIDTH - 12)), int(rng.integers(1, HEIGHT - 10))
+        w, h = int(rng.integers(6, 11)), int(rng.integers(5, 9))
+        image[y:y + h, x:x + w] = 220
+        boxes.append(np.array([[x, y, x + w, y + h]], np.float32))
+        labels.append(np.array([0]))
+    return images, boxes, labels
+
+
+def check_detection_batch(images: np.ndarray, targets: dict) -> None:
+    boxes, labels = targets["boxes"].numpy(), targets["labels"].numpy()
+    height, width = images.shape[1:3]
+    valid = labels >= 0
+    assert valid.any()
+    assert (boxes[valid] >= 0).all() and (boxes[valid][:, [0, 2]] <= width).all() \
+        and (boxes[valid][:, [1, 3]] <= height).all()
+    assert ((boxes[valid][:, 2] - boxes[valid][:, 0]) >= 1).all()
+    assert (boxes[~valid] == -1).all()
+    for image, image_boxes, image_valid in zip(images, boxes, valid):
+        bright = image.mean(axis=-1) > 120
+        # Interior bright pixels (all 4 neighbours bright) lie inside a kept box.
+        core = bright[1:-1, 1:-1] & bright[:-2, 1:-1] & bright[2:, 1:-1] \
+            & bright[1:-1, :-2] & bright[1:-1, 2:]
+        rows, columns = np.nonzero(core)
+        for row, column in zip(rows + 1.5, columns + 1.5):  # pixel centres
+            inside = [(x1 - 1 <= column <= x2 + 1) and (y1 - 1 <= row <= y2 + 1)
+                      for (x1, y1, x2, y2) in image_boxes[image_valid]]
+            assert any(inside), (row, column, image_boxes)
+
+
+def write_mask_folder(root, images, masks):
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    for index, (image, mask) in enumerate(zip(images, masks)):
+        Image.fromarray(image).save(root / "images" / f"{index}.png")
+        Image.fromarray(mask.astype(np.uint8)).save(root / "masks" / f"{index}.png")
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_keeps_masks_exact(tmp_path, preset):
+    images, masks = segmentation_arrays()
+    write_mask_folder(tmp_path, images, masks)
+    sources = [
+        vk.data.from_arrays(images, masks=masks, class_names=["bg", "a", "b"],
+                            validation_split=0.0, batch_size=8, augment=preset, seed=1),
+        vk.data.mask_folder(tmp_path / "images", tmp_path / "masks", image_size=(HEIGHT, WIDTH),
+                            class_names=["bg", "a", "b"], validation_split=0.0, batch_size=8,
+                            augment=preset, seed=1),
+    ]
+    for data in sources:
+        batches = data.train.repeat()
+        for batch_images, batch_masks in batches.take(2):
+            check_segmentation_batch(batch_images.numpy(), batch_masks.numpy())
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_keeps_boxes_inside_and_on_their_objects(tmp_path, preset):
+    from visionkit.data.detection import detection_from_arrays, detection_from_files
+
+    images, boxes, labels = detection_arrays()
+    paths = []
+    for index, image in enumerate(images):
+        # Larger JPEG files (4x), so the fused crop decodes DCT-scaled windows.
+        big = np.asarray(Image.fromarray(image).resize((WIDTH * 4, HEIGHT * 4),
+                                                       Image.NEAREST))
+        path = tmp_path / f"{index}.jpg"
+        Image.fromarray(big).save(path, quality=95)
+        paths.append(str(path))
+    scale = np.array([WIDTH, HEIGHT, WIDTH, HEIGHT], np.float32)
+    sources = [
+        detection_from_arrays(images, boxes, labels, ["thing"], validation_split=0.0,
+                              batch_size=8, augment=preset, seed=2),
+        detection_from_files(paths, [b / scale for b in boxes], labels, ["thing"],
+                             image_size=(HEIGHT, WIDTH), validation_split=0.0, batch_size=8,
+                             augment=preset, seed=2),
+    ]
+    for data in sources:
+        for batch_images, targets in data.train.repeat().take(3):
+            check_detection_batch(batch_images.numpy(), targets)
+
+
+@pytest.mark.parametrize("preset", ["standard", "geometric"])
+def test_seeded_presets_repeat_exactly_and_change_every_epoch(tmp_path, preset):
+    images, masks = segmentation_arrays(count=16)
+    write_mask_folder(tmp_path, images, masks)
+
+    def two_epochs():
+        data = vk.data.mask_folder(tmp_path / "images", tmp_path / "masks",
+                                   image_size=(HEIGHT, WIDTH), validation_split=0.0,
+                                   batch_size=16, augment=preset, seed=7)
+        return [(x.numpy(), y.numpy()) for x, y in data.train.repeat().take(2)]
+
+    first, again = two_epochs(), two_epochs()
+    for (x1, y1), (x2, y2) in zip(first, again):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    assert not np.array_equal(first[0][0], first[1][0])  # epoch 2 is augmented anew
+
+
+def test_standard_crops_file_images_while_decoding(tmp_path):
+    # One class per folder: left half dark, right half bright, 4x the target size. A
+    # crop shows a part, so the bright share of pixels varies from image to image.
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for index in range(4):
+            pixels = np.zeros((96, 128, 3), np.uint8)
+            pixels[:, 64:] = 255
+            Image.fromarray(pixels).save(tmp_path / name / f"{index}.jpg", quality=95)
+    data = vk.data.image_folder(tmp_path, image_size=(24, 32), batch_size=8,
+                                validation_split=0.0, augment="standard", seed=0)
+    images, _ = next(iter(data.train))
+    assert tuple(images.shape) == (8, 24, 32, 3)
+    shares = [(image.mean(axis=-1) > 128).mean() for image in images.numpy()]
+    assert np.std(shares) > 0.02  # windows differ
+    plain, _ = next(iter(data.with_augmentation("none").train))
+    np.testing.assert_allclose([(im.mean(axis=-1) > 128).mean() for im in plain.numpy()], 0.5,
+                               atol=0.05)
+
+
+def test_preset_layers_offer_keras_equivalents_but_not_for_the_fused_crop():
+    names = [type(layer).__name__ for layer in preset_layers("geometric", seed=0)]
+    assert names == ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation"]
+    assert all(isinstance(layer, keras.layers.Layer) for layer in preset_layers("light"))
+    with pytest.raises(ValueError, match="no Keras layer"):
+        preset_layers("standard")
+    with pytest.raises(ValueError, match="Unknown augmentation preset 'heavy'"):
+        preset_layers("heavy")
