@@ -7,6 +7,7 @@
     visionkit predict SAVED_MODEL IMAGE [IMAGE ...]          top classes (or mask PNGs) per image
     visionkit models [--task TASK]                           the registry's model names
     visionkit data-service dispatcher|worker                  tf.data service for training input
+    visionkit data profile RECIPE [--batches N]              input pipeline images/s per stage
 """
 
 from __future__ import annotations
@@ -79,6 +80,21 @@ def _parser() -> argparse.ArgumentParser:
     service.add_argument("--dispatcher", help="the dispatcher's host:port (worker only)")
     service.add_argument("--work-dir", help="dispatcher journal directory, so a restarted "
                          "dispatcher resumes its jobs (dispatcher only)")
+
+    data_group = commands.add_parser("data", help="Inspect a recipe's input pipeline.",
+                                     description="Inspect a recipe's input pipeline.")
+    data_commands = data_group.add_subparsers(dest="data_command", required=True,
+                                              metavar="DATA_COMMAND")
+    profile = data_commands.add_parser(
+        "profile", help="Images/s of the train pipeline and of each stage.",
+        description="Measure the recipe's train pipeline and each of its stages (read, "
+        "decode, resize, augment) in images/s, to see where the time goes.")
+    profile.add_argument("recipe", help="recipe YAML file (see pipelines/)")
+    profile.add_argument("--batches", type=int, default=50, help="batches timed per stage")
+    profile.add_argument("--set", dest="overrides", action="append", default=[],
+                         metavar="KEY=VALUE", help="override a recipe field (repeatable)")
+    profile.add_argument("--smoke", action="store_true", help="the recipe's smoke sizes")
+    profile.add_argument("--json", action="store_true", help="print JSON")
 
     models = commands.add_parser("models", help="List the model registry's names.",
                                  description="List the model registry's names.")
@@ -232,6 +248,19 @@ def _data_service(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _data(arguments: argparse.Namespace) -> int:
+    from visionkit.data.profile import profile
+    from visionkit.run import data_from_recipe
+
+    if arguments.batches < 1:
+        raise ValueError(f"Expected --batches >= 1; received {arguments.batches}.")
+    data = data_from_recipe(_load_recipe(arguments))
+    result = profile(data, batches=arguments.batches, verbose=not arguments.json)
+    if arguments.json:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
 def _print_metrics(metrics: dict) -> None:
     for key, value in metrics.items():
         if isinstance(value, float):
@@ -240,7 +269,8 @@ def _print_metrics(metrics: dict) -> None:
 
 _COMMANDS = {"run": _run, "train": _train, "evaluate": _evaluate, "export": _export,
              "explain": _explain,
-             "predict": _predict, "models": _models, "data-service": _data_service}
+             "predict": _predict, "models": _models, "data-service": _data_service,
+             "data": _data}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
