@@ -32,6 +32,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py
 	$(BIN)/python benchmarks/interpret.py
+	$(BIN)/python benchmarks/pipeline.py
 
 clean:
 	rm -rf runs saved_models/*/ .pytest_cache .ruff_cache

@@ -1,0 +1,239 @@
+"""Input pipeline throughput: visionkit's presets against the raw limit and Keras's usual path.
+
+Writes its own folder of JPEGs into a temporary directory (photos-like structure: gradients,
+shapes and text-like lines, sizes between 320x240 and 640x480, four classes), then prints
+images/s at 224x224 and 128x128, batch 32, for:
+
+- raw limit: a tight tf.data map (read + decode + resize) on all cores;
+- Keras baseline: `keras.utils.image_dataset_from_directory` + prefetch, without and with
+  the usual Keras augmentation layers (RandomFlip, RandomRotation, RandomZoom,
+  RandomContrast) mapped over the batches;
+- visionkit `image_folder` without augmentation, with "standard" (crop fused into decoding),
+  and with "geometric" (one composed warp) against the separate Keras layers doing the
+  same transforms in the same pipeline;
+- the cache: epoch 1 against epoch 2;
+- the albumentations bridge (benchmarks/albumentations_bridge.py), when present.
+
+Every measurement runs one repeated dataset with explicit steps (a warm-up, then timed
+batches) so that no iterator is deleted inside the clock (PITFALLS.md). Ratios are
+within this run. The machine's load shows first: other processes share the cores.
+
+    python benchmarks/pipeline.py              # 2,000 images
+    python benchmarks/pipeline.py --images 400 # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+BATCH = 32
+SIZES = ((224, 224), (128, 128))
+CLASSES = ("ellipses", "rectangles", "triangles", "lines")
+WARMUP = 3
+
+
+def write_images(root: str, count: int, seed: int = 0) -> list[str]:
+    """`count` JPEGs with structure (not noise) in one folder per class; returns paths."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    paths = []
+    for index in range(count):
+        label = CLASSES[index % len(CLASSES)]
+        width = int(rng.integers(320, 641))
+        height = int(rng.integers(240, 481))
+        # A smooth two-colour gradient background.
+        start, end = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        angle = rng.uniform(0, np.pi)
+        yy, xx = np.mgrid[0:height, 0:width]
+        t = (np.cos(angle) * xx / width + np.sin(angle) * yy / height)
+        t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
+        pixels = (start[None, None] * (1 - t[..., None]) + end[None, None] * t[..., None])
+        image = Image.fromarray(pixels.astype(np.uint8))
+        draw = ImageDraw.Draw(image)
+        for _ in range(int(rng.integers(2, 6))):
+            x0, y0 = int(rng.integers(0, width - 40)), int(rng.integers(0, height - 40))
+            x1 = x0 + int(rng.integers(30, max(31, width // 2)))
+            y1 = y0 + int(rng.integers(30, max(31, height // 2)))
+            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+            if label == "ellipses":
+                draw.ellipse([x0, y0, x1, y1], fill=colour)
+            elif label == "rectangles":
+                draw.rectangle([x0, y0, x1, y1], fill=colour)
+            elif label == "triangles":
+                draw.polygon([(x0, y1), ((x0 + x1) // 2, y0), (x1, y1)], fill=colour)
+            else:
+                draw.line([x0, y0, x1, y1], fill=colour, width=int(rng.integers(3, 12)))
+        # Text-like lines: rows of short dark dashes.
+        top = int(rng.integers(0, height // 2))
+        for row in range(int(rng.integers(2, 7))):
+            y = top + row * 14
+            x = int(rng.integers(5, 60))
+            while x < width - 40 and y < height - 5:
+                word = int(rng.integers(8, 40))
+                draw.line([x, y, x + word, y], fill=(20, 20, 20), width=3)
+                x += word + int(rng.integers(5, 12))
+        folder = os.path.join(root, label)
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{index:05d}.jpg")
+        image.save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def rate(dataset: tf.data.Dataset, batches: int) -> float:
+    """Images/s over `batches` batches of one repeated dataset, after a warm-up."""
+    iterator = iter(dataset.repeat())
+    for _ in range(WARMUP):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    elapsed = time.perf_counter() - start
+    del iterator
+    return batches * BATCH / elapsed
+
+
+def raw_limit(paths: list[str], size: tuple[int, int]) -> tf.data.Dataset:
+    """The tight tf.data baseline: read + decode + resize, parallel, unordered."""
+    def load(path):
+        image = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
+        return tf.image.resize(image, size)
+
+    dataset = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths))
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    return dataset.batch(BATCH).prefetch(tf.data.AUTOTUNE)
+
+
+def keras_layers(geometric_only: bool = False):
+    import keras
+
+    layers = [keras.layers.RandomFlip("horizontal"),
+              keras.layers.RandomRotation(0.1, fill_mode="constant"),
+              keras.layers.RandomZoom(0.1, fill_mode="constant")]
+    if geometric_only:
+        return layers + [keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant")]
+    return layers + [keras.layers.RandomContrast(0.2, value_range=(0, 255))]
+
+
+def keras_baseline(root: str, size: tuple[int, int], augment: bool) -> tf.data.Dataset:
+    """What a Keras user writes: the directory loader, prefetch, augmentation layers."""
+    import keras
+
+    dataset = keras.utils.image_dataset_from_directory(
+        root, image_size=size, batch_size=BATCH, shuffle=True, seed=0, verbose=False)
+    if augment:
+        layers = keras_layers()
+
+        def apply(images, labels):
+            for layer in layers:
+                images = layer(images, training=True)
+            return images, labels
+
+        dataset = dataset.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def cache_epochs(root: str, size: tuple[int, int]) -> tuple[float, float]:
+    """Images/s of epoch 1 (decoding into the cache) and epoch 2 (from the cache)."""
+    import visionkit as vk
+
+    data = vk.data.image_folder(root, image_size=size, batch_size=BATCH, validation_split=0.0,
+                                cache=True)
+    steps = data.steps_per_epoch
+    iterator = iter(data.train.repeat())
+    timings = []
+    for _ in range(2):
+        start = time.perf_counter()
+        for _ in range(steps):
+            next(iterator)
+        timings.append(time.perf_counter() - start)
+    del iterator
+    return data.train_size / timings[0], data.train_size / timings[1]
+
+
+def run_size(root: str, paths: list[str], size: tuple[int, int], batches: int,
+             measure_bridge) -> dict[str, float]:
+    """Prints (and returns) the figures at one image size."""
+    import visionkit as vk
+    from visionkit.data.augment import preset_layers
+
+    figures: dict[str, float] = {}
+    raw = "raw limit"
+
+    def show(key: str, label: str, value: float, ratio_to: str | None = None) -> None:
+        figures[key] = value
+        note = f"  ({value / figures[ratio_to]:.2f}x {ratio_to})" if ratio_to else ""
+        print(f"  {label:<48} {value:>8.0f}{note}", flush=True)
+
+    show(raw, "raw limit (tf.data read+decode+resize)", rate(raw_limit(paths, size), batches))
+    show("keras", "keras loader, no augmentation",
+         rate(keras_baseline(root, size, False), batches), raw)
+    show("keras augmented", "keras loader + Flip/Rotation/Zoom/Contrast",
+         rate(keras_baseline(root, size, True), batches), raw)
+    data = vk.data.image_folder(root, image_size=size, batch_size=BATCH, validation_split=0.0)
+    data = dataclasses.replace(data, deterministic=False)
+    show("visionkit", "visionkit, no augmentation", rate(data.train, batches), raw)
+    show("standard", 'visionkit "standard" (crop fused into decoding)',
+         rate(data.with_augmentation("standard").train, batches), raw)
+    print(f"    standard vs keras loader + its augmentation: "
+          f"{figures['standard'] / figures['keras augmented']:.2f}x")
+    show("geometric", 'visionkit "geometric" (one composed warp)',
+         rate(data.with_augmentation("geometric").train, batches), raw)
+    show("keras chain", "visionkit + Keras Flip/Rotation/Zoom/Translation",
+         rate(data.with_augmentation(preset_layers("geometric")).train, batches), raw)
+    print(f"    geometric, one warp vs the separate Keras layers: "
+          f"{figures['geometric'] / figures['keras chain']:.2f}x")
+    first, second = cache_epochs(root, size)
+    show("epoch 1", "cache=True, epoch 1 (decodes)", first)
+    show("epoch 2", "cache=True, epoch 2 (from the cache)", second, "epoch 1")
+    if measure_bridge is None:
+        print("  albumentations bridge: not available")
+    else:
+        bridge = measure_bridge(paths, size, BATCH, batches)
+        figures.update({"bridge": bridge["bridge"], "python loop": bridge["python_loop"]})
+        print(f"  {'albumentations bridge':<48} {bridge['bridge']:>8.0f}")
+        print(f"  {'albumentations in a Python loop':<48} {bridge['python_loop']:>8.0f}"
+              f"  (bridge {bridge['bridge'] / bridge['python_loop']:.2f}x)")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=2000, help="JPEGs to generate")
+    parser.add_argument("--batches", type=int, default=30, help="timed batches per figure")
+    arguments = parser.parse_args(argv)
+    print(f"load average (1, 5, 15 min): {os.getloadavg()}; cores: {os.cpu_count()}")
+    root = tempfile.mkdtemp(prefix="visionkit_bench_")
+    try:
+        started = time.perf_counter()
+        paths = write_images(root, arguments.images)
+        print(f"wrote {len(paths)} JPEGs (320x240 .. 640x480) in "
+              f"{time.perf_counter() - started:.0f} s\n")
+        try:
+            sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+            from albumentations_bridge import measure as measure_bridge
+        except ImportError:
+            measure_bridge = None
+        for size in SIZES:
+            print(f"== {size[0]}x{size[1]}, batch {BATCH} (images/s) ==")
+            run_size(root, paths, size, arguments.batches, measure_bridge)
+            print()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
