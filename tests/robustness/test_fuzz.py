@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -23,6 +24,8 @@ from robustness_helpers import PNG_SIGNATURE, noise, save, write
 
 import visionkit as vk
 from visionkit.errors import VisionkitError
+
+pytestmark = pytest.mark.filterwarnings("ignore::visionkit.errors.DataWarning")
 
 FUZZ = settings(max_examples=50, deadline=datetime.timedelta(seconds=10), derandomize=True,
                 database=None, suppress_health_check=[HealthCheck.too_slow])
