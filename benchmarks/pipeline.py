@@ -15,8 +15,9 @@ images/s at 224x224 and 128x128, batch 32, for:
 - the albumentations bridge (benchmarks/albumentations_bridge.py), when present.
 
 Every measurement runs one repeated dataset with explicit steps (a warm-up, then timed
-batches) so that no iterator is deleted inside the clock (PITFALLS.md). Ratios are
-within this run. The machine's load shows first: other processes share the cores.
+batches) so that no iterator is deleted inside the clock (PITFALLS.md), and each pipeline
+keeps the best of `--rounds` interleaved measurements. Ratios are within this run. The
+machine's load shows first: other processes share the cores.
 
     python benchmarks/pipeline.py              # 2,000 images
     python benchmarks/pipeline.py --images 400 # quicker
@@ -25,6 +26,7 @@ within this run. The machine's load shows first: other processes share the cores
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -149,8 +151,8 @@ def cache_epochs(root: str, size: tuple[int, int]) -> tuple[float, float]:
     """Images/s of epoch 1 (decoding into the cache) and epoch 2 (from the cache)."""
     import visionkit as vk
 
-    data = vk.data.image_folder(root, image_size=size, batch_size=BATCH, validation_split=0.0,
-                                cache=True)
+    data = quietly(vk.data.image_folder, root, image_size=size, batch_size=BATCH,
+                   validation_split=0.0, cache=True)
     steps = data.steps_per_epoch
     iterator = iter(data.train.repeat())
     timings = []
@@ -163,41 +165,58 @@ def cache_epochs(root: str, size: tuple[int, int]) -> tuple[float, float]:
     return data.train_size / timings[0], data.train_size / timings[1]
 
 
-def run_size(root: str, paths: list[str], size: tuple[int, int], batches: int,
+def quietly(function, *args, **kwargs):
+    """Runs `function` with stdout silenced (the file check's progress bar)."""
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+        return function(*args, **kwargs)
+
+
+def run_size(root: str, paths: list[str], size: tuple[int, int], batches: int, rounds: int,
              measure_bridge) -> dict[str, float]:
-    """Prints (and returns) the figures at one image size."""
+    """Prints (and returns) the figures at one image size.
+
+    Every pipeline is measured `rounds` times, interleaved with the others, and keeps its
+    best figure: other processes on the machine slow down whichever runs at the time.
+    """
     import visionkit as vk
     from visionkit.data.augment import preset_layers
 
-    figures: dict[str, float] = {}
-    raw = "raw limit"
-
-    def show(key: str, label: str, value: float, ratio_to: str | None = None) -> None:
-        figures[key] = value
-        note = f"  ({value / figures[ratio_to]:.2f}x {ratio_to})" if ratio_to else ""
-        print(f"  {label:<48} {value:>8.0f}{note}", flush=True)
-
-    show(raw, "raw limit (tf.data read+decode+resize)", rate(raw_limit(paths, size), batches))
-    show("keras", "keras loader, no augmentation",
-         rate(keras_baseline(root, size, False), batches), raw)
-    show("keras augmented", "keras loader + Flip/Rotation/Zoom/Contrast",
-         rate(keras_baseline(root, size, True), batches), raw)
-    data = vk.data.image_folder(root, image_size=size, batch_size=BATCH, validation_split=0.0)
+    data = quietly(vk.data.image_folder, root, image_size=size, batch_size=BATCH,
+                   validation_split=0.0)
     data = dataclasses.replace(data, deterministic=False)
-    show("visionkit", "visionkit, no augmentation", rate(data.train, batches), raw)
-    show("standard", 'visionkit "standard" (crop fused into decoding)',
-         rate(data.with_augmentation("standard").train, batches), raw)
-    print(f"    standard vs keras loader + its augmentation: "
+    raw = "raw limit"
+    pipelines = {
+        raw: ("raw limit (tf.data read+decode+resize)", lambda: raw_limit(paths, size)),
+        "keras": ("keras loader, no augmentation", lambda: keras_baseline(root, size, False)),
+        "keras augmented": ("keras loader + Flip/Rotation/Zoom/Contrast",
+                            lambda: keras_baseline(root, size, True)),
+        "visionkit": ("visionkit, no augmentation", lambda: data.train),
+        "standard": ('visionkit "standard" (crop fused into decoding)',
+                     lambda: data.with_augmentation("standard").train),
+        "geometric": ('visionkit "geometric" (one composed warp)',
+                      lambda: data.with_augmentation("geometric").train),
+        "keras chain": ("visionkit + Keras Flip/Rotation/Zoom/Translation",
+                        lambda: data.with_augmentation(preset_layers("geometric")).train),
+    }
+    figures = {key: 0.0 for key in pipelines}
+    for _ in range(rounds):
+        for key, (_, build) in pipelines.items():
+            figures[key] = max(figures[key], rate(build(), batches))
+
+    def show(key: str, label: str, ratio_to: str | None = None) -> None:
+        note = f"  ({figures[key] / figures[ratio_to]:.2f}x {ratio_to})" if ratio_to else ""
+        print(f"  {label:<48} {figures[key]:>8.0f}{note}", flush=True)
+
+    for key, (label, _) in pipelines.items():
+        show(key, label, None if key == raw else raw)
+    print(f"  standard vs keras loader + its augmentation: "
           f"{figures['standard'] / figures['keras augmented']:.2f}x")
-    show("geometric", 'visionkit "geometric" (one composed warp)',
-         rate(data.with_augmentation("geometric").train, batches), raw)
-    show("keras chain", "visionkit + Keras Flip/Rotation/Zoom/Translation",
-         rate(data.with_augmentation(preset_layers("geometric")).train, batches), raw)
-    print(f"    geometric, one warp vs the separate Keras layers: "
+    print(f"  geometric, one warp vs the separate Keras layers: "
           f"{figures['geometric'] / figures['keras chain']:.2f}x")
     first, second = cache_epochs(root, size)
-    show("epoch 1", "cache=True, epoch 1 (decodes)", first)
-    show("epoch 2", "cache=True, epoch 2 (from the cache)", second, "epoch 1")
+    figures.update({"epoch 1": first, "epoch 2": second})
+    show("epoch 1", "cache=True, epoch 1 (decodes)")
+    show("epoch 2", "cache=True, epoch 2 (from the cache)", "epoch 1")
     if measure_bridge is None:
         print("  albumentations bridge: not available")
     else:
@@ -213,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=2000, help="JPEGs to generate")
     parser.add_argument("--batches", type=int, default=30, help="timed batches per figure")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="measurements per pipeline (the best one counts)")
     arguments = parser.parse_args(argv)
     print(f"load average (1, 5, 15 min): {os.getloadavg()}; cores: {os.cpu_count()}")
     root = tempfile.mkdtemp(prefix="visionkit_bench_")
@@ -228,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             measure_bridge = None
         for size in SIZES:
             print(f"== {size[0]}x{size[1]}, batch {BATCH} (images/s) ==")
-            run_size(root, paths, size, arguments.batches, measure_bridge)
+            run_size(root, paths, size, arguments.batches, arguments.rounds, measure_bridge)
             print()
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -184,7 +184,9 @@ def image_folder(
     train_order = rng.permutation(len(train_paths))
     val_order = rng.permutation(len(val_paths))
 
-    decode = _decoder(size, interpolation)
+    # Turning images costs a branch per image: only when some file needs it.
+    turned = any(orientation != 1 for orientation in scan.orientations.values())
+    decode = _decoder(size, interpolation, orient=turned)
     train_records = _records(train_paths[train_order], train_labels[train_order], scan)
     val_examples = None
     if len(val_paths):
@@ -309,12 +311,13 @@ def _records(paths: np.ndarray, labels: np.ndarray, scan: ImageScan) -> tf.data.
         {"paths": paths, "labels": labels, "orientations": scan.orientation_array(paths)})
 
 
-def _decoder(size: tuple[int, int], interpolation: str) -> FileDecoder:
+def _decoder(size: tuple[int, int], interpolation: str, orient: bool = True) -> FileDecoder:
     """Read + decode (DCT-scaled for large JPEGs) + EXIF orientation + resize."""
-    def orient(record: dict, image: tf.Tensor) -> tf.Tensor:
+    def turn(record: dict, image: tf.Tensor) -> tf.Tensor:
         return apply_orientation(image, record["orientations"])  # EXIF, as viewers show it
 
     def finish(record: dict, image: tf.Tensor, window: tf.Tensor, source_size) -> dict:
         return {"images": image, "labels": record["labels"]}
 
-    return FileDecoder("paths", size, finish, interpolation=interpolation, orient=orient)
+    return FileDecoder("paths", size, finish, interpolation=interpolation,
+                       orient=turn if orient else None)

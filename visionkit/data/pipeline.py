@@ -38,6 +38,15 @@ AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 4096
 
 
+def _images_as_uint8(example: dict) -> dict:
+    images = tf.clip_by_value(tf.round(tf.cast(example["images"], tf.float32)), 0.0, 255.0)
+    return {**example, "images": tf.cast(images, tf.uint8)}
+
+
+def _images_as_float32(example: dict) -> dict:
+    return {**example, "images": tf.cast(example["images"], tf.float32)}
+
+
 @dataclasses.dataclass(frozen=True)
 class Data:
     """A data set for one task, with batched train and validation pipelines.
@@ -56,9 +65,11 @@ class Data:
             on batch dicts; applied to the train split only. Defaults to "none".
         seed: seed of shuffling and augmentation; with a seed the order is deterministic.
         cache: False, True (in memory) or a file path prefix for `Dataset.cache`. The
-            cache holds decoded, resized examples (the first epoch decodes, later epochs
-            read the cache); augmentation runs after it, so each epoch is augmented
-            anew (the "standard" crop then crops the cached images in batches).
+            cache holds decoded, resized examples with images rounded to uint8 (a
+            quarter of float32's memory; at most half a grey level of difference); the
+            first epoch decodes, later epochs read the cache. Augmentation runs after
+            it, so each epoch is augmented anew (the "standard" crop then crops the
+            cached images in batches).
         shuffle_buffer: size of the shuffle buffer. Defaults to min(train_size, 4096).
         channels: image channels. Defaults to 3.
         train_records: None, or the train split as cheap records (e.g. file paths and
@@ -186,10 +197,17 @@ class Data:
         plan = self.augmentation_plan() if training else AugmentationPlan()
         dataset = examples
         if self.cache:
+            # Decoded images are cached and shuffled as rounded uint8: a quarter of the
+            # memory of float32 (2,000 images at 224x224 are 0.3 GB instead of 1.2 GB).
+            dataset = dataset.map(_images_as_uint8, num_parallel_calls=AUTOTUNE,
+                                  deterministic=deterministic)
             dataset = dataset.cache(self.cache if isinstance(self.cache, str) else "")
         if training:
             buffer = self.shuffle_buffer or min(self.train_size, DEFAULT_SHUFFLE_BUFFER)
             dataset = dataset.shuffle(buffer, seed=self.seed, reshuffle_each_iteration=True)
+        if self.cache:
+            dataset = dataset.map(_images_as_float32, num_parallel_calls=AUTOTUNE,
+                                  deterministic=deterministic)
         # Seeded augmentation travels as (element, seed) pairs; other pipelines carry
         # the bare elements.
         seeded = plan.seeded and not plan.empty
