@@ -48,6 +48,7 @@ import keras
 import tensorflow as tf
 
 from visionkit.data import transforms
+from visionkit.data.albumentations_bridge import check_compose, is_albumentations
 from visionkit.tasks import Task
 
 __all__ = ["AugmentationPlan", "FlipAndJitter", "Geometric", "PRESETS", "RandomResizedCrop",
@@ -189,7 +190,9 @@ class AugmentationPlan:
         crop: a random resized crop; file sources fuse it into decoding, otherwise it
             runs on whole batches before `batch`. None for no crop.
         per_example: a function on one decoded example dict, run after decoding and
-            before batching (augmentations that work image by image). None for none.
+            before batching (augmentations that work image by image, e.g. the
+            albumentations bridge); in a `seeded` plan it also takes the element's seed,
+            `per_example(example, seed)`. None for none.
         example: a seeded function `(example, seed)` on one decoded example, run
             right after decoding (cheap per-image work such as flips). None for none.
         batch: a function on batch dicts (see `seeded`). None for none.
@@ -324,13 +327,15 @@ def preset_layers(name: str, seed: int | None = None,
                      "of Keras augmentation layers, or a callable.")
 
 
-def check_augment(augment: Any) -> Any:
+def check_augment(augment: Any, task: Task | str | None = None) -> Any:
     """Validates an augmentation spec without building anything; returns it normalized.
 
-    None becomes "none"; a single layer is accepted as is.
+    None becomes "none"; a single layer is accepted as is. An albumentations Compose is
+    checked for `task` when given (detection needs its `bbox_params`; see
+    `visionkit.data.albumentations_bridge.check_compose`).
 
     Raises:
-        ValueError: for an unknown preset name.
+        ValueError: for an unknown preset name, or a Compose that does not fit `task`.
         TypeError: for a list item that is not a Keras layer (naming the item and its
             position), or a spec of another type.
     """
@@ -340,6 +345,9 @@ def check_augment(augment: Any) -> Any:
         if augment not in PRESETS:
             preset_layers(augment)  # raises the unknown-preset error
         return augment
+    if is_albumentations(augment) or (isinstance(augment, list)
+                                      and any(is_albumentations(item) for item in augment)):
+        return check_compose(augment, task)  # per image, see visionkit.data.albumentations_bridge
     if isinstance(augment, type):
         raise TypeError(f"Expected augment as a layer instance or a function; received the "
                         f"class {augment.__name__}. Instantiate it, e.g. {augment.__name__}(...).")
@@ -398,6 +406,10 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
             return seeded(batch, tf.random.uniform([2], 0, 2**31 - 1, dtype=tf.int64))
 
         return draw
+    if is_albumentations(augment):
+        from visionkit.data.albumentations_bridge import batch_augmenter
+
+        return batch_augmenter(augment, task)  # each image of the batch on its own
     if isinstance(augment, keras.layers.Layer):
         layers = [augment]
     elif callable(augment):
@@ -438,6 +450,10 @@ def per_example_augmenter(augment: Any, task: Task, seed: int | None = None
     >>> per_example_augmenter("standard", get_task("classification")) is None
     True
     """
+    if is_albumentations(augment):
+        from visionkit.data.albumentations_bridge import albumentations_augmenter
+
+        return albumentations_augmenter(augment, task)
     return None
 
 
@@ -464,6 +480,9 @@ def plan_augmentation(augment: Any, task: Task, seed: int | None = None) -> Augm
     """
     augment = check_augment(augment)
     per_example = per_example_augmenter(augment, task, seed)
+    if is_albumentations(augment):
+        # Image by image with each element's seed: parallel and repeatable.
+        return AugmentationPlan(per_example=per_example, seeded=True)
     if isinstance(augment, str):
         if augment == "none":
             return AugmentationPlan(per_example=per_example)

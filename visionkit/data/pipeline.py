@@ -139,7 +139,7 @@ class Data:
             raise ValueError("Expected train_records and decode together (or neither); "
                              f"received train_records={self.train_records!r}, "
                              f"decode={self.decode!r}.")
-        object.__setattr__(self, "augment", check_augment(self.augment))
+        object.__setattr__(self, "augment", check_augment(self.augment, task=self.task))
 
     # -- sizes ---------------------------------------------------------------------------
     @property
@@ -211,10 +211,6 @@ class Data:
         # Seeded augmentation travels as (element, seed) pairs; other pipelines carry
         # the bare elements.
         seeded = plan.seeded and not plan.empty
-
-        def each(function):
-            return (lambda element, seed: (function(element), seed)) if seeded else function
-
         if seeded:
             seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True)
             dataset = tf.data.Dataset.zip(dataset, seeds)
@@ -238,7 +234,13 @@ class Data:
                                   deterministic=deterministic)
         # Per-example augmentation (image by image, after decoding, before batching).
         if plan.per_example is not None:
-            dataset = dataset.map(each(plan.per_example), num_parallel_calls=AUTOTUNE,
+            per_example = plan.per_example
+            if seeded:  # seeded per-example functions take the element's seed too
+                def stage(element, seed):
+                    return per_example(element, tf.stack([seed, tf.constant(4, tf.int64)])), seed
+            else:
+                stage = per_example
+            dataset = dataset.map(stage, num_parallel_calls=AUTOTUNE,
                                   deterministic=deterministic)
         dataset = dataset.batch(self.batch_size, num_parallel_calls=AUTOTUNE,
                                 deterministic=deterministic)

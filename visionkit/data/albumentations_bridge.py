@@ -1,0 +1,514 @@
+"""The albumentations bridge: an `albumentations.Compose` applied image by image in tf.data.
+
+albumentations is visionkit's one deliberate CPU path (DESIGN.md, principle 4): its
+transforms are NumPy / OpenCV code, so the pipeline calls them per image through
+`tf.numpy_function`, in parallel (`num_parallel_calls=AUTOTUNE`), after decoding and
+before batching. Use it for transforms Keras lacks; visionkit's presets and Keras layers
+stay in the graph (and on the accelerator when they are part of the model).
+
+What goes in and comes out, per example:
+
+- `images` go in as uint8 `[H, W, C]` (albumentations' native type; float pixels 0..255
+  are rounded) and come back float32 0..255.
+- `segmentation_masks` go in as `mask=` (uint8 class ids, 255 = ignore) and come back
+  int32. albumentations warps masks with nearest neighbour, so no new class ids appear;
+  pixels a warp brings in from outside the image get the transform's `fill_mask`
+  (albumentations' default 0, i.e. class 0; pass `fill_mask=255` to ignore them).
+- `bounding_boxes` go in as `bboxes=` in "pascal_voc" format (xyxy pixels, visionkit's
+  own convention) with their class ids in every `label_fields` entry of the Compose's
+  `bbox_params`, plus an extra column holding each box's row, which is how the classes
+  of the boxes albumentations keeps are found again. Boxes albumentations drops take
+  their classes with them; the rest are clipped to the image, boxes narrower or lower
+  than one pixel become padding, and the rows are padded with -1 to the fixed count.
+  A Compose without `bbox_params` would leave boxes where they were while the image
+  moves, so detection data requires `bbox_params=A.BboxParams(format="pascal_voc",
+  label_fields=["labels"])` (an error says so; visionkit does not add it silently).
+- Other keys (class `labels`, ...) pass through unchanged.
+
+Every output has the input's size: a Compose whose transforms change the size must end
+with a resize or crop back to it (e.g. `A.Resize(height, width)`), else building the
+pipeline fails naming the transform that changed it. Static shapes are restored after
+`tf.numpy_function`, so batching and models see fully defined shapes.
+
+Randomness: each call gets its own seed (`Data` zips a seeded stream of numbers to the
+examples, new numbers every epoch), which seeds one NumPy and one Python generator
+shared by all transforms of the Compose for that image. Each worker thread uses its own
+copy of the Compose, so parallel calls neither race for one random state nor depend on
+which thread runs which image: with a seed, augmentation repeats exactly even though it
+runs in parallel. The Compose's own `seed=` is not used: albumentations 2.0 gives every
+transform of a seeded Compose the same seed, so e.g. `HorizontalFlip(p=0.5)` and
+`VerticalFlip(p=0.5)` fire together on every image.
+
+`tf.numpy_function` runs Python: pipelines using the bridge cannot be serialized to
+tf.data service workers, and each image holds the GIL while albumentations' own Python
+runs (OpenCV releases it while it computes).
+
+Example:
+
+>>> import albumentations as A
+>>> import tensorflow as tf
+>>> from visionkit.tasks import get_task
+>>> augment = albumentations_augmenter(A.Compose([A.HorizontalFlip(p=1.0)]),
+...                                    get_task("classification"))
+>>> example = {"images": tf.reshape(tf.range(12, dtype=tf.float32), [2, 2, 3]),
+...            "labels": tf.constant(1)}
+>>> out = augment(example, tf.constant([0, 1], tf.int64))
+>>> out["images"][0, :, 0].numpy().tolist(), int(out["labels"])
+([3.0, 0.0], 1)
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import random
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from visionkit.tasks import Task, get_task
+
+__all__ = ["BOX_FORMAT", "albumentations_augmenter", "check_compose", "compose_from_entries",
+           "is_albumentations"]
+
+# The albumentations box format of visionkit's boxes: xyxy in pixels.
+BOX_FORMAT = "pascal_voc"
+# Boxes left narrower or lower than this (pixels) become padding, as `clip_box_batch`.
+MIN_BOX_SIDE = 1.0
+# Padding value of unused box rows and their labels (visionkit.data.boxes.PAD_VALUE).
+PAD_VALUE = -1
+# Mask values must fit albumentations' uint8 masks (class ids and 255 = ignore).
+MAX_MASK_VALUE = 255
+
+_MASK_KEY = "segmentation_masks"
+_BOX_KEY = "bounding_boxes"
+_BOX_HINT = (f'bbox_params=A.BboxParams(format="{BOX_FORMAT}", label_fields=["labels"])')
+# Keys a recipe's albumentations section may hold.
+_RECIPE_KEYS = ("albumentations", "bbox_params")
+_SEED_MODULUS = 2**63
+
+
+def is_albumentations(value: Any) -> bool:
+    """Whether `value` is an albumentations transform or composition.
+
+    Example:
+
+    >>> import albumentations as A
+    >>> is_albumentations(A.Compose([])), is_albumentations("light")
+    (True, False)
+    """
+    return type(value).__module__.split(".")[0] == "albumentations"
+
+
+def check_compose(compose: Any, task: str | Task | None = None) -> Any:
+    """Validates an albumentations composition for `task`; returns it unchanged.
+
+    Args:
+        compose: an `albumentations.Compose` (or another `BaseCompose`, e.g. `OneOf`).
+        task: the task of the data it will augment, or None to skip the task checks.
+
+    Returns:
+        `compose`.
+
+    Raises:
+        TypeError: for a single transform (it must be wrapped in `A.Compose([...])`) or
+            a value that is not an albumentations composition.
+        ValueError: for detection data and a Compose without `bbox_params` in the
+            "pascal_voc" format (the message shows what to add).
+
+    Example:
+
+    >>> import albumentations as A
+    >>> check_compose(A.Compose([A.HorizontalFlip()]), "detection")
+    Traceback (most recent call last):
+    ...
+    ValueError: Detection data needs the Compose to move the boxes with the images: ...
+    """
+    import albumentations as A
+
+    if isinstance(compose, A.BasicTransform):
+        name = type(compose).__name__
+        raise TypeError(f"Expected augment as an albumentations Compose; received the single "
+                        f"transform {name}. Wrap it: A.Compose([A.{name}(...)]).")
+    if isinstance(compose, list):
+        raise TypeError("Expected augment as an albumentations Compose; received a list of "
+                        "transforms. Wrap them: A.Compose([...]).")
+    if not isinstance(compose, A.BaseCompose):
+        raise TypeError(f"Expected an albumentations Compose; received {compose!r} of type "
+                        f"{type(compose).__name__}.")
+    if task is not None and get_task(task).bounding_box_format is not None:
+        processor = getattr(compose, "processors", {}).get("bboxes")
+        if processor is None:
+            raise ValueError(
+                "Detection data needs the Compose to move the boxes with the images: "
+                f"create it with A.Compose([...], {_BOX_HINT}). Without bbox_params "
+                "albumentations leaves boxes where they were.")
+        if processor.params.format != BOX_FORMAT:
+            raise ValueError(
+                f"Expected the Compose's bbox_params in format {BOX_FORMAT!r} (xyxy pixels, "
+                f"visionkit's boxes); received format={processor.params.format!r}. Use "
+                f"{_BOX_HINT}.")
+    return compose
+
+
+def albumentations_augmenter(compose: Any, task: str | Task
+                             ) -> Callable[[dict, tf.Tensor | None], dict]:
+    """The per-example augmentation function of an albumentations Compose.
+
+    The function takes one example dict (`images` float32 `[H, W, C]` 0..255 and the
+    task's targets) and an int64 seed (any shape, e.g. `[2]`; None draws a random one),
+    and returns the augmented example with the same keys, dtypes and static shapes. It
+    is graph code (for `Dataset.map`) around one `tf.numpy_function` call.
+
+    Args:
+        compose: an `albumentations.Compose` (see `check_compose`).
+        task: the task of the examples (detection needs `bbox_params`).
+
+    Returns:
+        `augment(example, seed=None) -> example`.
+
+    Raises:
+        TypeError, ValueError: as `check_compose`. When the function is traced on
+            examples of a known size, ValueError if the Compose changes that size
+            (naming the transform that does).
+
+    Example:
+
+    >>> import albumentations as A
+    >>> augment = albumentations_augmenter(A.Compose([A.VerticalFlip(p=1.0)]),
+    ...                                    "segmentation")
+    >>> example = {"images": tf.zeros([2, 3, 3]),
+    ...            "segmentation_masks": tf.constant([[1, 1, 1], [0, 0, 0]])}
+    >>> augment(example, tf.constant(7, tf.int64))["segmentation_masks"].numpy().tolist()
+    [[0, 0, 0], [1, 1, 1]]
+    """
+    task = get_task(task)
+    check_compose(compose, task)
+    copies = _PerThread(compose)
+    label_fields = _label_fields(compose)
+    checked_sizes: set[tuple[int, ...]] = set()
+
+    def augment(example: dict, seed: tf.Tensor | None = None) -> dict:
+        images = example["images"]
+        masks = example.get(_MASK_KEY)
+        boxes = example.get(_BOX_KEY)
+        static = tuple(images.shape)
+        if None not in static and static not in checked_sizes:
+            _check_output_size(compose, static, with_mask=masks is not None)
+            checked_sizes.add(static)
+        if seed is None:
+            seed = tf.random.uniform([2], 0, tf.int64.max, dtype=tf.int64)
+        inputs = [tf.reshape(tf.cast(seed, tf.int64), [-1]), images]
+        types = [tf.float32]
+        if masks is not None:
+            inputs.append(masks)
+            types.append(tf.int32)
+        if boxes is not None:
+            inputs += [boxes["boxes"], boxes["labels"]]
+            types += [tf.float32, tf.int32]
+        has_mask, has_boxes = masks is not None, boxes is not None
+
+        def run(seed_values, image, *targets):
+            return _apply(copies.get(), seed_values, image, targets, has_mask, has_boxes,
+                          label_fields)
+
+        outputs = tf.numpy_function(run, inputs, types, stateful=True,
+                                    name="albumentations")
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        result = dict(example)
+        result["images"] = tf.ensure_shape(outputs[0], images.shape)
+        position = 1
+        if has_mask:
+            result[_MASK_KEY] = tf.ensure_shape(outputs[position], masks.shape)
+            position += 1
+        if has_boxes:
+            result[_BOX_KEY] = {
+                **boxes,
+                "boxes": tf.ensure_shape(outputs[position], boxes["boxes"].shape),
+                "labels": tf.ensure_shape(outputs[position + 1], boxes["labels"].shape)}
+        return result
+
+    return augment
+
+
+def batch_augmenter(compose: Any, task: str | Task) -> Callable[[dict], dict]:
+    """The Compose as a function on batch dicts: each image augmented on its own.
+
+    For callers that hold batches (`build_augmenter`); `Data` runs the bridge per
+    example before batching instead, where it runs in parallel.
+
+    Example:
+
+    >>> import albumentations as A
+    >>> augment = batch_augmenter(A.Compose([A.HorizontalFlip(p=1.0)]), "classification")
+    >>> batch = {"images": tf.reshape(tf.range(8, dtype=tf.float32), [2, 1, 4, 1]),
+    ...          "labels": tf.constant([0, 1])}
+    >>> augment(batch)["images"][:, 0, :, 0].numpy().tolist()
+    [[3.0, 2.0, 1.0, 0.0], [7.0, 6.0, 5.0, 4.0]]
+    """
+    augment = albumentations_augmenter(compose, task)
+
+    def apply(batch: dict) -> dict:
+        signature = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape[1:], t.dtype), batch)
+        return tf.map_fn(augment, batch, fn_output_signature=signature)
+
+    return apply
+
+
+def compose_from_entries(entries: Sequence[Mapping[str, Any]], task: str | Task | None = None,
+                         bbox_params: Mapping[str, Any] | None = None,
+                         where: str = "data.augment.albumentations") -> Any:
+    """Builds an `albumentations.Compose` from a recipe's list of transform entries.
+
+    Each entry is `{"transform": Name, **arguments}` naming an albumentations transform;
+    compositions (`OneOf`, `SomeOf`, `Sequential`, ...) take their children as a
+    `transforms` list of entries. For a task with boxes, the Compose gets
+    `bbox_params` in the "pascal_voc" format with `label_fields=["labels"]`, updated
+    with `bbox_params` (e.g. `{"min_visibility": 0.3}`). No `seed=` is set: `Data`
+    seeds every image (see the module docstring).
+
+    Args:
+        entries: the transform entries.
+        task: the task of the data, or None.
+        bbox_params: extra `A.BboxParams` arguments. Defaults to None.
+        where: how messages name the list. Defaults to "data.augment.albumentations".
+
+    Returns:
+        An `albumentations.Compose`.
+
+    Raises:
+        ValueError: for an entry without `transform`, an unknown transform name (naming
+            the entry, with close matches), or arguments the transform rejects.
+
+    Example:
+
+    >>> compose = compose_from_entries([{"transform": "HorizontalFlip", "p": 0.5}])
+    >>> [(type(t).__name__, t.p) for t in compose.transforms]
+    [('HorizontalFlip', 0.5)]
+    >>> compose_from_entries([{"transform": "HorizontalFlp"}])
+    Traceback (most recent call last):
+    ...
+    ValueError: data.augment.albumentations[0]: 'HorizontalFlp' is not an albumentations transform. Did you mean 'HorizontalFlip'? ...
+    """
+    import albumentations as A
+
+    transforms = _build_entries(entries, where)
+    params = None
+    if task is not None and get_task(task).bounding_box_format is not None:
+        arguments = {"format": BOX_FORMAT, "label_fields": ["labels"], **dict(bbox_params or {})}
+        try:
+            params = A.BboxParams(**arguments)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{where}: bad bbox_params {dict(bbox_params or {})}: "
+                             f"{error}") from None
+    elif bbox_params:
+        raise ValueError(f"{where}: bbox_params apply to detection data only; received "
+                         f"{dict(bbox_params)!r} for task {get_task(task).name if task else None!r}.")
+    compose = A.Compose(transforms, bbox_params=params)
+    return check_compose(compose, task)
+
+
+def check_recipe_augment(value: Mapping[str, Any]) -> None:
+    """Validates a recipe's `augment: {albumentations: [...], bbox_params: {...}}` mapping.
+
+    Raises:
+        ValueError: naming the unknown key or the bad entry (see `compose_from_entries`).
+    """
+    for key in value:
+        if key not in _RECIPE_KEYS:
+            close = difflib.get_close_matches(str(key), _RECIPE_KEYS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"data.augment: unknown key {key!r}.{hint} Expected a preset name, "
+                             "a list of Keras layer entries, or a mapping with "
+                             "'albumentations' (a list of transform entries) and optional "
+                             "'bbox_params'.")
+    if "albumentations" not in value:
+        raise ValueError("data.augment: a mapping needs 'albumentations', a list of entries "
+                         "like {transform: HorizontalFlip, p: 0.5}.")
+    entries = value["albumentations"]
+    if not isinstance(entries, list):
+        raise ValueError("data.augment.albumentations: expected a list of entries like "
+                         f"{{transform: HorizontalFlip, p: 0.5}}; received {entries!r}.")
+    bbox_params = value.get("bbox_params")
+    if bbox_params is not None and not isinstance(bbox_params, Mapping):
+        raise ValueError("data.augment.bbox_params: expected a mapping of A.BboxParams "
+                         f"arguments; received {bbox_params!r}.")
+    _build_entries(entries, "data.augment.albumentations")
+
+
+# -- internals -----------------------------------------------------------------------------
+
+class _PerThread:
+    """One deep copy of a Compose per thread (albumentations keeps per-call state)."""
+
+    def __init__(self, compose: Any) -> None:
+        self._compose = compose
+        self._local = threading.local()
+
+    def get(self) -> Any:
+        copy_of_thread = getattr(self._local, "compose", None)
+        if copy_of_thread is None:
+            copy_of_thread = copy.deepcopy(self._compose)
+            self._local.compose = copy_of_thread
+        return copy_of_thread
+
+
+def _label_fields(compose: Any) -> tuple[str, ...]:
+    processor = getattr(compose, "processors", {}).get("bboxes")
+    return tuple(processor.params.label_fields or ()) if processor is not None else ()
+
+
+def _transform_names() -> list[str]:
+    import albumentations as A
+
+    return sorted(name for name in dir(A) if isinstance(getattr(A, name), type)
+                  and issubclass(getattr(A, name), (A.BasicTransform, A.BaseCompose)))
+
+
+def _build_entries(entries: Sequence[Mapping[str, Any]], where: str) -> list[Any]:
+    import albumentations as A
+
+    transforms = []
+    for index, entry in enumerate(entries):
+        here = f"{where}[{index}]"
+        if not isinstance(entry, Mapping) or "transform" not in entry:
+            raise ValueError(f"{here}: expected a mapping with a 'transform' key naming an "
+                             f"albumentations transform, e.g. {{transform: HorizontalFlip, "
+                             f"p: 0.5}}; received {entry!r}.")
+        arguments = dict(entry)
+        name = str(arguments.pop("transform"))
+        transform_class = getattr(A, name, None)
+        if not (isinstance(transform_class, type)
+                and issubclass(transform_class, (A.BasicTransform, A.BaseCompose))):
+            close = difflib.get_close_matches(name, _transform_names(), n=3)
+            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise ValueError(f"{here}: {name!r} is not an albumentations transform.{hint} "
+                             "Names are the class names of the albumentations package "
+                             "(albumentations.HorizontalFlip, ...).")
+        if issubclass(transform_class, A.BaseCompose):
+            children = arguments.pop("transforms", None)
+            if not isinstance(children, list):
+                raise ValueError(f"{here}: {name} needs 'transforms', a list of entries.")
+            arguments["transforms"] = _build_entries(children, f"{here}.transforms")
+        try:
+            transform = transform_class(**arguments)
+        except Exception as error:  # albumentations validates arguments with pydantic
+            raise ValueError(f"{here}: cannot build {name} with {arguments}: {error}") from None
+        invalid = getattr(transform, "invalid_args", None)
+        if invalid:
+            raise ValueError(f"{here}: {name} takes no argument(s) {', '.join(invalid)}.")
+        transforms.append(transform)
+    return transforms
+
+
+def _seeded(compose: Any, seed_values: np.ndarray) -> None:
+    """Seeds one NumPy and one Python generator, shared by every transform of `compose`."""
+    entropy = [int(value) % _SEED_MODULUS for value in np.asarray(seed_values).reshape(-1)]
+    generator = np.random.default_rng(entropy or None)
+    compose.set_random_state(generator, random.Random(int(generator.integers(_SEED_MODULUS))))
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def _apply(compose: Any, seed_values: np.ndarray, image: np.ndarray, targets: tuple,
+           has_mask: bool, has_boxes: bool, label_fields: tuple[str, ...]) -> list[np.ndarray]:
+    """The NumPy side: one example through the Compose (see the module docstring)."""
+    _seeded(compose, seed_values)
+    height, width = image.shape[:2]
+    data: dict[str, Any] = {"image": _to_uint8(image)}
+    position = 0
+    if has_mask:
+        mask = np.asarray(targets[0])
+        if mask.size and (mask.min() < 0 or mask.max() > MAX_MASK_VALUE):
+            raise ValueError(f"Expected mask values 0..{MAX_MASK_VALUE} (class ids, 255 = "
+                             f"ignore) for albumentations; received values {mask.min()}.."
+                             f"{mask.max()}.")
+        data["mask"] = mask.astype(np.uint8)
+        position = 1
+    if has_boxes:
+        boxes = np.asarray(targets[position], np.float32)
+        labels = np.asarray(targets[position + 1], np.int32)
+        rows = np.nonzero(labels >= 0)[0]
+        coordinates = np.clip(boxes[rows], 0, [width, height, width, height])
+        kept = (coordinates[:, 2] > coordinates[:, 0]) & (coordinates[:, 3] > coordinates[:, 1])
+        rows, coordinates = rows[kept], coordinates[kept]
+        # The extra column carries each box's row through albumentations.
+        data["bboxes"] = np.concatenate([coordinates, rows[:, None].astype(np.float32)], axis=1)
+        for field in label_fields:
+            data[field] = labels[rows]
+    out = compose(**data)
+    augmented = np.asarray(out["image"])
+    if augmented.ndim == 2:
+        augmented = augmented[..., None]
+    if augmented.shape != image.shape:
+        names = [type(t).__name__ for t in compose.transforms]
+        raise ValueError(
+            f"The albumentations Compose {names} returned an image of shape "
+            f"{augmented.shape} for an input of shape {image.shape}. Every image must keep "
+            f"the data's size and channels: end the Compose with A.Resize({height}, {width}) "
+            f"(or a crop to {height}x{width}) after transforms that change the size.")
+    if augmented.dtype != np.uint8:
+        raise ValueError(
+            f"The albumentations Compose returned {augmented.dtype} images; expected uint8 "
+            "pixels. visionkit models rescale and normalize inside the graph, so leave "
+            "Normalize / ToFloat out of the Compose.")
+    result = [augmented.astype(np.float32)]
+    if has_mask:
+        result.append(np.asarray(out["mask"]).reshape(height, width).astype(np.int32))
+    if has_boxes:
+        count = len(labels)
+        moved = np.asarray(out["bboxes"], np.float32).reshape(-1, 5)
+        rows = np.rint(moved[:, 4]).astype(np.int64)
+        coordinates = np.clip(moved[:, :4], 0, [width, height, width, height])
+        kept = ((coordinates[:, 2] - coordinates[:, 0]) >= MIN_BOX_SIDE) & \
+            ((coordinates[:, 3] - coordinates[:, 1]) >= MIN_BOX_SIDE)
+        rows, coordinates = rows[kept], coordinates[kept]
+        if len(rows) > count:
+            raise ValueError(f"The albumentations Compose returned {len(rows)} boxes for "
+                             f"an image with room for {count}.")
+        out_boxes = np.full((count, 4), PAD_VALUE, np.float32)
+        out_labels = np.full((count,), PAD_VALUE, np.int32)
+        out_boxes[:len(rows)] = coordinates
+        out_labels[:len(rows)] = labels[rows]
+        result += [out_boxes, out_labels]
+    return result
+
+
+def _check_output_size(compose: Any, shape: tuple[int, ...], with_mask: bool) -> None:
+    """Dry run with every top-level transform applied: fails if the size changes.
+
+    Transforms that cannot run on a plain image (e.g. crops that need boxes) end the dry
+    run quietly; the per-image check in `_apply` still guards them.
+    """
+    height, width = int(shape[0]), int(shape[1])
+    trial = copy.deepcopy(compose)
+    _seeded(trial, np.array([0]))
+    data: dict[str, Any] = {"image": np.full(shape, 128, np.uint8)}
+    if with_mask:
+        data["mask"] = np.zeros((height, width), np.uint8)
+    size = (height, width)
+    last_change = None
+    for position, transform in enumerate(trial.transforms):
+        try:
+            data = transform(force_apply=True, **data)
+        except Exception:  # noqa: BLE001 - see the docstring
+            return
+        new_size = tuple(int(v) for v in np.asarray(data["image"]).shape[:2])
+        if new_size != size:
+            last_change = (position, type(transform).__name__, size, new_size)
+        size = new_size
+    if size != (height, width) and last_change is not None:
+        position, name, before, after = last_change
+        raise ValueError(
+            f"albumentations transform {position} ({name}) changes the image size from "
+            f"{before[0]}x{before[1]} to {after[0]}x{after[1]}, and the Compose ends at "
+            f"{size[0]}x{size[1]}, not the data's image size {height}x{width}. End the "
+            f"Compose with A.Resize({height}, {width}) (or a crop to {height}x{width}): "
+            "batches and the model need every image at the data's size.")
