@@ -56,11 +56,33 @@ class _Section(BaseModel):
 AugmentLayer = dict[str, Any]
 
 
+class AlbumentationsAugment(_Section):
+    """albumentations transforms applied image by image (`augment: {albumentations: [...]}`).
+
+    Entries are `{transform: Name, **arguments}` (compositions such as OneOf take a
+    `transforms` list); detection data get `bbox_params` in the "pascal_voc" format with
+    `label_fields: [labels]`, updated with `bbox_params` here (e.g. `min_visibility`).
+    See `visionkit.data.albumentations_bridge`.
+    """
+
+    albumentations: list[dict[str, Any]]
+    bbox_params: dict[str, Any] | None = None
+
+
 class _DataBase(_Section):
     image_size: tuple[Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)]] = (32, 32)
     batch_size: Annotated[int, Field(ge=1)] = 32
     validation_split: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
-    augment: str | list[AugmentLayer] = "none"
+    augment: str | list[AugmentLayer] | AlbumentationsAugment = "none"
+
+    @field_validator("augment", mode="before")
+    @classmethod
+    def _check_albumentations(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # names the bad entry, with close transform names
+            from visionkit.data.albumentations_bridge import check_recipe_augment
+
+            check_recipe_augment(value)
+        return value
 
     @field_validator("augment")
     @classmethod

@@ -23,7 +23,7 @@ from typing import Any
 import keras
 
 from visionkit import data as vk_data
-from visionkit.config import Recipe
+from visionkit.config import AlbumentationsAugment, Recipe
 from visionkit.data.pipeline import Data
 
 __all__ = ["run_recipe", "data_from_recipe", "augment_layers"]
@@ -31,10 +31,12 @@ __all__ = ["run_recipe", "data_from_recipe", "augment_layers"]
 _DEFAULT = object()
 
 
-def augment_layers(spec: str | list[dict[str, Any]], seed: int | None) -> Any:
+def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
     """Turns a recipe's `augment` (a preset name or a list of layer entries) into layers.
 
-    Each entry is `{"layer": "RandomRotation", **arguments}` naming a Keras layer.
+    Each entry is `{"layer": "RandomRotation", **arguments}` naming a Keras layer. An
+    `{albumentations: [...]}` section becomes an `albumentations.Compose` for `task`
+    (see `visionkit.data.albumentations_bridge.compose_from_entries`).
 
     Raises:
         ValueError: for a name that is not a Keras layer (with close matches) or bad
@@ -42,6 +44,11 @@ def augment_layers(spec: str | list[dict[str, Any]], seed: int | None) -> Any:
     """
     if isinstance(spec, str):
         return spec
+    if isinstance(spec, AlbumentationsAugment):
+        from visionkit.data.albumentations_bridge import compose_from_entries
+
+        return compose_from_entries(spec.albumentations, task=task,
+                                    bbox_params=spec.bbox_params)
     layers = []
     for entry in spec:
         arguments = dict(entry)
@@ -74,7 +81,7 @@ def data_from_recipe(recipe: Recipe) -> Data:
         "image_size": tuple(config.image_size),
         "batch_size": config.batch_size,
         "validation_split": config.validation_split,
-        "augment": augment_layers(config.augment, recipe.seed),
+        "augment": augment_layers(config.augment, recipe.seed, task=recipe.task),
         "seed": recipe.seed,
     }
     if config.source == "digits":

@@ -63,6 +63,7 @@ import copy
 import difflib
 import random
 import threading
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -394,7 +395,9 @@ def _build_entries(entries: Sequence[Mapping[str, Any]], where: str) -> list[Any
                 raise ValueError(f"{here}: {name} needs 'transforms', a list of entries.")
             arguments["transforms"] = _build_entries(children, f"{here}.transforms")
         try:
-            transform = transform_class(**arguments)
+            with warnings.catch_warnings():  # unknown arguments: checked just below
+                warnings.simplefilter("ignore", UserWarning)
+                transform = transform_class(**arguments)
         except Exception as error:  # albumentations validates arguments with pydantic
             raise ValueError(f"{here}: cannot build {name} with {arguments}: {error}") from None
         invalid = getattr(transform, "invalid_args", None)
