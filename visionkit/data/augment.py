@@ -164,14 +164,14 @@ class FlipAndJitter:
     def __call__(self, inputs: dict, seed: tf.Tensor) -> dict:
         images = inputs["images"]
         if images.shape.rank == 4:
-            flips = transforms.uniform(transforms.sub_seed(seed, 0), [tf.shape(images)[0]],
-                                       0.0, 1.0) <= 0.5
-            inputs = transforms.flip_batch(inputs, flips)
+            draws = tf.random.stateless_uniform(tf.stack([tf.shape(images)[0], 3]), seed=seed)
+            inputs = transforms.flip_batch(inputs, draws[:, 0] <= 0.5)
         else:
-            flip = transforms.uniform(transforms.sub_seed(seed, 0), [], 0.0, 1.0) <= 0.5
-            inputs = transforms.flip_example(inputs, flip)
+            draws = tf.random.stateless_uniform([3], seed=seed)
+            inputs = transforms.flip_example(inputs, draws[0] <= 0.5)
         return {**inputs, "images": transforms.jitter(tf.cast(inputs["images"], tf.float32),
-                                                     seed, self.brightness, self.contrast)}
+                                                     draws[..., 1:], self.brightness,
+                                                     self.contrast)}
 
 
 STANDARD_CROP = RandomResizedCrop(scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3))

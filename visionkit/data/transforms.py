@@ -65,24 +65,23 @@ def sample_crop(seed: tf.Tensor, count, height, width, scale: tuple[float, float
     Returns:
         float32 `[count, 4]` fractions in 0..1.
     """
-    area = uniform(sub_seed(seed, 0), [count], *scale)
-    log_ratio = uniform(sub_seed(seed, 1), [count], math.log(ratio[0]), math.log(ratio[1]))
-    aspect = tf.exp(log_ratio) * tf.cast(height, tf.float32) / tf.cast(width, tf.float32)
-    crop_width = tf.minimum(tf.sqrt(area * aspect), 1.0)
-    crop_height = tf.minimum(tf.sqrt(area / aspect), 1.0)
-    offset_y = uniform(sub_seed(seed, 2), [count], 0.0, 1.0) * (1.0 - crop_height)
-    offset_x = uniform(sub_seed(seed, 3), [count], 0.0, 1.0) * (1.0 - crop_width)
-    return tf.stack([offset_y, offset_x, crop_height, crop_width], axis=-1)
+    # One random draw for everything (each op costs time per example in tf.data).
+    draws = tf.random.stateless_uniform(tf.stack([count, 4]), seed=seed)
+    area = scale[0] + (scale[1] - scale[0]) * draws[:, 0]
+    low, high = math.log(ratio[0]), math.log(ratio[1])
+    aspect = tf.exp(low + (high - low) * draws[:, 1]) * (tf.cast(height, tf.float32)
+                                                          / tf.cast(width, tf.float32))
+    extent = tf.minimum(tf.sqrt(area[:, None] * tf.stack([1.0 / aspect, aspect], axis=-1)),
+                        1.0)  # (height, width)
+    return tf.concat([draws[:, 2:] * (1.0 - extent), extent], axis=-1)
 
 
 def crop_window(fractions: tf.Tensor, height, width) -> tf.Tensor:
     """One window of fractions `[4]` -> int32 `(y, x, height, width)` pixels inside."""
     size = tf.cast(tf.stack([height, width]), tf.float32)
-    extent = tf.maximum(tf.cast(tf.round(fractions[2:] * size), tf.int32), 1)
-    extent = tf.minimum(extent, tf.cast(size, tf.int32))
-    offset = tf.cast(tf.floor(fractions[:2] * size), tf.int32)
-    offset = tf.clip_by_value(offset, 0, tf.cast(size, tf.int32) - extent)
-    return tf.concat([offset, extent], axis=0)
+    extent = tf.clip_by_value(tf.round(fractions[2:] * size), 1.0, size)
+    offset = tf.minimum(tf.floor(fractions[:2] * size), size - extent)
+    return tf.cast(tf.concat([offset, extent], axis=0), tf.int32)
 
 
 def crop_boxes(boxes: tf.Tensor, window: tf.Tensor, out_size: tuple[int, int]) -> tf.Tensor:
@@ -279,20 +278,20 @@ def flip_example(example: dict, flip: tf.Tensor) -> dict:
     return tf.cond(flip, mirrored, lambda: dict(example))
 
 
-def jitter(images: tf.Tensor, seed: tf.Tensor, brightness: float, contrast: float
+def jitter(images: tf.Tensor, draws: tf.Tensor, brightness: float, contrast: float
            ) -> tf.Tensor:
     """Random brightness (+- `brightness` x 255) and contrast (x 1 +- `contrast`).
 
-    Works on one image `[H, W, C]` or a batch `[B, H, W, C]` (parameters per image).
-    Contrast scales about the image's mean grey level (one mean over pixels and
-    channels: a per-channel mean costs 5x more on the CPU and barely differs); the
-    result is clipped to 0..255.
+    Works on one image `[H, W, C]` (`draws`: 2 uniform numbers in 0..1) or a batch
+    `[B, H, W, C]` (`draws` `[B, 2]`). Contrast scales about the image's mean grey level
+    (one mean over pixels and channels: a per-channel mean costs 5x more on the CPU and
+    barely differs); the result is clipped to 0..255.
     """
     if images.shape.rank == 4:
-        shape, axes = tf.stack([tf.shape(images)[0], 1, 1, 1]), [1, 2, 3]
+        draws, axes = draws[:, None, None, :], [1, 2, 3]
     else:
-        shape, axes = [], None
-    delta = uniform(sub_seed(seed, 10), shape, -brightness, brightness) * 255.0
-    factor = uniform(sub_seed(seed, 11), shape, 1.0 - contrast, 1.0 + contrast)
+        axes = None
+    delta = (2.0 * draws[..., 0:1] - 1.0) * (brightness * 255.0)
+    factor = 1.0 + (2.0 * draws[..., 1:2] - 1.0) * contrast
     mean = tf.reduce_mean(images, axis=axes, keepdims=axes is not None)
     return tf.clip_by_value(images * factor + (mean * (1.0 - factor) + delta), 0.0, 255.0)
