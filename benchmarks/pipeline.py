@@ -94,17 +94,24 @@ def write_images(root: str, count: int, seed: int = 0) -> list[str]:
     return paths
 
 
-def rate(dataset: tf.data.Dataset, batches: int) -> float:
-    """Images/s over `batches` batches of one repeated dataset, after a warm-up."""
+def measure(dataset: tf.data.Dataset, batches: int) -> tuple[float, float]:
+    """(images/s, CPU ms of this process per image) over `batches` batches of one
+    repeated dataset, after a warm-up. CPU time per image hardly depends on what other
+    processes do, so it is the steadier figure on a shared machine."""
     iterator = iter(dataset.repeat())
     for _ in range(WARMUP):
         next(iterator)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(batches):
         next(iterator)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     del iterator
-    return batches * BATCH / elapsed
+    return batches * BATCH / elapsed, 1000.0 * cpu / (batches * BATCH)
+
+
+def rate(dataset: tf.data.Dataset, batches: int) -> float:
+    """Images/s (see `measure`)."""
+    return measure(dataset, batches)[0]
 
 
 def raw_limit(paths: list[str], size: tuple[int, int]) -> tf.data.Dataset:
@@ -199,20 +206,27 @@ def run_size(root: str, paths: list[str], size: tuple[int, int], batches: int, r
                         lambda: data.with_augmentation(preset_layers("geometric")).train),
     }
     figures = {key: 0.0 for key in pipelines}
+    cpu = {key: float("inf") for key in pipelines}
     for _ in range(rounds):
         for key, (_, build) in pipelines.items():
-            figures[key] = max(figures[key], rate(build(), batches))
+            images_per_second, cpu_ms = measure(build(), batches)
+            figures[key] = max(figures[key], images_per_second)
+            cpu[key] = min(cpu[key], cpu_ms)
+    print(f"  {'':<48} {'images/s':>8}  {'CPU ms/image':>12}")
 
     def show(key: str, label: str, ratio_to: str | None = None) -> None:
         note = f"  ({figures[key] / figures[ratio_to]:.2f}x {ratio_to})" if ratio_to else ""
-        print(f"  {label:<48} {figures[key]:>8.0f}{note}", flush=True)
+        cpu_note = f"{cpu[key]:>12.3f}" if key in cpu else " " * 12
+        print(f"  {label:<48} {figures[key]:>8.0f}  {cpu_note}{note}", flush=True)
 
     for key, (label, _) in pipelines.items():
         show(key, label, None if key == raw else raw)
-    print(f"  standard vs keras loader + its augmentation: "
+    print(f"  standard / raw limit in CPU per image: {cpu[raw] / cpu['standard']:.2f}x; "
+          f"standard vs keras loader + its augmentation: "
           f"{figures['standard'] / figures['keras augmented']:.2f}x")
     print(f"  geometric, one warp vs the separate Keras layers: "
-          f"{figures['geometric'] / figures['keras chain']:.2f}x")
+          f"{figures['geometric'] / figures['keras chain']:.2f}x "
+          f"(CPU per image: {cpu['keras chain'] / cpu['geometric']:.2f}x)")
     first, second = cache_epochs(root, size)
     figures.update({"epoch 1": first, "epoch 2": second})
     show("epoch 1", "cache=True, epoch 1 (decodes)")
