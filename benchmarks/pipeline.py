@@ -234,7 +234,12 @@ def run_size(root: str, paths: list[str], size: tuple[int, int], batches: int, r
     if measure_bridge is None:
         print("  albumentations bridge: not available")
     else:
-        bridge = measure_bridge(paths, size, BATCH, batches)
+        try:
+            bridge = measure_bridge(paths, size, BATCH, batches)
+        except Exception as error:  # noqa: BLE001  (a broken bridge must not hide the rest)
+            print(f"  albumentations bridge: failed ({type(error).__name__}: "
+                  f"{str(error).strip().splitlines()[-1][:120]})")
+            return figures
         figures.update({"bridge": bridge["bridge"], "python loop": bridge["python_loop"]})
         print(f"  {'albumentations bridge':<48} {bridge['bridge']:>8.0f}")
         print(f"  {'albumentations in a Python loop':<48} {bridge['python_loop']:>8.0f}"

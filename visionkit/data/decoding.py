@@ -35,6 +35,9 @@ __all__ = ["FileDecoder", "decode_rgb", "dct_ratio", "DCT_RATIOS"]
 # Scale factors libjpeg's DCT-domain decoding offers through `tf.io.decode_jpeg(ratio=)`.
 DCT_RATIOS = (1, 2, 4, 8)
 
+# Resize methods whose output stays within the input's range (no clipping needed).
+_NO_OVERSHOOT = ("bilinear", "nearest", "area")
+
 # A crop-window sampler: (source height, source width, seed [2]) -> int32 [4] window
 # (y, x, height, width) in source pixels.
 WindowSampler = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
@@ -189,9 +192,11 @@ class FileDecoder:
 
     def resize(self, image: tf.Tensor) -> tf.Tensor:
         """Float32 `[H, W, 3]` at the target size, in 0..255."""
-        image = tf.image.resize(image, self.image_size, method=self.interpolation)
-        # Cubic and Lanczos kernels overshoot; keep the 0..255 contract.
-        image = tf.clip_by_value(tf.cast(image, tf.float32), 0.0, 255.0)
+        image = tf.cast(tf.image.resize(image, self.image_size, method=self.interpolation),
+                        tf.float32)
+        if self.interpolation not in _NO_OVERSHOOT:
+            # Cubic and Lanczos kernels overshoot; keep the 0..255 contract.
+            image = tf.clip_by_value(image, 0.0, 255.0)
         return tf.ensure_shape(image, [*self.image_size, 3])
 
     def __call__(self, record: dict) -> dict:
