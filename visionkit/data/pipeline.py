@@ -61,8 +61,10 @@ class Data:
         val_size: number of validation examples.
         batch_size: examples per batch. Defaults to 32.
         augment: a preset ("none", "light", "standard", "geometric"; see
-            `visionkit.data.augment`), a list of Keras augmentation layers, or a callable
-            on batch dicts; applied to the train split only. Defaults to "none".
+            `visionkit.data.augment`), a list of Keras augmentation layers, a callable
+            on batch dicts, or an `albumentations.Compose` (run per image before
+            batching, see `visionkit.data.albumentations_bridge`); applied to the train
+            split only. Defaults to "none".
         seed: seed of shuffling and augmentation; with a seed the order is deterministic.
         cache: False, True (in memory) or a file path prefix for `Dataset.cache`. The
             cache holds decoded, resized examples with images rounded to uint8 (a
