@@ -21,10 +21,17 @@ from visionkit.interpret.filters import filter_activations, filters, top_activat
 from visionkit.interpret.layers import conv_layer_names, feature_model, find_layer
 from visionkit.interpret.occlusion import occlusion
 from visionkit.interpret.report import report
-from visionkit.interpret.targets import ClassScore, SegmentationScore, Target, resolve_target
+from visionkit.interpret.targets import (
+    ClassScore,
+    DetectionScore,
+    SegmentationScore,
+    Target,
+    resolve_target,
+)
 
 __all__ = [
     "ClassScore",
+    "DetectionScore",
     "Embedding",
     "SegmentationScore",
     "Target",

@@ -27,7 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["ClassScore", "SegmentationScore", "Target", "resolve_target", "target_key"]
+__all__ = ["ClassScore", "DetectionScore", "SegmentationScore", "Target", "resolve_target",
+           "target_key"]
 
 
 def _check_class(index, num_classes: int | None) -> None:
@@ -147,6 +148,109 @@ class SegmentationScore(Target):
         chosen = tf.gather(probabilities, ids, axis=-1, batch_dims=1)
         return tf.reduce_sum(chosen * region, axis=[1, 2]) / tf.maximum(
             tf.reduce_sum(region, axis=[1, 2]), 1.0)
+
+
+class DetectionScore(Target):
+    """A detector's highest pre-NMS score of a class, over all anchors or those of a box.
+
+    A visionkit detector (YOLOv8, RetinaNet) scores every anchor for every class before
+    non-maximum suppression: outputs `{..., scores_key: [B, A, K]}`. The target is the
+    highest of those scores for class `class_id` (default: per image, the class of the
+    single highest score on the original image). With a `box`, only the anchors whose
+    centre lies inside it count (the anchors YOLOv8's assigner may match to an object
+    there); a box holding no anchor centre uses the anchor nearest its centre. The
+    anchors are fixed on the original image, so an occluded copy is scored on the same
+    ones.
+
+    `Detection.explain_target` fills `anchor_centres`, `from_logits` and `scores_key`
+    from the model; `resolve_target(model, {"class_id": 1, "box": [x1, y1, x2, y2]})` is
+    the short way to a box target.
+
+    Args:
+        class_id: an int, one per image, or None for the top-scoring class. Defaults to
+            None.
+        box: optional xyxy box in pixels of the model's input, `[4]` or one per image
+            `[B, 4]`. Defaults to None.
+        anchor_centres: float32 `[A, 2]` (x, y) pixel centres of the anchors, in the order
+            of the outputs; needed with `box`. Defaults to None.
+        from_logits: whether the class scores are logits (a sigmoid is applied).
+            Defaults to False.
+        scores_key: the key of the class scores in the outputs. Defaults to "classes".
+
+    Example:
+
+    >>> import numpy as np
+    >>> scores = np.array([[[0.1, 0.2], [0.9, 0.3], [0.4, 0.8]]], "float32")  # [1, 3, 2]
+    >>> centres = np.array([[4.0, 4.0], [12.0, 4.0], [4.0, 12.0]], "float32")
+    >>> outputs = {"classes": scores}
+    >>> target = DetectionScore(anchor_centres=centres)
+    >>> state = target.prepare(outputs)
+    >>> int(target.classes(state)[0]), round(float(target.score(outputs, state)[0]), 2)
+    (0, 0.9)
+    >>> boxed = DetectionScore(1, box=[0, 8, 8, 16], anchor_centres=centres)
+    >>> round(float(boxed.score(outputs, boxed.prepare(outputs))[0]), 2)
+    0.8
+    """
+
+    def __init__(self, class_id: int | Any | None = None, box: Any | None = None,
+                 anchor_centres: Any | None = None, from_logits: bool = False,
+                 scores_key: str = "classes"):
+        self.class_id = class_id
+        self.box = None if box is None else np.asarray(box, np.float32)
+        if self.box is not None and (self.box.shape[-1:] != (4,) or self.box.ndim > 2):
+            raise ValueError(f"Expected box as xyxy pixels [4] or one per image [batch, 4]; "
+                             f"received shape {self.box.shape}.")
+        if self.box is not None and anchor_centres is None:
+            raise ValueError("A box target needs the anchors' centres: build it with "
+                             "resolve_target(model, {'box': ...}) or pass anchor_centres.")
+        self.anchor_centres = (None if anchor_centres is None
+                               else np.asarray(anchor_centres, np.float32))
+        self.from_logits = from_logits
+        self.scores_key = scores_key
+
+    def check(self, model: keras.Model) -> None:
+        outputs = model.output if isinstance(model.output, dict) else None
+        shape = None
+        if outputs is not None and self.scores_key in outputs:
+            shape = outputs[self.scores_key].shape
+        elif len(model.outputs) == 2 and len(model.outputs[1].shape) == 3:
+            shape = model.outputs[1].shape
+        if shape is None or len(shape) != 3:
+            raise ValueError(f"DetectionScore expects a detector with class scores "
+                             f"[batch, anchors, classes] under {self.scores_key!r}; model "
+                             f"{model.name!r} outputs {[tuple(o.shape) for o in model.outputs]}.")
+        _check_class(self.class_id, shape[-1])
+
+    def _scores(self, outputs):
+        scores = tf.cast(outputs[self.scores_key], tf.float32)
+        return tf.sigmoid(scores) if self.from_logits else scores
+
+    def prepare(self, outputs):
+        scores = self._scores(outputs)
+        batch = tf.shape(scores)[0]
+        if self.class_id is None:
+            ids = tf.argmax(tf.reduce_max(scores, axis=1), axis=-1, output_type=tf.int32)
+        else:
+            ids = tf.broadcast_to(tf.cast(tf.reshape(self.class_id, [-1]), tf.int32), [batch])
+        if self.box is None:
+            anchors = tf.ones(tf.shape(scores)[:2], tf.float32)
+        else:
+            box = tf.broadcast_to(tf.reshape(tf.constant(self.box), [-1, 1, 4]), [batch, 1, 4])
+            centres = tf.constant(self.anchor_centres)[None]  # [1, A, 2]
+            inside = ((centres[..., 0] >= box[..., 0]) & (centres[..., 0] <= box[..., 2]) &
+                      (centres[..., 1] >= box[..., 1]) & (centres[..., 1] <= box[..., 3]))
+            middle = (box[..., :2] + box[..., 2:]) / 2.0
+            distance = tf.reduce_sum(tf.square(centres - middle), axis=-1)
+            nearest = tf.equal(distance, tf.reduce_min(distance, axis=-1, keepdims=True))
+            empty = tf.logical_not(tf.reduce_any(inside, axis=-1, keepdims=True))
+            anchors = tf.cast(tf.where(empty, nearest, inside), tf.float32)
+        return ids, anchors
+
+    def score(self, outputs, state):
+        ids, anchors = state
+        chosen = tf.gather(self._scores(outputs), ids, axis=-1, batch_dims=1)  # [B, A]
+        # Scores are probabilities (>= 0), so zeroing the other anchors keeps the maximum.
+        return tf.reduce_max(chosen * anchors, axis=-1)
 
 
 def resolve_target(model: keras.Model, target: Any = None, task: Any = None) -> Target:

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from visionkit.tasks.base import Task
 
-__all__ = ["Detection", "MeanAveragePrecisionCallback"]
+__all__ = ["Detection", "MeanAveragePrecisionCallback", "anchor_centres"]
 
 # Validation images drawn into the ground truth vs predictions figure.
 PLOTTED_IMAGES = 8
@@ -172,6 +172,31 @@ class Detection(Task):
         return {"file": file, "detections": detections, "drawing": drawing,
                 "summary": f"{listed} (score >= {DRAW_SCORE_THRESHOLD}) -> {drawing}"}
 
+    def explains(self, model: keras.Model) -> bool:
+        from visionkit.models.detection import is_detector
+
+        return is_detector(model)
+
+    def explain_target(self, model: keras.Model, target: Any = None) -> Any:
+        """The highest pre-NMS score of class `target` (None: the top-scoring class).
+
+        `target` may also be a dict `{"class_id": ..., "box": [x1, y1, x2, y2]}`: then
+        only the anchors whose centre lies in the box (pixels of the model's input) count.
+        """
+        from visionkit.interpret.targets import DetectionScore
+        from visionkit.models.detection import VisionkitRetinaNet
+
+        options = dict(target) if isinstance(target, dict) else {"class_id": target}
+        unknown = sorted(set(options) - {"class_id", "box"})
+        if unknown:
+            raise ValueError(f"Expected a detection target as a class id or a dict with keys "
+                             f"'class_id' and 'box'; received keys {unknown}.")
+        retinanet = isinstance(model, VisionkitRetinaNet)
+        return DetectionScore(options.get("class_id"), box=options.get("box"),
+                              anchor_centres=anchor_centres(model),
+                              from_logits=retinanet,
+                              scores_key="classification" if retinanet else "classes")
+
     def callbacks(self, data: Any) -> list[keras.callbacks.Callback]:
         if self.map_every < 1 or getattr(data, "val", None) is None:
             return []
@@ -179,6 +204,46 @@ class Detection(Task):
 
     def __repr__(self) -> str:
         return f"Detection(map_every={self.map_every})"
+
+
+# Strides of the detectors' anchor levels: YOLOv8 predicts on P3..P5, RetinaNet on P3..P7.
+_YOLO_V8_STRIDES = (8, 16, 32)
+_RETINANET_STRIDES = (8, 16, 32, 64, 128)
+
+
+def anchor_centres(model: keras.Model) -> np.ndarray:
+    """(x, y) pixel centres `[A, 2]` of a detector's anchors, in its outputs' order.
+
+    Both keras-cv heads lay anchors out level by level (finest first), row by row, with
+    centres at `(index + 0.5) * stride`; RetinaNet has several anchors per position
+    (consecutive), YOLOv8 one.
+
+    Args:
+        model: a visionkit detector.
+
+    Returns:
+        float32 NumPy `[A, 2]`.
+    """
+    from visionkit.models.detection import VisionkitRetinaNet
+
+    height, width = (int(v) for v in model.input_shape[1:3])
+    strides = _RETINANET_STRIDES if isinstance(model, VisionkitRetinaNet) else _YOLO_V8_STRIDES
+    levels = [(np.arange(-(-height // s)) + 0.5) * s for s in strides]
+    columns = [(np.arange(-(-width // s)) + 0.5) * s for s in strides]
+    positions = sum(len(r) * len(c) for r, c in zip(levels, columns))
+    if isinstance(model, VisionkitRetinaNet):
+        # The static output shape of keras-cv's RetinaNet can be wrong; its anchors are not.
+        generated = model.anchor_generator(image_shape=tuple(model.input_shape[1:]))
+        anchors = sum(int(level.shape[0]) for level in generated.values())
+    else:
+        anchors = int(model.outputs[-1].shape[1])
+    per_position = anchors // positions
+    if per_position * positions != anchors:
+        raise ValueError(f"Model {model.name!r} has {anchors} anchors, not a multiple of its "
+                         f"{positions} positions on strides {strides}.")
+    centres = [np.repeat(np.stack(np.meshgrid(c, r), -1).reshape(-1, 2), per_position, axis=0)
+               for r, c in zip(levels, columns)]
+    return np.concatenate(centres).astype(np.float32)
 
 
 class MeanAveragePrecisionCallback(keras.callbacks.Callback):
