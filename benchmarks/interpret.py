@@ -54,7 +54,8 @@ def naive_occlusion(model, image, target, patch, stride):
 def bench_occlusion() -> None:
     model = vk.models.build("simple_cnn", (64, 64, 3), 10, filters=(16, 32, 64))
     image = np.random.default_rng(0).uniform(0, 255, (64, 64, 3)).astype("float32")
-    fast = vk.interpret.occlusion(model, image[None], target=3, patch_size=8, stride=4)
+    fast = vk.interpret.occlusion(model, image[None], target=3, patch_size=8, stride=4,
+                                  verbose=0)
     naive = naive_occlusion(model, image, 3, 8, 4)
     fast_time = best_of(lambda: vk.interpret.occlusion(model, image[None], target=3,
                                                        patch_size=8, stride=4))
@@ -110,6 +111,7 @@ def bench_tsne(sizes) -> None:
 
 def pointing_game(epochs: int = 30) -> None:
     from visionkit.data.synthetic import generate_shapes
+    from visionkit.interpret.layers import cam_layer
 
     keras.utils.set_random_seed(0)
     scenes = generate_shapes(2400, (48, 48), seed=0)
@@ -133,14 +135,17 @@ def pointing_game(epochs: int = 30) -> None:
         return float(masks[np.arange(len(maps)), rows, cols].mean())
 
     cam = vk.interpret.grad_cam(model, images[val], target=labels[val], layer="relu2")
+    default_layer = cam_layer(model)
+    default_cam = vk.interpret.grad_cam(model, images[val], target=labels[val])
     occ = vk.interpret.occlusion(model, images[val], target=labels[val], patch_size=8,
-                                 stride=4)
+                                 stride=4, verbose=0)
     print(f"pointing game on shapes (48x48, {len(labels[val])} validation images, classifier "
           f"accuracy {accuracy:.3f} after {epochs} epochs, {time.perf_counter() - start:.0f} "
-          f"s): Grad-CAM max inside the mask {hits(cam):.1%} (within 2 px {hits(cam, 2):.1%}, "
-          f"4 px {hits(cam, 4):.1%}), occlusion max {hits(occ):.1%} (within 2 px "
-          f"{hits(occ, 2):.1%}); the shapes cover {inside[val].mean():.1%} of the image",
-          flush=True)
+          f"s): Grad-CAM (relu2, 24x24) max inside the mask {hits(cam):.1%} (within 2 px "
+          f"{hits(cam, 2):.1%}, 4 px {hits(cam, 4):.1%}); Grad-CAM (default layer "
+          f"{default_layer}) {hits(default_cam):.1%} (within 2 px {hits(default_cam, 2):.1%}); "
+          f"occlusion max {hits(occ):.1%} (within 2 px {hits(occ, 2):.1%}); the shapes cover "
+          f"{inside[val].mean():.1%} of the image", flush=True)
 
 
 def digits_trustworthiness(epochs: int = 10) -> None:
@@ -150,7 +155,7 @@ def digits_trustworthiness(epochs: int = 10) -> None:
     model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(),
                   metrics=["accuracy"])
     model.fit(data.train, epochs=epochs, verbose=0)
-    result = vk.interpret.embed(model, data.val)
+    result = vk.interpret.embed(model, data.val, verbose=0)
     print(f"t-SNE of a digits simple_cnn's pooled features ({len(result.points)} validation "
           f"images): trustworthiness (k=10) {result.trustworthiness:.3f}", flush=True)
 

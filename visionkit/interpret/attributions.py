@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.interpret.layers import check_images, feature_model, last_spatial_layer
+from visionkit.interpret.layers import cam_layer, check_images, feature_model
 from visionkit.interpret.targets import resolve_target
 
 __all__ = ["fgsm", "grad_cam", "integrated_gradients", "saliency"]
@@ -50,7 +50,7 @@ def grad_cam(model: keras.Model, images: Any, target: Any = None, layer: str | N
         images: `[B, H, W, C]` raw pixels.
         target: class id(s), a `Target`, or None (predicted class).
         layer: the spatial layer (nested names allowed). Defaults to the last layer with
-            a `[B,h,w,C]` output.
+            a `[B,h,w,C]` output at least 1/8 of the input's size (`layers.cam_layer`).
         task: task for the target (None: asked from the model's outputs).
         normalize: scale each map to 0..1. Defaults to True.
         jit_compile: compile with XLA. Defaults to False.
@@ -63,7 +63,7 @@ def grad_cam(model: keras.Model, images: Any, target: Any = None, layer: str | N
     """
     images = check_images(images, model)
     target_object = resolve_target(model, target, task)
-    extractor = feature_model(model, [layer or last_spatial_layer(model)])
+    extractor = feature_model(model, [layer or cam_layer(model)])
 
     @tf.function(jit_compile=jit_compile)
     def run(images):

@@ -14,7 +14,8 @@ Example:
 >>> import numpy as np, visionkit as vk
 >>> model = vk.models.build("simple_cnn", (24, 32, 3), 3, filters=(4, 8))
 >>> image = np.full((40, 56, 3), 128.0)
->>> deep_dream(model, image, layers=["conv2"], octaves=2, steps=2, tile_size=32).shape
+>>> deep_dream(model, image, layers=["conv2"], octaves=2, steps=2, tile_size=32,
+...            verbose=0).shape
 (40, 56, 3)
 """
 
@@ -28,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.interpret.layers import check_images, conv_layer_names, feature_model
+from visionkit.interpret.progress import progress_bar
 
 __all__ = ["deep_dream"]
 
@@ -35,7 +37,7 @@ __all__ = ["deep_dream"]
 def deep_dream(model: keras.Model, image: Any, layers: Sequence[str] | str | None = None,
                octaves: int = 3, octave_scale: float = 1.4, steps: int = 20,
                step_size: float = 2.0, tile_size: int = 256, seed: int = 0,
-               jit_compile: bool = False) -> np.ndarray:
+               jit_compile: bool = False, verbose: int = 1) -> np.ndarray:
     """DeepDream of one image.
 
     Args:
@@ -50,6 +52,8 @@ def deep_dream(model: keras.Model, image: Any, layers: Sequence[str] | str | Non
         tile_size: largest tile side passed through the model at once. Defaults to 256.
         seed: seed of the random shifts. Defaults to 0.
         jit_compile: compile the step loop with XLA. Defaults to False.
+        verbose: 1 shows a progress bar over the octaves (each one compiled call) when
+            there are several; 0 shows nothing. Defaults to 1.
 
     Returns:
         uint8 NumPy `[H, W, C]`.
@@ -72,11 +76,13 @@ def deep_dream(model: keras.Model, image: Any, layers: Sequence[str] | str | Non
     run = _GRAPHS[key]
     height, width = int(array.shape[1]), int(array.shape[2])
     image_tensor = array
+    bar = progress_bar(int(octaves), "octave", verbose)
     for octave in reversed(range(int(octaves))):
         size = (max(8, round(height / octave_scale ** octave)),
                 max(8, round(width / octave_scale ** octave)))
         image_tensor = tf.image.resize(image_tensor, size)
         image_tensor = run(image_tensor, tf.constant(seed * 1000 + octave))
+        bar.update()
     image_tensor = tf.image.resize(image_tensor, (height, width))
     return np.clip(np.round(image_tensor[0].numpy()), 0, 255).astype(np.uint8)
 

@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.interpret.layers import check_images, feature_model, pooled_feature_layer
+from visionkit.interpret.progress import progress_bar
 
 __all__ = ["Embedding", "embed", "features"]
 
@@ -79,17 +80,21 @@ def _collect(data: Any, labels: Any, limit: int | None) -> tuple[np.ndarray, np.
 
 
 def features(model: keras.Model, images: Any, layer: str | None = None,
-             batch_size: int = 128) -> np.ndarray:
+             batch_size: int = 128, verbose: int = 1) -> np.ndarray:
     """Features `[N, D]` of `layer` (spatial maps are global-average-pooled).
 
-    Defaults to the global-pooled features before the model's head.
+    Defaults to the global-pooled features before the model's head. With `verbose=1`
+    a progress bar counts the batches when there are several.
     """
     name = layer or pooled_feature_layer(model)
     extractor = feature_model(model, [name], include_output=False)
     forward = tf.function(lambda x: extractor(x, training=False))
     array = check_images(images, model).numpy()
-    outputs = [np.asarray(forward(array[i:i + batch_size]))
-               for i in range(0, len(array), batch_size)]
+    bar = progress_bar(-(-len(array) // batch_size), "batch", verbose)
+    outputs = []
+    for start in range(0, len(array), batch_size):
+        outputs.append(np.asarray(forward(array[start:start + batch_size])))
+        bar.update()
     result = np.concatenate(outputs)
     if result.ndim == 4:
         result = result.mean(axis=(1, 2))
@@ -99,7 +104,7 @@ def features(model: keras.Model, images: Any, layer: str | None = None,
 def embed(model: keras.Model, data: Any, labels: Any = None, layer: str | None = None,
           method: str = "tsne", pca_dims: int = 50, perplexity: float = 30.0,
           n_iter: int = 500, max_points: int | None = 5000, seed: int = 0,
-          n_jobs: int = 1) -> Embedding:
+          n_jobs: int = 1, verbose: int = 1) -> Embedding:
     """Embeds a layer's features of a dataset in 2D.
 
     Args:
@@ -115,6 +120,8 @@ def embed(model: keras.Model, data: Any, labels: Any = None, layer: str | None =
         max_points: at most this many images are embedded. Defaults to 5000.
         seed: random seed. Defaults to 0.
         n_jobs: threads of openTSNE. Defaults to 1.
+        verbose: 1 shows a progress bar over the feature batches when there are several.
+            Defaults to 1.
 
     Returns:
         An `Embedding`.
@@ -131,7 +138,7 @@ def embed(model: keras.Model, data: Any, labels: Any = None, layer: str | None =
     if len(images) < 5:
         raise ValueError(f"Expected at least 5 images to embed; received {len(images)}.")
     name = layer or pooled_feature_layer(model)
-    feature_array = features(model, images, name)
+    feature_array = features(model, images, name, verbose=verbose)
     dims = int(min(pca_dims, feature_array.shape[1], len(feature_array)))
     reduced = PCA(n_components=dims, random_state=seed).fit_transform(feature_array)
     if method == "pca":

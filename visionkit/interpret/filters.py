@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.interpret.layers import INPUT_SUFFIX, check_images, feature_model, find_layer
+from visionkit.interpret.progress import progress_bar
 
 __all__ = ["filter_activations", "filters", "start_images", "top_activating"]
 
@@ -78,7 +79,7 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
             steps: int = 64, step_size: float = 4.0, jitter: int = 2, blur_every: int = 0,
             decay: float = 0.0, octaves: int = 1, octave_scale: float = 1.3,
             image_size: tuple[int, int] | None = None, seed: int = 0,
-            jit_compile: bool = False) -> np.ndarray:
+            jit_compile: bool = False, verbose: int = 1) -> np.ndarray:
     """Images that maximize filters of `layer`, optimized together as one batch.
 
     Args:
@@ -98,6 +99,8 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
         image_size: `(height, width)` of the result. Defaults to the model's input size.
         seed: random seed of the start images and jitter. Defaults to 0.
         jit_compile: compile the loop with XLA. Defaults to False.
+        verbose: 1 shows a progress bar over the octaves (each one compiled call) when
+            there are several; 0 shows nothing. Defaults to 1.
 
     Returns:
         uint8 NumPy `[F, height, width, channels]`, image `i` for filter `i`.
@@ -123,9 +126,11 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
     if fixed:
         sizes = [(height, width)] * int(octaves)
     images = tf.constant(start_images(ids, sizes[0], channels, seed), tf.float32)
+    bar = progress_bar(len(sizes), "octave", verbose)
     for octave, size in enumerate(sizes):
         images = tf.image.resize(images, size)
         images = ascend(images, tf.constant(ids), tf.constant(seed * 1000 + octave))
+        bar.update()
     return np.clip(np.round(images.numpy()), 0, 255).astype(np.uint8)
 
 

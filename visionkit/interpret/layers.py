@@ -25,8 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["all_layers", "check_images", "conv_layer_names", "feature_model", "find_layer",
-           "last_spatial_layer", "pooled_feature_layer"]
+__all__ = ["all_layers", "cam_layer", "check_images", "conv_layer_names", "feature_model",
+           "find_layer", "last_spatial_layer", "pooled_feature_layer"]
 
 _CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 _POOL_TYPES = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
@@ -77,11 +77,47 @@ def _output_rank(layer) -> int:
 
 
 def last_spatial_layer(model: keras.Model) -> str:
-    """Name of the last layer with a `[B,h,w,C]` output (Grad-CAM's default layer)."""
+    """Name of the last layer with a `[B,h,w,C]` output."""
     for layer in reversed(all_layers(model)):
         if not isinstance(layer, keras.layers.InputLayer) and _output_rank(layer) == 4:
             return layer.name
     raise ValueError(f"Model {model.name!r} has no layer with a 4D (spatial) output.")
+
+
+# Grad-CAM's default layer is the last one whose map is at most this many times smaller
+# than the input: one cell of a coarser map spans several object parts, and its
+# upsampled maximum can fall beside a small object.
+CAM_MAX_DOWNSAMPLING = 8
+
+
+def cam_layer(model: keras.Model) -> str:
+    """Grad-CAM's default layer: the last spatial layer at no less than 1/8 of the input.
+
+    Layers used at several places in the graph (shared heads) are skipped. When no
+    layer is that fine (or the input size is unknown), the last spatial layer.
+
+    Example:
+
+    >>> import visionkit as vk
+    >>> cam_layer(vk.models.build("simple_cnn", (32, 32, 3), 3, filters=(4, 8, 8, 8)))
+    'relu4'
+    """
+    height, width = model.inputs[0].shape[1:3]
+    if height is None or width is None:
+        return last_spatial_layer(model)
+    for layer in reversed(all_layers(model)):
+        if (isinstance(layer, (keras.layers.InputLayer, keras.layers.ZeroPadding2D)) or
+                len(layer._inbound_nodes) > 1):
+            continue
+        try:
+            shape = layer.output.shape
+        except (AttributeError, ValueError):
+            continue
+        if (len(shape) == 4 and shape[1] and shape[2] and
+                shape[1] * CAM_MAX_DOWNSAMPLING >= height and
+                shape[2] * CAM_MAX_DOWNSAMPLING >= width):
+            return layer.name
+    return last_spatial_layer(model)
 
 
 def pooled_feature_layer(model: keras.Model) -> str:
@@ -124,7 +160,14 @@ def _trace(model: keras.Model, inputs, wanted: set[str], found: dict, stop: bool
             found[operation.name + INPUT_SUFFIX] = args[0]
         return outputs
 
-    return model._run_through_graph(inputs, operation_fn=lambda op: op, call_fn=call)
+    try:
+        return model._run_through_graph(inputs, operation_fn=lambda op: op, call_fn=call)
+    except ValueError:
+        # Stopping early leaves the model's outputs unset, which Keras rejects for
+        # outputs nested in a dict (detectors); the wanted tensors are recorded anyway.
+        if stop and wanted <= found.keys():
+            return None
+        raise
 
 
 def feature_model(model: keras.Model, layers: Sequence[str], include_output: bool = True,

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.interpret.layers import check_images
+from visionkit.interpret.progress import progress_bar
 from visionkit.interpret.targets import resolve_target, target_key
 
 __all__ = ["occlusion", "patch_positions"]
@@ -40,7 +41,7 @@ def patch_positions(size: int, patch_size: int, stride: int) -> np.ndarray:
 
 def occlusion(model: keras.Model, images: Any, target: Any = None, patch_size: int = 8,
               stride: int = 4, baseline: float | str = "mean", batch_size: int = 256,
-              task: Any = None, jit_compile: bool = False) -> np.ndarray:
+              task: Any = None, jit_compile: bool = False, verbose: int = 1) -> np.ndarray:
     """Occlusion sensitivity maps.
 
     A square patch of `patch_size`, placed at every multiple of `stride` from the top-left
@@ -61,6 +62,9 @@ def occlusion(model: keras.Model, images: Any, target: Any = None, patch_size: i
         task: task name or object for the target (None: asked from the model's outputs).
         jit_compile: compile the loop with XLA. Defaults to False (XLA convolutions are
             slower on CPUs; on a GPU pass True).
+        verbose: 1 shows a progress bar over groups of images when there are several
+            (each group is one compiled call of about `IMAGES_PER_CALL_COPIES` occluded
+            copies); 0 shows nothing. Defaults to 1.
 
     Returns:
         float32 NumPy `[B, H, W]`: positive where hiding the pixels lowers the target.
@@ -80,8 +84,27 @@ def occlusion(model: keras.Model, images: Any, target: Any = None, patch_size: i
         fill = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
     else:
         fill = tf.fill([images.shape[0], 1, 1, images.shape[-1]], float(baseline))
-    run = _occlusion_graph(model, target_object, int(batch_size), jit_compile)
-    return run(images, fill, rows, cols).numpy()
+    prepare, run = _occlusion_graph(model, target_object, int(batch_size), jit_compile)
+    # The choice (class, region) is fixed on all original images at once, so each group
+    # is scored on its own rows of it.
+    state, reference = prepare(images)
+    per_image = int(rows.shape[0]) * int(cols.shape[0])
+    group = max(1, IMAGES_PER_CALL_COPIES // per_image)
+    count = int(images.shape[0])
+    bar = progress_bar(-(-count // group), "group", verbose)
+    maps = []
+    for start in range(0, count, group):
+        part = slice(start, start + group)
+        maps.append(run(images[part], fill[part], rows, cols,
+                        tuple(t[part] for t in state), reference[part]).numpy())
+        bar.update()
+    return np.concatenate(maps)
+
+
+# Occluded copies per compiled call (whole images only): the progress bar advances
+# between calls, so it moves every few seconds on a CPU, without a host round trip per
+# forward pass.
+IMAGES_PER_CALL_COPIES = 4096
 
 
 _CACHE: dict = {}
@@ -90,10 +113,12 @@ _CACHE: dict = {}
 def _occlusion_graph(model, target, batch_size: int, jit_compile: bool):
     key = (id(model), target_key(target), batch_size, jit_compile)
 
-    def run(images, fill, rows, cols):
+    def prepare(images):
         original = model(images, training=False)
         state = target.prepare(original)
-        reference = target.score(original, state)
+        return state, target.score(original, state)
+
+    def run(images, fill, rows, cols, state, reference):
         num_rows, num_cols = tf.shape(rows)[0], tf.shape(cols)[0]
         per_image = num_rows * num_cols
         total = tf.shape(images)[0] * per_image
@@ -115,5 +140,6 @@ def _occlusion_graph(model, target, batch_size: int, jit_compile: bool):
 
     if key not in _CACHE:
         _CACHE.clear()
-        _CACHE[key] = tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
+        _CACHE[key] = (tf.function(prepare, jit_compile=jit_compile, reduce_retracing=True),
+                       tf.function(run, jit_compile=jit_compile, reduce_retracing=True))
     return _CACHE[key]

@@ -26,7 +26,7 @@ from visionkit.interpret.attributions import grad_cam
 from visionkit.interpret.dream import deep_dream
 from visionkit.interpret.embed import embed
 from visionkit.interpret.filters import filters as maximize_filters
-from visionkit.interpret.layers import conv_layer_names
+from visionkit.interpret.layers import cam_layer, conv_layer_names, pooled_feature_layer
 from visionkit.interpret.occlusion import occlusion
 from visionkit.interpret.targets import resolve_target
 
@@ -68,7 +68,8 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
         filter_steps: ascent steps of the filter grids. Defaults to 64.
         dream_steps: DeepDream steps per octave. Defaults to 20.
         embed_points: at most this many validation images in the t-SNE. Defaults to 2000.
-        progress: print one line per section. Defaults to True.
+        progress: print one line per section, and progress bars inside the long
+            ones. Defaults to True.
 
     Returns:
         The path of `index.html`.
@@ -105,7 +106,8 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
 
     say(1, "occlusion and Grad-CAM")
     maps = {"occlusion": occlusion(model, val_images, patch_size=patch,
-                                   stride=max(1, patch // 2), task=getattr(data, "task", None)),
+                                   stride=max(1, patch // 2), task=getattr(data, "task", None),
+                                   verbose=progress),
             "Grad-CAM": grad_cam(model, val_images, task=getattr(data, "task", None))}
     plot.heatmap_overlays(val_images, maps, titles, os.path.join(out_dir, "overlays.png"))
     add("Occlusion and Grad-CAM", "overlays.png",
@@ -138,7 +140,8 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
     say(4, "filters (activation maximization)")
     for layer in dict.fromkeys([convs[len(convs) // 2], convs[-1]] if convs else []):
         count = min(_FILTERS_SHOWN, int(model_layer_channels(model, layer)))
-        pictures = maximize_filters(model, layer, range(count), steps=filter_steps)
+        pictures = maximize_filters(model, layer, range(count), steps=filter_steps,
+                                    verbose=progress)
         filename = f"filters_{layer.replace('/', '_')}.png"
         plot.image_grid(pictures, [str(i) for i in range(count)],
                         os.path.join(out_dir, filename), title=f"{layer}: filters 0-{count - 1}")
@@ -149,16 +152,32 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
     say(5, "DeepDream")
     if convs:
         start = val_images[0]
-        dream = deep_dream(model, np.repeat(np.repeat(start, 2, 0), 2, 1), layers=convs[-1:],
-                           octaves=3, steps=dream_steps)
+        upscaled = np.repeat(np.repeat(start, 2, 0), 2, 1)
+        octaves = 3
+        try:
+            dream = deep_dream(model, upscaled, layers=convs[-1:], octaves=octaves,
+                               steps=dream_steps, verbose=progress)
+        except ValueError:
+            # Models whose layers join maps of several strides (a detector's feature
+            # pyramid) take only multiples of their input size: one octave, in tiles of
+            # exactly that size.
+            octaves = 1
+            dream = deep_dream(model, upscaled, layers=convs[-1:], octaves=octaves,
+                               steps=dream_steps, tile_size=min(start.shape[:2]),
+                               verbose=progress)
         plot.image_grid([start, dream], ["image", f"DeepDream of {convs[-1]}"],
                         os.path.join(out_dir, "dream.png"), columns=2, tile_inches=3.0)
         add("DeepDream", "dream.png", f"Gradient ascent on the mean activation of "
-            f"{convs[-1]!r} over 3 octaves, from a validation image upscaled 2x.")
+            f"{convs[-1]!r} over {octaves} octave(s), from a validation image upscaled 2x.")
 
     say(6, "t-SNE of the features")
     dataset = data.val if data.val is not None else data.train
-    embedding = embed(model, dataset, max_points=embed_points)
+    try:
+        feature_layer = pooled_feature_layer(model)
+    except ValueError:  # no pooled features (a detector): average Grad-CAM's layer
+        feature_layer = cam_layer(model)
+    embedding = embed(model, dataset, layer=feature_layer, max_points=embed_points,
+                      verbose=progress)
     plot.embedding_scatter(embedding.points, embedding.labels, embedding.images, names or None,
                            path=os.path.join(out_dir, "tsne.png"),
                            title=f"t-SNE of {embedding.layer} features, trustworthiness "
