@@ -2,8 +2,8 @@
 
 `filters` optimizes one image per requested filter, all in one batch: image `i` maximizes
 the mean activation of filter `i`. Each step is a normalized gradient ascent step (the
-gradient divided by its per-image standard deviation), after a random jitter (a roll of
-the batch by a few pixels, undone after the step). For an activation layer (ReLU, ...)
+gradient divided by its per-image standard deviation), during the first half of the steps
+after a random jitter (a roll of the batch by a few pixels, undone after the step). For an activation layer (ReLU, ...)
 the ascent climbs the layer's input, so units dead on the start image still move;
 optionally the images are blurred
 every few steps and pulled toward grey (decay). The loop is one `tf.function`.
@@ -76,7 +76,7 @@ def filter_activations(model: keras.Model, layer: str, images: Any,
 
 
 def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None = range(16),
-            steps: int = 64, step_size: float = 4.0, jitter: int = 2, blur_every: int = 0,
+            steps: int = 64, step_size: float = 8.0, jitter: int = 2, blur_every: int = 0,
             decay: float = 0.0, octaves: int = 1, octave_scale: float = 1.3,
             image_size: tuple[int, int] | None = None, seed: int = 0,
             jit_compile: bool = False, verbose: int = 1) -> np.ndarray:
@@ -88,8 +88,9 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
         filters: filter ids, one int, or None for all. Defaults to the first 16.
         steps: ascent steps per octave. Defaults to 64.
         step_size: pixels moved per step (the gradient is normalized to unit standard
-            deviation per image). Defaults to 4.0.
-        jitter: largest random shift in pixels applied before each step. Defaults to 2.
+            deviation per image). Defaults to 8.0.
+        jitter: largest random shift in pixels applied before each of the first half of
+            the steps (the rest sharpen the pattern on the unshifted grid). Defaults to 2.
         blur_every: blur the images every this many steps (0: never; blurring gives
             smoother pictures at some cost in activation). Defaults to 0.
         decay: fraction by which images are pulled toward grey each step. Defaults to 0.
@@ -144,6 +145,10 @@ def start_images(ids: Any, size: tuple[int, int], channels: int, seed: int = 0) 
 
 
 _GRAPHS: dict = {}
+# Fraction of the steps (the first ones) taken with jitter. Jitter through every step
+# left a ResNet's filters at 15-50% of the activation 300 unjittered Adam steps reach
+# (measured); jittering the first half only gives 80-130%.
+JITTER_FRACTION = 0.5
 _ELEMENTWISE = (keras.layers.ReLU, keras.layers.Activation, keras.layers.LeakyReLU,
                 keras.layers.ELU)
 
@@ -160,10 +165,15 @@ def _objective_layer(model: keras.Model, layer: str) -> str:
 
 def _ascent_graph(extractor, steps, step_size, jitter, blur_every, decay, jit_compile):
 
+    jittered_steps = int(round(steps * JITTER_FRACTION))
+
     def run(images, ids, seed):
         for step in tf.range(steps):
             shift = tf.random.stateless_uniform([2], tf.stack([seed, step]), -jitter,
                                                 jitter + 1, dtype=tf.int32)
+            # The last steps go without jitter: they sharpen the pattern on the image's
+            # own pixel grid, where it is measured.
+            shift = tf.where(step < jittered_steps, shift, tf.zeros_like(shift))
             moved = tf.roll(images, shift, axis=[1, 2])
             with tf.GradientTape() as tape:
                 tape.watch(moved)
