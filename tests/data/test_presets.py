@@ -357,3 +357,27 @@ def test_preset_layers_offer_keras_equivalents_but_not_for_the_fused_crop():
         preset_layers("standard")
     with pytest.raises(ValueError, match="Unknown augmentation preset 'heavy'"):
         preset_layers("heavy")
+
+
+def test_standard_crops_images_turned_by_their_exif_orientation(tmp_path):
+    # Stored 48x96 (dark left half, bright right half) with EXIF orientation 6: a viewer
+    # turns it 90 degrees clockwise, so the dark half is on top and the boundary is a row.
+    stored = np.zeros((48, 96, 3), np.uint8)
+    stored[:, 48:] = 250
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        for index in range(4):
+            Image.fromarray(stored).save(tmp_path / name / f"{index}.jpg", quality=95,
+                                         exif=exif.tobytes())
+    data = vk.data.image_folder(tmp_path, image_size=(32, 16), batch_size=8,
+                                validation_split=0.0, augment="standard", seed=0)
+    images, _ = next(iter(data.train.repeat()))
+    rows_seen = 0
+    for image in images.numpy():
+        grey = image.mean(axis=-1)
+        column_profile, row_profile = grey.mean(axis=0), grey.mean(axis=1)
+        assert np.ptp(column_profile) < 20  # no boundary across the width
+        rows_seen += np.ptp(row_profile) > 100
+    assert rows_seen  # some crops show the boundary, as a row
