@@ -10,14 +10,19 @@ import visionkit as vk
 
 
 def reference_grad_cam(model, images, target, layer, extractor=None):
-    """Grad-CAM written out with Keras's own sub-model of a flat model, per image."""
-    extractor = extractor or keras.Model(model.inputs, [model.get_layer(layer).output,
-                                                        model.outputs[0]])
+    """Grad-CAM written out with Keras's own sub-model of a flat model, per image; for a
+    softmax classifier, of the logit (the head's kernel applied to its input by hand)."""
+    if extractor is None:
+        head = model.get_layer("predictions")
+        extractor = keras.Model(model.inputs, [model.get_layer(layer).output, head.input])
+        logits = lambda x: x @ head.kernel + head.bias  # noqa: E731
+    else:
+        logits = lambda x: x  # noqa: E731  (the nested model already ends in logits)
     maps = []
     for image in images:
         with tf.GradientTape() as tape:
             features, outputs = extractor(image[None])
-            score = outputs[0, target]
+            score = logits(outputs)[0, target]
         gradients = tape.gradient(score, features)[0].numpy()
         weights = gradients.mean(axis=(0, 1))
         cam = np.maximum((features[0].numpy() * weights).sum(axis=-1), 0)

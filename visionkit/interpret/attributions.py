@@ -29,8 +29,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.interpret.layers import cam_layer, check_images, feature_model
-from visionkit.interpret.targets import resolve_target
+from visionkit.interpret.layers import INPUT_SUFFIX, cam_layer, check_images, feature_model
+from visionkit.interpret.targets import ClassScore, resolve_target
 
 __all__ = ["fgsm", "grad_cam", "integrated_gradients", "saliency"]
 
@@ -44,6 +44,10 @@ def _normalize(maps: tf.Tensor) -> tf.Tensor:
 def grad_cam(model: keras.Model, images: Any, target: Any = None, layer: str | None = None,
              task: Any = None, normalize: bool = True, jit_compile: bool = False) -> np.ndarray:
     """Grad-CAM maps: gradient-weighted activations of a spatial layer, upsampled.
+
+    For a classifier ending in a softmax Dense layer, the score differentiated is the
+    class's logit (the score before the softmax, as the paper does): the gradient of a
+    saturated probability is tiny and mostly about the other classes.
 
     Args:
         model: a Keras model (flat, or with a nested backbone).
@@ -63,13 +67,19 @@ def grad_cam(model: keras.Model, images: Any, target: Any = None, layer: str | N
     """
     images = check_images(images, model)
     target_object = resolve_target(model, target, task)
-    extractor = feature_model(model, [layer or cam_layer(model)])
+    head = _softmax_head(model) if isinstance(target_object, ClassScore) else None
+    names = [layer or cam_layer(model)] + ([head.name + INPUT_SUFFIX] if head else [])
+    extractor = feature_model(model, names)
 
     @tf.function(jit_compile=jit_compile)
     def run(images):
         with tf.GradientTape() as tape:
-            features, outputs = extractor(images, training=False)
-            score = target_object.score(outputs, target_object.prepare(outputs))
+            features, *head_input, outputs = extractor(images, training=False)
+            state = target_object.prepare(outputs)
+            if head is not None:  # the class score before the softmax, as in the paper
+                outputs = tf.matmul(tf.cast(head_input[0], tf.float32), head.kernel)
+                outputs = outputs + head.bias if head.use_bias else outputs
+            score = target_object.score(outputs, state)
         gradients = tape.gradient(score, features)
         weights = tf.reduce_mean(gradients, axis=[1, 2], keepdims=True)
         cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))
@@ -77,6 +87,13 @@ def grad_cam(model: keras.Model, images: Any, target: Any = None, layer: str | N
         return _normalize(cam) if normalize else cam
 
     return run(images).numpy()
+
+
+def _softmax_head(model: keras.Model) -> keras.layers.Dense | None:
+    """The final Dense layer when it applies a softmax (its logits are Grad-CAM's score)."""
+    last = model.layers[-1]
+    activation = getattr(getattr(last, "activation", None), "__name__", "")
+    return last if isinstance(last, keras.layers.Dense) and activation == "softmax" else None
 
 
 def _input_gradients(model, target_object, images, state):
