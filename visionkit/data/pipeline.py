@@ -244,8 +244,9 @@ class Data:
                 stage = per_example
             dataset = dataset.map(stage, num_parallel_calls=AUTOTUNE,
                                   deterministic=deterministic)
-        dataset = dataset.batch(self.batch_size, num_parallel_calls=AUTOTUNE,
-                                deterministic=deterministic)
+        # Plain batching: a parallel `batch` measured 10% fewer images/s on 2 cores (its
+        # copies compete with decoding for the same cores).
+        dataset = dataset.batch(self.batch_size)
         # Batch augmentation (one op per batch for the presets).
         augment_batch = plan.batch_function(self.task, include_crop=not fuse_crop)
         if seeded and augment_batch is None:
