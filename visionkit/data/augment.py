@@ -437,26 +437,6 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
     return apply
 
 
-def per_example_augmenter(augment: Any, task: Task, seed: int | None = None
-                          ) -> Callable[[dict], dict] | None:
-    """The function on one decoded example of a spec that augments image by image.
-
-    The pipeline runs it after decoding and before batching. Presets, Keras layers and
-    batch callables work on whole batches, so for them it is None.
-
-    Example:
-
-    >>> from visionkit.tasks import get_task
-    >>> per_example_augmenter("standard", get_task("classification")) is None
-    True
-    """
-    if is_albumentations(augment):
-        from visionkit.data.albumentations_bridge import albumentations_augmenter
-
-        return albumentations_augmenter(augment, task)
-    return None
-
-
 def plan_augmentation(augment: Any, task: Task, seed: int | None = None) -> AugmentationPlan:
     """The stages `Data` runs for an augmentation spec (see `AugmentationPlan`).
 
@@ -479,17 +459,18 @@ def plan_augmentation(augment: Any, task: Task, seed: int | None = None) -> Augm
     ((0.35, 1.0), True)
     """
     augment = check_augment(augment)
-    per_example = per_example_augmenter(augment, task, seed)
     if is_albumentations(augment):
-        # Image by image with each element's seed: parallel and repeatable.
-        return AugmentationPlan(per_example=per_example, seeded=True)
+        from visionkit.data.albumentations_bridge import albumentations_augmenter
+
+        # Image by image, after decoding, with each element's seed: parallel and
+        # repeatable.
+        return AugmentationPlan(per_example=albumentations_augmenter(augment, task),
+                                seeded=True)
     if isinstance(augment, str):
         if augment == "none":
-            return AugmentationPlan(per_example=per_example)
+            return AugmentationPlan()
         if augment == "standard":
-            return AugmentationPlan(crop=STANDARD_CROP, per_example=per_example,
-                                    example=STANDARD_FLIP_AND_JITTER, seeded=True)
-        return AugmentationPlan(per_example=per_example, batch=_PRESET_BATCH_TRANSFORMS[augment],
-                                seeded=True)
-    return AugmentationPlan(per_example=per_example, batch=build_augmenter(augment, task, seed),
-                            seeded=False)
+            return AugmentationPlan(crop=STANDARD_CROP, example=STANDARD_FLIP_AND_JITTER,
+                                    seeded=True)
+        return AugmentationPlan(batch=_PRESET_BATCH_TRANSFORMS[augment], seeded=True)
+    return AugmentationPlan(batch=build_augmenter(augment, task, seed), seeded=False)

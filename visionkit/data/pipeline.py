@@ -23,7 +23,6 @@ import tensorflow as tf
 
 from visionkit.data.augment import (
     AugmentationPlan,
-    build_augmenter,
     check_augment,
     plan_augmentation,
 )
@@ -296,10 +295,6 @@ class Data:
     def augmentation_plan(self) -> AugmentationPlan:
         """The augmentation stages of the train split (see `visionkit.data.augment`)."""
         return plan_augmentation(self.augment, task=self.task, seed=self.seed)
-
-    def augmenter(self) -> Callable[[dict], dict] | None:
-        """The batch augmentation function of the train split, or None."""
-        return build_augmenter(self.augment, task=self.task, seed=self.seed)
 
     # -- variants ------------------------------------------------------------------------
     def with_augmentation(self, augment: str | Sequence[Any] | Callable | None) -> Data:
