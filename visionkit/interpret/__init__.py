@@ -20,6 +20,7 @@ from visionkit.interpret.embed import Embedding, embed
 from visionkit.interpret.filters import filter_activations, filters, top_activating
 from visionkit.interpret.layers import conv_layer_names, feature_model, find_layer
 from visionkit.interpret.occlusion import occlusion
+from visionkit.interpret.pointing import pointing_game
 from visionkit.interpret.report import report
 from visionkit.interpret.targets import (
     ClassScore,
@@ -47,6 +48,7 @@ __all__ = [
     "grad_cam",
     "integrated_gradients",
     "occlusion",
+    "pointing_game",
     "report",
     "resolve_target",
     "saliency",
