@@ -109,43 +109,52 @@ def bench_tsne(sizes) -> None:
               f"{sklearn_time / open_time:.1f}x faster", flush=True)
 
 
-def pointing_game(epochs: int = 30) -> None:
-    from visionkit.data.synthetic import generate_shapes
-    from visionkit.interpret.layers import cam_layer
+def train_shapes_classifier(seed: int, epochs: int = 30):
+    """simple_cnn with four blocks, trained on 2,000 shapes scenes of 48x48.
 
-    keras.utils.set_random_seed(0)
+    Returns the model and the scenes (the last 400 are the validation images). Four
+    blocks put the Grad-CAM layer (relu4, 6x6) at a receptive field of 31 pixels, about
+    the size of the shapes; with three (15 pixels) the last layer sees only edges and
+    corners, and Grad-CAM's maximum lands on the outlines (45-54% inside the mask).
+    """
+    from visionkit.data.synthetic import generate_shapes
+
+    keras.utils.set_random_seed(seed)
     scenes = generate_shapes(2400, (48, 48), seed=0)
-    images = scenes.images.astype("float32")
-    labels, inside = scenes.instance_classes, scenes.instance_ids >= 0
-    train, val = slice(0, 2000), slice(2000, None)
-    model = vk.models.build("simple_cnn", (48, 48, 3), 5, filters=(32, 64, 128), dropout=0.1)
+    model = vk.models.build("simple_cnn", (48, 48, 3), 5, filters=(32, 64, 128, 128),
+                            dropout=0.1)
     model.compile(keras.optimizers.Adam(2e-3), keras.losses.SparseCategoricalCrossentropy(),
                   metrics=["accuracy"])
-    start = time.perf_counter()
-    model.fit(images[train], labels[train], epochs=epochs, batch_size=32, verbose=0)
-    accuracy = model.evaluate(images[val], labels[val], verbose=0)[1]
+    model.fit(scenes.images[:2000].astype("float32"), scenes.instance_classes[:2000],
+              epochs=epochs, batch_size=32, verbose=0)
+    return model, scenes
 
-    from scipy.ndimage import binary_dilation
 
-    def hits(maps, tolerance=0):
-        flat = maps.reshape(len(maps), -1).argmax(axis=1)
-        rows, cols = np.unravel_index(flat, maps.shape[1:])
-        masks = inside[val] if not tolerance else np.stack(
-            [binary_dilation(mask, iterations=tolerance) for mask in inside[val]])
-        return float(masks[np.arange(len(maps)), rows, cols].mean())
+def bench_pointing_game(seeds=(0, 1, 2)) -> None:
+    """How often Grad-CAM's and occlusion's maximum is on the shape, for three classifiers.
 
-    cam = vk.interpret.grad_cam(model, images[val], target=labels[val], layer="relu2")
-    default_layer = cam_layer(model)
-    default_cam = vk.interpret.grad_cam(model, images[val], target=labels[val])
-    occ = vk.interpret.occlusion(model, images[val], target=labels[val], patch_size=8,
-                                 stride=4, verbose=0)
-    print(f"pointing game on shapes (48x48, {len(labels[val])} validation images, classifier "
-          f"accuracy {accuracy:.3f} after {epochs} epochs, {time.perf_counter() - start:.0f} "
-          f"s): Grad-CAM (relu2, 24x24) max inside the mask {hits(cam):.1%} (within 2 px "
-          f"{hits(cam, 2):.1%}, 4 px {hits(cam, 4):.1%}); Grad-CAM (default layer "
-          f"{default_layer}) {hits(default_cam):.1%} (within 2 px {hits(default_cam, 2):.1%}); "
-          f"occlusion max {hits(occ):.1%} (within 2 px {hits(occ, 2):.1%}); the shapes cover "
-          f"{inside[val].mean():.1%} of the image", flush=True)
+    "Within 3 px" is the paper's tolerance (15 pixels at 224x224) scaled to 48x48.
+    """
+    game = vk.interpret.pointing_game
+    for seed in seeds:
+        start = time.perf_counter()
+        model, scenes = train_shapes_classifier(seed)
+        images, labels = scenes.images[2000:].astype("float32"), scenes.instance_classes[2000:]
+        masks = scenes.instance_ids[2000:] >= 0
+        accuracy = float((model.predict(images, verbose=0).argmax(axis=1) == labels).mean())
+        cam = vk.interpret.grad_cam(model, images, target=labels)
+        occ = vk.interpret.occlusion(model, images, target=labels, patch_size=8, stride=4,
+                                     verbose=0)
+        per_class = ", ".join(f"{name} {game(cam, masks)[labels == k].mean():.0%}/"
+                              f"{game(occ, masks)[labels == k].mean():.0%}"
+                              for k, name in enumerate(scenes.class_names))
+        print(f"pointing game, classifier seed {seed} (48x48 shapes, {len(labels)} validation "
+              f"images, accuracy {accuracy:.3f}, {time.perf_counter() - start:.0f} s): "
+              f"Grad-CAM (relu4) inside the mask {game(cam, masks).mean():.1%}, within 3 px "
+              f"{game(cam, masks, 3).mean():.1%}; occlusion inside {game(occ, masks).mean():.1%}"
+              f", within 3 px {game(occ, masks, 3).mean():.1%}; per class Grad-CAM/occlusion "
+              f"inside: {per_class}; the shapes cover {masks.mean():.1%} of the image",
+              flush=True)
 
 
 def digits_trustworthiness(epochs: int = 10) -> None:
@@ -171,7 +180,7 @@ def main() -> None:
     bench_dream()
     bench_tsne(arguments.tsne_points)
     if not arguments.skip_training:
-        pointing_game()
+        bench_pointing_game()
         digits_trustworthiness()
 
 
