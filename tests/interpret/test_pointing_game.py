@@ -38,18 +38,15 @@ def test_the_occlusion_maximum_points_at_the_shape(shapes_classifier):
 
 
 def test_the_grad_cam_maximum_points_near_the_shape(shapes_classifier):
-    """Far above chance, and on or next to the shape on three images in four."""
+    """Far above chance, and on or next to the shape on three images in four.
+
+    Inside the mask itself this classifier scores 80-81% (it varies between processes
+    with the order of CPU reductions), the ones from seeds 1 and 2 65% and 69%: on
+    circles, squares and triangles the classifier's evidence, where Grad-CAM points, is
+    the outline and the vertices (`benchmarks/interpret.py` prints the figures per class).
+    """
     model, images, labels, masks = shapes_classifier
     maps = vk.interpret.grad_cam(model, images, target=labels)
     assert vk.interpret.pointing_game(maps, masks).mean() >= 0.6
     assert vk.interpret.pointing_game(maps, masks, tolerance=3).mean() >= 0.75
 
-
-@pytest.mark.xfail(strict=True, reason="Grad-CAM points at the evidence, and on circles, "
-                   "squares and triangles that is the outline and the vertices: its maximum "
-                   "lands just outside the mask on 20-35% of the images, depending on the "
-                   "classifier's seed (benchmarks/interpret.py)")
-def test_the_grad_cam_maximum_is_inside_the_shape_on_most_images(shapes_classifier):
-    model, images, labels, masks = shapes_classifier
-    maps = vk.interpret.grad_cam(model, images, target=labels)
-    assert vk.interpret.pointing_game(maps, masks).mean() >= 0.8
