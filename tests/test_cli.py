@@ -71,6 +71,26 @@ def test_evaluate_and_export_a_checkpoint(smoke_run, repo_root):
     assert (folder / "saved_models" / "digits_cnn" / "1" / "saved_model.pb").exists()
 
 
+def test_a_run_directory_stands_for_its_best_checkpoint_and_recipe(smoke_run, repo_root):
+    """`evaluate RUN_DIR` equals `evaluate RUN_DIR/checkpoints/best.keras --recipe ...`."""
+    folder, _ = smoke_run
+    run_dir = folder / "run"
+    by_directory = visionkit("evaluate", run_dir, "--smoke")
+    assert by_directory.returncode == 0, by_directory.stderr[-2000:]
+    by_files = visionkit("evaluate", run_dir / "checkpoints" / "best.keras", "--recipe",
+                         run_dir / "recipe.yaml", "--smoke")
+    assert by_files.returncode == 0, by_files.stderr[-2000:]
+    assert json.loads(by_directory.stdout) == json.loads(by_files.stdout)
+
+
+def test_a_model_file_without_a_recipe_and_a_folder_that_is_no_run_are_named(tmp_path):
+    completed = visionkit("evaluate", tmp_path / "model.keras")
+    assert completed.returncode == 2 and "--recipe" in completed.stderr
+    completed = visionkit("explain", tmp_path)
+    assert completed.returncode == 2
+    assert "best.keras" in completed.stderr and str(tmp_path) in completed.stderr
+
+
 def test_models_lists_the_registry():
     completed = visionkit("models", "--task", "classification")
     assert completed.returncode == 0

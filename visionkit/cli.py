@@ -46,8 +46,10 @@ def _parser() -> argparse.ArgumentParser:
                             ("explain", "Write an interpretation report (HTML + PNGs) of a "
                              "saved .keras model on a recipe's validation data.")):
         command = commands.add_parser(name, help=help_text, description=help_text)
-        command.add_argument("checkpoint", help=".keras model file (e.g. a run's best.keras)")
-        command.add_argument("--recipe", required=True, help="recipe giving the data")
+        command.add_argument("checkpoint", help=".keras model file, or a run directory (its "
+                             "checkpoints/best.keras and recipe.yaml)")
+        command.add_argument("--recipe", help="recipe giving the data (default, for a run "
+                             "directory: its recipe.yaml)")
         command.add_argument("--set", dest="overrides", action="append", default=[],
                              metavar="KEY=VALUE")
         command.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
@@ -56,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
         if name == "export":
             command.add_argument("--root", help="export root (default: the recipe's)")
         if name == "explain":
-            command.add_argument("--out", help="report folder (default: RUN_DIR/report)")
+            command.add_argument("--out", help="report folder (default: the run directory's "
+                                 "report/)")
             command.add_argument("--images", type=int, default=8,
                                  help="validation images in the overlays")
 
@@ -113,6 +116,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VisionkitError, ValueError, FileNotFoundError, TypeError) as error:
         print(f"visionkit {arguments.command}: error: {error}", file=sys.stderr)
         return 2
+
+
+def _resolve_run_directory(arguments: argparse.Namespace) -> str | None:
+    """For a run directory given as the checkpoint: its best.keras and recipe.yaml.
+
+    Sets `arguments.checkpoint` (and `arguments.recipe` when not given) and returns the
+    directory, or returns None for a model file. A model file needs `--recipe`.
+    """
+    run_dir = arguments.checkpoint
+    if not os.path.isdir(run_dir):
+        if not arguments.recipe:
+            raise ValueError(f"Expected --recipe with the model file {run_dir!r} (or give a "
+                             "run directory, whose recipe.yaml is used).")
+        return None
+    arguments.checkpoint = os.path.join(run_dir, "checkpoints", "best.keras")
+    arguments.recipe = arguments.recipe or os.path.join(run_dir, "recipe.yaml")
+    for path, what in ((arguments.checkpoint, "checkpoint"), (arguments.recipe, "recipe")):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Expected a run directory with a {what} at {path!r}; "
+                                    f"{run_dir!r} has none (is it a visionkit run directory?).")
+    return run_dir
 
 
 def _load_recipe(arguments: argparse.Namespace):
@@ -174,6 +198,7 @@ def _evaluate(arguments: argparse.Namespace) -> int:
     from visionkit import train
     from visionkit.run import data_from_recipe
 
+    _resolve_run_directory(arguments)
     model = _load_checkpoint(arguments)
     metrics = train.evaluate(model, data_from_recipe(_load_recipe(arguments)))
     print(json.dumps(metrics, indent=2))
@@ -184,6 +209,7 @@ def _export(arguments: argparse.Namespace) -> int:
     from visionkit import export
     from visionkit.run import data_from_recipe
 
+    _resolve_run_directory(arguments)
     recipe = _load_recipe(arguments)
     model = _load_checkpoint(arguments)
     root = os.path.join(arguments.root, recipe.export.name or recipe.name) if arguments.root \
@@ -196,9 +222,10 @@ def _explain(arguments: argparse.Namespace) -> int:
     from visionkit import interpret
     from visionkit.run import data_from_recipe
 
+    run_dir = _resolve_run_directory(arguments)
     recipe = _load_recipe(arguments)
     model = _load_checkpoint(arguments)
-    out = arguments.out or os.path.join(recipe.run_dir, "report")
+    out = arguments.out or os.path.join(run_dir or recipe.run_dir, "report")
     quick = {"filter_steps": 4, "dream_steps": 2} if arguments.smoke else {}
     print(interpret.report(model, data_from_recipe(recipe), out, images=arguments.images,
                            **quick))
