@@ -37,6 +37,15 @@ AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_SHUFFLE_BUFFER = 4096
 
 
+# Each seeded stage draws from its own stream of an element's seed (see `_stream`).
+_CROP_STREAM, _BATCH_STREAM, _EXAMPLE_STREAM, _PER_EXAMPLE_STREAM = 1, 2, 3, 4
+
+
+def _stream(seed: tf.Tensor, stage: int) -> tf.Tensor:
+    """The stateless seed `[2]` of one augmentation stage from an element's int64 seed."""
+    return tf.stack([seed, tf.constant(stage, tf.int64)])
+
+
 def _images_as_uint8(example: dict) -> dict:
     images = tf.clip_by_value(tf.round(tf.cast(example["images"], tf.float32)), 0.0, 255.0)
     return {**example, "images": tf.cast(images, tf.uint8)}
@@ -222,11 +231,11 @@ class Data:
             def prepare(element, seed):
                 if fuse_crop:
                     element = decode.cropped(element, plan.crop.window,
-                                             tf.stack([seed, tf.constant(1, tf.int64)]))
+                                             _stream(seed, _CROP_STREAM))
                 elif decode is not None:
                     element = decode(element)
                 if plan.example is not None:
-                    element = plan.example(element, tf.stack([seed, tf.constant(3, tf.int64)]))
+                    element = plan.example(element, _stream(seed, _EXAMPLE_STREAM))
                 return element, seed
             dataset = dataset.map(prepare, num_parallel_calls=AUTOTUNE,
                                   deterministic=deterministic)
@@ -238,7 +247,7 @@ class Data:
             per_example = plan.per_example
             if seeded:  # seeded per-example functions take the element's seed too
                 def stage(element, seed):
-                    return per_example(element, tf.stack([seed, tf.constant(4, tf.int64)])), seed
+                    return per_example(element, _stream(seed, _PER_EXAMPLE_STREAM)), seed
             else:
                 stage = per_example
             dataset = dataset.map(stage, num_parallel_calls=AUTOTUNE,
@@ -252,7 +261,7 @@ class Data:
             dataset = dataset.map(lambda batch, seeds: batch)
         elif seeded:
             def augment(batch, seeds):
-                return augment_batch(batch, tf.stack([seeds[0], tf.constant(2, tf.int64)]))
+                return augment_batch(batch, _stream(seeds[0], _BATCH_STREAM))
             dataset = dataset.map(augment, num_parallel_calls=AUTOTUNE,
                                   deterministic=deterministic)
         elif augment_batch is not None:
