@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.boxes import MIN_BOX_SIDE, PAD_VALUE
 from visionkit.tasks import Task, get_task
 
 __all__ = ["BOX_FORMAT", "albumentations_augmenter", "check_compose", "compose_from_entries",
@@ -77,10 +78,6 @@ __all__ = ["BOX_FORMAT", "albumentations_augmenter", "check_compose", "compose_f
 
 # The albumentations box format of visionkit's boxes: xyxy in pixels.
 BOX_FORMAT = "pascal_voc"
-# Boxes left narrower or lower than this (pixels) become padding, as `clip_box_batch`.
-MIN_BOX_SIDE = 1.0
-# Padding value of unused box rows and their labels (visionkit.data.boxes.PAD_VALUE).
-PAD_VALUE = -1
 # Mask values must fit albumentations' uint8 masks (class ids and 255 = ignore).
 MAX_MASK_VALUE = 255
 

@@ -26,6 +26,8 @@ __all__ = ["BoxReport", "check_boxes", "cxcywh_to_xyxy", "pad_boxes", "xywh_to_x
 
 # Padding value of unused box rows and their labels (Keras 3's own convention).
 PAD_VALUE = -1
+# Boxes narrower or lower than this (pixels) after clipping become padding.
+MIN_BOX_SIDE = 1.0
 
 
 def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
@@ -152,8 +154,8 @@ def clip_box_batch(boxes, labels, image_size: tuple[int, int]):
     boxes = tf.cast(boxes, tf.float32)
     labels = tf.cast(labels, tf.int32)
     clipped = tf.clip_by_value(boxes, 0.0, tf.constant([width, height, width, height]))
-    valid = ((clipped[..., 2] - clipped[..., 0]) >= 1.0) & \
-        ((clipped[..., 3] - clipped[..., 1]) >= 1.0) & (labels >= 0)
+    valid = ((clipped[..., 2] - clipped[..., 0]) >= MIN_BOX_SIDE) & \
+        ((clipped[..., 3] - clipped[..., 1]) >= MIN_BOX_SIDE) & (labels >= 0)
     boxes = tf.where(valid[..., None], clipped, float(PAD_VALUE))
     labels = tf.where(valid, labels, PAD_VALUE)
     return boxes, labels
