@@ -145,13 +145,14 @@ def bench_pointing_game(seeds=(0, 1, 2)) -> None:
         cam = vk.interpret.grad_cam(model, images, target=labels)
         occ = vk.interpret.occlusion(model, images, target=labels, patch_size=8, stride=4,
                                      verbose=0)
-        per_class = ", ".join(f"{name} {game(cam, masks)[labels == k].mean():.0%}/"
-                              f"{game(occ, masks)[labels == k].mean():.0%}"
+        cam_hits, occ_hits = game(cam, masks), game(occ, masks)
+        per_class = ", ".join(f"{name} {cam_hits[labels == k].mean():.0%}/"
+                              f"{occ_hits[labels == k].mean():.0%}"
                               for k, name in enumerate(scenes.class_names))
         print(f"pointing game, classifier seed {seed} (48x48 shapes, {len(labels)} validation "
               f"images, accuracy {accuracy:.3f}, {time.perf_counter() - start:.0f} s): "
-              f"Grad-CAM (relu4) inside the mask {game(cam, masks).mean():.1%}, within 3 px "
-              f"{game(cam, masks, 3).mean():.1%}; occlusion inside {game(occ, masks).mean():.1%}"
+              f"Grad-CAM (relu4) inside the mask {cam_hits.mean():.1%}, within 3 px "
+              f"{game(cam, masks, 3).mean():.1%}; occlusion inside {occ_hits.mean():.1%}"
               f", within 3 px {game(occ, masks, 3).mean():.1%}; per class Grad-CAM/occlusion "
               f"inside: {per_class}; the shapes cover {masks.mean():.1%} of the image",
               flush=True)

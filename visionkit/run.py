@@ -141,8 +141,6 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
     strategy = resolve_strategy(recipe.train.strategy)
     data = data_from_recipe(recipe)
     if recipe.seed is not None:  # the initial weights are part of what the seed repeats
-        import keras
-
         keras.utils.set_random_seed(int(recipe.seed))
     model = vk_models.build(recipe.model.name, input_shape=data.input_shape,
                             num_classes=data.num_classes, **recipe.model.args)

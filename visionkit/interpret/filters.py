@@ -2,11 +2,11 @@
 
 `filters` optimizes one image per requested filter, all in one batch: image `i` maximizes
 the mean activation of filter `i`. Each step is a normalized gradient ascent step (the
-gradient divided by its per-image standard deviation), during the first half of the steps
-after a random jitter (a roll of the batch by a few pixels, undone after the step). For an activation layer (ReLU, ...)
-the ascent climbs the layer's input, so units dead on the start image still move;
-optionally the images are blurred
-every few steps and pulled toward grey (decay). The loop is one `tf.function`.
+gradient divided by its per-image standard deviation); during the first half of the
+steps it follows a random jitter (a roll of the batch by a few pixels, undone after the
+step). For an activation layer (ReLU, ...) the ascent climbs the layer's input, so units
+dead on the start image still move; optionally the images are blurred every few steps
+and pulled toward grey (decay). The loop is one `tf.function`.
 
 Reference:
     - [Visualizing Higher-Layer Features of a Deep Network](
