@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
+from visionkit.data.preprocessing import Preprocessing
 from visionkit.data.split import split_indices
 
 __all__ = ["from_arrays"]
@@ -137,7 +138,7 @@ def _examples(images: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> 
     def prepare(example):
         image = tf.cast(example["images"], tf.float32)
         if resize:
-            image = tf.image.resize(image, size)
+            image = Preprocessing(size).resize(image)  # the resize an export serves with
         return {"images": image, "labels": example["labels"]}
 
     return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,11 +1,14 @@
 """Reading and decoding image files inside tf.data, at the speed of the machine.
 
 `FileDecoder` turns one file record (a dict holding a path) into an example: read the
-bytes, decode them, resize to the target size, then let the source finish the example
-(attach the label, decode and crop the mask, map the boxes). Two things make it fast:
+bytes, decode them, turn them upright, resize to the target size, then let the source
+finish the example (attach the label, decode and crop the mask, map the boxes). What the
+pixels are is defined once, by the decoder's `Preprocessing` spec
+(`visionkit.data.preprocessing`), which an exported model bakes into its signatures.
+Two things can make it fast:
 
-- JPEG files whose source (or crop window) is at least 2x the target in both sides are
-  decoded with libjpeg's DCT scaling (`tf.io.decode_jpeg(ratio=2/4/8)`), which skips most
+- With `dct_scaling=True` in the spec, JPEG files whose source (or crop window) is at
+  least 2x the target in both sides are decoded with libjpeg's DCT scaling (`tf.io.decode_jpeg(ratio=2/4/8)`), which skips most
   of the decoding work. The choice is made per file in the graph from the JPEG header
   (`tf.image.extract_jpeg_shape`); other formats decode at full size. Content decides,
   not the file name.
@@ -30,13 +33,10 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from visionkit.data.files import apply_orientation
+from visionkit.data.preprocessing import DCT_RATIOS, Preprocessing
+
 __all__ = ["FileDecoder", "decode_rgb", "dct_ratio", "DCT_RATIOS"]
-
-# Scale factors libjpeg's DCT-domain decoding offers through `tf.io.decode_jpeg(ratio=)`.
-DCT_RATIOS = (1, 2, 4, 8)
-
-# Resize methods whose output stays within the input's range (no clipping needed).
-_NO_OVERSHOOT = ("bilinear", "nearest", "area")
 
 # A crop-window sampler: (source height, source width, seed [2]) -> int32 [4] window
 # (y, x, height, width) in source pixels.
@@ -92,7 +92,8 @@ def decode_rgb(contents: tf.Tensor, target_size: tuple[int, int] | None = None,
 
     Args:
         contents: a scalar string tensor, the file's bytes.
-        target_size: `(height, width)` the caller resizes to; None decodes at full size.
+        target_size: `(height, width)` the caller resizes to (ints or int32 scalar
+            tensors, in stored pixels); None decodes at full size.
         sample_window: draws the crop window from the source size and `seed`.
         seed: stateless seed `[2]` of `sample_window`.
         dct_scaling: allow DCT-scaled JPEG decoding. Defaults to True.
@@ -130,47 +131,64 @@ def decode_rgb(contents: tf.Tensor, target_size: tuple[int, int] | None = None,
 class FileDecoder:
     """Read + decode + resize of one file record, with an optional fused random crop.
 
+    The pixels follow `preprocessing` (`visionkit.data.preprocessing.Preprocessing`),
+    the definition the exported SavedModel bakes into its signatures: EXIF orientation
+    read from the bytes in the graph, DCT scaling by the same rule, the same resize.
+
     Args:
         path_key: the record key holding the image file's path.
         image_size: `(height, width)` of the examples.
         finish: `(record, image float32 [H, W, 3], window int32 [4], source_size int32
             [2])` -> example dict; `window` is the part of the source image the example
-            shows (`(y, x, height, width)` in source pixels) and `source_size` the
-            source's `(height, width)`, so a source crops its mask or maps its boxes the
-            same way.
-        interpolation: resize method of `tf.image.resize`. Defaults to "bilinear".
-        dct_scaling: allow DCT-scaled JPEG decoding. Defaults to True.
-        orient: `(record, image)` -> image turned upright (e.g. by its EXIF
-            orientation), run after decoding and before resizing; the crop window is
-            drawn in the stored orientation (the crop's distribution is symmetric, so
-            this does not change it). Defaults to None.
+            shows (`(y, x, height, width)` in stored source pixels, before the EXIF
+            orientation is applied) and `source_size` the stored source's `(height,
+            width)`, so a source crops its mask or maps its boxes the same way.
+        interpolation: resize method of `tf.image.resize`, used when `preprocessing`
+            is None. Defaults to "bilinear".
+        dct_scaling: allow DCT-scaled JPEG decoding, used when `preprocessing` is None.
+            Defaults to False.
         crops: whether `cropped` may be used (False when `finish` cannot crop its
             targets with the window, e.g. masks stored in another EXIF orientation than
             their image); the pipeline then crops decoded batches. Defaults to True.
+        preprocessing: the full spec; its `image_size` must equal `image_size`.
+            Defaults to `Preprocessing(image_size, interpolation, dct_scaling=...)`
+            (EXIF orientation applied, antialiased resize).
 
     Calling it decodes the whole image; `cropped(record, sample_window, seed)` decodes a
-    random window (the "standard" preset's crop, see `visionkit.data.augment`).
+    random window (the "standard" preset's crop, see `visionkit.data.augment`), drawn in
+    the stored orientation (the crop's distribution is symmetric, so turning the image
+    afterwards does not change it).
+
+    Raises:
+        ValueError: if `preprocessing.image_size` differs from `image_size`.
 
     Example:
 
     >>> decoder = FileDecoder("paths", (16, 16),
     ...                       lambda record, image, window, size: {"images": image})
-    >>> decoder.path_key
-    'paths'
+    >>> decoder.path_key, decoder.preprocessing.resize_method
+    ('paths', 'bilinear')
     """
 
     def __init__(self, path_key: str, image_size: tuple[int, int],
                  finish: Callable[[dict, tf.Tensor, tf.Tensor, tf.Tensor], dict],
-                 interpolation: str = "bilinear", dct_scaling: bool = True,
-                 orient: Callable[[dict, tf.Tensor], tf.Tensor] | None = None,
-                 crops: bool = True) -> None:
+                 interpolation: str = "bilinear", dct_scaling: bool = False,
+                 crops: bool = True, preprocessing: Preprocessing | None = None) -> None:
         self.path_key = path_key
         self.crops = crops
-        self.orient = orient
         self.image_size = (int(image_size[0]), int(image_size[1]))
+        if preprocessing is None:
+            preprocessing = Preprocessing(self.image_size, resize_method=interpolation,
+                                          dct_scaling=dct_scaling)
+        if preprocessing.image_size != self.image_size:
+            raise ValueError(f"Expected preprocessing for image_size={self.image_size}; "
+                             f"received preprocessing.image_size={preprocessing.image_size}.")
+        self.preprocessing = preprocessing
         self.finish = finish
-        self.interpolation = interpolation
-        self.dct_scaling = dct_scaling
+
+    @property
+    def interpolation(self) -> str:
+        return self.preprocessing.resize_method
 
     # The stages, separately (`visionkit.data.profile` times them one by one).
     def read(self, record: dict) -> tf.Tensor:
@@ -179,25 +197,20 @@ class FileDecoder:
 
     def decode(self, record: dict, sample_window: WindowSampler | None = None,
                seed: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Read + decode (DCT-scaled where it helps): `(uint8 image, window, source_size)`."""
-        target = self.image_size
-        if self.orient is not None:
-            # A turn may swap the sides: scale for the longer target side both ways.
-            target = (max(target), max(target))
-        image, window, source_size = decode_rgb(self.read(record), target, sample_window,
-                                                seed, dct_scaling=self.dct_scaling)
-        if self.orient is not None:
-            image = self.orient(record, image)
+        """Read + decode + orientation: `(upright uint8 image, window, source_size)`."""
+        spec = self.preprocessing
+        contents = self.read(record)
+        orientation = spec.orientation_of(contents)
+        image, window, source_size = decode_rgb(contents, spec.dct_target(orientation),
+                                                sample_window, seed,
+                                                dct_scaling=spec.dct_scaling)
+        if spec.orientation != "stored":
+            image = apply_orientation(image, orientation)
         return image, window, source_size
 
     def resize(self, image: tf.Tensor) -> tf.Tensor:
         """Float32 `[H, W, 3]` at the target size, in 0..255."""
-        image = tf.cast(tf.image.resize(image, self.image_size, method=self.interpolation),
-                        tf.float32)
-        if self.interpolation not in _NO_OVERSHOOT:
-            # Cubic and Lanczos kernels overshoot; keep the 0..255 contract.
-            image = tf.clip_by_value(image, 0.0, 255.0)
-        return tf.ensure_shape(image, [*self.image_size, 3])
+        return self.preprocessing.resize(image)
 
     def __call__(self, record: dict) -> dict:
         image, window, source_size = self.decode(record)

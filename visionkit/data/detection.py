@@ -27,6 +27,7 @@ import tensorflow as tf
 from visionkit.data.boxes import PAD_VALUE, pad_boxes
 from visionkit.data.decoding import FileDecoder
 from visionkit.data.pipeline import Data
+from visionkit.data.preprocessing import Preprocessing
 from visionkit.data.split import split_indices
 from visionkit.data.transforms import crop_boxes
 
@@ -139,7 +140,10 @@ def detection_from_files(paths: Sequence[str], boxes: Sequence[np.ndarray],
         return {"images": image,
                 "bounding_boxes": {"boxes": boxes, "labels": record["labels"]}}
 
-    decode = FileDecoder("path", (height, width), finish)
+    # Boxes are in the stored image's pixels, so the images stay as stored (the spec
+    # travels with an exported model, which then does not turn them either).
+    spec = Preprocessing((height, width), orientation="stored")
+    decode = FileDecoder("path", (height, width), finish, preprocessing=spec)
     train_records = records(train)
     val_examples = records(val).map(decode, num_parallel_calls=tf.data.AUTOTUNE) \
         if len(val) else None

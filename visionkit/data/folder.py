@@ -14,12 +14,12 @@ from visionkit.data.files import (
     DEFAULT_MAX_IMAGE_PIXELS,
     IMAGE_EXTENSIONS,
     ImageScan,
-    apply_orientation,
     is_hidden,
     list_image_files,
     scan_image_files,
 )
 from visionkit.data.pipeline import Data
+from visionkit.data.preprocessing import Preprocessing
 from visionkit.data.split import split_indices
 from visionkit.errors import BadFileError, DataError, DataWarning, format_file_list
 
@@ -44,6 +44,7 @@ def image_folder(
     class_names: Sequence[str] | None = None,
     interpolation: str = "bilinear",
     max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+    preprocessing: Preprocessing | dict | None = None,
 ) -> Data:
     """A classification data set from a folder with one sub-folder of images per class.
 
@@ -99,6 +100,12 @@ def image_folder(
             files, refused from their header before any decoding (a guard against
             decompression bombs). None removes the limit. Defaults to 89,478,485
             (PIL's own threshold).
+        preprocessing: how files become pixels beyond `image_size` and
+            `interpolation`: a `Preprocessing` spec, or a dict of its fields (e.g.
+            `{"antialias": False, "dct_scaling": True, "orientation": "stored"}`).
+            An export of a model trained on this data serves with the same spec.
+            Defaults to None (EXIF orientation applied, no DCT scaling, antialiased
+            resize).
 
     Returns:
         A classification `Data` set. Batches: images float32 `[B, H, W, 3]` in 0..255,
@@ -184,9 +191,7 @@ def image_folder(
     train_order = rng.permutation(len(train_paths))
     val_order = rng.permutation(len(val_paths))
 
-    # Turning images costs a branch per image: only when some file needs it.
-    turned = any(orientation != 1 for orientation in scan.orientations.values())
-    decode = _decoder(size, interpolation, orient=turned)
+    decode = _decoder(size, interpolation, preprocessing)
     train_records = _records(train_paths[train_order], train_labels[train_order], scan)
     val_examples = None
     if len(val_paths):
@@ -311,13 +316,14 @@ def _records(paths: np.ndarray, labels: np.ndarray, scan: ImageScan) -> tf.data.
         {"paths": paths, "labels": labels, "orientations": scan.orientation_array(paths)})
 
 
-def _decoder(size: tuple[int, int], interpolation: str, orient: bool = True) -> FileDecoder:
-    """Read + decode (DCT-scaled for large JPEGs) + EXIF orientation + resize."""
-    def turn(record: dict, image: tf.Tensor) -> tf.Tensor:
-        return apply_orientation(image, record["orientations"])  # EXIF, as viewers show it
-
+def _decoder(size: tuple[int, int], interpolation: str,
+             preprocessing: Preprocessing | dict | None = None) -> FileDecoder:
+    """Read + decode + EXIF orientation + resize, as `preprocessing` defines them."""
     def finish(record: dict, image: tf.Tensor, window: tf.Tensor, source_size) -> dict:
         return {"images": image, "labels": record["labels"]}
 
-    return FileDecoder("paths", size, finish, interpolation=interpolation,
-                       orient=turn if orient else None)
+    if isinstance(preprocessing, Preprocessing):
+        spec = preprocessing
+    else:
+        spec = Preprocessing(size, resize_method=interpolation, **(preprocessing or {}))
+    return FileDecoder("paths", size, finish, preprocessing=spec)

@@ -25,6 +25,7 @@ from visionkit.data.files import (
     scan_image_files,
 )
 from visionkit.data.pipeline import Data
+from visionkit.data.preprocessing import Preprocessing
 from visionkit.data.split import split_indices
 from visionkit.errors import BadFileError, DataError, DataWarning, format_file_list
 
@@ -151,7 +152,7 @@ def segmentation_from_arrays(images: np.ndarray, masks: np.ndarray,
 
 def resize_example(image: tf.Tensor, mask: tf.Tensor, size: tuple[int, int]) -> dict:
     """An example dict at `size`: the image bilinear (float32), the mask nearest (int32)."""
-    image = tf.image.resize(tf.cast(image, tf.float32), size)
+    image = Preprocessing(size).resize(image)  # the resize an export serves with
     mask = tf.image.resize(tf.cast(mask, tf.int32)[..., tf.newaxis], size, method="nearest")
     return {"images": image, "segmentation_masks": tf.cast(mask[..., 0], tf.int32)}
 
@@ -388,9 +389,6 @@ def _decoder(size: tuple[int, int], colours: dict | None) -> FileDecoder:
         table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values),
                                           default_value=IGNORE_INDEX)
 
-    def orient(record: dict, image: tf.Tensor) -> tf.Tensor:
-        return apply_orientation(image, record["orientations"][0])  # EXIF, as displayed
-
     def finish(record: dict, image: tf.Tensor, window: tf.Tensor, source_size) -> dict:
         contents = tf.io.read_file(record["mask"])
         if table is None:
@@ -407,4 +405,5 @@ def _decoder(size: tuple[int, int], colours: dict | None) -> FileDecoder:
 
     # Image and mask may be stored in different EXIF orientations, so the "standard"
     # crop runs on decoded batches (crops=False) rather than inside decoding.
-    return FileDecoder("image", size, finish, orient=orient, crops=False)
+    # The image's EXIF orientation is read from its bytes by the decoder (as served).
+    return FileDecoder("image", size, finish, crops=False)

@@ -164,6 +164,19 @@ class Data:
         return self.train_size
 
     @property
+    def preprocessing(self):
+        """The `Preprocessing` spec turning files into this data's pixels.
+
+        The file sources' decoder spec; for in-memory sources, the default spec at
+        `image_size` (the resize they use). An export of a model trained on this data
+        bakes it into its serving signatures.
+        """
+        from visionkit.data.preprocessing import Preprocessing
+
+        spec = getattr(self.decode, "preprocessing", None)
+        return spec if spec is not None else Preprocessing(self.image_size)
+
+    @property
     def steps_per_epoch(self) -> int:
         return math.ceil(self.train_size / self.batch_size)
 
