@@ -54,9 +54,10 @@ def test_solid_colours_survive_decode_and_resize(image_tree):
     assert images.min() >= 0 and images.max() <= 255
     found = {}
     for image, label in zip(images, labels):
-        # A solid source stays solid after a bilinear resize.
+        # A solid source stays solid after a bilinear resize (the antialiasing kernel's
+        # float32 weights sum to 1 within ~1e-7, so 1e-3 of a grey level is allowed).
         assert np.ptp(image.reshape(-1, 3), axis=0).max() <= 2
-        pixel = image[12, 16]
+        pixel = np.round(image[12, 16], 3)
         colour = min(expected, key=lambda c: np.abs(np.subtract(c, pixel)).max())
         class_name, tolerance = expected[colour]
         assert np.abs(pixel - np.asarray(colour)).max() <= tolerance, (colour, pixel)
