@@ -29,7 +29,7 @@ def test_visionkit_json_describes_the_export(exported):
     assert metadata["class_names"] == list(CLASS_NAMES)
     assert metadata["num_classes"] == 3
     assert metadata["version"] == 1
-    assert metadata["signatures"] == ["serving_default", "serve_bytes"]
+    assert metadata["signatures"] == ["serving_default", "serve_bytes", "preprocess_bytes"]
     assert metadata["metrics"] == {"accuracy": 0.75, "num_examples": 10}
     assert metadata["versions"]["visionkit"] == vk.__version__
     assert metadata["versions"]["tensorflow"] == tf.__version__

@@ -11,9 +11,10 @@ from visionkit.data.embedded import digits, shapes
 from visionkit.data.folder import image_folder
 from visionkit.data.masks import mask_folder
 from visionkit.data.pipeline import Data
+from visionkit.data.preprocessing import Preprocessing, load_images
 from visionkit.data.profile import profile
 from visionkit.data.voc import voc
 from visionkit.data.yolo import yolo
 
-__all__ = ["Data", "PRESETS", "coco", "digits", "from_arrays", "image_folder", "mask_folder",
-           "profile", "shapes", "voc", "yolo"]
+__all__ = ["Data", "PRESETS", "Preprocessing", "coco", "digits", "from_arrays", "image_folder",
+           "load_images", "mask_folder", "profile", "shapes", "voc", "yolo"]

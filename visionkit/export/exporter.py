@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.preprocessing import Preprocessing
 from visionkit.export import verify as verification
 from visionkit.export import versions as version_layout
 from visionkit.export.metadata import build_metadata, to_json_value, write_assets
@@ -59,19 +60,27 @@ def saved_model(
 ) -> str:
     """Exports `model` as the next version of a TensorFlow Serving model root.
 
-    The SavedModel has two signatures, both returning the task's served outputs
-    (classification: `probabilities` float32 `[B, C]` and `class_id` int32 `[B]`):
+    The SavedModel's signatures turn their inputs into model pixels exactly as the
+    training pipeline of `data` did (`data.preprocessing`, a
+    `visionkit.data.preprocessing.Preprocessing`: EXIF orientation, DCT-scaled decoding
+    rule, channel conversion, resize method and antialiasing, value range); without
+    `data`, the documented defaults (EXIF orientation applied, no DCT scaling, bilinear
+    antialiased resize), and the metadata says `"source": "defaults"`. Two signatures
+    return the task's served outputs (classification: `probabilities` float32 `[B, C]`
+    and `class_id` int32 `[B]`):
 
-    - `serving_default`: `images`, uint8 `[B, H, W, 3]` of any size, resized inside the
-      graph to the model's input size (bilinear `tf.image.resize` on float32, as the
-      training pipelines resize).
-    - `serve_bytes`: `images`, string `[B]` of encoded JPEG, PNG, BMP or GIF images
-      (first frame), each decoded to RGB and resized the same way.
+    - `serving_default`: `images`, uint8 `[B, H, W, 3]` of any size (upright RGB), resized
+      inside the graph to the model's input size with the spec's resize.
+    - `serve_bytes`: `images`, string `[B]` of encoded JPEG, PNG, WebP, BMP or GIF
+      images (first frame), each decoded, turned upright and resized by the spec.
+
+    A third, `preprocess_bytes`, returns the pixels `serve_bytes` feeds the model
+    (`images` float32 `[B, H, W, 3]` in 0..255, `image_sizes` int32 `[B, 2]`).
 
     Its `assets/` folder holds `labels.txt` (one class name per line) and
     `visionkit.json` (task, input size, class names, library versions, creation time,
-    `metrics`, signature names). It loads with `tf.saved_model.load` alone; no
-    visionkit is needed to serve it.
+    `metrics`, signature names, and the `preprocessing` block). It loads with
+    `tf.saved_model.load` alone; no visionkit is needed to serve it.
 
     The export is staged in a hidden folder inside `directory`, verified, then renamed
     to `directory/<version>`, so a crash never leaves a half-written version and
@@ -94,7 +103,11 @@ def saved_model(
             plus one (1 for a new root). An existing version is never overwritten.
         verify: reload the export and compare its outputs with the Keras model's on a
             few images (the validation split of `data`, else seeded random pixels), at
-            the model's input size and at another size. Defaults to True.
+            the model's input size and at another size; and feed a few encoded files
+            (JPEG with EXIF orientation 6, a JPEG 5x the input size, PNG, grayscale,
+            16-bit PNG) through the training pipeline's decoder and through
+            `preprocess_bytes` / `serve_bytes`, refusing the export when the model
+            inputs differ by more than 1 grey level. Defaults to True.
 
     Returns:
         The path of the new version directory, `os.path.join(directory, str(version))`.
@@ -105,7 +118,9 @@ def saved_model(
         TypeError: if `model` is not a Keras model, or `metrics` are not JSON-compatible.
         FileExistsError: if `version` already exists.
         ExportVerificationError: if the reloaded SavedModel's outputs differ from the
-            Keras model's beyond tolerance (`visionkit.export.ExportVerificationError`).
+            Keras model's beyond tolerance, or its pixels from the training decoder's by
+            more than 1 grey level (`visionkit.export.ExportVerificationError`); nothing
+            is renamed into place.
 
     Example:
 
@@ -122,6 +137,7 @@ def saved_model(
     '2'
     """
     spec = _export_spec(model, data, task, class_names)
+    preprocessing = _serving_preprocessing(data, spec.image_size)
     if metrics is not None and not isinstance(metrics, Mapping):
         raise TypeError(f"Expected metrics to be a dict of metric values; received "
                         f"{type(metrics).__name__}: {metrics!r}.")
@@ -142,14 +158,16 @@ def saved_model(
         metadata = build_metadata(
             task=spec.task.name, input_shape=spec.input_shape,
             class_names=spec.class_names, version=version, metrics=metrics,
-            model_name=model.name, data=data.describe() if data is not None else None)
+            model_name=model.name, data=data.describe() if data is not None else None,
+            preprocessing=preprocessing.to_dict())
         with tempfile.TemporaryDirectory(prefix="visionkit-assets-") as asset_dir:
             asset_paths = write_assets(asset_dir, spec.class_names, metadata)
-            module = ServingModule(model, spec.task, spec.image_size, asset_paths)
+            module = ServingModule(model, spec.task, spec.image_size, asset_paths,
+                                   preprocessing=preprocessing)
             _save(module, staging_dir)
         if verify:
             verification.verify_saved_model(staging_dir, model, spec.task, spec.image_size,
-                                            data)
+                                            data, preprocessing=preprocessing)
         _fsync_tree(staging_dir)
         if os.path.exists(version_dir):
             raise FileExistsError(
@@ -164,6 +182,18 @@ def saved_model(
 
 
 # -- what to export ----------------------------------------------------------------------
+def _serving_preprocessing(data: Data | None, image_size: tuple[int, int]) -> Preprocessing:
+    """The data's `Preprocessing` spec, or the documented defaults (`source="defaults"`)."""
+    if data is None:
+        return Preprocessing(image_size, source="defaults")
+    spec = data.preprocessing
+    if spec.image_size != tuple(image_size):
+        raise ValueError(f"The data's preprocessing resizes to {spec.image_size} but the data "
+                         f"yields {tuple(image_size)}; rebuild the data set.")
+    return spec
+
+
+
 def _export_spec(model: keras.Model, data: Data | None, task: str | Task | None,
                  class_names: Sequence[str] | None) -> _ExportSpec:
     """Collects task, class names and image size from `data`, the arguments and the model."""

@@ -68,6 +68,8 @@ class Predictor:
         task: the task's name ("classification", ...).
         input_size: `(height, width, channels)` the model takes; served images of any
             size are resized to it.
+        preprocessing: the `Preprocessing` spec of its signatures (EXIF orientation,
+            decoding, resize), as recorded in `visionkit.json`.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -95,8 +97,24 @@ class Predictor:
     def input_size(self) -> tuple[int, ...]:
         return tuple(self.metadata["input_size"])
 
+    @property
+    def preprocessing(self):
+        """The `Preprocessing` spec the signatures apply (from `visionkit.json`).
+
+        Feed it to `visionkit.data.load_images` to read files into exactly the pixels
+        this model receives (e.g. for `vk.interpret`). None for exports written before
+        visionkit recorded it (they decode as stored, bilinear without antialiasing).
+        """
+        from visionkit.data.preprocessing import Preprocessing
+
+        block = self.metadata.get("preprocessing")
+        return Preprocessing.from_dict(block) if block is not None else None
+
     def __call__(self, images: Any, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, np.ndarray]:
         """Runs `serving_default` on images of any size.
+
+        The arrays are taken as upright RGB (no EXIF orientation: that lives in files)
+        and resized in the graph as the training pipeline resized (`preprocessing`).
 
         Args:
             images: uint8 pixels `[B, H, W, 3]`, or one image `[H, W, 3]` (NumPy or
@@ -126,7 +144,10 @@ class Predictor:
 
     def predict_bytes(self, encoded_images: Sequence[bytes],
                       batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, np.ndarray]:
-        """Runs `serve_bytes` on encoded images (JPEG, PNG, BMP or GIF file contents).
+        """Runs `serve_bytes` on encoded images (JPEG, PNG, WebP, BMP or GIF contents).
+
+        Decoding, EXIF orientation and resizing run inside the SavedModel, as the
+        training pipeline ran them (`preprocessing`).
 
         Args:
             encoded_images: a list of the images' bytes, as read from their files.

@@ -2,7 +2,9 @@
 
 `labels.txt` holds one class name per line (line `i` = class id `i`), the form serving
 tools expect. `visionkit.json` describes the export: task, input size, class names, the
-library versions that wrote it, when, evaluation metrics and the signatures.
+library versions that wrote it, when, evaluation metrics, the signatures and the
+`preprocessing` block (`visionkit.data.preprocessing.Preprocessing.to_dict()`): how the
+signatures turn files and arrays into model pixels, readable by any client.
 
 Example:
 
@@ -32,9 +34,9 @@ METADATA_FILE = "visionkit.json"
 
 # Identifies a visionkit export; bump FORMAT_VERSION when the metadata's meaning changes.
 FORMAT_NAME = "visionkit.saved_model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: adds the `preprocessing` block and the `preprocess_bytes` signature
 
-SIGNATURE_NAMES = ["serving_default", "serve_bytes"]
+SIGNATURE_NAMES = ["serving_default", "serve_bytes", "preprocess_bytes"]
 
 
 def to_json_value(value: Any, name: str = "value") -> Any:
@@ -82,7 +84,8 @@ def _library_versions() -> dict[str, str]:
 def build_metadata(task: str, input_shape: Sequence[int], class_names: Sequence[str],
                    version: int, metrics: Mapping[str, Any] | None = None,
                    model_name: str | None = None,
-                   data: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   data: Mapping[str, Any] | None = None,
+                   preprocessing: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The content of `visionkit.json`.
 
     Args:
@@ -94,6 +97,8 @@ def build_metadata(task: str, input_shape: Sequence[int], class_names: Sequence[
         metrics: evaluation metrics to record, or None.
         model_name: the Keras model's name, or None.
         data: the data set's `describe()` summary, or None.
+        preprocessing: the `Preprocessing.to_dict()` block (how files and arrays become
+            model pixels; `source` says "data" or "defaults"), or None.
 
     Returns:
         A JSON-ready dict.
@@ -115,6 +120,8 @@ def build_metadata(task: str, input_shape: Sequence[int], class_names: Sequence[
         "signatures": list(SIGNATURE_NAMES),
         "metrics": to_json_value(metrics, "metrics") if metrics is not None else None,
         "data": to_json_value(data, "data") if data is not None else None,
+        "preprocessing": (to_json_value(preprocessing, "preprocessing")
+                          if preprocessing is not None else None),
     }
 
 

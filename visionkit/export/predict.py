@@ -1,7 +1,8 @@
 """Predictions on image files with an exported model (what `visionkit predict` prints).
 
 Files are read as bytes and sent through the SavedModel's `serve_bytes` signature, so the
-decoding and resizing are the served ones, not a Python re-implementation.
+decoding, EXIF orientation and resizing are the served ones (the training pipeline's
+`Preprocessing`, baked into the graph), not a Python re-implementation.
 
 Example:
 
@@ -156,6 +157,6 @@ def _decode_failure(files: list[str], encoded: list[bytes], error: Exception) ->
         try:
             tf.io.decode_image(data, channels=3, expand_animations=False)
         except tf.errors.InvalidArgumentError:
-            return (f"Could not decode the image file {file!r}: expected JPEG, PNG, BMP or "
-                    "GIF contents.")
+            return (f"Could not decode the image file {file!r}: expected JPEG, PNG, WebP, "
+                    "BMP or GIF contents.")
     return f"The SavedModel failed on the files {files}: {error}"

@@ -6,11 +6,15 @@ variables and graph functions, and `tf.saved_model.load` restores it in a proces
 never imports visionkit (the graph is what Keras's own `ExportArchive` would write, plus
 the assets).
 
-Both functions take uint8 pixels (or encoded images), resize them to the model's input
-size with the resize the training pipelines use (`tf.image.resize`, bilinear, on float32,
-no antialiasing), run the model in inference mode and hand its outputs, cast to float32,
-to the task's `serving_outputs`, together with the original image sizes `[B, 2]` as
-`(height, width)` int32.
+Both functions turn their input into model pixels with the data set's `Preprocessing`
+spec (`visionkit.data.preprocessing`), the same graph code the training pipeline ran:
+`serve_bytes` decodes each file (EXIF orientation read from its bytes, the same DCT
+rule, channels to RGB) and resizes it; `serving_default` resizes uint8 arrays with the
+same method and antialiasing. They run the model in inference mode and hand its outputs,
+cast to float32, to the task's `serving_outputs`, together with the original (upright)
+image sizes `[B, 2]` as `(height, width)` int32. A third signature, `preprocess_bytes`,
+returns the pixels `serve_bytes` gives the model (float32 `[B, H, W, 3]`, 0..255), so
+any client can check what the model sees.
 
 Example:
 
@@ -30,30 +34,35 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
+from visionkit.data.preprocessing import Preprocessing
 from visionkit.tasks import Task
 
 __all__ = ["ServingModule", "IMAGES_SPEC", "ENCODED_IMAGES_SPEC", "resize_images",
-           "serving_signatures"]
+           "serving_signatures", "SIGNATURE_NAMES"]
+
+SIGNATURE_NAMES = ("serving_default", "serve_bytes", "preprocess_bytes")
 
 IMAGES_SPEC = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
 ENCODED_IMAGES_SPEC = tf.TensorSpec([None], tf.string, name="images")
 
 
-def resize_images(images: tf.Tensor, image_size: Sequence[int]) -> tf.Tensor:
+def resize_images(images: tf.Tensor, image_size: Sequence[int],
+                  preprocessing: Preprocessing | None = None) -> tf.Tensor:
     """Casts images to float32 and resizes them as the training pipelines do.
 
-    Bilinear `tf.image.resize` with half-pixel centres and no antialiasing, the call the
-    data sources make; at the same size it returns the pixels unchanged.
+    `preprocessing.resize` (default spec: bilinear, half-pixel centres, antialiased),
+    the call the data sources make; at the same size it returns the pixels unchanged.
 
     Args:
         images: `[B, H, W, 3]` or `[H, W, 3]` pixels of any dtype.
         image_size: `(height, width)` to resize to.
+        preprocessing: the spec. Defaults to `Preprocessing(image_size)`.
 
     Returns:
-        float32 images of the given size.
+        float32 images of the given size, in 0..255.
     """
-    return tf.image.resize(tf.cast(images, tf.float32), tuple(image_size),
-                           method="bilinear", antialias=False)
+    spec = preprocessing or Preprocessing(tuple(image_size))
+    return spec.replace(image_size=tuple(image_size)).resize(images)
 
 
 def _outputs_in_float32(outputs):
@@ -75,18 +84,28 @@ class ServingModule(tf.Module):
         image_size: `(height, width)` of the model's input.
         asset_paths: files to attach as `tf.saved_model.Asset`s (copied into the
             SavedModel's `assets/` folder under their base names). Defaults to none.
+        preprocessing: how files and arrays become model pixels; its `image_size` must
+            equal `image_size`. Defaults to `Preprocessing(image_size, source="defaults")`.
 
     Attributes:
         serving_default: `tf.function` on uint8 images `[B, H, W, 3]` of any size.
-        serve_bytes: `tf.function` on encoded JPEG/PNG/BMP/GIF images, string `[B]`.
+        serve_bytes: `tf.function` on encoded JPEG/PNG/WebP/BMP/GIF images, string `[B]`.
+        preprocess_bytes: `tf.function` from encoded images to the model's input pixels.
+        preprocessing: the spec.
         model_variables: the tracked variables of the model.
         assets: the tracked `tf.saved_model.Asset`s.
     """
 
     def __init__(self, model: keras.Model, task: Task, image_size: Sequence[int],
-                 asset_paths: Sequence[str] = ()) -> None:
+                 asset_paths: Sequence[str] = (),
+                 preprocessing: Preprocessing | None = None) -> None:
         super().__init__(name="visionkit_serving")
         height, width = (int(size) for size in image_size)
+        spec = preprocessing or Preprocessing((height, width), source="defaults")
+        if spec.image_size != (height, width):
+            raise ValueError(f"Expected preprocessing for image_size={(height, width)}; "
+                             f"received preprocessing.image_size={spec.image_size}.")
+        self.preprocessing = spec
         # Tracked: the weights (so they are saved) and the assets. The model object itself
         # is only closed over by the functions below, so no Keras object is serialized.
         self.model_variables = list(model.variables)
@@ -99,30 +118,37 @@ class ServingModule(tf.Module):
         def serve_images(images: tf.Tensor) -> dict[str, tf.Tensor]:
             shape = tf.shape(images)
             image_sizes = tf.tile(shape[1:3][tf.newaxis], [shape[0], 1])
-            return run_model(resize_images(images, (height, width)), image_sizes)
+            return run_model(spec.resize(images), image_sizes)
 
         def decode_one(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8,
-                                       expand_animations=False)
-            image = tf.ensure_shape(image, [None, None, 3])
-            return resize_images(image, (height, width)), tf.shape(image)[:2]
+            image, source_size = spec.decode(encoded)
+            return spec.resize(image), source_size
 
-        def serve_encoded(images: tf.Tensor) -> dict[str, tf.Tensor]:
-            model_inputs, image_sizes = tf.map_fn(
+        def pixels(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            return tf.map_fn(
                 decode_one, images,
                 fn_output_signature=(tf.TensorSpec([height, width, 3], tf.float32),
                                      tf.TensorSpec([2], tf.int32)))
-            return run_model(model_inputs, image_sizes)
+
+        def serve_encoded(images: tf.Tensor) -> dict[str, tf.Tensor]:
+            return run_model(*pixels(images))
+
+        def preprocess_encoded(images: tf.Tensor) -> dict[str, tf.Tensor]:
+            model_inputs, image_sizes = pixels(images)
+            return {"images": model_inputs, "image_sizes": image_sizes}
 
         # autograph=False, as keras.export.ExportArchive does: Keras layers are graph code.
         self.serving_default = tf.function(serve_images, input_signature=[IMAGES_SPEC],
                                            autograph=False)
         self.serve_bytes = tf.function(serve_encoded, input_signature=[ENCODED_IMAGES_SPEC],
                                        autograph=False)
+        self.preprocess_bytes = tf.function(preprocess_encoded,
+                                            input_signature=[ENCODED_IMAGES_SPEC],
+                                            autograph=False)
 
 
 def serving_signatures(module: ServingModule) -> dict[str, tf.types.experimental.ConcreteFunction]:
-    """The signatures to save: `serving_default` and `serve_bytes` (traces both).
+    """The signatures to save: `serving_default`, `serve_bytes`, `preprocess_bytes`.
 
     Args:
         module: the serving module.
@@ -131,4 +157,5 @@ def serving_signatures(module: ServingModule) -> dict[str, tf.types.experimental
         A dict from signature name to concrete function, for `tf.saved_model.save`.
     """
     return {"serving_default": module.serving_default.get_concrete_function(),
-            "serve_bytes": module.serve_bytes.get_concrete_function()}
+            "serve_bytes": module.serve_bytes.get_concrete_function(),
+            "preprocess_bytes": module.preprocess_bytes.get_concrete_function()}
