@@ -100,7 +100,9 @@ def test_any_size_model_takes_its_size_from_data(tmp_path, tiny_data):
     predictor = vk.export.load(_export(model, tmp_path, data=tiny_data))
     assert predictor.input_size == (16, 24, 3)
     image = np.random.default_rng(3).integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    expected = model(tf.image.resize(image[None].astype(np.float32), IMAGE_SIZE))
+    # The documented default preprocessing: bilinear with antialiasing.
+    expected = model(tf.image.resize(image[None].astype(np.float32), IMAGE_SIZE,
+                                     antialias=True))
     np.testing.assert_allclose(predictor(image)["probabilities"], np.asarray(expected)[0],
                                atol=1e-5)
 

@@ -52,7 +52,7 @@ def build_segmenter(seed: int = 0):
 
 def keras_mask(model, image: np.ndarray) -> np.ndarray:
     """The reference: resize to the model, run Keras, resize the probabilities back, argmax."""
-    pixels = tf.image.resize(tf.cast(image[None], tf.float32), SEG_IMAGE_SIZE)
+    pixels = tf.image.resize(tf.cast(image[None], tf.float32), SEG_IMAGE_SIZE, antialias=True)
     probabilities = model(pixels, training=False)
     resized = tf.image.resize(probabilities, image.shape[:2])
     return np.asarray(tf.argmax(resized, axis=-1, output_type=tf.int32))[0]

@@ -79,7 +79,8 @@ def child_outputs(tmp_path_factory, exported, val_images):
 def _keras_probabilities(model, images: np.ndarray) -> np.ndarray:
     pixels = tf.constant(images, tf.float32)
     if tuple(images.shape[1:3]) != IMAGE_SIZE:
-        pixels = tf.image.resize(pixels, IMAGE_SIZE)
+        # The data's preprocessing (the default): bilinear with antialiasing.
+        pixels = tf.image.resize(pixels, IMAGE_SIZE, antialias=True)
     return np.asarray(model(pixels, training=False))
 
 
@@ -101,10 +102,13 @@ def test_fresh_process_resizes_other_sizes_like_tf_image_resize(child_outputs, t
     expected = _keras_probabilities(tiny_model, other)
     np.testing.assert_allclose(outputs["other_size_probabilities"], expected, atol=TOLERANCE,
                                rtol=0)
-    # A resize with other settings (nearest, antialias) would give other answers.
+    # A resize with other settings (nearest, no antialiasing) would give other answers.
     nearest = np.asarray(tiny_model(tf.image.resize(
         tf.constant(other, tf.float32), IMAGE_SIZE, method="nearest"), training=False))
     assert np.abs(nearest - expected).max() > 10 * TOLERANCE
+    aliased = np.asarray(tiny_model(tf.image.resize(
+        tf.constant(other, tf.float32), IMAGE_SIZE, antialias=False), training=False))
+    assert np.abs(aliased - expected).max() > 10 * TOLERANCE
 
 
 def test_fresh_process_serve_bytes_on_png_matches(child_outputs, tiny_model, val_images):

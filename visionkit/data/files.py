@@ -24,7 +24,7 @@ __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_IMAGE_PIXELS", "ImageScan", "list_im
            "find_bad_files", "check_image_file", "scan_image_files", "apply_orientation"]
 
 # File extensions (lower case) that `image_folder` reads; other files are ignored.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 # Content formats (as PIL names them) that `tf.io.decode_image` decodes. MPO is the
 # multi-picture JPEG some cameras write; its first picture is a plain JPEG.
 DECODABLE_FORMATS = ("JPEG", "MPO", "PNG", "BMP", "GIF", "WEBP")
