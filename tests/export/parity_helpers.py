@@ -84,10 +84,11 @@ def content(rows: int, columns: int, seed: int) -> np.ndarray:
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-def encode_file(file_format: str, orientation: int, scale: float, seed: int) -> bytes:
+def encode_file(file_format: str, orientation: int, scale: float, seed: int,
+                image_size=PROBE_SIZE) -> bytes:
     """The encoded file of one matrix cell (stored pixels; EXIF tag `orientation`)."""
-    rows = int(round(PROBE_SIZE[0] * scale))
-    columns = int(round(PROBE_SIZE[1] * scale))
+    rows = int(round(image_size[0] * scale))
+    columns = int(round(image_size[1] * scale))
     rgb = content(rows, columns, seed)
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -127,26 +128,26 @@ _PIL_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
               8: Image.Transpose.ROTATE_90}
 
 
-def reference_array(contents: bytes) -> np.ndarray:
+def reference_array(contents: bytes, upright: bool = True) -> np.ndarray:
     """The decoded upright uint8 RGB array, by PIL (an independent decoder).
 
     16-bit samples keep their high byte (PIL's RGB conversion of 16-bit grey clips);
     CMYK JPEGs come from libjpeg's conversion (`tf.io.decode_jpeg`; PIL converts CMYK
-    naively, up to 2 grey levels away), turned by PIL.
+    naively, up to 2 grey levels away), turned by PIL. With `upright=False`, as stored.
     """
     import tensorflow as tf
 
     with Image.open(io.BytesIO(contents)) as image:
+        orientation = image.getexif().get(0x0112, 1) if upright else 1
         if image.mode == "CMYK":
-            orientation = image.getexif().get(0x0112, 1)
             decoded = Image.fromarray(tf.io.decode_jpeg(contents, channels=3).numpy())
             turn = _PIL_TURNS.get(orientation)
             return np.asarray(decoded.transpose(turn) if turn is not None else decoded)
-        upright = ImageOps.exif_transpose(image)
-        if upright.mode in ("I;16", "I;16B", "I"):
-            grey = (np.asarray(upright).astype(np.int64) >> 8).astype(np.uint8)
+        turned = ImageOps.exif_transpose(image) if orientation != 1 else image
+        if turned.mode in ("I;16", "I;16B", "I"):
+            grey = (np.asarray(turned).astype(np.int64) >> 8).astype(np.uint8)
             return np.repeat(grey[..., None], 3, axis=-1)
-        return np.asarray(upright.convert("RGB"))
+        return np.asarray(turned.convert("RGB"))
 
 
 def write_tree(root: str, files: dict[str, bytes]) -> None:
@@ -154,6 +155,6 @@ def write_tree(root: str, files: dict[str, bytes]) -> None:
     for name, contents in files.items():
         folder = os.path.join(root, name)
         os.makedirs(folder, exist_ok=True)
-        extension = EXTENSIONS[name.split("_")[0]]
+        extension = EXTENSIONS.get(name.split("_")[0], ".png")
         with open(os.path.join(folder, "image" + extension), "wb") as file:
             file.write(contents)

@@ -34,7 +34,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from visionkit.data.files import apply_orientation
-from visionkit.data.preprocessing import DCT_RATIOS, Preprocessing
+from visionkit.data.preprocessing import DCT_RATIOS, JPEG_DCT_METHOD, Preprocessing
 
 __all__ = ["FileDecoder", "decode_rgb", "dct_ratio", "DCT_RATIOS"]
 
@@ -67,12 +67,14 @@ def _decode_jpeg(contents: tf.Tensor, ratio: tf.Tensor, window: tf.Tensor | None
     def branch(fixed: int):
         def run():
             if window is None:
-                return tf.io.decode_jpeg(contents, channels=3, ratio=fixed)
+                return tf.io.decode_jpeg(contents, channels=3, ratio=fixed,
+                                         dct_method=JPEG_DCT_METHOD)
             # With a ratio, libjpeg's crop window is in the scaled image's pixels.
             scaled = tf.stack([window[0] // fixed, window[1] // fixed,
                                tf.maximum(window[2] // fixed, 1),
                                tf.maximum(window[3] // fixed, 1)])
-            return tf.io.decode_and_crop_jpeg(contents, scaled, channels=3, ratio=fixed)
+            return tf.io.decode_and_crop_jpeg(contents, scaled, channels=3, ratio=fixed,
+                                              dct_method=JPEG_DCT_METHOD)
         return run
 
     index = tf.cast(tf.math.log(tf.cast(ratio, tf.float32)) / tf.math.log(2.0) + 0.5, tf.int32)

@@ -11,7 +11,8 @@ interpretation tools). The spec is a small frozen dataclass; `to_dict()` is the
    `eXIf`, WebP `EXIF`) is read from the bytes by TensorFlow ops
    (`visionkit.data.exif`) and applied, so pixels are upright as an image viewer shows
    them. `"stored"` keeps the pixels as stored.
-2. **Decoding**: JPEG through libjpeg (`tf.io.decode_jpeg`), with DCT-domain scaling
+2. **Decoding**: JPEG through libjpeg (`tf.io.decode_jpeg`) with the accurate integer
+   IDCT (`dct_method="INTEGER_ACCURATE"`, as PIL decodes), with DCT-domain scaling
    (`ratio` 2, 4 or 8) only when `dct_scaling=True` and the displayed source is at least
    that many times the target in both sides (chosen per file from the JPEG header, the
    same way everywhere); PNG, WebP, BMP, GIF (first frame) at full size.
@@ -58,6 +59,7 @@ import tensorflow as tf
 from visionkit.data.exif import exif_orientation
 
 __all__ = ["Preprocessing", "RESIZE_METHODS", "ORIENTATIONS", "FITS", "load_images",
+           "JPEG_DCT_METHOD",
            "PREPROCESSING_FORMAT", "PREPROCESSING_VERSION"]
 
 # Methods of `tf.image.resize` a spec accepts (every method a visionkit source accepts).
@@ -69,6 +71,10 @@ FITS = ("stretch",)
 # Scale factors libjpeg's DCT-domain decoding offers (`tf.io.decode_jpeg(ratio=)`).
 DCT_RATIOS = (1, 2, 4, 8)
 VALUE_RANGE = (0.0, 255.0)
+# libjpeg's accurate integer IDCT (JDCT_ISLOW), the one PIL, OpenCV and browsers use.
+# TensorFlow's default ("", the fast IDCT) differs from them by up to 6 grey levels, so
+# an array a client decoded itself would not match the served bytes.
+JPEG_DCT_METHOD = "INTEGER_ACCURATE"
 # Identifies the block in `visionkit.json`; bump the version when its meaning changes.
 PREPROCESSING_FORMAT = "visionkit.preprocessing"
 PREPROCESSING_VERSION = 1
@@ -140,6 +146,7 @@ class Preprocessing:
             "image_size": list(self.image_size),
             "orientation": self.orientation,
             "dct_scaling": self.dct_scaling,
+            "jpeg_dct_method": JPEG_DCT_METHOD,
             "resize": {"method": self.resize_method, "antialias": self.antialias,
                        "fit": self.fit, "half_pixel_centers": True},
             "channels": dict(CHANNEL_RULES),
