@@ -216,7 +216,10 @@ _FULL: dict = {}
 @pytest.fixture(scope="module")
 def full_work(tmp_path_factory):
     work = tmp_path_factory.mktemp("parity_full")
-    return work, _files(cells(), FULL_SIZE)
+    files = _files(cells(), FULL_SIZE)
+    needed = FULL_SIZE[0] * FULL_SIZE[1] * 3 + 1
+    files.update(_fillers(max(needed - len(files), 0), FULL_SIZE))
+    return work, files
 
 
 def _option_id(option) -> str:

@@ -40,7 +40,7 @@ Example:
 >>> buffer = io.BytesIO()
 >>> Image.fromarray(np.full((20, 30), 90, np.uint8)).save(buffer, "PNG")  # grayscale
 >>> pixels = spec.pixels_from_bytes(tf.constant(buffer.getvalue()))
->>> tuple(pixels.shape), pixels.dtype.name, float(pixels[0, 0, 0])
+>>> tuple(pixels.shape), pixels.dtype.name, round(float(pixels[0, 0, 0]), 3)
 ((8, 12, 3), 'float32', 90.0)
 >>> Preprocessing.from_dict(spec.to_dict()) == spec
 True

@@ -11,7 +11,7 @@ Example:
 >>> metadata = build_metadata(task="classification", input_shape=(16, 24, 3),
 ...                           class_names=["cat", "dog"], version=1)
 >>> metadata["input_size"], metadata["signatures"]
-([16, 24, 3], ['serving_default', 'serve_bytes'])
+([16, 24, 3], ['serving_default', 'serve_bytes', 'preprocess_bytes'])
 """
 
 from __future__ import annotations
