@@ -2,7 +2,7 @@
 
     visionkit run RECIPE [--smoke] [--set key=value ...]     train, evaluate, export
     visionkit train RECIPE [--smoke] [--set key=value ...]   train and evaluate only
-    visionkit evaluate CHECKPOINT --recipe RECIPE            metrics of a saved .keras model
+    visionkit evaluate CHECKPOINT --recipe RECIPE [--split test]  metrics of a saved model
     visionkit export CHECKPOINT --recipe RECIPE              a SavedModel from a .keras model
     visionkit predict SAVED_MODEL IMAGE [IMAGE ...]          top classes (or mask PNGs) per image
     visionkit models [--task TASK]                           the registry's model names
@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
         command.add_argument("--unsafe", action="store_true",
                              help="load the model without Keras safe mode (runs its lambdas)")
+        if name == "evaluate":
+            command.add_argument("--split", choices=("val", "test", "train"), default="val",
+                                 help="the split to evaluate (default: val)")
         if name == "export":
             command.add_argument("--root", help="export root (default: the recipe's)")
         if name == "explain":
@@ -200,7 +203,8 @@ def _evaluate(arguments: argparse.Namespace) -> int:
 
     _resolve_run_directory(arguments)
     model = _load_checkpoint(arguments)
-    metrics = train.evaluate(model, data_from_recipe(_load_recipe(arguments)))
+    metrics = train.evaluate(model, data_from_recipe(_load_recipe(arguments)),
+                             split=arguments.split)
     print(json.dumps(metrics, indent=2))
     return 0
 

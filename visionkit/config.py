@@ -120,6 +120,7 @@ class ImageFolderData(_DataBase):
     source: Literal["image_folder"]
     path: str
     val_path: str | None = None
+    test_path: str | None = None
     cache: bool | str = False
     on_bad_file: Literal["error", "skip"] = "error"
 

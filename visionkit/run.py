@@ -108,6 +108,7 @@ def data_from_recipe(recipe: Recipe) -> Data:
                                    class_names=config.class_names, palette=palette, **common)
     else:
         data = vk_data.image_folder(config.path, val_directory=config.val_path,
+                                    test_directory=config.test_path,
                                     cache=config.cache, on_bad_file=config.on_bad_file, **common)
     if recipe.limit is not None:
         data = data.take(*recipe.limit)
