@@ -135,6 +135,7 @@ def image_folder(
     ...         pixels = np.full((20, 30, 3), 60 * i, np.uint8)
     ...         PIL.Image.fromarray(pixels).save(os.path.join(root, name, f"{i}.png"))
     >>> data = vk.data.image_folder(root, image_size=(16, 16), batch_size=4)
+    visionkit: image_folder ...: no validation split given; holding out a seeded random 20% ...
     >>> data.class_names, data.train_size, data.val_size
     (('cat', 'dog'), 6, 2)
     >>> images, labels = next(iter(data.train))

@@ -72,10 +72,9 @@ def split_folders(directory: str) -> dict[str, str] | None:
 
 def announce_random_split(source: str, count: int, validation_split: float,
                           seed: int | None, val_count: int) -> None:
-    """Prints, once per data set, that a random validation split was made."""
+    """Prints, once per data set, that a random validation split was made (nothing when
+    `validation_split` is 0: the user asked for no validation)."""
     if validation_split <= 0:
-        print(f"visionkit: {source}: no validation split given and validation_split=0; "
-              f"all {count} examples train, none validate.")
         return
     print(f"visionkit: {source}: no validation split given; holding out a seeded random "
           f"{validation_split:.0%} ({val_count} of {count} examples, seed={seed}) for "
