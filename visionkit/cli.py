@@ -8,6 +8,7 @@
     visionkit models [--task TASK]                           the registry's model names
     visionkit data-service dispatcher|worker                  tf.data service for training input
     visionkit data profile RECIPE [--batches N]              input pipeline images/s per stage
+    visionkit data check SOURCE [--out PNG]                  a data set's health report
 """
 
 from __future__ import annotations
@@ -101,6 +102,16 @@ def _parser() -> argparse.ArgumentParser:
                          metavar="KEY=VALUE", help="override a recipe field (repeatable)")
     profile.add_argument("--smoke", action="store_true", help="the recipe's smoke sizes")
     profile.add_argument("--json", action="store_true", help="print JSON")
+    data_check = data_commands.add_parser(
+        "check", help="A data set's health report before training.",
+        description="Images and objects per split and class, box histograms, mask class "
+        "shares, images found in two splits, and every file or annotation left out; exits "
+        "1 when it finds a problem.")
+    data_check.add_argument("source", help="data folder, COCO .json or YOLO data.yaml")
+    data_check.add_argument("--kind", choices=("image_folder", "mask_folder", "coco", "voc",
+                                               "yolo"), help="source kind (default: detected)")
+    data_check.add_argument("--out", help="PNG summary to write")
+    data_check.add_argument("--json", action="store_true", help="print JSON")
 
     models = commands.add_parser("models", help="List the model registry's names.",
                                  description="List the model registry's names.")
@@ -282,6 +293,13 @@ def _data_service(arguments: argparse.Namespace) -> int:
 def _data(arguments: argparse.Namespace) -> int:
     from visionkit.data.profile import profile
     from visionkit.run import data_from_recipe
+
+    if arguments.data_command == "check":
+        from visionkit.data.check import check, format_report
+
+        report = check(arguments.source, kind=arguments.kind, out=arguments.out)
+        print(json.dumps(report, indent=2) if arguments.json else format_report(report))
+        return 1 if report["errors"] or report["warnings"] or report["duplicates"] else 0
 
     if arguments.batches < 1:
         raise ValueError(f"Expected --batches >= 1; received {arguments.batches}.")

@@ -87,6 +87,7 @@ def test_evaluate_test_split_differs_from_val(tmp_path):
         data.split("holdout")
 
 
+@pytest.mark.slow
 def test_cli_evaluate_split_test(tmp_path):
     _write_split_tree(tmp_path / "data")
     recipe = tmp_path / "recipe.yaml"

@@ -6,6 +6,7 @@ Every source returns a `Data` set whose `.train` and `.val` are batched
 
 from visionkit.data.arrays import from_arrays
 from visionkit.data.augment import PRESETS
+from visionkit.data.check import check
 from visionkit.data.coco import coco
 from visionkit.data.embedded import digits, shapes
 from visionkit.data.folder import image_folder
@@ -15,5 +16,6 @@ from visionkit.data.profile import profile
 from visionkit.data.voc import voc
 from visionkit.data.yolo import yolo
 
-__all__ = ["Data", "PRESETS", "coco", "digits", "from_arrays", "image_folder", "mask_folder",
+__all__ = ["Data", "PRESETS", "check", "coco", "digits", "from_arrays", "image_folder",
+           "mask_folder",
            "profile", "shapes", "voc", "yolo"]

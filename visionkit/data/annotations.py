@@ -135,7 +135,7 @@ def build_detection_data(images: Sequence[AnnotatedImage], class_names: Sequence
             except DataError as error:
                 raise_or_note(on_bad_annotation, problems,
                               "images whose declared size differs from the file",
-                              f"{item.source}", str(error))
+                              str(error).split(". Expected")[0], str(error))
                 continue
         item_boxes = np.asarray(item.boxes, np.float64).reshape(-1, 4)
         item_labels = np.asarray(item.labels, np.int32).reshape(-1)
