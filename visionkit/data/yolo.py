@@ -27,9 +27,11 @@ __all__ = ["yolo"]
 _NAMES_FILES = ("classes.txt", "obj.names", "names.txt")
 # Data set files tried in `root` when no data.yaml is given (ultralytics' names).
 _DATA_FILES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
-# How far a normalised value may lie outside 0..1 (float rounding of writers that
-# print 6 decimals); beyond it the line is refused.
-_RANGE_TOLERANCE = 1e-6
+# How far a normalised value may lie outside 0..1 and still be read: converters write
+# boxes reaching just past the border (1.0025 in CrowdHuman conversions, ultralytics/yolov5
+# issue 3509; 1.0021 polygon vertices, issue 10632). Such boxes are clipped to the image
+# and counted in the clipping warning; values further out (pixel coordinates) are refused.
+_RANGE_TOLERANCE = 0.01
 
 
 def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
@@ -56,8 +58,10 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     An image's label file is found as ultralytics finds it: the last `images` folder of
     its path becomes `labels` and the extension `.txt`. One object per line:
     `class_id cx cy width height`, the box centre and size as fractions (0..1) of the
-    image's width and height. A segment line (`class_id x1 y1 x2 y2 ...`, a polygon)
-    becomes the polygon's bounding box, counted in a warning. Numbers may be written in
+    image's width and height; values further than 1% outside 0..1 are refused (pixel
+    coordinates written by mistake), those just past the border clipped. A segment line
+    (`class_id x1 y1 x2 y2 ...`, a polygon) becomes the polygon's bounding box, counted
+    in a warning. Numbers may be written in
     any float notation (`0.5`, `.5`, `5e-1`), class ids also as `2.0`. An image without
     a label file, or with an empty one, has no objects (background).
 
