@@ -126,3 +126,19 @@ def test_values_outside_declared_classes_name_the_file_and_hint(tmp_path):
                                         r"ignore_index= or value_map="):
         vk.data.mask_folder(tmp_path / "images", tmp_path / "masks", image_size=SIZE,
                             class_names=["a", "b"])
+
+
+def test_recipe_accepts_ignore_index_and_value_map(tmp_path):
+    from visionkit.config import parse_recipe
+    from visionkit.run import data_from_recipe
+
+    for identity in range(3):
+        _pair(tmp_path, None, f"p{identity}", identity, _stripes(0, 100, 200))
+    recipe = parse_recipe({
+        "name": "masks", "task": "segmentation", "model": {"name": "unet"},
+        "data": {"source": "mask_folder", "images": str(tmp_path / "images"),
+                 "masks": str(tmp_path / "masks"), "image_size": list(SIZE),
+                 "validation_split": 0, "ignore_index": 0, "value_map": {100: 0, 200: 1}}})
+    data = data_from_recipe(recipe)
+    _, masks = _collect(data.train)
+    np.testing.assert_array_equal(masks[0], _stripes(255, 0, 1))
