@@ -111,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     data_check.add_argument("--kind", choices=("image_folder", "mask_folder", "coco", "voc",
                                                "yolo"), help="source kind (default: detected)")
     data_check.add_argument("--out", help="PNG summary to write")
+    data_check.add_argument("--images-dir", help="COCO: the images folder (default: the "
+                            "JSON's folder)")
     data_check.add_argument("--json", action="store_true", help="print JSON")
 
     models = commands.add_parser("models", help="List the model registry's names.",
@@ -297,7 +299,8 @@ def _data(arguments: argparse.Namespace) -> int:
     if arguments.data_command == "check":
         from visionkit.data.check import check, format_report
 
-        report = check(arguments.source, kind=arguments.kind, out=arguments.out)
+        extra = {"images_dir": arguments.images_dir} if arguments.images_dir else {}
+        report = check(arguments.source, kind=arguments.kind, out=arguments.out, **extra)
         print(json.dumps(report, indent=2) if arguments.json else format_report(report))
         return 1 if report["errors"] or report["warnings"] or report["duplicates"] else 0
 

@@ -74,7 +74,9 @@ def test_yolo_data_yaml_splits_are_used_exactly(tmp_path, capsys):
 def test_yolo_images_split_folders_without_yaml_are_not_pooled(tmp_path):
     _yolo_tree(tmp_path, {"train": SPLITS["train"], "val": SPLITS["val"]})
     (tmp_path / "classes.txt").write_text("even\nodd\n")
-    data = vk.data.yolo(tmp_path, image_size=(HEIGHT, WIDTH), batch_size=4)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "images/train/scan.tif")
+    with pytest.warns(DataWarning, match=r"1 files that are not images.*scan\.tif"):
+        data = vk.data.yolo(tmp_path, image_size=(HEIGHT, WIDTH), batch_size=4)
     assert sorted(_ids(data.val)) == SPLITS["val"]
     assert sorted(_ids(data.train)) == SPLITS["train"]
 

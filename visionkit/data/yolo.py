@@ -16,7 +16,12 @@ from visionkit.data.annotation_checks import (
 )
 from visionkit.data.annotations import AnnotatedImage, build_detection_data
 from visionkit.data.boxes import cxcywh_to_xyxy
-from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_EXTENSIONS, list_image_files
+from visionkit.data.files import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    IMAGE_EXTENSIONS,
+    list_image_files,
+    list_other_files,
+)
 from visionkit.data.given_splits import split_folders
 from visionkit.data.pipeline import Data
 from visionkit.errors import BadFileError, DataError
@@ -112,7 +117,7 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
         spec = _read_yaml(data_file)
         base = _yaml_base(spec, data_file)
         class_names = _yaml_names(spec, data_file, names, root)
-        split_images = _yaml_splits(spec, data_file, base)
+        split_images = _yaml_splits(spec, data_file, base, problems)
     else:
         class_names = _names(root, names)
         folder = os.path.join(root, images_dir)
@@ -120,9 +125,9 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
             raise DataError(f"Expected YOLO images in {folder!r}; the folder does not exist.")
         given = split_folders(folder)
         if given is not None:
-            split_images = {split: list_image_files(path) for split, path in given.items()}
+            split_images = {split: _images_in(path, problems) for split, path in given.items()}
         else:
-            split_images = {None: list_image_files(folder)}
+            split_images = {None: _images_in(folder, problems)}
     images = []
     for split, paths in split_images.items():
         for path in paths:
@@ -228,7 +233,16 @@ def _yaml_names(spec: dict, data_file: str, names, root: str) -> list[str]:
     return listed
 
 
-def _yaml_splits(spec: dict, data_file: str, base: str) -> dict[str, list[str]]:
+def _images_in(folder: str, problems: Problems) -> list[str]:
+    """The images under `folder`; other files are counted as left out."""
+    for path in list_other_files(folder):
+        problems.note(f"files that are not images ({', '.join(IMAGE_EXTENSIONS)}) left out",
+                      repr(path))
+    return list_image_files(folder)
+
+
+def _yaml_splits(spec: dict, data_file: str, base: str,
+                 problems: Problems) -> dict[str, list[str]]:
     if spec.get("train") in (None, ""):
         raise DataError(f"{data_file}: expected a 'train' entry (a folder of images or a "
                         ".txt list of them); found none.")
@@ -242,7 +256,7 @@ def _yaml_splits(spec: dict, data_file: str, base: str) -> dict[str, list[str]]:
         for item in entries:
             path = os.path.join(base, str(item))
             if os.path.isdir(path):
-                files += list_image_files(path)
+                files += _images_in(path, problems)
             elif os.path.isfile(path) and path.lower().endswith(".txt"):
                 files += _image_list(path, base)
             else:
