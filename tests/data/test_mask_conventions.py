@@ -142,3 +142,22 @@ def test_recipe_accepts_ignore_index_and_value_map(tmp_path):
     data = data_from_recipe(recipe)
     _, masks = _collect(data.train)
     np.testing.assert_array_equal(masks[0], _stripes(255, 0, 1))
+
+
+def test_palette_png_masks_read_their_indices_as_class_ids(tmp_path):
+    # Pascal VOC's SegmentationClass: "P" mode PNGs, index = class id, 255 = void border.
+    colours = [0] * 768
+    colours[3:6] = [128, 0, 0]
+    colours[6:9] = [0, 128, 0]
+    colours[765:768] = [224, 224, 192]
+    for identity in range(3):
+        mask = Image.fromarray(_stripes(0, 1, 255, 2 if identity else 1), mode="P")
+        mask.putpalette(colours)
+        _pair(tmp_path, None, f"p{identity}", identity, np.zeros(SIZE, np.uint8))
+        mask.save(tmp_path / "masks" / f"p{identity}.png")
+    with pytest.warns(DataWarning, match=r"palette PNGs: their palette indices \[0, 1, 2, 255\]"):
+        data = vk.data.mask_folder(tmp_path / "images", tmp_path / "masks", image_size=SIZE,
+                                   validation_split=0)
+    assert data.num_classes == 3
+    ids, masks = _collect(data.train)
+    np.testing.assert_array_equal(masks[ids.index(1)], _stripes(0, 1, 255, 2))

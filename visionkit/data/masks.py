@@ -283,6 +283,8 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
     colours = None
     if palette is not None:
         colours = {tuple(int(c) for c in colour): int(i) for colour, i in palette.items()}
+    elif value_map is None:
+        colours = _indexed_palette(pairs, ignore_index)
     per_file = _scan_pairs(pairs, colours, orientations=orientations)
     table = None
     if colours is None:
@@ -368,6 +370,56 @@ def _pair_files(images_dir: str, masks_dir: str) -> list[tuple[str, str]]:
                         f"masks_dir={masks_dir!r}; {len(missing)} image(s) have none:\n"
                         + format_file_list(missing))
     return pairs
+
+
+def _indexed_palette(pairs: list[tuple[str, str]], ignore_index: int
+                     ) -> dict[tuple[int, int, int], int] | None:
+    """For palette ("P" mode) PNG masks, as Pascal VOC's SegmentationClass stores them:
+    `{colour: palette index}` of the indices in use (index `ignore_index` -> 255), so the
+    indices are the class ids. TensorFlow decodes such files to their colours, so the
+    pipeline maps colours back. None when the masks are not palette images.
+
+    Raises:
+        DataError: when only some masks are palette images, their palettes differ, or two
+            indices in use share a colour.
+    """
+    from PIL import Image
+
+    indexed, plain, reference, used = [], [], None, set()
+    for _, mask_path in pairs:
+        with Image.open(mask_path) as mask:
+            if mask.mode != "P":
+                plain.append(mask_path)
+                continue
+            indexed.append(mask_path)
+            colours = mask.getpalette() or []
+            if reference is None:
+                reference = (mask_path, colours)
+            elif colours[:len(reference[1])] != reference[1][:len(colours)]:
+                raise DataError(f"Expected every palette mask to share one palette; "
+                                f"{mask_path!r} has another palette than {reference[0]!r}.")
+            used.update(int(v) for v in np.unique(np.asarray(mask)))
+    if not indexed:
+        return None
+    if plain:
+        raise DataError(f"Expected masks of one kind; {len(indexed)} are palette images "
+                        f"(e.g. {indexed[0]!r}) and {len(plain)} are not (e.g. {plain[0]!r}).")
+    table = reference[1]
+    mapping: dict[tuple[int, int, int], int] = {}
+    for index in sorted(used):
+        colour = tuple(table[3 * index:3 * index + 3]) if 3 * index + 3 <= len(table) \
+            else (0, 0, 0)
+        if colour in mapping:
+            raise DataError(f"Palette masks use indices {mapping[colour]} and {index} with one "
+                            f"colour {colour}; expected distinct colours (e.g. "
+                            f"{reference[0]!r}). Pass palette= to say which class each "
+                            "colour is.")
+        mapping[colour] = IGNORE_INDEX if index == ignore_index else index
+    warnings.warn(f"The {len(indexed)} masks are palette PNGs: their palette indices "
+                  f"{sorted(used)[:_LISTED]} are read as class ids (index {ignore_index} = "
+                  "ignore), as Pascal VOC stores them. Pass palette= to map colours "
+                  "yourself.", DataWarning, stacklevel=3)
+    return mapping
 
 
 def _raise_unknown_ids(per_file: Mapping[str, Mapping[int, int]], table: np.ndarray,
