@@ -64,8 +64,10 @@ def test_split_folders_and_a_void_id_that_is_not_255(tmp_path, capsys):
 def test_ignore_index_alone_marks_void(tmp_path):
     for identity in range(4):
         _pair(tmp_path, None, f"p{identity}", identity, _stripes(0, 1, 7))
-    data = vk.data.mask_folder(tmp_path / "images", tmp_path / "masks", image_size=SIZE,
-                               ignore_index=7, validation_split=0)
+    (tmp_path / "masks/p0.tif").write_bytes(b"II*\x00")  # a stray file is named
+    with pytest.warns(DataWarning, match=r"Left out 1 file.*1 \.tif.*p0\.tif"):
+        data = vk.data.mask_folder(tmp_path / "images", tmp_path / "masks", image_size=SIZE,
+                                   ignore_index=7, validation_split=0)
     assert data.class_names == ("0", "1")
     _, masks = _collect(data.train)
     np.testing.assert_array_equal(masks[0], _stripes(0, 1, 255))

@@ -21,7 +21,9 @@ from visionkit.data.files import (
     DEFAULT_MAX_IMAGE_PIXELS,
     IMAGE_EXTENSIONS,
     apply_orientation,
+    describe_other_files,
     list_image_files,
+    list_other_files,
     scan_image_files,
 )
 from visionkit.data.given_splits import announce_random_split, split_folders
@@ -271,6 +273,11 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
         folders = [(split, given[split], mask_splits[split]) for split in given]
     else:
         folders = [(None, images_dir, masks_dir)]
+    others = list_other_files(images_dir) + list_other_files(masks_dir)
+    if others:
+        warnings.warn(f"Left out {len(others)} file(s) that are not images visionkit reads "
+                      f"({', '.join(IMAGE_EXTENSIONS)}): " + describe_other_files(others)
+                      + ".", DataWarning, stacklevel=2)
     pairs, pair_splits = [], []
     for split, split_images, split_masks in folders:
         found = _pair_files(split_images, split_masks)
