@@ -81,6 +81,23 @@ def test_yolo_images_split_folders_without_yaml_are_not_pooled(tmp_path):
     assert sorted(_ids(data.train)) == SPLITS["train"]
 
 
+def test_yolo_roboflow_layout_with_parent_relative_paths(tmp_path):
+    # Roboflow's export: train/images, valid/images and "../" paths in data.yaml.
+    for split, ids in (("train", [1, 2, 3]), ("valid", [4, 5])):
+        for identity in ids:
+            _image(tmp_path / split / "images" / f"{identity}.jpg", identity)
+            label = tmp_path / split / "labels" / f"{identity}.txt"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            label.write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\n"
+                                        "nc: 1\nnames: ['fruit']\n")
+    with pytest.warns(DataWarning, match="starting with '../' found inside"):
+        data = vk.data.yolo(tmp_path, image_size=(HEIGHT, WIDTH), batch_size=8)
+    assert sorted(_ids(data.val)) == [4, 5]
+    _, targets = next(iter(data.val))
+    assert (targets["labels"].numpy() == 0).all()
+
+
 def test_yolo_names_list_and_txt_split_lists(tmp_path):
     _yolo_tree(tmp_path, {"train": SPLITS["train"], "val": SPLITS["val"]})
     (tmp_path / "val.txt").write_text("".join(f"./images/val/{i}.png\n" for i in (7, 9)))

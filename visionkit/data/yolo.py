@@ -255,6 +255,13 @@ def _yaml_splits(spec: dict, data_file: str, base: str,
         files: list[str] = []
         for item in entries:
             path = os.path.join(base, str(item))
+            if not os.path.exists(path) and str(item).startswith("../") \
+                    and os.path.exists(os.path.join(base, str(item)[3:])):
+                # Roboflow writes "../train/images" next to train/; ultralytics retries
+                # without the "../", and so does visionkit (said in a warning).
+                path = os.path.join(base, str(item)[3:])
+                problems.note("split paths starting with '../' found inside the data set "
+                              "folder instead", f"{split}: {item!r} -> {path!r}")
             if os.path.isdir(path):
                 files += _images_in(path, problems)
             elif os.path.isfile(path) and path.lower().endswith(".txt"):
