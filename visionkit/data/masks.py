@@ -395,7 +395,7 @@ def _indexed_palette(pairs: list[tuple[str, str]], ignore_index: int
     indexed, plain, reference, used = [], [], None, set()
     for _, mask_path in pairs:
         with Image.open(mask_path) as mask:
-            if mask.mode != "P":
+            if mask.mode != "P" or mask.format != "PNG":  # GIFs keep their grey colours
                 plain.append(mask_path)
                 continue
             indexed.append(mask_path)
