@@ -84,3 +84,20 @@ def test_cli_data_check_exits_1_and_prints_the_findings(tmp_path):
     assert result.returncode == 1, result.stderr
     assert "DUPLICATE: 1 image(s) in both train and val" in result.stdout
     assert "line 2" in result.stdout and (tmp_path / "s.png").is_file()
+
+
+def test_check_reports_mask_class_pixel_shares(tmp_path):
+    for split, names in (("train", ["a", "b"]), ("val", ["c"])):
+        for name in names:
+            for sub in ("images", "masks"):
+                (tmp_path / sub / split).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(
+                tmp_path / "images" / split / f"{name}.png")
+            mask = np.zeros((4, 4), np.uint8)
+            mask[:1] = 1   # a quarter foreground
+            mask[1:2, :2] = 255  # two void pixels, not counted
+            Image.fromarray(mask).save(tmp_path / "masks" / split / f"{name}.png")
+    report = vk.data.check(tmp_path, image_size=(4, 4))
+    assert report["kind"] == "mask_folder" and report["class_names"] == ["0", "1"]
+    assert report["splits"]["train"]["images"] == 2
+    assert report["splits"]["val"]["per_class"] == {"0": 10 / 14, "1": 4 / 14}
