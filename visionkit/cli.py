@@ -2,12 +2,13 @@
 
     visionkit run RECIPE [--smoke] [--set key=value ...]     train, evaluate, export
     visionkit train RECIPE [--smoke] [--set key=value ...]   train and evaluate only
-    visionkit evaluate CHECKPOINT --recipe RECIPE            metrics of a saved .keras model
+    visionkit evaluate CHECKPOINT --recipe RECIPE [--split test]  metrics of a saved model
     visionkit export CHECKPOINT --recipe RECIPE              a SavedModel from a .keras model
     visionkit predict SAVED_MODEL IMAGE [IMAGE ...]          top classes (or mask PNGs) per image
     visionkit models [--task TASK]                           the registry's model names
     visionkit data-service dispatcher|worker                  tf.data service for training input
     visionkit data profile RECIPE [--batches N]              input pipeline images/s per stage
+    visionkit data check SOURCE [--out PNG]                  a data set's health report
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
         command.add_argument("--unsafe", action="store_true",
                              help="load the model without Keras safe mode (runs its lambdas)")
+        if name == "evaluate":
+            command.add_argument("--split", choices=("val", "test", "train"), default="val",
+                                 help="the split to evaluate (default: val)")
         if name == "export":
             command.add_argument("--root", help="export root (default: the recipe's)")
         if name == "explain":
@@ -98,6 +102,18 @@ def _parser() -> argparse.ArgumentParser:
                          metavar="KEY=VALUE", help="override a recipe field (repeatable)")
     profile.add_argument("--smoke", action="store_true", help="the recipe's smoke sizes")
     profile.add_argument("--json", action="store_true", help="print JSON")
+    data_check = data_commands.add_parser(
+        "check", help="A data set's health report before training.",
+        description="Images and objects per split and class, box histograms, mask class "
+        "shares, images found in two splits, and every file or annotation left out; exits "
+        "1 when it finds a problem.")
+    data_check.add_argument("source", help="data folder, COCO .json or YOLO data.yaml")
+    data_check.add_argument("--kind", choices=("image_folder", "mask_folder", "coco", "voc",
+                                               "yolo"), help="source kind (default: detected)")
+    data_check.add_argument("--out", help="PNG summary to write")
+    data_check.add_argument("--images-dir", help="COCO: the images folder (default: the "
+                            "JSON's folder)")
+    data_check.add_argument("--json", action="store_true", help="print JSON")
 
     models = commands.add_parser("models", help="List the model registry's names.",
                                  description="List the model registry's names.")
@@ -200,7 +216,8 @@ def _evaluate(arguments: argparse.Namespace) -> int:
 
     _resolve_run_directory(arguments)
     model = _load_checkpoint(arguments)
-    metrics = train.evaluate(model, data_from_recipe(_load_recipe(arguments)))
+    metrics = train.evaluate(model, data_from_recipe(_load_recipe(arguments)),
+                             split=arguments.split)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -278,6 +295,14 @@ def _data_service(arguments: argparse.Namespace) -> int:
 def _data(arguments: argparse.Namespace) -> int:
     from visionkit.data.profile import profile
     from visionkit.run import data_from_recipe
+
+    if arguments.data_command == "check":
+        from visionkit.data.check import check, format_report
+
+        extra = {"images_dir": arguments.images_dir} if arguments.images_dir else {}
+        report = check(arguments.source, kind=arguments.kind, out=arguments.out, **extra)
+        print(json.dumps(report, indent=2) if arguments.json else format_report(report))
+        return 1 if report["errors"] or report["warnings"] or report["duplicates"] else 0
 
     if arguments.batches < 1:
         raise ValueError(f"Expected --batches >= 1; received {arguments.batches}.")

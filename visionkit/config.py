@@ -120,6 +120,7 @@ class ImageFolderData(_DataBase):
     source: Literal["image_folder"]
     path: str
     val_path: str | None = None
+    test_path: str | None = None
     cache: bool | str = False
     on_bad_file: Literal["error", "skip"] = "error"
 
@@ -133,6 +134,8 @@ class MaskFolderData(_DataBase):
     class_names: list[str] | None = None
     # Colour masks: entries {colour: [r, g, b], class_id: k} (class_id 255 = ignore).
     palette: list[dict[str, Any]] | None = None
+    ignore_index: Annotated[int, Field(ge=0, le=255)] = 255
+    value_map: dict[int, int] | None = None
 
 
 class CocoData(_DataBase):
@@ -143,6 +146,12 @@ class CocoData(_DataBase):
     images: str
     max_boxes: Annotated[int, Field(ge=1)] | None = None
     cache: bool | str = False
+    val_annotations: str | None = None
+    test_annotations: str | None = None
+    val_images: str | None = None
+    test_images: str | None = None
+    on_bad_annotation: Literal["error", "skip"] = "error"
+    trust_file_size: bool = False
 
 
 class VocData(_DataBase):
@@ -153,6 +162,8 @@ class VocData(_DataBase):
     class_names: list[str] | None = None
     max_boxes: Annotated[int, Field(ge=1)] | None = None
     cache: bool | str = False
+    on_bad_annotation: Literal["error", "skip"] = "error"
+    trust_file_size: bool = False
 
 
 class YoloData(_DataBase):
@@ -163,6 +174,7 @@ class YoloData(_DataBase):
     names: str | list[str] | None = None
     max_boxes: Annotated[int, Field(ge=1)] | None = None
     cache: bool | str = False
+    on_bad_annotation: Literal["error", "skip"] = "error"
 
 
 DataConfig = Annotated[DigitsData | ShapesData | ImageFolderData | MaskFolderData | CocoData

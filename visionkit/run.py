@@ -92,22 +92,32 @@ def data_from_recipe(recipe: Recipe) -> Data:
         data = vk_data.shapes(recipe.task, n=config.n, **common, **extra)
     elif config.source == "coco":
         data = vk_data.coco(config.annotations, config.images, max_boxes=config.max_boxes,
-                            cache=config.cache, **common)
+                            cache=config.cache, val_annotations=config.val_annotations,
+                            test_annotations=config.test_annotations,
+                            val_images_dir=config.val_images, test_images_dir=config.test_images,
+                            on_bad_annotation=config.on_bad_annotation,
+                            trust_file_size=config.trust_file_size, **common)
     elif config.source == "voc":
         data = vk_data.voc(config.root, class_names=config.class_names,
-                           max_boxes=config.max_boxes, cache=config.cache, **common)
+                           max_boxes=config.max_boxes, cache=config.cache,
+                           on_bad_annotation=config.on_bad_annotation,
+                           trust_file_size=config.trust_file_size, **common)
     elif config.source == "yolo":
         data = vk_data.yolo(config.root, names=config.names, max_boxes=config.max_boxes,
-                            cache=config.cache, **common)
+                            cache=config.cache, on_bad_annotation=config.on_bad_annotation,
+                            **common)
     elif config.source == "mask_folder":
         palette = None
         if config.palette is not None:
             palette = {tuple(entry["colour"]): int(entry["class_id"])
                        for entry in config.palette}
         data = vk_data.mask_folder(config.images, config.masks,
-                                   class_names=config.class_names, palette=palette, **common)
+                                   class_names=config.class_names, palette=palette,
+                                   ignore_index=config.ignore_index,
+                                   value_map=config.value_map, **common)
     else:
         data = vk_data.image_folder(config.path, val_directory=config.val_path,
+                                    test_directory=config.test_path,
                                     cache=config.cache, on_bad_file=config.on_bad_file, **common)
     if recipe.limit is not None:
         data = data.take(*recipe.limit)

@@ -159,8 +159,11 @@ def test_skip_bad_files_warns_once_and_loads_the_rest(image_tree):
         warnings.simplefilter("always")
         data = vk.data.image_folder(root, image_size=TARGET, on_bad_file="skip",
                                     validation_split=0.0)
-    skip_warnings = [w for w in caught if issubclass(w.category, DataWarning)]
-    assert len(skip_warnings) == 1
+    data_warnings = [w for w in caught if issubclass(w.category, DataWarning)]
+    # One warning per reason: the bad files, and the files that are not images.
+    skip_warnings = [w for w in data_warnings if "Skipped" in str(w.message)]
+    assert len(skip_warnings) == 1 and len(data_warnings) == 2
+    assert "picture.tiff" in str([w for w in data_warnings if w not in skip_warnings][0].message)
     message = str(skip_warnings[0].message)
     assert "Skipped 2" in message and "truncated.jpg" in message and "notes.jpg" in message
     images, _ = all_examples(data)

@@ -115,7 +115,7 @@ def _yolo(tmp_path, label: bytes | str | None) -> str:
 YOLO_CASES = {
     "four numbers": ("0 0.5 0.5 0.2\n", DataError, "line 1: expected 'class_id"),
     "a word": ("0 0.5 0.5 0.2 wide\n", DataError, "line 1"),
-    "class id a float": ("0.0 0.5 0.5 0.2 0.2\n", DataError, "line 1"),
+    "class id a fraction": ("0.5 0.5 0.5 0.2 0.2\n", DataError, "line 1"),
     "unknown class": ("\n\n7 0.5 0.5 0.2 0.2\n", DataError, "line 3: unknown class id 7"),
     "infinite size": ("0 0.5 0.5 inf 0.2\n", DataError, "finite"),
     "not UTF-8": (b"0 0.5 0.5 0.2 0.2\n\xff\xfe\x00", BadFileError, "not UTF-8"),

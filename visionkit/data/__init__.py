@@ -6,6 +6,7 @@ Every source returns a `Data` set whose `.train` and `.val` are batched
 
 from visionkit.data.arrays import from_arrays
 from visionkit.data.augment import PRESETS
+from visionkit.data.check import check
 from visionkit.data.coco import coco
 from visionkit.data.embedded import digits, shapes
 from visionkit.data.folder import image_folder
@@ -16,5 +17,5 @@ from visionkit.data.profile import profile
 from visionkit.data.voc import voc
 from visionkit.data.yolo import yolo
 
-__all__ = ["Data", "PRESETS", "Preprocessing", "coco", "digits", "from_arrays", "image_folder",
-           "load_images", "mask_folder", "profile", "shapes", "voc", "yolo"]
+__all__ = ["Data", "PRESETS", "Preprocessing", "check", "coco", "digits", "from_arrays",
+           "image_folder", "load_images", "mask_folder", "profile", "shapes", "voc", "yolo"]

@@ -20,6 +20,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from visionkit.data.annotation_checks import (
+    Problems,
+    boxes_as_displayed,
+    check_on_bad_annotation,
+    raise_or_note,
+    read_header,
+    reconcile_size,
+)
 from visionkit.data.boxes import BoxReport, check_boxes
 from visionkit.data.detection import detection_from_files
 from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, find_bad_files
@@ -39,6 +47,9 @@ class AnnotatedImage:
         labels: int `[k]` class ids.
         size: `(height, width)` the boxes refer to, or None to read it from the file.
         source: the annotation file (and entry) named in messages.
+        split: the split the user gave this image ("train", "val", "test"), or None.
+        normalized: boxes are fractions of the image's width and height (YOLO), so no
+            declared size is compared with the file.
     """
 
     path: str
@@ -46,6 +57,8 @@ class AnnotatedImage:
     labels: np.ndarray
     size: tuple[float, float] | None
     source: str
+    split: str | None = None
+    normalized: bool = False
 
 
 def resolve_inside(root: str, relative: str, where: str | None = None) -> str:
@@ -72,33 +85,35 @@ def resolve_inside(root: str, relative: str, where: str | None = None) -> str:
     return candidate
 
 
-def _image_size(path: str) -> tuple[float, float]:
-    from PIL import Image
-
-    with Image.open(path) as image:
-        width, height = image.size
-    return float(height), float(width)
-
-
 def build_detection_data(images: Sequence[AnnotatedImage], class_names: Sequence[str],
                          source: str, image_size: tuple[int, int], validation_split: float,
                          batch_size: int, augment: object, seed: int | None,
                          max_boxes: int | None, cache: bool | str,
-                         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Data:
-    """Checks annotated images and builds the `Data` set.
+                         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+                         on_bad_annotation: str = "error", trust_file_size: bool = False,
+                         problems: Problems | None = None) -> Data:
+    """Checks annotated images against their files and builds the `Data` set.
 
     Images missing on disk are left out with one counted `DataWarning`; images that do
-    not decode raise a `BadFileError` listing them; boxes reaching
-    beyond their image are clipped and boxes wholly outside it dropped, with one counted
-    warning; degenerate boxes raise a `DataError` naming the file and box.
+    not decode raise a `BadFileError` listing them. Each image's declared size is
+    compared with its header (see `reconcile_size`): EXIF-turned images annotated as
+    displayed are turned upright in the pipeline. Boxes reaching beyond their image are
+    clipped and boxes wholly outside it dropped, with one counted warning; degenerate
+    (zero-area or inverted) boxes raise a `DataError` naming the file and box, or with
+    `on_bad_annotation="skip"` are left out and counted. When every image carries the
+    split the user gave, that split is used exactly (a `test` split becomes `Data.test`);
+    otherwise a seeded random `validation_split` is held out and that is printed.
 
     Raises:
         BadFileError: for images that do not decode completely (all of them named).
-        DataError: when no image is left, or for a degenerate box.
+        DataError: when no image is left, for a degenerate box, or for a declared size
+            that differs from the file's.
     """
+    check_on_bad_annotation(on_bad_annotation)
+    problems = problems if problems is not None else Problems(source)
     missing: list[str] = []
     report = BoxReport()
-    paths, boxes, labels = [], [], []
+    paths, boxes, labels, splits, orientations = [], [], [], [], []
     present = []
     for item in sorted(images, key=lambda entry: entry.path):
         if os.path.isfile(item.path):
@@ -110,15 +125,39 @@ def build_detection_data(images: Sequence[AnnotatedImage], class_names: Sequence
     if bad:
         raise BadFileError(bad[0][0], bad[0][1], others=bad[1:])
     for item in present:
-        size = item.size or _image_size(item.path)
-        if size[0] <= 0 or size[1] <= 0:
-            raise DataError(f"{item.source}: image size must be positive; received "
-                            f"(height, width)={size}.")
-        checked, keep = check_boxes(item.boxes, size, item.source, report)
+        header = read_header(item.path)
+        if item.normalized:
+            size, turn = (1.0, 1.0), True
+        else:
+            try:
+                size, turn = reconcile_size(item.size, header, item.source,
+                                            os.path.basename(item.path), trust_file_size,
+                                            problems)
+            except DataError as error:
+                raise_or_note(on_bad_annotation, problems,
+                              "images whose declared size differs from the file",
+                              str(error).split(". Expected")[0], str(error))
+                continue
+        item_boxes = np.asarray(item.boxes, np.float64).reshape(-1, 4)
+        item_labels = np.asarray(item.labels, np.int32).reshape(-1)
+        if on_bad_annotation == "skip" and len(item_boxes):
+            degenerate = ~np.all(np.isfinite(item_boxes), axis=1) | \
+                (item_boxes[:, 2] <= item_boxes[:, 0]) | (item_boxes[:, 3] <= item_boxes[:, 1])
+            for index in np.flatnonzero(degenerate):
+                problems.note("zero-area or inverted boxes left out (on_bad_annotation="
+                              "'skip')", f"{item.source} box {index} "
+                              f"{item_boxes[index].tolist()}")
+            item_boxes, item_labels = item_boxes[~degenerate], item_labels[~degenerate]
+        checked, keep = check_boxes(item_boxes, size, item.source, report)
         height, width = size
         paths.append(item.path)
-        boxes.append(checked[keep] / np.array([width, height, width, height], np.float32))
-        labels.append(np.asarray(item.labels, np.int32)[keep])
+        fractions = checked[keep] / np.array([width, height, width, height], np.float32)
+        if not turn:  # annotated as stored: the boxes turn upright with the image
+            fractions = boxes_as_displayed(fractions, header.orientation).astype(np.float32)
+        boxes.append(fractions)
+        labels.append(item_labels[keep])
+        splits.append(item.split)
+        orientations.append(header.orientation)
     if missing:
         shown = ", ".join(repr(p) for p in missing[:5])
         warnings.warn(f"{source}: {len(missing)} image(s) listed in the annotations are "
@@ -127,8 +166,14 @@ def build_detection_data(images: Sequence[AnnotatedImage], class_names: Sequence
     message = report.message(source)
     if message:
         warnings.warn(message, DataWarning, stacklevel=3)
+    problems.warn(stacklevel=3)
     if not paths:
         raise DataError(f"{source}: no annotated image found on disk; expected at least one.")
+    given = splits if all(split is not None for split in splits) else None
+    if given is not None and "train" not in given:
+        raise DataError(f"{source}: the given splits hold no training image; received "
+                        f"splits {sorted(set(given))}.")
     return detection_from_files(paths, boxes, labels, class_names, image_size,
                                 validation_split=validation_split, batch_size=batch_size,
-                                augment=augment, seed=seed, max_boxes=max_boxes, cache=cache)
+                                augment=augment, seed=seed, max_boxes=max_boxes, cache=cache,
+                                splits=given, orientations=orientations, source=source)

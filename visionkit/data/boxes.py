@@ -93,7 +93,8 @@ def check_boxes(boxes: np.ndarray, image_size: tuple[float, float], where: str,
                             f"{box.tolist()}.")
         if x2 <= x1 or y2 <= y1:
             raise DataError(f"{where}: box {index} is degenerate (expected x2 > x1 and "
-                            f"y2 > y1 in xyxy pixels); received {box.tolist()}.")
+                            f"y2 > y1 in xyxy pixels); received {box.tolist()}. Pass "
+                            "on_bad_annotation='skip' to leave such boxes out (counted).")
         clipped = np.clip(box, 0, [width, height, width, height])
         if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
             keep[index] = False

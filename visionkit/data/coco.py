@@ -8,6 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from visionkit.data.annotation_checks import (
+    Problems,
+    check_on_bad_annotation,
+    parse_number,
+)
 from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
 from visionkit.data.boxes import xywh_to_xyxy
 from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS
@@ -22,8 +27,21 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
          batch_size: int = 16, augment: object = "none", seed: int | None = 0,
          max_boxes: int | None = None, cache: bool | str = False,
          skip_crowd: bool = True,
-         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Data:
-    """A detection data set from COCO-format annotations.
+         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+         val_annotations: str | os.PathLike | None = None,
+         test_annotations: str | os.PathLike | None = None,
+         val_images_dir: str | os.PathLike | None = None,
+         test_images_dir: str | os.PathLike | None = None,
+         on_bad_annotation: str = "error", trust_file_size: bool = False) -> Data:
+    """A detection data set from COCO-format annotations, one JSON file per split.
+
+    With `val_annotations` (and optionally `test_annotations`) the splits are the
+    files, used exactly (their categories must agree); with only `annotations_json`, a
+    seeded random `validation_split` is held out and that is printed. Each image's
+    declared `width`/`height` is checked against its file's header: a mismatch (e.g.
+    the two swapped) is an error naming the image and both sizes, unless
+    `trust_file_size=True`; an image whose EXIF orientation turns it is read as
+    displayed when its declared size is the displayed one.
 
     Reads `images` (`id`, `file_name`, `width`, `height`), `annotations` (`image_id`,
     `category_id`, `bbox` as `[x, y, width, height]` pixels, optional `iscrowd`) and
@@ -41,9 +59,18 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
         seed: seed of the split, shuffling and augmentation. Defaults to 0.
         max_boxes: box rows per image. Defaults to the most of any image.
         cache: as for `Data`. Defaults to False.
-        skip_crowd: leave out `iscrowd` annotations. Defaults to True.
+        skip_crowd: leave out `iscrowd` annotations (counted in a warning). Defaults
+            to True.
         max_image_pixels: largest width x height accepted (checked from the header
             before decoding), or None for no limit. Defaults to 89,478,485.
+        val_annotations, test_annotations: the JSON files of the validation and test
+            splits. Defaults to None.
+        val_images_dir, test_images_dir: their images folders. Default to `images_dir`.
+        on_bad_annotation: "error" or "skip": a zero-area box (the official COCO train
+            set has some) or an image whose declared size differs from its file raises,
+            or is left out and counted. Defaults to "error".
+        trust_file_size: read boxes against the file's size when the declared size
+            differs (counted in a warning). Defaults to False.
 
     Returns:
         A detection `Data` set.
@@ -72,7 +99,36 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
     >>> example["bounding_boxes"]["boxes"].numpy().tolist(), data.class_names
     ([[3.0, 2.0, 18.0, 12.0]], ('cat',))
     """
+    check_on_bad_annotation(on_bad_annotation)
     path = os.fspath(annotations_json)
+    problems = Problems(path)
+    files = [(path, images_dir, "train" if val_annotations or test_annotations else None)]
+    for extra, folder, split in ((val_annotations, val_images_dir, "val"),
+                                 (test_annotations, test_images_dir, "test")):
+        if extra is not None:
+            files.append((os.fspath(extra), folder if folder is not None else images_dir,
+                          split))
+    images: list[AnnotatedImage] = []
+    names = None
+    for file, folder, split in files:
+        file_names, file_images = _read_coco(file, os.fspath(folder), split, skip_crowd,
+                                             on_bad_annotation, problems)
+        if names is not None and file_names != names:
+            raise DataError(f"Expected the same categories in every split's JSON; {path!r} "
+                            f"has {names}, {file!r} has {file_names}.")
+        names = file_names
+        images += file_images
+    return build_detection_data(images, names, path, image_size, validation_split,
+                                batch_size, augment, seed, max_boxes, cache,
+                                max_image_pixels=max_image_pixels,
+                                on_bad_annotation=on_bad_annotation,
+                                trust_file_size=trust_file_size, problems=problems)
+
+
+def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
+               on_bad_annotation: str, problems: Problems
+               ) -> tuple[list[str], list[AnnotatedImage]]:
+    """The class names and annotated images of one COCO JSON file."""
     spec = _read_json(path)
     class_of, names = _categories(spec["categories"], path)
     entries: dict[int, dict[str, Any]] = {}
@@ -86,15 +142,18 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
         size = None
         if "height" in image or "width" in image:
             height, width = image.get("height"), image.get("width")
-            if not (_is_number(height) and _is_number(width) and height > 0 and width > 0):
+            try:
+                size = (parse_number(height), parse_number(width))
+            except (TypeError, ValueError):
+                size = None
+            if size is None or size[0] < 0 or size[1] < 0:
                 raise BadFileError(path, f"images[{position}] ({file_name!r}) has height "
                                          f"{height!r} and width {width!r}; expected positive "
                                          "numbers", expected=_EXPECTED)
-            size = (float(height), float(width))
         if image["id"] in entries:
             raise DataError(f"{where}: image id {image['id']} appears twice.")
         entries[image["id"]] = {
-            "path": resolve_inside(os.fspath(images_dir), file_name,
+            "path": resolve_inside(images_dir, file_name,
                                    where=f"{where} (id {image['id']}) file_name"),
             "size": size, "boxes": [], "labels": [], "file": file_name}
     for position, annotation in enumerate(spec["annotations"]):
@@ -103,6 +162,7 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
                                      "object", expected=_EXPECTED)
         where = f"{path} annotation {_short(annotation.get('id', position))}"
         if skip_crowd and annotation.get("iscrowd", 0):
+            problems.note("iscrowd annotations left out (skip_crowd=True)", where)
             continue
         category = annotation.get("category_id")
         if not _is_int(category) or category not in class_of:
@@ -112,19 +172,21 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
         if not _is_int(image_id) or image_id not in entries:
             raise DataError(f"{where}: unknown image_id {_short(image_id)}.")
         bbox = annotation.get("bbox")
-        if not isinstance(bbox, (list, tuple)) or len(bbox) != 4 \
-                or not all(_is_number(value) for value in bbox):
+        # JSON numbers in any notation (1e2, 12.0) parse; strings are not numbers.
+        values = [float(value) for value in bbox] if isinstance(bbox, (list, tuple)) \
+            and len(bbox) == 4 and all(_is_number(value) for value in bbox) else None
+        if values is None:
             raise DataError(f"{where}: expected bbox as [x, y, width, height] numbers; "
                             f"received {_short(bbox)}.")
-        entries[image_id]["boxes"].append(xywh_to_xyxy(np.asarray(bbox, np.float32))[0])
+        # Zero-area boxes are refused (or skipped) with the other degenerate boxes.
+        entries[image_id]["boxes"].append(xywh_to_xyxy(np.asarray(values, np.float32))[0])
         entries[image_id]["labels"].append(class_of[category])
     # Images without annotations stay in the set: they teach the detector background.
     images = [AnnotatedImage(path=e["path"], boxes=np.asarray(e["boxes"], np.float32),
                              labels=np.asarray(e["labels"], np.int32), size=e["size"],
-                             source=f"{path} image {e['file']!r}") for e in entries.values()]
-    return build_detection_data(images, names, path, image_size, validation_split,
-                                batch_size, augment, seed, max_boxes, cache,
-                                max_image_pixels=max_image_pixels)
+                             source=f"{path} image {e['file']!r}", split=split)
+              for e in entries.values()]
+    return names, images
 
 
 _EXPECTED = "a COCO instances JSON file with 'images', 'annotations' and 'categories'"

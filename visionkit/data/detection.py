@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from visionkit.data.boxes import PAD_VALUE, pad_boxes
 from visionkit.data.decoding import FileDecoder
+from visionkit.data.given_splits import assign_splits
 from visionkit.data.pipeline import Data
 from visionkit.data.preprocessing import Preprocessing
 from visionkit.data.split import split_indices
@@ -98,7 +99,9 @@ def detection_from_files(paths: Sequence[str], boxes: Sequence[np.ndarray],
                          image_size: tuple[int, int], validation_split: float = 0.2,
                          batch_size: int = 32, augment: object = "none",
                          seed: int | None = 0, max_boxes: int | None = None,
-                         cache: bool | str = False) -> Data:
+                         cache: bool | str = False, splits: Sequence[str] | None = None,
+                         orientations: Sequence[int] | None = None,
+                         source: str = "detection files") -> Data:
     """A detection `Data` set from image files and boxes normalized to 0..1.
 
     Files are read and decoded inside tf.data after shuffling (the shuffle buffer holds
@@ -114,25 +117,40 @@ def detection_from_files(paths: Sequence[str], boxes: Sequence[np.ndarray],
         validation_split, batch_size, augment, seed, max_boxes: as for
             `detection_from_arrays`.
         cache: as for `Data`. Defaults to False.
+        splits: per image, the split the user gave ("train", "val" or "test"), used
+            exactly; None holds out a seeded random `validation_split` (printed).
+            Defaults to None.
+        orientations: per image, the EXIF orientation (1..8) to turn it upright by; the
+            boxes are fractions of the turned (displayed) image. Defaults to all 1.
+        source: names the data set in the printed split message.
 
     Returns:
-        A detection `Data` set.
+        A detection `Data` set (with `test` when `splits` holds "test").
     """
     height, width = (int(v) for v in image_size)
     rows = _max_boxes(labels, max_boxes)
     padded_boxes, padded_labels = pad_boxes(boxes, labels, rows)
-    train, val = split_indices(stratum_of(labels), validation_split, seed)
+    chosen = assign_splits(len(paths), stratum_of(labels), splits, validation_split, seed,
+                           source)
+    train, val, test = chosen["train"], chosen["val"], chosen["test"]
     paths = np.asarray([str(p) for p in paths])
+    turns = np.asarray(orientations if orientations is not None else [1] * len(paths),
+                       np.int32)
+    turned = bool(np.any(turns != 1))
 
     def records(index: np.ndarray) -> tf.data.Dataset:
         return tf.data.Dataset.from_tensor_slices(
             {"path": paths[index], "boxes": padded_boxes[index],
-             "labels": padded_labels[index]})
+             "labels": padded_labels[index], "orientation": turns[index]})
 
     def finish(record: dict, image: tf.Tensor, window: tf.Tensor, source_size) -> dict:
         # Boxes are fractions of the source: to source pixels, then through the window
         # (the whole image, or the "standard" crop) to the example's pixels. After a
         # crop, the batch augmentation's task hook clips boxes and pads those left out.
+        if turned:  # no fused crop: the window is the whole displayed image
+            swap = record["orientation"] >= 5
+            source_size = tf.where(swap, tf.reverse(source_size, [0]), source_size)
+            window = tf.concat([[0, 0], source_size], 0)
         source = tf.cast(tf.stack([source_size[1], source_size[0]] * 2), tf.float32)
         boxes = crop_boxes(record["boxes"] * source, window, (height, width))
         valid = record["labels"] >= 0
@@ -140,15 +158,22 @@ def detection_from_files(paths: Sequence[str], boxes: Sequence[np.ndarray],
         return {"images": image,
                 "bounding_boxes": {"boxes": boxes, "labels": record["labels"]}}
 
-    # Boxes are in the stored image's pixels, so the images stay as stored (the spec
-    # travels with an exported model, which then does not turn them either).
-    spec = Preprocessing((height, width), orientation="stored")
-    decode = FileDecoder("path", (height, width), finish, preprocessing=spec)
+    # Boxes are fractions of the displayed image: when any image carries an EXIF turn,
+    # every image is decoded upright from its own bytes (the spec travels with an
+    # exported model, which then turns served photos the same way); otherwise the
+    # pixels stay as stored. A fused crop's window is in stored pixels, so turned sets
+    # are cropped after decoding.
+    spec = Preprocessing((height, width), orientation="exif" if turned else "stored")
+    decode = FileDecoder("path", (height, width), finish, preprocessing=spec,
+                         crops=not turned)
     train_records = records(train)
     val_examples = records(val).map(decode, num_parallel_calls=tf.data.AUTOTUNE) \
         if len(val) else None
+    test_examples = records(test).map(decode, num_parallel_calls=tf.data.AUTOTUNE) \
+        if len(test) else None
     return Data(task="detection", class_names=tuple(class_names), image_size=(height, width),
                 train_examples=train_records.map(decode, num_parallel_calls=tf.data.AUTOTUNE),
                 val_examples=val_examples, train_size=len(train), val_size=len(val),
                 batch_size=batch_size, augment=augment, seed=seed, cache=cache,
-                train_records=train_records, decode=decode)
+                train_records=train_records, decode=decode, test_examples=test_examples,
+                test_size=len(test))

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_IMAGE_PIXELS", "ImageScan", "list_image_files",
+           "list_other_files", "describe_other_files",
            "find_bad_files", "check_image_file", "scan_image_files", "apply_orientation"]
 
 # File extensions (lower case) that `image_folder` reads; other files are ignored.
@@ -83,6 +84,37 @@ def list_image_files(folder: str) -> list[str]:
     return sorted(found)
 
 
+def list_other_files(folder: str) -> list[str]:
+    """Files under `folder` (recursively, hidden entries left out) that are not images by
+    extension: what `list_image_files` leaves out, so that it can be said."""
+    found: list[str] = []
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        with os.scandir(current) as entries:
+            for entry in entries:
+                if is_hidden(entry.name):
+                    continue
+                if entry.is_dir():
+                    pending.append(entry.path)
+                elif entry.is_file() and not entry.name.lower().endswith(IMAGE_EXTENSIONS):
+                    found.append(entry.path)
+    return sorted(found)
+
+
+def describe_other_files(paths: Sequence[str], examples: int = 3) -> str:
+    """`"3 .tif (e.g. 'a.tif'), 1 .txt ('notes.txt')"`: counts per extension, examples."""
+    by_extension: dict[str, list[str]] = {}
+    for path in paths:
+        extension = os.path.splitext(path)[1].lower() or "(no extension)"
+        by_extension.setdefault(extension, []).append(path)
+    parts = []
+    for extension, files in sorted(by_extension.items(), key=lambda item: -len(item[1])):
+        shown = ", ".join(repr(f) for f in files[:examples])
+        parts.append(f"{len(files)} {extension} (e.g. {shown})")
+    return "; ".join(parts)
+
+
 def check_image_file(path: str,
                      max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> str | None:
     """Why the image at `path` cannot be used, or None if TensorFlow will decode it.
@@ -123,7 +155,7 @@ def _inspect(path: str, max_image_pixels: int | None) -> tuple[str | None, int]:
             image_format = image.format
             if image_format not in DECODABLE_FORMATS:
                 return (f"{image_format} content, which TensorFlow cannot decode "
-                        "(expected JPEG, PNG, BMP or GIF)"), 1
+                        "(expected JPEG, PNG, BMP, GIF or WebP)"), 1
             width, height = image.size
             if max_image_pixels is not None and width * height > max_image_pixels:
                 return (f"{width}x{height} pixels ({width * height:,}) is more than "

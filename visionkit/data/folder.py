@@ -14,10 +14,13 @@ from visionkit.data.files import (
     DEFAULT_MAX_IMAGE_PIXELS,
     IMAGE_EXTENSIONS,
     ImageScan,
+    describe_other_files,
     is_hidden,
     list_image_files,
+    list_other_files,
     scan_image_files,
 )
+from visionkit.data.given_splits import announce_random_split, split_folders
 from visionkit.data.pipeline import Data
 from visionkit.data.preprocessing import Preprocessing
 from visionkit.data.split import split_indices
@@ -28,7 +31,7 @@ __all__ = ["image_folder", "INTERPOLATIONS"]
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5",
                   "gaussian", "mitchellcubic")
 _ON_BAD_FILE = ("error", "skip")
-_EXPECTED_LAYOUT = "one sub-folder of JPEG/PNG/BMP/GIF images per class"
+_EXPECTED_LAYOUT = "one sub-folder of JPEG/PNG/BMP/GIF/WebP images per class"
 
 
 def image_folder(
@@ -44,6 +47,7 @@ def image_folder(
     class_names: Sequence[str] | None = None,
     interpolation: str = "bilinear",
     max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+    test_directory: str | os.PathLike | None = None,
     preprocessing: Preprocessing | dict | None = None,
 ) -> Data:
     """A classification data set from a folder with one sub-folder of images per class.
@@ -54,10 +58,17 @@ def image_folder(
       dog/  a.bmp  b.gif  more/c.jpeg ...
     ```
 
+    A folder already split as `directory/train/<class>/...`, `directory/val/<class>/...`
+    (or `valid/`, `validation/`) and optionally `directory/test/<class>/...` is used as
+    split: nothing is drawn at random, and the test split becomes `Data.test`. So are
+    `val_directory` and `test_directory`. Only without a given validation split is a
+    seeded random `validation_split` held out (and that is printed).
+
     Class ids follow the sorted sub-folder names, unless `class_names` gives the order.
-    Files ending in .jpg, .jpeg, .png, .bmp or .gif (any case) are read, also in nested
-    folders; other files and hidden files and folders (names starting with ".") are
-    ignored. Grayscale, palette, 16-bit and RGBA images become 8-bit RGB (alpha is
+    Files ending in .jpg, .jpeg, .png, .bmp, .gif or .webp (any case) are read, also in
+    nested folders; hidden files and folders (names starting with ".") are ignored;
+    other files (.tif, .heic, .txt, ...) are left out with one `DataWarning` counting
+    them per extension. Grayscale, palette, 16-bit and RGBA images become 8-bit RGB (alpha is
     dropped); GIFs give their first frame. A JPEG's EXIF orientation is applied, so
     pixels are upright as an image viewer shows them (Keras's
     `image_dataset_from_directory` leaves them as stored).
@@ -85,6 +96,8 @@ def image_folder(
             validation; ignored when `val_directory` is given. Defaults to 0.2.
         val_directory: a separate folder of validation images with the same class
             folders. Defaults to None.
+        test_directory: a separate folder of test images with the same class folders
+            (`Data.test`, never trained on). Defaults to None.
         batch_size: examples per batch. Defaults to 32.
         augment: augmentation of the train split (see `Data`). Defaults to "none".
         seed: seed of the split, shuffling and augmentation. Defaults to 0.
@@ -129,6 +142,7 @@ def image_folder(
     ...         pixels = np.full((20, 30, 3), 60 * i, np.uint8)
     ...         PIL.Image.fromarray(pixels).save(os.path.join(root, name, f"{i}.png"))
     >>> data = vk.data.image_folder(root, image_size=(16, 16), batch_size=4)
+    visionkit: image_folder ...: no validation split given; holding out a seeded random 20% ...
     >>> data.class_names, data.train_size, data.val_size
     (('cat', 'dog'), 6, 2)
     >>> images, labels = next(iter(data.train))
@@ -143,23 +157,36 @@ def image_folder(
                          f"interpolation={interpolation!r}.")
     size = _check_image_size(image_size)
     directory = os.fspath(directory)
+    given = split_folders(directory) if val_directory is None and test_directory is None \
+        else None
+    if given is not None:
+        directory = given["train"]
+        val_directory = given.get("val")
+        test_directory = given.get("test")
 
     train_folders = _class_folders(directory)
     names = _choose_classes(train_folders, class_names, directory)
     train_files = _files_per_class(directory, names)
-    val_files = None
+    val_files = test_files = None
     if val_directory is not None:
         val_directory = os.fspath(val_directory)
-        val_folders = _class_folders(val_directory)
-        if set(val_folders) != set(train_folders):
-            raise DataError(
-                "Expected the same class folders in val_directory as in directory; "
-                + _difference(train_folders, val_folders, directory, val_directory) + ".")
-        val_files = _files_per_class(val_directory, names)
+        val_files = _other_split(val_directory, "val_directory", train_folders, directory, names)
+    if test_directory is not None:
+        test_directory = os.fspath(test_directory)
+        test_files = _other_split(test_directory, "test_directory", train_folders, directory,
+                                  names)
+    others = [path for folder in (directory, val_directory, test_directory) if folder
+              for path in list_other_files(folder)]
+    if others:
+        warnings.warn(f"Left out {len(others)} file{'s' if len(others) > 1 else ''} that "
+                      f"are not images visionkit reads ({', '.join(IMAGE_EXTENSIONS)}): "
+                      + describe_other_files(others) + ". Convert them (e.g. TIFF or HEIC "
+                      "to PNG) to use them.", DataWarning, stacklevel=2)
 
     all_paths = [path for files in train_files.values() for path in files]
-    if val_files is not None:
-        all_paths += [path for files in val_files.values() for path in files]
+    for extra in (val_files, test_files):
+        if extra is not None:
+            all_paths += [path for files in extra.values() for path in files]
     scan = scan_image_files(all_paths, max_image_pixels=max_image_pixels)
     bad = scan.bad
     if bad:
@@ -177,12 +204,18 @@ def image_folder(
         train_files = _drop(train_files, skipped, directory)
         if val_files is not None:
             val_files = _drop(val_files, skipped, val_directory)
+        if test_files is not None:
+            test_files = _drop(test_files, skipped, test_directory)
 
     train_paths, train_labels = _flatten(train_files, names)
     if val_files is not None:
         val_paths, val_labels = _flatten(val_files, names)
+    elif given is not None:  # split folders without val/: the user chose no validation
+        val_paths, val_labels = train_paths[:0], train_labels[:0]
     else:
         train_index, val_index = split_indices(train_labels, validation_split, seed)
+        announce_random_split(f"image_folder {directory!r}", len(train_labels),
+                              validation_split, seed, len(val_index))
         val_paths, val_labels = train_paths[val_index], train_labels[val_index]
         train_paths, train_labels = train_paths[train_index], train_labels[train_index]
     # A seeded mixed order (instead of class by class), so `take` and small shuffle
@@ -193,9 +226,15 @@ def image_folder(
 
     decode = _decoder(size, interpolation, preprocessing)
     train_records = _records(train_paths[train_order], train_labels[train_order], scan)
-    val_examples = None
+    val_examples = test_examples = None
     if len(val_paths):
         val_examples = _records(val_paths[val_order], val_labels[val_order], scan).map(
+            decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    test_size = 0
+    if test_files is not None:
+        test_paths, test_labels = _flatten(test_files, names)
+        test_size = len(test_paths)
+        test_examples = _records(test_paths, test_labels, scan).map(
             decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return Data(
         task="classification",
@@ -212,7 +251,19 @@ def image_folder(
         cache=cache,
         train_records=train_records,
         decode=decode,
+        test_examples=test_examples,
+        test_size=test_size,
     )
+
+
+def _other_split(folder: str, what: str, train_folders: list[str], directory: str,
+                 names: Sequence[str]) -> dict[str, list[str]]:
+    """The class files of a validation or test folder, which must hold the same classes."""
+    folders = _class_folders(folder)
+    if set(folders) != set(train_folders):
+        raise DataError(f"Expected the same class folders in {what} as in directory; "
+                        + _difference(train_folders, folders, directory, folder) + ".")
+    return _files_per_class(folder, names)
 
 
 def _check_image_size(image_size) -> tuple[int, int]:

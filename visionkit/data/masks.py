@@ -21,8 +21,19 @@ from visionkit.data.files import (
     DEFAULT_MAX_IMAGE_PIXELS,
     IMAGE_EXTENSIONS,
     apply_orientation,
+    describe_other_files,
     list_image_files,
+    list_other_files,
     scan_image_files,
+)
+from visionkit.data.given_splits import announce_random_split, split_folders
+from visionkit.data.mask_conventions import (
+    check_inferred_classes,
+    check_value_map,
+    is_binary,
+    unmapped_values,
+    value_table,
+    warn_binary,
 )
 from visionkit.data.pipeline import Data
 from visionkit.data.preprocessing import Preprocessing
@@ -170,19 +181,31 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
                 palette: Mapping[tuple[int, int, int], int] | None = None,
                 validation_split: float = 0.2, batch_size: int = 32,
                 augment: object = "none", seed: int | None = 0, on_bad_file: str = "error",
-                max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Data:
+                max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+                ignore_index: int = IGNORE_INDEX,
+                value_map: Mapping[int, int] | None = None) -> Data:
     """A segmentation data set from a folder of images and a folder of masks.
 
-    Images (JPEG, PNG, BMP, GIF) and masks (PNG, BMP, GIF: lossless) are paired by file
-    stem (`images/cat_01.jpg` with `masks/cat_01.png`), searched recursively. A mask is
-    either a one-channel image of class ids (255 = ignore) or, with `palette`, an RGB
-    image whose colours map to class ids. Before anything trains, every pair is checked:
-    the image must have a mask, the mask must have the image's size, and every mask
-    value must be a known class id (or 255) or palette colour. Two mask files with one
-    stem (`masks/a.png` and `masks/a.bmp`) are an error, not a silent choice. Every image
-    and mask is also checked as `image_folder` checks files (fully decoded, size limit
-    read from the header); images and masks are turned upright by their EXIF
-    orientation, and a mask must match its image as displayed.
+    Images (JPEG, PNG, BMP, GIF, WebP) and masks (PNG, BMP, GIF: lossless) are paired by
+    file stem (`images/cat_01.jpg` with `masks/cat_01.png`), searched recursively. When
+    both folders hold split folders (`train/`, `val/` or `valid/`, `test/`), those are
+    the splits, used exactly (`Data.test` for the test split); otherwise a seeded random
+    `validation_split` is held out and that is printed.
+
+    A mask is either a one-channel image of stored values or, with `palette`, an RGB
+    image whose colours map to class ids. Stored values become class ids as
+    `visionkit.data.mask_conventions` describes: value k is class k, `ignore_index`
+    marks void pixels (255 by default), `value_map` maps stored values to class ids,
+    and masks holding only 0 and 255 (also 1-bit PNGs) are read as background /
+    foreground (a `DataWarning` says so). Before anything trains, every pair is
+    checked: the image must have a mask, the mask must have the image's size, and every
+    mask value must map to a known class id (or ignore); a class count inferred from the
+    masks that looks wrong (large gaps between ids, or many ids covering almost no
+    pixels) is an error naming the files, the values and the likely cause. Two mask
+    files with one stem (`masks/a.png` and `masks/a.bmp`) are an error, not a silent
+    choice. Every image and mask is also checked as `image_folder` checks files; images
+    and masks are turned upright by their EXIF orientation, and a mask must match its
+    image as displayed.
 
     Args:
         images_dir: folder of images.
@@ -194,24 +217,30 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
         palette: `{(r, g, b): class_id}` for colour masks; colours not listed are an
             error, except those mapped to 255 (ignore). Defaults to None (class-id
             masks).
-        validation_split: seeded random fraction held out. Defaults to 0.2.
+        validation_split: seeded random fraction held out when no split folders are
+            given. Defaults to 0.2.
         batch_size, augment, seed: as `Data`.
         on_bad_file: "error" or "skip": what to do with an image or mask that does not
             decode ("skip" leaves its pair out with one `DataWarning` naming them).
             Defaults to "error".
         max_image_pixels: largest width x height accepted, or None for no limit.
             Defaults to 89,478,485 (PIL's own threshold).
+        ignore_index: the stored value of void pixels (left out of losses and
+            metrics), 0..255. Defaults to 255.
+        value_map: `{stored value: class id}` (class id 255 = ignore) for masks whose
+            values are not class ids; values not listed are an error. Defaults to None.
 
     Returns:
-        A segmentation `Data` set.
+        A segmentation `Data` set. Masks: int32 `[B, H, W]` class ids, 255 = ignore.
 
     Raises:
         BadFileError: with `on_bad_file="error"`, naming every image or mask that does
             not decode.
         DataError: for an empty folder, two masks with one stem, an image without a
-            mask (naming the images), a
-            mask of another size than its image, or unknown class ids or colours
-            (naming the files and the values).
+            mask (naming the images), a mask of another size than its image, unknown
+            class ids, values or colours, or a suspicious inferred class count (naming
+            the files and the values).
+        ValueError: for an `ignore_index` or `value_map` entry outside 0..255.
 
     Example:
 
@@ -223,6 +252,7 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
     ...     Image.fromarray(np.full((8, 12, 3), 40 * i, np.uint8)).save(f"{root}/images/{i}.png")
     ...     Image.fromarray(np.eye(8, 12, dtype=np.uint8)).save(f"{root}/masks/{i}.png")
     >>> data = mask_folder(f"{root}/images", f"{root}/masks", image_size=(8, 12))
+    visionkit: mask_folder ...: no validation split given; holding out a seeded random 20% ...
     >>> data.class_names, data.train_size, data.val_size
     (('0', '1'), 4, 1)
     """
@@ -230,13 +260,108 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
     for folder, what in ((images_dir, "images_dir"), (masks_dir, "masks_dir")):
         if not os.path.isdir(folder):
             raise DataError(f"Expected {what} to be a folder; received {what}={folder!r}.")
+    if on_bad_file not in ("error", "skip"):
+        raise ValueError("Expected on_bad_file to be 'error' or 'skip'; received "
+                         f"on_bad_file={on_bad_file!r}.")
+    check_value_map(value_map, ignore_index)
+    given = split_folders(images_dir)
+    if given is not None:
+        mask_splits = split_folders(masks_dir)
+        if mask_splits is None or set(mask_splits) != set(given):
+            raise DataError(f"Expected the same split folders in masks_dir as in images_dir "
+                            f"({sorted(given)}); received masks_dir={masks_dir!r} with "
+                            f"{sorted(mask_splits or [])}.")
+        folders = [(split, given[split], mask_splits[split]) for split in given]
+    else:
+        folders = [(None, images_dir, masks_dir)]
+    others = list_other_files(images_dir) + list_other_files(masks_dir)
+    if others:
+        warnings.warn(f"Left out {len(others)} file(s) that are not images visionkit reads "
+                      f"({', '.join(IMAGE_EXTENSIONS)}): " + describe_other_files(others)
+                      + ".", DataWarning, stacklevel=2)
+    pairs, pair_splits = [], []
+    for split, split_images, split_masks in folders:
+        found = _pair_files(split_images, split_masks)
+        pairs += found
+        pair_splits += [split] * len(found)
+    checked, orientations = _check_pair_files(pairs, on_bad_file, max_image_pixels)
+    kept = set(checked)
+    pair_splits = [split for pair, split in zip(pairs, pair_splits) if pair in kept]
+    pairs = checked
+    colours = None
+    if palette is not None:
+        colours = {tuple(int(c) for c in colour): int(i) for colour, i in palette.items()}
+    elif value_map is None:
+        colours = _indexed_palette(pairs, ignore_index)
+    per_file = _scan_pairs(pairs, colours, orientations=orientations)
+    table = None
+    if colours is None:
+        histogram: dict[int, int] = {}
+        for counts in per_file.values():
+            for value, count in counts.items():
+                histogram[value] = histogram.get(value, 0) + count
+        if value_map is not None:
+            unmapped = unmapped_values(per_file, value_map, ignore_index)
+            if unmapped:
+                raise DataError(f"Expected every mask value in value_map (or ignore_index="
+                                f"{ignore_index}); {len(unmapped)} mask(s) hold others:\n"
+                                + format_file_list(unmapped))
+        binary = (value_map is None and ignore_index == IGNORE_INDEX and is_binary(histogram)
+                  and (class_names is None or len(class_names) == 2))
+        if binary:
+            warn_binary(len(pairs))
+        table = value_table(histogram, ignore_index, value_map, binary)
+        if class_names is None:
+            check_inferred_classes(per_file, table)
+        largest = max((int(table[v]) for v in histogram if table[v] != IGNORE_INDEX),
+                      default=-1)
+    else:
+        largest = max([i for i in colours.values() if i != IGNORE_INDEX], default=-1)
+    if class_names is None:
+        class_names = [str(i) for i in range(max(largest + 1, 1))]
+    class_names = [str(c) for c in class_names]
+    if table is not None and largest >= len(class_names):
+        _raise_unknown_ids(per_file, table, len(class_names), ignore_index)
+    size = (int(image_size[0]), int(image_size[1]))
+    if given is not None:
+        chosen = {split: np.flatnonzero(np.asarray(pair_splits, dtype=object) == split)
+                  for split in ("train", "val", "test")}
+        if not len(chosen["train"]):
+            raise DataError(f"No image/mask pair in the train split of {images_dir!r}.")
+    else:
+        train_index, val_index = split_indices(np.zeros(len(pairs)), validation_split, seed)
+        announce_random_split(f"mask_folder {images_dir!r}", len(pairs), validation_split,
+                              seed, len(val_index))
+        chosen = {"train": train_index, "val": val_index, "test": np.zeros(0, np.int64)}
+    paths = np.asarray(pairs, dtype=object).astype(str).reshape(-1, 2)
+    decode = _decoder(size, colours, table)
+
+    def records(index):
+        return tf.data.Dataset.from_tensor_slices({
+            "image": paths[index, 0], "mask": paths[index, 1],
+            "orientations": np.asarray([[orientations.get(image, 1), orientations.get(mask, 1)]
+                                        for image, mask in paths[index]], np.int32
+                                       ).reshape(-1, 2)})
+
+    def examples(index):
+        return records(index).map(decode, num_parallel_calls=tf.data.AUTOTUNE) \
+            if len(index) else None
+
+    train_records = records(chosen["train"])
+    return Data(task="segmentation", class_names=tuple(class_names), image_size=size,
+                train_examples=train_records.map(decode, num_parallel_calls=tf.data.AUTOTUNE),
+                val_examples=examples(chosen["val"]), train_size=len(chosen["train"]),
+                val_size=len(chosen["val"]), batch_size=batch_size, augment=augment,
+                seed=seed, train_records=train_records, decode=decode,
+                test_examples=examples(chosen["test"]), test_size=len(chosen["test"]))
+
+
+def _pair_files(images_dir: str, masks_dir: str) -> list[tuple[str, str]]:
+    """`(image, mask)` pairs by stem; an image without a lossless mask is an error."""
     image_files = list_image_files(images_dir)
     if not image_files:
         raise DataError(f"Expected images ({', '.join(IMAGE_EXTENSIONS)}) in "
                         f"images_dir={images_dir!r}; found none.")
-    if on_bad_file not in ("error", "skip"):
-        raise ValueError("Expected on_bad_file to be 'error' or 'skip'; received "
-                         f"on_bad_file={on_bad_file!r}.")
     mask_files = _masks_by_stem(masks_dir)
     pairs, missing = [], []
     for path in image_files:
@@ -252,37 +377,71 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
         raise DataError(f"Expected one mask per image (paired by file stem) in "
                         f"masks_dir={masks_dir!r}; {len(missing)} image(s) have none:\n"
                         + format_file_list(missing))
-    pairs, orientations = _check_pair_files(pairs, on_bad_file, max_image_pixels)
-    colours = None
-    if palette is not None:
-        colours = {tuple(int(c) for c in colour): int(i) for colour, i in palette.items()}
-    largest = _scan_pairs(pairs, colours, orientations=orientations)
-    if class_names is None:
-        known = max([i for i in (colours or {}).values() if i != IGNORE_INDEX], default=-1)
-        count = max(largest, known) + 1
-        class_names = [str(i) for i in range(max(count, 1))]
-    class_names = [str(c) for c in class_names]
-    if largest >= len(class_names):
-        _scan_pairs(pairs, colours, num_classes=len(class_names),
-                    orientations=orientations)  # raises, naming files
-    size = (int(image_size[0]), int(image_size[1]))
-    train_index, val_index = split_indices(np.zeros(len(pairs)), validation_split, seed)
-    paths = np.asarray(pairs, dtype=object).astype(str)
-    decode = _decoder(size, colours)
+    return pairs
 
-    def records(index):
-        return tf.data.Dataset.from_tensor_slices({
-            "image": paths[index, 0], "mask": paths[index, 1],
-            "orientations": np.asarray([[orientations.get(image, 1), orientations.get(mask, 1)]
-                                        for image, mask in paths[index]], np.int32
-                                       ).reshape(-1, 2)})
 
-    train_records = records(train_index)
-    return Data(task="segmentation", class_names=tuple(class_names), image_size=size,
-                train_examples=train_records.map(decode, num_parallel_calls=tf.data.AUTOTUNE),
-                val_examples=records(val_index).map(decode, num_parallel_calls=tf.data.AUTOTUNE),
-                train_size=len(train_index), val_size=len(val_index), batch_size=batch_size,
-                augment=augment, seed=seed, train_records=train_records, decode=decode)
+def _indexed_palette(pairs: list[tuple[str, str]], ignore_index: int
+                     ) -> dict[tuple[int, int, int], int] | None:
+    """For palette ("P" mode) PNG masks, as Pascal VOC's SegmentationClass stores them:
+    `{colour: palette index}` of the indices in use (index `ignore_index` -> 255), so the
+    indices are the class ids. TensorFlow decodes such files to their colours, so the
+    pipeline maps colours back. None when the masks are not palette images.
+
+    Raises:
+        DataError: when only some masks are palette images, their palettes differ, or two
+            indices in use share a colour.
+    """
+    from PIL import Image
+
+    indexed, plain, reference, used = [], [], None, set()
+    for _, mask_path in pairs:
+        with Image.open(mask_path) as mask:
+            if mask.mode != "P" or mask.format != "PNG":  # GIFs keep their grey colours
+                plain.append(mask_path)
+                continue
+            indexed.append(mask_path)
+            colours = mask.getpalette() or []
+            if reference is None:
+                reference = (mask_path, colours)
+            elif colours[:len(reference[1])] != reference[1][:len(colours)]:
+                raise DataError(f"Expected every palette mask to share one palette; "
+                                f"{mask_path!r} has another palette than {reference[0]!r}.")
+            used.update(int(v) for v in np.unique(np.asarray(mask)))
+    if not indexed:
+        return None
+    if plain:
+        raise DataError(f"Expected masks of one kind; {len(indexed)} are palette images "
+                        f"(e.g. {indexed[0]!r}) and {len(plain)} are not (e.g. {plain[0]!r}).")
+    table = reference[1]
+    mapping: dict[tuple[int, int, int], int] = {}
+    for index in sorted(used):
+        colour = tuple(table[3 * index:3 * index + 3]) if 3 * index + 3 <= len(table) \
+            else (0, 0, 0)
+        if colour in mapping:
+            raise DataError(f"Palette masks use indices {mapping[colour]} and {index} with one "
+                            f"colour {colour}; expected distinct colours (e.g. "
+                            f"{reference[0]!r}). Pass palette= to say which class each "
+                            "colour is.")
+        mapping[colour] = IGNORE_INDEX if index == ignore_index else index
+    warnings.warn(f"The {len(indexed)} masks are palette PNGs: their palette indices "
+                  f"{sorted(used)[:_LISTED]} are read as class ids (index {ignore_index} = "
+                  "ignore), as Pascal VOC stores them. Pass palette= to map colours "
+                  "yourself.", DataWarning, stacklevel=3)
+    return mapping
+
+
+def _raise_unknown_ids(per_file: Mapping[str, Mapping[int, int]], table: np.ndarray,
+                       num_classes: int, ignore_index: int) -> None:
+    bad = []
+    for file, histogram in per_file.items():
+        wrong = sorted({int(v) for v in histogram
+                        if table[v] != IGNORE_INDEX and table[v] >= num_classes})
+        if wrong:
+            bad.append((file, f"class ids {wrong[:_LISTED]} >= {num_classes} classes"))
+    raise DataError(f"Expected masks holding class ids 0..{num_classes - 1} (or "
+                    f"{ignore_index} to ignore) for {num_classes} classes; {len(bad)} mask(s) "
+                    "do not fit:\n" + format_file_list(bad) + "\nIf these values mean "
+                    "something else (void, grey levels), pass ignore_index= or value_map=.")
 
 
 def _masks_by_stem(masks_dir: str) -> dict[str, str]:
@@ -328,14 +487,12 @@ def _displayed_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
 
 
 def _scan_pairs(pairs: list[tuple[str, str]], colours: dict | None,
-                num_classes: int | None = None,
-                orientations: Mapping[str, int] | None = None) -> int:
-    """Checks sizes, colours and (with `num_classes`) class ids; returns the largest id."""
+                orientations: Mapping[str, int] | None = None) -> dict[str, dict[int, int]]:
+    """Checks sizes and colours; returns each grey mask's `{stored value: pixels}`."""
     from PIL import Image
 
     orientations = orientations or {}
-
-    bad, largest, offending = [], -1, set()
+    bad, per_file = [], {}
     for image_path, mask_path in pairs:
         try:
             with Image.open(image_path) as image:
@@ -343,6 +500,7 @@ def _scan_pairs(pairs: list[tuple[str, str]], colours: dict | None,
             with Image.open(mask_path) as mask_image:
                 mask_size = _displayed_size(mask_image.size, orientations.get(mask_path, 1))
                 mode = mask_image.mode
+                # As TensorFlow decodes it: 1-bit PNGs become 0/255, palettes colours.
                 mask = np.asarray(mask_image if mode == "L" and colours is None
                                   else mask_image.convert("RGB"))
         except OSError as error:
@@ -366,22 +524,19 @@ def _scan_pairs(pairs: list[tuple[str, str]], colours: dict | None,
                                        "grayscale"))
                 continue
             mask = mask[..., 0]
-        values = np.unique(mask)
-        ids = values[values != IGNORE_INDEX]
-        if ids.size:
-            largest = max(largest, int(ids.max()))
-        if num_classes is not None and ids.size and ids.max() >= num_classes:
-            wrong = ids[ids >= num_classes][:_LISTED].tolist()
-            bad.append((mask_path, f"class ids {wrong} >= {num_classes} classes"))
-            offending.update(wrong)
+        values, counts = np.unique(mask, return_counts=True)
+        per_file[mask_path] = {int(v): int(c) for v, c in zip(values, counts)}
     if bad:
         raise DataError(f"Expected masks of their images' size holding class ids "
-                        f"(0..num_classes-1, or {IGNORE_INDEX} to ignore); "
+                        f"(0..num_classes-1, or {IGNORE_INDEX} to ignore) or palette colours; "
                         f"{len(bad)} mask(s) do not fit:\n" + format_file_list(bad))
-    return largest
+    return per_file
 
 
-def _decoder(size: tuple[int, int], colours: dict | None) -> FileDecoder:
+def _decoder(size: tuple[int, int], colours: dict | None,
+             id_table: np.ndarray | None = None) -> FileDecoder:
+    """Decoding of image and mask; `id_table` is the int32 `[256]` table from stored mask
+    values to class ids (see `visionkit.data.mask_conventions`)."""
     table = None
     if colours is not None:
         keys = tf.constant([r * 65536 + g * 256 + b for r, g, b in colours], tf.int64)
@@ -389,12 +544,16 @@ def _decoder(size: tuple[int, int], colours: dict | None) -> FileDecoder:
         table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, values),
                                           default_value=IGNORE_INDEX)
 
+    value_ids = tf.constant(id_table, tf.int32) if id_table is not None else None
+
     def finish(record: dict, image: tf.Tensor, window: tf.Tensor, source_size) -> dict:
         contents = tf.io.read_file(record["mask"])
         if table is None:
             # Grey masks decode to three equal channels; the first one holds the ids.
             mask = tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
                                       expand_animations=False)[..., 0]
+            if id_table is not None:
+                mask = tf.gather(value_ids, tf.cast(mask, tf.int32))
         else:
             rgb = tf.cast(tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
                                              expand_animations=False), tf.int64)

@@ -28,7 +28,10 @@ from visionkit.data.augment import (
 )
 from visionkit.tasks import Task, get_task
 
-__all__ = ["Data", "AUTOTUNE"]
+__all__ = ["Data", "AUTOTUNE", "SPLITS"]
+
+# The splits a `Data` set may hold.
+SPLITS = ("train", "val", "test")
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -107,6 +110,9 @@ class Data:
             elements are decoded in parallel. Defaults to None (TensorFlow's default).
         ram_budget_mb: memory the AUTOTUNE prefetch and parallelism buffers may use
             (`autotune.ram_budget`). Defaults to None (half the machine's memory).
+        test_examples: unbatched dataset of example dicts of a held-out test split the
+            user gave (never made at random), or None. Defaults to None.
+        test_size: number of test examples. Defaults to 0.
 
     Example:
 
@@ -136,6 +142,8 @@ class Data:
     threads: int | None = None
     intra_op_threads: int | None = None
     ram_budget_mb: int | None = None
+    test_examples: tf.data.Dataset | None = None
+    test_size: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", get_task(self.task))
@@ -200,6 +208,23 @@ class Data:
         if self.val_examples is None or not self.val_size:
             return None
         return self._batches(self.val_examples, training=False)
+
+    @property
+    def test(self) -> tf.data.Dataset | None:
+        """Batched `(images, targets)` of the user's test split, in a fixed order, or None."""
+        if self.test_examples is None or not self.test_size:
+            return None
+        return self._batches(self.test_examples, training=False)
+
+    def split(self, name: str) -> tf.data.Dataset | None:
+        """The batched split called `name`: "train", "val" or "test".
+
+        Raises:
+            ValueError: for another name.
+        """
+        if name not in SPLITS:
+            raise ValueError(f"Expected a split name in {SPLITS}; received {name!r}.")
+        return getattr(self, name)
 
     @property
     def is_deterministic(self) -> bool:
@@ -355,9 +380,13 @@ class Data:
         val = self.val_size if val is None else min(int(val), self.val_size)
         val_examples = self.val_examples.take(val) if self.val_examples is not None else None
         records = self.train_records.take(train) if self.train_records is not None else None
+        test = min(val if val is not None else self.test_size, self.test_size)
+        test_examples = self.test_examples.take(test) if self.test_examples is not None \
+            else None
         return dataclasses.replace(self, train_examples=self.train_examples.take(train),
                                    val_examples=val_examples, train_size=train, val_size=val,
-                                   train_records=records)
+                                   train_records=records, test_examples=test_examples,
+                                   test_size=test)
 
     def shard(self, num_shards: int, index: int) -> Data:
         """Returns a copy whose train split holds every `num_shards`-th example from `index`.
@@ -398,6 +427,7 @@ class Data:
             "image_size": list(self.image_size),
             "train_size": self.train_size,
             "val_size": self.val_size,
+            "test_size": self.test_size,
             "batch_size": self.batch_size,
             "augment": self.augment if isinstance(self.augment, str) else repr(self.augment),
             "seed": self.seed,
@@ -407,4 +437,4 @@ class Data:
     def __repr__(self) -> str:
         return (f"Data(task={self.task.name!r}, num_classes={self.num_classes}, "
                 f"image_size={self.image_size}, train_size={self.train_size}, "
-                f"val_size={self.val_size}, batch_size={self.batch_size})")
+                f"val_size={self.val_size}, test_size={self.test_size}, batch_size={self.batch_size})")

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from visionkit.data.annotation_checks import Problems, check_on_bad_annotation, parse_number
 from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
-from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS
+from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_EXTENSIONS
 from visionkit.data.pipeline import Data
 from visionkit.errors import BadFileError, DataError
 
@@ -24,8 +25,18 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
         images_dir: str = "JPEGImages", validation_split: float = 0.2, batch_size: int = 16,
         augment: object = "none", seed: int | None = 0, max_boxes: int | None = None,
         cache: bool | str = False, skip_difficult: bool = False,
-        max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Data:
-    """A detection data set from a Pascal VOC folder.
+        max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+        image_sets: str | None = "ImageSets/Main", on_bad_annotation: str = "error",
+        trust_file_size: bool = False) -> Data:
+    """A detection data set from a Pascal VOC folder, split by its ImageSets lists.
+
+    When `root/ImageSets/Main/train.txt` exists, it and `val.txt` / `test.txt` (one
+    image id per line) are the splits, used exactly; annotations listed in none of them
+    are left out and counted. Without them a seeded random `validation_split` is held
+    out (printed). A `<size>` of 0 (some writers leave it so) is read from the file; a
+    declared size that differs from the file is an error naming both (or, with
+    `trust_file_size=True`, the file's size is used); a `<filename>` without an
+    extension resolves to the one image with that stem.
 
     Reads every `root/Annotations/*.xml` (`<filename>`, optional `<size>`, and per
     `<object>` its `<name>` and `<bndbox>` `xmin ymin xmax ymax`); images are read from
@@ -40,8 +51,12 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
         annotations_dir, images_dir: sub-folders of `root`. Defaults to "Annotations"
             and "JPEGImages".
         validation_split, batch_size, augment, seed, max_boxes, cache: as for `coco`.
-        skip_difficult: leave out objects marked `<difficult>1</difficult>`. Defaults to
-            False.
+        skip_difficult: leave out objects marked `<difficult>1</difficult>` (counted).
+            Defaults to False.
+        image_sets: the folder of split lists under `root`, or None to ignore them.
+            Defaults to "ImageSets/Main".
+        on_bad_annotation: "error" or "skip" (see `coco`). Defaults to "error".
+        trust_file_size: as for `coco`. Defaults to False.
         max_image_pixels: largest width x height accepted (checked from the header
             before decoding), or None for no limit. Defaults to 89,478,485.
 
@@ -71,47 +86,105 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     >>> next(iter(data.train_examples))["bounding_boxes"]["boxes"].numpy().tolist()
     [[6.0, 4.0, 36.0, 24.0]]
     """
+    check_on_bad_annotation(on_bad_annotation)
     root = os.fspath(root)
+    problems = Problems(root)
     folder = os.path.join(root, annotations_dir)
     files = sorted(glob.glob(os.path.join(folder, "*.xml")))
     if not files:
         raise DataError(f"No Pascal VOC annotations found: expected XML files in {folder!r}.")
+    split_of = _image_sets(root, image_sets, folder) if image_sets else None
+    if split_of is not None:
+        unlisted = [f for f in files if os.path.splitext(os.path.basename(f))[0] not in split_of]
+        for file in unlisted:
+            problems.note("annotations listed in no ImageSets split left out", file)
+        files = [f for f in files if f not in set(unlisted)]
     parsed = [_parse(file) for file in files]
     names = list(class_names) if class_names is not None else sorted(
         {name for _, _, objects in parsed for name, _, _ in objects})
     class_of = {name: index for index, name in enumerate(names)}
     images = []
+    image_folder = os.path.join(root, images_dir)
     for file, (file_name, size, objects) in zip(files, parsed):
         boxes, labels = [], []
         for position, (name, box, difficult) in enumerate(objects):
             if skip_difficult and difficult:
+                problems.note("difficult objects left out (skip_difficult=True)",
+                              f"{file} object {position}")
                 continue
             if name not in class_of:
                 raise DataError(f"{file}: object {position} has unknown class {name!r}; "
                                 f"expected one of {names}.")
             boxes.append(box)
             labels.append(class_of[name])
+        path = resolve_inside(image_folder, file_name, where=f"{file} <filename>")
+        if not os.path.splitext(file_name)[1] and not os.path.isfile(path):
+            path = _single_image_with_stem(path, file, problems)
+        stem = os.path.splitext(os.path.basename(file))[0]
         images.append(AnnotatedImage(
-            path=resolve_inside(os.path.join(root, images_dir), file_name,
-                                where=f"{file} <filename>"),
-            boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
-            labels=np.asarray(labels, np.int32), size=size, source=file))
+            path=path, boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
+            labels=np.asarray(labels, np.int32), size=size, source=file,
+            split=split_of[stem] if split_of is not None else None))
     return build_detection_data(images, names, root, image_size, validation_split, batch_size,
                                 augment, seed, max_boxes, cache,
-                                max_image_pixels=max_image_pixels)
+                                max_image_pixels=max_image_pixels,
+                                on_bad_annotation=on_bad_annotation,
+                                trust_file_size=trust_file_size, problems=problems)
+
+
+def _image_sets(root: str, image_sets: str, annotations: str) -> dict[str, str] | None:
+    """`{image id: split}` from `ImageSets/Main/{train,val,test}.txt`, or None without
+    a train list."""
+    folder = os.path.join(root, image_sets)
+    if not os.path.isfile(os.path.join(folder, "train.txt")):
+        return None
+    split_of: dict[str, str] = {}
+    for split in ("train", "val", "test"):
+        listing = os.path.join(folder, f"{split}.txt")
+        if not os.path.isfile(listing):
+            continue
+        with open(listing, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                fields = line.split()
+                if not fields:
+                    continue
+                image_id = fields[0]
+                if image_id in split_of and split_of[image_id] != split:
+                    raise DataError(f"{listing} line {number}: image id {image_id!r} is also "
+                                    f"in the {split_of[image_id]} list; expected each image "
+                                    "in one split.")
+                if not os.path.isfile(os.path.join(annotations, image_id + ".xml")):
+                    raise DataError(f"{listing} line {number}: no annotation "
+                                    f"{image_id}.xml in {annotations!r}.")
+                split_of[image_id] = split
+    return split_of
+
+
+def _single_image_with_stem(path: str, file: str, problems: Problems) -> str:
+    """The one image whose name is `path` plus an image extension (a `<filename>`
+    written without its extension)."""
+    found = sorted(p for p in glob.glob(glob.escape(path) + ".*")
+                   if p.lower().endswith(IMAGE_EXTENSIONS))
+    if len(found) > 1:
+        raise DataError(f"{file}: <filename> {os.path.basename(path)!r} has no extension and "
+                        f"several images have that stem: {found}; expected one.")
+    if found:
+        problems.note("<filename>s without extension resolved by stem",
+                      f"{file} -> {os.path.basename(found[0])!r}")
+        return found[0]
+    return path
 
 
 def _number(element, tag: str, file: str) -> float:
     child = element.find(tag)
+    if child is None or child.text is None:
+        raise BadFileError(file, f"<{tag}> is missing or not a number", expected=_EXPECTED)
     try:
-        value = float(child.text)  # type: ignore[union-attr, arg-type]
-    except (AttributeError, TypeError, ValueError):
-        raise BadFileError(file, f"<{tag}> is missing or not a number",
+        return parse_number(child.text)
+    except ValueError:
+        raise BadFileError(file, f"<{tag}> is missing or not a number: {child.text!r} is "
+                                 "not a finite number",
                            expected=_EXPECTED) from None
-    if not np.isfinite(value):
-        raise BadFileError(file, f"<{tag}> is {child.text!r}, not a finite number",  # type: ignore[union-attr]
-                           expected=_EXPECTED)
-    return value
 
 
 def _parse(file: str):

@@ -7,9 +7,22 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from visionkit.data.annotation_checks import (
+    Problems,
+    check_on_bad_annotation,
+    parse_class_id,
+    parse_number,
+    raise_or_note,
+)
 from visionkit.data.annotations import AnnotatedImage, build_detection_data
 from visionkit.data.boxes import cxcywh_to_xyxy
-from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, list_image_files
+from visionkit.data.files import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    IMAGE_EXTENSIONS,
+    list_image_files,
+    list_other_files,
+)
+from visionkit.data.given_splits import split_folders
 from visionkit.data.pipeline import Data
 from visionkit.errors import BadFileError, DataError
 
@@ -17,6 +30,13 @@ __all__ = ["yolo"]
 
 # Names files tried in this order when none is given.
 _NAMES_FILES = ("classes.txt", "obj.names", "names.txt")
+# Data set files tried in `root` when no data.yaml is given (ultralytics' names).
+_DATA_FILES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
+# How far a normalised value may lie outside 0..1 and still be read: converters write
+# boxes reaching just past the border (1.0025 in CrowdHuman conversions, ultralytics/yolov5
+# issue 3509; 1.0021 polygon vertices, issue 10632). Such boxes are clipped to the image
+# and counted in the clipping warning; values further out (pixel coordinates) are refused.
+_RANGE_TOLERANCE = 0.01
 
 
 def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
@@ -24,32 +44,56 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
          labels_dir: str = "labels", validation_split: float = 0.2, batch_size: int = 16,
          augment: object = "none", seed: int | None = 0, max_boxes: int | None = None,
          cache: bool | str = False,
-         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Data:
-    """A detection data set in YOLO's txt format.
+         max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+         on_bad_annotation: str = "error") -> Data:
+    """A detection data set in YOLO's txt format, split as the user split it.
 
-    Every image in `root/images/` may have `root/labels/<stem>.txt`, one object per
-    line: `class_id cx cy width height`, the box centre and size as fractions of the
-    image's width and height. An image without a label file has no objects. Class names
-    come from a names file (one per line).
+    Three layouts, tried in this order:
+
+    - a data set YAML (ultralytics' `data.yaml`): `root` is the YAML file, or a folder
+      holding `data.yaml` / `dataset.yaml`. Its `train`, `val` and `test` entries (a
+      folder of images, a .txt list of image paths, or a list of those) are relative to
+      its `path` (itself relative to the YAML's folder) and are used as the splits;
+      `names` is a list or an `{id: name}` mapping (`nc`, if given, must agree).
+    - `root/images/{train,val,test}/` (also `valid/`) with `root/labels/<split>/`: the
+      folders are the splits.
+    - `root/images/` and `root/labels/` without split folders: a seeded random
+      `validation_split` is held out (printed), and class names come from a names file.
+
+    An image's label file is found as ultralytics finds it: the last `images` folder of
+    its path becomes `labels` and the extension `.txt`. One object per line:
+    `class_id cx cy width height`, the box centre and size as fractions (0..1) of the
+    image's width and height; values further than 1% outside 0..1 are refused (pixel
+    coordinates written by mistake), those just past the border clipped. A segment line
+    (`class_id x1 y1 x2 y2 ...`, a polygon) becomes the polygon's bounding box, counted
+    in a warning. Numbers may be written in
+    any float notation (`0.5`, `.5`, `5e-1`), class ids also as `2.0`. An image without
+    a label file, or with an empty one, has no objects (background).
 
     Args:
-        root: the data folder.
+        root: the data folder, or the data set YAML.
         image_size: `(height, width)` images are resized to. Defaults to (320, 320).
         names: a names file (relative to `root` or absolute) or the list of names.
-            Defaults to the first of classes.txt, obj.names, names.txt in `root`.
-        images_dir, labels_dir: sub-folders of `root`. Defaults to "images", "labels".
+            Defaults to the YAML's `names`, else the first of classes.txt, obj.names,
+            names.txt in `root`.
+        images_dir, labels_dir: sub-folders of `root` without a YAML. Defaults to
+            "images", "labels".
         validation_split, batch_size, augment, seed, max_boxes, cache,
             max_image_pixels: as for `coco`.
+        on_bad_annotation: "error" or "skip": what a line with values outside 0..1
+            (e.g. pixel coordinates), an unknown class, a malformed line or a zero-area
+            box does. "skip" leaves the line out, counted in one warning per reason.
+            Defaults to "error".
 
     Returns:
-        A detection `Data` set.
+        A detection `Data` set (`Data.test` when the user gave a test split).
 
     Raises:
-        BadFileError: for a label or names file that is not UTF-8 text, or for images
-            that do not decode.
-        DataError: for a missing names file, a malformed line, a non-finite number or an
-            unknown class id (naming the file and line), a degenerate box, or no image.
-            An image without a label file, or with an empty one, is kept (background).
+        BadFileError: for a label, names or YAML file that is not UTF-8 text or valid
+            YAML, or for images that do not decode.
+        DataError: for a missing names file or split folder, a malformed line, a value
+            outside 0..1, a non-finite number or an unknown class id (naming the file
+            and line), a degenerate box, or no image.
 
     Example:
 
@@ -65,23 +109,187 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     >>> np.round(next(iter(data.train_examples))["bounding_boxes"]["boxes"].numpy(), 3).tolist()
     [[6.0, 4.0, 36.0, 24.0]]
     """
+    check_on_bad_annotation(on_bad_annotation)
     root = os.fspath(root)
-    class_names = _names(root, names)
-    folder = os.path.join(root, images_dir)
-    if not os.path.isdir(folder):
-        raise DataError(f"Expected YOLO images in {folder!r}; the folder does not exist.")
+    problems = Problems(root)
+    data_file = _data_file(root)
+    if data_file is not None:
+        spec = _read_yaml(data_file)
+        base = _yaml_base(spec, data_file)
+        class_names = _yaml_names(spec, data_file, names, root)
+        split_images = _yaml_splits(spec, data_file, base, problems)
+    else:
+        class_names = _names(root, names)
+        folder = os.path.join(root, images_dir)
+        if not os.path.isdir(folder):
+            raise DataError(f"Expected YOLO images in {folder!r}; the folder does not exist.")
+        given = split_folders(folder)
+        if given is not None:
+            split_images = {split: _images_in(path, problems) for split, path in given.items()}
+        else:
+            split_images = {None: _images_in(folder, problems)}
     images = []
-    for path in list_image_files(folder):
-        stem = os.path.splitext(os.path.relpath(path, folder))[0]
-        label_file = os.path.join(root, labels_dir, stem + ".txt")
-        boxes, labels = _read_labels(label_file, len(class_names))
-        images.append(AnnotatedImage(path=path, boxes=boxes, labels=labels, size=(1.0, 1.0),
-                                     source=label_file))
+    for split, paths in split_images.items():
+        for path in paths:
+            if data_file is None and split is None:
+                stem = os.path.splitext(os.path.relpath(path, folder))[0]
+                label_file = os.path.join(root, labels_dir, stem + ".txt")
+            else:
+                label_file = label_path(path)
+            boxes, labels = _read_labels(label_file, len(class_names), on_bad_annotation,
+                                         problems)
+            images.append(AnnotatedImage(path=path, boxes=boxes, labels=labels, size=None,
+                                         source=label_file, split=split, normalized=True))
     if not images:
-        raise DataError(f"No images found in {folder!r}.")
+        raise DataError(f"No images found for the YOLO data set {root!r}.")
     return build_detection_data(images, class_names, root, image_size, validation_split,
                                 batch_size, augment, seed, max_boxes, cache,
-                                max_image_pixels=max_image_pixels)
+                                max_image_pixels=max_image_pixels,
+                                on_bad_annotation=on_bad_annotation, problems=problems)
+
+
+def label_path(image_path: str) -> str:
+    """The label file of an image, as ultralytics pairs them: the last `images` folder
+    of the path becomes `labels`, the extension `.txt`.
+
+    Example:
+
+    >>> label_path("/d/images/train/a.jpg")
+    '/d/labels/train/a.txt'
+    """
+    images, labels = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    if images in image_path:
+        head, tail = image_path.rsplit(images, 1)
+        image_path = head + labels + tail
+    return os.path.splitext(image_path)[0] + ".txt"
+
+
+def _data_file(root: str) -> str | None:
+    if os.path.isfile(root) and root.lower().endswith((".yaml", ".yml")):
+        return root
+    for name in _DATA_FILES:
+        candidate = os.path.join(root, name)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _read_yaml(path: str) -> dict:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            spec = yaml.safe_load(handle)
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise BadFileError(path, f"not valid YAML ({error})",
+                           expected="a YOLO data set YAML") from None
+    if not isinstance(spec, dict):
+        raise BadFileError(path, "the top level is not a mapping",
+                           expected="a YOLO data set YAML with train, val and names")
+    return spec
+
+
+def _yaml_base(spec: dict, data_file: str) -> str:
+    """The folder the YAML's split entries are relative to (its `path`, itself relative
+    to the YAML's folder)."""
+    here = os.path.dirname(os.path.abspath(data_file))
+    path = spec.get("path")
+    if path in (None, ""):
+        return here
+    base = str(path) if os.path.isabs(str(path)) else os.path.normpath(
+        os.path.join(here, str(path)))
+    if not os.path.isdir(base):
+        raise DataError(f"{data_file}: path: {path!r} is not a folder (looked for {base!r}, "
+                        "relative to the YAML's folder). Expected the data set's root.")
+    return base
+
+
+def _yaml_names(spec: dict, data_file: str, names, root: str) -> list[str]:
+    found = spec.get("names")
+    if found is None:
+        return _names(root, names)
+    if isinstance(found, dict):
+        try:
+            ids = sorted(int(key) for key in found)
+        except (TypeError, ValueError):
+            raise DataError(f"{data_file}: names: expected integer class ids as keys; "
+                            f"received {sorted(map(str, found))[:10]}.") from None
+        if ids != list(range(len(ids))):
+            raise DataError(f"{data_file}: names: expected class ids 0..{len(ids) - 1} "
+                            f"without gaps; received {ids}.")
+        by_id = {int(key): str(value) for key, value in found.items()}
+        listed = [by_id[i] for i in ids]
+    elif isinstance(found, list):
+        listed = [str(name) for name in found]
+    else:
+        raise DataError(f"{data_file}: names: expected a list or an {{id: name}} mapping; "
+                        f"received {found!r}.")
+    count = spec.get("nc")
+    if count is not None and int(count) != len(listed):
+        raise DataError(f"{data_file}: nc: {count} but names lists {len(listed)} classes.")
+    if names is not None and not isinstance(names, (str, os.PathLike)) \
+            and [str(n) for n in names] != listed:
+        raise DataError(f"names={list(names)} differs from {data_file}'s names {listed}.")
+    return listed
+
+
+def _images_in(folder: str, problems: Problems) -> list[str]:
+    """The images under `folder`; other files are counted as left out."""
+    for path in list_other_files(folder):
+        problems.note(f"files that are not images ({', '.join(IMAGE_EXTENSIONS)}) left out",
+                      repr(path))
+    return list_image_files(folder)
+
+
+def _yaml_splits(spec: dict, data_file: str, base: str,
+                 problems: Problems) -> dict[str, list[str]]:
+    if spec.get("train") in (None, ""):
+        raise DataError(f"{data_file}: expected a 'train' entry (a folder of images or a "
+                        ".txt list of them); found none.")
+    splits: dict[str, list[str]] = {}
+    for split in ("train", "val", "test"):
+        entry = spec.get(split)
+        if entry in (None, ""):
+            continue
+        entries = entry if isinstance(entry, list) else [entry]
+        files: list[str] = []
+        for item in entries:
+            path = os.path.join(base, str(item))
+            if not os.path.exists(path) and str(item).startswith("../") \
+                    and os.path.exists(os.path.join(base, str(item)[3:])):
+                # Roboflow writes "../train/images" next to train/; ultralytics retries
+                # without the "../", and so does visionkit (said in a warning).
+                path = os.path.join(base, str(item)[3:])
+                problems.note("split paths starting with '../' found inside the data set "
+                              "folder instead", f"{split}: {item!r} -> {path!r}")
+            if os.path.isdir(path):
+                files += _images_in(path, problems)
+            elif os.path.isfile(path) and path.lower().endswith(".txt"):
+                files += _image_list(path, base)
+            else:
+                raise DataError(f"{data_file}: {split}: {item!r} is neither a folder nor a "
+                                f".txt list of images (looked for {path!r}).")
+        if not files:
+            raise DataError(f"{data_file}: {split}: {entry!r} holds no images "
+                            f"({', '.join(IMAGE_EXTENSIONS)}).")
+        splits[split] = files
+    return splits
+
+
+def _image_list(path: str, base: str) -> list[str]:
+    """The images a .txt split list names (relative entries are relative to `base`;
+    `./x` entries relative to the list's folder, as ultralytics reads them)."""
+    here = os.path.dirname(path)
+    files = []
+    for line in _text_lines(path, "a list of image paths"):
+        entry = line.strip()
+        if not entry:
+            continue
+        if entry.startswith("./"):
+            files.append(os.path.normpath(os.path.join(here, entry)))
+        else:
+            files.append(entry if os.path.isabs(entry) else os.path.join(base, entry))
+    return files
 
 
 def _names(root: str, names: str | os.PathLike | Sequence[str] | None) -> list[str]:
@@ -111,7 +319,8 @@ def _text_lines(path: str, what: str) -> list[str]:
                            expected=what) from None
 
 
-def _read_labels(file: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_labels(file: str, num_classes: int, on_bad_annotation: str,
+                 problems: Problems) -> tuple[np.ndarray, np.ndarray]:
     if not os.path.isfile(file):
         return np.zeros((0, 4), np.float32), np.zeros((0,), np.int32)
     boxes, labels = [], []
@@ -119,21 +328,43 @@ def _read_labels(file: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
         fields = line.split()
         if not fields:
             continue
+        where = f"{file} line {number}"
         try:
-            class_id = int(fields[0])
-            values = [float(v) for v in fields[1:]]
+            class_id = parse_class_id(fields[0])
+            values = [parse_number(v) for v in fields[1:]]
         except ValueError:
-            values = []
-            class_id = -1
-        if len(values) != 4:
-            raise DataError(f"{file} line {number}: expected 'class_id cx cy width "
-                            f"height' (5 numbers); received {line.strip()!r}.")
-        if not np.all(np.isfinite(values)):
-            raise DataError(f"{file} line {number}: expected finite numbers; received "
-                            f"{line.strip()!r}.")
+            raise_or_note(on_bad_annotation, problems, "malformed label lines", where,
+                          f"{where}: expected 'class_id cx cy width height' (5 finite "
+                          f"numbers) or a segment 'class_id x1 y1 x2 y2 ...'; received "
+                          f"{line.strip()!r}.")
+            continue
+        polygon = len(values) >= 6 and len(values) % 2 == 0
+        if len(values) != 4 and not polygon:
+            raise_or_note(on_bad_annotation, problems, "malformed label lines", where,
+                          f"{where}: expected 'class_id cx cy width height' (5 numbers) or "
+                          f"a segment 'class_id x1 y1 x2 y2 ...'; received "
+                          f"{line.strip()!r}.")
+            continue
+        outside = [v for v in values if not -_RANGE_TOLERANCE <= v <= 1 + _RANGE_TOLERANCE]
+        if outside:
+            cause = (" They look like pixel coordinates; YOLO labels are fractions of the "
+                     "image's width and height." if max(values) > 1.5 else "")
+            raise_or_note(on_bad_annotation, problems,
+                          "label lines with normalised values outside 0..1", where,
+                          f"{where}: expected normalised values in 0..1; received "
+                          f"{line.strip()!r} (outside: {outside[:4]}).{cause}")
+            continue
         if not 0 <= class_id < num_classes:
-            raise DataError(f"{file} line {number}: unknown class id {class_id}; the "
-                            f"names file lists {num_classes} classes (0..{num_classes - 1}).")
-        boxes.append(cxcywh_to_xyxy(np.asarray(values, np.float32))[0])
+            raise_or_note(on_bad_annotation, problems, "label lines with an unknown class id",
+                          where, f"{where}: unknown class id {class_id}; the names list "
+                          f"{num_classes} classes (0..{num_classes - 1}).")
+            continue
+        if polygon:
+            points = np.asarray(values, np.float32).reshape(-1, 2)
+            box = np.concatenate([points.min(axis=0), points.max(axis=0)])
+            problems.note("segment (polygon) lines read as their bounding boxes", where)
+        else:
+            box = cxcywh_to_xyxy(np.asarray(values, np.float32))[0]
+        boxes.append(box)
         labels.append(class_id)
     return np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int32)

@@ -16,15 +16,17 @@ __all__ = ["evaluate"]
 
 def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
              task: str | Task | None = None,
-             class_names: Sequence[str] | None = None) -> dict[str, Any]:
+             class_names: Sequence[str] | None = None, split: str = "val") -> dict[str, Any]:
     """Evaluates `model` with its task's metrics.
 
     Args:
         model: the model.
-        data: a `Data` set (its validation split is used) or a batched dataset of
+        data: a `Data` set (its `split` is used) or a batched dataset of
             `(images, targets)`.
         task: the task when `data` is a dataset. Defaults to "classification".
         class_names: class names when `data` is a dataset.
+        split: the split of a `Data` set: "val", "test" (the held-out split the user
+            gave) or "train". Defaults to "val".
 
     Returns:
         A dict. Classification: `accuracy`, `top5_accuracy` (more than 5 classes),
@@ -35,7 +37,7 @@ def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
         `num_examples`.
 
     Raises:
-        ValueError: if `data` has no validation split.
+        ValueError: if `data` has no such split (or `split` is not a split name).
 
     Example:
 
@@ -46,10 +48,15 @@ def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
     ['accuracy', 'confusion_matrix']
     """
     if isinstance(data, Data):
-        if data.val is None:
+        batches = data.split(split)
+        if batches is None and split == "test":
+            raise ValueError("The data set has no test split to evaluate on; give the source "
+                             "one (e.g. a test/ folder, test_directory=, a test list or JSON, "
+                             "or 'test:' in data.yaml).")
+        if batches is None:
             raise ValueError("The data set has no validation split to evaluate on; pass "
                              "a dataset (e.g. data.train) or build it with validation_split > 0.")
-        return data.task.evaluate(model, data.val, list(data.class_names))
+        return data.task.evaluate(model, batches, list(data.class_names))
     if isinstance(data, tf.data.Dataset):
         resolved = get_task(task or "classification")
         return resolved.evaluate(model, data, list(class_names or []))
