@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 import visionkit as vk
 from visionkit.errors import DataError, DataWarning
@@ -250,3 +250,47 @@ def test_voc_size_zero_and_filename_without_extension(tmp_path):
     assert "without extension resolved by stem" in messages and "'a.png'" in messages
     example = next(iter(data.train_examples))
     np.testing.assert_allclose(example["bounding_boxes"]["boxes"].numpy(), [[2, 2, 12, 10]])
+
+
+@pytest.mark.parametrize("orientation", range(5, 9))
+def test_exif_turned_image_annotated_as_stored_is_read_upright(tmp_path, orientation):
+    # Stored 30 wide x 20 high, a bright block at stored pixels x 4..12, y 2..8, annotated
+    # in stored pixels (the COCO entry declares the stored size). The example is upright
+    # (as a viewer and the exported model show it) and its box follows the block there.
+    pixels = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    pixels[2:8, 4:12] = 255
+    path = tmp_path / "a.png"
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(path, exif=exif)
+    spec = _coco(tmp_path / "c.json", [(1, "a.png", WIDTH, HEIGHT)], boxes={1: [4, 2, 8, 6]})
+    with Image.open(path) as opened:
+        upright = np.asarray(ImageOps.exif_transpose(opened))[..., 0]
+    size = upright.shape[:2]
+    with pytest.warns(DataWarning, match="annotated as stored"):
+        data = vk.data.coco(spec, tmp_path, image_size=size, validation_split=0)
+    example = next(iter(data.train_examples))
+    np.testing.assert_allclose(example["images"].numpy()[..., 0], upright, atol=1)
+    rows, columns = np.nonzero(upright > 128)
+    expected = [columns.min(), rows.min(), columns.max() + 1, rows.max() + 1]
+    np.testing.assert_allclose(example["bounding_boxes"]["boxes"].numpy(), [expected],
+                               atol=1e-3)
+
+
+def test_exif_flip_with_an_ambiguous_declared_size_is_read_as_displayed_and_said(tmp_path):
+    # Orientation 3 (turned 180 degrees) keeps width and height: the declared size cannot
+    # tell stored from displayed, so the boxes are read as displayed, with a warning.
+    pixels = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    pixels[2:8, 4:12] = 255
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 3
+    image.save(tmp_path / "a.png", exif=exif)
+    spec = _coco(tmp_path / "c.json", [(1, "a.png", WIDTH, HEIGHT)], boxes={1: [18, 12, 8, 6]})
+    with pytest.warns(DataWarning, match="fits both the stored and the displayed"):
+        data = vk.data.coco(spec, tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
+    example = next(iter(data.train_examples))
+    assert example["images"].numpy()[12:18, 18:26, 0].min() > 200  # upright block
+    np.testing.assert_allclose(example["bounding_boxes"]["boxes"].numpy(), [[18, 12, 26, 18]],
+                               atol=1e-3)

@@ -167,6 +167,12 @@ def reconcile_size(declared: tuple[float, float] | None, header: ImageHeader, wh
                       f"{where} ({image!r})")
         return displayed, True
     if declared == displayed:
+        if displayed == stored and header.orientation != 1:
+            # Orientations 2-4 (and 5-8 of square images) keep the sides: the size
+            # cannot tell, and annotation tools label what a viewer shows.
+            problems.note("EXIF-turned images whose declared size fits both the stored "
+                          "and the displayed image (boxes read as displayed)",
+                          f"{where} ({image!r}, orientation {header.orientation})")
         return displayed, True
     if declared == stored:
         problems.note("EXIF-turned images annotated as stored (their boxes are turned "
