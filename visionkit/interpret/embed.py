@@ -160,8 +160,11 @@ def embed(model: keras.Model, data: Any, labels: Any = None, layer: str | None =
     n_jobs = check_int(n_jobs, "n_jobs", minimum=1)
     images, label_array = _collect(data, labels, max_points)
     if len(images) < 5:
-        raise ArgumentError("data", f"Expected at least 5 images to embed; received "
-                            f"{len(images)}.")
+        raise ArgumentError("data", f"Expected data with at least 5 images to embed; "
+                            f"received {len(images)}.")
+    if len(label_array) != len(images):
+        raise ArgumentError("labels", f"Expected labels with one entry per image "
+                            f"({len(images)}); received {len(label_array)}.")
     adapter = adapt(model, require_output=False)
     name = _feature_layer(adapter, layer)
     feature_array = features(model, images, name, verbose=verbose)
