@@ -134,6 +134,7 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
     objective = _objective_layer(adapter, layer)
     sizes = [(max(8, round(height / octave_scale ** i)), max(8, round(width / octave_scale ** i)))
              for i in reversed(range(octaves))]
+    sizes[-1] = (height, width)  # the last octave is the size asked for, exactly
     if fixed:
         sizes = [(height, width)] * octaves
     else:
