@@ -120,3 +120,26 @@ def test_multi_label_explanations_per_class_use_each_class_sigmoid():
     hidden = np.asarray(model(np.zeros_like(IMAGES)))
     expected = probabilities[[0, 1], [2, 3]] - hidden[[0, 1], [2, 3]]
     np.testing.assert_allclose(maps[:, 0, 0], expected, rtol=1e-5, atol=1e-7)
+
+
+def test_a_uint8_input_model_is_explained_by_layers_and_refused_input_gradients():
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((12, 12, 3), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x)))
+    pixels = IMAGES.astype("uint8")
+    float_input = keras.Input((12, 12, 3))
+    twin_layers = model.layers[1:]  # the same layers behind a float32 input
+    x = float_input
+    for layer in twin_layers:
+        x = layer(x)
+    twin = keras.Model(float_input, x)
+    np.testing.assert_allclose(vk.interpret.grad_cam(model, pixels, target=1, layer="conv"),
+                               vk.interpret.grad_cam(twin, pixels, target=1, layer="conv"),
+                               atol=1e-5)
+    for method in (vk.interpret.saliency, vk.interpret.integrated_gradients,
+                   vk.interpret.fgsm):
+        with pytest.raises(ArgumentError, match="takes uint8 inputs") as error:
+            method(model, pixels)
+        assert error.value.argument == "model"

@@ -362,6 +362,16 @@ class ModelAdapter:
             result.append(outputs)
         return keras.Model(inputs, result, name=f"{self.model.name}_features")
 
+    def require_float_input(self, method: str) -> None:
+        """Raises ArgumentError naming `model` when the model's input is integer (uint8
+        images cast inside): no gradient reaches its pixels, so `method` cannot work."""
+        dtype = str(self.graph.inputs[0].dtype)
+        if "float" not in dtype:
+            raise ArgumentError("model", f"{method} follows gradients to the pixels, but "
+                                f"model {self.model.name!r} takes {dtype} inputs, which have "
+                                "none. Give it a float32 input (the model may still cast), or "
+                                "use occlusion or grad_cam.")
+
     def fits(self, layers: Sequence[str], size: tuple[int, int]) -> bool:
         """Whether images of `size` `(h, w)` give every layer of `layers` a non-empty map
         (checked symbolically, nothing is computed)."""
@@ -481,6 +491,9 @@ def check_images(images: Any, input_shape: tuple = (None, None, None), model_nam
 
 
 _CACHE: dict = {}
+# Adapters kept (a report alternates scoring and layer-reading methods on one model; the
+# bound keeps a script that builds many models from holding them all).
+_CACHED_ADAPTERS = 4
 
 
 def adapt(model: keras.Model, output: str | int | None = None,
@@ -494,6 +507,7 @@ def adapt(model: keras.Model, output: str | int | None = None,
     key = (id(model), output, require_output)
     cached = _CACHE.get(key)
     if cached is None or cached.model is not model:
-        _CACHE.clear()
+        if len(_CACHE) >= _CACHED_ADAPTERS:
+            _CACHE.clear()
         cached = _CACHE[key] = ModelAdapter(model, output, require_output)
     return cached

@@ -151,6 +151,7 @@ def saliency(model: keras.Model, images: Any, target: Any = None, smooth_samples
     adapter = adapt(model, output)
     images = adapter.check_images(images)
     target_object = adapter.target(target, task, int(images.shape[0]))
+    adapter.require_float_input("saliency")
     samples = check_int(smooth_samples, "smooth_samples", minimum=0)
     noise = check_float(noise, "noise", minimum=0.0)
     seed = check_int(seed, "seed", minimum=0)
@@ -204,6 +205,7 @@ def integrated_gradients(model: keras.Model, images: Any, target: Any = None,
     adapter = adapt(model, output)
     images = adapter.check_images(images)
     target_object = adapter.target(target, task, int(images.shape[0]))
+    adapter.require_float_input("integrated_gradients")
     intervals = check_int(steps, "steps", minimum=1, maximum=MAX_STEPS)
     base = tf.constant(_baseline(baseline, tuple(images.shape)))
     model = adapter.scored
@@ -266,6 +268,7 @@ def fgsm(model: keras.Model, images: Any, target: Any = None, epsilon: float = 8
     adapter = adapt(model, output)
     images = adapter.check_images(images)
     target_object = adapter.target(target, task, int(images.shape[0]))
+    adapter.require_float_input("fgsm")
     epsilon = check_float(epsilon, "epsilon", minimum=0.0, maximum=255.0)
     model = adapter.scored
 

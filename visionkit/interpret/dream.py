@@ -75,6 +75,7 @@ def deep_dream(model: keras.Model, image: Any, layers: Sequence[str] | str | Non
         convs = adapter.conv_layer_names()
         layers = convs[-1:] or None
     names = _layer_names(adapter, layers)
+    adapter.require_float_input("deep_dream")
     octaves = check_int(octaves, "octaves", minimum=1)
     octave_scale = check_float(octave_scale, "octave_scale", minimum=1.0)
     steps = check_int(steps, "steps", minimum=1)

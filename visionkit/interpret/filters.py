@@ -116,6 +116,7 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
     """
     adapter = adapt(model, require_output=False)
     ids = _filter_ids(adapter, layer, filters)
+    adapter.require_float_input("filters")
     steps = check_int(steps, "steps", minimum=1)
     step_size = check_float(step_size, "step_size", minimum=0.0, above=True)
     jitter = check_int(jitter, "jitter", minimum=0)
