@@ -1,7 +1,9 @@
 """Interpretation: occlusion, filters, activations, DeepDream, embeddings, attributions.
 
-Every function takes a Keras model of any task visionkit builds (flat graphs and models
-whose backbone is a nested sub-model), raw images as NumPy or tensors, and returns NumPy.
+Every function takes a Keras model of any task and shape (Sequential, functional,
+subclassed, sub-models nested at any depth, several outputs chosen with `output=`),
+resolved once by `ModelAdapter`, raw images as NumPy or tensors, and returns NumPy. Bad
+arguments raise `ArgumentError` (a ValueError) naming the argument and its valid range.
 What is explained is a target object asked from the task (`targets`); the loops run as
 batched `tf.function`s.
 
@@ -14,7 +16,9 @@ Example:
 """
 
 from visionkit.interpret.activations import activations, weights
+from visionkit.interpret.adapter import ModelAdapter, OutputHead, adapt
 from visionkit.interpret.attributions import fgsm, grad_cam, integrated_gradients, saliency
+from visionkit.interpret.checks import ArgumentError
 from visionkit.interpret.dream import deep_dream
 from visionkit.interpret.embed import Embedding, embed
 from visionkit.interpret.filters import filter_activations, filters, top_activating
@@ -31,12 +35,16 @@ from visionkit.interpret.targets import (
 )
 
 __all__ = [
+    "ArgumentError",
     "ClassScore",
     "DetectionScore",
     "Embedding",
+    "ModelAdapter",
+    "OutputHead",
     "SegmentationScore",
     "Target",
     "activations",
+    "adapt",
     "conv_layer_names",
     "deep_dream",
     "embed",

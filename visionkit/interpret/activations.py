@@ -20,7 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.interpret.layers import check_images, conv_layer_names, feature_model, find_layer
+from visionkit.interpret.adapter import adapt
+from visionkit.interpret.checks import ArgumentError, check_int
 
 __all__ = ["activations", "weights"]
 
@@ -38,10 +39,16 @@ def activations(model: keras.Model, images: Any, layers: Sequence[str] | str | N
 
     Returns:
         A dict from layer name to a NumPy array `[B, h, w, C]` (or `[B, h, w]`).
+
+    Raises:
+        ArgumentError (a ValueError): naming `layers` (unknown names, or none given on a
+            model without convolution layers), `images` or `batch_size`.
     """
-    names = [layers] if isinstance(layers, str) else list(layers or conv_layer_names(model))
-    images = check_images(images, model)
-    extractor = feature_model(model, names, include_output=False)
+    adapter = adapt(model, require_output=False)
+    names = _layer_names(adapter, layers)
+    images = adapter.check_images(images)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    extractor = adapter.feature_model(names, include_output=False)
     forward = tf.function(lambda x: extractor(x, training=False))
     batches = [forward(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
     batches = [b if isinstance(b, (list, tuple)) else [b] for b in batches]
@@ -50,6 +57,23 @@ def activations(model: keras.Model, images: Any, layers: Sequence[str] | str | N
         array = np.concatenate([np.asarray(b[index]) for b in batches])
         result[name] = array.mean(axis=-1) if average and array.ndim == 4 else array
     return result
+
+
+def _layer_names(adapter, layers) -> list[str]:
+    if layers is None:
+        names = adapter.conv_layer_names()
+        if not names:
+            raise ArgumentError("layers", f"Model {adapter.model.name!r} has no reachable "
+                                "convolution layer; name the layers to read with layers=.")
+        return names
+    names = [layers] if isinstance(layers, str) else list(layers) if isinstance(
+        layers, (list, tuple)) else None
+    if not names or not all(isinstance(name, str) for name in names):
+        raise ArgumentError("layers", f"Expected layers as a layer name or a non-empty list "
+                            f"of names; received layers={layers!r}.")
+    for name in names:
+        adapter.find_layer(name, "layers")
+    return names
 
 
 def weights(model: keras.Model, layer: str | None = None) -> np.ndarray:
@@ -66,13 +90,15 @@ def weights(model: keras.Model, layer: str | None = None) -> np.ndarray:
     Raises:
         ValueError: for a layer without a 4D kernel.
     """
-    names = conv_layer_names(model)
+    adapter = adapt(model, require_output=False)
+    names = adapter.conv_layer_names()
     if layer is None and not names:
-        raise ValueError(f"Model {model.name!r} has no convolution layer.")
-    target = find_layer(model, layer or names[0])
+        raise ArgumentError("layer", f"Model {model.name!r} has no reachable convolution "
+                            "layer.")
+    target = adapter.find_layer(layer or names[0])
     kernel = getattr(target, "kernel", None)
     if kernel is None or len(kernel.shape) != 4:
-        raise ValueError(f"Expected a convolution layer with a 4D kernel; layer "
+        raise ArgumentError("layer", f"Expected a convolution layer with a 4D kernel; layer "
                          f"{target.name!r} has none. Convolution layers: {names}.")
     kernel = np.asarray(kernel)
     tiles = np.transpose(kernel, (3, 0, 1, 2))

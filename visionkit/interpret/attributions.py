@@ -29,8 +29,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.interpret.layers import INPUT_SUFFIX, cam_layer, check_images, feature_model
-from visionkit.interpret.targets import ClassScore, resolve_target
+from visionkit.interpret.adapter import ModelAdapter, adapt
+from visionkit.interpret.checks import (
+    ArgumentError,
+    check_finite_result,
+    check_float,
+    check_int,
+)
+from visionkit.interpret.layers import cam_layer
+from visionkit.interpret.targets import ClassScore
 
 __all__ = ["fgsm", "grad_cam", "integrated_gradients", "saliency"]
 
@@ -42,15 +49,20 @@ def _normalize(maps: tf.Tensor) -> tf.Tensor:
 
 
 def grad_cam(model: keras.Model, images: Any, target: Any = None, layer: str | None = None,
-             task: Any = None, normalize: bool = True, jit_compile: bool = False) -> np.ndarray:
+             task: Any = None, normalize: bool = True, jit_compile: bool = False,
+             output: str | int | None = None) -> np.ndarray:
     """Grad-CAM maps: gradient-weighted activations of a spatial layer, upsampled.
 
-    For a classifier ending in a softmax Dense layer, the score differentiated is the
-    class's logit (the score before the softmax, as the paper does): the gradient of a
-    saturated probability is tiny and mostly about the other classes.
+    For a classifier whose head ends in a softmax or sigmoid (a Dense layer with that
+    activation, or a separate activation layer), the score differentiated is the class's
+    logit, the score before the activation, as the paper does: the gradient of a
+    saturated probability is tiny and mostly about the other classes. For a binary model
+    with one unit, class 1 differentiates the logit z and class 0 differentiates -z; for
+    a multi-label model, class k differentiates the logit of its own sigmoid.
 
     Args:
-        model: a Keras model (flat, or with a nested backbone).
+        model: a Keras model (Sequential, functional, subclassed, nested sub-models at
+            any depth).
         images: `[B, H, W, C]` raw pixels.
         target: class id(s), a `Target`, or None (predicted class).
         layer: the spatial layer (nested names allowed). Defaults to the last layer with
@@ -58,42 +70,47 @@ def grad_cam(model: keras.Model, images: Any, target: Any = None, layer: str | N
         task: task for the target (None: asked from the model's outputs).
         normalize: scale each map to 0..1. Defaults to True.
         jit_compile: compile with XLA. Defaults to False.
+        output: the output explained, by name or index, for a model with several.
 
     Returns:
         float32 `[B, H, W]`.
 
     Raises:
-        ValueError: for an unknown layer (listing the conv layers), bad images or target.
+        ArgumentError (a ValueError): naming `layer` (unknown, or without a spatial map:
+            the message lists the layers that have one), `images`, `target` or `output`.
     """
-    images = check_images(images, model)
-    target_object = resolve_target(model, target, task)
-    head = _softmax_head(model) if isinstance(target_object, ClassScore) else None
-    names = [layer or cam_layer(model)] + ([head.name + INPUT_SUFFIX] if head else [])
-    extractor = feature_model(model, names)
+    adapter = adapt(model, output)
+    images = adapter.check_images(images)
+    target_object = adapter.target(target, task, int(images.shape[0]))
+    name = layer if layer is not None else _default_cam_layer(adapter)
+    adapter.check_spatial_layer(name)
+    logits = adapter.head.pre_activation is not None and isinstance(target_object, ClassScore)
+    scorer = target_object.on_logits() if logits else target_object
+    extractor = adapter.feature_model([name], logits=logits)
 
     @tf.function(jit_compile=jit_compile)
     def run(images):
         with tf.GradientTape() as tape:
-            features, *head_input, outputs = extractor(images, training=False)
-            state = target_object.prepare(outputs)
-            if head is not None:  # the class score before the softmax, as in the paper
-                outputs = tf.matmul(tf.cast(head_input[0], tf.float32), head.kernel)
-                outputs = outputs + head.bias if head.use_bias else outputs
-            score = target_object.score(outputs, state)
-        gradients = tape.gradient(score, features)
+            features, outputs = extractor(images, training=False)
+            score = scorer.score(outputs, scorer.prepare(outputs))
+        gradients = tf.cast(tape.gradient(score, features), tf.float32)
         weights = tf.reduce_mean(gradients, axis=[1, 2], keepdims=True)
-        cam = tf.nn.relu(tf.reduce_sum(weights * features, axis=-1))
+        cam = tf.nn.relu(tf.reduce_sum(weights * tf.cast(features, tf.float32), axis=-1))
         cam = tf.image.resize(cam[..., None], tf.shape(images)[1:3], "bilinear")[..., 0]
         return _normalize(cam) if normalize else cam
 
-    return run(images).numpy()
+    return check_finite_result(run(images).numpy(), "grad_cam")
 
 
-def _softmax_head(model: keras.Model) -> keras.layers.Dense | None:
-    """The final Dense layer when it applies a softmax (its logits are Grad-CAM's score)."""
-    last = model.layers[-1]
-    activation = getattr(getattr(last, "activation", None), "__name__", "")
-    return last if isinstance(last, keras.layers.Dense) and activation == "softmax" else None
+def _default_cam_layer(adapter: ModelAdapter) -> str:
+    try:
+        return cam_layer(adapter.graph)
+    except ValueError:
+        raise ArgumentError("layer", f"Model {adapter.model.name!r} has no reachable layer "
+                            "with a spatial map [batch, height, width, channels] (a "
+                            "subclassed model's layers cannot be reached); Grad-CAM needs "
+                            "one: rebuild the model from keras.Input, or use a method that "
+                            "needs no layer (saliency, occlusion).") from None
 
 
 def _input_gradients(model, target_object, images, state):
@@ -106,7 +123,7 @@ def _input_gradients(model, target_object, images, state):
 
 def saliency(model: keras.Model, images: Any, target: Any = None, smooth_samples: int = 0,
              noise: float = 0.15, seed: int = 0, task: Any = None,
-             jit_compile: bool = False) -> np.ndarray:
+             jit_compile: bool = False, output: str | int | None = None) -> np.ndarray:
     """Saliency maps: the largest absolute input gradient over channels.
 
     With `smooth_samples > 0` (SmoothGrad) the gradients are averaged over that many
@@ -122,13 +139,23 @@ def saliency(model: keras.Model, images: Any, target: Any = None, smooth_samples
         seed: noise seed. Defaults to 0.
         task: task for the target.
         jit_compile: compile with XLA. Defaults to False.
+        output: the output explained, by name or index, for a model with several.
 
     Returns:
         float32 `[B, H, W]`, not normalized.
+
+    Raises:
+        ArgumentError (a ValueError): naming `images`, `target`, `output`,
+            `smooth_samples` (an integer >= 0), `noise` (>= 0) or `seed` (>= 0).
     """
-    images = check_images(images, model)
-    target_object = resolve_target(model, target, task)
-    samples = int(smooth_samples)
+    adapter = adapt(model, output)
+    images = adapter.check_images(images)
+    target_object = adapter.target(target, task, int(images.shape[0]))
+    adapter.require_float_input("saliency")
+    samples = check_int(smooth_samples, "smooth_samples", minimum=0)
+    noise = check_float(noise, "noise", minimum=0.0)
+    seed = check_int(seed, "seed", minimum=0)
+    model = adapter.scored
 
     @tf.function(jit_compile=jit_compile)
     def run(images):
@@ -146,12 +173,13 @@ def saliency(model: keras.Model, images: Any, target: Any = None, smooth_samples
             total += gradients
         return tf.reduce_max(tf.abs(total / samples), axis=-1)
 
-    return run(images).numpy()
+    return check_finite_result(run(images).numpy(), "saliency")
 
 
 def integrated_gradients(model: keras.Model, images: Any, target: Any = None,
                          baseline: Any = 0.0, steps: int = 32, task: Any = None,
-                         jit_compile: bool = False) -> np.ndarray:
+                         jit_compile: bool = False,
+                         output: str | int | None = None) -> np.ndarray:
     """Integrated gradients along the straight path from `baseline` to each image.
 
     Uses the trapezoid rule over `steps` intervals, so the attributions of an image sum
@@ -165,16 +193,22 @@ def integrated_gradients(model: keras.Model, images: Any, target: Any = None,
         steps: path intervals. Defaults to 32.
         task: task for the target.
         jit_compile: compile with XLA. Defaults to False.
+        output: the output explained, by name or index, for a model with several.
 
     Returns:
         float32 `[B, H, W, C]` attributions.
+
+    Raises:
+        ArgumentError (a ValueError): naming `images`, `target`, `output`, `steps` (an
+            integer in [1, 4096]) or `baseline` (finite, broadcastable to the images).
     """
-    images = check_images(images, model)
-    target_object = resolve_target(model, target, task)
-    base = tf.broadcast_to(tf.cast(baseline, tf.float32), tf.shape(images))
-    intervals = int(steps)
-    if intervals < 1:
-        raise ValueError(f"Expected steps >= 1; received steps={steps}.")
+    adapter = adapt(model, output)
+    images = adapter.check_images(images)
+    target_object = adapter.target(target, task, int(images.shape[0]))
+    adapter.require_float_input("integrated_gradients")
+    intervals = check_int(steps, "steps", minimum=1, maximum=MAX_STEPS)
+    base = tf.constant(_baseline(baseline, tuple(images.shape)))
+    model = adapter.scored
 
     @tf.function(jit_compile=jit_compile)
     def run(images, base):
@@ -188,11 +222,30 @@ def integrated_gradients(model: keras.Model, images: Any, target: Any = None,
             total += weight * gradients
         return (images - base) * total / intervals
 
-    return run(images, base).numpy()
+    return check_finite_result(run(images, base).numpy(), "integrated_gradients")
+
+
+# The largest number of path intervals of integrated gradients: the paper reports 20 to
+# 300 as enough; beyond a few thousand the loop only costs time.
+MAX_STEPS = 4096
+
+
+def _baseline(baseline: Any, shape: tuple) -> np.ndarray:
+    try:
+        array = np.asarray(baseline, dtype=np.float32)
+        ok = array.dtype.kind == "f" and bool(np.all(np.isfinite(array)))
+        array = np.broadcast_to(array, shape) if ok else None
+    except (TypeError, ValueError):
+        array = None
+    if array is None or isinstance(baseline, (str, bool)):
+        raise ArgumentError("baseline", f"Expected baseline as a finite number or an array "
+                            f"broadcastable to the images {shape}; received "
+                            f"baseline={baseline!r:.80}.")
+    return np.array(array, dtype=np.float32)
 
 
 def fgsm(model: keras.Model, images: Any, target: Any = None, epsilon: float = 8.0,
-         task: Any = None) -> dict[str, np.ndarray]:
+         task: Any = None, output: str | int | None = None) -> dict[str, np.ndarray]:
     """Fast-gradient-sign adversarial examples that lower the target's score.
 
     Args:
@@ -201,14 +254,23 @@ def fgsm(model: keras.Model, images: Any, target: Any = None, epsilon: float = 8
         target: class id(s) to push down, a `Target`, or None (the predicted class).
         epsilon: the perturbation's size in pixel units (0..255 scale). Defaults to 8.
         task: task for the target.
+        output: the output explained, by name or index, for a model with several.
 
     Returns:
         A dict of NumPy arrays: `adversarial` images (clipped to 0..255), `perturbation`
         (adversarial - original), `original_class` and `adversarial_class` (`[B]`, the
         class the target object explains before and after), and `flipped` (`[B]` bool).
+
+    Raises:
+        ArgumentError (a ValueError): naming `images`, `target`, `output` or `epsilon`
+            (in [0, 255]).
     """
-    images = check_images(images, model)
-    target_object = resolve_target(model, target, task)
+    adapter = adapt(model, output)
+    images = adapter.check_images(images)
+    target_object = adapter.target(target, task, int(images.shape[0]))
+    adapter.require_float_input("fgsm")
+    epsilon = check_float(epsilon, "epsilon", minimum=0.0, maximum=255.0)
+    model = adapter.scored
 
     @tf.function
     def run(images):
@@ -219,5 +281,6 @@ def fgsm(model: keras.Model, images: Any, target: Any = None, epsilon: float = 8
         return adversarial, target_object.classes(state), target_object.classes(after)
 
     adversarial, before, after = (t.numpy() for t in run(images))
+    check_finite_result(adversarial, "fgsm")
     return {"adversarial": adversarial, "perturbation": adversarial - images.numpy(),
             "original_class": before, "adversarial_class": after, "flipped": before != after}

@@ -25,7 +25,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.interpret.layers import check_images, feature_model, pooled_feature_layer
+from visionkit.interpret.adapter import adapt
+from visionkit.interpret.checks import ArgumentError, check_finite_result, check_float, check_int
+from visionkit.interpret.layers import pooled_feature_layer
 from visionkit.interpret.progress import progress_bar
 
 __all__ = ["Embedding", "embed", "features"]
@@ -86,10 +88,12 @@ def features(model: keras.Model, images: Any, layer: str | None = None,
     Defaults to the global-pooled features before the model's head. With `verbose=1`
     a progress bar counts the batches when there are several.
     """
-    name = layer or pooled_feature_layer(model)
-    extractor = feature_model(model, [name], include_output=False)
+    adapter = adapt(model, require_output=False)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    name = _feature_layer(adapter, layer)
+    extractor = adapter.feature_model([name], include_output=False)
     forward = tf.function(lambda x: extractor(x, training=False))
-    array = check_images(images, model).numpy()
+    array = adapter.check_images(images).numpy()
     bar = progress_bar(-(-len(array) // batch_size), "batch", verbose)
     outputs = []
     for start in range(0, len(array), batch_size):
@@ -98,7 +102,17 @@ def features(model: keras.Model, images: Any, layer: str | None = None,
     result = np.concatenate(outputs)
     if result.ndim == 4:
         result = result.mean(axis=(1, 2))
-    return result.reshape(len(result), -1).astype(np.float32)
+    return check_finite_result(result.reshape(len(result), -1).astype(np.float32), "features")
+
+
+def _feature_layer(adapter, layer) -> str:
+    if layer is not None:
+        return adapter.find_layer(layer).name
+    try:
+        return pooled_feature_layer(adapter.graph)
+    except ValueError:
+        raise ArgumentError("layer", f"Model {adapter.model.name!r} has no pooled feature "
+                            "layer; name one with layer=.") from None
 
 
 def embed(model: keras.Model, data: Any, labels: Any = None, layer: str | None = None,
@@ -127,17 +141,32 @@ def embed(model: keras.Model, data: Any, labels: Any = None, layer: str | None =
         An `Embedding`.
 
     Raises:
-        ValueError: for an unknown method or layer, or fewer than 5 images.
+        ArgumentError (a ValueError): naming `method`, `layer`, `data` (fewer than 5
+            images), `pca_dims` (>= 2), `perplexity` (> 0), `n_iter`, `max_points`
+            (>= 5), `seed` or `n_jobs`.
     """
     from sklearn.decomposition import PCA
     from sklearn.manifold import trustworthiness
 
     if method not in ("tsne", "pca"):
-        raise ValueError(f"Expected method 'tsne' or 'pca'; received method={method!r}.")
+        raise ArgumentError("method", f"Expected method 'tsne' or 'pca'; received "
+                            f"method={method!r}.")
+    pca_dims = check_int(pca_dims, "pca_dims", minimum=2)
+    perplexity = check_float(perplexity, "perplexity", minimum=0.0, above=True)
+    n_iter = check_int(n_iter, "n_iter", minimum=1)
+    if max_points is not None:
+        max_points = check_int(max_points, "max_points", minimum=5)
+    seed = check_int(seed, "seed", minimum=0)
+    n_jobs = check_int(n_jobs, "n_jobs", minimum=1)
     images, label_array = _collect(data, labels, max_points)
     if len(images) < 5:
-        raise ValueError(f"Expected at least 5 images to embed; received {len(images)}.")
-    name = layer or pooled_feature_layer(model)
+        raise ArgumentError("data", f"Expected data with at least 5 images to embed; "
+                            f"received {len(images)}.")
+    if len(label_array) != len(images):
+        raise ArgumentError("labels", f"Expected labels with one entry per image "
+                            f"({len(images)}); received {len(label_array)}.")
+    adapter = adapt(model, require_output=False)
+    name = _feature_layer(adapter, layer)
     feature_array = features(model, images, name, verbose=verbose)
     dims = int(min(pca_dims, feature_array.shape[1], len(feature_array)))
     reduced = PCA(n_components=dims, random_state=seed).fit_transform(feature_array)

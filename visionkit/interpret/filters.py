@@ -31,7 +31,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.interpret.layers import INPUT_SUFFIX, check_images, feature_model, find_layer
+from visionkit.interpret.adapter import ModelAdapter, adapt
+from visionkit.interpret.checks import (
+    ArgumentError,
+    check_finite_result,
+    check_float,
+    check_ids,
+    check_int,
+)
+from visionkit.interpret.layers import INPUT_SUFFIX
 from visionkit.interpret.progress import progress_bar
 
 __all__ = ["filter_activations", "filters", "start_images", "top_activating"]
@@ -41,23 +49,15 @@ _START_NOISE = 4.0  # start images: grey plus uniform noise of this amplitude
 _BLUR_KERNEL = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16.0  # 3x3 binomial
 
 
-def _channels(model: keras.Model, layer: str) -> int:
-    shape = find_layer(model, layer).output.shape
-    if len(shape) != 4:
-        raise ValueError(f"Expected a layer with a [batch, height, width, channels] output; "
-                         f"layer {layer!r} outputs shape {tuple(shape)}.")
-    return int(shape[-1])
-
-
-def _filter_ids(model: keras.Model, layer: str, ids: Iterable[int] | int | None) -> np.ndarray:
-    channels = _channels(model, layer)
-    ids = np.arange(channels) if ids is None else np.atleast_1d(np.asarray(list(ids) if not
-                                                                           isinstance(ids, int)
-                                                                           else ids))
-    if ids.size == 0 or ids.min() < 0 or ids.max() >= channels:
-        raise ValueError(f"Expected filter ids in [0, {channels - 1}] for layer {layer!r} "
-                         f"with {channels} channels; received filters={ids.tolist()}.")
-    return ids.astype(np.int32)
+def _filter_ids(adapter: ModelAdapter, layer: str, ids: Iterable[int] | int | None,
+                argument: str = "filters") -> np.ndarray:
+    channels = adapter.channels(layer)
+    if ids is None:
+        return np.arange(channels, dtype=np.int32)
+    values = ids if isinstance(ids, (int, np.integer)) else (
+        list(ids) if isinstance(ids, (range, list, tuple, np.ndarray)) else ids)
+    return check_ids(values, argument, channels, "filter",
+                     f" for layer {layer!r} with {channels} channels")
 
 
 def _blur(images: tf.Tensor) -> tf.Tensor:
@@ -69,9 +69,10 @@ def _blur(images: tf.Tensor) -> tf.Tensor:
 def filter_activations(model: keras.Model, layer: str, images: Any,
                        filters: Iterable[int] | None = None) -> np.ndarray:
     """Mean activation `[N, F]` of each filter of `layer` over each image."""
-    ids = _filter_ids(model, layer, filters)
-    extractor = feature_model(model, [layer], include_output=False)
-    features = extractor(check_images(images, model), training=False)
+    adapter = adapt(model, require_output=False)
+    ids = _filter_ids(adapter, layer, filters)
+    extractor = adapter.feature_model([layer], include_output=False)
+    features = extractor(adapter.check_images(images), training=False)
     return tf.gather(tf.reduce_mean(features, axis=[1, 2]), ids, axis=-1).numpy()
 
 
@@ -107,32 +108,72 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
         uint8 NumPy `[F, height, width, channels]`, image `i` for filter `i`.
 
     Raises:
-        ValueError: for an unknown layer (listing the conv layers) or filter ids out of
-            range.
+        ArgumentError (a ValueError): naming `layer` (unknown, or without a spatial map:
+            the message lists those with one), `filters` (ids out of range), `steps`,
+            `step_size`, `jitter`, `blur_every`, `decay` (in [0, 1)), `octaves`,
+            `octave_scale` (>= 1), `image_size` (too small for the layer, or differing
+            from a fixed model input) or `seed`.
     """
-    ids = _filter_ids(model, layer, filters)
-    channels = int(model.inputs[0].shape[-1])
-    height, width = image_size or tuple(int(s) for s in model.inputs[0].shape[1:3])
-    fixed = all(s is not None for s in model.inputs[0].shape[1:3])
-    key = (id(model), layer, int(steps), float(step_size), int(jitter), int(blur_every),
-           float(decay), bool(jit_compile))
-    if key not in _GRAPHS:
-        extractor = feature_model(model, [_objective_layer(model, layer)], include_output=False,
-                                  input_shape=None if fixed else (None, None, channels))
-        _GRAPHS.clear()  # one cached graph: the model being explained now
-        _GRAPHS[key] = _ascent_graph(extractor, *key[2:])
-    ascend = _GRAPHS[key]
+    adapter = adapt(model, require_output=False)
+    ids = _filter_ids(adapter, layer, filters)
+    adapter.require_float_input("filters")
+    steps = check_int(steps, "steps", minimum=1)
+    step_size = check_float(step_size, "step_size", minimum=0.0, above=True)
+    jitter = check_int(jitter, "jitter", minimum=0)
+    blur_every = check_int(blur_every, "blur_every", minimum=0)
+    decay = check_float(decay, "decay", minimum=0.0)
+    if decay >= 1.0:
+        raise ArgumentError("decay", f"Expected decay in [0, 1) (the fraction pulled toward "
+                            f"grey each step); received decay={decay}.")
+    octaves = check_int(octaves, "octaves", minimum=1)
+    octave_scale = check_float(octave_scale, "octave_scale", minimum=1.0)
+    seed = check_int(seed, "seed", minimum=0)
+    channels = int(adapter.input_shape[-1])
+    fixed_size = adapter.input_shape[:2]
+    fixed = all(s is not None for s in fixed_size)
+    height, width = _image_size(image_size, fixed_size if fixed else None)
+    objective = _objective_layer(adapter, layer)
     sizes = [(max(8, round(height / octave_scale ** i)), max(8, round(width / octave_scale ** i)))
-             for i in reversed(range(int(octaves)))]
+             for i in reversed(range(octaves))]
+    sizes[-1] = (height, width)  # the last octave is the size asked for, exactly
     if fixed:
-        sizes = [(height, width)] * int(octaves)
+        sizes = [(height, width)] * octaves
+    else:
+        adapter.check_input_size([objective], sizes[0],
+                                 "image_size" if octaves == 1 else "octaves")
+    key = (id(adapter.graph), layer, steps, step_size, jitter, blur_every, decay,
+           bool(jit_compile))
+    if key not in _GRAPHS or _GRAPHS[key][1] is not adapter.graph:
+        extractor = adapter.feature_model([objective], include_output=False,
+                                          input_shape=None if fixed else (None, None, channels))
+        _GRAPHS.clear()  # one cached graph: the model being explained now
+        _GRAPHS[key] = (_ascent_graph(extractor, *key[2:]), adapter.graph)
+    ascend = _GRAPHS[key][0]
     images = tf.constant(start_images(ids, sizes[0], channels, seed), tf.float32)
     bar = progress_bar(len(sizes), "octave", verbose)
     for octave, size in enumerate(sizes):
         images = tf.image.resize(images, size)
         images = ascend(images, tf.constant(ids), tf.constant(seed * 1000 + octave))
         bar.update()
+    check_finite_result(images.numpy(), "filters")
     return np.clip(np.round(images.numpy()), 0, 255).astype(np.uint8)
+
+
+def _image_size(image_size: Any, fixed: tuple | None) -> tuple[int, int]:
+    if image_size is None:
+        if fixed is None:
+            raise ArgumentError("image_size", "The model takes images of any size: give "
+                                "image_size=(height, width).")
+        return int(fixed[0]), int(fixed[1])
+    if not isinstance(image_size, (tuple, list)) or len(image_size) != 2:
+        raise ArgumentError("image_size", f"Expected image_size as (height, width); received "
+                            f"image_size={image_size!r}.")
+    size = (check_int(image_size[0], "image_size", minimum=1),
+            check_int(image_size[1], "image_size", minimum=1))
+    if fixed is not None and size != (int(fixed[0]), int(fixed[1])):
+        raise ArgumentError("image_size", f"The model takes images of exactly "
+                            f"{fixed[0]}x{fixed[1]} pixels; received image_size={image_size!r}.")
+    return size
 
 
 def start_images(ids: Any, size: tuple[int, int], channels: int, seed: int = 0) -> np.ndarray:
@@ -153,13 +194,13 @@ _ELEMENTWISE = (keras.layers.ReLU, keras.layers.Activation, keras.layers.LeakyRe
                 keras.layers.ELU)
 
 
-def _objective_layer(model: keras.Model, layer: str) -> str:
+def _objective_layer(adapter: ModelAdapter, layer: str) -> str:
     """The tensor the ascent climbs: an activation layer's input, else the layer's output.
 
     A ReLU unit that is zero everywhere on the start image has zero gradient and would
     never move; its input (the pre-activation) is monotonic in it and always has one.
     """
-    found = find_layer(model, layer)
+    found = adapter.find_layer(layer)
     return found.name + INPUT_SUFFIX if isinstance(found, _ELEMENTWISE) else found.name
 
 
@@ -213,13 +254,23 @@ def top_activating(model: keras.Model, images: Any, layer: str, filter: int, k: 
         A dict: `indices` `[k]` into the images, `scores` `[k]` (the unit's largest
         response in each image), `images` `[k,H,W,C]`, `patches` `[k,p,p,C]` and
         `locations` `[k,2]` (row, column of each patch's centre in pixels).
+
+    Raises:
+        ArgumentError (a ValueError): naming `layer` (unknown, or without a spatial
+            map), `filter`, `k`, `patch_size`, `batch_size` or `images`.
     """
-    ids = _filter_ids(model, layer, [filter])
+    adapter = adapt(model, require_output=False)
+    ids = _filter_ids(adapter, layer, filter if isinstance(filter, (int, np.integer)) and
+                      not isinstance(filter, bool) else [None], argument="filter")
+    k = check_int(k, "k", minimum=1)
+    if patch_size is not None:
+        patch_size = check_int(patch_size, "patch_size", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     if isinstance(images, tf.data.Dataset):
         images = np.concatenate([np.asarray(batch[0] if isinstance(batch, tuple) else batch)
                                  for batch in images])
-    array = check_images(images, model).numpy()
-    extractor = feature_model(model, [layer], include_output=False)
+    array = adapter.check_images(images).numpy()
+    extractor = adapter.feature_model([layer], include_output=False)
     forward = tf.function(lambda x: tf.gather(extractor(x, training=False), ids[0], axis=-1))
     maps = np.concatenate([forward(array[i:i + batch_size]).numpy()
                            for i in range(0, len(array), batch_size)])

@@ -26,18 +26,30 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["all_layers", "cam_layer", "check_images", "conv_layer_names", "feature_model",
-           "find_layer", "last_spatial_layer", "pooled_feature_layer"]
+           "find_layer", "graph_of", "last_spatial_layer", "pooled_feature_layer",
+           "spatial_layer_names"]
 
 _CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
 _POOL_TYPES = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)
 
 
+def graph_of(model) -> keras.Model | None:
+    """The functional graph behind `model`: itself, a built Sequential's inner graph, or
+    None (a subclassed model, or a Sequential never built, whose layers are opaque)."""
+    if isinstance(model, keras.Sequential):
+        return getattr(model, "_functional", None)
+    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
+        return model
+    return None
+
+
 def _is_functional(layer) -> bool:
-    return isinstance(layer, keras.Model) and hasattr(layer, "_nodes_by_depth")
+    return graph_of(layer) is not None
 
 
 def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    """Every layer of `model` in graph order, descending into nested functional models."""
+    """Every layer of `model` in graph order, descending into nested functional and
+    Sequential models at any depth (a nested model itself is not listed)."""
     layers = []
     for layer in model.layers:
         if _is_functional(layer):
@@ -45,6 +57,12 @@ def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
         else:
             layers.append(layer)
     return layers
+
+
+def spatial_layer_names(model: keras.Model) -> list[str]:
+    """Names of the layers (nested ones included) whose output is a `[B,h,w,C]` map."""
+    return [layer.name for layer in all_layers(model)
+            if not isinstance(layer, keras.layers.InputLayer) and _output_rank(layer) == 4]
 
 
 def conv_layer_names(model: keras.Model) -> list[str]:
@@ -64,9 +82,16 @@ def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
     for layer in all_layers(model):
         if layer.name == name:
             return layer
+    from visionkit.interpret.checks import ArgumentError
+
     convs = conv_layer_names(model)
-    raise ValueError(f"Model {model.name!r} has no layer named {name!r}. Its convolution "
-                     f"layers are: {convs if convs else 'none'}.")
+    opaque = [layer.name for layer in model.layers
+              if isinstance(layer, keras.Model) and not _is_functional(layer)]
+    hint = (f" The layers inside {opaque} cannot be reached: a subclassed model (or a "
+            "Sequential never built) is one opaque call; rebuild it from keras.Input to "
+            "explain its inner layers." if opaque else "")
+    raise ArgumentError("layer", f"Model {model.name!r} has no layer named {name!r}. Its "
+                        f"convolution layers are: {convs if convs else 'none'}.{hint}")
 
 
 def _output_rank(layer) -> int:
@@ -102,12 +127,16 @@ def cam_layer(model: keras.Model) -> str:
     >>> cam_layer(vk.models.build("simple_cnn", (32, 32, 3), 3, filters=(4, 8, 8, 8)))
     'relu4'
     """
+    from visionkit.interpret.adapter import adapt
+
+    adapter = adapt(model, require_output=False)
+    model, calls = adapter.graph, adapter.calls()
     height, width = model.inputs[0].shape[1:3]
     if height is None or width is None:
         return last_spatial_layer(model)
     for layer in reversed(all_layers(model)):
         if (isinstance(layer, (keras.layers.InputLayer, keras.layers.ZeroPadding2D)) or
-                len(layer._inbound_nodes) > 1):
+                calls.get(layer.name, 0) > 1):
             continue
         try:
             shape = layer.output.shape
@@ -140,18 +169,22 @@ def pooled_feature_layer(model: keras.Model) -> str:
 INPUT_SUFFIX = ":input"
 
 
-def _trace(model: keras.Model, inputs, wanted: set[str], found: dict, stop: bool):
-    """Re-runs `model`'s graph on `inputs`, recording the outputs of the `wanted` layers."""
+def _trace(model: keras.Model, inputs, wanted: set[str], found: dict, stop: bool,
+           calls: dict | None = None):
+    """Re-runs `model`'s graph on `inputs`, recording the outputs of the `wanted` layers
+    (and, in `calls`, how many times each layer is called)."""
 
     def call(operation, *args, **kwargs):
         if stop and wanted <= found.keys():
             return None
+        if calls is not None:
+            calls[operation.name] = calls.get(operation.name, 0) + 1
         kwargs.pop("training", None)
         if any(arg is None for arg in tf.nest.flatten(args)):
             return None
         if _is_functional(operation):
-            outputs = _trace(operation, args[0] if len(args) == 1 else list(args), wanted,
-                             found, stop)
+            outputs = _trace(graph_of(operation), args[0] if len(args) == 1 else list(args),
+                             wanted, found, stop, calls)
         else:
             outputs = operation(*args, **kwargs)
         if operation.name in wanted and operation.name not in found:
@@ -161,7 +194,7 @@ def _trace(model: keras.Model, inputs, wanted: set[str], found: dict, stop: bool
         return outputs
 
     try:
-        return model._run_through_graph(inputs, operation_fn=lambda op: op, call_fn=call)
+        return graph_of(model)._run_through_graph(inputs, operation_fn=lambda op: op, call_fn=call)
     except ValueError:
         # Stopping early leaves the model's outputs unset, which Keras rejects for
         # outputs nested in a dict (detectors); the wanted tensors are recorded anyway.

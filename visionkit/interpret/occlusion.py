@@ -21,9 +21,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.interpret.layers import check_images
+from visionkit.interpret.adapter import adapt
+from visionkit.interpret.checks import ArgumentError, check_finite_result, check_int
 from visionkit.interpret.progress import progress_bar
-from visionkit.interpret.targets import resolve_target, target_key
+from visionkit.interpret.targets import target_key
 
 __all__ = ["occlusion", "patch_positions"]
 
@@ -41,7 +42,8 @@ def patch_positions(size: int, patch_size: int, stride: int) -> np.ndarray:
 
 def occlusion(model: keras.Model, images: Any, target: Any = None, patch_size: int = 8,
               stride: int = 4, baseline: float | str = "mean", batch_size: int = 256,
-              task: Any = None, jit_compile: bool = False, verbose: int = 1) -> np.ndarray:
+              task: Any = None, jit_compile: bool = False, verbose: int = 1,
+              output: str | int | None = None) -> np.ndarray:
     """Occlusion sensitivity maps.
 
     A square patch of `patch_size`, placed at every multiple of `stride` from the top-left
@@ -54,10 +56,11 @@ def occlusion(model: keras.Model, images: Any, target: Any = None, patch_size: i
         model: a Keras model taking raw images.
         images: `[B, H, W, C]` (or one `[H, W, C]`) raw pixels, NumPy or tensor.
         target: a class id, one per image, a `Target`, or None (the predicted class).
-        patch_size: side of the square patch in pixels. Defaults to 8.
-        stride: step between patch positions. Defaults to 4.
-        baseline: the value of hidden pixels: "mean" (the image's per-channel mean) or a
-            number. Defaults to "mean".
+        patch_size: side of the square patch in pixels, >= 1. Defaults to 8.
+        stride: step between patch positions, in [1, patch_size] so that every pixel is
+            covered by a patch. Defaults to 4.
+        baseline: the value of hidden pixels: "mean" (the image's per-channel mean), a
+            number, or one number per channel `[C]`. Defaults to "mean".
         batch_size: occluded copies per forward pass. Defaults to 256.
         task: task name or object for the target (None: asked from the model's outputs).
         jit_compile: compile the loop with XLA. Defaults to False (XLA convolutions are
@@ -65,26 +68,27 @@ def occlusion(model: keras.Model, images: Any, target: Any = None, patch_size: i
         verbose: 1 shows a progress bar over groups of images when there are several
             (each group is one compiled call of about `IMAGES_PER_CALL_COPIES` occluded
             copies); 0 shows nothing. Defaults to 1.
+        output: the output explained, by name or index, for a model with several.
 
     Returns:
         float32 NumPy `[B, H, W]`: positive where hiding the pixels lowers the target.
 
     Raises:
-        ValueError: for bad images, target, patch size or stride.
+        ArgumentError (a ValueError): naming `images`, `target`, `output`, `patch_size`,
+            `stride` (a stride above the patch would leave pixels no patch covers),
+            `baseline` or `batch_size`.
     """
-    images = check_images(images, model)
-    if patch_size < 1 or stride < 1:
-        raise ValueError(f"Expected patch_size and stride >= 1; received patch_size="
-                         f"{patch_size}, stride={stride}.")
-    target_object = resolve_target(model, target, task)
+    adapter = adapt(model, output)
+    images = adapter.check_images(images)
+    patch_size = check_int(patch_size, "patch_size", minimum=1)
+    stride = check_int(stride, "stride", minimum=1, maximum=patch_size)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    target_object = adapter.target(target, task, int(images.shape[0]))
     height, width = int(images.shape[1]), int(images.shape[2])
     rows = tf.constant(patch_positions(height, patch_size, stride))
     cols = tf.constant(patch_positions(width, patch_size, stride))
-    if baseline == "mean":
-        fill = tf.reduce_mean(images, axis=[1, 2], keepdims=True)
-    else:
-        fill = tf.fill([images.shape[0], 1, 1, images.shape[-1]], float(baseline))
-    prepare, run = _occlusion_graph(model, target_object, int(batch_size), jit_compile)
+    fill = _fill(baseline, images)
+    prepare, run = _occlusion_graph(adapter.scored, target_object, batch_size, jit_compile)
     # The choice (class, region) is fixed on all original images at once, so each group
     # is scored on its own rows of it.
     state, reference = prepare(images)
@@ -98,7 +102,25 @@ def occlusion(model: keras.Model, images: Any, target: Any = None, patch_size: i
         maps.append(run(images[part], fill[part], rows, cols,
                         tuple(t[part] for t in state), reference[part]).numpy())
         bar.update()
-    return np.concatenate(maps)
+    return check_finite_result(np.concatenate(maps), "occlusion")
+
+
+def _fill(baseline: Any, images: tf.Tensor) -> tf.Tensor:
+    """The hidden pixels' values `[B, 1, 1, C]`."""
+    batch, channels = int(images.shape[0]), int(images.shape[-1])
+    if isinstance(baseline, str) and baseline == "mean":
+        return tf.reduce_mean(images, axis=[1, 2], keepdims=True)
+    values = None
+    if not isinstance(baseline, (str, bool)):
+        try:
+            values = np.asarray(baseline, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            values = None
+    if values is None or values.size not in (1, channels) or not np.all(np.isfinite(values)):
+        raise ArgumentError("baseline", f"Expected baseline 'mean', a finite number or one "
+                            f"number per channel ({channels}); received "
+                            f"baseline={baseline!r:.80}.")
+    return tf.constant(np.broadcast_to(values, (batch, 1, 1, channels)).copy())
 
 
 # Occluded copies per compiled call (whole images only): the progress bar advances
@@ -112,6 +134,8 @@ _CACHE: dict = {}
 
 def _occlusion_graph(model, target, batch_size: int, jit_compile: bool):
     key = (id(model), target_key(target), batch_size, jit_compile)
+    if key in _CACHE and _CACHE[key][2] is not model:
+        _CACHE.clear()
 
     def prepare(images):
         original = model(images, training=False)
@@ -141,5 +165,5 @@ def _occlusion_graph(model, target, batch_size: int, jit_compile: bool):
     if key not in _CACHE:
         _CACHE.clear()
         _CACHE[key] = (tf.function(prepare, jit_compile=jit_compile, reduce_retracing=True),
-                       tf.function(run, jit_compile=jit_compile, reduce_retracing=True))
-    return _CACHE[key]
+                       tf.function(run, jit_compile=jit_compile, reduce_retracing=True), model)
+    return _CACHE[key][:2]

@@ -32,12 +32,35 @@ __all__ = ["ClassScore", "DetectionScore", "SegmentationScore", "Target", "resol
 
 
 def _check_class(index, num_classes: int | None) -> None:
-    if index is None or num_classes is None:
+    from visionkit.interpret.checks import ArgumentError
+
+    if index is None:
         return
-    values = np.atleast_1d(np.asarray(index))
-    if values.size and (values.min() < 0 or values.max() >= num_classes):
-        raise ValueError(f"Expected target class ids in [0, {num_classes - 1}] for a model "
-                         f"with {num_classes} classes; received target={index!r}.")
+    try:
+        values = np.atleast_1d(np.asarray(index))
+    except (TypeError, ValueError):
+        values = np.asarray([None])
+    integral = values.dtype.kind in "iu" or (values.dtype.kind == "f" and
+                                              bool(np.all(np.isfinite(values))) and
+                                              bool(np.all(np.mod(values, 1) == 0)))
+    if values.ndim != 1 or values.size == 0 or not integral:
+        raise ArgumentError("target", f"Expected target as a class id, one class id per "
+                            f"image, or None (the predicted class); received target={index!r}.")
+    if num_classes is not None and (values.min() < 0 or values.max() >= num_classes):
+        raise ArgumentError("target", f"Expected target class ids in [0, {num_classes - 1}] "
+                            f"for a model with {num_classes} classes; received "
+                            f"target={index!r}.")
+
+
+def _check_count(index, batch_size: int) -> None:
+    from visionkit.interpret.checks import ArgumentError
+
+    if index is None:
+        return
+    count = np.atleast_1d(np.asarray(index)).size
+    if count not in (1, batch_size):
+        raise ArgumentError("target", f"Expected one class id, or one per image ({batch_size}"
+                            f"); received {count} ids: target={index!r}.")
 
 
 class Target:
@@ -58,36 +81,76 @@ class Target:
         """The class id `[B]` each image is explained for."""
         return state[0]
 
+    def check_batch(self, batch_size: int) -> None:
+        """Raises ArgumentError if per-image choices do not match `batch_size` images."""
+        _check_count(getattr(self, "class_id", None), batch_size)
+
+    def on_logits(self) -> Target:
+        """This target scoring the output's pre-activation (logits) instead of its
+        probabilities; the choice made by `prepare` is unchanged."""
+        return self
+
 
 class ClassScore(Target):
     """A classifier's output for a class (default: the predicted class of each image).
 
+    For outputs `[B, K]` (softmax, logits, or K independent sigmoids of a multi-label
+    model) the score of class k is column k, and the predicted class is the largest
+    column. A binary model with one output unit `[B, 1]` has two classes: class 1
+    scores p (a sigmoid) or z (a logit) and class 0 scores 1 - p or -z; the predicted
+    class is 1 where p > 0.5 (z > 0).
+
     Args:
         class_id: an int, one int per image, or None for the predicted class. Defaults
             to None.
+        binary: whether the output is one unit of a binary model. Defaults to False.
+        from_logits: with `binary`, whether that unit is a logit. Defaults to False.
     """
 
-    def __init__(self, class_id: int | Any | None = None):
+    def __init__(self, class_id: int | Any | None = None, binary: bool = False,
+                 from_logits: bool = False):
         self.class_id = class_id
+        self.binary = bool(binary)
+        self.from_logits = bool(from_logits)
+
+    @classmethod
+    def for_model(cls, model: keras.Model, class_id: Any = None) -> ClassScore:
+        """The ClassScore of `class_id` on `model`'s output, binary when it has one unit."""
+        from visionkit.interpret.adapter import output_head
+
+        head = output_head(model)
+        return cls(class_id, binary=head.binary, from_logits=head.from_logits)
+
+    def on_logits(self) -> ClassScore:
+        return ClassScore(self.class_id, self.binary, from_logits=True)
 
     def check(self, model: keras.Model) -> None:
         shape = model.outputs[0].shape
         if len(shape) != 2:
             raise ValueError(f"ClassScore expects a model with outputs [batch, classes]; "
                              f"model {model.name!r} outputs shape {tuple(shape)}.")
-        _check_class(self.class_id, shape[-1])
+        if self.binary and shape[-1] != 1:
+            raise ValueError(f"A binary ClassScore expects one output unit; model "
+                             f"{model.name!r} outputs shape {tuple(shape)}.")
+        _check_class(self.class_id, 2 if self.binary else shape[-1])
 
     def prepare(self, outputs) -> tuple[tf.Tensor, ...]:
-        outputs = tf.convert_to_tensor(outputs)
+        outputs = tf.cast(tf.convert_to_tensor(outputs), tf.float32)
         batch = tf.shape(outputs)[0]
-        if self.class_id is None:
-            ids = tf.argmax(outputs, axis=-1, output_type=tf.int32)
-        else:
+        if self.class_id is not None:
             ids = tf.broadcast_to(tf.cast(tf.reshape(self.class_id, [-1]), tf.int32), [batch])
+        elif self.binary:
+            ids = tf.cast(outputs[:, 0] > (0.0 if self.from_logits else 0.5), tf.int32)
+        else:
+            ids = tf.argmax(outputs, axis=-1, output_type=tf.int32)
         return (ids,)
 
     def score(self, outputs, state):
         outputs = tf.cast(outputs, tf.float32)
+        if self.binary:
+            positive = outputs[:, 0]
+            negative = -positive if self.from_logits else 1.0 - positive
+            return tf.where(tf.equal(state[0], 1), positive, negative)
         return tf.gather(outputs, state[0], axis=-1, batch_dims=1)
 
 

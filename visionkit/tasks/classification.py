@@ -82,7 +82,7 @@ class Classification(Task):
     def explain_target(self, model: keras.Model, target: Any = None) -> Any:
         from visionkit.interpret.targets import ClassScore
 
-        return ClassScore(target)
+        return ClassScore.for_model(model, target)
 
     def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
                         out_dir: str) -> list[str]:
