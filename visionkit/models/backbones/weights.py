@@ -1,7 +1,8 @@
-"""Local weights files: validating the `weights` argument and loading it.
+"""Weights arguments: local files, or the name of a pretrained set ("imagenet", "coco").
 
-Nothing is downloaded at run time (DESIGN.md, principle 5): pretrained weights come only
-from a file the user names.
+A local file is loaded as given. A pretrained set is fetched only when the user names it
+(DESIGN.md, principle 5), through `visionkit.models.pretrained` (Keras's hash-checked
+cache and an optional mirror).
 """
 
 from __future__ import annotations
@@ -10,30 +11,41 @@ import os
 
 import keras
 
-__all__ = ["KERAS_WEIGHTS_SUFFIX", "LEGACY_WEIGHTS_SUFFIXES", "check_weights",
-           "copy_weights_by_name", "is_legacy_weights", "load_weights"]
+__all__ = ["KERAS_WEIGHTS_SUFFIX", "LEGACY_WEIGHTS_SUFFIXES", "PRETRAINED_DATASETS",
+           "check_weights", "copy_weights_by_name", "is_legacy_weights", "is_pretrained",
+           "load_weights"]
 
 KERAS_WEIGHTS_SUFFIX = ".weights.h5"
 LEGACY_WEIGHTS_SUFFIXES = (".h5", ".hdf5")
 _MAX_DETAIL = 500
+# Names of pretrained sets a `weights` argument may give instead of a file.
+PRETRAINED_DATASETS = ("imagenet", "coco")
+
+
+def is_pretrained(weights: object) -> bool:
+    """Whether `weights` names a pretrained set ("imagenet", "coco") rather than a file."""
+    return isinstance(weights, str) and weights.lower() in PRETRAINED_DATASETS
 
 
 def check_weights(weights: str | os.PathLike | None, allow_legacy: bool = False,
-                  argument: str = "weights") -> str | None:
+                  argument: str = "weights", allow_pretrained: bool = False) -> str | None:
     """Validates a `weights` argument and returns it as a string path (or None).
 
     Args:
-        weights: None (random initialisation) or the path of a local weights file.
+        weights: None (random initialisation), the path of a local weights file, or
+            (with `allow_pretrained`) "imagenet" / "coco".
         allow_legacy: also accept a legacy Keras `.h5` / `.hdf5` weights file (the no-top
             files Keras publishes for keras.applications). Defaults to False.
         argument: the argument's name, used in error messages. Defaults to "weights".
+        allow_pretrained: accept the name of a pretrained set, returned lower-cased.
+            Defaults to False.
 
     Returns:
-        None, or the path as a string.
+        None, the path as a string, or the pretrained set's name.
 
     Raises:
-        ValueError: for "imagenet" (nothing is downloaded), a missing file or a file with
-            an unexpected extension.
+        ValueError: for a pretrained set where none applies, a missing file or a file
+            with an unexpected extension.
     """
     if weights is None:
         return None
@@ -45,11 +57,15 @@ def check_weights(weights: str | os.PathLike | None, allow_legacy: bool = False,
     if allow_legacy:
         accepted += (" or the no-top '.h5' file Keras publishes for this "
                      "keras.applications family, downloaded by you beforehand")
-    if path.lower() == "imagenet":
+    if is_pretrained(path):
+        if allow_pretrained:
+            return path.lower()
         raise ValueError(
-            f"visionkit downloads nothing at run time, so {argument}='imagenet' is not "
-            f"available. Pass the path of a local weights file instead: {accepted}. "
-            f"Received: {argument}={weights!r}.")
+            f"{argument}={weights!r} names pretrained weights, which this model does not "
+            f"take here: pretrained weights exist for the backbones listed by "
+            f"`visionkit weights list` (pass them as backbone_weights={path!r}, or "
+            f"weights={path!r} to a classifier built on such a backbone). Otherwise pass "
+            f"the path of a local weights file: {accepted}. Received: {argument}={weights!r}.")
     if not os.path.isfile(path):
         raise ValueError(f"Expected {argument} to name an existing local weights file "
                          f"({accepted}); no file exists at {argument}={path!r}.")
