@@ -175,8 +175,9 @@ def _correct_efficientnet_normalization(application: keras.Model) -> None:
     """
     normalization = next(layer for layer in application.layers
                          if isinstance(layer, keras.layers.Normalization))
-    stddev = keras.ops.convert_to_tensor(_IMAGENET_STD_RGB, normalization.variance.dtype)
-    normalization.variance.assign(normalization.variance * stddev)
+    variance = normalization.adapt_variance
+    variance.assign(variance * keras.ops.convert_to_tensor(_IMAGENET_STD_RGB, variance.dtype))
+    normalization.finalize_state()  # refreshes the mean/variance tensors `call` reads
 
 
 def application_features(inputs: keras.KerasTensor, family_name: str,
