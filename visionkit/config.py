@@ -184,6 +184,15 @@ class ModelConfig(_Section):
         return value
 
 
+class FineTuneConfig(_Section):
+    """`train.fine_tune`: two-phase transfer learning, as `vk.train.fit(fine_tune=...)`."""
+
+    freeze_epochs: Annotated[int, Field(ge=1)]
+    unfreeze: Literal["all", "last_k_blocks"] = "all"
+    k: Annotated[int, Field(ge=1, le=5)] | None = None
+    learning_rate_factor: Annotated[float, Field(gt=0, le=1)] = 0.1
+
+
 class TrainConfig(_Section):
     """Training options, as in `vk.train.fit`."""
 
@@ -205,6 +214,7 @@ class TrainConfig(_Section):
     validation_steps: Annotated[int, Field(ge=1)] | None = None
     run_dir: str | None = None
     verbose: Literal["auto", 0, 1, 2] = "auto"
+    fine_tune: FineTuneConfig | None = None
 
 
 class InterpretConfig(_Section):
@@ -372,9 +382,9 @@ SMOKE_SHAPES = 200  # 40 validation images at a 0.2 split, so the val cap of 32 
 def smoke_recipe(recipe: Recipe) -> Recipe:
     """A copy of `recipe` shrunk for a quick end-to-end check.
 
-    One epoch of two steps, at most 64 training and 32 validation examples, images no
-    larger than 64x64, and a small synthetic set for "shapes". Everything else (model,
-    export, plots) runs as configured.
+    One epoch of two steps (two epochs, one per phase, with `fine_tune`), at most 64
+    training and 32 validation examples, images no larger than 64x64, and a small
+    synthetic set for "shapes". Everything else (model, export, plots) runs as configured.
     """
     height, width = recipe.data.image_size
     data_update: dict[str, Any] = {"image_size": (min(height, 64), min(width, 64)),
@@ -383,6 +393,9 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
         data_update["n"] = min(recipe.data.n, SMOKE_SHAPES)
     train_update = {"epochs": 1, "steps_per_epoch": SMOKE_STEPS, "validation_steps": 1,
                     "early_stopping": None, "verbose": 0}
+    if recipe.train.fine_tune is not None:  # one epoch per phase
+        train_update.update(epochs=2, fine_tune=recipe.train.fine_tune.model_copy(
+            update={"freeze_epochs": 1}))
     return recipe.model_copy(update={
         "data": recipe.data.model_copy(update=data_update),
         "train": recipe.train.model_copy(update=train_update),
