@@ -258,7 +258,7 @@ def test_mobilenet_v2_size_without_a_file_warns_and_uses_224(monkeypatch):
     assert entry.name == "mobilenet_v2_imagenet"
 
 
-@pytest.mark.slow  # three EfficientNet-B0 builds: about 25 s on 2 shared cores
+@pytest.mark.slow  # four EfficientNet-B0 builds: about 30 s on 2 shared cores
 def test_efficientnet_imagenet_file_gets_keras_normalization_correction(tmp_path,
                                                                         monkeypatch):
     """Keras adds Rescaling(1/sqrt(std)) after the normalization only for "imagenet"."""
@@ -299,7 +299,79 @@ def test_efficientnet_imagenet_file_gets_keras_normalization_correction(tmp_path
         layer for layer in by_path.layers
         if isinstance(layer, keras.layers.Normalization)).output)
     np.testing.assert_allclose(np.asarray(probe(pixels)), expected, rtol=1e-5, atol=1e-5)
+    # The correction lives in the weights, so a fine-tuned model's .weights.h5 reloads into
+    # a plain build with the same outputs (tensorflow/tensorflow#62193: with Keras's extra
+    # layer, weights moved to a weights=None model give other outputs).
+    saved = tmp_path / "tuned.weights.h5"
+    backbone.save_weights(saved)
+    reloaded = build_backbone("efficientnet_b0", (32, 32, 3), weights=saved)
+    np.testing.assert_array_equal(np.asarray(reloaded(pixels)["P5"]),
+                                  np.asarray(backbone(pixels)["P5"]))
 
 
 def isolated_path(tmp_path):
     return tmp_path / "keras_home" / "models" / "efficientnetb0_notop.h5"
+
+
+def run_in_process(arguments, environment, capfd):
+    from visionkit.cli import main
+
+    saved = dict(os.environ)
+    os.environ.update(environment)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            code = main(arguments)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    captured = capfd.readouterr()
+    return code, captured.out, captured.err
+
+
+def run_subprocess(arguments, environment, capfd):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "visionkit.cli", *arguments],
+                          env={**os.environ, **environment,
+                               "PYTHONPATH": os.pathsep.join(sys.path)},
+                          capture_output=True, text=True, timeout=300)
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("run", [
+    pytest.param(run_in_process, id="in_process"),
+    pytest.param(run_subprocess, id="subprocess", marks=pytest.mark.slow),  # ~100 s: 3 TFs
+])
+def test_cli_fetch_fills_the_cache_from_a_folder_mirror_and_list_shows_it(run, tmp_path,
+                                                                          capfd):
+    """`visionkit weights fetch` then `list`, as a user carrying files would run them."""
+    import json
+
+    data = os.urandom(4000)
+    folder = tmp_path / "mirror"
+    folder.mkdir()
+    name = "mobilenet_v3_small_imagenet"
+    file_name = pretrained.get_pretrained(name).file_name
+    (folder / file_name).write_bytes(data)  # not the published file: its MD5 differs
+    environment = {"KERAS_HOME": str(tmp_path / "home"),
+                   "VISIONKIT_WEIGHTS_MIRROR": str(folder), "VISIONKIT_WEIGHTS_OFFLINE": "1"}
+    code, _, err = run(["weights", "fetch", name], environment, capfd)
+    assert code == 2
+    assert "d3e8ec802a04aa4fc771ee12a9a9b836" in err and "removed" in err
+    assert not (tmp_path / "home" / "models" / file_name).exists()
+
+    published = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"
+    (folder / published).write_bytes(data)
+    code, out, err = run(["weights", "fetch", "mobilenet_v2_0.35_96_imagenet"], environment,
+                         capfd)
+    assert code == 0, err
+    cached = tmp_path / "home" / "models" / published
+    assert out.strip().endswith(str(cached)) and cached.read_bytes() == data
+    code, out, _ = run(["weights", "list", "--backbone", "mobilenet_v2", "--json"],
+                       environment, capfd)
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert len(rows) == 30
+    assert rows["mobilenet_v2_0.35_96_imagenet"]["cached"] is True
+    assert rows["mobilenet_v2_imagenet"]["cached"] is False
