@@ -104,7 +104,8 @@ def _check_input_shape(name: str, input_shape: tuple, application: bool) -> tupl
                              f"pixels (five stride-2 stages); received input_shape={shape!r}.")
     if application and channels != 3:
         raise ValueError(f"Backbone {name!r} (keras.applications) takes RGB images with 3 "
-                         f"channels; received input_shape={shape!r}.")
+                         f"channels, as its ImageNet weights do; received "
+                         f"input_shape={shape!r} (load grayscale images as RGB).")
     return shape
 
 
@@ -128,9 +129,6 @@ def _pretrained_file(name: str, entry: _BackboneEntry, dataset: str, shape: tupl
             f"no {dataset!r} weights exist for it. keras.applications backbones have "
             f"ImageNet weights: {', '.join(sorted(APPLICATION_FAMILIES))}. Received "
             f"weights={dataset!r}.")
-    if shape[2] != 3:
-        raise ValueError(f"{dataset!r} weights of {name!r} take RGB images with 3 channels; "
-                         f"received input_shape={shape!r} (load grayscale images as RGB).")
     found = find_pretrained(name, dataset, options.get("width_multiplier", 1.0), shape)
     return fetch(found)
 
