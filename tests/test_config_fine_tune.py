@@ -29,6 +29,9 @@ def test_fine_tune_section_has_fit_s_keys_and_defaults():
     ({"freeze_epochs": 0}, "freeze_epochs"),
     ({"freeze_epochs": 1, "unfreeze": "half"}, "unfreeze"),
     ({"freeze_epochs": 1, "learning_rate_factor": 2}, "learning_rate_factor"),
+    ({"freeze_epochs": 1, "unfreeze": "last_k_blocks"}, r"k \(stages to unfreeze\)"),
+    ({"freeze_epochs": 1, "k": 2}, r"k \(stages to unfreeze\)"),
+    ({"freeze_epochs": 6}, r"freeze_epochs=6 is more than epochs=5"),
 ])
 def test_bad_fine_tune_fields_are_named(fine_tune, field):
     with pytest.raises(RecipeError, match=field):

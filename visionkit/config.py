@@ -37,7 +37,14 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from visionkit.errors import VisionkitError
 
@@ -192,6 +199,14 @@ class FineTuneConfig(_Section):
     k: Annotated[int, Field(ge=1, le=5)] | None = None
     learning_rate_factor: Annotated[float, Field(gt=0, le=1)] = 0.1
 
+    @model_validator(mode="after")
+    def _k_with_last_k_blocks(self) -> FineTuneConfig:
+        if (self.k is None) == (self.unfreeze == "last_k_blocks"):
+            raise ValueError("k (stages to unfreeze) goes with unfreeze='last_k_blocks' and "
+                             f"only with it; received k={self.k!r}, "
+                             f"unfreeze={self.unfreeze!r}")
+        return self
+
 
 class TrainConfig(_Section):
     """Training options, as in `vk.train.fit`."""
@@ -215,6 +230,13 @@ class TrainConfig(_Section):
     run_dir: str | None = None
     verbose: Literal["auto", 0, 1, 2] = "auto"
     fine_tune: FineTuneConfig | None = None
+
+    @model_validator(mode="after")
+    def _freeze_within_epochs(self) -> TrainConfig:
+        if self.fine_tune is not None and self.fine_tune.freeze_epochs > self.epochs:
+            raise ValueError(f"fine_tune.freeze_epochs={self.fine_tune.freeze_epochs} is more "
+                             f"than epochs={self.epochs}")
+        return self
 
 
 class InterpretConfig(_Section):
