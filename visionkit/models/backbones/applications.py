@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 
 import keras
 
-from visionkit.models.backbones.weights import is_legacy_weights
-from visionkit.models.pretrained import describe_weights_mismatch
+from visionkit.models.backbones.weights import describe_weights_mismatch, is_legacy_weights
 
 __all__ = ["APPLICATION_FAMILIES", "ApplicationFamily", "application_features"]
 

@@ -12,8 +12,8 @@ import os
 import keras
 
 __all__ = ["KERAS_WEIGHTS_SUFFIX", "LEGACY_WEIGHTS_SUFFIXES", "PRETRAINED_DATASETS",
-           "check_weights", "copy_weights_by_name", "is_legacy_weights", "is_pretrained",
-           "load_weights"]
+           "check_weights", "copy_weights_by_name", "describe_weights_mismatch",
+           "is_legacy_weights", "is_pretrained", "load_weights"]
 
 KERAS_WEIGHTS_SUFFIX = ".weights.h5"
 LEGACY_WEIGHTS_SUFFIXES = (".h5", ".hdf5")
@@ -121,3 +121,44 @@ def copy_weights_by_name(source: keras.Model, target: keras.Model) -> None:
             raise ValueError(f"Model {target.name!r} has no layer {layer.name!r} to receive "
                              f"the weights of {source.name!r}.") from error
         target_layer.set_weights(layer.get_weights())
+
+
+# Layer names of a classifier top in Keras's published files (include_top=True).
+_TOP_LAYER_NAMES = ("predictions", "probs", "Logits", "fc1000")
+
+
+def _saved_layer_names(path: str) -> list[str]:
+    """Layer names a legacy Keras `.h5` weights file holds (empty when unreadable)."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as handle:
+            group = handle["model_weights"] if "layer_names" not in handle.attrs and \
+                "model_weights" in handle else handle
+            return [name.decode() if isinstance(name, bytes) else str(name)
+                    for name in group.attrs.get("layer_names", [])]
+    except (OSError, KeyError, ImportError):
+        return []
+
+
+def describe_weights_mismatch(path: str, target: str, error: BaseException) -> str:
+    """A message for a weights file that does not fit `target`, naming the likely cause.
+
+    Causes users meet (keras-team/keras and keras-cv trackers): the `include_top` file
+    where the no-top one is needed, a file for another width (`alpha`), a truncated
+    download, or a file of another model.
+    """
+    detail = " ".join(str(error).split("Target variable:")[0].split())[:_MAX_DETAIL]
+    names = _saved_layer_names(path)
+    if not names:
+        cause = ("it is not a readable Keras HDF5 weights file (truncated download? check "
+                 "its size and hash)")
+    elif any(name in _TOP_LAYER_NAMES for name in names):
+        cause = ("it holds a classifier top (the include_top=True file); visionkit "
+                 "backbones take the no-top file (its name ends in '_notop.h5' or "
+                 "'_no_top.h5')")
+    else:
+        cause = ("it was saved from a model with other layers or widths (another "
+                 "width_multiplier / alpha, or another family)")
+    return (f"The weights file {path!r} does not fit {target}: {cause}. Keras said: "
+            f"{detail}")

@@ -24,9 +24,13 @@ from typing import Any
 import keras
 import keras_cv
 
-from visionkit.models.backbones.weights import check_weights, is_pretrained
+from visionkit.models.backbones.weights import (
+    check_weights,
+    describe_weights_mismatch,
+    is_pretrained,
+)
 from visionkit.models.detection.pyramid_backbone import PyramidBackbone
-from visionkit.models.pretrained import describe_weights_mismatch, fetch, find_pretrained
+from visionkit.models.pretrained import fetch, find_pretrained
 from visionkit.models.registry import register
 
 __all__ = ["YOLO_V8_SIZES", "VisionkitRetinaNet", "VisionkitYOLOV8Detector", "retinanet",
