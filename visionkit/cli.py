@@ -9,6 +9,7 @@
     visionkit data-service dispatcher|worker                  tf.data service for training input
     visionkit data profile RECIPE [--batches N]              input pipeline images/s per stage
     visionkit data check SOURCE [--out PNG]                  a data set's health report
+    visionkit weights list | fetch NAME ...                  pretrained weights in Keras's cache
 """
 
 from __future__ import annotations
@@ -118,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="List the model registry's names.",
                                  description="List the model registry's names.")
     models.add_argument("--task", help="only this task's models")
+    from visionkit.weights_cli import add_weights_parser
+
+    add_weights_parser(commands)
     return parser
 
 
@@ -313,6 +317,12 @@ def _data(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(arguments: argparse.Namespace) -> int:
+    from visionkit.weights_cli import weights_command
+
+    return weights_command(arguments)
+
+
 def _print_metrics(metrics: dict) -> None:
     for key, value in metrics.items():
         if isinstance(value, float):
@@ -322,7 +332,8 @@ def _print_metrics(metrics: dict) -> None:
 _COMMANDS = {"run": _run, "train": _train, "evaluate": _evaluate, "export": _export,
              "explain": _explain,
              "predict": _predict, "models": _models, "data-service": _data_service,
-             "data": _data}
+             "data": _data, "weights": _weights}
+
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -37,7 +37,14 @@ from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from visionkit.errors import VisionkitError
 
@@ -196,6 +203,23 @@ class ModelConfig(_Section):
         return value
 
 
+class FineTuneConfig(_Section):
+    """`train.fine_tune`: two-phase transfer learning, as `vk.train.fit(fine_tune=...)`."""
+
+    freeze_epochs: Annotated[int, Field(ge=1)]
+    unfreeze: Literal["all", "last_k_blocks"] = "all"
+    k: Annotated[int, Field(ge=1, le=5)] | None = None
+    learning_rate_factor: Annotated[float, Field(gt=0, le=1)] = 0.1
+
+    @model_validator(mode="after")
+    def _k_with_last_k_blocks(self) -> FineTuneConfig:
+        if (self.k is None) == (self.unfreeze == "last_k_blocks"):
+            raise ValueError("k (stages to unfreeze) goes with unfreeze='last_k_blocks' and "
+                             f"only with it; received k={self.k!r}, "
+                             f"unfreeze={self.unfreeze!r}")
+        return self
+
+
 class TrainConfig(_Section):
     """Training options, as in `vk.train.fit`."""
 
@@ -217,6 +241,14 @@ class TrainConfig(_Section):
     validation_steps: Annotated[int, Field(ge=1)] | None = None
     run_dir: str | None = None
     verbose: Literal["auto", 0, 1, 2] = "auto"
+    fine_tune: FineTuneConfig | None = None
+
+    @model_validator(mode="after")
+    def _freeze_within_epochs(self) -> TrainConfig:
+        if self.fine_tune is not None and self.fine_tune.freeze_epochs > self.epochs:
+            raise ValueError(f"fine_tune.freeze_epochs={self.fine_tune.freeze_epochs} is more "
+                             f"than epochs={self.epochs}")
+        return self
 
 
 class InterpretConfig(_Section):
@@ -384,9 +416,9 @@ SMOKE_SHAPES = 200  # 40 validation images at a 0.2 split, so the val cap of 32 
 def smoke_recipe(recipe: Recipe) -> Recipe:
     """A copy of `recipe` shrunk for a quick end-to-end check.
 
-    One epoch of two steps, at most 64 training and 32 validation examples, images no
-    larger than 64x64, and a small synthetic set for "shapes". Everything else (model,
-    export, plots) runs as configured.
+    One epoch of two steps (two epochs, one per phase, with `fine_tune`), at most 64
+    training and 32 validation examples, images no larger than 64x64, and a small
+    synthetic set for "shapes". Everything else (model, export, plots) runs as configured.
     """
     height, width = recipe.data.image_size
     data_update: dict[str, Any] = {"image_size": (min(height, 64), min(width, 64)),
@@ -395,6 +427,9 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
         data_update["n"] = min(recipe.data.n, SMOKE_SHAPES)
     train_update = {"epochs": 1, "steps_per_epoch": SMOKE_STEPS, "validation_steps": 1,
                     "early_stopping": None, "verbose": 0}
+    if recipe.train.fine_tune is not None:  # one epoch per phase
+        train_update.update(epochs=2, fine_tune=recipe.train.fine_tune.model_copy(
+            update={"freeze_epochs": 1}))
     return recipe.model_copy(update={
         "data": recipe.data.model_copy(update=data_update),
         "train": recipe.train.model_copy(update=train_update),

@@ -169,6 +169,7 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
         global_batch_size=options.global_batch_size, data_service=options.data_service,
         steps_per_epoch=options.steps_per_epoch,
         validation_steps=options.validation_steps, seed=recipe.seed, verbose=options.verbose,
+        fine_tune=options.fine_tune.model_dump() if options.fine_tune else None,
         recipe=raw if raw is not None else recipe.model_dump(mode="json"),
     )
     result.update(run=run, metrics=run.metrics)

@@ -147,16 +147,27 @@ def test_unknown_model_lists_close_matches():
         vk.models.build("resnet19", TINY_SHAPE, NUM_CLASSES)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "lenet5", "mobilenet_v2", "squeezenet"])
-def test_imagenet_weights_are_refused(name):
-    with pytest.raises(ValueError, match="downloads nothing"):
+@pytest.mark.parametrize("name", ["lenet5", "squeezenet"])
+def test_imagenet_weights_are_refused_by_models_without_them(name):
+    with pytest.raises(ValueError, match=r"names pretrained weights.*visionkit weights list"):
         vk.models.build(name, (64, 64, 3), NUM_CLASSES, weights="imagenet")
 
 
-def test_imagenet_backbone_weights_are_refused():
-    with pytest.raises(ValueError, match="backbone_weights='imagenet'"):
-        vk.models.build("efficientnet_b0", (64, 64, 3), NUM_CLASSES,
-                        backbone_weights="imagenet")
+def test_imagenet_backbone_weights_are_refused_for_own_families():
+    with pytest.raises(ValueError, match=r"own families.*no 'imagenet' weights.*mobilenet_v2"):
+        vk.models.build("resnet18", (64, 64, 3), NUM_CLASSES, backbone_weights="imagenet")
+
+
+def test_imagenet_offline_without_the_file_names_file_cache_and_mirror(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("VISIONKIT_WEIGHTS_OFFLINE", "1")
+    monkeypatch.delenv("VISIONKIT_WEIGHTS_MIRROR", raising=False)
+    expected = tmp_path / "models" / "efficientnetb0_notop.h5"
+    with pytest.raises(vk.models.pretrained.WeightsUnavailableError) as caught:
+        vk.models.build("efficientnet_b0", (64, 64, 3), NUM_CLASSES, weights="imagenet")
+    message = str(caught.value)
+    assert "'efficientnetb0_notop.h5'" in message and repr(str(expected)) in message
+    assert "VISIONKIT_WEIGHTS_MIRROR" in message
 
 
 @pytest.mark.parametrize(("name", "shape", "minimum"), [

@@ -13,6 +13,7 @@ from visionkit.models import (  # noqa: F401  (registers the builders)
     classification,
     detection,
     layers,
+    pretrained,
     segmentation,
 )
 from visionkit.models.backbones import available_backbones, build_backbone

@@ -29,6 +29,7 @@ from visionkit.train.distribute import (
     through_data_service,
 )
 from visionkit.train.evaluate import evaluate as evaluate_model
+from visionkit.train.fine_tune import fine_tune_fit, parse_fine_tune
 from visionkit.train.keras_compat import distributed_fit_fixes
 from visionkit.train.optimizers import DEFAULT_LEARNING_RATES, make_optimizer
 from visionkit.train.precision import rebuild_model, resolve_jit_compile, resolve_mixed_precision
@@ -102,6 +103,7 @@ def fit(
     plots: bool = True,
     recipe: dict[str, Any] | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    fine_tune: dict[str, Any] | None = None,
 ) -> Run:
     """Trains a model on a `Data` set with the task's defaults.
 
@@ -155,6 +157,12 @@ def fit(
         plots: write the PNG figures into the run directory. Defaults to True.
         recipe: the resolved recipe, written as recipe.yaml into the run directory.
         model_kwargs: keyword arguments for a model given by name.
+        fine_tune: two-phase transfer learning (see `visionkit.train.fine_tune`):
+            `{"freeze_epochs": N, "unfreeze": "all" | "last_k_blocks", "k": K,
+            "learning_rate_factor": 0.1}` trains the head on the frozen backbone
+            (BatchNorm in inference mode) for N epochs, then unfreezes the backbone (all,
+            or its last K stages) at the rate times the factor. history.csv records
+            `fine_tune_phase` and `learning_rate`. Defaults to None (one phase).
 
     Returns:
         A `Run`.
@@ -177,6 +185,7 @@ def fit(
         raise TypeError(f"Expected data as a visionkit.data.Data; received {type(data).__name__}.")
     if int(epochs) < 1:
         raise ValueError(f"Expected epochs >= 1; received epochs={epochs!r}.")
+    fine_tune = parse_fine_tune(fine_tune, int(epochs))
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
     task = data.task
@@ -226,8 +235,21 @@ def fit(
     if verbose == "auto":  # a live progress bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
     with distributed_fit_fixes(model):
-        history = _keras_fit(model, data, epochs, steps, val, val_steps, callback_list,
-                             verbose, data_service, distribution)
+        if fine_tune is not None:  # frozen backbone, then unfrozen at a lower rate
+            def compile_phase(phase_optimizer: keras.optimizers.Optimizer) -> None:
+                with distribution.scope() if distribution is not None else \
+                        contextlib.nullcontext():
+                    task.compile(model, phase_optimizer, num_classes=data.num_classes,
+                                 loss=loss, metrics=metrics, jit_compile=use_xla)
+
+            history = fine_tune_fit(
+                model, fine_tune, int(epochs), callback_list, compile_phase,
+                lambda until, start, phase_callbacks: _keras_fit(
+                    model, data, until, steps, val, val_steps, phase_callbacks, verbose,
+                    data_service, distribution, initial_epoch=start))
+        else:
+            history = _keras_fit(model, data, epochs, steps, val, val_steps, callback_list,
+                                 verbose, data_service, distribution)
     full_history = directory.read_history() if directory is not None else {}
     history_values = full_history or {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
@@ -261,12 +283,13 @@ def _validation_input(val: tf.data.Dataset | None) -> tf.data.Dataset | None:
 def _keras_fit(model: keras.Model, data: Data, epochs: int, steps: int,
                val: tf.data.Dataset | None, val_steps: int | None,
                callbacks: list[keras.callbacks.Callback], verbose: str | int,
-               data_service: str | None, strategy: tf.distribute.Strategy | None = None
-               ) -> keras.callbacks.History:
+               data_service: str | None, strategy: tf.distribute.Strategy | None = None,
+               initial_epoch: int = 0) -> keras.callbacks.History:
     """Keras's fit on one repeated training dataset with explicit steps per epoch."""
     return model.fit(
         _training_input(data, data_service, strategy),
         epochs=int(epochs),
+        initial_epoch=int(initial_epoch),
         steps_per_epoch=steps,
         validation_data=_validation_input(val),
         validation_steps=val_steps,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import keras
 
-from visionkit.models.backbones.weights import is_legacy_weights
+from visionkit.models.backbones.weights import describe_weights_mismatch, is_legacy_weights
 
 __all__ = ["APPLICATION_FAMILIES", "ApplicationFamily", "application_features"]
 
@@ -162,9 +162,26 @@ def _tap(application: keras.Model, layer_name: str, port: str) -> keras.KerasTen
     return layer.output if port == OUTPUT else layer.input
 
 
+def _correct_efficientnet_normalization(application: keras.Model) -> None:
+    """Applies keras.applications' ImageNet correction of EfficientNet's normalization.
+
+    Keras builds EfficientNet with an extra `Rescaling(1 / sqrt(stddev))` after its
+    `Normalization` layer only when `weights="imagenet"`, because the published weights
+    expect `(x - mean) / variance` (tensorflow/tensorflow#49930). Loading the same file
+    from a path skips that layer and silently mis-scales every input. The equivalent here:
+    the normalization's variance multiplied by the ImageNet standard deviation, since
+    `(x - m) / sqrt(v) / sqrt(s) = (x - m) / sqrt(v * s)`.
+    """
+    normalization = next(layer for layer in application.layers
+                         if isinstance(layer, keras.layers.Normalization))
+    variance = normalization.adapt_variance
+    variance.assign(variance * keras.ops.convert_to_tensor(_IMAGENET_STD_RGB, variance.dtype))
+    normalization.finalize_state()  # refreshes the mean/variance tensors `call` reads
+
+
 def application_features(inputs: keras.KerasTensor, family_name: str,
-                         width_multiplier: float = 1.0, legacy_weights: str | None = None
-                         ) -> dict[str, keras.KerasTensor]:
+                         width_multiplier: float = 1.0, legacy_weights: str | None = None,
+                         published_imagenet: bool = False) -> dict[str, keras.KerasTensor]:
     """Wires a keras.applications model onto `inputs` (raw 0..255 RGB pixels).
 
     The application is built on the preprocessed tensor (`input_tensor=`), so its layers
@@ -177,6 +194,9 @@ def application_features(inputs: keras.KerasTensor, family_name: str,
             Defaults to 1.0.
         legacy_weights: path of a legacy no-top `.h5` weights file from Keras, loaded by
             the keras.applications constructor. Defaults to None.
+        published_imagenet: `legacy_weights` is the ImageNet file Keras publishes for the
+            family; its preprocessing is then set as `weights="imagenet"` would set it
+            (EfficientNet's normalization). Defaults to False.
 
     Returns:
         A dict `{"P1": ..., "P5": ...}` of feature maps 2^n times smaller than the input.
@@ -189,7 +209,17 @@ def application_features(inputs: keras.KerasTensor, family_name: str,
         raise ValueError(f"Backbone {family_name!r} has no width multiplier; expected "
                          f"width_multiplier=1.0, received {width_multiplier!r}.")
     weights = legacy_weights if legacy_weights and is_legacy_weights(legacy_weights) else None
-    application = family.constructor(
-        include_top=False, weights=weights, input_tensor=_preprocess(inputs, family.preprocessing),
-        **arguments)
+    try:
+        application = family.constructor(
+            include_top=False, weights=weights,
+            input_tensor=_preprocess(inputs, family.preprocessing), **arguments)
+    except (ValueError, KeyError) as error:
+        if weights is None:
+            raise
+        raise ValueError(describe_weights_mismatch(weights, f"backbone {family_name!r} "
+                                                   f"({arguments or 'default width'})",
+                                                   error)) from error
+    if published_imagenet and family.constructor in (keras.applications.EfficientNetB0,
+                                                     keras.applications.EfficientNetB1):
+        _correct_efficientnet_normalization(application)
     return {level: _tap(application, name, port) for level, (name, port) in family.taps.items()}

@@ -24,8 +24,14 @@ from visionkit.models.backbones.applications import (
 from visionkit.models.backbones.blocks import check_width_multiplier
 from visionkit.models.backbones.resnet import resnet_features
 from visionkit.models.backbones.vgg import vgg_features
-from visionkit.models.backbones.weights import check_weights, is_legacy_weights, load_weights
+from visionkit.models.backbones.weights import (
+    check_weights,
+    is_legacy_weights,
+    is_pretrained,
+    load_weights,
+)
 from visionkit.models.common import raw_image_input
+from visionkit.models.pretrained import fetch, find_pretrained, is_published_file
 
 __all__ = ["BACKBONE_MIN_SIZE", "available_backbones", "build_backbone", "backbone_features"]
 
@@ -98,7 +104,8 @@ def _check_input_shape(name: str, input_shape: tuple, application: bool) -> tupl
                              f"pixels (five stride-2 stages); received input_shape={shape!r}.")
     if application and channels != 3:
         raise ValueError(f"Backbone {name!r} (keras.applications) takes RGB images with 3 "
-                         f"channels; received input_shape={shape!r}.")
+                         f"channels, as its ImageNet weights do; received "
+                         f"input_shape={shape!r} (load grayscale images as RGB).")
     return shape
 
 
@@ -113,29 +120,58 @@ def _check_options(name: str, entry: _BackboneEntry, options: dict[str, Any]) ->
     return options
 
 
+def _pretrained_file(name: str, entry: _BackboneEntry, dataset: str, shape: tuple,
+                     options: dict[str, Any]) -> str:
+    """Fetches (or finds in the cache) the pretrained file of `name` for `dataset`."""
+    if not entry.application:
+        raise ValueError(
+            f"Backbone {name!r} is one of visionkit's own families, trained from scratch: "
+            f"no {dataset!r} weights exist for it. keras.applications backbones have "
+            f"ImageNet weights: {', '.join(sorted(APPLICATION_FAMILIES))}. Received "
+            f"weights={dataset!r}.")
+    found = find_pretrained(name, dataset, options.get("width_multiplier", 1.0), shape)
+    return fetch(found)
+
+
+def _resolve_weights(name: str, entry: _BackboneEntry, weights: Any, shape: tuple,
+                     options: dict[str, Any]) -> tuple[str | None, str | None, bool]:
+    """`(legacy .h5 path, .weights.h5 path, is Keras's published ImageNet file)`."""
+    path = check_weights(weights, allow_legacy=entry.application, allow_pretrained=True)
+    if path is None:
+        return None, None, False
+    if is_pretrained(path):
+        return _pretrained_file(name, entry, path, shape, options), None, True
+    if is_legacy_weights(path):
+        return path, None, entry.application and is_published_file(path, name, "imagenet")
+    return None, path, False
+
+
 def backbone_features(name: str, inputs: keras.KerasTensor,
                       weights: str | os.PathLike | None = None, **options: Any
                       ) -> dict[str, keras.KerasTensor]:
     """Wires backbone `name` onto `inputs` in the caller's graph and returns the P-dict.
 
     This is the building block for heads that want one flat functional graph (every
-    backbone layer addressable by name). Only a legacy keras.applications `.h5` file can
-    be loaded this way; `.weights.h5` files belong to a whole model (see
-    `build_backbone`), so `weights` here must be None or such a legacy file.
+    backbone layer addressable by name). Pretrained weights ("imagenet") and legacy
+    keras.applications `.h5` files can be loaded this way; `.weights.h5` files belong to
+    a whole model (see `build_backbone`).
 
     Raises:
-        ValueError: for an unknown name, option or input shape, or "imagenet".
+        ValueError: for an unknown name, option or input shape, or weights that do not
+            apply.
+        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
     """
     entry = _entry(name)
-    _check_input_shape(name, tuple(inputs.shape[1:]), entry.application)
+    shape = _check_input_shape(name, tuple(inputs.shape[1:]), entry.application)
     options = _check_options(name, entry, options)
-    path = check_weights(weights, allow_legacy=entry.application)
-    if path is not None and not is_legacy_weights(path):
+    legacy, path, published = _resolve_weights(name, entry, weights, shape, options)
+    if path is not None:
         raise ValueError("backbone_features loads only legacy keras.applications '.h5' "
-                         f"files; load a '.weights.h5' file with build_backbone. Received "
-                         f"weights={path!r}.")
+                         f"files or 'imagenet'; load a '.weights.h5' file with "
+                         f"build_backbone. Received weights={path!r}.")
     if entry.application:
-        options["legacy_weights"] = path
+        options["legacy_weights"] = legacy
+        options["published_imagenet"] = published
     return entry.wire(inputs, **options)
 
 
@@ -154,11 +190,12 @@ def build_backbone(name: str, input_shape: tuple[int | None, int | None, int],
         input_shape: `(height, width, channels)` of raw 0..255 images; height and width
             at least 32 (or None for any size). keras.applications families need 3
             channels.
-        weights: None (random initialisation) or the path of a local weights file: a
-            `.weights.h5` file saved from a backbone built with the same arguments
-            (`backbone.save_weights(path)`), or, for keras.applications families, the
-            no-top `.h5` file Keras publishes, downloaded beforehand. "imagenet" is
-            refused: nothing is downloaded at run time. Defaults to None.
+        weights: None (random initialisation), "imagenet" (keras.applications families:
+            the no-top file Keras publishes for this width and size, from Keras's cache,
+            `VISIONKIT_WEIGHTS_MIRROR` or the origin; see `visionkit.models.pretrained`),
+            or the path of a local weights file: a `.weights.h5` file saved from a
+            backbone built with the same arguments (`backbone.save_weights(path)`), or,
+            for keras.applications families, a no-top `.h5` file. Defaults to None.
         **options: family options: `width_multiplier` (float, scales filters; MobileNet's
             `alpha`; not for EfficientNet, DenseNet, ResNet50V2) and, for VGG,
             `batch_norm` (bool).
@@ -174,7 +211,11 @@ def build_backbone(name: str, input_shape: tuple[int | None, int | None, int],
 
     Raises:
         ValueError: for an unknown name (with close matches), an unknown option, an input
-            too small, "imagenet", or a weights file that is missing or does not fit.
+            too small, "imagenet" for an own family or an unpublished width, or a weights
+            file that is missing or does not fit (naming the likely cause).
+        WeightsUnavailableError: when "imagenet" weights are neither cached nor
+            fetchable (the message names the file and where to put it).
+        WeightsHashError: when a fetched file does not have the published hash.
 
     Example:
 
@@ -184,11 +225,11 @@ def build_backbone(name: str, input_shape: tuple[int | None, int | None, int],
     """
     entry = _entry(name)
     shape = _check_input_shape(name, input_shape, entry.application)
-    path = check_weights(weights, allow_legacy=entry.application)
+    check_weights(weights, allow_legacy=entry.application, allow_pretrained=True)
     inputs = raw_image_input(shape)
-    legacy = path if path is not None and is_legacy_weights(path) else None
-    features = backbone_features(name, inputs, weights=legacy, **options)
+    if is_pretrained(weights) or (weights is not None and is_legacy_weights(os.fspath(weights))):
+        features = backbone_features(name, inputs, weights=weights, **options)
+        return keras.Model(inputs, features, name=f"{name}_backbone")
+    features = backbone_features(name, inputs, **options)
     model = keras.Model(inputs, features, name=f"{name}_backbone")
-    if path is not None and legacy is None:
-        load_weights(model, path)
-    return model
+    return load_weights(model, weights)

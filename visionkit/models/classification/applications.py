@@ -1,6 +1,7 @@
 """Classifiers on keras.applications backbones: backbone -> pool -> dropout -> dense.
 
-Each builder is the usual transfer-learning model: the backbone from
+Each builder is the usual transfer-learning model (`weights="imagenet"` gives it an
+ImageNet backbone under a new head): the backbone from
 `visionkit.models.backbones.build_backbone` as a nested model named
 `"{family}_backbone"` (freeze it with `model.get_layer("{family}_backbone").trainable =
 False`), global average pooling of its `P5` map, dropout and the dense "predictions"
@@ -57,11 +58,13 @@ def mobilenet_v2(
         width_multiplier: MobileNet's width multiplier `alpha`. Defaults to 1.0.
         dropout: dropout before the classifier. Defaults to 0.2.
         activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        backbone_weights: None or a local backbone weights file: a `.weights.h5` file saved
-            from `build_backbone("mobilenet_v2", ...)`, or the no-top `.h5` file Keras
-            publishes for this family, downloaded beforehand. "imagenet" is refused:
-            nothing is downloaded at run time. Defaults to None.
+        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
+            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
+            head). Defaults to None.
+        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
+            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
+            `.weights.h5` file saved from `build_backbone("mobilenet_v2", ...)`, or a no-top
+            `.h5` file of this family. Defaults to None.
         name: model name. Defaults to "mobilenet_v2".
 
     Input shape:
@@ -75,7 +78,8 @@ def mobilenet_v2(
 
     Raises:
         ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            "imagenet".
+            weights that do not fit (see `build_backbone`).
+        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
 
     Example:
 
@@ -114,11 +118,13 @@ def mobilenet_v3_small(
         width_multiplier: MobileNet's width multiplier `alpha`. Defaults to 1.0.
         dropout: dropout before the classifier. Defaults to 0.2.
         activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        backbone_weights: None or a local backbone weights file: a `.weights.h5` file saved
-            from `build_backbone("mobilenet_v3_small", ...)`, or the no-top `.h5` file Keras
-            publishes for this family, downloaded beforehand. "imagenet" is refused:
-            nothing is downloaded at run time. Defaults to None.
+        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
+            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
+            head). Defaults to None.
+        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
+            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
+            `.weights.h5` file saved from `build_backbone("mobilenet_v3_small", ...)`, or a no-top
+            `.h5` file of this family. Defaults to None.
         name: model name. Defaults to "mobilenet_v3_small".
 
     Input shape:
@@ -132,7 +138,8 @@ def mobilenet_v3_small(
 
     Raises:
         ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            "imagenet".
+            weights that do not fit (see `build_backbone`).
+        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
 
     Example:
 
@@ -171,11 +178,13 @@ def mobilenet_v3_large(
         width_multiplier: MobileNet's width multiplier `alpha`. Defaults to 1.0.
         dropout: dropout before the classifier. Defaults to 0.2.
         activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        backbone_weights: None or a local backbone weights file: a `.weights.h5` file saved
-            from `build_backbone("mobilenet_v3_large", ...)`, or the no-top `.h5` file Keras
-            publishes for this family, downloaded beforehand. "imagenet" is refused:
-            nothing is downloaded at run time. Defaults to None.
+        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
+            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
+            head). Defaults to None.
+        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
+            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
+            `.weights.h5` file saved from `build_backbone("mobilenet_v3_large", ...)`, or a no-top
+            `.h5` file of this family. Defaults to None.
         name: model name. Defaults to "mobilenet_v3_large".
 
     Input shape:
@@ -189,7 +198,8 @@ def mobilenet_v3_large(
 
     Raises:
         ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            "imagenet".
+            weights that do not fit (see `build_backbone`).
+        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
 
     Example:
 
@@ -227,11 +237,13 @@ def efficientnet_b0(
         num_classes: number of classes. Defaults to 1000.
         dropout: dropout before the classifier. Defaults to 0.2.
         activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        backbone_weights: None or a local backbone weights file: a `.weights.h5` file saved
-            from `build_backbone("efficientnet_b0", ...)`, or the no-top `.h5` file Keras
-            publishes for this family, downloaded beforehand. "imagenet" is refused:
-            nothing is downloaded at run time. Defaults to None.
+        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
+            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
+            head). Defaults to None.
+        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
+            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
+            `.weights.h5` file saved from `build_backbone("efficientnet_b0", ...)`, or a no-top
+            `.h5` file of this family. Defaults to None.
         name: model name. Defaults to "efficientnet_b0".
 
     Input shape:
@@ -245,7 +257,8 @@ def efficientnet_b0(
 
     Raises:
         ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            "imagenet".
+            weights that do not fit (see `build_backbone`).
+        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
 
     Example:
 
@@ -283,11 +296,13 @@ def efficientnet_b1(
         num_classes: number of classes. Defaults to 1000.
         dropout: dropout before the classifier. Defaults to 0.2.
         activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        backbone_weights: None or a local backbone weights file: a `.weights.h5` file saved
-            from `build_backbone("efficientnet_b1", ...)`, or the no-top `.h5` file Keras
-            publishes for this family, downloaded beforehand. "imagenet" is refused:
-            nothing is downloaded at run time. Defaults to None.
+        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
+            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
+            head). Defaults to None.
+        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
+            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
+            `.weights.h5` file saved from `build_backbone("efficientnet_b1", ...)`, or a no-top
+            `.h5` file of this family. Defaults to None.
         name: model name. Defaults to "efficientnet_b1".
 
     Input shape:
@@ -301,7 +316,8 @@ def efficientnet_b1(
 
     Raises:
         ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            "imagenet".
+            weights that do not fit (see `build_backbone`).
+        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
 
     Example:
 
@@ -339,11 +355,13 @@ def densenet121(
         num_classes: number of classes. Defaults to 1000.
         dropout: dropout before the classifier. Defaults to 0.2.
         activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        backbone_weights: None or a local backbone weights file: a `.weights.h5` file saved
-            from `build_backbone("densenet121", ...)`, or the no-top `.h5` file Keras
-            publishes for this family, downloaded beforehand. "imagenet" is refused:
-            nothing is downloaded at run time. Defaults to None.
+        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
+            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
+            head). Defaults to None.
+        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
+            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
+            `.weights.h5` file saved from `build_backbone("densenet121", ...)`, or a no-top
+            `.h5` file of this family. Defaults to None.
         name: model name. Defaults to "densenet121".
 
     Input shape:
@@ -357,7 +375,8 @@ def densenet121(
 
     Raises:
         ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            "imagenet".
+            weights that do not fit (see `build_backbone`).
+        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
 
     Example:
 
@@ -394,11 +413,13 @@ def resnet50_v2(
         num_classes: number of classes. Defaults to 1000.
         dropout: dropout before the classifier. Defaults to 0.2.
         activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        backbone_weights: None or a local backbone weights file: a `.weights.h5` file saved
-            from `build_backbone("resnet50_v2", ...)`, or the no-top `.h5` file Keras
-            publishes for this family, downloaded beforehand. "imagenet" is refused:
-            nothing is downloaded at run time. Defaults to None.
+        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
+            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
+            head). Defaults to None.
+        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
+            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
+            `.weights.h5` file saved from `build_backbone("resnet50_v2", ...)`, or a no-top
+            `.h5` file of this family. Defaults to None.
         name: model name. Defaults to "resnet50_v2".
 
     Input shape:
@@ -412,7 +433,8 @@ def resnet50_v2(
 
     Raises:
         ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            "imagenet".
+            weights that do not fit (see `build_backbone`).
+        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
 
     Example:
 

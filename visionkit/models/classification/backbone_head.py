@@ -8,7 +8,12 @@ import keras
 
 from visionkit.models.backbones import build_backbone
 from visionkit.models.backbones.blocks import check_width_multiplier
-from visionkit.models.backbones.weights import check_weights, copy_weights_by_name, load_weights
+from visionkit.models.backbones.weights import (
+    check_weights,
+    copy_weights_by_name,
+    is_pretrained,
+    load_weights,
+)
 from visionkit.models.common import check_activation, classifier_output, raw_image_input
 
 __all__ = ["application_classifier", "check_image_size", "load_backbone_weights"]
@@ -33,7 +38,8 @@ def load_backbone_weights(model: keras.Model, backbone_name: str, input_shape: t
     Builds `build_backbone(backbone_name, input_shape, weights=backbone_weights,
     **options)` and copies its weights layer by layer (matched by name) into `model`.
     """
-    if check_weights(backbone_weights, argument="backbone_weights") is None:
+    if check_weights(backbone_weights, argument="backbone_weights", allow_legacy=True,
+                     allow_pretrained=True) is None:
         return
     backbone = build_backbone(backbone_name, input_shape, weights=backbone_weights, **options)
     copy_weights_by_name(backbone, model)
@@ -47,11 +53,20 @@ def application_classifier(family: str, input_shape: tuple, num_classes: int,
     """The usual transfer-learning model: backbone -> global average pool -> dropout -> dense.
 
     The backbone is a nested model named `"{family}_backbone"`; freeze it for transfer
-    learning with `model.get_layer("{family}_backbone").trainable = False`.
+    learning with `model.get_layer("{family}_backbone").trainable = False` (or train
+    with `fit(..., fine_tune=...)`). `weights="imagenet"` means ImageNet weights in the
+    backbone and a new, randomly initialised head for `num_classes` (the usual start of
+    transfer learning); it is the same as `backbone_weights="imagenet"`.
     """
     check_activation(activation)
+    if is_pretrained(weights):
+        if backbone_weights is not None:
+            raise ValueError(f"Give pretrained weights once: weights={weights!r} already sets "
+                             f"the backbone's; received backbone_weights={backbone_weights!r}.")
+        weights, backbone_weights = None, weights
     check_weights(weights)
-    check_weights(backbone_weights, allow_legacy=True, argument="backbone_weights")
+    check_weights(backbone_weights, allow_legacy=True, argument="backbone_weights",
+                  allow_pretrained=True)
     options = {}
     if width_multiplier is not None:
         options["width_multiplier"] = check_width_multiplier(width_multiplier)

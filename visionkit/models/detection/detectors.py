@@ -24,7 +24,13 @@ from typing import Any
 import keras
 import keras_cv
 
+from visionkit.models.backbones.weights import (
+    check_weights,
+    describe_weights_mismatch,
+    is_pretrained,
+)
 from visionkit.models.detection.pyramid_backbone import PyramidBackbone
+from visionkit.models.pretrained import fetch, find_pretrained
 from visionkit.models.registry import register
 
 __all__ = ["YOLO_V8_SIZES", "VisionkitRetinaNet", "VisionkitYOLOV8Detector", "retinanet",
@@ -81,8 +87,28 @@ class VisionkitRetinaNet(keras_cv.models.RetinaNet):
         return super().compute_loss(x, _keras_cv_targets(y), y_pred, sample_weight, **kwargs)
 
 
+def _yolo_v8_weights(backbone: keras.Model, name: str, weights: Any,
+                     input_shape: tuple) -> None:
+    """Loads "coco" (keras-cv's published file) or a local file into a YOLOv8 backbone."""
+    path = check_weights(weights, allow_legacy=True, argument="backbone_weights",
+                         allow_pretrained=True)
+    if path is None:
+        return
+    if is_pretrained(path):
+        if path != "coco":
+            raise ValueError(f"keras-cv publishes COCO weights for the YOLOv8 backbones, not "
+                             f"{path!r}; pass backbone_weights='coco'. Received "
+                             f"backbone_weights={weights!r}.")
+        path = fetch(find_pretrained(name, "coco", input_shape=tuple(input_shape)))
+    try:
+        backbone.load_weights(path)
+    except (ValueError, KeyError) as error:
+        raise ValueError(describe_weights_mismatch(path, f"backbone {name!r}", error)) from error
+
+
 def detection_backbone(name: str, input_shape: tuple[int, int, int],
-                       options: dict[str, Any] | None = None) -> keras.Model:
+                       options: dict[str, Any] | None = None, weights: Any = None
+                       ) -> keras.Model:
     """A backbone exposing P3..P5 by name: keras-cv's YOLOv8 by size, or a registry one.
 
     Args:
@@ -90,23 +116,29 @@ def detection_backbone(name: str, input_shape: tuple[int, int, int],
             name from `vk.models.available_backbones()`.
         input_shape: `(height, width, 3)` of raw 0..255 images.
         options: options of a registry backbone (e.g. `width_multiplier`).
+        weights: None; "coco" for a YOLOv8 size (keras-cv's COCO-pretrained backbone);
+            "imagenet" for a keras.applications backbone; or a local weights file.
+            Defaults to None.
 
     Returns:
         A keras-cv `Backbone` with `pyramid_level_inputs`.
 
     Raises:
-        ValueError: for an unknown name (from the backbone registry, with close matches)
-            or options given to a YOLOv8 backbone.
+        ValueError: for an unknown name (from the backbone registry, with close matches),
+            options given to a YOLOv8 backbone, or weights that do not apply or fit.
+        WeightsUnavailableError: when pretrained weights are neither cached nor fetchable.
     """
     if name in YOLO_V8_SIZES:
         if options:
             raise ValueError(f"Backbone {name!r} takes no options (its size is in its name); "
                              f"received options={options!r}.")
         channels, depth = YOLO_V8_SIZES[name]
-        return keras_cv.models.YOLOV8Backbone(
+        backbone = keras_cv.models.YOLOV8Backbone(
             stackwise_channels=list(channels), stackwise_depth=list(depth),
             include_rescaling=True, activation="swish", input_shape=tuple(input_shape))
-    return PyramidBackbone(name, tuple(input_shape), options=options)
+        _yolo_v8_weights(backbone, name, weights, input_shape)
+        return backbone
+    return PyramidBackbone(name, tuple(input_shape), options=options, weights=weights)
 
 
 def _check_thresholds(confidence_threshold: float, iou_threshold: float,
@@ -136,7 +168,8 @@ def yolov8(input_shape: tuple[int, int, int], num_classes: int,
            backbone: str = "yolo_v8_xs", backbone_options: dict[str, Any] | None = None,
            fpn_depth: int = 1, confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
            iou_threshold: float = DEFAULT_IOU_THRESHOLD,
-           max_detections: int = DEFAULT_MAX_DETECTIONS, name: str = "yolov8") -> keras.Model:
+           max_detections: int = DEFAULT_MAX_DETECTIONS, name: str = "yolov8",
+           backbone_weights: Any = None) -> keras.Model:
     """YOLOv8 anchor-free detector on a backbone named from the registry.
 
     Reference:
@@ -153,6 +186,9 @@ def yolov8(input_shape: tuple[int, int, int], num_classes: int,
         iou_threshold: NMS overlap threshold. Defaults to 0.5.
         max_detections: detections kept per image. Defaults to 100.
         name: model name. Defaults to "yolov8".
+        backbone_weights: None; "coco" for a YOLOv8 size (keras-cv's COCO-pretrained
+            backbone, fetched once into Keras's cache); "imagenet" for a
+            keras.applications backbone; or a local file. Defaults to None.
 
     Input shape:
         `[B, H, W, 3]` raw pixels 0..255.
@@ -178,7 +214,7 @@ def yolov8(input_shape: tuple[int, int, int], num_classes: int,
         confidence_threshold=float(confidence_threshold), iou_threshold=float(iou_threshold),
         max_detections=int(max_detections))
     return VisionkitYOLOV8Detector(
-        backbone=detection_backbone(backbone, input_shape, backbone_options),
+        backbone=detection_backbone(backbone, input_shape, backbone_options, backbone_weights),
         num_classes=int(num_classes), bounding_box_format=BOX_FORMAT,
         fpn_depth=int(fpn_depth), prediction_decoder=decoder, name=name)
 
@@ -192,7 +228,7 @@ def retinanet(input_shape: tuple[int, int, int], num_classes: int,
               confidence_threshold: float = DEFAULT_CONFIDENCE_THRESHOLD,
               iou_threshold: float = DEFAULT_IOU_THRESHOLD,
               max_detections: int = DEFAULT_MAX_DETECTIONS,
-              name: str = "retinanet") -> keras.Model:
+              name: str = "retinanet", backbone_weights: Any = None) -> keras.Model:
     """RetinaNet (anchors on P3..P7, focal loss) on a backbone named from the registry.
 
     Reference:
@@ -210,6 +246,7 @@ def retinanet(input_shape: tuple[int, int, int], num_classes: int,
         anchor_aspect_ratios: width/height ratios. Defaults to (0.5, 1, 2).
         confidence_threshold, iou_threshold, max_detections: as for `yolov8`.
         name: model name. Defaults to "retinanet".
+        backbone_weights: as for `yolov8`. Defaults to None.
 
     Returns:
         A `VisionkitRetinaNet` whose raw outputs are `{"box", "classification"}`.
@@ -242,7 +279,7 @@ def retinanet(input_shape: tuple[int, int, int], num_classes: int,
     from keras_cv.src.models.object_detection.retinanet.prediction_head import PredictionHead
 
     return VisionkitRetinaNet(
-        backbone=detection_backbone(backbone, input_shape, backbone_options),
+        backbone=detection_backbone(backbone, input_shape, backbone_options, backbone_weights),
         num_classes=int(num_classes), bounding_box_format=BOX_FORMAT,
         anchor_generator=anchors, prediction_decoder=decoder,
         classification_head=PredictionHead(output_filters=num_anchors * int(num_classes),

@@ -35,6 +35,8 @@ class PyramidBackbone(Backbone):
         backbone: a name from `vk.models.available_backbones()`.
         input_shape: `(height, width, 3)` of the raw images.
         options: the backbone family's options (e.g. `width_multiplier`). Defaults to none.
+        weights: None, "imagenet" or a legacy keras.applications `.h5` file, loaded when
+            built (not part of the config: a saved detector carries its own weights).
 
     Input shape:
         `[B, H, W, 3]` raw pixels 0..255.
@@ -45,9 +47,10 @@ class PyramidBackbone(Backbone):
     """
 
     def __init__(self, backbone: str, input_shape: tuple[int, int, int],
-                 options: dict[str, Any] | None = None, **kwargs: Any) -> None:
+                 options: dict[str, Any] | None = None, weights: Any = None,
+                 **kwargs: Any) -> None:
         inputs = raw_image_input(tuple(input_shape))
-        features = backbone_features(backbone, inputs, **dict(options or {}))
+        features = backbone_features(backbone, inputs, weights=weights, **dict(options or {}))
         outputs = {level: keras.layers.Identity(name=f"pyramid_{level}")(features[level])
                    for level in PYRAMID_LEVELS}
         kwargs.setdefault("name", f"{backbone}_pyramid")
