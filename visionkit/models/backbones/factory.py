@@ -22,6 +22,7 @@ from visionkit.models.backbones.applications import (
     application_features,
 )
 from visionkit.models.backbones.blocks import check_width_multiplier
+from visionkit.models.backbones.preact_resnet import preact_resnet_features
 from visionkit.models.backbones.resnet import resnet_features
 from visionkit.models.backbones.vgg import vgg_features
 from visionkit.models.backbones.weights import check_weights, is_legacy_weights, load_weights
@@ -52,12 +53,18 @@ def _application(family: str) -> Callable[..., dict]:
     return wired
 
 
+# Options of the own residual families (`attention`, `stochastic_depth`: see
+# `visionkit.models.backbones.residual_options`).
+_RESIDUAL_OPTIONS = ("width_multiplier", "attention", "stochastic_depth")
+
 _BACKBONES: dict[str, _BackboneEntry] = {
     "vgg11": _BackboneEntry(_own(vgg_features, depth=11), ("width_multiplier", "batch_norm")),
     "vgg16": _BackboneEntry(_own(vgg_features, depth=16), ("width_multiplier", "batch_norm")),
-    "resnet18": _BackboneEntry(_own(resnet_features, depth=18), ("width_multiplier",)),
-    "resnet34": _BackboneEntry(_own(resnet_features, depth=34), ("width_multiplier",)),
-    "resnet50": _BackboneEntry(_own(resnet_features, depth=50), ("width_multiplier",)),
+    "resnet18": _BackboneEntry(_own(resnet_features, depth=18), _RESIDUAL_OPTIONS),
+    "resnet34": _BackboneEntry(_own(resnet_features, depth=34), _RESIDUAL_OPTIONS),
+    "resnet50": _BackboneEntry(_own(resnet_features, depth=50), _RESIDUAL_OPTIONS),
+    **{f"preact_resnet{depth}": _BackboneEntry(
+        _own(preact_resnet_features, depth=depth), _RESIDUAL_OPTIONS) for depth in (18, 34, 50)},
     **{family: _BackboneEntry(
         _application(family),
         ("width_multiplier",) if APPLICATION_FAMILIES[family].width_argument else (),
