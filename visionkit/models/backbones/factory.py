@@ -22,6 +22,8 @@ from visionkit.models.backbones.applications import (
     application_features,
 )
 from visionkit.models.backbones.blocks import check_width_multiplier
+from visionkit.models.backbones.densenet import densenet_bc_features
+from visionkit.models.backbones.googlenet import googlenet_features
 from visionkit.models.backbones.preact_resnet import preact_resnet_features
 from visionkit.models.backbones.resnet import resnet_features
 from visionkit.models.backbones.vgg import vgg_features
@@ -65,6 +67,8 @@ _BACKBONES: dict[str, _BackboneEntry] = {
     "resnet50": _BackboneEntry(_own(resnet_features, depth=50), _RESIDUAL_OPTIONS),
     **{f"preact_resnet{depth}": _BackboneEntry(
         _own(preact_resnet_features, depth=depth), _RESIDUAL_OPTIONS) for depth in (18, 34, 50)},
+    "densenet_bc": _BackboneEntry(densenet_bc_features, ("blocks", "growth_rate", "compression")),
+    "googlenet": _BackboneEntry(googlenet_features, ("width_multiplier",)),
     **{family: _BackboneEntry(
         _application(family),
         ("width_multiplier",) if APPLICATION_FAMILIES[family].width_argument else (),

@@ -10,6 +10,8 @@ from visionkit.models.classification.applications import (
     mobilenet_v3_small,
     resnet50_v2,
 )
+from visionkit.models.classification.densenet_bc import densenet_bc
+from visionkit.models.classification.googlenet import googlenet
 from visionkit.models.classification.inception import inception_mini
 from visionkit.models.classification.lenet import lenet5
 from visionkit.models.classification.preact_resnet import (
@@ -26,8 +28,10 @@ from visionkit.models.classification.vgg import vgg11, vgg16
 __all__ = [
     "alexnet",
     "densenet121",
+    "densenet_bc",
     "efficientnet_b0",
     "efficientnet_b1",
+    "googlenet",
     "inception_mini",
     "lenet5",
     "mobilenet_v2",
