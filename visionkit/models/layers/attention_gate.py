@@ -86,6 +86,13 @@ class AttentionGate(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[0])
 
+    def flops_per_image(self, input_shapes) -> int:
+        """2 x multiply-adds of W_x, W_g and psi on the gating grid."""
+        (height, width, skip_channels), (_, _, gating_channels) = input_shapes[:2]
+        positions = (height // self.factor) * (width // self.factor)
+        per_position = (self.factor ** 2 * skip_channels + gating_channels + 1)
+        return 2 * positions * self.inter_channels * per_position
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "inter_channels": self.inter_channels,
                 "factor": self.factor}

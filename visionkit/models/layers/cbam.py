@@ -81,5 +81,11 @@ class CBAM(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def flops_per_image(self, input_shapes) -> int:
+        """2 x multiply-adds: the shared MLP twice and the spatial convolution."""
+        height, width, channels = input_shapes[0]
+        mlp = 2 * 2 * channels * max(1, channels // self.ratio)
+        return 2 * mlp + 2 * height * width * self.kernel_size ** 2 * 2
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "ratio": self.ratio, "kernel_size": self.kernel_size}

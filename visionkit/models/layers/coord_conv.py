@@ -106,5 +106,13 @@ class CoordConv2D(keras.layers.Conv2D):
         shape = tuple(input_shape)
         return super().compute_output_shape((*shape[:-1], shape[-1] + self.coordinate_count))
 
+    def flops_per_image(self, input_shapes) -> int:
+        """2 x multiply-adds per image, the coordinate channels included."""
+        height, width, channels = input_shapes[0]
+        out_height, out_width, _ = self.compute_output_shape((None, height, width, channels))[1:]
+        kernel = self.kernel_size[0] * self.kernel_size[1]
+        return (2 * out_height * out_width * self.filters * kernel
+                * (channels + self.coordinate_count) // self.groups)
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "with_r": self.with_r}

@@ -85,5 +85,12 @@ class NonLocalBlock(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def flops_per_image(self, input_shapes) -> int:
+        """2 x multiply-adds: theta, phi, g, the two attention products and W."""
+        height, width, channels = input_shapes[0]
+        positions = height * width
+        inner = self.inter_channels or max(1, channels // 2)
+        return 2 * (4 * positions * channels * inner + 2 * positions * positions * inner)
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "inter_channels": self.inter_channels}

@@ -183,6 +183,16 @@ class SpatialTransformer(keras.layers.Layer):
         height, width = self.output_size or tuple(input_shape[1:3])
         return (input_shape[0], height, width, input_shape[3])
 
+    def flops_per_image(self, input_shapes) -> int:
+        """2 x multiply-adds of the localisation network (the sampler is not counted)."""
+        height, width, depth = input_shapes[0]
+        total = 0
+        for conv in self.localization_convolutions:
+            total += 2 * height * width * 9 * depth * conv.filters
+            height, width, depth = max(1, height // 2), max(1, width // 2), conv.filters
+        total += 2 * height * width * depth * self.localization_units
+        return total + 2 * self.localization_units * 6
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "output_size": self.output_size,
                 "localization_filters": self.localization_filters,

@@ -68,5 +68,10 @@ class SqueezeExcitation(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape)
 
+    def flops_per_image(self, input_shapes) -> int:
+        """2 x multiply-adds of the two dense layers."""
+        channels = input_shapes[0][-1]
+        return 2 * 2 * channels * max(1, channels // self.ratio)
+
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "ratio": self.ratio}
