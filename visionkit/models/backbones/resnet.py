@@ -118,5 +118,6 @@ def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: flo
             strides = 2 if block_index == 1 and stage > 2 else 1
             x = block(x, filters, strides, name=f"conv{stage}_block{block_index}",
                       attention=attention, survival=next(survivals))
-        features[f"P{stage}"] = non_local_after(x, attention, stage)
+        x = non_local_after(x, attention, stage)
+        features[f"P{stage}"] = x
     return features
