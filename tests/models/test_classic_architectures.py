@@ -278,3 +278,43 @@ def test_attention_gates_in_the_unet_decoder():
                 if n.endswith("_attention")]) == 4
     with pytest.raises(ValueError, match="attention='se'"):
         vk.models.build("unet", (32, 48, 3), 3, depth=2, filters=4, attention="se")
+
+
+# --- summary: parameters, FLOPs, receptive field -----------------------------------------
+
+def test_summary_of_alexnet_against_its_layer_table():
+    model = vk.models.build("alexnet", (224, 224, 3), 1000)
+    info = vk.models.summary(model)
+    # Multiply-adds: output positions x kernel area x input x output channels.
+    convolutions = [(55, 11, 3, 64), (27, 5, 64, 192), (13, 3, 192, 384),
+                    (13, 3, 384, 256), (13, 3, 256, 256)]
+    macs = sum(size * size * k * k * cin * cout for size, k, cin, cout in convolutions)
+    macs += 9216 * 4096 + 4096 * 4096 + 4096 * 1000
+    assert macs == 714_188_480  # the 0.71 GMACs usually quoted for AlexNet
+    assert info.flops == 2 * macs
+    assert info.total_params == 61_100_840
+    # conv1 11 (jump 4); pool1 +2x4; conv2 +4x8; pool2 +2x8; conv3..5 +2x16 each.
+    assert info.receptive_field == (11 + 8 + 32 + 16 + 96,) * 2 == (163, 163)
+
+
+def test_summary_counts_the_attention_layers_flops():
+    inputs = keras.Input((8, 12, 16))
+    se = SqueezeExcitation(ratio=4)
+    non_local = NonLocalBlock(inter_channels=8)
+    model = keras.Model(inputs, non_local(se(inputs)))
+    info = vk.models.summary(model)
+    positions = 8 * 12
+    expected = 2 * (16 * 4 + 4 * 16) + 2 * (4 * positions * 16 * 8 + 2 * positions ** 2 * 8)
+    assert info.flops == expected
+    assert info.total_params == model.count_params()
+
+
+@pytest.mark.parametrize("name", ["zfnet", "googlenet", "densenet_bc", "preact_resnet18",
+                                  "wide_resnet"])
+def test_summary_reports_every_new_builder(name):
+    from tiny_models import tiny_model
+
+    model = tiny_model(name)
+    info = vk.models.summary(model)
+    assert info.total_params == model.count_params()
+    assert info.flops > 0 and info.receptive_field is not None
