@@ -154,8 +154,8 @@ def build_backbone(name: str, input_shape: tuple[int | None, int | None, int],
                    weights: str | os.PathLike | None = None, **options: Any) -> keras.Model:
     """Builds backbone `name`: raw pixels in, the P1..P5 feature dict out.
 
-    Own families (`vgg11`, `vgg16`, `resnet18`, `resnet34`, `resnet50`) rescale pixels
-    to 0..1 inside; keras.applications families (`mobilenet_v2`, `mobilenet_v3_small`,
+    Own families (`vgg11`, `vgg16`, `resnet18`, `resnet34`, `resnet50`,
+    `preact_resnet18/34/50`, `googlenet`, `densenet_bc`) rescale pixels to 0..1 inside; keras.applications families (`mobilenet_v2`, `mobilenet_v3_small`,
     `mobilenet_v3_large`, `efficientnet_b0`, `efficientnet_b1`, `densenet121`,
     `resnet50_v2`) apply the preprocessing they were trained with, so the same raw
     images feed every backbone.
@@ -171,8 +171,9 @@ def build_backbone(name: str, input_shape: tuple[int | None, int | None, int],
             no-top `.h5` file Keras publishes, downloaded beforehand. "imagenet" is
             refused: nothing is downloaded at run time. Defaults to None.
         **options: family options: `width_multiplier` (float, scales filters; MobileNet's
-            `alpha`; not for EfficientNet, DenseNet, ResNet50V2) and, for VGG,
-            `batch_norm` (bool).
+            `alpha`; not for EfficientNet, DenseNet, ResNet50V2); for VGG, `batch_norm`
+            (bool); for the own ResNets, `attention` and `stochastic_depth`; for
+            `densenet_bc`, `blocks`, `growth_rate` and `compression`.
 
     Input shape:
         `[B, H, W, C]` raw pixels 0..255 (float32, or uint8 cast on the way in).
