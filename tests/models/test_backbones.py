@@ -19,8 +19,10 @@ SHAPE = (HEIGHT, WIDTH, 3)
 def tiny_options(name: str) -> dict:
     if name.startswith("mobilenet"):
         return {"width_multiplier": 0.35}
-    if name.startswith(("vgg", "resnet")) and name != "resnet50_v2":
+    if name.startswith(("vgg", "resnet", "preact_resnet", "googlenet")) and name != "resnet50_v2":
         return {"width_multiplier": 0.125}
+    if name == "densenet_bc":
+        return {"blocks": (1, 2, 2, 1), "growth_rate": 4}
     return {}
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
-
 import keras
 import numpy as np
 import pytest
+from tiny_models import tiny_kwargs, tiny_shape
 
 import visionkit as vk
 
@@ -16,19 +15,6 @@ NUM_CLASSES = 3
 BATCH = 2
 
 
-def tiny_kwargs(name: str) -> dict:
-    """Small widths for the families that take them, so the whole sweep stays fast."""
-    parameters = inspect.signature(vk.models.get(name).builder).parameters
-    kwargs = {}
-    if "width_multiplier" in parameters:
-        kwargs["width_multiplier"] = 0.35 if name.startswith("mobilenet") else 0.125
-    if "fc_units" in parameters:
-        kwargs["fc_units"] = 16
-    if "filters" in parameters:
-        kwargs["filters"] = (8, 16)
-    return kwargs
-
-
 def raw_images(seed: int = 0, shape: tuple = TINY_SHAPE) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (BATCH, *shape), dtype=np.uint8)
 
@@ -36,9 +22,9 @@ def raw_images(seed: int = 0, shape: tuple = TINY_SHAPE) -> np.ndarray:
 @pytest.mark.parametrize("name", vk.models.available("classification"))
 def test_classifier_builds_trains_and_round_trips(name, tmp_path):
     keras.utils.set_random_seed(0)
-    model = vk.models.build(name, input_shape=TINY_SHAPE, num_classes=NUM_CLASSES,
+    model = vk.models.build(name, input_shape=tiny_shape(name), num_classes=NUM_CLASSES,
                             **tiny_kwargs(name))
-    images = raw_images()
+    images = raw_images(shape=tiny_shape(name))
 
     probabilities = np.asarray(model(images, training=False))
     assert probabilities.shape == (BATCH, NUM_CLASSES)
@@ -66,7 +52,7 @@ def test_classifier_builds_trains_and_round_trips(name, tmp_path):
 
 @pytest.mark.parametrize("name", vk.models.available("classification"))
 def test_classifier_logits(name):
-    model = vk.models.build(name, input_shape=TINY_SHAPE, num_classes=NUM_CLASSES,
+    model = vk.models.build(name, input_shape=tiny_shape(name), num_classes=NUM_CLASSES,
                             activation=None, **tiny_kwargs(name))
     assert model.get_layer("predictions").get_config()["activation"] == "linear"
     assert model.output_shape == (None, NUM_CLASSES)

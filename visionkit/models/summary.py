@@ -16,6 +16,9 @@ Every number is computed analytically from the model's graph; nothing runs on da
 - **FLOPs per image**: 2 x the multiply-adds of Conv1D/2D/3D, DepthwiseConv, SeparableConv
   (depthwise + pointwise), Conv*Transpose and Dense layers (bias additions, batch norm,
   activations, pooling and element-wise merges are not counted). Nested models are walked.
+  A layer with a `flops_per_image(input_shapes)` method reports its own count (visionkit's
+  CoordConv2D, SqueezeExcitation, CBAM, NonLocalBlock, AttentionGate and
+  SpatialTransformer: their inner convolutions, dense layers and attention products).
 - **Receptive field**: per spatial axis, over the graph: a convolution or pooling with
   kernel k, dilation d and stride s maps (size r, jump j) to (r + (d(k-1)+1-1) j, j s);
   a transposed convolution to (r + (ceil((d(k-1)+1)/s)-1) j, j/s); upsampling to
@@ -23,7 +26,9 @@ Every number is computed analytically from the model's graph; nothing runs on da
   of the last convolution layer(s): those with a path to an output that passes through
   no other convolution (the largest if several). Global pooling, Flatten and dense
   layers on vectors end spatial extent, so squeeze-excite gates count as per-channel
-  scales (strictly they make every output depend on the whole image). The theoretical
+  scales (strictly they make every output depend on the whole image); so do non-local
+  blocks and spatial transformers, whose outputs also depend on every position. The
+  theoretical
   field can exceed the image; the effective one is smaller.
 
 Example:
@@ -322,7 +327,10 @@ def _visit(node, arguments: list[_TensorInfo], name: str, batch_size: int,
     previous = max((a.last_conv for a in arguments if a.last_conv), key=lambda c: c[1].area,
                    default=None)
     last_conv = (name, field) if isinstance(layer, _ALL_CONVOLUTIONS) and field else previous
-    flops = _flops(layer, arguments[0].shape if arguments else (), shapes[0])
+    if hasattr(layer, "flops_per_image"):
+        flops = int(layer.flops_per_image([a.shape for a in arguments]))
+    else:
+        flops = _flops(layer, arguments[0].shape if arguments else (), shapes[0])
     dtypes = [str(t.dtype) for t in node.outputs]
     activation_bytes = sum(_elements(s) * _itemsize(d) for s, d in zip(shapes, dtypes))
     layers.append(LayerSummary(

@@ -22,6 +22,9 @@ from visionkit.models.backbones.applications import (
     application_features,
 )
 from visionkit.models.backbones.blocks import check_width_multiplier
+from visionkit.models.backbones.densenet import densenet_bc_features
+from visionkit.models.backbones.googlenet import googlenet_features
+from visionkit.models.backbones.preact_resnet import preact_resnet_features
 from visionkit.models.backbones.resnet import resnet_features
 from visionkit.models.backbones.vgg import vgg_features
 from visionkit.models.backbones.weights import (
@@ -58,12 +61,20 @@ def _application(family: str) -> Callable[..., dict]:
     return wired
 
 
+# Options of the own residual families (`attention`, `stochastic_depth`: see
+# `visionkit.models.backbones.residual_options`).
+_RESIDUAL_OPTIONS = ("width_multiplier", "attention", "stochastic_depth")
+
 _BACKBONES: dict[str, _BackboneEntry] = {
     "vgg11": _BackboneEntry(_own(vgg_features, depth=11), ("width_multiplier", "batch_norm")),
     "vgg16": _BackboneEntry(_own(vgg_features, depth=16), ("width_multiplier", "batch_norm")),
-    "resnet18": _BackboneEntry(_own(resnet_features, depth=18), ("width_multiplier",)),
-    "resnet34": _BackboneEntry(_own(resnet_features, depth=34), ("width_multiplier",)),
-    "resnet50": _BackboneEntry(_own(resnet_features, depth=50), ("width_multiplier",)),
+    "resnet18": _BackboneEntry(_own(resnet_features, depth=18), _RESIDUAL_OPTIONS),
+    "resnet34": _BackboneEntry(_own(resnet_features, depth=34), _RESIDUAL_OPTIONS),
+    "resnet50": _BackboneEntry(_own(resnet_features, depth=50), _RESIDUAL_OPTIONS),
+    **{f"preact_resnet{depth}": _BackboneEntry(
+        _own(preact_resnet_features, depth=depth), _RESIDUAL_OPTIONS) for depth in (18, 34, 50)},
+    "densenet_bc": _BackboneEntry(densenet_bc_features, ("blocks", "growth_rate", "compression")),
+    "googlenet": _BackboneEntry(googlenet_features, ("width_multiplier",)),
     **{family: _BackboneEntry(
         _application(family),
         ("width_multiplier",) if APPLICATION_FAMILIES[family].width_argument else (),
@@ -179,8 +190,8 @@ def build_backbone(name: str, input_shape: tuple[int | None, int | None, int],
                    weights: str | os.PathLike | None = None, **options: Any) -> keras.Model:
     """Builds backbone `name`: raw pixels in, the P1..P5 feature dict out.
 
-    Own families (`vgg11`, `vgg16`, `resnet18`, `resnet34`, `resnet50`) rescale pixels
-    to 0..1 inside; keras.applications families (`mobilenet_v2`, `mobilenet_v3_small`,
+    Own families (`vgg11`, `vgg16`, `resnet18`, `resnet34`, `resnet50`,
+    `preact_resnet18/34/50`, `googlenet`, `densenet_bc`) rescale pixels to 0..1 inside; keras.applications families (`mobilenet_v2`, `mobilenet_v3_small`,
     `mobilenet_v3_large`, `efficientnet_b0`, `efficientnet_b1`, `densenet121`,
     `resnet50_v2`) apply the preprocessing they were trained with, so the same raw
     images feed every backbone.
@@ -197,8 +208,9 @@ def build_backbone(name: str, input_shape: tuple[int | None, int | None, int],
             backbone built with the same arguments (`backbone.save_weights(path)`), or,
             for keras.applications families, a no-top `.h5` file. Defaults to None.
         **options: family options: `width_multiplier` (float, scales filters; MobileNet's
-            `alpha`; not for EfficientNet, DenseNet, ResNet50V2) and, for VGG,
-            `batch_norm` (bool).
+            `alpha`; not for EfficientNet, DenseNet, ResNet50V2); for VGG, `batch_norm`
+            (bool); for the own ResNets, `attention` and `stochastic_depth`; for
+            `densenet_bc`, `blocks`, `growth_rate` and `compression`.
 
     Input shape:
         `[B, H, W, C]` raw pixels 0..255 (float32, or uint8 cast on the way in).

@@ -10,6 +10,14 @@ from __future__ import annotations
 import keras
 
 from visionkit.models.backbones.blocks import conv_bn_relu, scaled_width
+from visionkit.models.backbones.residual_options import (
+    branch_attention,
+    check_attention,
+    check_stochastic_depth,
+    merge_branch,
+    non_local_after,
+    survival_probabilities,
+)
 from visionkit.models.common import rescale
 
 __all__ = ["RESNET_BLOCKS", "resnet_features"]
@@ -33,17 +41,19 @@ def _shortcut(x: keras.KerasTensor, filters: int, strides: int, name: str
                         name=f"{name}_0")
 
 
-def _basic_block(x: keras.KerasTensor, filters: int, strides: int, name: str
-                 ) -> keras.KerasTensor:
+def _basic_block(x: keras.KerasTensor, filters: int, strides: int, name: str,
+                 attention: str | None = None, survival: float = 1.0) -> keras.KerasTensor:
     """Two 3x3 convolutions (ResNet-18/34)."""
     shortcut = _shortcut(x, filters, strides, name)
     y = conv_bn_relu(x, filters, 3, strides=strides, use_bias=True, name=f"{name}_1")
     y = conv_bn_relu(y, filters, 3, use_bias=True, relu=False, name=f"{name}_2")
-    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    y = branch_attention(y, attention, name)
+    y = merge_branch(shortcut, y, survival, name=f"{name}_add")
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
 
-def _bottleneck_block(x: keras.KerasTensor, filters: int, strides: int, name: str
+def _bottleneck_block(x: keras.KerasTensor, filters: int, strides: int, name: str,
+                      attention: str | None = None, survival: float = 1.0
                       ) -> keras.KerasTensor:
     """1x1 reduce, 3x3, 1x1 expand by 4 (ResNet-50 and deeper).
 
@@ -55,11 +65,13 @@ def _bottleneck_block(x: keras.KerasTensor, filters: int, strides: int, name: st
     y = conv_bn_relu(y, filters, 3, strides=strides, use_bias=True, name=f"{name}_2")
     y = conv_bn_relu(y, filters * _BOTTLENECK_EXPANSION, 1, use_bias=True, relu=False,
                      name=f"{name}_3")
-    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    y = branch_attention(y, attention, name)
+    y = merge_branch(shortcut, y, survival, name=f"{name}_add")
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
 
-def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: float = 1.0
+def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: float = 1.0,
+                    attention: str | None = None, stochastic_depth: float = 0.0
                     ) -> dict[str, keras.KerasTensor]:
     """Wires a ResNet trunk onto `inputs` (raw 0..255 pixels).
 
@@ -75,6 +87,12 @@ def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: flo
         inputs: raw images `[B, H, W, C]` in 0..255.
         depth: 18, 34 or 50.
         width_multiplier: scales every convolution's filters. Defaults to 1.0.
+        attention: None, "se" (squeeze-and-excitation on every residual branch, before
+            the sum), "cbam" (likewise) or "non_local" (one non-local block after
+            conv4_x). Defaults to None.
+        stochastic_depth: drop probability of the last residual block (1 - p_L); block
+            l of L is dropped with probability l / L times it (Huang et al. 2016; they
+            use 0.5). 0 keeps every block. Defaults to 0.0.
 
     Returns:
         A dict `{"P1": conv1 output [B, H/2, W/2, 64w], "P2": conv2_x output
@@ -83,8 +101,11 @@ def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: flo
     if depth not in RESNET_BLOCKS:
         raise ValueError(f"Expected ResNet depth in {sorted(RESNET_BLOCKS)}; "
                          f"received depth={depth!r}.")
+    check_attention(attention)
     block_type, blocks_per_stage = RESNET_BLOCKS[depth]
     block = _basic_block if block_type == "basic" else _bottleneck_block
+    survivals = iter(survival_probabilities(sum(blocks_per_stage),
+                                            check_stochastic_depth(stochastic_depth)))
     x = rescale(inputs)
     x = conv_bn_relu(x, scaled_width(_STEM_FILTERS, width_multiplier), 7, strides=2,
                      use_bias=True, name="conv1")
@@ -95,6 +116,8 @@ def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: flo
         filters = scaled_width(_STEM_FILTERS * 2**stage_index, width_multiplier)
         for block_index in range(1, blocks + 1):
             strides = 2 if block_index == 1 and stage > 2 else 1
-            x = block(x, filters, strides, name=f"conv{stage}_block{block_index}")
+            x = block(x, filters, strides, name=f"conv{stage}_block{block_index}",
+                      attention=attention, survival=next(survivals))
+        x = non_local_after(x, attention, stage)
         features[f"P{stage}"] = x
     return features

@@ -22,18 +22,20 @@ __all__ = ["resnet18", "resnet34", "resnet50"]
 
 def _resnet(depth: int, input_shape: tuple, num_classes: int, width_multiplier: float,
             dropout: float, activation: str | None, weights: str | os.PathLike | None,
-            backbone_weights: str | os.PathLike | None, name: str) -> keras.Model:
+            backbone_weights: str | os.PathLike | None, name: str,
+            attention: str | None = None, stochastic_depth: float = 0.0) -> keras.Model:
     check_activation(activation)
     check_weights(weights)
     check_width_multiplier(width_multiplier)
     shape = check_image_size(name, input_shape, BACKBONE_MIN_SIZE)
     inputs = raw_image_input(shape)
-    features = resnet_features(inputs, depth, width_multiplier)
+    features = resnet_features(inputs, depth, width_multiplier, attention, stochastic_depth)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features["P5"])
     outputs = classifier_output(x, num_classes, activation, dropout)
     model = keras.Model(inputs, outputs, name=name)
     load_backbone_weights(model, f"resnet{depth}", shape, backbone_weights,
-                          width_multiplier=width_multiplier)
+                          width_multiplier=width_multiplier, attention=attention,
+                          stochastic_depth=stochastic_depth)
     return load_weights(model, weights)
 
 
@@ -47,6 +49,8 @@ def resnet18(
     weights: str | os.PathLike | None = None,
     backbone_weights: str | os.PathLike | None = None,
     name: str = "resnet18",
+    attention: str | None = None,
+    stochastic_depth: float = 0.0,
 ) -> keras.Model:
     """ResNet-18: eight basic residual blocks (two 3x3 convolutions each).
 
@@ -72,6 +76,10 @@ def resnet18(
             `build_backbone("resnet18", ...)` with the same input shape and width.
             Defaults to None.
         name: model name. Defaults to "resnet18".
+        attention: None, "se", "cbam" (on every residual branch) or "non_local" (one
+            block after conv4_x); see `resnet_features`. Defaults to None.
+        stochastic_depth: drop probability of the last block (1 - p_L), decaying
+            linearly to 0 at the first (Huang et al. 2016). Defaults to 0.0.
 
     Input shape:
         `[B, H, W, C]` raw pixels 0..255.
@@ -83,7 +91,8 @@ def resnet18(
         A `keras.Model`.
 
     Raises:
-        ValueError: for an input smaller than 32x32, a bad `activation`, or "imagenet".
+        ValueError: for an input smaller than 32x32, a bad `activation`, `attention` or
+            `stochastic_depth`, or "imagenet".
 
     Example:
 
@@ -92,7 +101,7 @@ def resnet18(
     (None, 3)
     """
     return _resnet(18, input_shape, num_classes, width_multiplier, dropout, activation,
-                   weights, backbone_weights, name)
+                   weights, backbone_weights, name, attention, stochastic_depth)
 
 
 @register("resnet34", task="classification")
@@ -105,6 +114,8 @@ def resnet34(
     weights: str | os.PathLike | None = None,
     backbone_weights: str | os.PathLike | None = None,
     name: str = "resnet34",
+    attention: str | None = None,
+    stochastic_depth: float = 0.0,
 ) -> keras.Model:
     """ResNet-34: sixteen basic residual blocks (two 3x3 convolutions each).
 
@@ -126,6 +137,10 @@ def resnet34(
             `build_backbone("resnet34", ...)` with the same input shape and width.
             Defaults to None.
         name: model name. Defaults to "resnet34".
+        attention: None, "se", "cbam" (on every residual branch) or "non_local" (one
+            block after conv4_x); see `resnet_features`. Defaults to None.
+        stochastic_depth: drop probability of the last block (1 - p_L), decaying
+            linearly to 0 at the first (Huang et al. 2016). Defaults to 0.0.
 
     Input shape:
         `[B, H, W, C]` raw pixels 0..255.
@@ -137,7 +152,8 @@ def resnet34(
         A `keras.Model`.
 
     Raises:
-        ValueError: for an input smaller than 32x32, a bad `activation`, or "imagenet".
+        ValueError: for an input smaller than 32x32, a bad `activation`, `attention` or
+            `stochastic_depth`, or "imagenet".
 
     Example:
 
@@ -146,7 +162,7 @@ def resnet34(
     (None, 3)
     """
     return _resnet(34, input_shape, num_classes, width_multiplier, dropout, activation,
-                   weights, backbone_weights, name)
+                   weights, backbone_weights, name, attention, stochastic_depth)
 
 
 @register("resnet50", task="classification")
@@ -159,6 +175,8 @@ def resnet50(
     weights: str | os.PathLike | None = None,
     backbone_weights: str | os.PathLike | None = None,
     name: str = "resnet50",
+    attention: str | None = None,
+    stochastic_depth: float = 0.0,
 ) -> keras.Model:
     """ResNet-50: sixteen bottleneck residual blocks (1x1 reduce, 3x3, 1x1 expand by 4).
 
@@ -184,6 +202,10 @@ def resnet50(
             `build_backbone("resnet50", ...)` with the same input shape and width.
             Defaults to None.
         name: model name. Defaults to "resnet50".
+        attention: None, "se", "cbam" (on every residual branch) or "non_local" (one
+            block after conv4_x); see `resnet_features`. Defaults to None.
+        stochastic_depth: drop probability of the last block (1 - p_L), decaying
+            linearly to 0 at the first (Huang et al. 2016). Defaults to 0.0.
 
     Input shape:
         `[B, H, W, C]` raw pixels 0..255.
@@ -195,7 +217,8 @@ def resnet50(
         A `keras.Model`.
 
     Raises:
-        ValueError: for an input smaller than 32x32, a bad `activation`, or "imagenet".
+        ValueError: for an input smaller than 32x32, a bad `activation`, `attention` or
+            `stochastic_depth`, or "imagenet".
 
     Example:
 
@@ -204,4 +227,4 @@ def resnet50(
     (None, 3)
     """
     return _resnet(50, input_shape, num_classes, width_multiplier, dropout, activation,
-                   weights, backbone_weights, name)
+                   weights, backbone_weights, name, attention, stochastic_depth)

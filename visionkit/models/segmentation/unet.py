@@ -10,12 +10,33 @@ from __future__ import annotations
 import keras
 
 from visionkit.models.common import raw_image_input, rescale
+from visionkit.models.layers.attention_gate import AttentionGate
 from visionkit.models.registry import register
 from visionkit.models.segmentation.head import check_segmentation_shape, segmentation_output
 
-__all__ = ["unet", "conv_block"]
+__all__ = ["unet", "conv_block", "check_unet_attention", "gate_skip"]
 
 _DECODERS = ("transpose", "upsampling")
+# `attention="gate"`: Oktay et al. 2018's attention gates on the skip connections.
+UNET_ATTENTIONS = (None, "gate")
+
+
+def check_unet_attention(attention: str | None) -> str | None:
+    """Validates a U-Net `attention=` option (None or "gate")."""
+    if attention not in UNET_ATTENTIONS:
+        raise ValueError(f"Expected attention to be one of {UNET_ATTENTIONS}; received "
+                         f"attention={attention!r}.")
+    return attention
+
+
+def gate_skip(skip: keras.KerasTensor, gating: keras.KerasTensor, attention: str | None,
+              name: str) -> keras.KerasTensor:
+    """The skip connection, scaled by an `AttentionGate` driven by the coarser decoder map
+    when `attention == "gate"` (F_int = half the skip's channels, as Oktay et al.)."""
+    if attention != "gate":
+        return skip
+    inter = max(1, int(skip.shape[-1]) // 2)
+    return AttentionGate(inter, name=f"{name}_attention")([skip, gating])
 
 
 def conv_block(x: keras.KerasTensor, filters: int, name: str, batch_norm: bool = False,
@@ -37,7 +58,7 @@ def conv_block(x: keras.KerasTensor, filters: int, name: str, batch_norm: bool =
 def unet(input_shape: tuple[int, int, int], num_classes: int, depth: int = 4,
          filters: int = 64, decoder: str = "transpose", batch_norm: bool = False,
          dropout: float = 0.0, activation: str | None = "softmax",
-         name: str = "unet") -> keras.Model:
+         name: str = "unet", attention: str | None = None) -> keras.Model:
     """U-Net (Ronneberger et al. 2015) with "same" padding: output size = input size.
 
     Each level has two 3x3 convolutions; the number of filters starts at `filters` and
@@ -61,6 +82,9 @@ def unet(input_shape: tuple[int, int, int], num_classes: int, depth: int = 4,
             the end of the contracting path"). Defaults to 0.0.
         activation: "softmax", "sigmoid" or None (logits). Defaults to "softmax".
         name: the model's name. Defaults to "unet".
+        attention: None, or "gate" for Attention U-Net (Oktay et al. 2018): each skip
+            connection is scaled by an `AttentionGate` whose gating signal is the
+            decoder's map one level deeper (before upsampling). Defaults to None.
 
     Input shape:
         `[B, H, W, C]` raw pixels 0..255.
@@ -86,6 +110,7 @@ def unet(input_shape: tuple[int, int, int], num_classes: int, depth: int = 4,
         raise ValueError(f"Expected filters >= 1; received filters={filters!r}.")
     if decoder not in _DECODERS:
         raise ValueError(f"Expected decoder in {_DECODERS}; received decoder={decoder!r}.")
+    check_unet_attention(attention)
     shape = check_segmentation_shape("unet", input_shape, 2 ** int(depth))
     inputs = raw_image_input(shape)
     x = rescale(inputs)
@@ -97,13 +122,14 @@ def unet(input_shape: tuple[int, int, int], num_classes: int, depth: int = 4,
     x = conv_block(x, filters * 2 ** int(depth), "bottom", batch_norm, dropout)
     for level in reversed(range(int(depth))):
         width = filters * 2 ** level
+        skip = gate_skip(skips[level], x, attention, f"up{level + 1}")
         if decoder == "transpose":
             x = keras.layers.Conv2DTranspose(width, 2, strides=2,
                                              name=f"up{level + 1}_upconv")(x)
         else:
             x = keras.layers.UpSampling2D(2, name=f"up{level + 1}_upsample")(x)
             x = keras.layers.Conv2D(width, 2, padding="same", name=f"up{level + 1}_upconv")(x)
-        x = keras.layers.Concatenate(name=f"up{level + 1}_concat")([skips[level], x])
+        x = keras.layers.Concatenate(name=f"up{level + 1}_concat")([skip, x])
         x = conv_block(x, width, f"up{level + 1}", batch_norm)
     outputs = segmentation_output(x, num_classes, activation)
     return keras.Model(inputs, outputs, name=name)

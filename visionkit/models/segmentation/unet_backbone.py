@@ -21,7 +21,7 @@ from visionkit.models.classification.backbone_head import load_backbone_weights
 from visionkit.models.common import raw_image_input
 from visionkit.models.registry import register
 from visionkit.models.segmentation.head import check_segmentation_shape, segmentation_output
-from visionkit.models.segmentation.unet import conv_block
+from visionkit.models.segmentation.unet import check_unet_attention, conv_block, gate_skip
 
 __all__ = ["UNET_BACKBONES", "unet_on_backbone"]
 
@@ -39,7 +39,7 @@ def unet_on_backbone(backbone: str, input_shape: tuple[int, int, int], num_class
                      activation: str | None = "softmax",
                      backbone_weights: str | os.PathLike | None = None,
                      weights: str | os.PathLike | None = None,
-                     name: str | None = None) -> keras.Model:
+                     name: str | None = None, attention: str | None = None) -> keras.Model:
     """A U-Net whose contracting path is the backbone `backbone`.
 
     The decoder upsamples P5 by 2 (nearest), concatenates P4 and applies two 3x3
@@ -59,6 +59,9 @@ def unet_on_backbone(backbone: str, input_shape: tuple[int, int, int], num_class
         backbone_weights: a local weights file of the backbone (see `build_backbone`).
         weights: a local `.weights.h5` file of this whole model.
         name: the model's name. Defaults to `"unet_" + backbone`.
+        attention: None, or "gate": each backbone map is scaled by an `AttentionGate`
+            driven by the decoder's map one level deeper (Oktay et al. 2018).
+            Defaults to None.
 
     Input shape:
         `[B, H, W, C]` raw pixels 0..255.
@@ -80,6 +83,7 @@ def unet_on_backbone(backbone: str, input_shape: tuple[int, int, int], num_class
     if len(filters) != _LEVELS or min(filters) < 1:
         raise ValueError(f"Expected decoder_filters as {_LEVELS} positive integers (deepest "
                          f"first); received decoder_filters={decoder_filters!r}.")
+    check_unet_attention(attention)
     model_name = name or f"unet_{backbone}"
     shape = check_segmentation_shape(model_name, input_shape, 2 ** _LEVELS)
     options = {} if width_multiplier is None else {"width_multiplier": width_multiplier}
@@ -88,10 +92,11 @@ def unet_on_backbone(backbone: str, input_shape: tuple[int, int, int], num_class
     x = features[f"P{_LEVELS}"]
     for step, width in enumerate(filters):
         level = _LEVELS - 1 - step
+        skip = (gate_skip(features[f"P{level}"], x, attention, f"decoder{level}")
+                if level > 0 else None)
         x = keras.layers.UpSampling2D(2, name=f"decoder{level}_upsample")(x)
-        if level > 0:
-            x = keras.layers.Concatenate(name=f"decoder{level}_concat")(
-                [x, features[f"P{level}"]])
+        if skip is not None:
+            x = keras.layers.Concatenate(name=f"decoder{level}_concat")([x, skip])
         x = conv_block(x, width, f"decoder{level}", batch_norm)
     outputs = segmentation_output(x, num_classes, activation)
     model = keras.Model(inputs, outputs, name=model_name)
