@@ -13,7 +13,7 @@ import os
 
 import keras
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 import visionkit as vk
 
@@ -129,21 +129,15 @@ _PIL_TURNS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
 
 
 def reference_array(contents: bytes, upright: bool = True) -> np.ndarray:
-    """The decoded upright uint8 RGB array, by PIL (an independent decoder).
+    """The decoded uint8 RGB array, by PIL (an independent decoder), upright by default.
 
-    16-bit samples keep their high byte (PIL's RGB conversion of 16-bit grey clips);
-    CMYK JPEGs come from libjpeg's conversion (`tf.io.decode_jpeg`; PIL converts CMYK
-    naively, up to 2 grey levels away), turned by PIL. With `upright=False`, as stored.
+    16-bit samples keep their high byte (PIL's RGB conversion of 16-bit grey clips).
+    With `upright=False`, as stored.
     """
-    import tensorflow as tf
-
     with Image.open(io.BytesIO(contents)) as image:
         orientation = image.getexif().get(0x0112, 1) if upright else 1
-        if image.mode == "CMYK":
-            decoded = Image.fromarray(tf.io.decode_jpeg(contents, channels=3).numpy())
-            turn = _PIL_TURNS.get(orientation)
-            return np.asarray(decoded.transpose(turn) if turn is not None else decoded)
-        turned = ImageOps.exif_transpose(image) if orientation != 1 else image
+        turn = _PIL_TURNS.get(orientation)
+        turned = image.transpose(turn) if turn is not None else image
         if turned.mode in ("I;16", "I;16B", "I"):
             grey = (np.asarray(turned).astype(np.int64) >> 8).astype(np.uint8)
             return np.repeat(grey[..., None], 3, axis=-1)

@@ -180,22 +180,28 @@ def test_export_without_data_records_the_defaults(tmp_path):
 
 
 # -- export refuses an injected mismatch --------------------------------------------------
-@pytest.mark.parametrize("injected, named", [
-    ({"orientation": "stored"}, "EXIF orientation 6"),
-    ({"antialias": False}, "On a .* grey levels"),
-])
-def test_export_refuses_a_pixel_mismatch(tmp_path, monkeypatch, injected, named):
-    from visionkit.export import exporter
-
-    root = tmp_path / "images"
-    files = _files([("JPEG", 1, 1.0), ("PNG8", 1, 1.0)], SMALL_SIZE)
-    write_tree(str(root), files)
-    data = vk.data.image_folder(root, image_size=SMALL_SIZE, validation_split=0.0,
+@pytest.fixture(scope="module")
+def first_version(tmp_path_factory):
+    """A data set, a model and its version 1 (the one a failed export must not touch)."""
+    work = tmp_path_factory.mktemp("refuse")
+    write_tree(str(work / "images"), _files([("JPEG", 1, 1.0), ("PNG8", 1, 1.0)], SMALL_SIZE))
+    data = vk.data.image_folder(work / "images", image_size=SMALL_SIZE, validation_split=0.0,
                                 batch_size=2)
     model = vk.models.build("simple_cnn", input_shape=(*SMALL_SIZE, 3), num_classes=2,
                             filters=(4,))
-    models = tmp_path / "models"
-    first = vk.export.saved_model(model, models, data=data)
+    first = vk.export.saved_model(model, work / "models", data=data)
+    return data, model, first
+
+
+@pytest.mark.parametrize("injected, named", [
+    ({"orientation": "stored"}, "On a JPEG with EXIF orientation 6"),
+    ({"antialias": False}, "On a .* grey levels"),
+])
+def test_export_refuses_a_pixel_mismatch(first_version, monkeypatch, injected, named):
+    from visionkit.export import exporter
+
+    data, model, first = first_version
+    models = os.path.dirname(first)
     before = hash_tree(first)
     original = exporter._serving_preprocessing
     monkeypatch.setattr(exporter, "_serving_preprocessing",

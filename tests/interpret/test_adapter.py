@@ -143,3 +143,21 @@ def test_a_uint8_input_model_is_explained_by_layers_and_refused_input_gradients(
         with pytest.raises(ArgumentError, match="takes uint8 inputs") as error:
             method(model, pixels)
         assert error.value.argument == "model"
+
+
+def test_one_linear_unit_is_one_score_unless_declared_a_binary_logit():
+    keras.utils.set_random_seed(4)
+    model = keras.Sequential([keras.Input((12, 12, 3)), *_layers()[:4], keras.layers.Dense(1)])
+    head = ModelAdapter(model).head
+    assert (head.kind, head.num_classes) == ("logits", 1)
+    with pytest.raises(ArgumentError, match=r"class ids in \[0, 0\].*target=1"):
+        vk.interpret.occlusion(model, IMAGES, target=1)
+    score = vk.interpret.occlusion(model, IMAGES, target=0, patch_size=12, stride=12,
+                                   verbose=0)
+    declared = vk.interpret.ClassScore(0, binary=True, from_logits=True)  # class 0 is -z
+    negative = vk.interpret.occlusion(model, IMAGES, target=declared, patch_size=12,
+                                      stride=12, verbose=0)
+    np.testing.assert_allclose(negative, -score, rtol=1e-6, atol=1e-6)
+    z = np.asarray(model(IMAGES))[:, 0] - np.asarray(model(np.broadcast_to(
+        IMAGES.mean(axis=(1, 2), keepdims=True), IMAGES.shape)))[:, 0]
+    np.testing.assert_allclose(score[:, 0, 0], z, rtol=1e-5, atol=1e-6)

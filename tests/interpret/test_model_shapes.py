@@ -375,7 +375,7 @@ METHODS = ["occlusion", "grad_cam", "saliency", "integrated_gradients", "fgsm", 
 
 # The layer-reading methods do not depend on the head: on the shapes that differ from
 # another only by their head, those cells run with the slow tests.
-_HEAD_ONLY = {"functional", "logits", "softmax_layer"}
+_HEAD_ONLY = {"functional", "logits", "softmax_layer", "binary", "multilabel"}
 _READERS = LAYER_METHODS - {"grad_cam"}
 CELLS = [pytest.param(name, method, marks=pytest.mark.slow)
          if name == "applications" or (name in _HEAD_ONLY and method in _READERS)

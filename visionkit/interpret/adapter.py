@@ -13,8 +13,8 @@ resolves all of this once, and every function of `visionkit.interpret` goes thro
 - `scored`: a model from the image input to the one output explained (chosen with
   `output=` by name or index when there are several; refused without it);
 - `head`: what that output is (`OutputHead`: "softmax", "logits", "binary" for one
-  sigmoid unit where class 1 is p > 0.5, "binary_logits" for one linear unit,
-  "multilabel" for independent sigmoids, "spatial" for per-pixel outputs, "detector"),
+  sigmoid unit where class 1 is p > 0.5, "multilabel" for independent sigmoids,
+  "spatial" for per-pixel outputs, "detector"),
   and how to reach its pre-activation (the logits of a softmax or sigmoid head, which
   Grad-CAM differentiates);
 - `find_layer`, `spatial_layer_names`, `check_spatial_layer`, `feature_model`: layers
@@ -67,8 +67,9 @@ class OutputHead:
     """What a model's explained output is.
 
     Attributes:
-        kind: "softmax", "logits", "binary" (one sigmoid unit: class 1 is p > 0.5),
-            "binary_logits" (one linear unit: class 1 is z > 0), "multilabel"
+        kind: "softmax", "logits" (any number of linear units, one linear unit
+            included: one score), "binary" (one sigmoid unit: class 1 is p > 0.5),
+            "multilabel"
             (independent sigmoids, one per class), "spatial" (`[B, H, W, C]` per-pixel
             outputs) or "detector" (a visionkit detector's dict of outputs).
         num_classes: classes a target may name (2 for the binary kinds).
@@ -86,11 +87,11 @@ class OutputHead:
 
     @property
     def binary(self) -> bool:
-        return self.kind in ("binary", "binary_logits")
+        return self.kind == "binary"
 
     @property
     def from_logits(self) -> bool:
-        return self.kind in ("logits", "binary_logits")
+        return self.kind == "logits"
 
 
 def _activation_name(layer) -> str:
@@ -147,8 +148,9 @@ def output_head(model: keras.Model, output_tensor=None) -> OutputHead:
         else:
             kind = "softmax"
         return OutputHead(kind, 2 if kind == "binary" else shape[-1], layer, pre)
-    if shape[-1] == 1:
-        return OutputHead("binary_logits", 2, layer)
+    # One linear unit stays one score (a regression, or a binary logit: then pass
+    # ClassScore(class_id, binary=True, from_logits=True) for its two classes); reading
+    # it as two classes would silently turn target=0 into -z.
     return OutputHead("logits", shape[-1], layer)
 
 
