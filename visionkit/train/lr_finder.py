@@ -75,7 +75,6 @@ class LearningRateRange:
             axes.set_ylim(low - 0.1 * (high - low + 1e-9), high + 0.5 * (high - low + 1e-9))
         axes.set_title("learning-rate range test")
         axes.legend(loc="best")
-        figure.tight_layout()
         return save(figure, path)
 
 
