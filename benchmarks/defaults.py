@@ -1,7 +1,8 @@
 """Every registry model that fits the embedded data, trained at `vk.train.fit`'s defaults.
 
 For each data set (digits 32x32; shapes classification, 2,048 images at 64x64; shapes
-segmentation, 1,024 images; shapes detection, 2,048 images) and each registry model of
+segmentation, 1,024 images; shapes detection, 4,000 images of 1-3 shapes in batches of
+16, the data of pipelines/shapes_yolov8.yaml) and each registry model of
 its task that builds for that input (models that refuse the input size or channels are
 listed as skipped, with the builder's reason), this trains with `vk.train.fit(model,
 data)` and nothing else: the task's epochs, learning rate, warmup and cosine schedule,
@@ -38,7 +39,10 @@ def embedded(name: str, seed: int = 0) -> vk.data.Data:
     if name == "digits":
         return vk.data.digits(image_size=(32, 32), seed=seed)
     task = name.removeprefix("shapes_")
-    n = {"classification": 2048, "segmentation": 1024, "detection": 2048}[task]
+    if task == "detection":
+        return vk.data.shapes(task, n=4000, image_size=(64, 64), batch_size=16,
+                              shapes_per_image=(1, 3), seed=seed)
+    n = {"classification": 2048, "segmentation": 1024}[task]
     return vk.data.shapes(task, n=n, image_size=(64, 64), seed=seed)
 
 

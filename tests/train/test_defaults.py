@@ -194,3 +194,15 @@ def test_range_test_stops_at_divergence_and_names_bad_input(tiny_digits):
         vk.train.find_learning_rate(model, tiny_digits, method="valley")
     with pytest.raises(ValueError, match="NaN or infinite"):
         _read_off(np.array([1e-3, 1e-2]), np.array([np.nan, np.nan]), "minimum")
+
+
+def test_range_test_leaves_the_lucky_last_steps_aside():
+    """A noisy sweep that never diverges, whose last batches happen to score lowest
+    (seen on shapes with simple_cnn): `skip_end` keeps the read-off on the valley."""
+    rates = np.logspace(-6, 0, 100)
+    x = np.log10(rates)
+    losses = 2.0 - 0.2 * np.exp(-((x + 2) ** 2))  # a valley at 1e-2
+    losses[-3:] = 1.5  # three lucky batches at the end
+    assert _read_off(rates, losses, "minimum", sigma=1.0).minimum > 0.5
+    kept = _read_off(rates, losses, "minimum", sigma=1.0, skip_end=5)
+    assert kept.minimum == pytest.approx(1e-2, rel=0.2)

@@ -121,6 +121,7 @@ def find_learning_rate(
     smoothing: float = 0.98,
     divergence: float = 4.0,
     sigma: float | None = None,
+    skip_end: int = 5,
     method: str = "minimum",
     plot: str | os.PathLike | None = None,
     model_kwargs: dict[str, Any] | None = None,
@@ -152,7 +153,11 @@ def find_learning_rate(
         divergence: stop once the moving average exceeds this times its minimum.
             Defaults to 4.0.
         sigma: width in steps of the Gaussian the rate is read off. Defaults to
-            `max(1, num_steps / 50)`.
+            `max(1, num_steps / 25)` (4 steps of 100: single batches of 32 images vary
+            by +-0.5 in loss).
+        skip_end: last steps left out when reading off the rate (fastai's `skip_end`):
+            a model whose loss has not diverged by `max_lr` often shows a few lucky
+            batches there. Defaults to 5.
         method: "minimum" or "steepest". Defaults to "minimum".
         plot: a PNG path for `LearningRateRange.plot`, or None.
         model_kwargs: keyword arguments for a model given by name.
@@ -204,9 +209,9 @@ def find_learning_rate(
                   callbacks=[sweep], verbose=0, shuffle=False)
     finally:
         model.set_weights(weights)
-    width = float(sigma) if sigma is not None else max(1.0, int(num_steps) / 50)
+    width = float(sigma) if sigma is not None else max(1.0, int(num_steps) / 25)
     result = _read_off(rates[:len(sweep.losses)], np.asarray(sweep.losses, np.float64),
-                       method, width)
+                       method, width, int(skip_end))
     if plot is not None:
         result.plot(plot)
     return result
@@ -222,8 +227,8 @@ def _smooth(values: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _read_off(rates: np.ndarray, losses: np.ndarray, method: str,
-              sigma: float = 1.0) -> LearningRateRange:
-    """The suggested rate of a finished sweep."""
+              sigma: float = 1.0, skip_end: int = 0) -> LearningRateRange:
+    """The suggested rate of a finished sweep (its last `skip_end` finite steps aside)."""
     finite = np.isfinite(losses)
     smoothed = np.full(losses.shape, np.nan)
     if finite.sum() >= 2:
@@ -232,6 +237,8 @@ def _read_off(rates: np.ndarray, losses: np.ndarray, method: str,
         raise ValueError("The range test's loss was NaN or infinite from the first steps "
                          f"(losses {losses[:5].tolist()}); lower min_lr or check the data.")
     valid_rates, valid = rates[finite], smoothed[finite]
+    if skip_end and len(valid) > skip_end + 2:
+        valid_rates, valid = valid_rates[:-skip_end], valid[:-skip_end]
     at_minimum = int(np.argmin(valid))
     minimum = float(valid_rates[at_minimum])
     # Slope per decade, up to the minimum (beyond it the loss rises by construction).
