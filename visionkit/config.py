@@ -223,10 +223,11 @@ class FineTuneConfig(_Section):
 class TrainConfig(_Section):
     """Training options, as in `vk.train.fit`."""
 
-    epochs: Annotated[int, Field(ge=1)] = 10
+    epochs: Annotated[int, Field(ge=1)] | None = None  # None: the task's (train.defaults)
     optimizer: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"] = "adam"
     learning_rate: Annotated[float, Field(gt=0)] | None = None
     schedule: Literal["constant", "cosine", "plateau"] | None = None
+    warmup_epochs: Annotated[float, Field(ge=0)] | None = None
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     nesterov: bool = False
     weight_decay: Annotated[float, Field(ge=0)] | None = None

@@ -162,6 +162,9 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
     run = vk_train.fit(
         model, data, epochs=options.epochs, run_dir=directory, optimizer=options.optimizer,
         learning_rate=options.learning_rate, schedule=options.schedule,
+        warmup_epochs=options.warmup_epochs,
+        # a recipe's own data.augment wins; left out, fit applies the task's preset
+        augment=data.augment if "augment" in recipe.data.model_fields_set else "auto",
         momentum=options.momentum, nesterov=options.nesterov,
         weight_decay=options.weight_decay, early_stopping=options.early_stopping,
         mixed_precision=options.mixed_precision, jit_compile=options.jit_compile,

@@ -185,3 +185,16 @@ def test_lenet5_shapes_follow_the_paper():
 def test_application_classifier_takes_grey_images_nowhere():
     with pytest.raises(ValueError, match="3 channels"):
         vk.models.build("densenet121", (32, 32, 1), NUM_CLASSES)
+
+
+def test_lenet5_paper_layers_without_batch_norm():
+    """The paper's C1..F6 parameter counts (with full C3 connections, 3 input channels):
+    C1 (5*5*3+1)*6, C3 (5*5*6+1)*16, C5 (5*5*16+1)*120, F6 (120+1)*84, output (84+1)*10."""
+    paper = vk.models.build("lenet5", (28, 28, 3), 10, batch_norm=False)
+    expected = (76 * 6) + (151 * 16) + (401 * 120) + (121 * 84) + (85 * 10)
+    assert paper.count_params() == expected
+    assert not any(isinstance(layer, keras.layers.BatchNormalization)
+                   for layer in paper.layers)
+    default = vk.models.build("lenet5", (28, 28, 3), 10)
+    assert [layer.name for layer in default.layers
+            if isinstance(layer, keras.layers.BatchNormalization)] == ["c1_bn", "c3_bn", "c5_bn"]

@@ -59,11 +59,11 @@ MIRRORED = textwrap.dedent("""
     base = dataclasses.replace(vk.data.digits(image_size=(16, 16), seed=0).take(128, 32),
                                shuffle_buffer=1)
     single = vk.train.fit(plain_model, base.with_batch_size(32), epochs=3, verbose=0,
-                          optimizer="sgd", learning_rate=0.1, evaluate=False)
+                          optimizer="sgd", learning_rate=0.1, evaluate=False, augment="none")
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     mirrored = vk.train.fit(plain_model, base.with_batch_size(16), epochs=3, verbose=0,
                             optimizer="sgd", learning_rate=0.1, strategy=strategy,
-                            scale_learning_rate=False, run_dir=sys.argv[1])
+                            scale_learning_rate=False, run_dir=sys.argv[1], augment="none")
     print(json.dumps({"single": single.history["loss"], "mirrored": mirrored.history["loss"],
                       "replicas": strategy.num_replicas_in_sync}))
 """)

@@ -7,9 +7,11 @@ Example:
 >>> run = vk.train.fit("simple_cnn", data, epochs=1, verbose=0)
 """
 
-from visionkit.train import distribute, losses, metrics
+from visionkit.train import defaults, distribute, losses, metrics
 from visionkit.train.evaluate import evaluate
 from visionkit.train.fit import Run, fit
+from visionkit.train.lr_finder import LearningRateRange, find_learning_rate
 from visionkit.train.optimizers import make_optimizer
 
-__all__ = ["Run", "distribute", "evaluate", "fit", "losses", "make_optimizer", "metrics"]
+__all__ = ["LearningRateRange", "Run", "defaults", "distribute", "evaluate",
+           "find_learning_rate", "fit", "losses", "make_optimizer", "metrics"]

@@ -19,6 +19,7 @@ from visionkit.train.callbacks import (
     StopOnNonFiniteLoss,
     read_best_record,
 )
+from visionkit.train.defaults import apply_defaults, suggested_learning_rate
 from visionkit.train.distribute import (
     global_batch_size as global_batch_size_for,
 )
@@ -73,12 +74,13 @@ ModelSpec = keras.Model | str | Callable[[], keras.Model]
 def fit(
     model: ModelSpec,
     data: Data,
-    epochs: int = 10,
+    epochs: int | None = None,
     run_dir: str | os.PathLike | None = None,
     *,
     optimizer: str | keras.optimizers.Optimizer = "adam",
-    learning_rate: float | None = None,
+    learning_rate: float | str | None = None,
     schedule: str | None = None,
+    warmup_epochs: float | None = None,
     momentum: float = 0.9,
     nesterov: bool = False,
     weight_decay: float | None = None,
@@ -104,6 +106,7 @@ def fit(
     recipe: dict[str, Any] | None = None,
     model_kwargs: dict[str, Any] | None = None,
     fine_tune: dict[str, Any] | None = None,
+    augment: Any = "auto",
 ) -> Run:
     """Trains a model on a `Data` set with the task's defaults.
 
@@ -120,15 +123,22 @@ def fit(
             Names and functions are built inside the precision policy and strategy scope;
             a model instance is rebuilt from its config there when needed.
         data: the `Data` set.
-        epochs: number of epochs. Defaults to 10.
+        epochs: number of epochs. Defaults to the task's (10 for classification, 12 for
+            segmentation, 20 for detection; see `visionkit.train.defaults`).
         run_dir: directory of the run's files. Defaults to None (write nothing).
         optimizer: "sgd", "adam", "adamw", "rmsprop", "adagrad" or an optimizer.
             Defaults to "adam".
-        learning_rate: initial learning rate. Defaults to the optimizer's usual value.
-        schedule: None, "cosine" (cosine decay over the run) or "plateau"
-            (ReduceLROnPlateau on the monitored quantity). Defaults to None.
+        learning_rate: initial (peak) learning rate, or "find" to run the range test
+            (`vk.train.find_learning_rate`) on the built model and use its suggestion.
+            Defaults to the task's rate for `optimizer` (`visionkit.train.defaults`).
+        schedule: "cosine" (linear warmup, then cosine decay over the run), "constant"
+            or "plateau" (ReduceLROnPlateau on the monitored quantity). Defaults to the
+            task's ("cosine").
+        warmup_epochs: epochs of linear warmup before the cosine decay (Goyal et al.
+            2017). Defaults to `min(3, epochs / 10)` with "cosine", else 0.
         momentum, nesterov: SGD momentum settings. Defaults to 0.9 and False.
-        weight_decay: decoupled weight decay. Defaults to None (1e-4 for AdamW).
+        weight_decay: decoupled weight decay. Defaults to the task's for `optimizer`
+            (5e-4 for SGD, 1e-4 for AdamW, none for Adam).
         loss: a loss overriding the task's. Defaults to None.
         metrics: metrics overriding the task's. Defaults to None.
         callbacks: extra Keras callbacks.
@@ -163,6 +173,13 @@ def fit(
             (BatchNorm in inference mode) for N epochs, then unfreezes the backbone (all,
             or its last K stages) at the rate times the factor. history.csv records
             `fine_tune_phase` and `learning_rate`. Defaults to None (one phase).
+        augment: "auto" (the task's preset, e.g. "light", when `data` has no
+            augmentation; the data's own otherwise), or a preset name / Keras layers
+            used instead of the data's ("none" turns it off). Defaults to "auto".
+
+    Options left unset are filled from the task's row of `visionkit.train.defaults`
+    (explicit arguments always win; an optimizer instance keeps its own rate, schedule
+    and decay); unless `verbose=0`, fit prints once which defaults it chose.
 
     Returns:
         A `Run`.
@@ -183,8 +200,14 @@ def fit(
     """
     if not isinstance(data, Data):
         raise TypeError(f"Expected data as a visionkit.data.Data; received {type(data).__name__}.")
-    if int(epochs) < 1:
+    if epochs is not None and int(epochs) < 1:
         raise ValueError(f"Expected epochs >= 1; received epochs={epochs!r}.")
+    chosen, data = apply_defaults(data, epochs=epochs, optimizer=optimizer,
+                                  learning_rate=learning_rate, schedule=schedule,
+                                  warmup_epochs=warmup_epochs, weight_decay=weight_decay,
+                                  augment=augment, verbose=verbose)
+    epochs, learning_rate, schedule = chosen.epochs, chosen.learning_rate, chosen.schedule
+    weight_decay = chosen.weight_decay
     fine_tune = parse_fine_tune(fine_tune, int(epochs))
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
@@ -197,7 +220,8 @@ def fit(
     batch = global_batch_size_for(data.batch_size, replicas, global_batch_size) \
         if distribution is not None else data.batch_size
     if batch != data.batch_size:
-        if scale_learning_rate and not isinstance(optimizer, keras.optimizers.Optimizer):
+        if scale_learning_rate and not isinstance(optimizer, keras.optimizers.Optimizer) \
+                and learning_rate != "find":  # the range test runs on the global batch
             base = learning_rate if learning_rate is not None else \
                 DEFAULT_LEARNING_RATES.get(str(optimizer).lower())
             learning_rate = None if base is None else base * batch / data.batch_size
@@ -210,11 +234,14 @@ def fit(
     with scope:
         model = _materialize(model, data, policy, force_rebuild=distribution is not None,
                              model_kwargs=model_kwargs or {})
+        if learning_rate == "find":
+            learning_rate = suggested_learning_rate(model, data, optimizer, verbose)
         task.compile(
             model,
             make_optimizer(optimizer, learning_rate, schedule=schedule,
                            total_steps=steps * int(epochs), momentum=momentum,
-                           nesterov=nesterov, weight_decay=weight_decay),
+                           nesterov=nesterov, weight_decay=weight_decay,
+                           warmup_steps=round(chosen.warmup_epochs * steps)),
             num_classes=data.num_classes, loss=loss, metrics=metrics, jit_compile=use_xla,
         )
 
@@ -224,7 +251,7 @@ def fit(
     if directory is not None:
         _write_config(directory, data, recipe, locals_for_config(
             model=model.name, epochs=epochs, optimizer=optimizer, learning_rate=learning_rate,
-            schedule=schedule, mixed_precision=policy, jit_compile=use_xla,
+            schedule=schedule, warmup_epochs=chosen.warmup_epochs, mixed_precision=policy, jit_compile=use_xla,
             strategy=strategy, steps_per_epoch=steps, seed=seed))
     # The task's callbacks (e.g. periodic mAP) come first, so the logs they add reach the
     # CSV log, checkpoints and early stopping.

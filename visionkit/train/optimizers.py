@@ -24,6 +24,7 @@ def make_optimizer(
     momentum: float = 0.9,
     nesterov: bool = False,
     weight_decay: float | None = None,
+    warmup_steps: int = 0,
 ) -> keras.optimizers.Optimizer:
     """Builds an optimizer by name, with an optional cosine decay.
 
@@ -31,12 +32,15 @@ def make_optimizer(
         optimizer: "sgd" (with `momentum`, `nesterov`), "adam", "adamw", "rmsprop",
             "adagrad", or an optimizer instance (returned as is).
         learning_rate: initial learning rate. Defaults to `DEFAULT_LEARNING_RATES[name]`.
-        schedule: None/"constant", "cosine" (cosine decay to 0 over `total_steps`) or
-            "plateau" (constant here; `fit` adds ReduceLROnPlateau).
+        schedule: None/"constant", "cosine" (a linear warmup from 0 over `warmup_steps`
+            (Goyal et al. 2017), then cosine decay to 0 over the remaining steps, as
+            Keras's `CosineDecay` does) or "plateau" (constant here; `fit` adds
+            ReduceLROnPlateau).
         total_steps: training steps, needed by "cosine".
         momentum: SGD momentum. Defaults to 0.9.
         nesterov: Nesterov momentum for SGD. Defaults to False.
         weight_decay: decoupled weight decay. Defaults to 1e-4 for AdamW, None otherwise.
+        warmup_steps: steps of linear warmup of the "cosine" schedule. Defaults to 0.
 
     Raises:
         ValueError: for an unknown optimizer or schedule name.
@@ -61,7 +65,16 @@ def make_optimizer(
     if schedule == "cosine":
         if not total_steps:
             raise ValueError("schedule='cosine' needs the number of training steps.")
-        lr = keras.optimizers.schedules.CosineDecay(rate, decay_steps=int(total_steps))
+        warmup = int(warmup_steps)
+        if not 0 <= warmup < int(total_steps):
+            raise ValueError(f"Expected 0 <= warmup_steps < total_steps ({total_steps}); "
+                             f"received warmup_steps={warmup_steps!r}.")
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else rate, decay_steps=int(total_steps) - warmup,
+            warmup_target=rate if warmup else None, warmup_steps=warmup)
+    elif warmup_steps:
+        raise ValueError(f"warmup_steps={warmup_steps!r} needs schedule='cosine'; received "
+                         f"schedule={schedule!r}.")
     if name == "sgd":
         return keras.optimizers.SGD(lr, momentum=momentum, nesterov=nesterov,
                                     weight_decay=weight_decay)

@@ -14,6 +14,7 @@ from visionkit.models.common import raw_image_input, rescale
 from visionkit.models.layers.max_unpooling import MaxUnpooling2D
 from visionkit.models.registry import register
 from visionkit.models.segmentation.head import check_segmentation_shape, segmentation_output
+from visionkit.models.segmentation.unet import BN_MOMENTUM
 
 __all__ = ["segnet", "segnet_decoder_filters"]
 
@@ -47,7 +48,7 @@ def segnet_decoder_filters(width: float = 1.0) -> list[list[int]]:
 def _conv_bn_relu(x, filters: int, name: str):
     x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                             kernel_initializer="he_normal", name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 

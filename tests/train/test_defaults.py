@@ -1,0 +1,208 @@
+"""Training defaults per task: the table fit reads, the warmup-cosine schedule, the range
+test and models sized to their input."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import visionkit as vk
+from visionkit.models.classification.simple_cnn import default_filters, receptive_field
+from visionkit.train.defaults import TASK_DEFAULTS, choose_defaults, warmup_epochs_for
+from visionkit.train.lr_finder import _read_off
+
+TINY = {"filters": (8, 16)}
+
+
+def test_every_option_left_unset_comes_from_the_task_row():
+    for task, row in TASK_DEFAULTS.items():
+        for optimizer, rate in row.learning_rates.items():
+            chosen = choose_defaults(task, optimizer=optimizer)
+            assert chosen.epochs == row.epochs
+            assert chosen.learning_rate == rate
+            assert chosen.schedule == "cosine"
+            assert chosen.warmup_epochs == pytest.approx(min(3.0, row.epochs / 10))
+            assert chosen.weight_decay == row.weight_decay.get(optimizer)
+            assert chosen.augment == row.augment
+
+
+def test_explicit_arguments_always_win():
+    chosen = choose_defaults("segmentation", epochs=40, optimizer="sgd", learning_rate=0.2,
+                            schedule="cosine", warmup_epochs=0.0, weight_decay=0.0,
+                            augment="geometric")
+    assert (chosen.epochs, chosen.learning_rate, chosen.warmup_epochs, chosen.weight_decay,
+            chosen.augment) == (40, 0.2, 0.0, 0.0, "geometric")
+    assert chosen.defaulted == ()
+    assert "no defaults" in chosen.describe()
+    # "constant" turns the schedule (and so the default warmup) off
+    constant = choose_defaults("classification", schedule="constant")
+    assert constant.schedule is None and constant.warmup_epochs == 0.0
+    # the data's own augmentation is kept under "auto"
+    assert choose_defaults("classification", data_augment="geometric").augment == "geometric"
+    # an optimizer instance keeps its own rate, schedule and weight decay
+    instance = choose_defaults("classification", optimizer=keras.optimizers.SGD(0.3))
+    assert instance.learning_rate is None and instance.schedule is None
+    assert instance.weight_decay is None
+    assert set(instance.defaulted) == {"epochs", "augment"}
+
+
+def test_warmup_is_a_tenth_of_the_run_up_to_three_epochs():
+    assert [warmup_epochs_for(e) for e in (1, 10, 12, 30, 300)] == [0.1, 1.0, 1.2, 3.0, 3.0]
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"warmup_epochs": -1.0}, "warmup_epochs"),
+    ({"epochs": 5, "warmup_epochs": 5.0}, "warmup_epochs < epochs"),
+    ({"schedule": "plateau", "warmup_epochs": 1.0}, "schedule='cosine'"),
+])
+def test_bad_warmup_is_named(options, message):
+    with pytest.raises(ValueError, match=message):
+        choose_defaults("classification", **options)
+
+
+def test_unknown_task_is_named():
+    with pytest.raises(ValueError, match="'captioning'"):
+        choose_defaults("captioning")
+
+
+def test_warmup_then_cosine_matches_the_formula():
+    peak, total, warmup = 0.01, 100, 10
+    optimizer = vk.train.make_optimizer("adam", peak, schedule="cosine", total_steps=total,
+                                        warmup_steps=warmup)
+    schedule = optimizer._learning_rate
+    for step in range(total + 1):
+        if step < warmup:  # linear from 0 (Goyal et al. 2017)
+            expected = peak * step / warmup
+        else:  # cosine from the peak to 0 over the remaining steps
+            expected = 0.5 * peak * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+        assert float(schedule(step)) == pytest.approx(expected, abs=1e-7), step
+    with pytest.raises(ValueError, match="warmup_steps"):
+        vk.train.make_optimizer("adam", peak, schedule="cosine", total_steps=10,
+                                warmup_steps=10)
+    with pytest.raises(ValueError, match="needs schedule='cosine'"):
+        vk.train.make_optimizer("adam", peak, warmup_steps=3)
+
+
+def test_fit_trains_with_the_defaults_and_says_so_once(tiny_digits, capsys):
+    run = vk.train.fit("simple_cnn", tiny_digits, epochs=2, verbose=2, evaluate=False,
+                       model_kwargs=TINY)
+    printed = capsys.readouterr().out
+    assert printed.count("fit: classification defaults") == 1
+    for text in ("learning_rate=0.003", "schedule='cosine'", "warmup_epochs=0.2",
+                 "augment='light'"):
+        assert text in printed
+    schedule = run.model.optimizer._learning_rate
+    steps = tiny_digits.steps_per_epoch
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    assert schedule.warmup_steps == round(0.2 * steps)
+    assert schedule.warmup_target == pytest.approx(0.003)
+    assert schedule.decay_steps == 2 * steps - round(0.2 * steps)
+    assert int(run.model.optimizer.iterations) == 2 * steps
+
+
+def test_fit_with_everything_given_prints_nothing_and_trains_at_a_constant_rate(
+        tiny_digits, capsys):
+    run = vk.train.fit("simple_cnn", tiny_digits, epochs=1, verbose=2, evaluate=False,
+                       learning_rate=0.01, schedule="constant", weight_decay=0.0,
+                       augment="none", model_kwargs=TINY)
+    assert "defaults" not in capsys.readouterr().out
+    assert float(run.model.optimizer.learning_rate) == pytest.approx(0.01)
+
+
+def test_receptive_field_matches_the_pixels_one_output_unit_sees():
+    """The field `receptive_field` computes is where a bright pixel changes the built
+    network's centre unit (all-positive weights, so a bright pixel in the field always
+    raises some maximum; max pooling passes no gradient to non-maximal pixels, hence a
+    perturbation rather than a gradient)."""
+    size = 64
+    for blocks in (1, 2, 3, 4):
+        model = vk.models.build("simple_cnn", (size, size, 1), 2, filters=(2,) * blocks)
+        features = keras.Model(model.inputs, model.get_layer(f"pool{blocks}").output)
+        for layer in features.layers:
+            if isinstance(layer, keras.layers.Conv2D):
+                layer.kernel.assign(tf.ones_like(layer.kernel))
+        centre = features.output.shape[1] // 2
+        images = np.full((size + 1, size, size, 1), 100.0, np.float32)
+        for row in range(size):  # image `row` has a bright pixel in that row's centre
+            images[row, row, centre * 2 ** blocks] = 255.0
+        units = features.predict(images, verbose=0)[:, centre, centre, 0]
+        seen = np.flatnonzero(np.abs(units[:size] - units[size]) > 1e-3)
+        assert seen.max() - seen.min() + 1 == receptive_field(blocks), blocks
+
+
+def test_simple_cnn_depth_follows_the_input_size():
+    for side, blocks in ((16, 3), (28, 3), (32, 4), (64, 5), (128, 6)):
+        filters = default_filters((side, side, 3))
+        assert len(filters) == blocks, side
+        assert side // 2 ** blocks >= 2  # the last map stays at least 2x2
+        model = vk.models.build("simple_cnn", (side, side, 3), 5)
+        assert model.get_layer(f"pool{blocks}").output.shape[1] >= 2
+    # a field that covers the image at 64x64, where three blocks (22 px) did not
+    assert receptive_field(len(default_filters((64, 64, 3)))) >= 64
+
+
+def test_unet_has_batch_norm_unless_the_paper_network_is_asked_for():
+    def norms(model):
+        return sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
+
+    assert norms(vk.models.build("unet", (32, 32, 3), 3, depth=2, filters=4)) == 10
+    assert norms(vk.models.build("unet", (32, 32, 3), 3, depth=2, filters=4,
+                                 batch_norm=False)) == 0
+
+
+def test_range_test_restores_the_weights_and_sweeps_exponentially(tiny_digits, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = vk.models.build("simple_cnn", tiny_digits.input_shape, tiny_digits.num_classes,
+                            **TINY)
+    before = [w.copy() for w in model.get_weights()]
+    found = vk.train.find_learning_rate(model, tiny_digits, min_lr=1e-5, max_lr=1e-1,
+                                        num_steps=9, plot=tmp_path / "range.png")
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)  # batch-norm statistics included
+    np.testing.assert_allclose(found.rates, np.logspace(-5, -1, 9)[:len(found.rates)])
+    assert len(found.losses) == len(found.rates) and np.all(np.isfinite(found.losses))
+    assert found.suggestion == pytest.approx(found.minimum / 10)
+    with open(tmp_path / "range.png", "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_range_test_reads_a_known_curve():
+    """A loss falling fastest at 1e-3, lowest at 1e-2 and diverging after."""
+    rates = np.logspace(-6, 0, 121)
+    x = np.log10(rates)
+    losses = 2.0 - np.tanh((x + 3) * 1.5) + np.where(x > -2, 4 * (x + 2) ** 2, 0.0)
+    minimum = _read_off(rates, losses, "minimum")
+    assert minimum.minimum == pytest.approx(rates[np.argmin(losses)], rel=0.25)
+    assert minimum.suggestion == pytest.approx(minimum.minimum / 10)
+    steepest = _read_off(rates, losses, "steepest")
+    assert steepest.suggestion == pytest.approx(1e-3, rel=0.13)
+
+
+def test_range_test_stops_at_divergence_and_names_bad_input(tiny_digits):
+    model = vk.models.build("simple_cnn", tiny_digits.input_shape, tiny_digits.num_classes,
+                            **TINY)
+    found = vk.train.find_learning_rate(model, tiny_digits, optimizer="sgd", min_lr=1e-3,
+                                        max_lr=1e6, num_steps=40)
+    assert len(found.rates) < 40  # SGD at 1e6 blows up well before the end
+    with pytest.raises(ValueError, match="min_lr"):
+        vk.train.find_learning_rate(model, tiny_digits, min_lr=1.0, max_lr=0.1)
+    with pytest.raises(ValueError, match="method"):
+        vk.train.find_learning_rate(model, tiny_digits, method="valley")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        _read_off(np.array([1e-3, 1e-2]), np.array([np.nan, np.nan]), "minimum")
+
+
+def test_range_test_leaves_the_lucky_last_steps_aside():
+    """A noisy sweep that never diverges, whose last batches happen to score lowest
+    (seen on shapes with simple_cnn): `skip_end` keeps the read-off on the valley."""
+    rates = np.logspace(-6, 0, 100)
+    x = np.log10(rates)
+    losses = 2.0 - 0.2 * np.exp(-((x + 2) ** 2))  # a valley at 1e-2
+    losses[-3:] = 1.5  # three lucky batches at the end
+    assert _read_off(rates, losses, "minimum", sigma=1.0).minimum > 0.5
+    kept = _read_off(rates, losses, "minimum", sigma=1.0, skip_end=5)
+    assert kept.minimum == pytest.approx(1e-2, rel=0.2)

@@ -1,0 +1,85 @@
+"""fit's defaults train every model on the embedded data (slow: real training).
+
+The thresholds are the ones visionkit promises for a user's first run: nothing but the
+model's size is chosen here; epochs, learning rate, warmup, schedule, weight decay and
+augmentation are `vk.train.fit`'s defaults (`visionkit.train.defaults`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import visionkit as vk
+
+pytestmark = pytest.mark.slow
+
+
+def _shapes(task, n):
+    return vk.data.shapes(task, n=n, image_size=(64, 64), seed=0)
+
+
+@pytest.mark.parametrize("name", [
+    "simple_cnn", "resnet18",
+    pytest.param("lenet5", marks=pytest.mark.xfail(strict=True, reason=(
+        "not met yet: measured 0.183 (chance) after 10 epochs at the defaults, with or "
+        "without batch norm; LeNet-5's tanh layers need another rate or more epochs"))),
+])
+def test_classifiers_reach_90_percent_on_shapes_within_10_epochs(name):
+    run = vk.train.fit(name, _shapes("classification", 2048), seed=0, verbose=0)
+    assert len(run.history["loss"]) <= 10
+    assert run.metrics["accuracy"] >= 0.90, run.metrics["accuracy"]
+
+
+def test_simple_cnn_reaches_97_percent_on_digits():
+    run = vk.train.fit("simple_cnn", vk.data.digits(image_size=(32, 32), seed=0), seed=0,
+                       verbose=0)
+    assert run.metrics["accuracy"] >= 0.97, run.metrics["accuracy"]
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    pytest.param("unet", {"filters": 16}, marks=pytest.mark.xfail(strict=True, reason=(
+        "not met yet: mean IoU 0.355 after 12 epochs at the defaults with batch-norm "
+        "momentum 0.99, 0.46 with momentum 0.9 and cross-entropy + Dice; 312 steps are "
+        "too few at these rates"))),
+    pytest.param("segnet", {"width_multiplier": 0.25}, marks=pytest.mark.xfail(reason=(
+        "not measured at the new defaults; its recipe measured 0.194 after 20 epochs"))),
+])
+def test_segmenters_reach_075_mean_iou_on_shapes_within_12_epochs(name, kwargs):
+    run = vk.train.fit(name, _shapes("segmentation", 1024), seed=0, verbose=0,
+                       model_kwargs=kwargs)
+    assert len(run.history["loss"]) <= 12
+    assert run.metrics["mean_iou"] >= 0.75, run.metrics["mean_iou"]
+
+
+def test_yolov8_reaches_05_map50_on_shapes_in_its_default_epochs():
+    """The data of pipelines/shapes_yolov8.yaml (4,000 images, batch 16, 1-3 shapes)."""
+    data = vk.data.shapes("detection", n=4000, image_size=(64, 64), batch_size=16,
+                          shapes_per_image=(1, 3), seed=0)
+    run = vk.train.fit("yolov8", data, seed=0, verbose=0)
+    assert len(run.history["loss"]) == vk.train.defaults.TASK_DEFAULTS["detection"].epochs
+    assert run.metrics["map50"] >= 0.5, run.metrics["map50"]
+
+
+def test_range_test_suggestion_is_within_3x_of_the_best_fixed_rate():
+    """Smith (2017)'s range test against a grid: the same model (same initial weights)
+    and data trained for 3 epochs at each fixed rate (constant schedule); the best rate
+    is the one with the lowest validation loss."""
+    import keras
+
+    data = vk.data.shapes("classification", n=1024, image_size=(32, 32), seed=0)
+    keras.utils.set_random_seed(0)
+    model = vk.models.build("simple_cnn", data.input_shape, data.num_classes)
+    weights = model.get_weights()
+    found = vk.train.find_learning_rate(model, data)
+    grid = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
+    losses = []
+    for rate in grid:
+        model.set_weights(weights)
+        run = vk.train.fit(model, data, epochs=3, learning_rate=rate, schedule="constant",
+                           verbose=0, evaluate=False, augment="none")
+        losses.append(min(run.history["val_loss"]))
+    best = grid[int(np.argmin(losses))]
+    print(f"range test suggests {found.suggestion:.2g} (minimum {found.minimum:.2g}); "
+          f"grid {dict(zip(grid, np.round(losses, 4)))}, best {best:g}")
+    assert best / 3 <= found.suggestion <= best * 3

@@ -1,0 +1,217 @@
+"""Training defaults per task and optimizer: the one table `vk.train.fit` reads.
+
+`fit` fills every option the user leaves unset (None, or "auto" for `augment`) from
+`TASK_DEFAULTS[task]`; an explicit argument always wins. It prints once which values it
+chose and where each one came from (`ChosenDefaults.describe`).
+
+Where the values come from:
+
+- Learning rates: the adaptive methods start from Kingma & Ba (2015)'s 1e-3, raised to
+  3e-3 with warmup and cosine decay for short runs on small data sets; this is the rate
+  visionkit's U-Net recipe was tuned to (mean IoU 0.855 on shapes) and it sits within 3x
+  of the best fixed rate of a grid on every embedded task (`benchmarks/defaults.py`; the
+  range test `vk.train.find_learning_rate` agrees). Ultralytics's "optimizer=auto"
+  chooses AdamW with `0.002 * 5 / (4 + num_classes)` for short runs (about 1e-3 for five
+  classes) and SGD at 0.01 for long ones. SGD with momentum uses 0.05 for a batch of 32
+  (Goyal et al. 2017's linear scaling of He et al.'s 0.1 for 256 would give 0.0125, which
+  is too slow for ten epochs from scratch; visionkit's ResNet recipe measured 0.05).
+- Warmup: a linear ramp from 0 over the first epochs (Goyal et al. 2017, "Accurate,
+  Large Minibatch SGD", section 2.2): `min(3, epochs / 10)` epochs, Ultralytics's
+  `warmup_epochs=3.0` capped at a tenth of the run, so a 10-epoch run warms up for one.
+- Schedule: cosine decay to 0 after the warmup (Loshchilov & Hutter 2017, "SGDR";
+  Ultralytics's `cos_lr`).
+- Weight decay: decoupled (Loshchilov & Hutter 2019, "Decoupled Weight Decay
+  Regularization"; Keras applies `weight_decay` this way for every optimizer): 5e-4 for
+  SGD (Ultralytics's `weight_decay=0.0005`), 1e-4 for AdamW, none for plain Adam.
+- Augmentation: the "light" preset (flip and +-10% translation) for classification and
+  segmentation; none for detection, whose recipe measured mAP@.5 0.74 without it in 20
+  epochs (boxes that leave the image are dropped by translation).
+- Epochs: 10 for classification, 12 for segmentation, 20 for detection (what the
+  embedded data sets need at these rates; see the README's table).
+
+Example:
+
+>>> from visionkit.train.defaults import choose_defaults
+>>> chosen = choose_defaults("classification", epochs=None, optimizer="adam")
+>>> chosen.learning_rate, chosen.schedule, chosen.epochs
+(0.003, 'cosine', 10)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+__all__ = ["TASK_DEFAULTS", "TaskDefaults", "ChosenDefaults", "apply_defaults",
+           "choose_defaults", "suggested_learning_rate", "warmup_epochs_for"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskDefaults:
+    """The training defaults of one task.
+
+    Attributes:
+        epochs: epochs of a run.
+        learning_rates: initial (peak) learning rate per optimizer name.
+        weight_decay: decoupled weight decay per optimizer name (missing: none).
+        augment: the augmentation preset of the train split.
+        schedule: the learning-rate schedule ("cosine": warmup, then cosine decay).
+        max_warmup_epochs: the warmup is `min(max_warmup_epochs, epochs / 10)` epochs.
+    """
+
+    epochs: int
+    learning_rates: dict[str, float]
+    weight_decay: dict[str, float]
+    augment: str = "light"
+    schedule: str = "cosine"
+    max_warmup_epochs: float = 3.0
+
+
+_ADAPTIVE = {"adam": 3e-3, "adamw": 3e-3, "rmsprop": 1e-3, "adagrad": 1e-2}
+_DECAY = {"sgd": 5e-4, "adamw": 1e-4}
+
+TASK_DEFAULTS: dict[str, TaskDefaults] = {
+    "classification": TaskDefaults(epochs=10, learning_rates={**_ADAPTIVE, "sgd": 0.05},
+                                   weight_decay=_DECAY, augment="light"),
+    "segmentation": TaskDefaults(epochs=12, learning_rates={**_ADAPTIVE, "sgd": 0.05},
+                                 weight_decay=_DECAY, augment="light"),
+    "detection": TaskDefaults(epochs=20, learning_rates={**_ADAPTIVE, "adam": 2e-3,
+                                                         "adamw": 2e-3, "sgd": 0.01},
+                              weight_decay=_DECAY, augment="none"),
+}
+
+
+def warmup_epochs_for(epochs: int, max_warmup_epochs: float = 3.0) -> float:
+    """Warmup epochs of a run: `min(max_warmup_epochs, epochs / 10)`."""
+    return min(float(max_warmup_epochs), int(epochs) / 10.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ChosenDefaults:
+    """The options `fit` trains with, and which of them were defaults.
+
+    Attributes:
+        epochs, optimizer, learning_rate, schedule, warmup_epochs, weight_decay,
+        augment: the values used (`learning_rate` may be "find": the range test runs
+            once the model is built).
+        defaulted: names of the options that came from `TASK_DEFAULTS`.
+        task: the task's name.
+    """
+
+    epochs: int
+    optimizer: Any
+    learning_rate: float | str | None
+    schedule: str | None
+    warmup_epochs: float
+    weight_decay: float | None
+    augment: Any
+    defaulted: tuple[str, ...]
+    task: str
+
+    def describe(self) -> str:
+        """One line naming each defaulted option and its value."""
+        if not self.defaulted:
+            return f"fit: no defaults used for {self.task}."
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.defaulted)
+        return (f"fit: {self.task} defaults (visionkit.train.defaults): {shown}; "
+                "pass any of them to fit to override.")
+
+
+def choose_defaults(task: Any, *, epochs: int | None = None, optimizer: Any = "adam",
+                    learning_rate: float | str | None = None, schedule: str | None = None,
+                    warmup_epochs: float | None = None, weight_decay: float | None = None,
+                    augment: Any = "auto", data_augment: Any = "none") -> ChosenDefaults:
+    """Fills the options left unset from the task's row of `TASK_DEFAULTS`.
+
+    Args:
+        task: a task object or name ("classification", "segmentation", "detection").
+        epochs: epochs, or None for the task's.
+        optimizer: an optimizer name or instance. An instance keeps its own learning
+            rate, schedule and weight decay (none of them is defaulted).
+        learning_rate: a rate, "find" (the range test), or None for the task's rate of
+            `optimizer`.
+        schedule: "cosine", "constant", "plateau", or None for the task's ("cosine").
+        warmup_epochs: linear warmup in epochs, or None for `min(3, epochs / 10)` (0
+            unless the schedule is "cosine").
+        weight_decay: decoupled weight decay, or None for the task's for `optimizer`.
+        augment: "auto" (the task's preset when the data has no augmentation), or a
+            preset name / layers to use instead of the data's.
+        data_augment: the data's own augmentation (`Data.augment`).
+
+    Returns:
+        A `ChosenDefaults`.
+
+    Raises:
+        ValueError: for an unknown task, negative warmup or warmup longer than the run.
+    """
+    name = task if isinstance(task, str) else getattr(task, "name", str(task))
+    if name not in TASK_DEFAULTS:
+        raise ValueError(f"No training defaults for task {name!r}; expected one of "
+                         f"{sorted(TASK_DEFAULTS)}.")
+    row = TASK_DEFAULTS[name]
+    defaulted: list[str] = []
+    if epochs is None:
+        epochs = row.epochs
+        defaulted.append("epochs")
+    instance = not isinstance(optimizer, str)
+    key = str(optimizer).lower()
+    if learning_rate is None and not instance and key in row.learning_rates:
+        learning_rate = row.learning_rates[key]
+        defaulted.append("learning_rate")
+    if schedule is None and not instance:
+        schedule = row.schedule
+        defaulted.append("schedule")
+    if schedule == "constant":
+        schedule = None
+    if warmup_epochs is None:
+        warmup_epochs = warmup_epochs_for(epochs, row.max_warmup_epochs) \
+            if schedule == "cosine" else 0.0
+        if warmup_epochs:
+            defaulted.append("warmup_epochs")
+    warmup_epochs = float(warmup_epochs)
+    if warmup_epochs < 0 or warmup_epochs >= int(epochs):
+        raise ValueError(f"Expected 0 <= warmup_epochs < epochs ({epochs}); received "
+                         f"warmup_epochs={warmup_epochs!r}.")
+    if warmup_epochs and schedule != "cosine":
+        raise ValueError("warmup_epochs needs schedule='cosine' (warmup, then cosine decay); "
+                         f"received schedule={schedule!r}.")
+    if weight_decay is None and not instance and key in row.weight_decay:
+        weight_decay = row.weight_decay[key]
+        defaulted.append("weight_decay")
+    if isinstance(augment, str) and augment == "auto":
+        if isinstance(data_augment, str) and data_augment == "none" and row.augment != "none":
+            augment = row.augment
+            defaulted.append("augment")
+        else:
+            augment = data_augment
+    return ChosenDefaults(epochs=int(epochs), optimizer=optimizer, learning_rate=learning_rate,
+                          schedule=schedule, warmup_epochs=warmup_epochs,
+                          weight_decay=weight_decay, augment=augment,
+                          defaulted=tuple(defaulted), task=name)
+
+
+def apply_defaults(data: Any, *, verbose: Any = "auto", **options: Any) -> tuple[ChosenDefaults, Any]:
+    """`choose_defaults` for `data`'s task; returns the choice and the data to train on.
+
+    The data comes back with the chosen augmentation when it differs from its own. Unless
+    `verbose` is 0, prints `ChosenDefaults.describe()` once.
+    """
+    chosen = choose_defaults(data.task, data_augment=data.augment, **options)
+    if chosen.augment is not data.augment:
+        data = data.with_augmentation(chosen.augment)
+    if verbose != 0 and chosen.defaulted:
+        print(chosen.describe(), flush=True)
+    return chosen, data
+
+
+def suggested_learning_rate(model: Any, data: Any, optimizer: Any, verbose: Any = "auto"
+                            ) -> float:
+    """Runs the range test (`find_learning_rate`) for `fit(learning_rate="find")`."""
+    from visionkit.train.lr_finder import find_learning_rate
+
+    result = find_learning_rate(model, data, optimizer=optimizer)
+    if verbose != 0:
+        print(f"fit: learning-rate range test suggests {result.suggestion:.3g} "
+              f"({result.method}; swept {result.rates[0]:.1e}..{result.rates[-1]:.1e} "
+              f"over {len(result.rates)} steps).", flush=True)
+    return result.suggestion
