@@ -31,7 +31,12 @@ from visionkit.train.distribute import (
 from visionkit.train.evaluate import evaluate as evaluate_model
 from visionkit.train.keras_compat import distributed_fit_fixes
 from visionkit.train.optimizers import DEFAULT_LEARNING_RATES, make_optimizer
-from visionkit.train.precision import rebuild_model, resolve_jit_compile, resolve_mixed_precision
+from visionkit.train.precision import (
+    rebuild_model,
+    resolve_jit_compile,
+    resolve_mixed_precision,
+    with_loss_scaling,
+)
 from visionkit.train.run_dir import RunDirectory
 
 __all__ = ["fit", "Run"]
@@ -203,9 +208,9 @@ def fit(
                              model_kwargs=model_kwargs or {})
         task.compile(
             model,
-            make_optimizer(optimizer, learning_rate, schedule=schedule,
-                           total_steps=steps * int(epochs), momentum=momentum,
-                           nesterov=nesterov, weight_decay=weight_decay),
+            with_loss_scaling(make_optimizer(
+                optimizer, learning_rate, schedule=schedule, total_steps=steps * int(epochs),
+                momentum=momentum, nesterov=nesterov, weight_decay=weight_decay), model),
             num_classes=data.num_classes, loss=loss, metrics=metrics, jit_compile=use_xla,
         )
 
