@@ -13,12 +13,14 @@ import keras
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
+from visionkit.train.best import BestWeights
 from visionkit.train.callbacks import (
     BestCheckpoint,
     EpochTensorBoard,
     StopOnNonFiniteLoss,
     read_best_record,
 )
+from visionkit.train.checks import check_model_against_data
 from visionkit.train.distribute import (
     global_batch_size as global_batch_size_for,
 )
@@ -37,6 +39,7 @@ from visionkit.train.precision import (
     resolve_mixed_precision,
     with_loss_scaling,
 )
+from visionkit.train.resume import LearningRateLog, ResumableBackup, first_epoch, order_for_resume
 from visionkit.train.run_dir import RunDirectory
 
 __all__ = ["fit", "Run"]
@@ -55,6 +58,8 @@ class Run:
         plots: paths of the figures written.
         best_checkpoint: path of the best checkpoint (`.keras`), or None.
         chief: whether this process is the chief worker (the one that writes files).
+        weights_epoch: the epoch (counted from 1) whose weights `model` holds: the best
+            one by the task's monitored quantity, or the last with `restore_best=False`.
     """
 
     model: keras.Model
@@ -64,6 +69,7 @@ class Run:
     plots: list[str] = dataclasses.field(default_factory=list)
     best_checkpoint: str | None = None
     chief: bool = True
+    weights_epoch: int | None = None
 
     def __repr__(self) -> str:
         epochs = len(next(iter(self.history.values()), []))
@@ -107,6 +113,7 @@ def fit(
     plots: bool = True,
     recipe: dict[str, Any] | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    restore_best: bool = True,
 ) -> Run:
     """Trains a model on a `Data` set with the task's defaults.
 
@@ -160,6 +167,10 @@ def fit(
         plots: write the PNG figures into the run directory. Defaults to True.
         recipe: the resolved recipe, written as recipe.yaml into the run directory.
         model_kwargs: keyword arguments for a model given by name.
+        restore_best: when training ends, load the weights of the best epoch by the
+            task's monitored quantity (from the best checkpoint, or from memory without
+            a run directory); the evaluation, `Run.model` and exports then use them and
+            `metrics.json` says which epoch (`weights_epoch`). Defaults to True.
 
     Returns:
         A `Run`.
@@ -206,6 +217,7 @@ def fit(
     with scope:
         model = _materialize(model, data, policy, force_rebuild=distribution is not None,
                              model_kwargs=model_kwargs or {})
+        check_model_against_data(model, data)  # clear errors before the first step
         task.compile(
             model,
             with_loss_scaling(make_optimizer(
@@ -224,24 +236,34 @@ def fit(
             strategy=strategy, steps_per_epoch=steps, seed=seed))
     # The task's callbacks (e.g. periodic mAP) come first, so the logs they add reach the
     # CSV log, checkpoints and early stopping.
+    # The best epoch's weights are kept where the checkpoint is written (before the user's
+    # callbacks), and restored when training ends.
+    best_weights = BestWeights(monitor, mode, directory.best_checkpoint
+                               if directory is not None and checkpoint else None) \
+        if restore_best else None
     callback_list = task.callbacks(data) + _default_callbacks(
         directory, monitor, mode, early_stopping, schedule, checkpoint, tensorboard,
-        backup) + list(callbacks)
+        backup) + ([best_weights] if best_weights else []) + list(callbacks)
+    callback_list = order_for_resume(callback_list)  # the backup restores after the others
+    resume_at = first_epoch(directory.backup) if directory is not None and backup else 0
 
     if verbose == "auto":  # a live progress bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
     with distributed_fit_fixes(model):
         history = _keras_fit(model, data, epochs, steps, val, val_steps, callback_list,
-                             verbose, data_service, distribution)
+                             verbose, data_service, distribution, first_epoch=resume_at)
     full_history = directory.read_history() if directory is not None else {}
     history_values = full_history or {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    epochs_run = len(next(iter(history_values.values()), []))
+    restored = best_weights.restore(model) if best_weights is not None else None
+    weights_epoch = int(restored["epoch"]) if restored else epochs_run
 
     results: dict[str, Any] = {}
     if evaluate and val is not None:
         results = evaluate_model(model, data)
     figures: list[str] = []
     if directory is not None:
-        results_to_write = {**results, "epochs": len(next(iter(history_values.values()), []))}
+        results_to_write = {**results, "epochs": epochs_run, "weights_epoch": weights_epoch}
         if checkpoint:  # which epoch best.keras holds, and its monitored value
             results_to_write["best"] = read_best_record(directory.path("checkpoints", "best.json"))
         directory.write_json("metrics.json", results_to_write)
@@ -255,7 +277,8 @@ def fit(
     best = directory.best_checkpoint if directory is not None and checkpoint else None
     return Run(model=model, history=history_values, metrics=results,
                run_dir=directory.root if directory is not None else None, plots=figures,
-               best_checkpoint=best if best and os.path.exists(best) else None, chief=chief)
+               best_checkpoint=best if best and os.path.exists(best) else None, chief=chief,
+               weights_epoch=weights_epoch)
 
 
 def _validation_input(val: tf.data.Dataset | None) -> tf.data.Dataset | None:
@@ -266,11 +289,11 @@ def _validation_input(val: tf.data.Dataset | None) -> tf.data.Dataset | None:
 def _keras_fit(model: keras.Model, data: Data, epochs: int, steps: int,
                val: tf.data.Dataset | None, val_steps: int | None,
                callbacks: list[keras.callbacks.Callback], verbose: str | int,
-               data_service: str | None, strategy: tf.distribute.Strategy | None = None
-               ) -> keras.callbacks.History:
+               data_service: str | None, strategy: tf.distribute.Strategy | None = None,
+               first_epoch: int = 0) -> keras.callbacks.History:
     """Keras's fit on one repeated training dataset with explicit steps per epoch."""
     return model.fit(
-        _training_input(data, data_service, strategy),
+        _training_input(data, data_service, strategy, first_epoch),
         epochs=int(epochs),
         steps_per_epoch=steps,
         validation_data=_validation_input(val),
@@ -282,7 +305,8 @@ def _keras_fit(model: keras.Model, data: Data, epochs: int, steps: int,
 
 
 def _training_input(data: Data, data_service: str | None,
-                    strategy: tf.distribute.Strategy | None = None) -> Any:
+                    strategy: tf.distribute.Strategy | None = None,
+                    first_epoch: int = 0) -> Any:
     """The repeated training input of global batches of `data.batch_size` examples.
 
     - One worker (with or without a strategy): one pipeline of global batches, which
@@ -296,7 +320,8 @@ def _training_input(data: Data, data_service: str | None,
     if data_service:
         return through_data_service(data.train.repeat(), data_service)
     if strategy is None or num_workers(strategy) < 2:
-        return data.train.repeat()
+        # Epoch e is shuffled by (seed, e): a resumed run reads what an uninterrupted one does.
+        return data.train_from_epoch(first_epoch)
 
     def worker_input(context: tf.distribute.InputContext) -> tf.data.Dataset:
         per_replica = context.get_per_replica_batch_size(data.batch_size)
@@ -347,14 +372,15 @@ def _default_callbacks(directory: RunDirectory | None, monitor: str, mode: str,
             monitor=monitor, mode=mode, factor=0.5, patience=2))
     if directory is None:
         return callbacks
-    if backup:
-        callbacks.insert(0, keras.callbacks.BackupAndRestore(directory.backup))
+    callbacks.append(LearningRateLog())  # the rate of every epoch into history.csv
     callbacks.append(keras.callbacks.CSVLogger(directory.history_csv, append=True))
     if checkpoint:
         callbacks.append(BestCheckpoint(directory.best_checkpoint, monitor=monitor, mode=mode,
                                         resume_dir=directory.backup if backup else None))
     if tensorboard:
         callbacks.append(EpochTensorBoard(directory.tensorboard))
+    if backup:  # after the others: it saves what they changed at the epoch's end
+        callbacks.append(ResumableBackup(directory.backup))
     return callbacks
 
 
