@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
+from visionkit.train.balance import apply_sampling, class_weighted_loss
 from visionkit.train.best import BestWeights
 from visionkit.train.callbacks import (
     BestCheckpoint,
@@ -114,6 +115,8 @@ def fit(
     recipe: dict[str, Any] | None = None,
     model_kwargs: dict[str, Any] | None = None,
     restore_best: bool = True,
+    class_weight: str | dict | Sequence[float] | None = None,
+    sampling: str | None = None,
 ) -> Run:
     """Trains a model on a `Data` set with the task's defaults.
 
@@ -171,6 +174,11 @@ def fit(
             task's monitored quantity (from the best checkpoint, or from memory without
             a run directory); the evaluation, `Run.model` and exports then use them and
             `metrics.json` says which epoch (`weights_epoch`). Defaults to True.
+        class_weight: classification and segmentation: "balanced", `{class: weight}` or
+            one weight per class; the loss becomes the class-weighted cross-entropy
+            (see `visionkit.train.balance`). Defaults to None.
+        sampling: "balanced" draws training examples class-balanced (classification
+            and segmentation; see `visionkit.train.balance`). Defaults to None.
 
     Returns:
         A `Run`.
@@ -209,6 +217,7 @@ def fit(
                 DEFAULT_LEARNING_RATES.get(str(optimizer).lower())
             learning_rate = None if base is None else base * batch / data.batch_size
         data = data.with_batch_size(batch)
+    data = apply_sampling(data, sampling, seed)  # class-balanced draws, when asked
     steps = int(steps_per_epoch or data.steps_per_epoch)
     val = data.val
     val_steps = int(validation_steps or data.validation_steps) if val is not None else None
@@ -218,6 +227,11 @@ def fit(
         model = _materialize(model, data, policy, force_rebuild=distribution is not None,
                              model_kwargs=model_kwargs or {})
         check_model_against_data(model, data)  # clear errors before the first step
+        if class_weight is not None:
+            if loss is not None:
+                raise ValueError("Pass class_weight or loss, not both: class_weight replaces "
+                                 "the task's loss with a class-weighted cross-entropy.")
+            loss = class_weighted_loss(model, data, class_weight)
         task.compile(
             model,
             with_loss_scaling(make_optimizer(
