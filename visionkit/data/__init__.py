@@ -10,10 +10,11 @@ from visionkit.data.coco import coco
 from visionkit.data.embedded import digits, shapes
 from visionkit.data.folder import image_folder
 from visionkit.data.masks import mask_folder
+from visionkit.data.multilabel import multilabel_csv, multilabel_from_lists
 from visionkit.data.pipeline import Data
 from visionkit.data.profile import profile
 from visionkit.data.voc import voc
 from visionkit.data.yolo import yolo
 
 __all__ = ["Data", "PRESETS", "coco", "digits", "from_arrays", "image_folder", "mask_folder",
-           "profile", "shapes", "voc", "yolo"]
+           "multilabel_csv", "multilabel_from_lists", "profile", "shapes", "voc", "yolo"]

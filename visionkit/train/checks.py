@@ -93,6 +93,12 @@ def check_model_against_data(model: keras.Model, data: Any) -> None:
                          f"{output_shape}.")
     units = output_shape[-1]
     activation = final_activation(model)
+    if getattr(task, "multi_label", False) and activation == "softmax":
+        raise ValueError(
+            "The model ends in a softmax, which makes the classes compete (their "
+            "probabilities sum to 1), but multi-label data can show several classes at "
+            "once; build the model with activation='sigmoid' (one independent probability "
+            "per class) or activation=None (logits).")
     if units == 1 and activation == "softmax":
         raise ValueError(
             "The model ends in a softmax over 1 unit, whose output is always 1.0 (the loss "
