@@ -107,3 +107,16 @@ def test_a_multilabel_model_trains_and_serves_keras_probabilities(tmp_path):
     np.testing.assert_array_equal(np.asarray(outputs["labels"]), (expected >= 0.5).astype(int))
     # Independent probabilities: rows need not sum to 1.
     assert not np.allclose(expected.sum(axis=1), 1.0)
+
+
+@pytest.mark.slow
+def test_multilabel_on_synthetic_shapes_reaches_a_map_of_0_9():
+    # 2,400 training images of 1-3 shapes each, flipped and shifted ("light"). Measured:
+    # validation mAP 0.936 (square 0.86 the lowest class); 20 epochs gave 0.84, and
+    # 1,200 images without augmentation overfit (0.73).
+    data = vk.data.shapes("multilabel", n=3000, image_size=(40, 40), seed=0, batch_size=64,
+                          augment="light")
+    run = vk.train.fit("simple_cnn", data, epochs=32, verbose=0, seed=0, learning_rate=3e-3,
+                       schedule="cosine", plots=False,
+                       model_kwargs={"activation": "sigmoid", "filters": (32, 64, 128, 256)})
+    assert run.metrics["map"] >= 0.9, run.metrics["ap_per_class"]
