@@ -157,12 +157,16 @@ def test_deeplab_uses_dilated_convolutions():
     assert {6, 12, 18} <= set(rates)
 
 
-@pytest.mark.parametrize(("name", "shape", "multiple"), [
-    ("unet", (30, 64, 3), 16), ("segnet", (32, 48, 3), 32), ("deeplabv3plus", (64, 40, 3), 32),
-    ("unet_resnet18", (32, 50, 3), 32)])
-def test_sizes_that_do_not_divide_are_refused(name, shape, multiple):
-    with pytest.raises(ValueError, match=rf"multiples of {multiple}.*{shape[0]}, {shape[1]}"):
-        vk.models.build(name, shape, NUM_CLASSES)
+@pytest.mark.parametrize(("name", "shape"), [
+    ("unet", (30, 60, 3)), ("segnet", (24, 40, 3)), ("deeplabv3plus", (40, 36, 3)),
+    ("unet_resnet18", (36, 50, 3))])
+def test_sizes_that_do_not_divide_are_padded_inside_and_cropped_back(name, shape):
+    model = vk.models.build(name, shape, NUM_CLASSES, **tiny_kwargs(name))
+    assert model.output_shape == (None, shape[0], shape[1], NUM_CLASSES)
+    assert model.layers[-1].name == "predictions"  # still the scoring layer
+    images = np.random.default_rng(0).uniform(0, 255, (1, *shape)).astype("float32")
+    probabilities = np.asarray(model(images))
+    np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
 
 
 def test_unet_backbone_weights_go_into_the_encoder(tmp_path):

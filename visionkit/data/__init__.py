@@ -11,6 +11,7 @@ from visionkit.data.coco import coco
 from visionkit.data.embedded import digits, shapes
 from visionkit.data.folder import image_folder
 from visionkit.data.masks import mask_folder
+from visionkit.data.multilabel import multilabel_csv, multilabel_from_lists
 from visionkit.data.pipeline import Data
 from visionkit.data.preprocessing import Preprocessing, load_images
 from visionkit.data.profile import profile
@@ -18,4 +19,5 @@ from visionkit.data.voc import voc
 from visionkit.data.yolo import yolo
 
 __all__ = ["Data", "PRESETS", "Preprocessing", "check", "coco", "digits", "from_arrays",
-           "image_folder", "load_images", "mask_folder", "profile", "shapes", "voc", "yolo"]
+           "image_folder", "load_images", "mask_folder", "multilabel_csv",
+           "multilabel_from_lists", "profile", "shapes", "voc", "yolo"]

@@ -63,8 +63,10 @@ def digits(
 
 
 # The tasks the shapes generator is designed for; only classification is exposed so far.
-_SHAPES_TASKS = ("classification", "segmentation", "detection")
-_SHAPES_AVAILABLE_TASKS = ("classification", "detection", "segmentation")
+_SHAPES_TASKS = ("classification", "segmentation", "detection", "multilabel")
+_SHAPES_AVAILABLE_TASKS = ("classification", "detection", "segmentation", "multilabel")
+# Shapes per multi-label image: from none of the classes' shapes... to several at once.
+_MULTILABEL_SHAPES_PER_IMAGE = (1, 3)
 # Shapes per detection scene (inclusive range) unless the caller chooses.
 _DETECTION_SHAPES_PER_IMAGE = (1, 4)
 # Shapes per segmentation scene (inclusive range) unless the caller chooses.
@@ -99,7 +101,8 @@ def shapes(
         task: "classification" (one shape per image, its class as the label) or
             "detection" (several shapes, their xyxy boxes and classes, in pixels) or
             "segmentation" (several shapes, the exact per-pixel class map: class 0
-            "background", then the shapes). Defaults to "classification".
+            "background", then the shapes) or "multilabel" (several shapes, the set of
+            shape classes drawn as a multi-hot label). Defaults to "classification".
         n: number of images (train + validation). Defaults to 512.
         image_size: `(height, width)`, at least (16, 16). Defaults to (64, 64).
         seed: seed of the images, the split, shuffling and augmentation. Defaults to 0.
@@ -110,8 +113,9 @@ def shapes(
         augment: augmentation of the train split (see `Data`). Defaults to "none".
         noise: standard deviation of the pixel noise in 0..255 units. Defaults to 8.0.
         shapes_per_image: inclusive `(min, max)` shapes per image for "detection"
-            (boxes padded with -1 to `max`) and "segmentation". Defaults to (1, 4) for
-            detection and (1, 3) for segmentation; classification always draws one
+            (boxes padded with -1 to `max`), "segmentation" and "multilabel". Defaults to
+            (1, 4) for detection and (1, 3) for segmentation and multilabel;
+            classification always draws one
             shape.
 
     Returns:
@@ -166,6 +170,17 @@ def shapes(
             class_names=("background", *scenes.class_names),
             validation_split=validation_split, batch_size=batch_size, augment=augment,
             seed=seed)
+    if task == "multilabel":
+        from visionkit.data.multilabel import multilabel_from_lists
+
+        per_image = tuple(shapes_per_image or _MULTILABEL_SHAPES_PER_IMAGE)
+        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=names,
+                                 shapes_per_image=per_image, noise=noise)
+        # A shape may hide at most half of an earlier one, so every drawn shape shows.
+        return multilabel_from_lists(
+            scenes.images, [sorted(set(scenes.classes_of(i).tolist())) for i in range(n)],
+            class_names=scenes.class_names, validation_split=validation_split,
+            batch_size=batch_size, augment=augment, seed=seed)
     if len(names) < 2:
         raise ValueError("Expected at least 2 shape classes for classification; received "
                          f"classes={classes!r}.")

@@ -42,12 +42,15 @@ class Task:
         target_key: the batch key of the training target ("labels", ...).
         monitor: the validation quantity checkpoints and early stopping watch.
         monitor_mode: "max" or "min".
+        output_rank: the rank of the model's output `fit` checks before training (2:
+            `[batch, classes]`, 4: `[batch, height, width, classes]`), or None.
     """
 
     name: str = ""
     target_key: str = ""
     monitor: str = "val_loss"
     monitor_mode: str = "min"
+    output_rank: int | None = None
 
     def loss(self, model: keras.Model) -> keras.losses.Loss:
         raise NotImplementedError

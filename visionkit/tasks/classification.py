@@ -24,6 +24,7 @@ class Classification(Task):
     target_key = "labels"
     monitor = "val_accuracy"
     monitor_mode = "max"
+    output_rank = 2
 
     def loss(self, model: keras.Model) -> keras.losses.Loss:
         return keras.losses.SparseCategoricalCrossentropy(

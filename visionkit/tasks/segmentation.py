@@ -46,6 +46,7 @@ class Segmentation(Task):
     target_key = "segmentation_masks"
     monitor = "val_mean_iou"
     monitor_mode = "max"
+    output_rank = 4
 
     def __init__(self) -> None:
         # The last evaluation keeps a few examples for `plot_evaluation` to draw.

@@ -73,6 +73,9 @@ _DECAY = {"sgd": 5e-4, "adamw": 1e-4}
 TASK_DEFAULTS: dict[str, TaskDefaults] = {
     "classification": TaskDefaults(epochs=10, learning_rates={**_ADAPTIVE, "sgd": 0.05},
                                    weight_decay=_DECAY, augment="light"),
+    # Multi-label classification trains like classification (independent sigmoids).
+    "multilabel": TaskDefaults(epochs=10, learning_rates={**_ADAPTIVE, "sgd": 0.05},
+                               weight_decay=_DECAY, augment="light"),
     "segmentation": TaskDefaults(epochs=12, learning_rates={**_ADAPTIVE, "sgd": 0.05},
                                  weight_decay=_DECAY, augment="light"),
     "detection": TaskDefaults(epochs=20, learning_rates={**_ADAPTIVE, "adam": 2e-3,

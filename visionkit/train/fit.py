@@ -13,12 +13,15 @@ import keras
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
+from visionkit.train.balance import apply_sampling, class_weighted_loss
+from visionkit.train.best import BestWeights
 from visionkit.train.callbacks import (
     BestCheckpoint,
     EpochTensorBoard,
     StopOnNonFiniteLoss,
     read_best_record,
 )
+from visionkit.train.checks import check_model_against_data
 from visionkit.train.defaults import apply_defaults, suggested_learning_rate
 from visionkit.train.distribute import (
     global_batch_size as global_batch_size_for,
@@ -33,7 +36,13 @@ from visionkit.train.evaluate import evaluate as evaluate_model
 from visionkit.train.fine_tune import fine_tune_fit, parse_fine_tune
 from visionkit.train.keras_compat import distributed_fit_fixes
 from visionkit.train.optimizers import DEFAULT_LEARNING_RATES, make_optimizer
-from visionkit.train.precision import rebuild_model, resolve_jit_compile, resolve_mixed_precision
+from visionkit.train.precision import (
+    rebuild_model,
+    resolve_jit_compile,
+    resolve_mixed_precision,
+    with_loss_scaling,
+)
+from visionkit.train.resume import LearningRateLog, ResumableBackup, first_epoch, order_for_resume
 from visionkit.train.run_dir import RunDirectory
 
 __all__ = ["fit", "Run"]
@@ -52,6 +61,8 @@ class Run:
         plots: paths of the figures written.
         best_checkpoint: path of the best checkpoint (`.keras`), or None.
         chief: whether this process is the chief worker (the one that writes files).
+        weights_epoch: the epoch (counted from 1) whose weights `model` holds: the best
+            one by the task's monitored quantity, or the last with `restore_best=False`.
     """
 
     model: keras.Model
@@ -61,6 +72,7 @@ class Run:
     plots: list[str] = dataclasses.field(default_factory=list)
     best_checkpoint: str | None = None
     chief: bool = True
+    weights_epoch: int | None = None
 
     def __repr__(self) -> str:
         epochs = len(next(iter(self.history.values()), []))
@@ -107,6 +119,9 @@ def fit(
     model_kwargs: dict[str, Any] | None = None,
     fine_tune: dict[str, Any] | None = None,
     augment: Any = "auto",
+    restore_best: bool = True,
+    class_weight: str | dict | Sequence[float] | None = None,
+    sampling: str | None = None,
 ) -> Run:
     """Trains a model on a `Data` set with the task's defaults.
 
@@ -180,6 +195,15 @@ def fit(
     Options left unset are filled from the task's row of `visionkit.train.defaults`
     (explicit arguments always win; an optimizer instance keeps its own rate, schedule
     and decay); unless `verbose=0`, fit prints once which defaults it chose.
+        restore_best: when training ends, load the weights of the best epoch by the
+            task's monitored quantity (from the best checkpoint, or from memory without
+            a run directory); the evaluation, `Run.model` and exports then use them and
+            `metrics.json` says which epoch (`weights_epoch`). Defaults to True.
+        class_weight: classification and segmentation: "balanced", `{class: weight}` or
+            one weight per class; the loss becomes the class-weighted cross-entropy
+            (see `visionkit.train.balance`). Defaults to None.
+        sampling: "balanced" draws training examples class-balanced (classification
+            and segmentation; see `visionkit.train.balance`). Defaults to None.
 
     Returns:
         A `Run`.
@@ -226,6 +250,7 @@ def fit(
                 DEFAULT_LEARNING_RATES.get(str(optimizer).lower())
             learning_rate = None if base is None else base * batch / data.batch_size
         data = data.with_batch_size(batch)
+    data = apply_sampling(data, sampling, seed)  # class-balanced draws, when asked
     steps = int(steps_per_epoch or data.steps_per_epoch)
     val = data.val
     val_steps = int(validation_steps or data.validation_steps) if val is not None else None
@@ -234,14 +259,20 @@ def fit(
     with scope:
         model = _materialize(model, data, policy, force_rebuild=distribution is not None,
                              model_kwargs=model_kwargs or {})
+        check_model_against_data(model, data)  # clear errors before the first step
+        if class_weight is not None:
+            if loss is not None:
+                raise ValueError("Pass class_weight or loss, not both: class_weight replaces "
+                                 "the task's loss with a class-weighted cross-entropy.")
+            loss = class_weighted_loss(model, data, class_weight)
         if learning_rate == "find":
             learning_rate = suggested_learning_rate(model, data, optimizer, verbose)
         task.compile(
             model,
-            make_optimizer(optimizer, learning_rate, schedule=schedule,
-                           total_steps=steps * int(epochs), momentum=momentum,
-                           nesterov=nesterov, weight_decay=weight_decay,
-                           warmup_steps=round(chosen.warmup_epochs * steps)),
+            with_loss_scaling(make_optimizer(
+                optimizer, learning_rate, schedule=schedule, total_steps=steps * int(epochs),
+                momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
+                warmup_steps=round(chosen.warmup_epochs * steps)), model),
             num_classes=data.num_classes, loss=loss, metrics=metrics, jit_compile=use_xla,
         )
 
@@ -255,9 +286,16 @@ def fit(
             strategy=strategy, steps_per_epoch=steps, seed=seed))
     # The task's callbacks (e.g. periodic mAP) come first, so the logs they add reach the
     # CSV log, checkpoints and early stopping.
+    # The best epoch's weights are kept where the checkpoint is written (before the user's
+    # callbacks), and restored when training ends.
+    best_weights = BestWeights(monitor, mode, directory.best_checkpoint
+                               if directory is not None and checkpoint else None) \
+        if restore_best else None
     callback_list = task.callbacks(data) + _default_callbacks(
         directory, monitor, mode, early_stopping, schedule, checkpoint, tensorboard,
-        backup) + list(callbacks)
+        backup) + ([best_weights] if best_weights else []) + list(callbacks)
+    callback_list = order_for_resume(callback_list)  # the backup restores after the others
+    resume_at = first_epoch(directory.backup) if directory is not None and backup else 0
 
     if verbose == "auto":  # a live progress bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
@@ -266,26 +304,31 @@ def fit(
             def compile_phase(phase_optimizer: keras.optimizers.Optimizer) -> None:
                 with distribution.scope() if distribution is not None else \
                         contextlib.nullcontext():
-                    task.compile(model, phase_optimizer, num_classes=data.num_classes,
-                                 loss=loss, metrics=metrics, jit_compile=use_xla)
+                    task.compile(model, with_loss_scaling(phase_optimizer, model),
+                                 num_classes=data.num_classes, loss=loss, metrics=metrics,
+                                 jit_compile=use_xla)
 
             history = fine_tune_fit(
                 model, fine_tune, int(epochs), callback_list, compile_phase,
                 lambda until, start, phase_callbacks: _keras_fit(
                     model, data, until, steps, val, val_steps, phase_callbacks, verbose,
-                    data_service, distribution, initial_epoch=start))
+                    data_service, distribution, initial_epoch=start,
+                    first_epoch=max(start, resume_at)))
         else:
             history = _keras_fit(model, data, epochs, steps, val, val_steps, callback_list,
-                                 verbose, data_service, distribution)
+                                 verbose, data_service, distribution, first_epoch=resume_at)
     full_history = directory.read_history() if directory is not None else {}
     history_values = full_history or {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    epochs_run = len(next(iter(history_values.values()), []))
+    restored = best_weights.restore(model) if best_weights is not None else None
+    weights_epoch = int(restored["epoch"]) if restored else epochs_run
 
     results: dict[str, Any] = {}
     if evaluate and val is not None:
         results = evaluate_model(model, data)
     figures: list[str] = []
     if directory is not None:
-        results_to_write = {**results, "epochs": len(next(iter(history_values.values()), []))}
+        results_to_write = {**results, "epochs": epochs_run, "weights_epoch": weights_epoch}
         if checkpoint:  # which epoch best.keras holds, and its monitored value
             results_to_write["best"] = read_best_record(directory.path("checkpoints", "best.json"))
         directory.write_json("metrics.json", results_to_write)
@@ -299,7 +342,8 @@ def fit(
     best = directory.best_checkpoint if directory is not None and checkpoint else None
     return Run(model=model, history=history_values, metrics=results,
                run_dir=directory.root if directory is not None else None, plots=figures,
-               best_checkpoint=best if best and os.path.exists(best) else None, chief=chief)
+               best_checkpoint=best if best and os.path.exists(best) else None, chief=chief,
+               weights_epoch=weights_epoch)
 
 
 def _validation_input(val: tf.data.Dataset | None) -> tf.data.Dataset | None:
@@ -311,10 +355,10 @@ def _keras_fit(model: keras.Model, data: Data, epochs: int, steps: int,
                val: tf.data.Dataset | None, val_steps: int | None,
                callbacks: list[keras.callbacks.Callback], verbose: str | int,
                data_service: str | None, strategy: tf.distribute.Strategy | None = None,
-               initial_epoch: int = 0) -> keras.callbacks.History:
+               initial_epoch: int = 0, first_epoch: int = 0) -> keras.callbacks.History:
     """Keras's fit on one repeated training dataset with explicit steps per epoch."""
     return model.fit(
-        _training_input(data, data_service, strategy),
+        _training_input(data, data_service, strategy, first_epoch),
         epochs=int(epochs),
         initial_epoch=int(initial_epoch),
         steps_per_epoch=steps,
@@ -327,7 +371,8 @@ def _keras_fit(model: keras.Model, data: Data, epochs: int, steps: int,
 
 
 def _training_input(data: Data, data_service: str | None,
-                    strategy: tf.distribute.Strategy | None = None) -> Any:
+                    strategy: tf.distribute.Strategy | None = None,
+                    first_epoch: int = 0) -> Any:
     """The repeated training input of global batches of `data.batch_size` examples.
 
     - One worker (with or without a strategy): one pipeline of global batches, which
@@ -341,7 +386,8 @@ def _training_input(data: Data, data_service: str | None,
     if data_service:
         return through_data_service(data.train.repeat(), data_service)
     if strategy is None or num_workers(strategy) < 2:
-        return data.train.repeat()
+        # Epoch e is shuffled by (seed, e): a resumed run reads what an uninterrupted one does.
+        return data.train_from_epoch(first_epoch)
 
     def worker_input(context: tf.distribute.InputContext) -> tf.data.Dataset:
         per_replica = context.get_per_replica_batch_size(data.batch_size)
@@ -392,14 +438,15 @@ def _default_callbacks(directory: RunDirectory | None, monitor: str, mode: str,
             monitor=monitor, mode=mode, factor=0.5, patience=2))
     if directory is None:
         return callbacks
-    if backup:
-        callbacks.insert(0, keras.callbacks.BackupAndRestore(directory.backup))
+    callbacks.append(LearningRateLog())  # the rate of every epoch into history.csv
     callbacks.append(keras.callbacks.CSVLogger(directory.history_csv, append=True))
     if checkpoint:
         callbacks.append(BestCheckpoint(directory.best_checkpoint, monitor=monitor, mode=mode,
                                         resume_dir=directory.backup if backup else None))
     if tensorboard:
         callbacks.append(EpochTensorBoard(directory.tensorboard))
+    if backup:  # after the others: it saves what they changed at the epoch's end
+        callbacks.append(ResumableBackup(directory.backup))
     return callbacks
 
 

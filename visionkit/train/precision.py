@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 __all__ = ["resolve_mixed_precision", "resolve_jit_compile", "rebuild_model",
-           "PRECISIONS", "has_accelerator"]
+           "PRECISIONS", "has_accelerator", "float16_layers", "with_loss_scaling"]
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 _ALIASES = {"fp32": "float32", "float16": "mixed_float16", "fp16": "mixed_float16",
@@ -99,3 +99,39 @@ def _rewrite_policies(node: Any, policy: str, keep: set[str], top_level: bool) -
     elif isinstance(node, list):
         for value in node:
             _rewrite_policies(value, policy, keep, top_level)
+
+
+def float16_layers(model: keras.Model) -> list[str]:
+    """Names of the layers (at any depth of nested models) that compute in float16."""
+    names = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if getattr(layer, "compute_dtype", None) == "float16" and layer.weights:
+            names.append(layer.name)
+    return names
+
+
+def with_loss_scaling(optimizer: keras.optimizers.Optimizer,
+                      model: keras.Model) -> keras.optimizers.Optimizer:
+    """`optimizer` wrapped in Keras's `LossScaleOptimizer` when `model` computes in float16.
+
+    Keras wraps the optimizer at `compile` only when the *model's own* dtype policy is
+    "mixed_float16"; a model rebuilt layer by layer under that policy, a model whose
+    nested backbone is float16, or a model built by the user under a global float16
+    policy can keep a float32 model-level policy, and then gradients smaller than
+    float16's smallest subnormal (about 6e-8) silently become zero. This decides from
+    the layers themselves: any layer with weights computing in float16 means the loss is
+    scaled (dynamic loss scaling, Micikevicius et al. 2018, "Mixed Precision Training").
+
+    Args:
+        optimizer: a Keras optimizer (returned as is when already loss-scaled or when
+            no layer computes in float16).
+        model: the model about to be compiled.
+
+    Returns:
+        The optimizer to compile with.
+    """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    if not float16_layers(model):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer, name="loss_scale_optimizer")

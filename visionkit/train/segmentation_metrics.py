@@ -113,8 +113,10 @@ class _ConfusionMetric(keras.metrics.Metric):
                                         initializer="zeros", dtype="float32", name="matrix")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        # NumPy arrays, lists and tensors alike (NumPy shapes have no `.rank`).
+        y_pred = tf.convert_to_tensor(y_pred)
         predicted = tf.argmax(y_pred, axis=-1)
-        y_true = tf.cast(y_true, tf.int64)
+        y_true = tf.cast(tf.convert_to_tensor(y_true), tf.int64)
         if y_true.shape.rank == y_pred.shape.rank:
             y_true = tf.squeeze(y_true, -1)
         counts = confusion_matrix_tf(y_true, predicted, self.num_classes, self.ignore_index)

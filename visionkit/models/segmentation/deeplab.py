@@ -17,9 +17,9 @@ import keras
 from visionkit.models.backbones import backbone_features
 from visionkit.models.backbones.weights import load_weights
 from visionkit.models.classification.backbone_head import load_backbone_weights
-from visionkit.models.common import check_activation, raw_image_input
+from visionkit.models.common import check_activation
 from visionkit.models.registry import register
-from visionkit.models.segmentation.head import check_segmentation_shape
+from visionkit.models.segmentation.head import crop_to_input, padded_input
 
 __all__ = ["deeplabv3plus"]
 
@@ -28,6 +28,8 @@ DEFAULT_ATROUS_RATES = (6, 12, 18)
 # The encoder's features (stride 16) and the decoder's low-level features (stride 4).
 _ENCODER_LEVEL, _LOW_LEVEL = 4, 2
 _ENCODER_STRIDE, _LOW_STRIDE = 2 ** _ENCODER_LEVEL, 2 ** _LOW_LEVEL
+# Inputs are padded (inside the model) to multiples of the backbone's deepest stride (P5).
+_INPUT_MULTIPLE = 32
 
 
 def _conv_bn_relu(x, filters: int, kernel_size: int, name: str, dilation_rate: int = 1):
@@ -56,7 +58,8 @@ def deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int,
     the input size. The softmax comes last, in a layer named "predictions".
 
     Args:
-        input_shape: `(height, width, channels)`; height and width multiples of 32.
+        input_shape: `(height, width, channels)`, any size (padded inside the model to
+            multiples of 32, the output cropped back).
         num_classes: number of classes.
         backbone: a name from `vk.models.available_backbones()`. Defaults to "resnet50".
         atrous_rates: dilation rates of the three 3x3 ASPP branches. Defaults to
@@ -90,10 +93,9 @@ def deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int,
     if not rates or min(rates) < 1:
         raise ValueError(f"Expected atrous_rates as positive integers; received "
                          f"atrous_rates={atrous_rates!r}.")
-    shape = check_segmentation_shape(name, input_shape, 32)
+    inputs, padded, shape = padded_input(name, input_shape, _INPUT_MULTIPLE)
     options = {} if width_multiplier is None else {"width_multiplier": width_multiplier}
-    inputs = raw_image_input(shape)
-    features = backbone_features(backbone, inputs, **options)
+    features = backbone_features(backbone, padded, **options)
     encoded = features[f"P{_ENCODER_LEVEL}"]
     height, width = shape[0] // _ENCODER_STRIDE, shape[1] // _ENCODER_STRIDE
 
@@ -117,6 +119,7 @@ def deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int,
     x = keras.layers.Conv2D(num_classes, 1, dtype="float32", name="class_scores")(x)
     x = keras.layers.UpSampling2D(_LOW_STRIDE, interpolation="bilinear", dtype="float32",
                                   name="output_upsample")(x)
+    x = crop_to_input(x, inputs)
     outputs = keras.layers.Activation(activation or "linear", dtype="float32",
                                       name="predictions")(x)
     model = keras.Model(inputs, outputs, name=name)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import keras
 
 from visionkit.models.backbones.vgg import VGG_CONVS_PER_STAGE, VGG_STAGE_FILTERS
-from visionkit.models.common import raw_image_input, rescale
+from visionkit.models.common import rescale
 from visionkit.models.layers.max_unpooling import MaxUnpooling2D
 from visionkit.models.registry import register
-from visionkit.models.segmentation.head import check_segmentation_shape, segmentation_output
+from visionkit.models.segmentation.head import padded_input, segmentation_output
 from visionkit.models.segmentation.unet import BN_MOMENTUM
 
 __all__ = ["segnet", "segnet_decoder_filters"]
@@ -66,7 +66,8 @@ def segnet(input_shape: tuple[int, int, int], num_classes: int, width_multiplier
     parameters (the paper reports 29.5M).
 
     Args:
-        input_shape: `(height, width, channels)`; height and width multiples of 32.
+        input_shape: `(height, width, channels)`, any size (padded inside the model to
+            multiples of 32, the output cropped back).
         num_classes: number of classes.
         width_multiplier: scales every layer's filters (1.0 is the paper's network).
             Defaults to 1.0.
@@ -90,10 +91,9 @@ def segnet(input_shape: tuple[int, int, int], num_classes: int, width_multiplier
     """
     if not float(width_multiplier) > 0:
         raise ValueError(f"Expected width_multiplier > 0; received {width_multiplier!r}.")
-    shape = check_segmentation_shape("segnet", input_shape, 2 ** _STAGES)
+    inputs, padded, _ = padded_input("segnet", input_shape, 2 ** _STAGES)
     widths = [max(1, int(round(f * width_multiplier))) for f in VGG_STAGE_FILTERS]
-    inputs = raw_image_input(shape)
-    x = rescale(inputs)
+    x = rescale(padded)
     before_pool = []
     for stage, convs in enumerate(VGG_CONVS_PER_STAGE[_VGG16_DEPTH], start=1):
         for index in range(1, convs + 1):
@@ -105,5 +105,5 @@ def segnet(input_shape: tuple[int, int, int], num_classes: int, width_multiplier
         x = MaxUnpooling2D(name=f"decoder{stage}_unpool")([x, before_pool[stage - 1]])
         for index, width in enumerate(filters, start=1):
             x = _conv_bn_relu(x, width, f"decoder{stage}_{index}")
-    outputs = segmentation_output(x, num_classes, activation)
+    outputs = segmentation_output(x, num_classes, activation, inputs=inputs)
     return keras.Model(inputs, outputs, name=name)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import keras
 
-from visionkit.models.common import raw_image_input, rescale
+from visionkit.models.common import rescale
 from visionkit.models.layers.attention_gate import AttentionGate
 from visionkit.models.registry import register
-from visionkit.models.segmentation.head import check_segmentation_shape, segmentation_output
+from visionkit.models.segmentation.head import padded_input, segmentation_output
 
 __all__ = ["unet", "conv_block", "check_unet_attention", "gate_skip"]
 
@@ -78,8 +78,8 @@ def unet(input_shape: tuple[int, int, int], num_classes: int, depth: int = 4,
     it the network trains far more slowly from scratch at `vk.train.fit`'s defaults.
 
     Args:
-        input_shape: `(height, width, channels)`; height and width multiples of
-            2**depth.
+        input_shape: `(height, width, channels)`, any size (padded inside the model to
+            multiples of 2**depth, the output cropped back).
         num_classes: number of classes (output channels).
         depth: number of pooling steps. Defaults to 4.
         filters: filters of the first level. Defaults to 64.
@@ -120,9 +120,8 @@ def unet(input_shape: tuple[int, int, int], num_classes: int, depth: int = 4,
     if decoder not in _DECODERS:
         raise ValueError(f"Expected decoder in {_DECODERS}; received decoder={decoder!r}.")
     check_unet_attention(attention)
-    shape = check_segmentation_shape("unet", input_shape, 2 ** int(depth))
-    inputs = raw_image_input(shape)
-    x = rescale(inputs)
+    inputs, padded, _ = padded_input("unet", input_shape, 2 ** int(depth))
+    x = rescale(padded)
     skips = []
     for level in range(int(depth)):
         x = conv_block(x, filters * 2 ** level, f"down{level + 1}", batch_norm)
@@ -140,5 +139,5 @@ def unet(input_shape: tuple[int, int, int], num_classes: int, depth: int = 4,
             x = keras.layers.Conv2D(width, 2, padding="same", name=f"up{level + 1}_upconv")(x)
         x = keras.layers.Concatenate(name=f"up{level + 1}_concat")([skip, x])
         x = conv_block(x, width, f"up{level + 1}", batch_norm)
-    outputs = segmentation_output(x, num_classes, activation)
+    outputs = segmentation_output(x, num_classes, activation, inputs=inputs)
     return keras.Model(inputs, outputs, name=name)

@@ -18,9 +18,8 @@ import keras
 from visionkit.models.backbones import backbone_features
 from visionkit.models.backbones.weights import load_weights
 from visionkit.models.classification.backbone_head import load_backbone_weights
-from visionkit.models.common import raw_image_input
 from visionkit.models.registry import register
-from visionkit.models.segmentation.head import check_segmentation_shape, segmentation_output
+from visionkit.models.segmentation.head import padded_input, segmentation_output
 from visionkit.models.segmentation.unet import check_unet_attention, conv_block, gate_skip
 
 __all__ = ["UNET_BACKBONES", "unet_on_backbone"]
@@ -48,7 +47,8 @@ def unet_on_backbone(backbone: str, input_shape: tuple[int, int, int], num_class
 
     Args:
         backbone: a name from `vk.models.available_backbones()`.
-        input_shape: `(height, width, channels)`; height and width multiples of 32.
+        input_shape: `(height, width, channels)`, any size (padded inside the model to
+            multiples of 32, the output cropped back).
         num_classes: number of classes.
         decoder_filters: filters of the five decoder blocks, deepest first.
             Defaults to (256, 128, 64, 32, 16).
@@ -85,10 +85,9 @@ def unet_on_backbone(backbone: str, input_shape: tuple[int, int, int], num_class
                          f"first); received decoder_filters={decoder_filters!r}.")
     check_unet_attention(attention)
     model_name = name or f"unet_{backbone}"
-    shape = check_segmentation_shape(model_name, input_shape, 2 ** _LEVELS)
+    inputs, padded, shape = padded_input(model_name, input_shape, 2 ** _LEVELS)
     options = {} if width_multiplier is None else {"width_multiplier": width_multiplier}
-    inputs = raw_image_input(shape)
-    features = backbone_features(backbone, inputs, **options)
+    features = backbone_features(backbone, padded, **options)
     x = features[f"P{_LEVELS}"]
     for step, width in enumerate(filters):
         level = _LEVELS - 1 - step
@@ -98,7 +97,7 @@ def unet_on_backbone(backbone: str, input_shape: tuple[int, int, int], num_class
         if skip is not None:
             x = keras.layers.Concatenate(name=f"decoder{level}_concat")([x, skip])
         x = conv_block(x, width, f"decoder{level}", batch_norm)
-    outputs = segmentation_output(x, num_classes, activation)
+    outputs = segmentation_output(x, num_classes, activation, inputs=inputs)
     model = keras.Model(inputs, outputs, name=model_name)
     load_backbone_weights(model, backbone, shape, backbone_weights, **options)
     return load_weights(model, weights)
