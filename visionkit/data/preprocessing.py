@@ -224,14 +224,24 @@ class Preprocessing:
     def resize(self, images: tf.Tensor) -> tf.Tensor:
         """Graph code: pixels (any dtype, `[H, W, 3]` or `[B, H, W, 3]`) -> model pixels.
 
+        Pixels already at `image_size` pass unchanged (no kernel runs at scale 1).
+
         Returns:
             float32 `[*image_size, 3]` (or `[B, *image_size, 3]`) in 0..255.
         """
-        images = tf.image.resize(tf.cast(images, tf.float32), self.image_size,
-                                 method=self.resize_method, antialias=self.antialias)
-        images = tf.clip_by_value(tf.cast(images, tf.float32), *VALUE_RANGE)
-        return tf.ensure_shape(images, [*([None] if images.shape.rank == 4 else []),
-                                        *self.image_size, 3])
+        pixels = tf.cast(images, tf.float32)
+        shape = [*([None] if pixels.shape.rank == 4 else []), *self.image_size, 3]
+
+        def resized():
+            result = tf.image.resize(pixels, self.image_size, method=self.resize_method,
+                                     antialias=self.antialias)
+            return tf.cast(result, tf.float32)
+
+        # At the target size the pixels pass unchanged: the Gaussian and Mitchell kernels
+        # are not interpolating and would blur them even at scale 1.
+        same = tf.reduce_all(tf.equal(tf.shape(pixels)[-3:-1], self.image_size))
+        pixels = tf.ensure_shape(tf.cond(same, lambda: tf.identity(pixels), resized), shape)
+        return tf.clip_by_value(pixels, *VALUE_RANGE)
 
     def pixels_from_bytes(self, contents: tf.Tensor) -> tf.Tensor:
         """Graph code: one file's bytes -> float32 `[*image_size, 3]` model pixels."""
