@@ -500,8 +500,10 @@ def _scan_pairs(pairs: list[tuple[str, str]], colours: dict | None,
             with Image.open(mask_path) as mask_image:
                 mask_size = _displayed_size(mask_image.size, orientations.get(mask_path, 1))
                 mode = mask_image.mode
-                # As TensorFlow decodes it: 1-bit PNGs become 0/255, palettes colours.
-                mask = np.asarray(mask_image if mode == "L" and colours is None
+                # As TensorFlow decodes it: 1-bit PNGs become 0/255, palettes colours;
+                # 16-bit grey PNGs ("I;16", "I") keep their values (read at 16 bits).
+                wide = mode.startswith("I") and colours is None
+                mask = np.asarray(mask_image if (mode == "L" or wide) and colours is None
                                   else mask_image.convert("RGB"))
         except OSError as error:
             raise BadFileError(mask_path, f"cannot be read ({error})",
@@ -525,12 +527,28 @@ def _scan_pairs(pairs: list[tuple[str, str]], colours: dict | None,
                 continue
             mask = mask[..., 0]
         values, counts = np.unique(mask, return_counts=True)
+        if values.min() < 0 or values.max() > 255:
+            outside = [int(v) for v in values if not 0 <= v <= 255]
+            bad.append((mask_path, f"is a {mode} mask holding values {outside[:_LISTED]} "
+                                   "outside 0..255 (instance ids?); expected class ids "
+                                   "0..255: save class ids, or map them to 0..255 first"))
+            continue
         per_file[mask_path] = {int(v): int(c) for v, c in zip(values, counts)}
     if bad:
         raise DataError(f"Expected masks of their images' size holding class ids "
                         f"(0..num_classes-1, or {IGNORE_INDEX} to ignore) or palette colours; "
                         f"{len(bad)} mask(s) do not fit:\n" + format_file_list(bad))
     return per_file
+
+
+def _is_16bit_grey_png(contents: tf.Tensor) -> tf.Tensor:
+    """Whether PNG bytes hold a 16-bit greyscale image (IHDR bit depth 16, colour type 0
+    or 4): the bytes after the 8-byte signature are length, "IHDR", width, height, then
+    bit depth (byte 24) and colour type (byte 25)."""
+    signature = tf.strings.substr(contents, 0, 8) == b"\x89PNG\r\n\x1a\n"
+    depth = tf.strings.substr(contents, 24, 1) == b"\x10"
+    kind = tf.strings.substr(contents, 25, 1)
+    return signature & depth & ((kind == b"\x00") | (kind == b"\x04"))
 
 
 def _decoder(size: tuple[int, int], colours: dict | None,
@@ -550,8 +568,15 @@ def _decoder(size: tuple[int, int], colours: dict | None,
         contents = tf.io.read_file(record["mask"])
         if table is None:
             # Grey masks decode to three equal channels; the first one holds the ids.
-            mask = tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
-                                      expand_animations=False)[..., 0]
+            # A 16-bit grey PNG would decode to its high byte (ids 0..255 -> 0), so it is
+            # decoded at 16 bits (the scan refused values above 255).
+            mask = tf.cond(
+                _is_16bit_grey_png(contents),
+                lambda: tf.cast(tf.io.decode_png(contents, channels=1,
+                                                 dtype=tf.uint16)[..., 0], tf.int32),
+                lambda: tf.cast(tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
+                                                   expand_animations=False)[..., 0],
+                                tf.int32))
             if id_table is not None:
                 mask = tf.gather(value_ids, tf.cast(mask, tf.int32))
         else:
