@@ -1,0 +1,73 @@
+"""Detection sets as annotation tools leave them: LabelImg names, overlapping YOLO splits."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import visionkit as vk
+from visionkit.errors import DataError, DataWarning
+
+HEIGHT, WIDTH = 20, 30
+
+
+def _image(path: Path, identity: int, suffix_format: str | None = None) -> Path:
+    """A solid image whose red channel is `4 * identity` (its identity in the pipeline)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    pixels[..., 0] = 4 * identity
+    Image.fromarray(pixels).save(path, format=suffix_format)
+    return path
+
+
+def _labelimg_xml(root: Path, stem: str, file_name: str) -> None:
+    folder = root / "Annotations"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.xml").write_text(
+        f"<annotation><folder>JPEGImages</folder><filename>{file_name}</filename>"
+        f"<path>C:\\\\labels\\\\{file_name}</path><size><width>{WIDTH}</width>"
+        f"<height>{HEIGHT}</height><depth>3</depth></size><object><name>cat</name>"
+        "<truncated>0</truncated><difficult>0</difficult><bndbox><xmin>3</xmin>"
+        "<ymin>4</ymin><xmax>12</xmax><ymax>10</ymax></bndbox></object></annotation>")
+
+
+def test_voc_filename_with_another_extension_finds_the_converted_image(tmp_path):
+    # LabelImg wrote <filename>a.jpg</filename>; the images were later saved as PNG.
+    _image(tmp_path / "JPEGImages/a.png", 3)
+    _labelimg_xml(tmp_path, "a", "a.jpg")
+    with pytest.warns(DataWarning, match=r"another extension.*'a\.jpg' -> 'a\.png'"):
+        data = vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
+    example = next(iter(data.train_examples))
+    assert round(float(example["images"].numpy()[0, 0, 0]) / 4) == 3
+    # VOC 1-based inclusive (3, 4, 12, 10) -> pixel edges (2, 3, 12, 10).
+    np.testing.assert_allclose(example["bounding_boxes"]["boxes"].numpy(), [[2, 3, 12, 10]])
+
+
+def test_voc_filename_with_another_extension_and_two_candidates_is_an_error(tmp_path):
+    _image(tmp_path / "JPEGImages/a.png", 1)
+    _image(tmp_path / "JPEGImages/a.bmp", 2)
+    _labelimg_xml(tmp_path, "a", "a.jpg")
+    with pytest.raises(DataError, match=r"a\.xml: <filename> 'a\.jpg'.*several images"):
+        vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
+
+
+def test_yolo_splits_sharing_files_are_said(tmp_path):
+    # A data.yaml whose train list also names the val folder (ultralytics accepts lists).
+    for split, identities in (("train", (1, 2)), ("val", (3,))):
+        for identity in identities:
+            _image(tmp_path / "images" / split / f"{identity}.png", identity)
+    (tmp_path / "data.yaml").write_text(
+        "path: .\ntrain: [images/train, images/val]\nval: images/val\nnames: [cat]\n")
+    with pytest.warns(DataWarning, match=r"1 image file\(s\) are in more than one.*"
+                                         r"3\.png' \(train and val\)"):
+        data = vk.data.yolo(tmp_path, image_size=(HEIGHT, WIDTH))
+    assert (data.train_size, data.val_size) == (3, 1)
+    (tmp_path / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\nnames: [cat]\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        vk.data.yolo(tmp_path, image_size=(HEIGHT, WIDTH))
