@@ -71,3 +71,63 @@ def test_yolo_splits_sharing_files_are_said(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataWarning)
         vk.data.yolo(tmp_path, image_size=(HEIGHT, WIDTH))
+
+
+def test_coco_roboflow_category_zero_without_annotations_is_said(tmp_path):
+    # Roboflow's COCO export: category 0 is the data set's name (supercategory "none"),
+    # the real classes are 1..K with it as their supercategory; it has no annotation.
+    import json
+
+    _image(tmp_path / "a.png", 1)
+    spec = {"images": [{"id": 0, "file_name": "a.png", "width": WIDTH, "height": HEIGHT}],
+            "annotations": [{"id": 0, "image_id": 0, "category_id": 2, "bbox": [3, 4, 9, 6],
+                             "area": 54, "iscrowd": 0, "segmentation": []}],
+            "categories": [{"id": 0, "name": "pets", "supercategory": "none"},
+                           {"id": 1, "name": "cat", "supercategory": "pets"},
+                           {"id": 2, "name": "dog", "supercategory": "pets"}]}
+    (tmp_path / "_annotations.coco.json").write_text(json.dumps(spec))
+    with pytest.warns(DataWarning, match=r"2 categories without any annotation.*"
+                                         r"class 0 'pets'; class 1 'cat'"):
+        data = vk.data.coco(tmp_path / "_annotations.coco.json", tmp_path,
+                            image_size=(HEIGHT, WIDTH), validation_split=0)
+    assert data.class_names == ("pets", "cat", "dog")
+    example = next(iter(data.train_examples))
+    assert example["bounding_boxes"]["labels"].numpy().tolist() == [2]
+    np.testing.assert_allclose(example["bounding_boxes"]["boxes"].numpy(), [[3, 4, 12, 10]])
+
+
+def test_text_files_with_a_utf8_byte_order_mark_read_as_without(tmp_path):
+    # Windows Notepad and .NET writers start UTF-8 files with a byte order mark (BOM).
+    import json
+
+    bom = "\ufeff"
+    _image(tmp_path / "yolo/images/a.png", 1)
+    (tmp_path / "yolo/labels").mkdir(parents=True)
+    (tmp_path / "yolo/labels/a.txt").write_text(bom + "1 0.5 0.5 0.2 0.4\n", "utf-8")
+    (tmp_path / "yolo/classes.txt").write_text(bom + "cat\ndog\n", "utf-8")
+    data = vk.data.yolo(tmp_path / "yolo", image_size=(HEIGHT, WIDTH), validation_split=0)
+    assert data.class_names == ("cat", "dog")
+    example = next(iter(data.train_examples))
+    assert example["bounding_boxes"]["labels"].numpy().tolist() == [1]
+    np.testing.assert_allclose(example["bounding_boxes"]["boxes"].numpy(), [[12, 6, 18, 14]])
+
+    _image(tmp_path / "coco/a.png", 2)
+    spec = {"images": [{"id": 1, "file_name": "a.png", "width": WIDTH, "height": HEIGHT}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]}],
+            "categories": [{"id": 1, "name": "cat"}]}
+    (tmp_path / "coco/a.json").write_text(bom + json.dumps(spec), "utf-8")
+    data = vk.data.coco(tmp_path / "coco/a.json", tmp_path / "coco",
+                        image_size=(HEIGHT, WIDTH), validation_split=0)
+    assert data.class_names == ("cat",) and data.train_size == 1
+
+    for identity in (1, 2):
+        _image(tmp_path / f"voc/JPEGImages/{identity}.png", identity)
+        _labelimg_xml(tmp_path / "voc", str(identity), f"{identity}.png")
+    sets = tmp_path / "voc/ImageSets/Main"
+    sets.mkdir(parents=True)
+    (sets / "train.txt").write_text(bom + "1\r\n", "utf-8")
+    (sets / "val.txt").write_text(bom + "2\r\n", "utf-8")
+    data = vk.data.voc(tmp_path / "voc", image_size=(HEIGHT, WIDTH))
+    assert (data.train_size, data.val_size) == (1, 1)
+    (train_image, _), = data.train.unbatch().take(1)
+    assert round(float(train_image.numpy()[0, 0, 0]) / 4) == 1

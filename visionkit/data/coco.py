@@ -46,7 +46,8 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
     Reads `images` (`id`, `file_name`, `width`, `height`), `annotations` (`image_id`,
     `category_id`, `bbox` as `[x, y, width, height]` pixels, optional `iscrowd`) and
     `categories` (`id`, `name`). Category ids map to class ids 0..K-1 in ascending id
-    order; `class_names` follow that order. Boxes become xyxy pixels of the resized image.
+    order; `class_names` follow that order (a category no annotation uses stays a class,
+    counted in a warning). Boxes become xyxy pixels of the resized image.
 
     Args:
         annotations_json: the COCO JSON file.
@@ -118,6 +119,7 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
                             f"has {names}, {file!r} has {file_names}.")
         names = file_names
         images += file_images
+    _note_unused_categories(names, images, problems)
     return build_detection_data(images, names, path, image_size, validation_split,
                                 batch_size, augment, seed, max_boxes, cache,
                                 max_image_pixels=max_image_pixels,
@@ -189,6 +191,21 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
     return names, images
 
 
+def _note_unused_categories(names: list[str], images: list[AnnotatedImage],
+                            problems: Problems) -> None:
+    """Counts the categories no kept annotation uses: they stay classes (ids do not move)
+    that the model can never learn, e.g. the data set's own name that Roboflow exports
+    as category 0, the supercategory of the others."""
+    used = set()
+    for image in images:
+        used.update(int(label) for label in np.asarray(image.labels).reshape(-1))
+    for index, name in enumerate(names):
+        if index not in used:
+            problems.note("categories without any annotation kept as classes no example "
+                          "shows (a Roboflow export's category 0 is the data set's name)",
+                          f"class {index} {name!r}")
+
+
 _EXPECTED = "a COCO instances JSON file with 'images', 'annotations' and 'categories'"
 
 
@@ -226,7 +243,7 @@ def _read_json(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such annotations file: {path!r}.")
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             spec = json.load(handle)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BadFileError(path, f"not valid JSON ({error})", expected=expected) from error
