@@ -144,7 +144,7 @@ def _image_sets(root: str, image_sets: str, annotations: str) -> dict[str, str] 
         listing = os.path.join(folder, f"{split}.txt")
         if not os.path.isfile(listing):
             continue
-        with open(listing, encoding="utf-8") as handle:
+        with open(listing, encoding="utf-8-sig") as handle:
             for number, line in enumerate(handle, start=1):
                 fields = line.split()
                 if not fields:

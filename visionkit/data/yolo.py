@@ -178,7 +178,7 @@ def _read_yaml(path: str) -> dict:
     import yaml
 
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             spec = yaml.safe_load(handle)
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise BadFileError(path, f"not valid YAML ({error})",
@@ -312,7 +312,7 @@ def _names(root: str, names: str | os.PathLike | Sequence[str] | None) -> list[s
 def _text_lines(path: str, what: str) -> list[str]:
     """The lines of a UTF-8 text file; other bytes are a `BadFileError` naming it."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             return handle.read().splitlines()
     except UnicodeDecodeError as error:
         raise BadFileError(path, f"not UTF-8 text ({error.reason} at byte {error.start})",
