@@ -60,6 +60,8 @@ def test_yolo_splits_sharing_files_are_said(tmp_path):
     for split, identities in (("train", (1, 2)), ("val", (3,))):
         for identity in identities:
             _image(tmp_path / "images" / split / f"{identity}.png", identity)
+            (tmp_path / "labels" / split).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "labels" / split / f"{identity}.txt").write_text("0 .5 .5 .2 .2\n")
     (tmp_path / "data.yaml").write_text(
         "path: .\ntrain: [images/train, images/val]\nval: images/val\nnames: [cat]\n")
     with pytest.warns(DataWarning, match=r"1 image file\(s\) are in more than one.*"
@@ -131,3 +133,53 @@ def test_text_files_with_a_utf8_byte_order_mark_read_as_without(tmp_path):
     assert (data.train_size, data.val_size) == (1, 1)
     (train_image, _), = data.train.unbatch().take(1)
     assert round(float(train_image.numpy()[0, 0, 0]) / 4) == 1
+
+
+def test_yolo_labels_not_where_ultralytics_looks_are_an_error_or_counted(tmp_path):
+    for identity in (1, 2):
+        _image(tmp_path / "images/train" / f"{identity}.jpg", identity, "PNG")
+    (tmp_path / "Labels/train").mkdir(parents=True)  # not "labels": never found
+    (tmp_path / "Labels/train/1.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "data.yaml").write_text("path: .\ntrain: images/train\nnames: [cat]\n")
+    with pytest.raises(DataError, match=r"none of the 2 images has a label file.*"
+                                        r"labels/train/1\.txt"):
+        vk.data.yolo(tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
+    (tmp_path / "labels/train").mkdir(parents=True)
+    (tmp_path / "labels/train/1.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    with pytest.warns(DataWarning, match=r"1 images without a label file read as background"
+                                         r".*2\.jpg"):
+        data = vk.data.yolo(tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
+    boxes = sorted(int((e["bounding_boxes"]["labels"].numpy() >= 0).sum())
+                   for e in data.train_examples)
+    assert boxes == [0, 1]
+
+
+def test_coco_file_names_repeating_images_dir_or_with_windows_separators(tmp_path):
+    # labelme2coco writes "JPEGImages/a.png" while users point images_dir at JPEGImages;
+    # a Windows exporter writes "sub\\b.png".
+    import json
+
+    folder = tmp_path / "data" / "JPEGImages"
+    _image(folder / "a.png", 1)
+    _image(folder / "sub" / "b.png", 2)
+    spec = {"images": [{"id": 1, "file_name": "JPEGImages/a.png", "width": WIDTH,
+                        "height": HEIGHT},
+                       {"id": 2, "file_name": "sub\\b.png", "width": WIDTH, "height": HEIGHT}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]},
+                            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [5, 6, 7, 8]}],
+            "categories": [{"id": 1, "name": "cat"}]}
+    (tmp_path / "c.json").write_text(json.dumps(spec))
+    with pytest.warns(DataWarning) as caught:
+        data = vk.data.coco(tmp_path / "c.json", folder, image_size=(HEIGHT, WIDTH),
+                            validation_split=0)
+    messages = " ".join(str(w.message) for w in caught)
+    assert "1 file_names repeating the end of images_dir" in messages
+    assert "1 file_names with Windows" in messages and "missing on disk" not in messages
+    found = {round(float(e["images"].numpy()[0, 0, 0]) / 4):
+             e["bounding_boxes"]["boxes"].numpy().tolist() for e in data.train_examples}
+    assert found == {1: [[1, 2, 4, 6]], 2: [[5, 6, 12, 14]]}
+    # A path leaving the images folder is still refused.
+    spec["images"][0]["file_name"] = "..\\..\\c.json"
+    (tmp_path / "c.json").write_text(json.dumps(spec))
+    with pytest.raises(DataError, match="points outside the images root"):
+        vk.data.coco(tmp_path / "c.json", folder, image_size=(HEIGHT, WIDTH))
