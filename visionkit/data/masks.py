@@ -26,7 +26,11 @@ from visionkit.data.files import (
     list_other_files,
     scan_image_files,
 )
-from visionkit.data.given_splits import announce_random_split, split_folders
+from visionkit.data.given_splits import (
+    announce_no_validation,
+    announce_random_split,
+    split_folders,
+)
 from visionkit.data.mask_conventions import (
     check_inferred_classes,
     check_value_map,
@@ -272,6 +276,8 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
                             f"({sorted(given)}); received masks_dir={masks_dir!r} with "
                             f"{sorted(mask_splits or [])}.")
         folders = [(split, given[split], mask_splits[split]) for split in given]
+        if "val" not in given:
+            announce_no_validation(f"mask_folder {images_dir!r}", sorted(given))
     else:
         folders = [(None, images_dir, masks_dir)]
     others = list_other_files(images_dir) + list_other_files(masks_dir)
