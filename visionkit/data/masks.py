@@ -196,8 +196,9 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
     the splits, used exactly (`Data.test` for the test split); otherwise a seeded random
     `validation_split` is held out and that is printed.
 
-    A mask is either a one-channel image of stored values or, with `palette`, an RGB
-    image whose colours map to class ids. Stored values become class ids as
+    A mask is either a one-channel image of stored values (8-bit, or a 16-bit PNG as
+    OpenCV and numpy `uint16` arrays save them, values 0..255) or, with `palette`, an
+    RGB image whose colours map to class ids. Stored values become class ids as
     `visionkit.data.mask_conventions` describes: value k is class k, `ignore_index`
     marks void pixels (255 by default), `value_map` maps stored values to class ids,
     and masks holding only 0 and 255 (also 1-bit PNGs) are read as background /
@@ -241,7 +242,8 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
         BadFileError: with `on_bad_file="error"`, naming every image or mask that does
             not decode.
         DataError: for an empty folder, two masks with one stem, an image without a
-            mask (naming the images), a mask of another size than its image, unknown
+            mask (naming the images), a mask of another size than its image, 16-bit
+            mask values above 255 (instance ids), unknown
             class ids, values or colours, or a suspicious inferred class count (naming
             the files and the values).
         ValueError: for an `ignore_index` or `value_map` entry outside 0..255.
@@ -548,13 +550,13 @@ def _scan_pairs(pairs: list[tuple[str, str]], colours: dict | None,
 
 
 def _is_16bit_grey_png(contents: tf.Tensor) -> tf.Tensor:
-    """Whether PNG bytes hold a 16-bit greyscale image (IHDR bit depth 16, colour type 0
-    or 4): the bytes after the 8-byte signature are length, "IHDR", width, height, then
-    bit depth (byte 24) and colour type (byte 25)."""
+    """Whether PNG bytes hold a 16-bit greyscale image (IHDR bit depth 16, colour type 0):
+    after the 8-byte signature come length, "IHDR", width, height, then bit depth (byte
+    24) and colour type (byte 25, 0 = grey without alpha)."""
     signature = tf.strings.substr(contents, 0, 8) == b"\x89PNG\r\n\x1a\n"
     depth = tf.strings.substr(contents, 24, 1) == b"\x10"
-    kind = tf.strings.substr(contents, 25, 1)
-    return signature & depth & ((kind == b"\x00") | (kind == b"\x04"))
+    grey = tf.strings.substr(contents, 25, 1) == b"\x00"  # PIL reads these as "I;16"
+    return signature & depth & grey
 
 
 def _decoder(size: tuple[int, int], colours: dict | None,
