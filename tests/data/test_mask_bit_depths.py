@@ -45,3 +45,14 @@ def test_16bit_masks_with_values_above_255_are_named(tmp_path):
     _write_pairs(tmp_path, [mask, mask], "I;16")
     with pytest.raises(DataError, match=r"(?s)1\.png.*I;16 mask holding values \[26001\]"):
         vk.data.mask_folder(tmp_path / "images", tmp_path / "masks", image_size=(6, 8))
+
+
+def test_masks_with_a_suffix_are_named_with_the_suffix(tmp_path):
+    # Carvana keeps "train/0cdf5b5d0ce1_01.jpg" with "train_masks/0cdf5b5d0ce1_01_mask.gif".
+    for sub in ("images", "masks"):
+        (tmp_path / sub).mkdir()
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(tmp_path / "images/car_01.jpg")
+    Image.fromarray(np.zeros((4, 6), np.uint8)).save(tmp_path / "masks/car_01_mask.gif")
+    with pytest.raises(DataError, match=r"car_01\.jpg': no mask car_01\.png in masks_dir "
+                                        r"\(masks_dir holds 'car_01_mask\.gif'.*'_mask' suffix"):
+        vk.data.mask_folder(tmp_path / "images", tmp_path / "masks", image_size=(4, 6))

@@ -380,7 +380,13 @@ def _pair_files(images_dir: str, masks_dir: str) -> list[tuple[str, str]]:
             missing.append((path, f"its mask '{mask_files[stem]}' is lossy (JPEG would blur "
                                   "class ids); save masks as PNG, BMP or GIF"))
         else:
-            missing.append((path, f"no mask {stem}.png in masks_dir"))
+            near = sorted(other for other in mask_files
+                          if other.startswith(stem) and other[len(stem):len(stem) + 1]
+                          in ("_", "-", "."))[:1]
+            hint = (f" (masks_dir holds {os.path.basename(mask_files[near[0]])!r}: masks "
+                    "are paired by the image's exact stem; rename them, e.g. without the "
+                    f"{near[0][len(stem):]!r} suffix)") if near else ""
+            missing.append((path, f"no mask {stem}.png in masks_dir{hint}"))
     if missing:
         raise DataError(f"Expected one mask per image (paired by file stem) in "
                         f"masks_dir={masks_dir!r}; {len(missing)} image(s) have none:\n"
