@@ -34,7 +34,7 @@ from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, find_bad_files
 from visionkit.data.pipeline import Data
 from visionkit.errors import BadFileError, DataError, DataWarning
 
-__all__ = ["AnnotatedImage", "build_detection_data", "resolve_inside"]
+__all__ = ["AnnotatedImage", "build_detection_data", "resolve_inside", "warn_shared_files"]
 
 
 @dataclasses.dataclass
@@ -170,6 +170,8 @@ def build_detection_data(images: Sequence[AnnotatedImage], class_names: Sequence
     if not paths:
         raise DataError(f"{source}: no annotated image found on disk; expected at least one.")
     given = splits if all(split is not None for split in splits) else None
+    if given is not None:
+        warn_shared_files(paths, given, source)
     if given is not None and "train" not in given:
         raise DataError(f"{source}: the given splits hold no training image; received "
                         f"splits {sorted(set(given))}.")
@@ -177,3 +179,21 @@ def build_detection_data(images: Sequence[AnnotatedImage], class_names: Sequence
                                 validation_split=validation_split, batch_size=batch_size,
                                 augment=augment, seed=seed, max_boxes=max_boxes, cache=cache,
                                 splits=given, orientations=orientations, source=source)
+
+
+def warn_shared_files(paths: Sequence[str], splits: Sequence[str], source: str) -> None:
+    """One `DataWarning` counting the image files the given splits share (e.g. a YOLO
+    `data.yaml` whose `train` list also holds its `val` folder): such validation or test
+    scores measure images the model trained on. Files are compared by real path (links
+    resolved); the same pixels under two names are `data check`'s to find."""
+    seen: dict[str, set[str]] = {}
+    for path, split in zip(paths, splits):
+        seen.setdefault(os.path.realpath(path), set()).add(split)
+    shared = {path: sorted(found) for path, found in seen.items() if len(found) > 1}
+    if shared:
+        shown = ", ".join(f"{path!r} ({' and '.join(found)})"
+                          for path, found in list(shared.items())[:3])
+        warnings.warn(f"{source}: {len(shared)} image file(s) are in more than one of the "
+                      f"given splits (e.g. {shown}); scores on a split that shares files "
+                      "with train measure images the model trained on.", DataWarning,
+                      stacklevel=4)

@@ -46,12 +46,14 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
     Reads `images` (`id`, `file_name`, `width`, `height`), `annotations` (`image_id`,
     `category_id`, `bbox` as `[x, y, width, height]` pixels, optional `iscrowd`) and
     `categories` (`id`, `name`). Category ids map to class ids 0..K-1 in ascending id
-    order; `class_names` follow that order. Boxes become xyxy pixels of the resized image.
+    order; `class_names` follow that order (a category no annotation uses stays a class,
+    counted in a warning). Boxes become xyxy pixels of the resized image.
 
     Args:
         annotations_json: the COCO JSON file.
         images_dir: the folder `file_name`s are relative to (paths leaving it are
-            refused).
+            refused). A `file_name` that repeats its last folders (`images/train/a.jpg`
+            with `images_dir=".../images/train"`) is found without them (said).
         image_size: `(height, width)` images are resized to. Defaults to (320, 320).
         validation_split: held-out fraction. Defaults to 0.2.
         batch_size: examples per batch. Defaults to 16.
@@ -118,6 +120,7 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
                             f"has {names}, {file!r} has {file_names}.")
         names = file_names
         images += file_images
+    _note_unused_categories(names, images, problems)
     return build_detection_data(images, names, path, image_size, validation_split,
                                 batch_size, augment, seed, max_boxes, cache,
                                 max_image_pixels=max_image_pixels,
@@ -153,8 +156,8 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
         if image["id"] in entries:
             raise DataError(f"{where}: image id {image['id']} appears twice.")
         entries[image["id"]] = {
-            "path": resolve_inside(images_dir, file_name,
-                                   where=f"{where} (id {image['id']}) file_name"),
+            "path": _image_path(images_dir, file_name,
+                                f"{where} (id {image['id']}) file_name", problems),
             "size": size, "boxes": [], "labels": [], "file": file_name}
     for position, annotation in enumerate(spec["annotations"]):
         if not isinstance(annotation, dict):
@@ -187,6 +190,47 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
                              source=f"{path} image {e['file']!r}", split=split)
               for e in entries.values()]
     return names, images
+
+
+def _image_path(images_dir: str, file_name: str, where: str, problems: Problems) -> str:
+    """The file of an image entry. A `file_name` that repeats the end of `images_dir`
+    (`JPEGImages/a.jpg` with `images_dir=".../JPEGImages"`, as labelme2coco and some
+    exporters write it) is found without the repeated folders when only that way the
+    file exists, counted in a warning."""
+    path = resolve_inside(images_dir, file_name, where=where)
+    if os.path.isfile(path):
+        return path
+    parts = [part for part in file_name.replace("\\", "/").split("/") if part]
+    if "\\" in file_name and os.sep == "/":  # written on Windows: "train\\a.jpg"
+        candidate = resolve_inside(images_dir, "/".join(parts), where=where)
+        if os.path.isfile(candidate):
+            problems.note("file_names with Windows '\\' separators read as folders",
+                          f"{file_name!r} -> {candidate!r}")
+            return candidate
+    folders = os.path.normpath(os.path.abspath(images_dir)).split(os.sep)
+    for count in range(len(parts) - 1, 0, -1):
+        if folders[-count:] == parts[:count]:
+            candidate = resolve_inside(images_dir, "/".join(parts[count:]), where=where)
+            if os.path.isfile(candidate):
+                problems.note("file_names repeating the end of images_dir found without "
+                              "the repeated folders", f"{file_name!r} -> {candidate!r}")
+                return candidate
+    return path
+
+
+def _note_unused_categories(names: list[str], images: list[AnnotatedImage],
+                            problems: Problems) -> None:
+    """Counts the categories no kept annotation uses: they stay classes (ids do not move)
+    that the model can never learn, e.g. the data set's own name that Roboflow exports
+    as category 0, the supercategory of the others."""
+    used = set()
+    for image in images:
+        used.update(int(label) for label in np.asarray(image.labels).reshape(-1))
+    for index, name in enumerate(names):
+        if index not in used:
+            problems.note("categories without any annotation kept as classes no example "
+                          "shows (a Roboflow export's category 0 is the data set's name)",
+                          f"class {index} {name!r}")
 
 
 _EXPECTED = "a COCO instances JSON file with 'images', 'annotations' and 'categories'"
@@ -226,7 +270,7 @@ def _read_json(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such annotations file: {path!r}.")
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             spec = json.load(handle)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BadFileError(path, f"not valid JSON ({error})", expected=expected) from error

@@ -20,7 +20,11 @@ from visionkit.data.files import (
     list_other_files,
     scan_image_files,
 )
-from visionkit.data.given_splits import announce_random_split, split_folders
+from visionkit.data.given_splits import (
+    announce_no_validation,
+    announce_random_split,
+    split_folders,
+)
 from visionkit.data.pipeline import Data
 from visionkit.data.preprocessing import Preprocessing
 from visionkit.data.split import split_indices
@@ -163,6 +167,8 @@ def image_folder(
         directory = given["train"]
         val_directory = given.get("val")
         test_directory = given.get("test")
+        if val_directory is None:
+            announce_no_validation(f"image_folder {directory!r}", sorted(given))
 
     train_folders = _class_folders(directory)
     names = _choose_classes(train_folders, class_names, directory)

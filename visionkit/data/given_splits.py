@@ -23,7 +23,8 @@ import numpy as np
 
 from visionkit.data.split import split_indices
 
-__all__ = ["SPLIT_FOLDER_NAMES", "split_folders", "assign_splits", "announce_random_split"]
+__all__ = ["SPLIT_FOLDER_NAMES", "split_folders", "assign_splits", "announce_random_split",
+           "announce_no_validation"]
 
 # Folder (or list) names each split goes by in the layouts users keep (ultralytics and
 # Roboflow write "valid", torchvision-style sets "validation").
@@ -48,7 +49,8 @@ def split_folders(directory: str) -> dict[str, str] | None:
     nothing but split folders), else None.
 
     Raises:
-        ValueError: if two folders name one split (e.g. `val/` and `valid/`).
+        DataError: if two folders name one split (e.g. `val/` and `valid/`), or the
+            folders are split folders without `train/` (e.g. only `test/`).
     """
     if not os.path.isdir(directory):
         return None
@@ -66,8 +68,23 @@ def split_folders(directory: str) -> dict[str, str] | None:
                             f"{found[split]!r} and {name!r} for the {split} split.")
         found[split] = name
     if "train" not in found:
+        if found:
+            from visionkit.errors import DataError
+
+            raise DataError(f"{directory!r} holds only the split folder(s) "
+                            f"{sorted(found.values())}; expected a train/ folder next to "
+                            "them (a model is trained on train/; val/ and test/ are held "
+                            "out).")
         return None
     return {split: os.path.join(directory, name) for split, name in found.items()}
+
+
+def announce_no_validation(source: str, splits: Sequence[str]) -> None:
+    """Prints that the user's split has no validation part, so none is made up: nothing
+    is validated during training (no val_loss for early stopping or best checkpoints)."""
+    print(f"visionkit: {source}: the given split has {', '.join(splits)} but no "
+          "validation part; training runs without validation (none is taken from train). "
+          "Add a val/ split to validate.")
 
 
 def announce_random_split(source: str, count: int, validation_split: float,
@@ -101,6 +118,8 @@ def assign_splits(count: int, strata: Sequence[int] | np.ndarray, given: Sequenc
     """
     if given is not None:
         given = np.asarray(given, dtype=object)
+        if not (given == "val").any():
+            announce_no_validation(source, sorted(set(given.tolist())))
         return {split: np.flatnonzero(given == split).astype(np.int64)
                 for split in ("train", "val", "test")}
     train, val = split_indices(np.asarray(strata), validation_split, seed)

@@ -26,7 +26,11 @@ from visionkit.data.files import (
     list_other_files,
     scan_image_files,
 )
-from visionkit.data.given_splits import announce_random_split, split_folders
+from visionkit.data.given_splits import (
+    announce_no_validation,
+    announce_random_split,
+    split_folders,
+)
 from visionkit.data.mask_conventions import (
     check_inferred_classes,
     check_value_map,
@@ -192,8 +196,9 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
     the splits, used exactly (`Data.test` for the test split); otherwise a seeded random
     `validation_split` is held out and that is printed.
 
-    A mask is either a one-channel image of stored values or, with `palette`, an RGB
-    image whose colours map to class ids. Stored values become class ids as
+    A mask is either a one-channel image of stored values (8-bit, or a 16-bit PNG as
+    OpenCV and numpy `uint16` arrays save them, values 0..255) or, with `palette`, an
+    RGB image whose colours map to class ids. Stored values become class ids as
     `visionkit.data.mask_conventions` describes: value k is class k, `ignore_index`
     marks void pixels (255 by default), `value_map` maps stored values to class ids,
     and masks holding only 0 and 255 (also 1-bit PNGs) are read as background /
@@ -237,7 +242,8 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
         BadFileError: with `on_bad_file="error"`, naming every image or mask that does
             not decode.
         DataError: for an empty folder, two masks with one stem, an image without a
-            mask (naming the images), a mask of another size than its image, unknown
+            mask (naming the images), a mask of another size than its image, 16-bit
+            mask values above 255 (instance ids), unknown
             class ids, values or colours, or a suspicious inferred class count (naming
             the files and the values).
         ValueError: for an `ignore_index` or `value_map` entry outside 0..255.
@@ -272,6 +278,8 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
                             f"({sorted(given)}); received masks_dir={masks_dir!r} with "
                             f"{sorted(mask_splits or [])}.")
         folders = [(split, given[split], mask_splits[split]) for split in given]
+        if "val" not in given:
+            announce_no_validation(f"mask_folder {images_dir!r}", sorted(given))
     else:
         folders = [(None, images_dir, masks_dir)]
     others = list_other_files(images_dir) + list_other_files(masks_dir)
@@ -372,7 +380,13 @@ def _pair_files(images_dir: str, masks_dir: str) -> list[tuple[str, str]]:
             missing.append((path, f"its mask '{mask_files[stem]}' is lossy (JPEG would blur "
                                   "class ids); save masks as PNG, BMP or GIF"))
         else:
-            missing.append((path, f"no mask {stem}.png in masks_dir"))
+            near = sorted(other for other in mask_files
+                          if other.startswith(stem) and other[len(stem):len(stem) + 1]
+                          in ("_", "-", "."))[:1]
+            hint = (f" (masks_dir holds {os.path.basename(mask_files[near[0]])!r}: masks "
+                    "are paired by the image's exact stem; rename them, e.g. without the "
+                    f"{near[0][len(stem):]!r} suffix)") if near else ""
+            missing.append((path, f"no mask {stem}.png in masks_dir{hint}"))
     if missing:
         raise DataError(f"Expected one mask per image (paired by file stem) in "
                         f"masks_dir={masks_dir!r}; {len(missing)} image(s) have none:\n"
@@ -500,8 +514,10 @@ def _scan_pairs(pairs: list[tuple[str, str]], colours: dict | None,
             with Image.open(mask_path) as mask_image:
                 mask_size = _displayed_size(mask_image.size, orientations.get(mask_path, 1))
                 mode = mask_image.mode
-                # As TensorFlow decodes it: 1-bit PNGs become 0/255, palettes colours.
-                mask = np.asarray(mask_image if mode == "L" and colours is None
+                # As TensorFlow decodes it: 1-bit PNGs become 0/255, palettes colours;
+                # 16-bit grey PNGs ("I;16", "I") keep their values (read at 16 bits).
+                wide = mode.startswith("I") and colours is None
+                mask = np.asarray(mask_image if (mode == "L" or wide) and colours is None
                                   else mask_image.convert("RGB"))
         except OSError as error:
             raise BadFileError(mask_path, f"cannot be read ({error})",
@@ -525,12 +541,28 @@ def _scan_pairs(pairs: list[tuple[str, str]], colours: dict | None,
                 continue
             mask = mask[..., 0]
         values, counts = np.unique(mask, return_counts=True)
+        if values.min() < 0 or values.max() > 255:
+            outside = [int(v) for v in values if not 0 <= v <= 255]
+            bad.append((mask_path, f"is a {mode} mask holding values {outside[:_LISTED]} "
+                                   "outside 0..255 (instance ids?); expected class ids "
+                                   "0..255: save class ids, or map them to 0..255 first"))
+            continue
         per_file[mask_path] = {int(v): int(c) for v, c in zip(values, counts)}
     if bad:
         raise DataError(f"Expected masks of their images' size holding class ids "
                         f"(0..num_classes-1, or {IGNORE_INDEX} to ignore) or palette colours; "
                         f"{len(bad)} mask(s) do not fit:\n" + format_file_list(bad))
     return per_file
+
+
+def _is_16bit_grey_png(contents: tf.Tensor) -> tf.Tensor:
+    """Whether PNG bytes hold a 16-bit greyscale image (IHDR bit depth 16, colour type 0):
+    after the 8-byte signature come length, "IHDR", width, height, then bit depth (byte
+    24) and colour type (byte 25, 0 = grey without alpha)."""
+    signature = tf.strings.substr(contents, 0, 8) == b"\x89PNG\r\n\x1a\n"
+    depth = tf.strings.substr(contents, 24, 1) == b"\x10"
+    grey = tf.strings.substr(contents, 25, 1) == b"\x00"  # PIL reads these as "I;16"
+    return signature & depth & grey
 
 
 def _decoder(size: tuple[int, int], colours: dict | None,
@@ -550,8 +582,15 @@ def _decoder(size: tuple[int, int], colours: dict | None,
         contents = tf.io.read_file(record["mask"])
         if table is None:
             # Grey masks decode to three equal channels; the first one holds the ids.
-            mask = tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
-                                      expand_animations=False)[..., 0]
+            # A 16-bit grey PNG would decode to its high byte (ids 0..255 -> 0), so it is
+            # decoded at 16 bits (the scan refused values above 255).
+            mask = tf.cond(
+                _is_16bit_grey_png(contents),
+                lambda: tf.cast(tf.io.decode_png(contents, channels=1,
+                                                 dtype=tf.uint16)[..., 0], tf.int32),
+                lambda: tf.cast(tf.io.decode_image(contents, channels=3, dtype=tf.uint8,
+                                                   expand_animations=False)[..., 0],
+                                tf.int32))
             if id_table is not None:
                 mask = tf.gather(value_ids, tf.cast(mask, tf.int32))
         else:

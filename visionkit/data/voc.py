@@ -36,7 +36,8 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     out (printed). A `<size>` of 0 (some writers leave it so) is read from the file; a
     declared size that differs from the file is an error naming both (or, with
     `trust_file_size=True`, the file's size is used); a `<filename>` without an
-    extension resolves to the one image with that stem.
+    extension, or with another extension than the one image of that stem on disk (an
+    image converted after annotating), resolves to that image (said in a warning).
 
     Reads every `root/Annotations/*.xml` (`<filename>`, optional `<size>`, and per
     `<object>` its `<name>` and `<bndbox>` `xmin ymin xmax ymax`); images are read from
@@ -118,7 +119,7 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
             boxes.append(box)
             labels.append(class_of[name])
         path = resolve_inside(image_folder, file_name, where=f"{file} <filename>")
-        if not os.path.splitext(file_name)[1] and not os.path.isfile(path):
+        if not os.path.isfile(path):
             path = _single_image_with_stem(path, file, problems)
         stem = os.path.splitext(os.path.basename(file))[0]
         images.append(AnnotatedImage(
@@ -143,7 +144,7 @@ def _image_sets(root: str, image_sets: str, annotations: str) -> dict[str, str] 
         listing = os.path.join(folder, f"{split}.txt")
         if not os.path.isfile(listing):
             continue
-        with open(listing, encoding="utf-8") as handle:
+        with open(listing, encoding="utf-8-sig") as handle:
             for number, line in enumerate(handle, start=1):
                 fields = line.split()
                 if not fields:
@@ -161,16 +162,23 @@ def _image_sets(root: str, image_sets: str, annotations: str) -> dict[str, str] 
 
 
 def _single_image_with_stem(path: str, file: str, problems: Problems) -> str:
-    """The one image whose name is `path` plus an image extension (a `<filename>`
-    written without its extension)."""
-    found = sorted(p for p in glob.glob(glob.escape(path) + ".*")
-                   if p.lower().endswith(IMAGE_EXTENSIONS))
+    """The one image on disk with the stem of a `<filename>` that is not on disk: written
+    without its extension, or with another one (LabelImg keeps the name it annotated,
+    e.g. `x.jpg`, after the images were converted to `x.png`). `path` itself when there
+    is none (it is then counted as missing)."""
+    stem, extension = os.path.splitext(path)
+    if extension.lower() not in IMAGE_EXTENSIONS:
+        stem, extension = path, ""
+    found = sorted(p for p in glob.glob(glob.escape(stem) + ".*")
+                   if p.lower().endswith(IMAGE_EXTENSIONS) and p != path)
+    name = os.path.basename(path)
     if len(found) > 1:
-        raise DataError(f"{file}: <filename> {os.path.basename(path)!r} has no extension and "
-                        f"several images have that stem: {found}; expected one.")
+        raise DataError(f"{file}: <filename> {name!r} is not in the images folder and "
+                        f"several images have its stem: {found}; expected one.")
     if found:
-        problems.note("<filename>s without extension resolved by stem",
-                      f"{file} -> {os.path.basename(found[0])!r}")
+        reason = ("<filename>s with another extension than the image on disk resolved by "
+                  "stem" if extension else "<filename>s without extension resolved by stem")
+        problems.note(reason, f"{file}: {name!r} -> {os.path.basename(found[0])!r}")
         return found[0]
     return path
 

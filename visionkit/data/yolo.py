@@ -67,8 +67,9 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     coordinates written by mistake), those just past the border clipped. A segment line
     (`class_id x1 y1 x2 y2 ...`, a polygon) becomes the polygon's bounding box, counted
     in a warning. Numbers may be written in
-    any float notation (`0.5`, `.5`, `5e-1`), class ids also as `2.0`. An image without
-    a label file, or with an empty one, has no objects (background).
+    any float notation (`0.5`, `.5`, `5e-1`), class ids also as `2.0`. An image with an
+    empty label file has no objects (background); so does one without a label file,
+    counted in a warning; when no image has a label file, that is an error.
 
     Args:
         root: the data folder, or the data set YAML.
@@ -91,7 +92,8 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     Raises:
         BadFileError: for a label, names or YAML file that is not UTF-8 text or valid
             YAML, or for images that do not decode.
-        DataError: for a missing names file or split folder, a malformed line, a value
+        DataError: for a missing names file or split folder, no label file for any
+            image (naming where they were looked for), a malformed line, a value
             outside 0..1, a non-finite number or an unknown class id (naming the file
             and line), a degenerate box, or no image.
 
@@ -129,6 +131,7 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
         else:
             split_images = {None: _images_in(folder, problems)}
     images = []
+    unlabelled: list[tuple[str, str]] = []
     for split, paths in split_images.items():
         for path in paths:
             if data_file is None and split is None:
@@ -136,16 +139,38 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
                 label_file = os.path.join(root, labels_dir, stem + ".txt")
             else:
                 label_file = label_path(path)
+            if not os.path.isfile(label_file):
+                unlabelled.append((path, label_file))
             boxes, labels = _read_labels(label_file, len(class_names), on_bad_annotation,
                                          problems)
             images.append(AnnotatedImage(path=path, boxes=boxes, labels=labels, size=None,
                                          source=label_file, split=split, normalized=True))
     if not images:
         raise DataError(f"No images found for the YOLO data set {root!r}.")
+    _check_label_files(images, unlabelled, root, problems)
     return build_detection_data(images, class_names, root, image_size, validation_split,
                                 batch_size, augment, seed, max_boxes, cache,
                                 max_image_pixels=max_image_pixels,
                                 on_bad_annotation=on_bad_annotation, problems=problems)
+
+
+def _check_label_files(images: list[AnnotatedImage], unlabelled: list[tuple[str, str]],
+                       root: str, problems: Problems) -> None:
+    """Images without a label file are background (as ultralytics reads them), counted
+    in a warning; when no image has one, the labels are elsewhere (a `Labels/` or
+    `annotations/` folder, labels not next to images): an error naming where they were
+    looked for."""
+    if not unlabelled:
+        return
+    if len(unlabelled) == len(images):
+        shown = "; ".join(f"{image!r} -> {label!r}" for image, label in unlabelled[:3])
+        raise DataError(f"{root}: none of the {len(images)} images has a label file, so "
+                        f"there is nothing to learn. Looked for (e.g.) {shown}: each image's "
+                        "path with its last 'images' folder replaced by 'labels' and the "
+                        "extension by '.txt', as ultralytics pairs them.")
+    for image, label in unlabelled:
+        problems.note("images without a label file read as background (no objects)",
+                      f"{image!r} (no {os.path.basename(label)!r})")
 
 
 def label_path(image_path: str) -> str:
@@ -178,7 +203,7 @@ def _read_yaml(path: str) -> dict:
     import yaml
 
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             spec = yaml.safe_load(handle)
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise BadFileError(path, f"not valid YAML ({error})",
@@ -312,7 +337,7 @@ def _names(root: str, names: str | os.PathLike | Sequence[str] | None) -> list[s
 def _text_lines(path: str, what: str) -> list[str]:
     """The lines of a UTF-8 text file; other bytes are a `BadFileError` naming it."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             return handle.read().splitlines()
     except UnicodeDecodeError as error:
         raise BadFileError(path, f"not UTF-8 text ({error.reason} at byte {error.start})",
