@@ -135,5 +135,6 @@ def test_bad_file_error_fields_message_and_pickling():
 def test_public_names():
     assert set(vk.data.__all__) == {"Data", "digits", "shapes", "image_folder", "from_arrays",
                                     "PRESETS", "mask_folder", "coco", "voc", "yolo",
-                                    "profile"}
+                                    "profile", "check", "Preprocessing", "load_images",
+                                    "multilabel_csv", "multilabel_from_lists"}
     assert vk.data.PRESETS == ("none", "light", "standard", "geometric")
