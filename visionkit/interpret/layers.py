@@ -76,13 +76,22 @@ def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
     Raises:
         ValueError: if no layer has that name; the message lists the conv layers there are.
     """
+    from visionkit.interpret.checks import ArgumentError
+
+    owners = _owners_of(model, name)
+    if len({id(layer) for _, layer in owners}) > 1:
+        where = [path or model.name for path, _ in owners]
+        raise ArgumentError("layer", f"Model {model.name!r} has {len(owners)} different "
+                            f"layers named {name!r} (in sub-models {where}), so {name!r} "
+                            "does not say which map to read. Give the sub-models' layers "
+                            "distinct names when building them (name= on each layer), or "
+                            "explain one sub-model on its own.")
     for layer in [model, *model.layers]:
         if layer.name == name and layer is not model:
             return layer
     for layer in all_layers(model):
         if layer.name == name:
             return layer
-    from visionkit.interpret.checks import ArgumentError
 
     convs = conv_layer_names(model)
     opaque = [layer.name for layer in model.layers
@@ -92,6 +101,19 @@ def find_layer(model: keras.Model, name: str) -> keras.layers.Layer:
             "explain its inner layers." if opaque else "")
     raise ArgumentError("layer", f"Model {model.name!r} has no layer named {name!r}. Its "
                         f"convolution layers are: {convs if convs else 'none'}.{hint}")
+
+
+def _owners_of(model: keras.Model, name: str, path: str = "") -> list:
+    """`(sub-model path, layer)` for every layer called `name` in `model` and its nested
+    functional and Sequential sub-models (a nested model counts under its own name)."""
+    found = []
+    for layer in model.layers:
+        if layer.name == name:
+            found.append((path, layer))
+        if _is_functional(layer) and layer is not model:
+            inner = f"{path}/{layer.name}" if path else layer.name
+            found.extend(_owners_of(graph_of(layer), name, inner))
+    return found
 
 
 def _output_rank(layer) -> int:
@@ -169,6 +191,14 @@ def pooled_feature_layer(model: keras.Model) -> str:
 INPUT_SUFFIX = ":input"
 
 
+def _holds_wanted(model: keras.Model, wanted: set[str]) -> bool:
+    """Whether a nested model holds a wanted layer (only those are opened up: the others
+    run as one call, so their layers, whose names may repeat across sub-models, stay
+    out of the traced graph)."""
+    names = {name.removesuffix(INPUT_SUFFIX) for name in wanted}
+    return any(layer.name in names for layer in all_layers(graph_of(model)))
+
+
 def _trace(model: keras.Model, inputs, wanted: set[str], found: dict, stop: bool,
            calls: dict | None = None):
     """Re-runs `model`'s graph on `inputs`, recording the outputs of the `wanted` layers
@@ -182,7 +212,8 @@ def _trace(model: keras.Model, inputs, wanted: set[str], found: dict, stop: bool
         kwargs.pop("training", None)
         if any(arg is None for arg in tf.nest.flatten(args)):
             return None
-        if _is_functional(operation):
+        if _is_functional(operation) and (calls is not None
+                                          or _holds_wanted(operation, wanted)):
             outputs = _trace(graph_of(operation), args[0] if len(args) == 1 else list(args),
                              wanted, found, stop, calls)
         else:
