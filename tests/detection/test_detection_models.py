@@ -15,6 +15,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import visionkit as vk
 from visionkit.models.detection import YOLO_V8_SIZES, detect, detection_backbone
@@ -104,9 +105,12 @@ def test_checkpoint_round_trips_through_keras_files(run, data):
 def test_exported_detector_serves_the_own_boxes_in_a_process_without_visionkit(
         run, data, exported, tmp_path):
     images = np.concatenate([batch.numpy() for batch, _ in data.val]).astype(np.uint8)
-    # Twice the size by pixel repetition: the served resize (bilinear, half-pixel
-    # centres) brings it back exactly, so served boxes must be the own ones times two.
+    # Twice the size by pixel repetition: the served model resizes it with the training
+    # pipeline's resize (the export's preprocessing spec), so its boxes are the own
+    # model's boxes on that resized image, times two.
     doubled = images.repeat(2, axis=1).repeat(2, axis=2)
+    spec = vk.export.load(exported).preprocessing
+    resized_doubled = spec.resize(tf.constant(doubled)).numpy()
     np.save(tmp_path / "images.npy", images)
     np.save(tmp_path / "doubled.npy", doubled)
     script = textwrap.dedent(f"""
@@ -130,9 +134,12 @@ def test_exported_detector_serves_the_own_boxes_in_a_process_without_visionkit(
     np.testing.assert_allclose(served["boxes"], ours["boxes"], atol=1e-3)
     np.testing.assert_allclose(served["scores"], ours["scores"], atol=1e-5)
     served_doubled = dict(np.load(tmp_path / "doubled_out.npz"))
-    valid = ours["classes"] >= 0
-    np.testing.assert_allclose(served_doubled["boxes"][valid], ours["boxes"][valid] * 2,
-                               atol=2e-3)
+    ours_doubled = detect(run.model, resized_doubled)
+    valid = ours_doubled["classes"] >= 0
+    np.testing.assert_array_equal(served_doubled["num_detections"],
+                                  ours_doubled["num_detections"])
+    np.testing.assert_allclose(served_doubled["boxes"][valid],
+                               ours_doubled["boxes"][valid] * 2, atol=2e-3)
     assert (served_doubled["boxes"][~valid] == -1).all()
 
 
