@@ -126,3 +126,10 @@ def test_fine_tune_needs_a_model_with_a_backbone(tiny_digits):
     with pytest.raises(ValueError, match=r"nested model named '\*_backbone'.*'simple_cnn'"):
         vk.train.fit("simple_cnn", tiny_digits, epochs=2, verbose=0, evaluate=False,
                      model_kwargs={"filters": (4,)}, fine_tune={"freeze_epochs": 1})
+
+
+def test_freeze_epochs_equal_to_epochs_warns_that_the_backbone_is_never_unfrozen():
+    with pytest.warns(UserWarning, match=r"freeze_epochs'\]=3 equals epochs=3.*never "
+                      r"fine-tuned"):
+        plan = parse_fine_tune({"freeze_epochs": 3}, 3)
+    assert plan.freeze_epochs == 3

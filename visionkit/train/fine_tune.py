@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -110,6 +111,11 @@ def parse_fine_tune(spec: Mapping[str, Any] | FineTune | None, epochs: int) -> F
             not 0 < float(factor) <= 1:
         raise ValueError(f"Expected fine_tune['learning_rate_factor'] in (0, 1]; received "
                          f"{factor!r}.")
+    if freeze == epochs:
+        warnings.warn(f"fine_tune['freeze_epochs']={freeze} equals epochs={epochs}: the "
+                      "backbone stays frozen for the whole run and is never fine-tuned; "
+                      "give more epochs than freeze_epochs for the second phase.",
+                      UserWarning, stacklevel=3)
     return dataclasses.replace(plan, learning_rate_factor=float(factor))
 
 
