@@ -475,6 +475,9 @@ def test_two_fetches_of_the_same_file_at_once_both_get_the_checked_file(isolated
     assert paths[0] == paths[1]
     assert open(paths[0], "rb").read() == data
     assert os.listdir(isolated_cache / "models") == ["tiny.h5"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(paths[0]).st_mode & 0o777 == 0o666 & ~mask  # as a plain open() makes it
 
 
 def test_a_cache_folder_that_cannot_be_created_is_named(isolated_cache):

@@ -493,6 +493,7 @@ def fetch(name: str | PretrainedWeights, timeout: float | None = None,
         handle, part = tempfile.mkstemp(dir=folder, prefix=entry.file_name + ".",
                                         suffix=_PART_SUFFIX)
         os.close(handle)
+        os.chmod(part, 0o666 & ~_umask())  # mkstemp's 0600 would hide it from other users
         try:
             _download(source, part, seconds)
             _check_content(part, source)
@@ -513,6 +514,12 @@ _HTML_STARTS = (b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body", b"<!-
 # (Keras's `.keras` files are zip archives).
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _ZIP_SIGNATURE = b"PK\x03\x04"
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _check_content(part: str, source: str) -> None:
