@@ -41,3 +41,11 @@ def test_bad_fine_tune_fields_are_named(fine_tune, field):
 def test_smoke_mode_keeps_both_phases():
     smoke = smoke_recipe(recipe({"freeze_epochs": 3}))
     assert smoke.train.epochs == 2 and smoke.train.fine_tune.freeze_epochs == 1
+
+
+def test_fine_tune_without_train_epochs_is_checked_at_fit_not_a_type_error():
+    """No `train.epochs` (the task's default applies) used to fail with a TypeError."""
+    parsed = parse_recipe({**BASE, "train": {"fine_tune": {"freeze_epochs": 2}}})
+    assert parsed.train.epochs is None and parsed.train.fine_tune.freeze_epochs == 2
+    with pytest.raises(ValueError, match=r"freeze_epochs.*1 to epochs=1"):
+        parse_fine_tune(parsed.train.fine_tune.model_dump(), 1)

@@ -246,7 +246,8 @@ class TrainConfig(_Section):
 
     @model_validator(mode="after")
     def _freeze_within_epochs(self) -> TrainConfig:
-        if self.fine_tune is not None and self.fine_tune.freeze_epochs > self.epochs:
+        if self.fine_tune is not None and self.epochs is not None and \
+                self.fine_tune.freeze_epochs > self.epochs:  # None: checked at fit
             raise ValueError(f"fine_tune.freeze_epochs={self.fine_tune.freeze_epochs} is more "
                              f"than epochs={self.epochs}")
         return self

@@ -31,6 +31,8 @@ from visionkit.models.pretrained import (
     fetch,
 )
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path, monkeypatch):
@@ -144,7 +146,7 @@ def test_a_server_that_never_answers_ends_with_a_clear_error_within_the_timeout(
     assert repr(str(isolated_cache / "models" / "tiny.h5")) in message
     assert "VISIONKIT_WEIGHTS_MIRROR" in message and "'tiny.h5'" in message
     assert caught.value.cache_file == str(isolated_cache / "models" / "tiny.h5")
-    assert not os.path.exists(isolated_cache / "models" / "tiny.h5.part")
+    assert [f for f in os.listdir(isolated_cache / "models") if f.endswith(".part")] == []
 
 
 def test_offline_mode_never_contacts_the_origin(monkeypatch):
@@ -160,7 +162,7 @@ def test_offline_mode_never_contacts_the_origin(monkeypatch):
 
 def test_a_file_without_a_published_hash_is_recorded_then_checked(isolated_cache,
                                                                    monkeypatch):
-    data = os.urandom(800)
+    data = HDF5_SIGNATURE + os.urandom(800)
     with WeightsServer() as server:
         server.files["tiny.h5"] = data
         register("tiny", data, origin=server.url + "/tiny.h5", algorithm=None)
@@ -363,6 +365,7 @@ def test_cli_fetch_fills_the_cache_from_a_folder_mirror_and_list_shows_it(run, t
     assert not (tmp_path / "home" / "models" / file_name).exists()
 
     published = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_96_no_top.h5"
+    data = HDF5_SIGNATURE + data  # Keras gives no hash for it: its HDF5 signature is checked
     (folder / published).write_bytes(data)
     code, out, err = run(["weights", "fetch", "mobilenet_v2_0.35_96_imagenet"], environment,
                          capfd)
@@ -375,3 +378,115 @@ def test_cli_fetch_fills_the_cache_from_a_folder_mirror_and_list_shows_it(run, t
     assert len(rows) == 30
     assert rows["mobilenet_v2_0.35_96_imagenet"]["cached"] is True
     assert rows["mobilenet_v2_imagenet"]["cached"] is False
+
+
+class FaultyServer:
+    """Serves one body at /ok/NAME, a login page at /page/NAME, a trickle at /slow/NAME."""
+
+    def __init__(self, body: bytes, trickle_delay: float = 0.2) -> None:
+        import http.server
+        import threading
+
+        page = b"<!DOCTYPE html>\n<html><body>Proxy login required</body></html>"
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+                kind = self.path.split("/")[1]
+                if kind not in ("ok", "page", "slow", "chunked"):
+                    self.send_error(404)
+                    return
+                out = page if kind == "page" else body
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                step = 1 if kind == "slow" else max(1, len(out) // 8)
+                for start in range(0, len(out), step):
+                    self.wfile.write(out[start:start + step])
+                    self.wfile.flush()
+                    if kind in ("slow", "chunked"):
+                        time.sleep(trickle_delay)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def __enter__(self) -> FaultyServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", None])
+def test_a_web_page_served_with_http_200_is_refused_and_the_origin_used(algorithm):
+    """A proxy's login page in place of the file is named, never cached, even unhashed."""
+    data = HDF5_SIGNATURE + os.urandom(600)
+    with FaultyServer(data) as server:
+        register("tiny", data, origin=server.url + "/ok/tiny.h5", algorithm=algorithm)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the unhashed file's "recorded" warning
+            path = fetch("tiny", mirror=server.url + "/page/", timeout=5)
+        assert open(path, "rb").read() == data
+        os.remove(path)
+        register("tiny", data, origin=server.url + "/page/tiny.h5", algorithm=algorithm)
+        with pytest.raises(WeightsUnavailableError, match=r"sent a web page \(\d+ bytes "
+                           r"starting '<!DOCTYPE html> <html><body>Proxy login"):
+            fetch("tiny", timeout=5)
+        assert not os.path.exists(path)
+
+
+def test_an_unhashed_file_that_is_not_hdf5_is_refused(isolated_cache):
+    data = os.urandom(600)  # e.g. a truncated or foreign file under the published name
+    with FaultyServer(data) as server:
+        register("tiny", data, origin=server.url + "/ok/tiny.h5", algorithm=None)
+        with pytest.raises(WeightsHashError, match=r"not an HDF5 file .*600 bytes|"
+                           r"\(600 bytes\) is not an HDF5 file"):
+            fetch("tiny", timeout=5)
+    assert os.listdir(isolated_cache / "models") == []
+
+
+def test_a_trickling_server_is_abandoned_as_stalled():
+    """One byte per 0.2 s never trips a 1 s read timeout; the stall guard ends it."""
+    data = os.urandom(10_000)  # would take 2,000 s at that rate
+    with FaultyServer(data) as server:
+        register("tiny", data, origin=server.url + "/slow/tiny.h5")
+        start = time.monotonic()
+        with pytest.raises(WeightsUnavailableError, match=r"stalled: \d+ bytes in 1 s "
+                           r"\(less than 1024 bytes/s\)"):
+            fetch("tiny", timeout=1)
+        assert time.monotonic() - start < 4
+
+
+def test_two_fetches_of_the_same_file_at_once_both_get_the_checked_file(isolated_cache):
+    """Two fetches write their own part files (one shared part file broke one of them)."""
+    import concurrent.futures
+
+    data = os.urandom(64_000)
+    with FaultyServer(data, trickle_delay=0.05) as server:
+        register("tiny", data, origin=server.url + "/chunked/tiny.h5")
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            paths = list(pool.map(lambda _: fetch("tiny", timeout=5), range(2)))
+    assert paths[0] == paths[1]
+    assert open(paths[0], "rb").read() == data
+    assert os.listdir(isolated_cache / "models") == ["tiny.h5"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(paths[0]).st_mode & 0o777 == 0o666 & ~mask  # as a plain open() makes it
+
+
+def test_a_cache_folder_that_cannot_be_created_is_named(isolated_cache):
+    data = os.urandom(100)
+    isolated_cache.mkdir()
+    (isolated_cache / "models").write_bytes(b"")  # a file where the folder should be
+    with FaultyServer(data) as server:
+        register("tiny", data, origin=server.url + "/ok/tiny.h5")
+        with pytest.raises(pretrained.CacheNotWritableError,
+                           match=r"cache folder '.*keras_home/models' cannot be created or "
+                           r"written.*Set KERAS_HOME"):
+            fetch("tiny", timeout=5)

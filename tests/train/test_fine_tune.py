@@ -68,7 +68,8 @@ def test_frozen_phase_keeps_the_backbone_then_fine_tuning_changes_it(builder, di
     snapshots = WeightSnapshots(name)
     head_before = [np.array(w) for w in model.get_layer("predictions").get_weights()]
     run = vk.train.fit(model, digits32, epochs=2, run_dir=tmp_path / "run",
-                       learning_rate=LEARNING_RATE, callbacks=[snapshots], verbose=0,
+                       learning_rate=LEARNING_RATE, schedule="constant",  # (default: cosine)
+                       callbacks=[snapshots], verbose=0,
                        evaluate=False, plots=False, tensorboard=False, checkpoint=False,
                        fine_tune={"freeze_epochs": 1, "unfreeze": "all",
                                   "learning_rate_factor": 0.1})
@@ -126,3 +127,46 @@ def test_fine_tune_needs_a_model_with_a_backbone(tiny_digits):
     with pytest.raises(ValueError, match=r"nested model named '\*_backbone'.*'simple_cnn'"):
         vk.train.fit("simple_cnn", tiny_digits, epochs=2, verbose=0, evaluate=False,
                      model_kwargs={"filters": (4,)}, fine_tune={"freeze_epochs": 1})
+
+
+def test_freeze_epochs_equal_to_epochs_warns_that_the_backbone_is_never_unfrozen():
+    with pytest.warns(UserWarning, match=r"freeze_epochs'\]=3 equals epochs=3.*never "
+                      r"fine-tuned"):
+        plan = parse_fine_tune({"freeze_epochs": 3}, 3)
+    assert plan.freeze_epochs == 3
+
+
+class CrashAt(keras.callbacks.Callback):
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        if epoch == self.epoch:
+            raise RuntimeError(f"simulated crash after epoch {epoch}")
+
+
+@pytest.mark.slow  # two interrupted-then-resumed fits: ~60 s on 2 busy cores
+def test_a_run_resumed_in_the_fine_tuning_phase_keeps_its_step_and_schedule(digits32,
+                                                                           tmp_path):
+    """Resuming used to restore the phase-2 backup into the phase-1 optimizer (skipped by
+    Keras): the step went back to 0, the cosine rate rose again and Adam's moments reset."""
+    options = dict(epochs=4, run_dir=tmp_path / "run", learning_rate=LEARNING_RATE,
+                   schedule="cosine", verbose=0, evaluate=False, plots=False,
+                   tensorboard=False, checkpoint=False,
+                   fine_tune={"freeze_epochs": 2, "unfreeze": "all"})
+    keras.utils.set_random_seed(0)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        vk.train.fit(tiny_transfer_model(), digits32, callbacks=[CrashAt(2)], **options)
+    keras.utils.set_random_seed(0)
+    model = tiny_transfer_model()
+    run = vk.train.fit(model, digits32, **options)
+    steps = 64 // 16
+    assert int(model.optimizer.iterations.numpy()) == 4 * steps
+    with open(os.path.join(run.run_dir, "history.csv"), newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(row["fine_tune_phase"]) for row in rows] == [1.0, 1.0, 2.0, 2.0]
+    rates = [float(row["learning_rate"]) for row in rows]
+    # Cosine decay (no warmup) from 1e-3 over 16 steps, a tenth of it in phase 2: at the
+    # end of epoch 3 (step 16) the rate is 0; a restarted step would give 0.1 * 9.5e-4.
+    assert rates[3] < rates[2] and rates[3] == pytest.approx(0.0, abs=1e-9)

@@ -14,8 +14,9 @@ Where a file comes from, in order:
    local folder (`/media/usb/weights`), holding the files under their published names;
 3. the publisher's origin.
 
-Every download has a bounded timeout, goes to `<file name>.part` and is renamed into the
-cache only after its hash matched, so an interrupted or corrupted download never sits in
+Every download has a bounded timeout, goes to a `<file name>.<random>.part` file of its
+own and is renamed into the cache only after its hash matched (a web page, e.g. a proxy's
+login page, is refused as such), so an interrupted or corrupted download never sits in
 the cache under the real name. A mismatching file is removed and refused. Offline, the
 error names the file, the cache path to put it in and the mirror variable.
 
@@ -35,6 +36,8 @@ import hashlib
 import os
 import shutil
 import socket
+import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -46,7 +49,9 @@ import keras
 from visionkit.errors import VisionkitError
 
 __all__ = [
+    "CacheNotWritableError",
     "DEFAULT_TIMEOUT",
+    "MIN_BYTES_PER_SECOND",
     "MIRROR_VARIABLE",
     "PretrainedWeights",
     "WeightsHashError",
@@ -67,6 +72,9 @@ OFFLINE_VARIABLE = "VISIONKIT_WEIGHTS_OFFLINE"
 TIMEOUT_VARIABLE = "VISIONKIT_WEIGHTS_TIMEOUT"
 # Seconds a connection or a single read may wait before the download is abandoned.
 DEFAULT_TIMEOUT = 30.0
+# Slowest transfer accepted, averaged over each `timeout`-second window (a 20 MB file at
+# this rate takes 5.5 hours); slower is treated as a stalled connection.
+MIN_BYTES_PER_SECOND = 1024
 # Keras's cache subfolder for model weights (keras.applications uses "models").
 CACHE_SUBDIR = "models"
 _CHUNK_BYTES = 1 << 20
@@ -99,6 +107,10 @@ class WeightsUnavailableError(VisionkitError, OSError):
             f"{MIRROR_VARIABLE} to a folder or URL that holds it, or run "
             f"`visionkit weights fetch {entry.name}` on a machine with network access and "
             f"carry its {os.path.dirname(cache_file)!r} folder over.")
+
+
+class CacheNotWritableError(VisionkitError, OSError):
+    """Keras's cache folder (`$KERAS_HOME/models`) cannot be created or written."""
 
 
 class WeightsHashError(VisionkitError, ValueError):
@@ -260,8 +272,33 @@ def cache_dir() -> str:
     except OSError:
         pass
     if not os.access(base, os.W_OK):
-        base = os.path.join("/tmp", ".keras")
+        fallback = os.path.join("/tmp", ".keras")
+        if base not in _FALLBACK_WARNED:
+            _FALLBACK_WARNED.add(base)
+            warnings.warn(f"Keras's cache folder {base!r} cannot be written (set KERAS_HOME "
+                          f"to a writable folder); weights go to {fallback!r} instead, as "
+                          "keras.utils.get_file does.", UserWarning, stacklevel=3)
+        base = fallback
     return base
+
+
+_FALLBACK_WARNED: set[str] = set()
+
+
+def _writable_cache_folder(path: str) -> str:
+    """Creates the folder of the cache file `path`; raises naming it when that fails."""
+    folder = os.path.dirname(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe, probe_path = tempfile.mkstemp(dir=folder, prefix=".visionkit-write-test-")
+        os.close(probe)
+        os.remove(probe_path)
+    except OSError as error:
+        raise CacheNotWritableError(
+            f"Keras's weights cache folder {folder!r} cannot be created or written "
+            f"({error}). Set KERAS_HOME to a writable folder (its 'models' subfolder holds "
+            "the weights files).") from error
+    return folder
 
 
 def cache_path(entry: PretrainedWeights | str) -> str:
@@ -369,11 +406,23 @@ def _download(source: str, target: str, timeout: float) -> None:
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response, \
                 open(target, "wb") as out:
+            # A server that trickles a few bytes at a time never trips the per-read
+            # timeout; every `timeout` seconds at least MIN_BYTES_PER_SECOND * timeout bytes
+            # must have arrived, or the download is abandoned as stalled.
+            window_start, window_bytes = time.monotonic(), 0
             while True:
-                chunk = response.read(_CHUNK_BYTES)
+                chunk = response.read1(_CHUNK_BYTES)
                 if not chunk:
                     break
                 out.write(chunk)
+                window_bytes += len(chunk)
+                elapsed = time.monotonic() - window_start
+                if elapsed >= timeout:
+                    if window_bytes < MIN_BYTES_PER_SECOND * elapsed:
+                        raise OSError(
+                            f"the download stalled: {window_bytes} bytes in {elapsed:.0f} s "
+                            f"(less than {MIN_BYTES_PER_SECOND} bytes/s) from {source}")
+                    window_start, window_bytes = time.monotonic(), 0
             expected = response.headers.get("Content-Length")
         if expected is not None and os.path.getsize(target) != int(expected):
             raise OSError(f"the download stopped after {os.path.getsize(target)} of "
@@ -403,7 +452,8 @@ def fetch(name: str | PretrainedWeights, timeout: float | None = None,
 
     Args:
         name: a registry name (`available_pretrained()`) or an entry.
-        timeout: seconds a connection or a read may wait. Defaults to
+        timeout: seconds a connection or a read may wait (and the window over which at
+            least `MIN_BYTES_PER_SECOND` must arrive). Defaults to
             `$VISIONKIT_WEIGHTS_TIMEOUT` or 30.
         mirror: a base URL or local folder tried before the origin. Defaults to
             `$VISIONKIT_WEIGHTS_MIRROR`.
@@ -417,6 +467,7 @@ def fetch(name: str | PretrainedWeights, timeout: float | None = None,
             removed; nothing enters the cache).
         WeightsUnavailableError: when no source can deliver the file (offline, no mirror,
             HTTP errors, no answer within the timeout).
+        CacheNotWritableError: when `$KERAS_HOME/models` cannot be created or written.
         ValueError: for an unknown name.
     """
     entry = name if isinstance(name, PretrainedWeights) else get_pretrained(name)
@@ -435,10 +486,17 @@ def fetch(name: str | PretrainedWeights, timeout: float | None = None,
     attempts: list[tuple[str, str]] = []
     if offline():
         attempts.append((entry.origin, f"not contacted ({OFFLINE_VARIABLE} is set)"))
-    part = path + _PART_SUFFIX
+    folder = _writable_cache_folder(path)
     for source in _sources(entry, mirror):
+        # A part file of its own: two processes fetching the same file at once never
+        # write into each other's download; the last complete, checked one is renamed.
+        handle, part = tempfile.mkstemp(dir=folder, prefix=entry.file_name + ".",
+                                        suffix=_PART_SUFFIX)
+        os.close(handle)
+        os.chmod(part, 0o666 & ~_umask())  # mkstemp's 0600 would hide it from other users
         try:
             _download(source, part, seconds)
+            _check_content(part, source)
         except (_NotOnSource, OSError) as error:
             if os.path.exists(part):
                 os.remove(part)
@@ -447,6 +505,47 @@ def fetch(name: str | PretrainedWeights, timeout: float | None = None,
         _accept(entry, source, part, path)
         return _keras_cache_lookup(entry, path)
     raise WeightsUnavailableError(entry, path, attempts)
+
+
+# Weights files never start like a web page; a proxy's login page or a mirror's error
+# page served with HTTP 200 does.
+_HTML_STARTS = (b"<!doctype html", b"<html", b"<?xml", b"<head", b"<body", b"<!--")
+# HDF5's format signature (at offset 0, 512, 1024, ... per the HDF5 spec) and a zip's
+# (Keras's `.keras` files are zip archives).
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_ZIP_SIGNATURE = b"PK\x03\x04"
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _check_content(part: str, source: str) -> None:
+    """Raises OSError when the downloaded `part` is a web page rather than a file."""
+    with open(part, "rb") as handle:
+        start = handle.read(512)
+    if start.lstrip().lower().startswith(_HTML_STARTS):
+        text = start.decode("utf-8", "replace").strip().replace("\n", " ")[:80]
+        raise OSError(f"sent a web page ({os.path.getsize(part)} bytes starting {text!r}: a "
+                      "proxy's login page or the server's error page?) instead of the "
+                      "weights file")
+
+
+def _has_signature(path: str, file_name: str) -> bool:
+    """Whether the file at `path` has the format signature its name's extension implies."""
+    lowered = file_name.lower()
+    with open(path, "rb") as handle:
+        if lowered.endswith((".h5", ".hdf5")):
+            for offset in (0, 512, 1024, 2048):
+                handle.seek(offset)
+                if handle.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE:
+                    return True
+            return False
+        if lowered.endswith((".keras", ".zip")):
+            return handle.read(len(_ZIP_SIGNATURE)) == _ZIP_SIGNATURE
+    return True
 
 
 def _accept(entry: PretrainedWeights, source: str, part: str, path: str) -> None:
@@ -464,6 +563,15 @@ def _accept(entry: PretrainedWeights, source: str, part: str, path: str) -> None
                 f"(or unset {MIRROR_VARIABLE}) and fetch again.")
         os.replace(part, path)
         return
+    if not _has_signature(part, entry.file_name):
+        size = os.path.getsize(part)
+        os.remove(part)
+        raise WeightsHashError(
+            f"The file {entry.file_name!r} from {source} ({size} bytes) is not an "
+            f"{'HDF5' if entry.file_name.lower().endswith(('.h5', '.hdf5')) else 'zip'} "
+            "file (its format signature is missing): it is partial, corrupted or another "
+            "file, and was removed. The publisher gives no hash for it, so nothing else "
+            "can be checked; check the source's copy and fetch again.")
     digest = _hash_file(part, "sha256")
     os.replace(part, path)
     with open(path + _RECORDED_HASH_SUFFIX, "w") as handle:

@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -110,6 +111,11 @@ def parse_fine_tune(spec: Mapping[str, Any] | FineTune | None, epochs: int) -> F
             not 0 < float(factor) <= 1:
         raise ValueError(f"Expected fine_tune['learning_rate_factor'] in (0, 1]; received "
                          f"{factor!r}.")
+    if freeze == epochs:
+        warnings.warn(f"fine_tune['freeze_epochs']={freeze} equals epochs={epochs}: the "
+                      "backbone stays frozen for the whole run and is never fine-tuned; "
+                      "give more epochs than freeze_epochs for the second phase.",
+                      UserWarning, stacklevel=3)
     return dataclasses.replace(plan, learning_rate_factor=float(factor))
 
 
@@ -244,8 +250,8 @@ class PhaseLogger(keras.callbacks.Callback):
 def fine_tune_fit(model: keras.Model, plan: FineTune, epochs: int,
                   callbacks: list[keras.callbacks.Callback],
                   compile_model: Callable[[keras.optimizers.Optimizer], None],
-                  fit_epochs: Callable[[int, int, list], keras.callbacks.History]
-                  ) -> keras.callbacks.History:
+                  fit_epochs: Callable[[int, int, list], keras.callbacks.History],
+                  resume_at: int = 0) -> keras.callbacks.History:
     """Runs the frozen phase, then the fine-tuning phase; returns the merged history.
 
     Args:
@@ -256,6 +262,9 @@ def fine_tune_fit(model: keras.Model, plan: FineTune, epochs: int,
         compile_model: compiles `model` with the given optimizer (the task's losses and
             metrics).
         fit_epochs: `fit_epochs(until_epoch, initial_epoch, callbacks)` runs Keras's fit.
+        resume_at: the epoch a resumed run (its run directory's backup) starts at. A run
+            resumed in the fine-tuning phase starts there directly, with the phase's
+            optimizer built so the backup restores its step and moments.
 
     Returns:
         A `keras.callbacks.History` with both phases' epochs.
@@ -270,13 +279,20 @@ def fine_tune_fit(model: keras.Model, plan: FineTune, epochs: int,
     merged = keras.callbacks.History()
     merged.history = {}
     merged.epoch = []
-    phases = [(plan.freeze_epochs, 0)]
+    phases = [(1, plan.freeze_epochs, 0)]
     if plan.freeze_epochs < epochs:
-        phases.append((epochs, plan.freeze_epochs))
-    for number, (until, start) in enumerate(phases, start=1):
+        phases.append((2, epochs, plan.freeze_epochs))
+    if resume_at >= plan.freeze_epochs and len(phases) == 2:
+        # The frozen phase is done: an empty phase-1 fit would restore the phase-2 backup
+        # into the phase-1 optimizer (Keras skips it: the step and moments were lost).
+        phases = phases[1:]
+    for number, until, start in phases:
         if number == 2:
             set_backbone_trainable(backbone, plan.unfreeze, plan.k)
-            compile_model(phase_optimizer(base, plan.learning_rate_factor, continue_from=first))
+            second = phase_optimizer(base, plan.learning_rate_factor, continue_from=first)
+            compile_model(second)
+            if resume_at > start:  # built now, so the backup restores its variables
+                model.optimizer.build(model.trainable_variables)
             logger.phase = 2
         history = fit_epochs(until, start, callbacks)
         merged.epoch += list(history.epoch)

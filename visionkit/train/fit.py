@@ -313,7 +313,7 @@ def fit(
                 lambda until, start, phase_callbacks: _keras_fit(
                     model, data, until, steps, val, val_steps, phase_callbacks, verbose,
                     data_service, distribution, initial_epoch=start,
-                    first_epoch=max(start, resume_at)))
+                    first_epoch=max(start, resume_at)), resume_at=resume_at)
         else:
             history = _keras_fit(model, data, epochs, steps, val, val_steps, callback_list,
                                  verbose, data_service, distribution, first_epoch=resume_at)
