@@ -215,7 +215,8 @@ def multilabel_csv(path: str | os.PathLike, images_dir: str | os.PathLike | None
             their line numbers).
     """
     from visionkit.data.decoding import FileDecoder
-    from visionkit.data.files import apply_orientation, scan_image_files
+    from visionkit.data.files import scan_image_files
+    from visionkit.data.preprocessing import Preprocessing
     from visionkit.tasks.multilabel import MultiLabelClassification
 
     path = os.fspath(path)
@@ -243,8 +244,9 @@ def multilabel_csv(path: str | os.PathLike, images_dir: str | os.PathLike | None
     def finish(record: dict, image: tf.Tensor, window: tf.Tensor, source_size) -> dict:
         return {"images": image, "labels": record["labels"]}
 
-    decoder = FileDecoder("paths", size, finish, orient=lambda record, image: apply_orientation(
-        image, record["orientations"]))
+    # The one pixel path (EXIF orientation from the bytes, antialiased resize), which an
+    # export made with this data set bakes into its signatures.
+    decoder = FileDecoder("paths", size, finish, preprocessing=Preprocessing(size))
 
     def records(rows_: np.ndarray) -> tf.data.Dataset:
         return tf.data.Dataset.from_tensor_slices({"paths": paths[rows_],
