@@ -209,3 +209,19 @@ def test_fuzz_inputs_include_loadable_ones(tmp_path):
     path = write(tmp_path / "instances.json", json.dumps(spec))
     assert vk.data.coco(path, tmp_path / "images", validation_split=0).train_size == 1
     assert os.path.getsize(path) > 0
+
+
+def test_a_gif_tensorflow_cannot_decode_is_named_before_training(tmp_path):
+    # A GIF with no colour table around the fuzz test's image block: the scan names it
+    # (PIL or TensorFlow's stricter decoder refuses it) instead of the pipeline failing
+    # mid-epoch.
+    from visionkit.errors import BadFileError
+
+    frame = (b",\x00\x00\x00\x00\t\x00\x06\x00\x00\x08?\x00K\x108\xe1`\x03\n\x10 *`\x10"
+             b"\x00\xa0\x81\x01\x04\x11\n\x04P\xc0@\xc5\x85\x0e\x15 P\xb8 a\xc1\x04\x0f\x166d@"
+             b"\xc0!A\x08\x14&:\xa4\xf8\x00b\x84\x08\r\x15\x1e\x1c\x18@b\x85\x87\x80\x00;")
+    damaged = b"GIF87a\t\x00\x06\x00\x00\x00\x00" + frame
+    write(tmp_path / "a" / "bad.gif", damaged)
+    save(tmp_path / "b" / "good.png", noise(6, 9))
+    with pytest.raises(BadFileError, match=r"bad\.gif"):
+        vk.data.image_folder(tmp_path, image_size=(4, 4), validation_split=0.0)

@@ -166,6 +166,8 @@ def _inspect(path: str, max_image_pixels: int | None) -> tuple[str | None, int]:
                 frame.load()
             if image_format == "BMP":
                 return _check_bmp(path, image), orientation
+            if image_format == "GIF":
+                return _check_gif(path), orientation
         if image_format == "PNG":
             # PIL's decoder skips chunk checksums; TensorFlow's refuses a bad one.
             with Image.open(path) as again:
@@ -222,6 +224,20 @@ class _pil_limit:
             type(self)._depth -= 1
             if type(self)._depth == 0:
                 Image.MAX_IMAGE_PIXELS = type(self)._saved
+
+
+def _check_gif(path: str) -> str | None:
+    """GIFs PIL reads but TensorFlow's stricter GIF decoder refuses (e.g. an unknown record
+    type after the image data) are named here, not mid-training."""
+    import tensorflow as tf
+
+    try:
+        with open(path, "rb") as file:
+            tf.io.decode_gif(file.read())
+    except tf.errors.InvalidArgumentError as error:
+        message = error.message.splitlines()[0] if error.message else "decoding failed"
+        return f"a GIF that TensorFlow cannot decode ({message}); re-save it as a PNG"
+    return None
 
 
 def _check_bmp(path: str, image) -> str | None:
