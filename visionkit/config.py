@@ -24,8 +24,8 @@ Example:
 
 >>> recipe = parse_recipe({"name": "demo", "data": {"source": "digits"},
 ...                        "model": {"name": "simple_cnn"}})
->>> recipe.train.epochs, recipe.data.image_size
-(10, (32, 32))
+>>> recipe.train.epochs, recipe.data.image_size  # None: fit takes the task's default
+(None, (32, 32))
 """
 
 from __future__ import annotations

@@ -43,7 +43,9 @@ FRESH_PROCESS = textwrap.dedent("""
 
 def build_segmenter(seed: int = 0):
     """A tiny U-Net with seeded random weights large enough to give confident, varied masks."""
-    model = vk.models.build("unet", (*SEG_IMAGE_SIZE, 3), len(SEG_CLASSES), depth=2, filters=4)
+    # Without batch norm: random moving variances would be negative.
+    model = vk.models.build("unet", (*SEG_IMAGE_SIZE, 3), len(SEG_CLASSES), depth=2, filters=4,
+                            batch_norm=False)
     rng = np.random.default_rng(seed)
     for variable in model.variables:
         variable.assign(rng.normal(0.0, 0.6, tuple(variable.shape)).astype(variable.dtype))
