@@ -69,25 +69,19 @@ def list_image_files(folder: str) -> list[str]:
     Only the extension is looked at here (case-insensitive, `IMAGE_EXTENSIONS`);
     `find_bad_files` checks the contents.
     """
-    found: list[str] = []
-    pending = [folder]
-    while pending:
-        current = pending.pop()
-        with os.scandir(current) as entries:
-            for entry in entries:
-                if is_hidden(entry.name):
-                    continue
-                if entry.is_dir():
-                    pending.append(entry.path)
-                elif entry.is_file() and entry.name.lower().endswith(IMAGE_EXTENSIONS):
-                    found.append(entry.path)
-    return sorted(found)
+    return sorted(path for path in _files_under(folder)
+                  if path.lower().endswith(IMAGE_EXTENSIONS))
 
 
 def list_other_files(folder: str) -> list[str]:
     """Files under `folder` (recursively, hidden entries left out) that are not images by
     extension: what `list_image_files` leaves out, so that it can be said."""
-    found: list[str] = []
+    return sorted(path for path in _files_under(folder)
+                  if not path.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def _files_under(folder: str):
+    """Every file under `folder`, recursively, hidden files and folders left out."""
     pending = [folder]
     while pending:
         current = pending.pop()
@@ -97,9 +91,8 @@ def list_other_files(folder: str) -> list[str]:
                     continue
                 if entry.is_dir():
                     pending.append(entry.path)
-                elif entry.is_file() and not entry.name.lower().endswith(IMAGE_EXTENSIONS):
-                    found.append(entry.path)
-    return sorted(found)
+                elif entry.is_file():
+                    yield entry.path
 
 
 def describe_other_files(paths: Sequence[str], examples: int = 3) -> str:
