@@ -50,6 +50,17 @@ def test_explicit_arguments_always_win():
     assert set(instance.defaulted) == {"epochs", "augment"}
 
 
+@pytest.mark.parametrize(("task", "batch_size"), [
+    ("classification", 32), ("segmentation", 8), ("detection", 32)])
+def test_embedded_shapes_batch_by_the_task_unless_told(task, batch_size):
+    """Segmentation batches 8 images (four times the steps of 32 in the same epochs);
+    an explicit batch size wins."""
+    assert TASK_DEFAULTS[task].batch_size == batch_size
+    data = vk.data.shapes(task, n=40, image_size=(32, 32), seed=0)
+    assert data.batch_size == batch_size
+    assert vk.data.shapes(task, n=40, image_size=(32, 32), batch_size=5).batch_size == 5
+
+
 def test_warmup_is_a_tenth_of_the_run_up_to_three_epochs():
     assert [warmup_epochs_for(e) for e in (1, 10, 12, 30, 300)] == [0.1, 1.0, 1.2, 3.0, 3.0]
 

@@ -80,7 +80,7 @@ def shapes(
     seed: int | None = 0,
     classes: int | Sequence[str] | None = None,
     validation_split: float = 0.2,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     augment: object = "none",
     noise: float = 8.0,
     shapes_per_image: tuple[int, int] | None = None,
@@ -109,7 +109,9 @@ def shapes(
         classes: shape names to use (their order gives the class ids), their number (the
             first ones of the list above), or None for all five. Defaults to None.
         validation_split: stratified fraction held out. Defaults to 0.2.
-        batch_size: examples per batch. Defaults to 32.
+        batch_size: examples per batch, or None for the task's
+            (`visionkit.train.defaults.TASK_DEFAULTS`: 8 for "segmentation", else 32).
+            Defaults to None.
         augment: augmentation of the train split (see `Data`). Defaults to "none".
         noise: standard deviation of the pixel noise in 0..255 units. Defaults to 8.0.
         shapes_per_image: inclusive `(min, max)` shapes per image for "detection"
@@ -147,6 +149,10 @@ def shapes(
         raise ValueError(f"Unknown task {task!r} for shapes.{hint} Expected one of "
                          f"{_SHAPES_AVAILABLE_TASKS} (planned: {_SHAPES_TASKS}).")
     names = resolve_shape_classes(classes)
+    if batch_size is None:
+        from visionkit.train.defaults import TASK_DEFAULTS
+
+        batch_size = TASK_DEFAULTS[task].batch_size
     if task == "detection":
         from visionkit.data.detection import detection_from_arrays
 
