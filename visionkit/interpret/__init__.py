@@ -18,6 +18,13 @@ Example:
 from visionkit.interpret.activations import activations, weights
 from visionkit.interpret.adapter import ModelAdapter, OutputHead, adapt
 from visionkit.interpret.attributions import fgsm, grad_cam, integrated_gradients, saliency
+from visionkit.interpret.cams import (
+    eigen_cam,
+    grad_cam_plus_plus,
+    hires_cam,
+    layer_cam,
+    score_cam,
+)
 from visionkit.interpret.checks import ArgumentError
 from visionkit.interpret.dream import deep_dream
 from visionkit.interpret.embed import Embedding, embed
@@ -47,6 +54,7 @@ __all__ = [
     "adapt",
     "conv_layer_names",
     "deep_dream",
+    "eigen_cam",
     "embed",
     "feature_model",
     "fgsm",
@@ -54,12 +62,16 @@ __all__ = [
     "filters",
     "find_layer",
     "grad_cam",
+    "grad_cam_plus_plus",
+    "hires_cam",
     "integrated_gradients",
+    "layer_cam",
     "occlusion",
     "pointing_game",
     "report",
     "resolve_target",
     "saliency",
+    "score_cam",
     "top_activating",
     "weights",
 ]
