@@ -15,6 +15,7 @@ Example:
 (1, 24, 32)
 """
 
+from visionkit.interpret import metrics
 from visionkit.interpret.activations import activations, weights
 from visionkit.interpret.adapter import ModelAdapter, OutputHead, adapt
 from visionkit.interpret.attributions import fgsm, grad_cam, integrated_gradients, saliency
@@ -26,6 +27,7 @@ from visionkit.interpret.cams import (
     score_cam,
 )
 from visionkit.interpret.checks import ArgumentError
+from visionkit.interpret.comparison import Comparison, compare
 from visionkit.interpret.dream import deep_dream
 from visionkit.interpret.embed import Embedding, embed
 from visionkit.interpret.filters import filter_activations, filters, top_activating
@@ -44,6 +46,7 @@ from visionkit.interpret.targets import (
 __all__ = [
     "ArgumentError",
     "ClassScore",
+    "Comparison",
     "DetectionScore",
     "Embedding",
     "ModelAdapter",
@@ -52,6 +55,7 @@ __all__ = [
     "Target",
     "activations",
     "adapt",
+    "compare",
     "conv_layer_names",
     "deep_dream",
     "eigen_cam",
@@ -66,6 +70,7 @@ __all__ = [
     "hires_cam",
     "integrated_gradients",
     "layer_cam",
+    "metrics",
     "occlusion",
     "pointing_game",
     "report",

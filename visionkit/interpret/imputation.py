@@ -91,6 +91,9 @@ def impute(images: tf.Tensor, hidden: tf.Tensor, noise: float, seed: tf.Tensor) 
     return images * known + hidden * (x + jitter)
 
 
+_compiled_impute = tf.function(impute, reduce_retracing=True)
+
+
 def noisy_linear_imputation(images: Any, hidden: Any, noise: float = 0.01,
                             seed: int = 0) -> np.ndarray:
     """Fills the hidden pixels of images by noisy linear imputation (Rong et al. 2022).
@@ -120,6 +123,6 @@ def noisy_linear_imputation(images: Any, hidden: Any, noise: float = 0.01,
     noise = check_float(noise, "noise", minimum=0.0)
     seed = check_int(seed, "seed", minimum=0)
     hidden = np.broadcast_to(hidden, images.shape[:3]).astype(np.float32)
-    result = tf.function(impute)(tf.constant(images), tf.constant(hidden),
-                                 tf.constant(noise * 255.0), tf.constant([seed, 0]))
+    result = _compiled_impute(tf.constant(images), tf.constant(hidden),
+                              tf.constant(noise * 255.0), tf.constant([seed, 0]))
     return result.numpy()
