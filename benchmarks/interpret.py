@@ -8,7 +8,11 @@
 - t-SNE: openTSNE against scikit-learn's TSNE on 2,000 and 10,000 points;
 - pointing game: a classifier trained on the synthetic shapes; how often the maximum of
   Grad-CAM and of occlusion falls inside the shape's mask on validation images;
-- trustworthiness (k=10) of the t-SNE of a digits classifier's pooled features.
+- trustworthiness (k=10) of the t-SNE of a digits classifier's pooled features;
+- Score-CAM: masks scored in batches of 256 against one mask per forward pass (same
+  compiled loop, batch_size=1), and their largest difference;
+- deletion AUC over 100 images (21 levels, blur fill): seconds, against a naive loop of
+  one forward pass per image and level.
 
 Usage: python benchmarks/interpret.py [--skip-training] [--tsne-points 2000 10000]
 """
@@ -170,12 +174,74 @@ def digits_trustworthiness(epochs: int = 10) -> None:
           f"images): trustworthiness (k=10) {result.trustworthiness:.3f}", flush=True)
 
 
+def bench_score_cam() -> None:
+    model = vk.models.build("simple_cnn", (64, 64, 3), 10, filters=(16, 32, 64))
+    images = np.random.default_rng(0).uniform(0, 255, (4, 64, 64, 3)).astype("float32")
+    batched = vk.interpret.score_cam(model, images, target=3, batch_size=256)
+    single = vk.interpret.score_cam(model, images, target=3, batch_size=1)
+    batched_time = best_of(lambda: vk.interpret.score_cam(model, images, target=3,
+                                                          batch_size=256), 2)
+    single_time = best_of(lambda: vk.interpret.score_cam(model, images, target=3,
+                                                         batch_size=1), 1)
+    print(f"Score-CAM 4 images 64x64, {model.get_layer('relu3').output.shape[-1]} masks "
+          f"each: batches of 256 {batched_time:.3f} s, one mask per forward pass "
+          f"{single_time:.3f} s -> {single_time / batched_time:.1f}x faster; max abs "
+          f"difference {np.abs(batched - single).max():.2e}", flush=True)
+
+
+def naive_deletion(model, images, maps, labels, fills, steps):
+    fractions = np.linspace(0, 1, steps + 1)
+    aucs = []
+    for image, heat, label, fill in zip(images, maps, labels, fills):
+        order = np.argsort(-heat.reshape(-1), kind="stable")
+        scores = []
+        for fraction in fractions:
+            hidden = np.zeros(heat.size, bool)
+            hidden[order[:int(np.round(fraction * heat.size))]] = True
+            copy = np.where(hidden.reshape(heat.shape)[..., None], fill, image)
+            scores.append(float(model(copy[None], training=False)[0, label]))
+        aucs.append(np.trapezoid(scores, fractions))
+    return np.array(aucs)
+
+
+def bench_deletion(count: int = 100, steps: int = 20) -> None:
+    from scipy.ndimage import gaussian_filter
+
+    metrics = vk.interpret.metrics
+    model = vk.models.build("simple_cnn", (48, 48, 3), 5, filters=(16, 32, 64))
+    images = np.random.default_rng(0).uniform(0, 255, (count, 48, 48, 3)).astype("float32")
+    labels = np.arange(count) % 5
+    maps = metrics.random_map(images)
+    metrics.deletion(model, images[:2], maps[:2], target=labels[:2], steps=steps)
+    start = time.perf_counter()
+    fast = metrics.deletion(model, images, maps, target=labels, steps=steps).auc
+    fast_time = time.perf_counter() - start
+    fills = gaussian_filter(images, sigma=(0, 5, 5, 0), mode="reflect", truncate=2.0)
+    start = time.perf_counter()
+    naive = naive_deletion(model, images, maps, labels, fills, steps)
+    naive_time = time.perf_counter() - start
+    start = time.perf_counter()
+    metrics.deletion(model, images, maps, target=labels, steps=steps, fill="road")
+    road_time = time.perf_counter() - start
+    print(f"deletion AUC, {count} images 48x48, {steps + 1} levels (blur fill): batched "
+          f"{fast_time:.2f} s, one forward pass per image and level {naive_time:.2f} s -> "
+          f"{naive_time / fast_time:.1f}x faster (max abs AUC difference "
+          f"{np.abs(fast - naive).max():.1e}); with the ROAD imputation fill {road_time:.2f} s",
+          flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-training", action="store_true",
                         help="skip the pointing game and trustworthiness (they train models)")
     parser.add_argument("--tsne-points", type=int, nargs="*", default=[2000, 10000])
+    parser.add_argument("--only-metrics", action="store_true",
+                        help="run only the Score-CAM and deletion AUC measurements")
     arguments = parser.parse_args()
+    bench_score_cam()
+    bench_deletion()
+    if arguments.only_metrics:
+        return
     bench_occlusion()
     bench_filters()
     bench_dream()

@@ -132,3 +132,18 @@ def test_the_report_explains_a_detector(detector, tmp_path):
     page = open(path, encoding="utf-8").read()
     for picture in ("overlays.png", "dream.png", "tsne.png"):
         assert picture in page and (tmp_path / picture).stat().st_size > 0
+
+
+def test_eigen_cam_of_a_detector_needs_no_target(detector, images):
+    cam = vk.interpret.eigen_cam(detector, images)
+    assert cam.shape == (2, SIZE, SIZE) and np.isfinite(cam).all() and cam.max() == 1
+
+
+def test_deletion_curve_of_a_detector_scores_the_box_target(detector, images):
+    target = {"class_id": 1, "box": BOX}
+    curve = vk.interpret.metrics.deletion(detector, images, np.ones((2, SIZE, SIZE)),
+                                          target=target, steps=1, fill="constant")
+    expected, _ = reference_score(detector, images, 1, BOX)
+    np.testing.assert_allclose(curve.scores[:, 0], expected, atol=1e-5)
+    black, _ = reference_score(detector, np.zeros_like(images), 1, BOX)
+    np.testing.assert_allclose(curve.scores[:, 1], black, atol=1e-5)

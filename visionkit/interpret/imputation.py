@@ -39,7 +39,7 @@ __all__ = ["impute", "noisy_linear_imputation"]
 _NEIGHBOURS = np.array([[1 / 12, 1 / 6, 1 / 12], [1 / 6, 0.0, 1 / 6], [1 / 12, 1 / 6, 1 / 12]],
                        np.float32)
 # Conjugate-gradient stop: every residual below this (pixel levels), or MAX_ITERATIONS.
-TOLERANCE = 1e-4
+TOLERANCE = 1e-3
 MAX_ITERATIONS = 2000
 
 
@@ -48,6 +48,24 @@ def _neighbour_sum(values: tf.Tensor) -> tf.Tensor:
     channels = tf.shape(values)[-1]
     kernel = tf.tile(tf.constant(_NEIGHBOURS)[:, :, None, None], [1, 1, channels, 1])
     return tf.nn.depthwise_conv2d(values, kernel, [1, 1, 1, 1], "SAME")
+
+
+def _push_pull(values: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """A smooth first guess of the hidden pixels: known pixels averaged over ever
+    coarser 2x2 blocks, then each hidden pixel takes the finest average that has data
+    (the conjugate gradients then converge in a few dozen steps, not hundreds)."""
+    if values.shape[1] is not None and min(values.shape[1], values.shape[2]) < 2:
+        return tf.math.divide_no_nan(
+            tf.reduce_sum(values, axis=[1, 2], keepdims=True) + 0.0 * values,
+            tf.reduce_sum(weights, axis=[1, 2], keepdims=True))
+    size = tf.shape(values)[1:3]
+    coarse_values = tf.nn.avg_pool2d(values, 2, 2, "SAME")
+    coarse_weights = tf.nn.avg_pool2d(weights, 2, 2, "SAME")
+    coarse = _push_pull(coarse_values, coarse_weights)
+    filled = tf.math.divide_no_nan(coarse_values, coarse_weights)
+    coarse = tf.where(coarse_weights > 0, filled, coarse)
+    upsampled = tf.image.resize(coarse, size, "bilinear")
+    return tf.where(weights > 0, tf.math.divide_no_nan(values, weights), upsampled)
 
 
 def impute(images: tf.Tensor, hidden: tf.Tensor, noise: float, seed: tf.Tensor) -> tf.Tensor:
@@ -67,9 +85,7 @@ def impute(images: tf.Tensor, hidden: tf.Tensor, noise: float, seed: tf.Tensor) 
         return tf.reduce_sum(a * b, axis=[1, 2], keepdims=True)
 
     rhs = hidden * _neighbour_sum(images * known)
-    start = tf.math.divide_no_nan(dot(images, known), tf.reduce_sum(known, axis=[1, 2],
-                                                                    keepdims=True))
-    x = hidden * start
+    x = hidden * _push_pull(images * known, known)
     residual = rhs - apply(x)
     direction = residual
     norm = dot(residual, residual)
