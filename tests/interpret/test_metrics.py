@@ -201,3 +201,10 @@ def test_bad_arguments_are_named(tiny_model, tiny_images):
     nan_maps[0, 0, 0] = np.nan
     with pytest.raises(vk.interpret.ArgumentError, match="NaN"):
         metrics.deletion(tiny_model, tiny_images, nan_maps)
+
+
+def test_xla_compiled_deletion_equals_the_graph_one(tiny_model, tiny_images):
+    maps = metrics.random_map(tiny_images)
+    graph = metrics.deletion(tiny_model, tiny_images, maps, target=1, steps=3)
+    xla = metrics.deletion(tiny_model, tiny_images, maps, target=1, steps=3, jit_compile=True)
+    np.testing.assert_allclose(xla.scores, graph.scores, atol=1e-5)
