@@ -1,6 +1,11 @@
 """Faithfulness and sanity metrics on a shapes classifier trained in the test (slow).
 
-Measured once (see the issue note for the figures): with a blurred or ROAD-imputed fill,
+Measured once (TF 2.21, 2 shared CPU cores, 532 s; validation accuracy 0.57 on 100
+scenes; mean deletion AUC over 100 images, occlusion / Grad-CAM / random / Sobel edges):
+fill constant 0 (black) 0.264 / 0.183 / 0.248 / 0.259; blur (sigma 5 px) 0.229 / 0.193 /
+0.357 / 0.287; ROAD imputation (8 steps) 0.222 / 0.198 / 0.465 / 0.286. Mean Spearman
+correlation after randomizing every layer (20 images): saliency 0.158, Grad-CAM 0.136,
+edges 1.0. With a blurred or ROAD-imputed fill,
 the deletion AUC of occlusion and Grad-CAM is lower than that of random maps and of a
 Sobel edge map; with a constant black fill the removed pixels keep the shape's outline,
 which the classifier still recognises, so the order is not guaranteed there (the figures
