@@ -21,11 +21,13 @@ from visionkit.interpret.attributions import fgsm, grad_cam, integrated_gradient
 from visionkit.interpret.checks import ArgumentError
 from visionkit.interpret.dream import deep_dream
 from visionkit.interpret.embed import Embedding, embed
+from visionkit.interpret.error_analysis import ErrorAnalysis, error_analysis
 from visionkit.interpret.filters import filter_activations, filters, top_activating
 from visionkit.interpret.layers import conv_layer_names, feature_model, find_layer
 from visionkit.interpret.occlusion import occlusion
 from visionkit.interpret.pointing import pointing_game
 from visionkit.interpret.report import report
+from visionkit.interpret.style import StyleTransfer, gram_matrix, style_transfer
 from visionkit.interpret.targets import (
     ClassScore,
     DetectionScore,
@@ -39,17 +41,21 @@ __all__ = [
     "ClassScore",
     "DetectionScore",
     "Embedding",
+    "ErrorAnalysis",
     "ModelAdapter",
     "OutputHead",
     "SegmentationScore",
+    "StyleTransfer",
     "Target",
     "activations",
     "adapt",
     "conv_layer_names",
     "deep_dream",
     "embed",
+    "error_analysis",
     "feature_model",
     "fgsm",
+    "gram_matrix",
     "filter_activations",
     "filters",
     "find_layer",
@@ -60,6 +66,7 @@ __all__ = [
     "report",
     "resolve_target",
     "saliency",
+    "style_transfer",
     "top_activating",
     "weights",
 ]
