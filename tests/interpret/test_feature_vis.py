@@ -118,3 +118,23 @@ def test_fourier_against_pixel_ascent_on_a_trained_model(trained_digits):
     assert (shares["fourier"] < shares["pixel"] - 0.2).all()
     assert (activation(fourier) >= activation(blurred)).all()
     assert ratio.mean() >= 0.6
+
+
+def test_diversity_makes_the_images_of_one_filter_less_alike(tiny_model):
+    """Mean pairwise cosine similarity of the conv2 Gram matrices of a filter's 3 images,
+    recomputed in NumPy, falls when the diversity objective is on."""
+
+    def similarity(pictures):
+        maps = vk.interpret.activations(tiny_model, pictures[0].astype("float32"),
+                                        ["conv2"])["conv2"]
+        grams = np.stack([m.reshape(-1, m.shape[-1]).T @ m.reshape(-1, m.shape[-1])
+                          for m in maps.astype(np.float64)]).reshape(3, -1)
+        grams /= np.linalg.norm(grams, axis=1, keepdims=True)
+        return np.mean([grams[i] @ grams[j] for i in range(3) for j in range(3) if i != j])
+
+    plain, diverse = (similarity(vk.interpret.filters(
+        tiny_model, "conv2", [1], steps=20, parameterization="fourier", images_per_filter=3,
+        diversity=weight, verbose=0)) for weight in (0.0, 50.0))
+    # ReLU maps share a large positive mean, so every Gram cosine is near 1: measured
+    # 1 - similarity 3.3e-5 without diversity, 7.8e-5 with it.
+    assert 1 - diverse > 1.5 * (1 - plain), (plain, diverse)
