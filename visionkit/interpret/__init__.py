@@ -30,11 +30,13 @@ from visionkit.interpret.checks import ArgumentError
 from visionkit.interpret.comparison import Comparison, compare
 from visionkit.interpret.dream import deep_dream
 from visionkit.interpret.embed import Embedding, embed
+from visionkit.interpret.error_analysis import ErrorAnalysis, error_analysis
 from visionkit.interpret.filters import filter_activations, filters, top_activating
 from visionkit.interpret.layers import conv_layer_names, feature_model, find_layer
 from visionkit.interpret.occlusion import occlusion
 from visionkit.interpret.pointing import pointing_game
 from visionkit.interpret.report import report
+from visionkit.interpret.style import StyleTransfer, gram_matrix, style_transfer
 from visionkit.interpret.targets import (
     ClassScore,
     DetectionScore,
@@ -49,9 +51,11 @@ __all__ = [
     "Comparison",
     "DetectionScore",
     "Embedding",
+    "ErrorAnalysis",
     "ModelAdapter",
     "OutputHead",
     "SegmentationScore",
+    "StyleTransfer",
     "Target",
     "activations",
     "adapt",
@@ -60,8 +64,10 @@ __all__ = [
     "deep_dream",
     "eigen_cam",
     "embed",
+    "error_analysis",
     "feature_model",
     "fgsm",
+    "gram_matrix",
     "filter_activations",
     "filters",
     "find_layer",
@@ -77,6 +83,7 @@ __all__ = [
     "resolve_target",
     "saliency",
     "score_cam",
+    "style_transfer",
     "top_activating",
     "weights",
 ]

@@ -80,8 +80,18 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
             steps: int = 64, step_size: float = 8.0, jitter: int = 2, blur_every: int = 0,
             decay: float = 0.0, octaves: int = 1, octave_scale: float = 1.3,
             image_size: tuple[int, int] | None = None, seed: int = 0,
-            jit_compile: bool = False, verbose: int = 1) -> np.ndarray:
+            jit_compile: bool = False, verbose: int = 1, parameterization: str = "pixel",
+            learning_rate: float = 0.3, scale: float = 0.1, rotate: float = 10.0,
+            decorrelate: bool | None = None, diversity: float = 0.0,
+            images_per_filter: int = 1) -> np.ndarray:
     """Images that maximize filters of `layer`, optimized together as one batch.
+
+    With `parameterization="pixel"` (the default) the pixels themselves climb the
+    normalized gradient. With `"fourier"` the image is the inverse FFT of a 1/f-scaled
+    spectrum with decorrelated colours, scored under a random translation (`jitter`),
+    scaling (`scale`) and rotation (`rotate`) every step, optimized by Adam
+    (`learning_rate`): natural-looking features with much less high-frequency noise
+    (Olah et al., 2017; see `visionkit.interpret.feature_vis`).
 
     Args:
         model: a Keras model on raw 0..255 pixels (flat or with a nested backbone).
@@ -103,17 +113,55 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
         jit_compile: compile the loop with XLA. Defaults to False.
         verbose: 1 shows a progress bar over the octaves (each one compiled call) when
             there are several; 0 shows nothing. Defaults to 1.
+        parameterization: `"pixel"` or `"fourier"`. Defaults to `"pixel"`.
+        learning_rate: fourier only: Adam's step on the spectrum. Defaults to 0.3 (Lucid
+            takes 0.05 over 512 steps; over 64 steps 0.05 reached a quarter of the
+            activation 0.3 reaches, measured on a trained digits CNN).
+        scale: fourier only: each step scales the images by a random factor in
+            `[1 - scale, 1 + scale]`. Defaults to 0.1.
+        rotate: fourier only: each step rotates the images by a random angle in
+            `[-rotate, rotate]` degrees. Defaults to 10.0.
+        decorrelate: fourier only: mix the channels with ImageNet's colour correlation
+            (3-channel models only). Defaults to None (True for 3 channels).
+        diversity: fourier only: weight of the penalty on the Gram-matrix cosine
+            similarity between the images of one filter (Olah et al., 2017). Defaults to 0.
+        images_per_filter: fourier only: images optimized per filter (use with
+            `diversity`). Defaults to 1.
 
     Returns:
-        uint8 NumPy `[F, height, width, channels]`, image `i` for filter `i`.
+        uint8 NumPy `[F, height, width, channels]`, image `i` for filter `i`; with
+        `images_per_filter=n > 1`, `[F, n, height, width, channels]`.
 
     Raises:
         ArgumentError (a ValueError): naming `layer` (unknown, or without a spatial map:
             the message lists those with one), `filters` (ids out of range), `steps`,
             `step_size`, `jitter`, `blur_every`, `decay` (in [0, 1)), `octaves`,
             `octave_scale` (>= 1), `image_size` (too small for the layer, or differing
-            from a fixed model input) or `seed`.
+            from a fixed model input) or `seed`; with `parameterization="fourier"`,
+            also `learning_rate`, `scale`, `rotate`, `decorrelate`, `diversity`,
+            `images_per_filter`, and `octaves`, `blur_every` or `decay` when set (they
+            belong to pixel ascent).
     """
+    if parameterization not in ("pixel", "fourier"):
+        raise ArgumentError("parameterization", f"Expected parameterization 'pixel' or "
+                            f"'fourier'; received parameterization={parameterization!r}.")
+    if parameterization == "fourier":
+        from visionkit.interpret.feature_vis import fourier_filters
+
+        return fourier_filters(model, layer, filters, steps=steps, jitter=jitter,
+                               blur_every=blur_every, decay=decay, octaves=octaves,
+                               image_size=image_size, seed=seed, jit_compile=jit_compile,
+                               learning_rate=learning_rate, scale=scale, rotate=rotate,
+                               decorrelate=decorrelate, diversity=diversity,
+                               images_per_filter=images_per_filter)
+    fourier_only = {"learning_rate": (learning_rate, 0.3), "scale": (scale, 0.1),
+                    "rotate": (rotate, 10.0), "decorrelate": (decorrelate, None),
+                    "diversity": (diversity, 0.0), "images_per_filter": (images_per_filter, 1)}
+    for argument, (value, default) in fourier_only.items():
+        if value != default:
+            raise ArgumentError(argument, f"{argument} applies to parameterization='fourier' "
+                                f"only; received {argument}={value!r} with "
+                                f"parameterization='pixel'.")
     adapter = adapt(model, require_output=False)
     ids = _filter_ids(adapter, layer, filters)
     adapter.require_float_input("filters")

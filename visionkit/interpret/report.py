@@ -25,6 +25,7 @@ from visionkit.interpret.activations import activations, weights
 from visionkit.interpret.attributions import grad_cam
 from visionkit.interpret.dream import deep_dream
 from visionkit.interpret.embed import embed
+from visionkit.interpret.error_analysis import error_analysis
 from visionkit.interpret.filters import filters as maximize_filters
 from visionkit.interpret.layers import cam_layer, conv_layer_names, pooled_feature_layer
 from visionkit.interpret.occlusion import occlusion
@@ -52,10 +53,13 @@ def _validation_images(data: Any, count: int) -> tuple[np.ndarray, np.ndarray | 
 
 def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: int = 8,
            patch_size: int | None = None, filter_steps: int = 64, dream_steps: int = 20,
-           embed_points: int = 2000, progress: bool = True) -> str:
+           embed_points: int = 2000, progress: bool = True, comparison: Any = None,
+           error_images: int = 1000, per_cell: int = 12) -> str:
     """Writes an interpretation report: `index.html` and its PNGs in `out_dir`.
 
-    The page shows occlusion and Grad-CAM overlays on validation images, the first
+    For a classifier the page opens with an error analysis: the confusion matrix of the
+    validation images, each cell linking to a page of its images with their Grad-CAM
+    overlays, and the t-SNE marks the misclassified points. The page shows occlusion and Grad-CAM overlays on validation images, the first
     convolution's kernels, averaged activations of every convolution layer, grids of
     filters of the middle and last convolution layers maximized by gradient ascent, a
     DeepDream of a validation image and the t-SNE of the pooled features.
@@ -71,6 +75,11 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
         embed_points: at most this many validation images in the t-SNE. Defaults to 2000.
         progress: print one line per section, and progress bars inside the long
             ones. Defaults to True.
+        comparison: an attribution comparison (any object with a `.to_html()` that
+            returns an HTML table fragment, such as `visionkit.interpret.compare`'s
+            result), shown as a metrics table. Defaults to None.
+        error_images: validation images in the confusion matrix. Defaults to 1000.
+        per_cell: images shown on each confusion cell's page. Defaults to 12.
 
     Returns:
         The path of `index.html`.
@@ -80,7 +89,8 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
     from visionkit import plot
 
     sections: list[tuple[str, str, str]] = []
-    steps = 7
+    fragments: list[tuple[str, str]] = []  # (title, HTML) shown before the pictures
+    steps = 8
 
     def say(index: int, text: str) -> float:
         if progress:
@@ -105,7 +115,20 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
     side = min(val_images.shape[1:3])
     patch = patch_size or max(2, side // 8)
 
-    say(1, "occlusion and Grad-CAM")
+    analysis = None
+    say(1, "error analysis")
+    if is_classification(data, val_labels):
+        analysis = error_analysis(model, data, out_dir, max_images=error_images,
+                                  per_cell=per_cell)
+        fragments.append(("Where the model is wrong", analysis.html))
+    if comparison is not None:
+        if not callable(getattr(comparison, "to_html", None)):
+            raise TypeError(f"Expected comparison with a to_html() method (the result of "
+                            f"visionkit.interpret.compare); received "
+                            f"{type(comparison).__name__}.")
+        fragments.append(("Attribution methods compared", str(comparison.to_html())))
+
+    say(2, "occlusion and Grad-CAM")
     maps = {"occlusion": occlusion(model, val_images, patch_size=patch,
                                    stride=max(1, patch // 2), task=getattr(data, "task", None),
                                    verbose=progress),
@@ -116,7 +139,7 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
         "predicted class's score most (occlusion), and Grad-CAM of the last spatial layer.")
 
     convs = conv_layer_names(model)
-    say(2, "first-layer weights")
+    say(3, "first-layer weights")
     if convs:
         kernels = weights(model)
         plot.image_grid(kernels, path=os.path.join(out_dir, "weights.png"),
@@ -124,7 +147,7 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
         add("First-layer weights", "weights.png",
             f"The {len(kernels)} kernels of {convs[0]!r}, each scaled to its own range.")
 
-    say(3, "activations")
+    say(4, "activations")
     chosen = convs[:: max(1, len(convs) // 4)][:4] if convs else []
     if chosen:
         maps_by_layer = activations(model, val_images[:1], chosen)
@@ -138,7 +161,7 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
             "feature maps of "
             f"{', '.join(chosen)}.")
 
-    say(4, "filters (activation maximization)")
+    say(5, "filters (activation maximization)")
     for layer in dict.fromkeys([convs[len(convs) // 2], convs[-1]] if convs else []):
         count = min(_FILTERS_SHOWN, int(model_layer_channels(model, layer)))
         # Blurring every few steps trades about two thirds of the activation for
@@ -153,7 +176,7 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
             f"{layer!r} ({filter_steps} normalized gradient-ascent steps with jitter, blurred every "
             f"{_FILTER_BLUR_EVERY} steps).")
 
-    say(5, "DeepDream")
+    say(6, "DeepDream")
     if convs:
         start = val_images[0]
         upscaled = np.repeat(np.repeat(start, 2, 0), 2, 1)
@@ -174,7 +197,7 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
         add("DeepDream", "dream.png", f"Gradient ascent on the mean activation of "
             f"{convs[-1]!r} over {octaves} octave(s), from a validation image upscaled 2x.")
 
-    say(6, "t-SNE of the features")
+    say(7, "t-SNE of the features")
     dataset = data.val if data.val is not None else data.train
     try:
         feature_layer = pooled_feature_layer(model)
@@ -182,26 +205,45 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
         feature_layer = cam_layer(model)
     embedding = embed(model, dataset, layer=feature_layer, max_points=embed_points,
                       verbose=progress)
+    wrong = misclassified_points(model, embedding) if analysis is not None else None
     plot.embedding_scatter(embedding.points, embedding.labels, embedding.images, names or None,
-                           path=os.path.join(out_dir, "tsne.png"),
+                           path=os.path.join(out_dir, "tsne.png"), misclassified=wrong,
                            title=f"t-SNE of {embedding.layer} features, trustworthiness "
                                  f"{embedding.trustworthiness:.3f} (k=10)")
     add("t-SNE", "tsne.png", f"{len(embedding.points)} validation images; features of "
         f"{embedding.layer!r}, PCA to 50 dimensions, t-SNE (openTSNE). Trustworthiness "
-        f"{embedding.trustworthiness:.3f}.")
+        f"{embedding.trustworthiness:.3f}." + (
+            f" Crosses: the {int(wrong.sum())} misclassified images." if wrong is not None
+            else ""))
 
-    say(7, "HTML page")
-    body = "\n".join(f"<h2>{html.escape(t)}</h2>\n<p>{html.escape(c)}</p>\n"
+    say(8, "HTML page")
+    body = "".join(f"<h2>{html.escape(t)}</h2>\n{fragment}\n" for t, fragment in fragments)
+    body += "\n".join(f"<h2>{html.escape(t)}</h2>\n<p>{html.escape(c)}</p>\n"
                      f'<img src="{html.escape(f)}" alt="{html.escape(t)}">'
                      for t, f, c in sections)
     page = (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>visionkit report: "
             f"{html.escape(model.name)}</title><style>body{{font-family:sans-serif;"
-            f"max-width:1100px;margin:auto}}img{{max-width:100%}}</style></head><body>\n"
+            f"max-width:1100px;margin:auto}}img{{max-width:100%}}table{{border-collapse:collapse}}"
+            f"td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}</style></head><body>\n"
             f"<h1>What {html.escape(model.name)} learned</h1>\n{body}\n</body></html>\n")
     path = os.path.join(out_dir, "index.html")
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(page)
     return path
+
+
+def is_classification(data: Any, labels: np.ndarray | None) -> bool:
+    """True for a classification set with one integer label per image."""
+    return (getattr(getattr(data, "task", None), "name", None) == "classification"
+            and labels is not None and labels.ndim == 1)
+
+
+def misclassified_points(model: keras.Model, embedding: Any, batch_size: int = 64) -> np.ndarray:
+    """bool `[N]`: the embedded images whose predicted class differs from their label."""
+    images = embedding.images
+    predicted = np.concatenate([np.asarray(model(images[i:i + batch_size], training=False))
+                                .argmax(axis=-1) for i in range(0, len(images), batch_size)])
+    return (predicted != np.asarray(embedding.labels)) & (np.asarray(embedding.labels) >= 0)
 
 
 def model_layer_channels(model: keras.Model, layer: str) -> int:

@@ -19,7 +19,7 @@ __all__ = ["embedding_scatter"]
 def embedding_scatter(points: np.ndarray, labels: np.ndarray, images: np.ndarray | None = None,
                       class_names: Sequence[str] | None = None, thumbnails: int = 40,
                       path: str | os.PathLike | None = None, title: str = "",
-                      seed: int = 0) -> str | Figure:
+                      seed: int = 0, misclassified: np.ndarray | None = None) -> str | Figure:
     """Scatter plot of `[N, 2]` points coloured by label, with thumbnails at a sample.
 
     Args:
@@ -31,6 +31,8 @@ def embedding_scatter(points: np.ndarray, labels: np.ndarray, images: np.ndarray
         path: PNG file to write. Defaults to None (return the figure).
         title: figure title.
         seed: which points get thumbnails. Defaults to 0.
+        misclassified: bool `[N]`, points drawn with a black cross on top (the model's
+            prediction differs from the label). Defaults to None.
 
     Returns:
         The path written, or the `Figure`.
@@ -59,6 +61,10 @@ def embedding_scatter(points: np.ndarray, labels: np.ndarray, images: np.ndarray
         for index in sample:
             thumbnail = OffsetImage(to_display(images[index]), zoom=zoom, cmap="gray")
             axis.add_artist(AnnotationBbox(thumbnail, points[index], frameon=True, pad=0.1))
+    if misclassified is not None:
+        wrong = np.asarray(misclassified, bool)
+        axis.scatter(points[wrong, 0], points[wrong, 1], s=40, marker="x", color="black",
+                     linewidths=1.2, label=f"misclassified ({int(wrong.sum())})", zorder=3)
     axis.legend(loc="best", fontsize=8, markerscale=2)
     axis.set_xticks([])
     axis.set_yticks([])

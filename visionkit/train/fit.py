@@ -122,6 +122,7 @@ def fit(
     restore_best: bool = True,
     class_weight: str | dict | Sequence[float] | None = None,
     sampling: str | None = None,
+    explain_every: int | None = None,
 ) -> Run:
     """Trains a model on a `Data` set with the task's defaults.
 
@@ -204,6 +205,9 @@ def fit(
             (see `visionkit.train.balance`). Defaults to None.
         sampling: "balanced" draws training examples class-balanced (classification
             and segmentation; see `visionkit.train.balance`). Defaults to None.
+        explain_every: with a `run_dir`, log Grad-CAM overlays of 4 validation images to
+            TensorBoard (`tensorboard/explain`) every this many epochs
+            (`visionkit.train.explain_callback`). Defaults to None (never).
 
     Returns:
         A `Run`.
@@ -294,6 +298,15 @@ def fit(
     callback_list = task.callbacks(data) + _default_callbacks(
         directory, monitor, mode, early_stopping, schedule, checkpoint, tensorboard,
         backup) + ([best_weights] if best_weights else []) + list(callbacks)
+    if explain_every is not None:
+        from visionkit.train.explain_callback import ExplainCallback, explain_images
+
+        if run_dir is None:
+            raise ValueError(f"explain_every={explain_every!r} logs to the run's TensorBoard "
+                             f"folder: give a run_dir.")
+        if directory is not None:
+            callback_list.append(ExplainCallback(explain_images(data), os.path.join(
+                directory.tensorboard, "explain"), explain_every, task=task))
     callback_list = order_for_resume(callback_list)  # the backup restores after the others
     resume_at = first_epoch(directory.backup) if directory is not None and backup else 0
 

@@ -1,0 +1,267 @@
+"""Natural feature images: activation maximization in a decorrelated Fourier basis.
+
+Plain pixel ascent climbs the steepest direction in pixel space, which is dominated by
+high frequencies: the pictures come out as fine colour noise. Olah et al. (2017) move the
+optimization into a basis where those directions are no longer cheap:
+
+- **1/f spectral scaling**: the image is the inverse real FFT of a learned spectrum whose
+  coefficients are scaled by `1 / max(|f|, 1/max(h, w))` (frequency in cycles per pixel),
+  so a unit step changes every frequency by about the amount natural images carry.
+- **Colour decorrelation**: the three channels are a fixed linear mix (the square root
+  of ImageNet's colour covariance, Lucid's `color_correlation_svd_sqrt`) of decorrelated
+  channels, squashed into 0..255 by a sigmoid.
+- **Transformation robustness**: every step scores a randomly translated, scaled and
+  rotated copy of each image (one batched projective transform, reflecting at the
+  borders), so the image must work under all of them.
+- **Diversity** (optional): several images per filter, penalized by the cosine
+  similarity of their Gram matrices at the layer, so they show different facets.
+
+The parameters follow Adam (written out as loop tensors so the whole optimization is one
+`tf.function` with no variables). Image `i` of a batch maximizes the mean activation of
+filter `i`, as in `filters`.
+
+Reference:
+    - [Feature Visualization](https://distill.pub/2017/feature-visualization/) (Olah,
+      Mordvintsev & Schubert, Distill 2017), its "Preconditioning and Parameterization"
+      and "Diversity" sections.
+    - Lucid, `lucid/optvis/param/spatial.py` (`fft_image`) and
+      `lucid/optvis/param/color.py` (the colour correlation matrix used here).
+
+Example:
+
+>>> import visionkit as vk
+>>> model = vk.models.build("simple_cnn", (24, 32, 3), 3, filters=(4, 8))
+>>> vk.interpret.filters(model, "conv2", range(2), steps=2, parameterization="fourier",
+...                      verbose=0).shape
+(2, 24, 32, 3)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["COLOR_CORRELATION_SVD_SQRT", "fourier_ascent_graph", "high_frequency_share",
+           "spectrum_scale"]
+
+# The square root of ImageNet's RGB colour covariance (rows: R, G, B; columns: the
+# decorrelated components), from Lucid `lucid/optvis/param/color.py`.
+COLOR_CORRELATION_SVD_SQRT = np.asarray([[0.26, 0.09, 0.02],
+                                         [0.27, 0.00, -0.05],
+                                         [0.27, -0.09, 0.03]], dtype=np.float32)
+# Normalized so that the largest column has unit norm (as Lucid does).
+_COLOR_MIX = COLOR_CORRELATION_SVD_SQRT / np.max(np.linalg.norm(COLOR_CORRELATION_SVD_SQRT,
+                                                                axis=0))
+_INIT_STD = 0.01  # standard deviation of the start spectrum (Lucid's default): near grey
+_SPECTRUM_DIVISOR = 4.0  # Lucid's fixed scaling of the image out of the inverse FFT
+# Fraction of the steps (the first ones) scored under random transformations; the rest
+# refine the image on its own pixel grid, where it is measured (as pixel ascent does with
+# its jitter, `filters.JITTER_FRACTION`).
+TRANSFORM_FRACTION = 0.5
+_ADAM_BETAS = (0.9, 0.999)  # Adam's defaults (Kingma & Ba, 2015)
+_ADAM_EPSILON = 1e-8
+
+
+def _frequencies(height: int, width: int) -> np.ndarray:
+    """Radial frequency (cycles per pixel) of each rfft2d coefficient `[h, w//2+1]`."""
+    fy = np.fft.fftfreq(height)[:, None]
+    fx = np.fft.rfftfreq(width)[None, :]
+    return np.sqrt(fx * fx + fy * fy)
+
+
+def spectrum_scale(height: int, width: int, decay_power: float = 1.0) -> np.ndarray:
+    """The 1/f scale of each rfft2d coefficient, `[h, w//2+1]` float32 (Lucid's `fft_image`).
+
+    The constant term gets the scale of the lowest non-zero frequency; the scale is
+    multiplied by `sqrt(h*w)` so an inverse FFT of unit coefficients has unit variance.
+    """
+    frequencies = _frequencies(height, width)
+    scale = 1.0 / np.maximum(frequencies, 1.0 / max(height, width)) ** decay_power
+    return (scale * math.sqrt(height * width)).astype(np.float32)
+
+
+def high_frequency_share(images: np.ndarray) -> np.ndarray:
+    """Share of each image's spectral energy in the top half of the frequencies.
+
+    The energy is the squared magnitude of the 2D FFT of each channel after subtracting
+    its mean; "top half" is the radial frequency above a quarter cycle per pixel (half of
+    the Nyquist frequency, 0.5).
+
+    Args:
+        images: `[N, H, W, C]` pixels (any range).
+
+    Returns:
+        float64 `[N]` in [0, 1].
+    """
+    array = np.asarray(images, dtype=np.float64)
+    array = array - array.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(array, axes=(1, 2))) ** 2
+    fy = np.fft.fftfreq(array.shape[1])[:, None]
+    fx = np.fft.fftfreq(array.shape[2])[None, :]
+    high = np.sqrt(fx * fx + fy * fy) > 0.25
+    total = power.sum(axis=(1, 2, 3))
+    return power[:, high].sum(axis=(1, 2)) / np.maximum(total, 1e-12)
+
+
+def _to_image(spectrum: tf.Tensor, scale: tf.Tensor, height: int, width: int,
+              decorrelate: bool) -> tf.Tensor:
+    """Spectrum `[2, B, C, h, w//2+1]` (real, imaginary) -> pixels `[B, H, W, C]` in 0..255."""
+    complex_spectrum = tf.complex(spectrum[0] * scale, spectrum[1] * scale)
+    image = tf.signal.irfft2d(complex_spectrum, fft_length=[height, width])
+    image = tf.transpose(image, [0, 2, 3, 1]) / _SPECTRUM_DIVISOR
+    if decorrelate:
+        image = tf.einsum("bhwc,dc->bhwd", image, tf.constant(_COLOR_MIX))
+    return 255.0 * tf.sigmoid(image)
+
+
+def _random_transforms(batch, height, width, key, jitter, scale, rotate) -> tf.Tensor:
+    """Projective transforms `[B, 8]` (output -> input coordinates) of a random
+    translation (pixels), scaling and rotation (degrees) about each image's centre."""
+    keys = [tf.stack([key[0], key[1] * 3 + k]) for k in range(3)]
+    shift = tf.random.stateless_uniform([batch, 2], keys[0], -jitter, jitter)
+    zoom = tf.random.stateless_uniform([batch], keys[1], 1.0 - scale, 1.0 + scale)
+    angle = tf.random.stateless_uniform([batch], keys[2], -rotate, rotate) * (math.pi / 180)
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    # input = R(-angle)/zoom (output - centre) + centre - shift
+    a0, a1 = cos, sin
+    b0, b1 = -sin, cos
+    a2 = cx - a0 * cx - a1 * cy - shift[:, 0]
+    b2 = cy - b0 * cx - b1 * cy - shift[:, 1]
+    zeros = tf.zeros_like(a0)
+    return tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+
+
+def _transform(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+
+
+def _gram_similarity(features: tf.Tensor, groups: int, per_group: int) -> tf.Tensor:
+    """Mean pairwise cosine similarity of the Gram matrices within each group `[groups]`."""
+    batch, height, width, channels = (tf.shape(features)[i] for i in range(4))
+    flat = tf.reshape(features, [batch, height * width, channels])
+    gram = tf.linalg.matmul(flat, flat, transpose_a=True)
+    gram = tf.math.l2_normalize(tf.reshape(gram, [groups, per_group, -1]), axis=-1)
+    similarity = tf.linalg.matmul(gram, gram, transpose_b=True)  # [G, n, n]
+    off_diagonal = tf.reduce_sum(similarity, axis=[1, 2]) - tf.linalg.trace(similarity)
+    return off_diagonal / float(per_group * (per_group - 1))
+
+
+def fourier_ascent_graph(extractor, height: int, width: int, channels: int, steps: int,
+                         learning_rate: float, jitter: float, scale: float, rotate: float,
+                         decorrelate: bool, diversity: float, per_filter: int,
+                         jit_compile: bool):
+    """A `tf.function(ids, seed) -> images [B, H, W, C]` running the whole optimization.
+
+    `ids` `[B]` holds each image's filter (`per_filter` consecutive images per filter).
+    """
+    scale_tensor = tf.constant(spectrum_scale(height, width))
+    beta1, beta2 = _ADAM_BETAS
+    transformed_steps = int(round(steps * TRANSFORM_FRACTION))
+
+    def run(ids, seed):
+        batch = tf.shape(ids)[0]
+        spectrum = _INIT_STD * tf.random.stateless_normal(
+            [2, batch, channels, height, width // 2 + 1], tf.stack([seed, -1]))
+        first = tf.zeros_like(spectrum)
+        second = tf.zeros_like(spectrum)
+        for step in tf.range(steps):
+            with tf.GradientTape() as tape:
+                tape.watch(spectrum)
+                images = _to_image(spectrum, scale_tensor, height, width, decorrelate)
+                transformed = _transform(images, _random_transforms(
+                    batch, height, width, tf.stack([seed, step]), jitter, scale, rotate))
+                transformed = tf.where(step < transformed_steps, transformed, images)
+                features = extractor(transformed, training=False)
+                per_filter_mean = tf.gather(tf.reduce_mean(features, axis=[1, 2]), ids,
+                                            axis=-1, batch_dims=1)
+                objective = tf.reduce_sum(per_filter_mean)
+                if diversity > 0 and per_filter > 1:
+                    objective -= diversity * tf.reduce_sum(_gram_similarity(
+                        features, batch // per_filter, per_filter))
+            gradient = -tape.gradient(objective, spectrum)  # Adam minimizes
+            first = beta1 * first + (1 - beta1) * gradient
+            second = beta2 * second + (1 - beta2) * tf.square(gradient)
+            count = tf.cast(step + 1, tf.float32)
+            corrected = learning_rate * tf.sqrt(1 - beta2 ** count) / (1 - beta1 ** count)
+            spectrum -= corrected * first / (tf.sqrt(second) + _ADAM_EPSILON)
+        return _to_image(spectrum, scale_tensor, height, width, decorrelate)
+
+    return tf.function(run, jit_compile=jit_compile, reduce_retracing=True)
+
+
+_GRAPHS: dict = {}
+
+
+def fourier_filters(model, layer, filters, steps, jitter, blur_every, decay, octaves,
+                    image_size, seed, jit_compile, learning_rate, scale, rotate, decorrelate,
+                    diversity, images_per_filter) -> np.ndarray:
+    """`filters(..., parameterization="fourier")`: see its docstring for the arguments."""
+    from visionkit.interpret.adapter import adapt
+    from visionkit.interpret.checks import (
+        ArgumentError,
+        check_finite_result,
+        check_float,
+        check_int,
+    )
+    from visionkit.interpret.filters import _filter_ids, _image_size, _objective_layer
+
+    for argument, value, default in (("octaves", octaves, 1), ("blur_every", blur_every, 0),
+                                     ("decay", decay, 0)):
+        if value != default:
+            raise ArgumentError(argument, f"{argument} belongs to pixel ascent; the Fourier "
+                                f"parameterization keeps frequencies low by itself. Received "
+                                f"{argument}={value!r} with parameterization='fourier'.")
+    adapter = adapt(model, require_output=False)
+    ids = _filter_ids(adapter, layer, filters)
+    adapter.require_float_input("filters")
+    steps = check_int(steps, "steps", minimum=1)
+    jitter = check_float(jitter, "jitter", minimum=0.0)
+    learning_rate = check_float(learning_rate, "learning_rate", minimum=0.0, above=True)
+    scale = check_float(scale, "scale", minimum=0.0)
+    if scale >= 1.0:
+        raise ArgumentError("scale", f"Expected scale in [0, 1) (images scaled by a factor in "
+                            f"[1 - scale, 1 + scale]); received scale={scale}.")
+    rotate = check_float(rotate, "rotate", minimum=0.0)
+    diversity = check_float(diversity, "diversity", minimum=0.0)
+    per_filter = check_int(images_per_filter, "images_per_filter", minimum=1)
+    if diversity > 0 and per_filter < 2:
+        raise ArgumentError("diversity", f"The diversity objective compares the images of "
+                            f"one filter: give images_per_filter >= 2; received "
+                            f"diversity={diversity}, images_per_filter={per_filter}.")
+    seed = check_int(seed, "seed", minimum=0)
+    channels = int(adapter.input_shape[-1])
+    if decorrelate is None:
+        decorrelate = channels == 3
+    elif not isinstance(decorrelate, bool):
+        raise ArgumentError("decorrelate", f"Expected decorrelate True, False or None; "
+                            f"received decorrelate={decorrelate!r}.")
+    if decorrelate and channels != 3:
+        raise ArgumentError("decorrelate", f"The colour decorrelation mixes RGB channels; "
+                            f"the model takes {channels} channel(s). Received "
+                            f"decorrelate=True.")
+    fixed_size = adapter.input_shape[:2]
+    fixed = all(s is not None for s in fixed_size)
+    height, width = _image_size(image_size, fixed_size if fixed else None)
+    objective = _objective_layer(adapter, layer)
+    if not fixed:
+        adapter.check_input_size([objective], (height, width), "image_size")
+    key = (id(adapter.graph), layer, height, width, channels, steps, learning_rate, jitter,
+           scale, rotate, decorrelate, diversity, per_filter, bool(jit_compile))
+    if key not in _GRAPHS or _GRAPHS[key][1] is not adapter.graph:
+        extractor = adapter.feature_model([objective], include_output=False,
+                                          input_shape=None if fixed else (None, None, channels))
+        _GRAPHS.clear()  # one cached graph: the model being explained now
+        _GRAPHS[key] = (fourier_ascent_graph(extractor, *key[2:]), adapter.graph)
+    run = _GRAPHS[key][0]
+    batch_ids = np.repeat(ids, per_filter).astype(np.int32)
+    images = run(tf.constant(batch_ids), tf.constant(seed, tf.int32)).numpy()
+    check_finite_result(images, "filters")
+    pictures = np.clip(np.round(images), 0, 255).astype(np.uint8)
+    if per_filter > 1:
+        pictures = pictures.reshape(len(ids), per_filter, *pictures.shape[1:])
+    return pictures
