@@ -155,3 +155,13 @@ def test_bad_options_are_errors_and_config_round_trips():
     loss = TripletLoss(margin=0.3, mining="semi_hard")
     again = keras.losses.deserialize(keras.losses.serialize(loss))
     assert (again.margin, again.mining) == (0.3, "semi_hard")
+
+
+@pytest.mark.parametrize("loss", [TripletLoss(mining="batch_hard"),
+                                  TripletLoss(mining="semi_hard"), ContrastiveLoss()],
+                         ids=["batch_hard", "semi_hard", "contrastive"])
+def test_losses_compile_with_xla(loss):
+    labels, embeddings = _fixed_batch()
+    compiled = tf.function(lambda y, x: loss(y, x), jit_compile=True)
+    assert float(compiled(labels, embeddings)) == pytest.approx(
+        float(loss(labels, embeddings)), rel=1e-5)

@@ -76,42 +76,62 @@ def _check_mining(mining: str) -> str:
 
 
 def _batch_hard(distances: tf.Tensor, positive: tf.Tensor, negative: tf.Tensor):
-    """Per anchor: its farthest positive and nearest negative (Hermans et al. 2017)."""
+    """Per anchor: its farthest positive and nearest negative (Hermans et al. 2017).
+
+    Returns `(positive_index [B], negative_index [B], valid [B])`; an anchor without a
+    positive or a negative in the batch is not valid. Static shapes (XLA compiles it).
+    """
     large = tf.reduce_max(distances) + 1.0
-    hardest_positive = tf.argmax(tf.where(positive, distances, -1.0), axis=1,
-                                 output_type=tf.int32)
-    hardest_negative = tf.argmin(tf.where(negative, distances, large), axis=1,
-                                 output_type=tf.int32)
+    positive_index = tf.argmax(tf.where(positive, distances, -1.0), axis=1,
+                               output_type=tf.int32)
+    negative_index = tf.argmin(tf.where(negative, distances, large), axis=1,
+                               output_type=tf.int32)
     valid = tf.logical_and(tf.reduce_any(positive, axis=1), tf.reduce_any(negative, axis=1))
-    anchors = tf.boolean_mask(tf.range(tf.shape(distances)[0]), valid)
-    return (anchors, tf.gather(hardest_positive, anchors), tf.gather(hardest_negative, anchors))
+    return positive_index, negative_index, valid
 
 
 def _semi_hard(distances: tf.Tensor, positive: tf.Tensor, negative: tf.Tensor):
     """Per anchor-positive pair: the nearest negative farther than the positive, or, when
     every negative is nearer, the farthest negative (Schroff et al. 2015; the choice of
-    tensorflow_addons' TripletSemiHardLoss)."""
+    tensorflow_addons' TripletSemiHardLoss).
+
+    Returns `(negative_index [B, B], valid [B, B])` for the pair (anchor = row, positive
+    = column); a pair is valid when both share a class (anchor != positive) and the
+    anchor has a negative. Static shapes (XLA compiles it); memory grows as B^3.
+    """
     large = tf.reduce_max(distances) + 1.0
-    pairs = tf.where(tf.logical_and(positive, tf.reduce_any(negative, axis=1)[:, None]))
-    pairs = tf.cast(pairs, tf.int32)
-    anchors, positives = pairs[:, 0], pairs[:, 1]
-    anchor_distances = tf.gather(distances, anchors)                      # [T, B]
-    anchor_negative = tf.gather(negative, anchors)                        # [T, B]
-    positive_distance = tf.gather_nd(distances, pairs)[:, None]           # [T, 1]
-    farther = tf.logical_and(anchor_negative, anchor_distances > positive_distance)
-    nearest_farther = tf.argmin(tf.where(farther, anchor_distances, large), axis=1,
-                                output_type=tf.int32)
-    farthest = tf.argmax(tf.where(anchor_negative, anchor_distances, -1.0), axis=1,
-                         output_type=tf.int32)
-    negatives = tf.where(tf.reduce_any(farther, axis=1), nearest_farther, farthest)
-    return anchors, positives, negatives
+    anchor_negative = distances[:, None, :]                               # [a, 1, n]
+    farther = tf.logical_and(negative[:, None, :],
+                             anchor_negative > distances[:, :, None])     # [a, p, n]
+    nearest_farther = tf.argmin(tf.where(farther, anchor_negative, large), axis=2,
+                                output_type=tf.int32)                     # [a, p]
+    farthest = tf.argmax(tf.where(negative, distances, -1.0), axis=1,
+                         output_type=tf.int32)                            # [a]
+    negative_index = tf.where(tf.reduce_any(farther, axis=2), nearest_farther,
+                              farthest[:, None])
+    valid = tf.logical_and(positive, tf.reduce_any(negative, axis=1)[:, None])
+    return negative_index, valid
 
 
-def _mine(labels: Any, embeddings: Any, mining: str):
+def _triplet_distances(labels: Any, embeddings: Any, mining: str):
+    """The mined triplets of a batch, with static shapes.
+
+    Returns `(anchor-positive distances, anchor-negative distances, valid, (positive
+    index, negative index))`, each `[B]` (batch-hard: one triplet per anchor) or `[B, B]`
+    (semi-hard: one per anchor-positive pair, anchor = row).
+    """
     distances = pairwise_distances(embeddings)
     positive, negative = _label_masks(tf.convert_to_tensor(labels))
-    miner = _batch_hard if mining == "batch_hard" else _semi_hard
-    return distances, miner(distances, positive, negative)
+    if mining == "batch_hard":
+        positive_index, negative_index, valid = _batch_hard(distances, positive, negative)
+        anchor_positive = tf.gather(distances, positive_index, batch_dims=1)
+    else:
+        negative_index, valid = _semi_hard(distances, positive, negative)
+        positive_index = tf.broadcast_to(tf.range(tf.shape(distances)[0]),
+                                         tf.shape(distances))
+        anchor_positive = distances
+    anchor_negative = tf.gather(distances, negative_index, batch_dims=1)
+    return anchor_positive, anchor_negative, valid, (positive_index, negative_index)
 
 
 def mine_triplets(labels: Any, embeddings: Any, mining: str = "batch_hard"
@@ -133,8 +153,12 @@ def mine_triplets(labels: Any, embeddings: Any, mining: str = "batch_hard"
     Raises:
         ValueError: for an unknown `mining`.
     """
-    _, triplets = _mine(labels, embeddings, _check_mining(mining))
-    return tuple(np.asarray(part) for part in triplets)
+    *_, valid, (positive_index, negative_index) = _triplet_distances(
+        labels, embeddings, _check_mining(mining))
+    valid = np.asarray(valid)
+    anchors = np.nonzero(valid)[0]
+    return (anchors.astype(np.int32), np.asarray(positive_index)[valid].astype(np.int32),
+            np.asarray(negative_index)[valid].astype(np.int32))
 
 
 @keras.saving.register_keras_serializable(package="visionkit")
@@ -171,12 +195,11 @@ class TripletLoss(keras.losses.Loss):
         self.mining = _check_mining(mining)
 
     def call(self, y_true, y_pred):
-        distances, (anchors, positives, negatives) = _mine(y_true, y_pred, self.mining)
-        anchor_positive = tf.gather_nd(distances, tf.stack([anchors, positives], axis=1))
-        anchor_negative = tf.gather_nd(distances, tf.stack([anchors, negatives], axis=1))
-        losses = tf.nn.relu(anchor_positive - anchor_negative + self.margin)
-        count = tf.cast(tf.size(losses), tf.float32)
-        return tf.math.divide_no_nan(tf.reduce_sum(losses), count)
+        anchor_positive, anchor_negative, valid, _ = _triplet_distances(
+            y_true, y_pred, self.mining)
+        valid = tf.cast(valid, tf.float32)
+        losses = tf.nn.relu(anchor_positive - anchor_negative + self.margin) * valid
+        return tf.math.divide_no_nan(tf.reduce_sum(losses), tf.reduce_sum(valid))
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
