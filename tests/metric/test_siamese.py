@@ -73,7 +73,7 @@ def test_fit_evaluate_export_and_embed(tmp_path):
     model = vk.models.build("siamese", input_shape=SHAPE, backbone=_tiny_backbone(),
                             embedding_dim=8)
     run = vk.train.fit(model, balanced, epochs=1, loss=ContrastiveLoss(margin=1.0),
-                       verbose=0, run_dir=str(tmp_path / "run"))
+                       verbose=0)
     assert np.isfinite(run.history["loss"]).all()
     metrics = vk.train.evaluate(run.model, balanced)
     batches = list(balanced.val)

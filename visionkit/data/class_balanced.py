@@ -7,11 +7,10 @@ per batch and K images of each. `class_balanced` turns a classification `Data` i
 an "embedding" `Data` whose train split yields such batches; validation keeps its fixed
 order (its evaluation reads every image).
 
-Each class's images come from its own shuffled, repeated stream, so a class with at
-least K images gives K distinct images to a batch (K consecutive images of one
-permutation, or the end of one and the start of the next); a class with fewer repeats
-some (said in a warning), and a class with one image can give no positive pair (said
-too). Cheap records are sampled before decoding when the source has them. With a seed,
+Each class's images come from its own shuffled stream, cut into groups of K within
+each pass, so a class with at least K images gives K distinct images to a batch; a
+class with fewer repeats some (said in a warning), and a class with one image can give
+no positive pair (said too). Cheap records are sampled before decoding when the source has them. With a seed,
 the batches repeat from run to run.
 
 Example:
@@ -112,22 +111,30 @@ def class_balanced(data: Any, classes_per_batch: int = 8, images_per_class: int 
     records = data.train_records is not None and not data.cache and \
         key in data.train_records.element_spec
     source = data.train_records if records else data.train_examples
-    streams = [source.filter(lambda example, c=int(c): tf.equal(
-                   tf.cast(tf.reshape(example[key], []), tf.int64), c))
-               .shuffle(int(min(counts[c], _SHUFFLE_BUFFER)), seed=seed,
-                        reshuffle_each_iteration=True).repeat()
-               for c in present]
+    def groups(class_id: int) -> tf.data.Dataset:
+        # Groups of K images of one class: K distinct images from one shuffled pass
+        # (a pass's remainder waits for the next, reshuffled pass); a class with fewer
+        # than K images repeats some (warned above).
+        images = source.filter(lambda example: tf.equal(
+            tf.cast(tf.reshape(example[key], []), tf.int64), class_id))
+        images = images.shuffle(int(min(counts[class_id], _SHUFFLE_BUFFER)), seed=seed,
+                                reshuffle_each_iteration=True)
+        if counts[class_id] >= images_per_class:
+            return images.batch(images_per_class, drop_remainder=True).repeat()
+        return images.repeat().batch(images_per_class, drop_remainder=True)
+
+    streams = [groups(int(c)) for c in present]
     num_present = len(present)
 
     def batch_classes(random: tf.Tensor) -> tf.Tensor:
-        # P distinct stream indices, each repeated K times: [c1]*K + [c2]*K + ...
+        # P distinct class streams per batch.
         order = tf.random.experimental.stateless_shuffle(
             tf.range(num_present, dtype=tf.int64), seed=tf.stack([random, random // 7 + 1]))
-        return tf.repeat(order[:classes_per_batch], images_per_class)
+        return order[:classes_per_batch]
 
     choices = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True) \
         .map(batch_classes).unbatch()
-    sampled = tf.data.Dataset.choose_from_datasets(streams, choices) \
+    sampled = tf.data.Dataset.choose_from_datasets(streams, choices).unbatch() \
         .take(steps * batch_size)
     balanced = dataclasses.replace(
         data, task="embedding", batch_size=batch_size, train_size=steps * batch_size,
