@@ -100,3 +100,11 @@ def test_fit_evaluate_export_and_embed(tmp_path):
     assert embedded.layer == "embedding" and embedded.points.shape == (40, 2)
     np.testing.assert_allclose(embedded.features, embeddings, atol=1e-5)
 
+
+
+def test_an_embedding_model_is_not_evaluated_as_a_classifier():
+    model = vk.models.build("siamese", input_shape=SHAPE, backbone=_tiny_backbone(),
+                            embedding_dim=10)
+    data = vk.data.digits(image_size=SHAPE[:2], seed=0).take(16, 16)
+    with pytest.raises(ValueError, match="task='embedding'"):
+        vk.train.evaluate(model, data)
