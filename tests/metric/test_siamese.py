@@ -65,7 +65,7 @@ def test_pair_model_shares_one_set_of_weights():
 
 
 # A class with a single validation image is left out of recall@k with a warning.
-@pytest.mark.filterwarnings("ignore:recall@")
+@pytest.mark.filterwarnings("ignore:Embedding evaluation")
 def test_fit_evaluate_export_and_embed(tmp_path):
     keras.utils.set_random_seed(0)
     data = vk.data.digits(image_size=SHAPE[:2], seed=0).take(96, 40)
@@ -108,3 +108,17 @@ def test_an_embedding_model_is_not_evaluated_as_a_classifier():
     data = vk.data.digits(image_size=SHAPE[:2], seed=0).take(16, 16)
     with pytest.raises(ValueError, match="task='embedding'"):
         vk.train.evaluate(model, data)
+
+
+def test_embedding_evaluation_says_once_what_it_left_out():
+    import tensorflow as tf
+
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.UnitNormalization()(inputs))
+    points = np.array([[1, 0], [1, 0.1], [0, 1], [0.1, 1], [-1, 0]], "float32")
+    labels = np.array([0, 0, 1, 1, 2])
+    dataset = tf.data.Dataset.from_tensor_slices((points, labels)).batch(2)
+    with pytest.warns(UserWarning) as caught:
+        metrics = vk.tasks.get_task("embedding").evaluate(model, dataset, [])
+    assert len(caught) == 1 and "1 images from recall@k" in str(caught[0].message)
+    assert metrics["recall_at_1"] == 1.0 and metrics["verification_auc"] == 1.0

@@ -74,9 +74,15 @@ class Embedding(Task):
         skipped = []
         for k in RECALL_KS:
             if k <= len(labels) - 1:
-                result[f"recall_at_{k}"] = recall_at_k(embeddings, labels, k)
+                with warnings.catch_warnings(record=True):  # said once, below
+                    warnings.simplefilter("always")
+                    result[f"recall_at_{k}"] = recall_at_k(embeddings, labels, k)
             else:
                 skipped.append(f"recall_at_{k} (needs more than {k} images)")
+        classes, counts = np.unique(labels, return_counts=True)
+        if (counts < 2).any():
+            skipped.append(f"{int((counts < 2).sum())} images from recall@k, alone in their "
+                           f"class ({classes[counts < 2][:5].tolist()})")
         if result["num_classes"] > 1 and result["num_classes"] < len(labels):
             result["verification_auc"] = verification_auc(embeddings, labels)
         else:
