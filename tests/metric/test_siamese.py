@@ -65,7 +65,7 @@ def test_pair_model_shares_one_set_of_weights():
 
 
 # A class with a single validation image is left out of recall@k with a warning.
-@pytest.mark.filterwarnings("ignore:Embedding evaluation")
+@pytest.mark.filterwarnings("ignore:Embedding evaluation", "ignore:recall@")
 def test_fit_evaluate_export_and_embed(tmp_path):
     keras.utils.set_random_seed(0)
     data = vk.data.digits(image_size=SHAPE[:2], seed=0).take(96, 40)
