@@ -264,6 +264,25 @@ class InterpretConfig(_Section):
     embed_points: Annotated[int, Field(ge=5)] = 2000
 
 
+class MetricLearningConfig(_Section):
+    """`metric_learning`: train an embedding model (e.g. `siamese`) on class-balanced
+    P x K batches with an online-mined loss (`visionkit.train.metric_losses`)."""
+
+    loss: Literal["triplet", "contrastive"] = "triplet"
+    mining: Literal["batch_hard", "semi_hard"] = "batch_hard"
+    margin: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="default: the loss's (triplet 0.2, contrastive 1.0)")
+    classes_per_batch: Annotated[int, Field(ge=2)] = 8
+    images_per_class: Annotated[int, Field(ge=2)] = 4
+
+    @model_validator(mode="after")
+    def _mining_with_triplet(self) -> MetricLearningConfig:
+        if self.loss != "triplet" and "mining" in self.model_fields_set:
+            raise ValueError(f"mining applies to the triplet loss; received "
+                             f"mining={self.mining!r} with loss={self.loss!r}")
+        return self
+
+
 class ExportConfig(_Section):
     """SavedModel export after training."""
 
@@ -283,8 +302,21 @@ class Recipe(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     interpret: InterpretConfig = Field(default_factory=InterpretConfig)
+    metric_learning: MetricLearningConfig | None = None
     limit: tuple[int, int] | None = Field(
         default=None, description="(train, val) example caps, used by smoke runs")
+
+    @model_validator(mode="after")
+    def _embedding_models_with_metric_learning(self) -> Recipe:
+        from visionkit.models import get
+
+        embedding = get(self.model.name).task == "embedding"
+        if embedding != (self.metric_learning is not None):
+            raise ValueError(
+                f"model {self.model.name!r} and the metric_learning section go together: an "
+                "embedding model (e.g. siamese) trains with metric_learning, a classifier "
+                f"without; received metric_learning={self.metric_learning!r}")
+        return self
 
     @property
     def run_dir(self) -> str:

@@ -26,7 +26,7 @@ from visionkit import data as vk_data
 from visionkit.config import AlbumentationsAugment, Recipe
 from visionkit.data.pipeline import Data
 
-__all__ = ["run_recipe", "data_from_recipe", "augment_layers"]
+__all__ = ["run_recipe", "data_from_recipe", "augment_layers", "metric_loss_from_recipe"]
 
 _DEFAULT = object()
 
@@ -121,7 +121,23 @@ def data_from_recipe(recipe: Recipe) -> Data:
                                     cache=config.cache, on_bad_file=config.on_bad_file, **common)
     if recipe.limit is not None:
         data = data.take(*recipe.limit)
+    if recipe.metric_learning is not None:  # P x K batches for the online-mined loss
+        data = vk_data.class_balanced(data, recipe.metric_learning.classes_per_batch,
+                                      recipe.metric_learning.images_per_class)
     return data
+
+
+def metric_loss_from_recipe(recipe: Recipe) -> Any:
+    """The `metric_learning` section's loss, or None (the task's own) without one."""
+    from visionkit.train.metric_losses import ContrastiveLoss, TripletLoss
+
+    section = recipe.metric_learning
+    if section is None:
+        return None
+    margin = {} if section.margin is None else {"margin": section.margin}
+    if section.loss == "contrastive":
+        return ContrastiveLoss(**margin)
+    return TripletLoss(mining=section.mining, **margin)
 
 
 def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
@@ -152,8 +168,9 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
     data = data_from_recipe(recipe)
     if recipe.seed is not None:  # the initial weights are part of what the seed repeats
         keras.utils.set_random_seed(int(recipe.seed))
+    classes = data.num_classes if getattr(data.task, "outputs_are_classes", True) else None
     model = vk_models.build(recipe.model.name, input_shape=data.input_shape,
-                            num_classes=data.num_classes, **recipe.model.args)
+                            num_classes=classes, **recipe.model.args)
     result: dict[str, Any] = {"run": None, "metrics": {}, "run_dir": directory,
                               "export_path": None}
     if not train:
@@ -173,6 +190,7 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
         steps_per_epoch=options.steps_per_epoch,
         validation_steps=options.validation_steps, seed=recipe.seed, verbose=options.verbose,
         fine_tune=options.fine_tune.model_dump() if options.fine_tune else None,
+        loss=metric_loss_from_recipe(recipe),
         recipe=raw if raw is not None else recipe.model_dump(mode="json"),
     )
     result.update(run=run, metrics=run.metrics)

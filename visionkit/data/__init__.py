@@ -7,6 +7,7 @@ Every source returns a `Data` set whose `.train` and `.val` are batched
 from visionkit.data.arrays import from_arrays
 from visionkit.data.augment import PRESETS
 from visionkit.data.check import check
+from visionkit.data.class_balanced import class_balanced
 from visionkit.data.coco import coco
 from visionkit.data.embedded import digits, shapes
 from visionkit.data.folder import image_folder
@@ -18,6 +19,6 @@ from visionkit.data.profile import profile
 from visionkit.data.voc import voc
 from visionkit.data.yolo import yolo
 
-__all__ = ["Data", "PRESETS", "Preprocessing", "check", "coco", "digits", "from_arrays",
+__all__ = ["Data", "PRESETS", "Preprocessing", "check", "class_balanced", "coco", "digits", "from_arrays",
            "image_folder", "load_images", "mask_folder", "multilabel_csv",
            "multilabel_from_lists", "profile", "shapes", "voc", "yolo"]

@@ -241,7 +241,8 @@ def _export_spec(model: keras.Model, data: Data | None, task: str | Task | None,
     if duplicates:
         raise ValueError(f"Expected distinct class names; {duplicates} occur more than once.")
     num_outputs = _num_output_channels(model)
-    if num_outputs is not None and num_outputs != len(names):
+    if num_outputs is not None and num_outputs != len(names) \
+            and getattr(resolved_task, "outputs_are_classes", True):
         raise ValueError(
             f"The model has {num_outputs} outputs per image (output shape "
             f"{model.output_shape}) but {len(names)} class names were given: "

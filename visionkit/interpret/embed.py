@@ -85,7 +85,8 @@ def features(model: keras.Model, images: Any, layer: str | None = None,
              batch_size: int = 128, verbose: int = 1) -> np.ndarray:
     """Features `[N, D]` of `layer` (spatial maps are global-average-pooled).
 
-    Defaults to the global-pooled features before the model's head. With `verbose=1`
+    Defaults to the global-pooled features before the model's head (an embedding model's
+    own normalised output, see `embed`). With `verbose=1`
     a progress bar counts the batches when there are several.
     """
     adapter = adapt(model, require_output=False)
@@ -108,6 +109,10 @@ def features(model: keras.Model, images: Any, layer: str | None = None,
 def _feature_layer(adapter, layer) -> str:
     if layer is not None:
         return adapter.find_layer(layer).name
+    last = adapter.model.layers[-1]
+    if isinstance(last, keras.layers.UnitNormalization):
+        # An embedding model (e.g. `siamese`): its L2-normalised output is the feature.
+        return last.name
     try:
         return pooled_feature_layer(adapter.graph)
     except ValueError:
@@ -125,7 +130,9 @@ def embed(model: keras.Model, data: Any, labels: Any = None, layer: str | None =
         model: a Keras model.
         data: a batched dataset of `(images, labels)`, or images `[N, H, W, C]`.
         labels: labels `[N]` when `data` is an array. Defaults to None.
-        layer: the feature layer. Defaults to the global-pooled features before the head.
+        layer: the feature layer. Defaults to the global-pooled features before the head,
+            or, for an embedding model (one ending in `keras.layers.UnitNormalization`,
+            such as `siamese`), its L2-normalised embeddings.
         method: "tsne" (openTSNE) or "pca" (the first two principal components).
             Defaults to "tsne".
         pca_dims: PCA dimensions before t-SNE (capped by the data). Defaults to 50.

@@ -12,6 +12,7 @@ from visionkit.models import (  # noqa: F401  (registers the builders)
     backbones,
     classification,
     detection,
+    embedding,
     layers,
     pretrained,
     segmentation,

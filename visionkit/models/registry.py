@@ -73,13 +73,15 @@ def available(task: str | None = None) -> list[str]:
     return sorted(n for n, e in _REGISTRY.items() if task is None or e.task == task)
 
 
-def build(name: str, input_shape: tuple[int, ...], num_classes: int, **kwargs: Any) -> keras.Model:
+def build(name: str, input_shape: tuple[int, ...], num_classes: int | None = None,
+          **kwargs: Any) -> keras.Model:
     """Builds the registered model `name`.
 
     Args:
         name: a name from `available()`.
         input_shape: `(height, width, channels)` of the raw images the model takes.
-        num_classes: number of output classes.
+        num_classes: number of output classes. Required, except for embedding models
+            (task "embedding"), which have none (their output is `embedding_dim` wide).
         **kwargs: passed to the builder (`activation`, `weights`, `backbone`, ...).
 
     Returns:
@@ -99,6 +101,14 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int, **kwargs: A
     if len(tuple(input_shape)) != 3:
         raise ValueError(
             f"Expected input_shape as (height, width, channels); received {input_shape!r}.")
+    if entry.task == "embedding":
+        if num_classes is not None:
+            raise ValueError(f"Model {name!r} outputs embeddings, not class scores: it takes "
+                             f"no num_classes (set embedding_dim instead); received "
+                             f"num_classes={num_classes!r}.")
+        return entry.builder(input_shape=tuple(input_shape), **kwargs)
+    if num_classes is None:
+        raise ValueError(f"Model {name!r} needs num_classes; received none.")
     if int(num_classes) < 1:
         raise ValueError(f"Expected num_classes >= 1; received {num_classes!r}.")
     return entry.builder(input_shape=tuple(input_shape), num_classes=int(num_classes), **kwargs)

@@ -18,16 +18,18 @@ import difflib
 from visionkit.tasks.base import Task, ends_in_probabilities, predict_dataset
 from visionkit.tasks.classification import Classification
 from visionkit.tasks.detection import Detection
+from visionkit.tasks.embedding import Embedding
 from visionkit.tasks.multilabel import MultiLabelClassification
 from visionkit.tasks.segmentation import Segmentation
 
-__all__ = ["TASKS", "Classification", "Detection", "MultiLabelClassification", "Segmentation",
+__all__ = ["TASKS", "Classification", "Detection", "Embedding", "MultiLabelClassification", "Segmentation",
            "Task",
            "ends_in_probabilities", "get_task", "predict_dataset"]
 
 TASKS: dict[str, type[Task]] = {"classification": Classification, "detection": Detection,
                                "segmentation": Segmentation,
-                               "multilabel": MultiLabelClassification}
+                               "multilabel": MultiLabelClassification,
+                               "embedding": Embedding}
 
 
 def get_task(task: str | Task) -> Task:

@@ -50,6 +50,11 @@ class Classification(Task):
                  class_names: list[str]) -> dict[str, Any]:
         from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+        if isinstance(model.layers[-1], keras.layers.UnitNormalization):
+            raise ValueError(
+                f"Model {model.name!r} outputs unit-length embeddings, not class scores; "
+                "evaluate it with task='embedding' (recall@k, verification AUC) or on "
+                "vk.data.class_balanced(...) data.")
         labels, probabilities = predict_dataset(model, dataset)
         if probabilities.ndim != 2:
             raise ValueError(

@@ -90,6 +90,10 @@ TASK_DEFAULTS: dict[str, TaskDefaults] = {
     "detection": TaskDefaults(epochs=20, learning_rates={**_ADAPTIVE, "adam": 2e-3,
                                                          "adamw": 2e-3, "sgd": 0.01},
                               weight_decay=_DECAY, augment="none"),
+    # Metric learning trains on class-balanced P x K batches (visionkit.data.class_balanced)
+    # at classification's rates; no preset augmentation.
+    "embedding": TaskDefaults(epochs=10, learning_rates={**_ADAPTIVE, "sgd": 0.05},
+                              weight_decay=_DECAY, augment="none"),
 }
 
 

@@ -423,7 +423,10 @@ def _materialize(model: ModelSpec, data: Data, policy: str, force_rebuild: bool,
         if isinstance(model, str):
             from visionkit.models import build
 
-            return build(model, input_shape=data.input_shape, num_classes=data.num_classes,
+            # Embedding models have no class outputs (no num_classes).
+            classes = data.num_classes if getattr(data.task, "outputs_are_classes", True) \
+                else None
+            return build(model, input_shape=data.input_shape, num_classes=classes,
                          **model_kwargs)
         if callable(model):
             built = model()
