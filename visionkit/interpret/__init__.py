@@ -17,6 +17,7 @@ Example:
 
 from visionkit.interpret.activations import activations, weights
 from visionkit.interpret.adapter import ModelAdapter, OutputHead, adapt
+from visionkit.interpret.adversarial import pgd
 from visionkit.interpret.attributions import fgsm, grad_cam, integrated_gradients, saliency
 from visionkit.interpret.checks import ArgumentError
 from visionkit.interpret.dream import deep_dream
@@ -56,6 +57,7 @@ __all__ = [
     "grad_cam",
     "integrated_gradients",
     "occlusion",
+    "pgd",
     "pointing_game",
     "report",
     "resolve_target",
