@@ -16,12 +16,14 @@ Reference:
 Example:
 
 >>> import visionkit as vk
->>> data = vk.data.digits(image_size=(16, 16)).take(32, 32)
->>> run = vk.train.fit("simple_cnn", data, epochs=1, verbose=0, model_kwargs={"filters": (4,)},
-...                    adversarial={"method": "pgd", "epsilon": 8, "steps": 2})
->>> robust = vk.train.evaluate(run.model, data, attack={"epsilon": 8, "steps": 2})
+>>> data = vk.data.digits(image_size=(16, 16)).take(32, 16)
+>>> model = vk.models.build("simple_cnn", data.input_shape, 10, filters=(4,))
+>>> robust = vk.train.evaluate(model, data, attack={"epsilon": 8, "steps": 2})
 >>> robust["attack"]["epsilon"], robust["num_examples"]
-(8.0, 32)
+(8.0, 16)
+
+`vk.train.fit(model, data, adversarial={"method": "pgd", "epsilon": 8, "steps": 7})`
+trains with it.
 """
 
 from __future__ import annotations
