@@ -275,6 +275,18 @@ def distill(teacher: keras.Model, student: keras.Model | str | Callable[[], kera
         teacher.trainable = trainable  # Keras's Distiller freezes the teacher in place
 
 
+def distill_from_recipe(recipe: Any, data: Data, run_dir: str | None) -> Callable[..., Any]:
+    """`distill` bound to the recipe's teacher and `distill:` settings; called like `fit`
+    with the recipe's model as the student."""
+    import functools
+
+    settings = recipe.distill
+    return functools.partial(
+        distill, teacher_from_recipe(recipe, data, run_dir),
+        temperature=settings.temperature, alpha=settings.alpha,
+        features=[feature.model_dump() for feature in settings.features])
+
+
 def teacher_from_recipe(recipe: Any, data: Data, run_dir: str | None) -> keras.Model:
     """The recipe's teacher: loaded from `distill.teacher.checkpoint`, or built and
     trained first on the same data (run directory `RUN_DIR/teacher`)."""
