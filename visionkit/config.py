@@ -369,6 +369,9 @@ def _field_names(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]
             continue
         fields = getattr(current, "model_fields", {})
         annotation = fields[part].annotation if part in fields else None
+        if not isinstance(annotation, type):  # an optional section: its model member
+            annotation = next((a for a in getattr(annotation, "__args__", ())
+                               if isinstance(a, type) and issubclass(a, BaseModel)), None)
         current = annotation if isinstance(annotation, type) else None
     return list(getattr(current, "model_fields", {}))
 
