@@ -302,7 +302,7 @@ def fit(
         _write_config(directory, data, recipe, locals_for_config(
             model=model.name, epochs=epochs, optimizer=optimizer, learning_rate=learning_rate,
             schedule=schedule, warmup_epochs=chosen.warmup_epochs, mixed_precision=policy, jit_compile=use_xla,
-            strategy=strategy, steps_per_epoch=steps, seed=seed))
+            strategy=strategy, steps_per_epoch=steps, seed=seed, adversarial=adversarial))
     # The task's callbacks (e.g. periodic mAP) come first, so the logs they add reach the
     # CSV log, checkpoints and early stopping.
     # The best epoch's weights are kept where the checkpoint is written (before the user's
