@@ -220,6 +220,21 @@ class FineTuneConfig(_Section):
         return self
 
 
+class AdversarialConfig(_Section):
+    """`train.adversarial`: adversarial training, as `vk.train.fit(adversarial=...)`.
+
+    Pixel units (0..255); see `visionkit.attacks`. Unset keys take the attack's
+    defaults (10 steps of 2.5 * epsilon / steps for pgd).
+    """
+
+    method: Literal["pgd", "fgsm"] = "pgd"
+    epsilon: Annotated[float, Field(ge=0, le=255)] = 8.0
+    steps: Annotated[int, Field(ge=1)] | None = None
+    step_size: Annotated[float, Field(gt=0)] | None = None
+    norm: Literal["inf", "2"] = "inf"
+    random_start: bool | None = None
+
+
 class TrainConfig(_Section):
     """Training options, as in `vk.train.fit`."""
 
@@ -243,6 +258,7 @@ class TrainConfig(_Section):
     run_dir: str | None = None
     verbose: Literal["auto", 0, 1, 2] = "auto"
     fine_tune: FineTuneConfig | None = None
+    adversarial: AdversarialConfig | None = None
 
     @model_validator(mode="after")
     def _freeze_within_epochs(self) -> TrainConfig:
@@ -251,6 +267,47 @@ class TrainConfig(_Section):
             raise ValueError(f"fine_tune.freeze_epochs={self.fine_tune.freeze_epochs} is more "
                              f"than epochs={self.epochs}")
         return self
+
+
+class TeacherConfig(_Section):
+    """`distill.teacher`: a trained teacher's `.keras` checkpoint, or a registry model
+    trained first on the same data (run directory RUN_DIR/teacher)."""
+
+    name: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    checkpoint: str | None = None
+    epochs: Annotated[int, Field(ge=1)] | None = None  # None: the task's default
+    learning_rate: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _name_or_checkpoint(self) -> TeacherConfig:
+        if (self.name is None) == (self.checkpoint is None):
+            raise ValueError("give the teacher either a model name (trained first) or a "
+                             f"checkpoint; received name={self.name!r}, "
+                             f"checkpoint={self.checkpoint!r}")
+        if self.name is not None:
+            from visionkit.models import get
+
+            get(self.name)  # raises with close matches
+        return self
+
+
+class FeatureMatchConfig(_Section):
+    """One `distill.features` entry: top-level layers with equal output shapes."""
+
+    teacher: str
+    student: str
+    loss: str = "mse"
+    weight: Annotated[float, Field(ge=0)] = 1.0
+
+
+class DistillConfig(_Section):
+    """Knowledge distillation of the recipe's model (the student), as `vk.train.distill`."""
+
+    teacher: TeacherConfig
+    temperature: Annotated[float, Field(gt=0)] = 4.0
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.1
+    features: list[FeatureMatchConfig] = Field(default_factory=list)
 
 
 class InterpretConfig(_Section):
@@ -303,6 +360,7 @@ class Recipe(_Section):
     export: ExportConfig = Field(default_factory=ExportConfig)
     interpret: InterpretConfig = Field(default_factory=InterpretConfig)
     metric_learning: MetricLearningConfig | None = None
+    distill: DistillConfig | None = None
     limit: tuple[int, int] | None = Field(
         default=None, description="(train, val) example caps, used by smoke runs")
 
@@ -343,6 +401,9 @@ def _field_names(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]
             continue
         fields = getattr(current, "model_fields", {})
         annotation = fields[part].annotation if part in fields else None
+        if not isinstance(annotation, type):  # an optional section: its model member
+            annotation = next((a for a in getattr(annotation, "__args__", ())
+                               if isinstance(a, type) and issubclass(a, BaseModel)), None)
         current = annotation if isinstance(annotation, type) else None
     return list(getattr(current, "model_fields", {}))
 
@@ -464,7 +525,12 @@ def smoke_recipe(recipe: Recipe) -> Recipe:
     if recipe.train.fine_tune is not None:  # one epoch per phase
         train_update.update(epochs=2, fine_tune=recipe.train.fine_tune.model_copy(
             update={"freeze_epochs": 1}))
+    update: dict[str, Any] = {}
+    if recipe.distill is not None and recipe.distill.teacher.name is not None:
+        update["distill"] = recipe.distill.model_copy(update={
+            "teacher": recipe.distill.teacher.model_copy(update={"epochs": 1})})
     return recipe.model_copy(update={
+        **update,
         "data": recipe.data.model_copy(update=data_update),
         "train": recipe.train.model_copy(update=train_update),
         "limit": SMOKE_LIMIT,

@@ -176,7 +176,12 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
     if not train:
         return result
     options = recipe.train
-    run = vk_train.fit(
+    fit_function = vk_train.fit
+    if recipe.distill is not None:  # the recipe's model is the student of a teacher
+        from visionkit.train.distill import distill_from_recipe
+
+        fit_function = distill_from_recipe(recipe, data, directory)
+    run = fit_function(
         model, data, epochs=options.epochs, run_dir=directory, optimizer=options.optimizer,
         learning_rate=options.learning_rate, schedule=options.schedule,
         warmup_epochs=options.warmup_epochs,
@@ -191,6 +196,8 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
         validation_steps=options.validation_steps, seed=recipe.seed, verbose=options.verbose,
         fine_tune=options.fine_tune.model_dump() if options.fine_tune else None,
         loss=metric_loss_from_recipe(recipe),
+        adversarial=options.adversarial.model_dump(exclude_none=True)
+        if options.adversarial else None,
         recipe=raw if raw is not None else recipe.model_dump(mode="json"),
     )
     result.update(run=run, metrics=run.metrics)

@@ -18,6 +18,7 @@ Example:
 from visionkit.interpret import metrics
 from visionkit.interpret.activations import activations, weights
 from visionkit.interpret.adapter import ModelAdapter, OutputHead, adapt
+from visionkit.interpret.adversarial import pgd
 from visionkit.interpret.attributions import fgsm, grad_cam, integrated_gradients, saliency
 from visionkit.interpret.cams import (
     eigen_cam,
@@ -78,6 +79,7 @@ __all__ = [
     "layer_cam",
     "metrics",
     "occlusion",
+    "pgd",
     "pointing_game",
     "report",
     "resolve_target",

@@ -8,10 +8,11 @@ Example:
 """
 
 from visionkit.train import defaults, distribute, losses, metrics
+from visionkit.train.distill import distill
 from visionkit.train.evaluate import evaluate
 from visionkit.train.fit import Run, fit
 from visionkit.train.lr_finder import LearningRateRange, find_learning_rate
 from visionkit.train.optimizers import make_optimizer
 
-__all__ = ["LearningRateRange", "Run", "defaults", "distribute", "evaluate",
+__all__ = ["LearningRateRange", "Run", "defaults", "distill", "distribute", "evaluate",
            "find_learning_rate", "fit", "losses", "make_optimizer", "metrics"]

@@ -52,6 +52,11 @@ class BestWeights(keras.callbacks.Callback):
         self.best_value: float | None = None
         self._weights: list[np.ndarray] | None = None
 
+    def set_model(self, model: keras.Model) -> None:
+        from visionkit.train.wrapper import trained_model
+
+        super().set_model(trained_model(model))  # a wrapper keeps its inner model's weights
+
     def _better(self, value: float) -> bool:
         if not np.isfinite(value):
             return False

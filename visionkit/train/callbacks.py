@@ -167,6 +167,11 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
         self.resume_dir = None if resume_dir is None else os.fspath(resume_dir)
         self.record_path = os.path.splitext(os.fspath(filepath))[0] + ".json"
 
+    def set_model(self, model: keras.Model) -> None:
+        from visionkit.train.wrapper import trained_model
+
+        super().set_model(trained_model(model))  # a wrapper's checkpoint is its inner model
+
     def on_train_begin(self, logs: dict | None = None) -> None:
         super().on_train_begin(logs)
         if self.resume_dir is None or not os.path.isdir(self.resume_dir):

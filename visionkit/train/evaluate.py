@@ -16,7 +16,8 @@ __all__ = ["evaluate"]
 
 def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
              task: str | Task | None = None,
-             class_names: Sequence[str] | None = None, split: str = "val") -> dict[str, Any]:
+             class_names: Sequence[str] | None = None, split: str = "val",
+             attack: dict[str, Any] | None = None, seed: int | None = 0) -> dict[str, Any]:
     """Evaluates `model` with its task's metrics.
 
     Args:
@@ -27,6 +28,13 @@ def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
         class_names: class names when `data` is a dataset.
         split: the split of a `Data` set: "val", "test" (the held-out split the user
             gave) or "train". Defaults to "val".
+        attack: evaluate on adversarial copies of the images instead (robust accuracy):
+            `{"method": "pgd" | "fgsm", "epsilon": 8, "steps": 10, "step_size": None,
+            "norm": "inf" | "2", "random_start": True}`, in pixel units (0..255), each
+            image attacked against the task's loss and its true target
+            (`visionkit.attacks`, Madry et al. 2018). Classification, multi-label and
+            segmentation. Defaults to None (clean images).
+        seed: seed of the attack's random starts. Defaults to 0.
 
     Returns:
         A dict. Classification: `accuracy`, `top5_accuracy` (more than 5 classes),
@@ -34,10 +42,12 @@ def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
         `confusion_matrix` (rows true, columns predicted), `num_examples`.
         Segmentation (pixels marked 255 ignored): `mean_iou`, `iou_per_class`, `dice`,
         `dice_per_class`, `pixel_accuracy`, the pixel `confusion_matrix`,
-        `num_examples`.
+        `num_examples`. With `attack`, the same metrics on the attacked images and
+        `attack` (its settings).
 
     Raises:
-        ValueError: if `data` has no such split (or `split` is not a split name).
+        ValueError: if `data` has no such split (or `split` is not a split name), or
+            for bad `attack` settings (naming the key) or a task it does not support.
 
     Example:
 
@@ -56,9 +66,23 @@ def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
         if batches is None:
             raise ValueError("The data set has no validation split to evaluate on; pass "
                              "a dataset (e.g. data.train) or build it with validation_split > 0.")
-        return data.task.evaluate(model, batches, list(data.class_names))
+        return _evaluate(data.task, model, batches, list(data.class_names), attack, seed)
     if isinstance(data, tf.data.Dataset):
         resolved = get_task(task or "classification")
-        return resolved.evaluate(model, data, list(class_names or []))
+        return _evaluate(resolved, model, data, list(class_names or []), attack, seed)
     raise TypeError(f"Expected a visionkit Data set or a tf.data.Dataset; received "
                     f"{type(data).__name__}.")
+
+
+def _evaluate(task: Task, model: keras.Model, batches: tf.data.Dataset,
+              class_names: list[str], attack: dict[str, Any] | None,
+              seed: int | None) -> dict[str, Any]:
+    if attack is None:
+        return task.evaluate(model, batches, class_names)
+    from visionkit.attacks import parse_attack
+    from visionkit.train.adversarial import adversarial_dataset, check_attack_task
+
+    settings = parse_attack(attack, "attack")
+    check_attack_task(task, "evaluate(attack=...)")
+    attacked = adversarial_dataset(model, batches, settings, task.loss(model), seed)
+    return {**task.evaluate(model, attacked, class_names), "attack": settings.describe()}

@@ -44,6 +44,7 @@ from visionkit.train.precision import (
 )
 from visionkit.train.resume import LearningRateLog, ResumableBackup, first_epoch, order_for_resume
 from visionkit.train.run_dir import RunDirectory
+from visionkit.train.wrapper import trained_model
 
 __all__ = ["fit", "Run"]
 
@@ -123,6 +124,7 @@ def fit(
     class_weight: str | dict | Sequence[float] | None = None,
     sampling: str | None = None,
     explain_every: int | None = None,
+    adversarial: dict[str, Any] | None = None,
 ) -> Run:
     """Trains a model on a `Data` set with the task's defaults.
 
@@ -208,6 +210,15 @@ def fit(
         explain_every: with a `run_dir`, log Grad-CAM overlays of 4 validation images to
             TensorBoard (`tensorboard/explain`) every this many epochs
             (`visionkit.train.explain_callback`). Defaults to None (never).
+        adversarial: adversarial training (Madry et al. 2018; see
+            `visionkit.train.adversarial`): every step trains on attacked copies of its
+            batch, `{"method": "pgd" | "fgsm", "epsilon": 8, "steps": 7, "step_size":
+            None, "norm": "inf" | "2", "random_start": True}` in pixel units (0..255).
+            Defaults to None.
+
+    `model` may also be a `visionkit.train.wrapper.TrainingWrapper` (e.g. the
+    `Distiller` of `vk.train.distill`): it is trained, while checks, the best checkpoint,
+    evaluation and `Run.model` use the model it wraps.
 
     Returns:
         A `Run`.
@@ -263,12 +274,20 @@ def fit(
     with scope:
         model = _materialize(model, data, policy, force_rebuild=distribution is not None,
                              model_kwargs=model_kwargs or {})
-        check_model_against_data(model, data)  # clear errors before the first step
+        inner = trained_model(model)  # a wrapper (distiller) trains the model it wraps
+        check_model_against_data(inner, data)  # clear errors before the first step
         if class_weight is not None:
             if loss is not None:
                 raise ValueError("Pass class_weight or loss, not both: class_weight replaces "
                                  "the task's loss with a class-weighted cross-entropy.")
-            loss = class_weighted_loss(model, data, class_weight)
+            loss = class_weighted_loss(inner, data, class_weight)
+        if adversarial is not None:
+            model = adversarial_training(model, adversarial, data, seed)
+        if model is not inner:  # the wrapper is compiled with its inner model's loss
+            loss = loss if loss is not None else task.loss(inner)
+            if fine_tune is not None:
+                raise ValueError("fine_tune is not available with adversarial training or "
+                                 "distillation yet; train in one phase.")
         if learning_rate == "find":
             learning_rate = suggested_learning_rate(model, data, optimizer, verbose)
         task.compile(
@@ -287,7 +306,7 @@ def fit(
         _write_config(directory, data, recipe, locals_for_config(
             model=model.name, epochs=epochs, optimizer=optimizer, learning_rate=learning_rate,
             schedule=schedule, warmup_epochs=chosen.warmup_epochs, mixed_precision=policy, jit_compile=use_xla,
-            strategy=strategy, steps_per_epoch=steps, seed=seed))
+            strategy=strategy, steps_per_epoch=steps, seed=seed, adversarial=adversarial))
     # The task's callbacks (e.g. periodic mAP) come first, so the logs they add reach the
     # CSV log, checkpoints and early stopping.
     # The best epoch's weights are kept where the checkpoint is written (before the user's
@@ -333,6 +352,7 @@ def fit(
     full_history = directory.read_history() if directory is not None else {}
     history_values = full_history or {k: [float(v) for v in vs] for k, vs in history.history.items()}
     epochs_run = len(next(iter(history_values.values()), []))
+    model = trained_model(model)  # the checkpoint and best weights hold the inner model
     restored = best_weights.restore(model) if best_weights is not None else None
     weights_epoch = int(restored["epoch"]) if restored else epochs_run
 
@@ -480,3 +500,15 @@ def _write_config(directory: RunDirectory, data: Data, recipe: dict[str, Any] | 
 
         with open(directory.path("recipe.yaml"), "w") as handle:
             yaml.safe_dump(recipe, handle, sort_keys=False)
+
+
+def adversarial_training(model: keras.Model, adversarial: dict[str, Any], data: Data,
+                         seed: int | None) -> keras.Model:
+    """`model` wrapped to train on attacked batches (`visionkit.train.adversarial`)."""
+    from visionkit.train.adversarial import AdversarialTraining, check_attack_task
+
+    if trained_model(model) is not model:
+        raise ValueError("adversarial training of a distiller is not available; pass "
+                         "adversarial= to fit for a plain model.")
+    check_attack_task(data.task, "fit(adversarial=...)")
+    return AdversarialTraining(model, adversarial, seed=seed)
