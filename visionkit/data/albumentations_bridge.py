@@ -47,7 +47,7 @@ Example:
 
 >>> import albumentations as A
 >>> import tensorflow as tf
->>> from visionkit.tasks import get_task
+>>> from visionkit.vocabulary import get_task
 >>> augment = albumentations_augmenter(A.Compose([A.HorizontalFlip(p=1.0)]),
 ...                                    get_task("classification"))
 >>> example = {"images": tf.reshape(tf.range(12, dtype=tf.float32), [2, 2, 3]),
@@ -71,7 +71,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.data.boxes import MIN_BOX_SIDE, PAD_VALUE
-from visionkit.tasks import Task, get_task
+from visionkit.vocabulary import Task, get_task
 
 __all__ = ["BOX_FORMAT", "albumentations_augmenter", "check_compose", "compose_from_entries",
            "is_albumentations"]

@@ -328,7 +328,7 @@ def resolve_target(model: keras.Model, target: Any = None, task: Any = None) -> 
     Raises:
         ValueError: for a target out of range or a model no task explains.
     """
-    from visionkit.tasks import TASKS, get_task
+    from visionkit.vocabulary import TASKS, get_task
 
     if isinstance(target, Target):
         target.check(model)

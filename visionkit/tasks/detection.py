@@ -9,7 +9,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.tasks.base import Task
+from visionkit.data.boxes import clip_box_batch
+from visionkit.interpret.targets import DetectionScore
+from visionkit.models.detection import (
+    VisionkitRetinaNet,
+    compile_detector,
+    decode,
+    forward_function,
+    is_detector,
+)
+from visionkit.plot.boxes import draw_detections, ground_truth_vs_predictions
+from visionkit.train.detection_metrics import coco_map
+from visionkit.vocabulary import Task, register_task
 
 __all__ = ["Detection", "MeanAveragePrecisionCallback", "anchor_centres"]
 
@@ -19,6 +30,7 @@ PLOTTED_IMAGES = 8
 DRAW_SCORE_THRESHOLD = 0.3
 
 
+@register_task
 class Detection(Task):
     """Object detection with the YOLOv8 or RetinaNet detectors of `vk.models`.
 
@@ -52,8 +64,6 @@ class Detection(Task):
     def compile(self, model: keras.Model, optimizer: keras.optimizers.Optimizer,
                 num_classes: int, loss: Any = None, metrics: Any = None,
                 jit_compile: bool = False) -> None:
-        from visionkit.models.detection import compile_detector
-
         if metrics:
             raise ValueError("Detectors take no compile-time metrics; mAP is computed by "
                              "vk.train.evaluate and reported every `map_every` epochs. "
@@ -64,8 +74,6 @@ class Detection(Task):
                          classification_loss=classification_loss)
 
     def finish_augmented(self, batch: dict, image_size: tuple[int, int]) -> dict:
-        from visionkit.data.boxes import clip_box_batch
-
         targets = batch.get(self.target_key)
         if targets is None:
             return batch
@@ -74,8 +82,6 @@ class Detection(Task):
 
     def serving_outputs(self, outputs: Any, image_sizes: tf.Tensor,
                         model: keras.Model) -> dict[str, tf.Tensor]:
-        from visionkit.models.detection import decode
-
         detections = decode(model, outputs)
         height, width = model.input_shape[1:3]
         sizes = tf.cast(image_sizes, tf.float32)  # [B, 2] (height, width) of the sent images
@@ -93,8 +99,6 @@ class Detection(Task):
                 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]],
                            list[np.ndarray]]:
         """Ground truth, detections and images of every example of a batched dataset."""
-        from visionkit.models.detection import forward_function
-
         forward = forward_function(model)
         truths, guesses, images_seen = [], [], []
         for images, targets in dataset:
@@ -115,8 +119,6 @@ class Detection(Task):
 
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset,
                  class_names: list[str]) -> dict[str, Any]:
-        from visionkit.train.detection_metrics import coco_map
-
         truths, guesses, images = self.predict(model, dataset)
         result = coco_map(truths, guesses, class_names=class_names or None)
         result["num_examples"] = result.pop("num_images")
@@ -128,8 +130,6 @@ class Detection(Task):
 
     def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
                         out_dir: str) -> list[str]:
-        from visionkit.plot.boxes import ground_truth_vs_predictions
-
         examples = getattr(self, "_examples", None)
         if examples is None or not len(examples[0]):
             return []
@@ -139,8 +139,8 @@ class Detection(Task):
         return [path]
 
     def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
-                          class_names: list[str], out_dir: str | None = None
-                          ) -> dict[str, Any]:
+                          class_names: list[str], out_dir: str | None = None,
+                          top_k: int = 3) -> dict[str, Any]:
         """Lists the detections and draws them into `<stem>_detections.png`.
 
         The PNG (in `out_dir`, default: the image's folder) shows the boxes with class
@@ -148,8 +148,6 @@ class Detection(Task):
         pixels of the image sent), `class_id`, `class_name` and `score`.
         """
         from PIL import Image
-
-        from visionkit.plot.boxes import draw_detections
 
         count = int(outputs["num_detections"])
         boxes = np.asarray(outputs["boxes"])[:count]
@@ -173,8 +171,6 @@ class Detection(Task):
                 "summary": f"{listed} (score >= {DRAW_SCORE_THRESHOLD}) -> {drawing}"}
 
     def explains(self, model: keras.Model) -> bool:
-        from visionkit.models.detection import is_detector
-
         return is_detector(model)
 
     def explain_target(self, model: keras.Model, target: Any = None) -> Any:
@@ -183,9 +179,6 @@ class Detection(Task):
         `target` may also be a dict `{"class_id": ..., "box": [x1, y1, x2, y2]}`: then
         only the anchors whose centre lies in the box (pixels of the model's input) count.
         """
-        from visionkit.interpret.targets import DetectionScore
-        from visionkit.models.detection import VisionkitRetinaNet
-
         options = dict(target) if isinstance(target, dict) else {"class_id": target}
         unknown = sorted(set(options) - {"class_id", "box"})
         if unknown:
@@ -224,8 +217,6 @@ def anchor_centres(model: keras.Model) -> np.ndarray:
     Returns:
         float32 NumPy `[A, 2]`.
     """
-    from visionkit.models.detection import VisionkitRetinaNet
-
     height, width = (int(v) for v in model.input_shape[1:3])
     strides = _RETINANET_STRIDES if isinstance(model, VisionkitRetinaNet) else _YOLO_V8_STRIDES
     levels = [(np.arange(-(-height // s)) + 0.5) * s for s in strides]
@@ -270,8 +261,6 @@ class MeanAveragePrecisionCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if (epoch + 1) % self.every == 0:
-            from visionkit.train.detection_metrics import coco_map
-
             truths, guesses, _ = Detection().predict(self.model, self.dataset)
             result = coco_map(truths, guesses)
             self.latest = {"val_map": result["map"], "val_map50": result["map50"]}

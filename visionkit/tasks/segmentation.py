@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.tasks.base import Task, ends_in_probabilities
+from visionkit.interpret.targets import SegmentationScore
+from visionkit.plot import confusion_matrix as plot_confusion_matrix
+from visionkit.plot.masks import overlay_mask, segmentation_grid
+from visionkit.train import segmentation_metrics as seg
+from visionkit.train.losses import SegmentationCrossEntropy
+from visionkit.train.segmentation_metrics import PixelAccuracy, SegmentationMeanIoU
+from visionkit.vocabulary import IGNORE_INDEX, Task, ends_in_probabilities, register_task
 
 __all__ = ["Segmentation", "SEGMENTATION_PLOT_EXAMPLES", "MASK_PADDING"]
 
@@ -18,6 +25,7 @@ SEGMENTATION_PLOT_EXAMPLES = 4
 MASK_PADDING = -1
 
 
+@register_task
 class Segmentation(Task):
     """Semantic segmentation: one class id per pixel.
 
@@ -53,14 +61,10 @@ class Segmentation(Task):
         self._plot_examples: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def loss(self, model: keras.Model) -> keras.losses.Loss:
-        from visionkit.train.losses import SegmentationCrossEntropy
-
         return SegmentationCrossEntropy(from_logits=not ends_in_probabilities(model),
                                         name="loss")
 
     def metrics(self, num_classes: int) -> list[keras.metrics.Metric]:
-        from visionkit.train.segmentation_metrics import PixelAccuracy, SegmentationMeanIoU
-
         return [PixelAccuracy(num_classes), SegmentationMeanIoU(num_classes)]
 
     def prepare_augmented(self, batch: dict) -> dict:
@@ -80,7 +84,6 @@ class Segmentation(Task):
         """Back to int32 class ids `[B,H,W]`; pixels filled by a warp become 255."""
         if self.target_key not in batch:
             return batch
-        from visionkit.train.losses import IGNORE_INDEX
 
         shifted = tf.cast(tf.round(tf.cast(batch[self.target_key], tf.float32)), tf.int32)
         shifted = shifted[..., 0]
@@ -112,8 +115,6 @@ class Segmentation(Task):
 
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset,
                  class_names: list[str]) -> dict[str, Any]:
-        from visionkit.train import segmentation_metrics as seg
-
         num_classes = int(model.outputs[0].shape[-1])
         if len(model.outputs[0].shape) != 4:
             raise ValueError("Expected a segmentation model with outputs [batch, height, "
@@ -153,8 +154,8 @@ class Segmentation(Task):
         }
 
     def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
-                          class_names: list[str], out_dir: str | None = None
-                          ) -> dict[str, Any]:
+                          class_names: list[str], out_dir: str | None = None,
+                          top_k: int = 3) -> dict[str, Any]:
         """Crops the served mask to the image; writes `<stem>_mask.png` and `_overlay.png`.
 
         The mask PNG holds the class ids as 8-bit grey levels (at the image's own size);
@@ -162,11 +163,7 @@ class Segmentation(Task):
         Both go to `out_dir` (default: the image's folder). The result lists the files
         and the fraction of the image's pixels per predicted class.
         """
-        import os
-
         from PIL import Image
-
-        from visionkit.plot.masks import overlay_mask
 
         height, width = (int(v) for v in np.asarray(outputs["image_size"]))
         mask = np.asarray(outputs["mask"])[:height, :width]
@@ -192,17 +189,10 @@ class Segmentation(Task):
 
     def explain_target(self, model: keras.Model, target: Any = None) -> Any:
         """The mean probability of class `target` over the pixels predicted as it."""
-        from visionkit.interpret.targets import SegmentationScore
-
         return SegmentationScore(target, from_logits=not ends_in_probabilities(model))
 
     def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
                         out_dir: str) -> list[str]:
-        import os
-
-        from visionkit.plot import confusion_matrix as plot_confusion_matrix
-        from visionkit.plot.masks import segmentation_grid
-
         paths = [plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), class_names,
                                        os.path.join(out_dir, "confusion_matrix.png"),
                                        title="Pixel confusion matrix (rows: true class)")]

@@ -235,7 +235,7 @@ def class_weighted_loss(model: keras.Model, data: Any,
         ValueError: for a task other than classification or segmentation, or a bad
             `class_weight` (see `resolve_class_weights`).
     """
-    from visionkit.tasks.base import ends_in_probabilities
+    from visionkit.vocabulary import ends_in_probabilities
 
     _check_task(data, "class_weight")
     if isinstance(class_weight, str):

@@ -9,7 +9,7 @@ import keras
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
-from visionkit.tasks import Task, get_task
+from visionkit.vocabulary import Task, get_task
 
 __all__ = ["evaluate"]
 

@@ -1,14 +1,63 @@
-"""The `Task` base class and helpers shared by the task objects."""
+"""The words every visionkit package shares: batch keys, mask and box conventions, tasks.
+
+This module is the leaf of visionkit's layering: it imports no other visionkit package, and
+`data`, `train`, `export` and `interpret` import it instead of each other. It holds
+
+- the batch keys of the one batch vocabulary (Keras 3's own): `IMAGES`, `LABELS`,
+  `SEGMENTATION_MASKS`, `BOUNDING_BOXES` (a dict of `BOXES` and `LABELS`);
+- `IGNORE_INDEX` (255), the mask value left out of losses and metrics;
+- `BOX_FORMAT` ("xyxy" in pixels) and `BOX_PADDING` (-1), the padding of unused box rows
+  and their labels;
+- the `Task` protocol and the task table: `register_task` (used by the concrete task
+  objects in `visionkit.tasks`) and `get_task`, which the lower packages call to reach the
+  task a `Data` or an export names.
+
+Example:
+
+>>> import visionkit  # registers the concrete tasks
+>>> from visionkit.vocabulary import get_task, IGNORE_INDEX
+>>> get_task("segmentation").target_key, IGNORE_INDEX
+('segmentation_masks', 255)
+"""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["Task", "ends_in_probabilities", "predict_dataset"]
+__all__ = ["BOUNDING_BOXES", "BOXES", "BOX_FORMAT", "BOX_PADDING", "IGNORE_INDEX", "IMAGES",
+           "LABELS", "SEGMENTATION_MASKS", "TASKS", "Task", "did_you_mean",
+           "ends_in_probabilities", "get_task", "predict_dataset", "register_task"]
+
+# Batch keys.
+IMAGES = "images"
+LABELS = "labels"
+SEGMENTATION_MASKS = "segmentation_masks"
+BOUNDING_BOXES = "bounding_boxes"
+BOXES = "boxes"
+
+# Mask value of pixels left out of losses and metrics.
+IGNORE_INDEX = 255
+# Boxes: corners (x1, y1, x2, y2) in pixels; unused rows and their labels hold -1.
+BOX_FORMAT = "xyxy"
+BOX_PADDING = -1
+
+
+def did_you_mean(name: Any, known: Iterable[str]) -> str:
+    """" Did you mean 'x'?" for the closest of `known` to `name`, or "".
+
+    Example:
+
+    >>> did_you_mean("segmentaton", ["classification", "segmentation"])
+    " Did you mean 'segmentation'?"
+    """
+    close = difflib.get_close_matches(str(name), list(known), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
 
@@ -101,8 +150,8 @@ class Task:
         return []
 
     def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
-                          class_names: list[str], out_dir: str | None = None
-                          ) -> dict[str, Any]:
+                          class_names: list[str], out_dir: str | None = None,
+                          top_k: int = 3) -> dict[str, Any]:
         """One image's served outputs as `visionkit predict` reports them.
 
         Args:
@@ -110,6 +159,7 @@ class Task:
             outputs: that image's served arrays (without the batch axis).
             class_names: the exported class names.
             out_dir: a folder for files the task writes per image (e.g. masks), or None.
+            top_k: how many of the most probable classes a classifier lists.
 
         Returns:
             A dict with at least `file`; a `summary` string, when present, is what the
@@ -147,3 +197,42 @@ def predict_dataset(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.nd
     if not outputs:
         raise ValueError("Cannot evaluate on an empty dataset: it yielded no batches.")
     return np.concatenate(targets), np.concatenate(outputs)
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: lists a `Task` subclass under its `name` for `get_task`.
+
+    Raises:
+        ValueError: when another class already holds the name.
+    """
+    holder = TASKS.get(cls.name)
+    if holder is not None and holder is not cls:
+        raise ValueError(f"Task name {cls.name!r} is taken by {holder.__qualname__}.")
+    TASKS[cls.name] = cls
+    return cls
+
+
+def get_task(task: str | Task, **options: Any) -> Task:
+    """Returns the task object for a name (or the object itself).
+
+    Args:
+        task: a task name ("classification", "segmentation", "detection", "multilabel")
+            or a `Task`, returned as it is.
+        **options: keyword arguments of the task's class (e.g. `threshold=` of
+            "multilabel"); only with a name.
+
+    Raises:
+        ValueError: for an unknown task name, listing the known ones.
+    """
+    if isinstance(task, Task):
+        if options:
+            raise ValueError(f"Task options {sorted(options)} need a task name; received "
+                             f"the task object {task!r}.")
+        return task
+    if task not in TASKS:
+        raise ValueError(f"Unknown task {task!r}.{did_you_mean(task, TASKS)} "
+                         f"Known tasks: {sorted(TASKS)}.")
+    return TASKS[task](**options)
