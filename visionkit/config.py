@@ -31,7 +31,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
@@ -47,6 +46,7 @@ from pydantic import (
 )
 
 from visionkit.errors import VisionkitError
+from visionkit.vocabulary import IGNORE_INDEX, did_you_mean
 
 __all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "apply_overrides",
            "smoke_recipe"]
@@ -141,7 +141,7 @@ class MaskFolderData(_DataBase):
     class_names: list[str] | None = None
     # Colour masks: entries {colour: [r, g, b], class_id: k} (class_id 255 = ignore).
     palette: list[dict[str, Any]] | None = None
-    ignore_index: Annotated[int, Field(ge=0, le=255)] = 255
+    ignore_index: Annotated[int, Field(ge=0, le=255)] = IGNORE_INDEX
     value_map: dict[int, int] | None = None
 
 
@@ -324,8 +324,7 @@ def _format_errors(error: ValidationError, source: str) -> str:
         path = ".".join(shown) or "(top level)"
         if item["type"] == "extra_forbidden":
             valid = _field_names(Recipe, location[:-1])
-            close = difflib.get_close_matches(str(location[-1]), valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(location[-1], valid)
             lines.append(f"  {path}: unknown field.{hint} Valid fields here: {', '.join(valid)}.")
         elif item["type"] == "missing":
             lines.append(f"  {path}: required field is missing.")

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import os
 from typing import Any
 
@@ -25,6 +24,7 @@ import keras
 from visionkit import data as vk_data
 from visionkit.config import AlbumentationsAugment, Recipe
 from visionkit.data.pipeline import Data
+from visionkit.vocabulary import did_you_mean
 
 __all__ = ["run_recipe", "data_from_recipe", "augment_layers"]
 
@@ -56,8 +56,7 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
         layer_class = getattr(keras.layers, str(name), None)
         if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
             names = [n for n in dir(keras.layers) if n.startswith("Random")]
-            close = difflib.get_close_matches(str(name), names, n=2)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            hint = did_you_mean(name, names, n=2)
             raise ValueError(f"data.augment: {name!r} is not a Keras layer.{hint}")
         if seed is not None and "seed" not in arguments and "seed" in _parameters(layer_class):
             arguments["seed"] = seed

@@ -48,16 +48,28 @@ BOX_FORMAT = "xyxy"
 BOX_PADDING = -1
 
 
-def did_you_mean(name: Any, known: Iterable[str]) -> str:
-    """" Did you mean 'x'?" for the closest of `known` to `name`, or "".
+def did_you_mean(name: Any, known: Iterable[str], n: int = 1, cutoff: float = 0.6) -> str:
+    """" Did you mean 'x'?" naming the closest of `known` to `name`, or "" when none is close.
+
+    Every "unknown name" error of visionkit (models, backbones, tasks, recipe fields,
+    transforms) ends its message with this.
+
+    Args:
+        name: the name a user gave.
+        known: the valid names.
+        n: how many close names to offer at most.
+        cutoff: `difflib.get_close_matches`'s similarity cutoff (0..1).
 
     Example:
 
     >>> did_you_mean("segmentaton", ["classification", "segmentation"])
     " Did you mean 'segmentation'?"
+    >>> did_you_mean("xyz", ["classification"])
+    ''
     """
-    close = difflib.get_close_matches(str(name), list(known), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
+    close = difflib.get_close_matches(str(name), list(known), n=n, cutoff=cutoff)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
 
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
 

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from visionkit.errors import DataError, VisionkitError
+from visionkit.vocabulary import IGNORE_INDEX
 
 __all__ = ["check", "detect_kind", "format_report"]
 
@@ -191,7 +192,7 @@ def _count(data, report: dict[str, Any]) -> None:
                 aspects += (width / np.maximum(height, 1e-6)).tolist()
             else:
                 mask = example["segmentation_masks"]
-                per_class += np.bincount(mask[mask != 255].reshape(-1),
+                per_class += np.bincount(mask[mask != IGNORE_INDEX].reshape(-1),
                                          minlength=len(names))[:len(names)]
         seen[split] = keys
         entry: dict[str, Any] = {"images": images}

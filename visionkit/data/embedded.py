@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 import numpy as np
 
 from visionkit.data.arrays import from_arrays
 from visionkit.data.pipeline import Data
+from visionkit.vocabulary import did_you_mean
 
 __all__ = ["digits", "shapes"]
 
@@ -144,8 +144,7 @@ def shapes(
                 f"shapes(task={task!r}) is not available yet: the generator already draws "
                 f"masks and boxes, but only task={_SHAPES_AVAILABLE_TASKS[0]!r} is exposed "
                 "for now.")
-        close = difflib.get_close_matches(str(task), _SHAPES_TASKS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(task, _SHAPES_TASKS)
         raise ValueError(f"Unknown task {task!r} for shapes.{hint} Expected one of "
                          f"{_SHAPES_AVAILABLE_TASKS} (planned: {_SHAPES_TASKS}).")
     names = resolve_shape_classes(classes)
