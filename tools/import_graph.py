@@ -11,6 +11,7 @@ Usage::
     python tools/import_graph.py            # summary: edges, cycles, upward imports
     python tools/import_graph.py --mermaid  # the diagram block for docs/architecture.md
     python tools/import_graph.py --check    # exit 1 on a cycle or an upward import
+    python tools/import_graph.py --write    # refresh the diagram in docs/architecture.md
 """
 
 from __future__ import annotations
@@ -147,22 +148,45 @@ def upward(edges) -> list[tuple[str, str]]:
     return bad
 
 
+DOC = ROOT / "docs" / "architecture.md"
+BEGIN = "<!-- import-graph:begin (tools/import_graph.py --write) -->"
+END = "<!-- import-graph:end -->"
+
+
 def mermaid(edges) -> str:
-    lines = ["```mermaid", "graph TD"]
+    """The diagram: one arrow per package import, packages ranked by their layer."""
+    lines = ["```mermaid", "graph BT"]
     for a, b in sorted(edges):
-        lines.append(f"  {a} --> {b}")
+        if a in LAYERS and b in LAYERS:
+            lines.append(f"  {a} --> {b}")
     lines.append("```")
     return "\n".join(lines)
+
+
+def documented_block(text: str) -> str:
+    """The diagram between the markers of docs/architecture.md."""
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return text[start:end].strip()
+
+
+def write_doc(edges) -> None:
+    text = DOC.read_text()
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    DOC.write_text(text[:start] + "\n" + mermaid(edges) + "\n" + text[end:])
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mermaid", action="store_true")
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
     edges = graph()
     if args.mermaid:
         print(mermaid(edges))
+        return 0
+    if args.write:
+        write_doc(edges)
         return 0
     found = cycles(edges)
     bad = upward(edges)

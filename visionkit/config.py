@@ -45,7 +45,10 @@ from pydantic import (
     model_validator,
 )
 
+from visionkit.data.albumentations_bridge import check_recipe_augment
+from visionkit.data.augment import PRESETS
 from visionkit.errors import VisionkitError
+from visionkit.models import get
 from visionkit.vocabulary import IGNORE_INDEX, did_you_mean
 
 __all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "apply_overrides",
@@ -86,7 +89,6 @@ class _DataBase(_Section):
     @classmethod
     def _check_albumentations(cls, value: Any) -> Any:
         if isinstance(value, dict):  # names the bad entry, with close transform names
-            from visionkit.data.albumentations_bridge import check_recipe_augment
 
             check_recipe_augment(value)
         return value
@@ -94,8 +96,6 @@ class _DataBase(_Section):
     @field_validator("augment")
     @classmethod
     def _check_augment(cls, value: str | list[AugmentLayer]) -> str | list[AugmentLayer]:
-        from visionkit.data.augment import PRESETS
-
         if isinstance(value, str) and value not in PRESETS:
             raise ValueError(f"expected one of {PRESETS} or a list of layers, got {value!r}")
         if isinstance(value, list):
@@ -197,8 +197,6 @@ class ModelConfig(_Section):
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
-        from visionkit.models import get
-
         get(value)  # raises with close matches
         return value
 

@@ -22,8 +22,14 @@ from typing import Any
 import keras
 
 from visionkit import data as vk_data
+from visionkit import export as vk_export
+from visionkit import interpret as vk_interpret
+from visionkit import models as vk_models
+from visionkit import train as vk_train
 from visionkit.config import AlbumentationsAugment, Recipe
+from visionkit.data.albumentations_bridge import compose_from_entries
 from visionkit.data.pipeline import Data
+from visionkit.train.distribute import resolve_strategy
 from visionkit.vocabulary import did_you_mean
 
 __all__ = ["run_recipe", "data_from_recipe", "augment_layers"]
@@ -45,8 +51,6 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
     if isinstance(spec, str):
         return spec
     if isinstance(spec, AlbumentationsAugment):
-        from visionkit.data.albumentations_bridge import compose_from_entries
-
         return compose_from_entries(spec.albumentations, task=task,
                                     bbox_params=spec.bbox_params)
     layers = []
@@ -140,11 +144,6 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
     Returns:
         A dict with `run` (a `vk.train.Run`), `metrics`, `run_dir` and `export_path`.
     """
-    from visionkit import export as vk_export
-    from visionkit import models as vk_models
-    from visionkit import train as vk_train
-    from visionkit.train.distribute import resolve_strategy
-
     directory = recipe.run_dir if run_dir is _DEFAULT else run_dir
     # A multi-worker strategy must exist before TensorFlow runs its first op.
     strategy = resolve_strategy(recipe.train.strategy)
@@ -183,8 +182,6 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
     options = recipe.interpret
     out_dir = options.out_dir or (os.path.join(directory, "report") if directory else None)
     if options.enabled and out_dir and getattr(run, "chief", True):
-        from visionkit import interpret as vk_interpret
-
         result["report_path"] = vk_interpret.report(
             run.model, data, out_dir, images=options.images, filter_steps=options.filter_steps,
             dream_steps=options.dream_steps, embed_points=options.embed_points)

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.train.losses import IGNORE_INDEX
+from visionkit.vocabulary import ends_in_probabilities
 
 __all__ = ["ClassWeightedCrossEntropy", "resolve_class_weights", "class_counts",
            "balanced_sampling", "class_weighted_loss", "apply_sampling", "SAMPLINGS"]
@@ -235,8 +236,6 @@ def class_weighted_loss(model: keras.Model, data: Any,
         ValueError: for a task other than classification or segmentation, or a bad
             `class_weight` (see `resolve_class_weights`).
     """
-    from visionkit.vocabulary import ends_in_probabilities
-
     _check_task(data, "class_weight")
     if isinstance(class_weight, str):
         weights = resolve_class_weights(class_weight, class_counts(data), data.class_names,

@@ -13,6 +13,8 @@ import keras
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
+from visionkit.models import build
+from visionkit.plot import curves
 from visionkit.train.balance import apply_sampling, class_weighted_loss
 from visionkit.train.best import BestWeights
 from visionkit.train.callbacks import (
@@ -333,8 +335,6 @@ def fit(
             results_to_write["best"] = read_best_record(directory.path("checkpoints", "best.json"))
         directory.write_json("metrics.json", results_to_write)
         if plots:
-            from visionkit.plot import curves
-
             figures.append(curves(history_values, directory.path("curves.png"),
                                   title=f"{model.name} on {task.name}"))
             if results:
@@ -408,8 +408,6 @@ def _materialize(model: ModelSpec, data: Data, policy: str, force_rebuild: bool,
     keras.config.set_dtype_policy(policy)
     try:
         if isinstance(model, str):
-            from visionkit.models import build
-
             return build(model, input_shape=data.input_shape, num_classes=data.num_classes,
                          **model_kwargs)
         if callable(model):
