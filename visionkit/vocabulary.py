@@ -105,6 +105,8 @@ class Task:
         monitor_mode: "max" or "min".
         output_rank: the rank of the model's output `fit` checks before training (2:
             `[batch, classes]`, 4: `[batch, height, width, classes]`), or None.
+        batch_size: examples per batch of the task's embedded data when none is given
+            (`vk.data.shapes`).
     """
 
     name: str = ""
@@ -112,6 +114,8 @@ class Task:
     monitor: str = "val_loss"
     monitor_mode: str = "min"
     output_rank: int | None = None
+    # Examples per batch of the task's embedded data when none is given (`vk.data.shapes`).
+    batch_size: int = 32
 
     def loss(self, model: keras.Model) -> keras.losses.Loss:
         raise NotImplementedError
@@ -154,11 +158,28 @@ class Task:
 
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset,
                  class_names: list[str]) -> dict[str, Any]:
+        """The task's metrics of `model` on `dataset` (a JSON-ready dict)."""
         raise NotImplementedError
 
+    def evaluate_with_examples(self, model: keras.Model, dataset: tf.data.Dataset,
+                               class_names: list[str]) -> tuple[dict[str, Any], Any]:
+        """`evaluate`'s metrics and the examples its figures draw (None: no examples).
+
+        The task object keeps nothing: the examples go back to the caller, which hands
+        them to `plot_evaluation`. By default: `evaluate`'s metrics and no examples.
+        """
+        return self.evaluate(model, dataset, class_names), None
+
     def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
-                        out_dir: str) -> list[str]:
-        """Writes the task's evaluation figures to `out_dir`; returns their paths."""
+                        out_dir: str, examples: Any = None) -> list[str]:
+        """Writes the task's evaluation figures to `out_dir`; returns their paths.
+
+        Args:
+            metrics: what `evaluate` returned.
+            class_names: the class names.
+            out_dir: the folder of the figures.
+            examples: the examples `evaluate_with_examples` returned, or None.
+        """
         return []
 
     def prediction_result(self, file: str, outputs: dict[str, np.ndarray],

@@ -101,7 +101,7 @@ class Classification(Task):
         return ClassScore.for_model(model, target)
 
     def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
-                        out_dir: str) -> list[str]:
+                        out_dir: str, examples: Any = None) -> list[str]:
         path = os.path.join(out_dir, "confusion_matrix.png")
         plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), class_names, path)
         return [path]

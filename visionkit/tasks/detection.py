@@ -18,11 +18,13 @@ from visionkit.models.detection import (
     forward_function,
     is_detector,
 )
+from visionkit.models.detection.anchors import anchor_centres
 from visionkit.plot.boxes import draw_detections, ground_truth_vs_predictions
+from visionkit.train.callbacks import MeanAveragePrecisionCallback
 from visionkit.train.detection_metrics import coco_map
 from visionkit.vocabulary import Task, register_task
 
-__all__ = ["Detection", "MeanAveragePrecisionCallback", "anchor_centres"]
+__all__ = ["Detection"]
 
 # Validation images drawn into the ground truth vs predictions figure.
 PLOTTED_IMAGES = 8
@@ -119,18 +121,20 @@ class Detection(Task):
 
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset,
                  class_names: list[str]) -> dict[str, Any]:
+        return self.evaluate_with_examples(model, dataset, class_names)[0]
+
+    def evaluate_with_examples(self, model: keras.Model, dataset: tf.data.Dataset,
+                               class_names: list[str]) -> tuple[dict[str, Any], Any]:
+        """COCO mAP (pycocotools) and a few images with their true and predicted boxes."""
         truths, guesses, images = self.predict(model, dataset)
         result = coco_map(truths, guesses, class_names=class_names or None)
         result["num_examples"] = result.pop("num_images")
-        # A few validation images for plot_evaluation, kept on the task object rather
-        # than in the (JSON) metrics.
-        self._examples = (np.asarray(images, np.uint8), truths[:len(images)],
-                          guesses[:len(images)])
-        return result
+        examples = (np.asarray(images, np.uint8), truths[:len(images)],
+                    guesses[:len(images)])
+        return result, examples
 
     def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
-                        out_dir: str) -> list[str]:
-        examples = getattr(self, "_examples", None)
+                        out_dir: str, examples: Any = None) -> list[str]:
         if examples is None or not len(examples[0]):
             return []
         path = os.path.join(out_dir, "detections.png")
@@ -193,80 +197,8 @@ class Detection(Task):
     def callbacks(self, data: Any) -> list[keras.callbacks.Callback]:
         if self.map_every < 1 or getattr(data, "val", None) is None:
             return []
-        return [MeanAveragePrecisionCallback(data.val, list(data.class_names), self.map_every)]
+        return [MeanAveragePrecisionCallback(data.val, list(data.class_names), self.predict,
+                                             self.map_every)]
 
     def __repr__(self) -> str:
         return f"Detection(map_every={self.map_every})"
-
-
-# Strides of the detectors' anchor levels: YOLOv8 predicts on P3..P5, RetinaNet on P3..P7.
-_YOLO_V8_STRIDES = (8, 16, 32)
-_RETINANET_STRIDES = (8, 16, 32, 64, 128)
-
-
-def anchor_centres(model: keras.Model) -> np.ndarray:
-    """(x, y) pixel centres `[A, 2]` of a detector's anchors, in its outputs' order.
-
-    Both keras-cv heads lay anchors out level by level (finest first), row by row, with
-    centres at `(index + 0.5) * stride`; RetinaNet has several anchors per position
-    (consecutive), YOLOv8 one.
-
-    Args:
-        model: a visionkit detector.
-
-    Returns:
-        float32 NumPy `[A, 2]`.
-    """
-    height, width = (int(v) for v in model.input_shape[1:3])
-    strides = _RETINANET_STRIDES if isinstance(model, VisionkitRetinaNet) else _YOLO_V8_STRIDES
-    levels = [(np.arange(-(-height // s)) + 0.5) * s for s in strides]
-    columns = [(np.arange(-(-width // s)) + 0.5) * s for s in strides]
-    positions = sum(len(r) * len(c) for r, c in zip(levels, columns))
-    if isinstance(model, VisionkitRetinaNet):
-        # The static output shape of keras-cv's RetinaNet can be wrong; its anchors are not.
-        generated = model.anchor_generator(image_shape=tuple(model.input_shape[1:]))
-        anchors = sum(int(level.shape[0]) for level in generated.values())
-    else:
-        anchors = int(model.outputs[-1].shape[1])
-    per_position = anchors // positions
-    if per_position * positions != anchors:
-        raise ValueError(f"Model {model.name!r} has {anchors} anchors, not a multiple of its "
-                         f"{positions} positions on strides {strides}.")
-    centres = [np.repeat(np.stack(np.meshgrid(c, r), -1).reshape(-1, 2), per_position, axis=0)
-               for r, c in zip(levels, columns)]
-    return np.concatenate(centres).astype(np.float32)
-
-
-class MeanAveragePrecisionCallback(keras.callbacks.Callback):
-    """Adds `val_map` and `val_map50` (pycocotools) to the logs every `every` epochs.
-
-    Args:
-        dataset: the batched validation dataset.
-        class_names: names of the classes.
-        every: epochs between evaluations (the last epoch of a run may be skipped; the
-            final evaluation of `fit` covers it). Defaults to 5.
-
-    Attributes:
-        latest: the last computed `{"val_map": ..., "val_map50": ...}`.
-    """
-
-    def __init__(self, dataset: tf.data.Dataset, class_names: list[str], every: int = 5
-                 ) -> None:
-        super().__init__()
-        self.dataset = dataset
-        self.class_names = class_names
-        self.every = int(every)
-
-        self.latest = {"val_map": float("nan"), "val_map50": float("nan")}
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if (epoch + 1) % self.every == 0:
-            truths, guesses, _ = Detection().predict(self.model, self.dataset)
-            result = coco_map(truths, guesses)
-            self.latest = {"val_map": result["map"], "val_map50": result["map50"]}
-            print(f"\nEpoch {epoch + 1}: val_map={result['map']:.4f} "
-                  f"val_map50={result['map50']:.4f}")
-        if logs is not None:
-            # Logged every epoch (the latest value, NaN before the first evaluation), so
-            # that CSV logs, which fix their columns on the first epoch, keep the column.
-            logs.update(self.latest)

@@ -55,10 +55,10 @@ class Segmentation(Task):
     monitor = "val_mean_iou"
     monitor_mode = "max"
     output_rank = 4
-
-    def __init__(self) -> None:
-        # The last evaluation keeps a few examples for `plot_evaluation` to draw.
-        self._plot_examples: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    # Every image carries thousands of labelled pixels: a batch of 8 still averages the
+    # loss over 32,768 of them at 64x64, with four times the steps of 32 per epoch
+    # (see `visionkit.train.defaults`).
+    batch_size = 8
 
     def loss(self, model: keras.Model) -> keras.losses.Loss:
         return SegmentationCrossEntropy(from_logits=not ends_in_probabilities(model),
@@ -115,6 +115,12 @@ class Segmentation(Task):
 
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset,
                  class_names: list[str]) -> dict[str, Any]:
+        return self.evaluate_with_examples(model, dataset, class_names)[0]
+
+    def evaluate_with_examples(self, model: keras.Model, dataset: tf.data.Dataset,
+                               class_names: list[str]) -> tuple[dict[str, Any], Any]:
+        """Mean IoU, Dice and pixel accuracy, and a few images with true and predicted
+        masks."""
         num_classes = int(model.outputs[0].shape[-1])
         if len(model.outputs[0].shape) != 4:
             raise ValueError("Expected a segmentation model with outputs [batch, height, "
@@ -138,7 +144,7 @@ class Segmentation(Task):
                                  predicted.numpy()[:room]))
         if not count:
             raise ValueError("Cannot evaluate on an empty dataset: it yielded no batches.")
-        self._plot_examples = tuple(np.stack(parts) for parts in zip(*kept))
+        examples = tuple(np.stack(parts) for parts in zip(*kept))
         names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         ious = seg.iou_per_class(matrix)
         dices = seg.dice_per_class(matrix)
@@ -151,7 +157,7 @@ class Segmentation(Task):
                                for n, v in zip(names, dices)},
             "confusion_matrix": matrix.astype(int).tolist(),
             "num_examples": count,
-        }
+        }, examples
 
     def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
                           class_names: list[str], out_dir: str | None = None,
@@ -192,12 +198,12 @@ class Segmentation(Task):
         return SegmentationScore(target, from_logits=not ends_in_probabilities(model))
 
     def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
-                        out_dir: str) -> list[str]:
+                        out_dir: str, examples: Any = None) -> list[str]:
         paths = [plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), class_names,
                                        os.path.join(out_dir, "confusion_matrix.png"),
                                        title="Pixel confusion matrix (rows: true class)")]
-        if self._plot_examples is not None:
-            images, true_masks, predicted = self._plot_examples
+        if examples is not None:
+            images, true_masks, predicted = examples
             paths.append(segmentation_grid(images, true_masks, predicted, class_names,
                                            os.path.join(out_dir, "segmentation_examples.png")))
         return paths

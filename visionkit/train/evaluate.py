@@ -11,7 +11,7 @@ import tensorflow as tf
 from visionkit.data.pipeline import Data
 from visionkit.vocabulary import Task, get_task
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "evaluate_with_examples"]
 
 
 def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
@@ -47,6 +47,19 @@ def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
     >>> sorted(vk.train.evaluate(model, data))[:2]
     ['accuracy', 'confusion_matrix']
     """
+    return evaluate_with_examples(model, data, task=task, class_names=class_names,
+                                  split=split)[0]
+
+
+def evaluate_with_examples(model: keras.Model, data: Data | tf.data.Dataset, *,
+                           task: str | Task | None = None,
+                           class_names: Sequence[str] | None = None, split: str = "val"
+                           ) -> tuple[dict[str, Any], Any]:
+    """`evaluate`'s metrics and the examples the task's figures draw (or None).
+
+    Same arguments and errors as `evaluate`; `vk.train.fit` hands the examples to the
+    task's `plot_evaluation`.
+    """
     if isinstance(data, Data):
         batches = data.split(split)
         if batches is None and split == "test":
@@ -56,9 +69,9 @@ def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
         if batches is None:
             raise ValueError("The data set has no validation split to evaluate on; pass "
                              "a dataset (e.g. data.train) or build it with validation_split > 0.")
-        return data.task.evaluate(model, batches, list(data.class_names))
+        return data.task.evaluate_with_examples(model, batches, list(data.class_names))
     if isinstance(data, tf.data.Dataset):
         resolved = get_task(task or "classification")
-        return resolved.evaluate(model, data, list(class_names or []))
+        return resolved.evaluate_with_examples(model, data, list(class_names or []))
     raise TypeError(f"Expected a visionkit Data set or a tf.data.Dataset; received "
                     f"{type(data).__name__}.")

@@ -34,7 +34,7 @@ from visionkit.train.distribute import (
     resolve_strategy,
     through_data_service,
 )
-from visionkit.train.evaluate import evaluate as evaluate_model
+from visionkit.train.evaluate import evaluate_with_examples
 from visionkit.train.fine_tune import fine_tune_fit, parse_fine_tune
 from visionkit.train.keras_compat import distributed_fit_fixes
 from visionkit.train.optimizers import DEFAULT_LEARNING_RATES, make_optimizer
@@ -326,8 +326,9 @@ def fit(
     weights_epoch = int(restored["epoch"]) if restored else epochs_run
 
     results: dict[str, Any] = {}
+    examples = None
     if evaluate and val is not None:
-        results = evaluate_model(model, data)
+        results, examples = evaluate_with_examples(model, data)
     figures: list[str] = []
     if directory is not None:
         results_to_write = {**results, "epochs": epochs_run, "weights_epoch": weights_epoch}
@@ -338,7 +339,8 @@ def fit(
             figures.append(curves(history_values, directory.path("curves.png"),
                                   title=f"{model.name} on {task.name}"))
             if results:
-                figures += task.plot_evaluation(results, list(data.class_names), directory.root)
+                figures += task.plot_evaluation(results, list(data.class_names), directory.root,
+                                                examples=examples)
     best = directory.best_checkpoint if directory is not None and checkpoint else None
     return Run(model=model, history=history_values, metrics=results,
                run_dir=directory.root if directory is not None else None, plots=figures,
