@@ -8,7 +8,8 @@ Example:
 ...                         num_classes=data.num_classes)
 """
 
-from visionkit import data, export, interpret, models, plot, tasks, train
+from visionkit import data, export, interpret, models, plot, tasks, train, vocabulary
 from visionkit.version import __version__
 
-__all__ = ["__version__", "data", "export", "interpret", "models", "plot", "tasks", "train"]
+__all__ = ["__version__", "data", "export", "interpret", "models", "plot", "tasks", "train",
+           "vocabulary"]

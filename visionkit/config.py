@@ -31,7 +31,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
@@ -46,7 +45,11 @@ from pydantic import (
     model_validator,
 )
 
+from visionkit.data.albumentations_bridge import check_recipe_augment
+from visionkit.data.augment import PRESETS
 from visionkit.errors import VisionkitError
+from visionkit.models import get
+from visionkit.vocabulary import IGNORE_INDEX, did_you_mean
 
 __all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "apply_overrides",
            "smoke_recipe"]
@@ -86,7 +89,6 @@ class _DataBase(_Section):
     @classmethod
     def _check_albumentations(cls, value: Any) -> Any:
         if isinstance(value, dict):  # names the bad entry, with close transform names
-            from visionkit.data.albumentations_bridge import check_recipe_augment
 
             check_recipe_augment(value)
         return value
@@ -94,8 +96,6 @@ class _DataBase(_Section):
     @field_validator("augment")
     @classmethod
     def _check_augment(cls, value: str | list[AugmentLayer]) -> str | list[AugmentLayer]:
-        from visionkit.data.augment import PRESETS
-
         if isinstance(value, str) and value not in PRESETS:
             raise ValueError(f"expected one of {PRESETS} or a list of layers, got {value!r}")
         if isinstance(value, list):
@@ -141,7 +141,7 @@ class MaskFolderData(_DataBase):
     class_names: list[str] | None = None
     # Colour masks: entries {colour: [r, g, b], class_id: k} (class_id 255 = ignore).
     palette: list[dict[str, Any]] | None = None
-    ignore_index: Annotated[int, Field(ge=0, le=255)] = 255
+    ignore_index: Annotated[int, Field(ge=0, le=255)] = IGNORE_INDEX
     value_map: dict[int, int] | None = None
 
 
@@ -197,8 +197,6 @@ class ModelConfig(_Section):
     @field_validator("name")
     @classmethod
     def _known(cls, value: str) -> str:
-        from visionkit.models import get
-
         get(value)  # raises with close matches
         return value
 
@@ -286,8 +284,6 @@ class TeacherConfig(_Section):
                              f"checkpoint; received name={self.name!r}, "
                              f"checkpoint={self.checkpoint!r}")
         if self.name is not None:
-            from visionkit.models import get
-
             get(self.name)  # raises with close matches
         return self
 
@@ -366,8 +362,6 @@ class Recipe(_Section):
 
     @model_validator(mode="after")
     def _embedding_models_with_metric_learning(self) -> Recipe:
-        from visionkit.models import get
-
         embedding = get(self.model.name).task == "embedding"
         if embedding != (self.metric_learning is not None):
             raise ValueError(
@@ -417,8 +411,7 @@ def _format_errors(error: ValidationError, source: str) -> str:
         path = ".".join(shown) or "(top level)"
         if item["type"] == "extra_forbidden":
             valid = _field_names(Recipe, location[:-1])
-            close = difflib.get_close_matches(str(location[-1]), valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(location[-1], valid)
             lines.append(f"  {path}: unknown field.{hint} Valid fields here: {', '.join(valid)}.")
         elif item["type"] == "missing":
             lines.append(f"  {path}: required field is missing.")

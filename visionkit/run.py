@@ -16,15 +16,23 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 import os
 from typing import Any
 
 import keras
 
 from visionkit import data as vk_data
+from visionkit import export as vk_export
+from visionkit import interpret as vk_interpret
+from visionkit import models as vk_models
+from visionkit import train as vk_train
 from visionkit.config import AlbumentationsAugment, Recipe
+from visionkit.data.albumentations_bridge import compose_from_entries
 from visionkit.data.pipeline import Data
+from visionkit.train.distill import distill_from_recipe
+from visionkit.train.distribute import resolve_strategy
+from visionkit.train.metric_losses import ContrastiveLoss, TripletLoss
+from visionkit.vocabulary import did_you_mean
 
 __all__ = ["run_recipe", "data_from_recipe", "augment_layers", "metric_loss_from_recipe"]
 
@@ -45,8 +53,6 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
     if isinstance(spec, str):
         return spec
     if isinstance(spec, AlbumentationsAugment):
-        from visionkit.data.albumentations_bridge import compose_from_entries
-
         return compose_from_entries(spec.albumentations, task=task,
                                     bbox_params=spec.bbox_params)
     layers = []
@@ -56,8 +62,7 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
         layer_class = getattr(keras.layers, str(name), None)
         if not (isinstance(layer_class, type) and issubclass(layer_class, keras.layers.Layer)):
             names = [n for n in dir(keras.layers) if n.startswith("Random")]
-            close = difflib.get_close_matches(str(name), names, n=2)
-            hint = f" Did you mean {', '.join(close)}?" if close else ""
+            hint = did_you_mean(name, names, n=2)
             raise ValueError(f"data.augment: {name!r} is not a Keras layer.{hint}")
         if seed is not None and "seed" not in arguments and "seed" in _parameters(layer_class):
             arguments["seed"] = seed
@@ -129,8 +134,6 @@ def data_from_recipe(recipe: Recipe) -> Data:
 
 def metric_loss_from_recipe(recipe: Recipe) -> Any:
     """The `metric_learning` section's loss, or None (the task's own) without one."""
-    from visionkit.train.metric_losses import ContrastiveLoss, TripletLoss
-
     section = recipe.metric_learning
     if section is None:
         return None
@@ -157,11 +160,6 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
     Returns:
         A dict with `run` (a `vk.train.Run`), `metrics`, `run_dir` and `export_path`.
     """
-    from visionkit import export as vk_export
-    from visionkit import models as vk_models
-    from visionkit import train as vk_train
-    from visionkit.train.distribute import resolve_strategy
-
     directory = recipe.run_dir if run_dir is _DEFAULT else run_dir
     # A multi-worker strategy must exist before TensorFlow runs its first op.
     strategy = resolve_strategy(recipe.train.strategy)
@@ -178,7 +176,6 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
     options = recipe.train
     fit_function = vk_train.fit
     if recipe.distill is not None:  # the recipe's model is the student of a teacher
-        from visionkit.train.distill import distill_from_recipe
 
         fit_function = distill_from_recipe(recipe, data, directory)
     run = fit_function(
@@ -209,8 +206,6 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
     options = recipe.interpret
     out_dir = options.out_dir or (os.path.join(directory, "report") if directory else None)
     if options.enabled and out_dir and getattr(run, "chief", True):
-        from visionkit import interpret as vk_interpret
-
         result["report_path"] = vk_interpret.report(
             run.model, data, out_dir, images=options.images, filter_steps=options.filter_steps,
             dream_steps=options.dream_steps, embed_points=options.embed_points)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from visionkit.models import pretrained
+
 __all__ = ["add_weights_parser", "weights_command"]
 
 
@@ -38,8 +40,6 @@ def add_weights_parser(commands: argparse._SubParsersAction) -> None:
 
 def weights_command(arguments: argparse.Namespace) -> int:
     """Runs `visionkit weights list` or `visionkit weights fetch`; returns the exit status."""
-    from visionkit.models import pretrained
-
     if arguments.weights_command == "list":
         names = pretrained.available_pretrained(arguments.backbone)
         if not names:

@@ -9,7 +9,7 @@ import pytest
 
 import visionkit as vk
 from visionkit.interpret.targets import DetectionScore
-from visionkit.tasks.detection import anchor_centres
+from visionkit.models.detection import anchor_centres
 
 SIZE = 64
 BOX = np.array([8.0, 16.0, 40.0, 48.0], np.float32)  # xyxy pixels

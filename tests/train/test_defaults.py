@@ -55,7 +55,7 @@ def test_explicit_arguments_always_win():
 def test_embedded_shapes_batch_by_the_task_unless_told(task, batch_size):
     """Segmentation batches 8 images (four times the steps of 32 in the same epochs);
     an explicit batch size wins."""
-    assert TASK_DEFAULTS[task].batch_size == batch_size
+    assert vk.vocabulary.get_task(task).batch_size == batch_size
     data = vk.data.shapes(task, n=40, image_size=(32, 32), seed=0)
     assert data.batch_size == batch_size
     assert vk.data.shapes(task, n=40, image_size=(32, 32), batch_size=5).batch_size == 5

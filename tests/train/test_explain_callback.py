@@ -59,4 +59,5 @@ def test_explain_every_needs_a_run_dir_and_a_positive_integer():
     with pytest.raises(ValueError, match="run_dir"):
         vk.train.fit(model, data, epochs=1, explain_every=1, verbose=0)
     with pytest.raises(ValueError, match="explain_every=0"):
-        ExplainCallback(np.zeros((1, 16, 16, 3)), "unused", every=0)
+        ExplainCallback(np.zeros((1, 16, 16, 3)), "unused", every=0,
+                        explain=vk.interpret.grad_cam)

@@ -47,7 +47,7 @@ Example:
 
 >>> import albumentations as A
 >>> import tensorflow as tf
->>> from visionkit.tasks import get_task
+>>> from visionkit.vocabulary import get_task
 >>> augment = albumentations_augmenter(A.Compose([A.HorizontalFlip(p=1.0)]),
 ...                                    get_task("classification"))
 >>> example = {"images": tf.reshape(tf.range(12, dtype=tf.float32), [2, 2, 3]),
@@ -60,7 +60,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import difflib
 import random
 import threading
 import warnings
@@ -71,7 +70,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.data.boxes import MIN_BOX_SIDE, PAD_VALUE
-from visionkit.tasks import Task, get_task
+from visionkit.vocabulary import Task, did_you_mean, get_task
 
 __all__ = ["BOX_FORMAT", "albumentations_augmenter", "check_compose", "compose_from_entries",
            "is_albumentations"]
@@ -320,8 +319,7 @@ def check_recipe_augment(value: Mapping[str, Any]) -> None:
     """
     for key in value:
         if key not in _RECIPE_KEYS:
-            close = difflib.get_close_matches(str(key), _RECIPE_KEYS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, _RECIPE_KEYS)
             raise ValueError(f"data.augment: unknown key {key!r}.{hint} Expected a preset name, "
                              "a list of Keras layer entries, or a mapping with "
                              "'albumentations' (a list of transform entries) and optional "
@@ -392,8 +390,7 @@ def _build_entries(entries: Sequence[Mapping[str, Any]], where: str) -> list[Any
         transform_class = getattr(A, name, None)
         if not (isinstance(transform_class, type)
                 and issubclass(transform_class, (A.BasicTransform, A.BaseCompose))):
-            close = difflib.get_close_matches(name, _transform_names(), n=3)
-            hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            hint = did_you_mean(name, _transform_names(), n=3)
             raise ValueError(f"{here}: {name!r} is not an albumentations transform.{hint} "
                              "Names are the class names of the albumentations package "
                              "(albumentations.HorizontalFlip, ...).")

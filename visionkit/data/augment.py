@@ -49,7 +49,7 @@ import tensorflow as tf
 
 from visionkit.data import transforms
 from visionkit.data.albumentations_bridge import check_compose, is_albumentations
-from visionkit.tasks import Task
+from visionkit.vocabulary import Task
 
 __all__ = ["AugmentationPlan", "FlipAndJitter", "Geometric", "PRESETS", "RandomResizedCrop",
            "build_augmenter", "check_augment", "plan_augmentation", "preset_layers"]
@@ -227,7 +227,7 @@ class AugmentationPlan:
 
         Example:
 
-        >>> from visionkit.tasks import get_task
+        >>> from visionkit.vocabulary import get_task
         >>> plan = plan_augmentation("standard", get_task("detection"))
         >>> finish = plan.batch_function(get_task("detection"), include_crop=False)
         >>> batch = {"images": tf.zeros([1, 8, 8, 3]), "bounding_boxes": {
@@ -389,7 +389,7 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
 
     Example:
 
-    >>> from visionkit.tasks import get_task
+    >>> from visionkit.vocabulary import get_task
     >>> augmenter = build_augmenter("geometric", get_task("classification"))
     >>> batch = {"images": tf.fill([2, 8, 8, 3], 100.0), "labels": tf.constant([0, 1])}
     >>> augmenter(batch)["labels"].numpy().tolist()
@@ -453,7 +453,7 @@ def plan_augmentation(augment: Any, task: Task, seed: int | None = None) -> Augm
 
     Example:
 
-    >>> from visionkit.tasks import get_task
+    >>> from visionkit.vocabulary import get_task
     >>> plan = plan_augmentation("standard", get_task("classification"))
     >>> plan.crop.scale, plan.seeded
     ((0.35, 1.0), True)

@@ -21,11 +21,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from visionkit.errors import DataError
+from visionkit.vocabulary import BOX_PADDING
 
 __all__ = ["BoxReport", "check_boxes", "cxcywh_to_xyxy", "pad_boxes", "xywh_to_xyxy"]
 
 # Padding value of unused box rows and their labels (Keras 3's own convention).
-PAD_VALUE = -1
+PAD_VALUE = BOX_PADDING
 # Boxes narrower or lower than this (pixels) after clipping become padding.
 MIN_BOX_SIDE = 1.0
 

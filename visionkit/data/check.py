@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 
 from visionkit.errors import DataError, VisionkitError
+from visionkit.plot._figure import new_figure
+from visionkit.vocabulary import IGNORE_INDEX
 
 __all__ = ["check", "detect_kind", "format_report"]
 
@@ -191,7 +193,7 @@ def _count(data, report: dict[str, Any]) -> None:
                 aspects += (width / np.maximum(height, 1e-6)).tolist()
             else:
                 mask = example["segmentation_masks"]
-                per_class += np.bincount(mask[mask != 255].reshape(-1),
+                per_class += np.bincount(mask[mask != IGNORE_INDEX].reshape(-1),
                                          minlength=len(names))[:len(names)]
         seen[split] = keys
         entry: dict[str, Any] = {"images": images}
@@ -213,8 +215,6 @@ def _count(data, report: dict[str, Any]) -> None:
 
 
 def _figure(report: Mapping[str, Any], path: str) -> str:
-    from visionkit.plot._figure import new_figure
-
     panels = 1 + (report["box_sides"] is not None) * 2
     figure = new_figure(5 * panels, 4)
     axes = figure.subplots(1, panels, squeeze=False)[0]

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.class_counts import class_counts
+
 __all__ = ["class_balanced"]
 
 # Shuffle buffer of each class's stream (as the pipeline's default buffer).
@@ -74,8 +76,6 @@ def class_balanced(data: Any, classes_per_batch: int = 8, images_per_class: int 
         ValueError: for a data set that is not single-label classification, P or K below
             2, or fewer than P classes with images in the training split.
     """
-    from visionkit.train.balance import class_counts
-
     if getattr(data.task, "name", None) != "classification":
         raise ValueError(f"Expected a single-label classification data set; received a "
                          f"{getattr(data.task, 'name', type(data).__name__)!r} data set.")

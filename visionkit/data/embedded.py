@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Sequence
 
 import numpy as np
 
 from visionkit.data.arrays import from_arrays
 from visionkit.data.pipeline import Data
+from visionkit.vocabulary import did_you_mean, get_task
 
 __all__ = ["digits", "shapes"]
 
@@ -110,7 +110,7 @@ def shapes(
             first ones of the list above), or None for all five. Defaults to None.
         validation_split: stratified fraction held out. Defaults to 0.2.
         batch_size: examples per batch, or None for the task's
-            (`visionkit.train.defaults.TASK_DEFAULTS`: 8 for "segmentation", else 32).
+            (`Task.batch_size`: 8 for "segmentation", else 32).
             Defaults to None.
         augment: augmentation of the train split (see `Data`). Defaults to "none".
         noise: standard deviation of the pixel noise in 0..255 units. Defaults to 8.0.
@@ -144,15 +144,12 @@ def shapes(
                 f"shapes(task={task!r}) is not available yet: the generator already draws "
                 f"masks and boxes, but only task={_SHAPES_AVAILABLE_TASKS[0]!r} is exposed "
                 "for now.")
-        close = difflib.get_close_matches(str(task), _SHAPES_TASKS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(task, _SHAPES_TASKS)
         raise ValueError(f"Unknown task {task!r} for shapes.{hint} Expected one of "
                          f"{_SHAPES_AVAILABLE_TASKS} (planned: {_SHAPES_TASKS}).")
     names = resolve_shape_classes(classes)
     if batch_size is None:
-        from visionkit.train.defaults import TASK_DEFAULTS
-
-        batch_size = TASK_DEFAULTS[task].batch_size
+        batch_size = get_task(task).batch_size
     if task == "detection":
         from visionkit.data.detection import detection_from_arrays
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from visionkit.data.split import split_indices
+from visionkit.errors import DataError
 
 __all__ = ["SPLIT_FOLDER_NAMES", "split_folders", "assign_splits", "announce_random_split",
            "announce_no_validation"]
@@ -62,15 +63,11 @@ def split_folders(directory: str) -> dict[str, str] | None:
         if split is None:
             return None
         if split in found:
-            from visionkit.errors import DataError
-
             raise DataError(f"Expected one folder per split in {directory!r}; received "
                             f"{found[split]!r} and {name!r} for the {split} split.")
         found[split] = name
     if "train" not in found:
         if found:
-            from visionkit.errors import DataError
-
             raise DataError(f"{directory!r} holds only the split folder(s) "
                             f"{sorted(found.values())}; expected a train/ folder next to "
                             "them (a model is trained on train/; val/ and test/ are held "

@@ -32,10 +32,10 @@ from collections.abc import Mapping
 import numpy as np
 
 from visionkit.errors import DataError, DataWarning
+from visionkit.vocabulary import IGNORE_INDEX
 
 __all__ = ["IGNORE_INDEX", "value_table", "is_binary", "check_inferred_classes"]
 
-IGNORE_INDEX = 255
 # An inferred class count this large or larger is checked for gaps and specks.
 SUSPICIOUS_CLASS_COUNT = 10
 # A class covering less than this share of all mask pixels is a "speck" class.

@@ -43,11 +43,10 @@ from visionkit.data.pipeline import Data
 from visionkit.data.preprocessing import Preprocessing
 from visionkit.data.split import split_indices
 from visionkit.errors import BadFileError, DataError, DataWarning, format_file_list
+from visionkit.vocabulary import IGNORE_INDEX
 
 __all__ = ["IGNORE_INDEX", "mask_folder", "segmentation_from_arrays", "check_masks"]
 
-# Mask value of pixels left out of losses and metrics.
-IGNORE_INDEX = 255
 # Mask files: lossless formats only (JPEG would blur class ids).
 MASK_EXTENSIONS = (".png", ".bmp", ".gif")
 # How many offending values / examples an error message lists.

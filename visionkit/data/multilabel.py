@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
+from visionkit.vocabulary import get_task
 
 __all__ = ["multilabel_from_lists", "multilabel_csv", "multi_hot", "LABEL_SEPARATORS"]
 
@@ -125,8 +126,6 @@ def multilabel_from_lists(images: np.ndarray, label_lists: Sequence[Sequence[Any
     Raises:
         ValueError: for mismatched lengths, bad image arrays or unknown labels.
     """
-    from visionkit.tasks.multilabel import MultiLabelClassification
-
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"Expected images [N, H, W, 3]; received shape {images.shape}.")
@@ -149,7 +148,7 @@ def multilabel_from_lists(images: np.ndarray, label_lists: Sequence[Sequence[Any
 
         return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
 
-    return Data(task=MultiLabelClassification(threshold), class_names=names, image_size=size,
+    return Data(task=get_task("multilabel", threshold=threshold), class_names=names, image_size=size,
                 train_examples=examples(train), val_examples=examples(val) if len(val) else None,
                 train_size=len(train), val_size=len(val), batch_size=batch_size,
                 augment=augment, seed=seed)
@@ -217,8 +216,6 @@ def multilabel_csv(path: str | os.PathLike, images_dir: str | os.PathLike | None
     from visionkit.data.decoding import FileDecoder
     from visionkit.data.files import scan_image_files
     from visionkit.data.preprocessing import Preprocessing
-    from visionkit.tasks.multilabel import MultiLabelClassification
-
     path = os.fspath(path)
     folder = os.fspath(images_dir) if images_dir is not None else \
         os.path.dirname(os.path.abspath(path))
@@ -255,7 +252,7 @@ def multilabel_csv(path: str | os.PathLike, images_dir: str | os.PathLike | None
 
     val_examples = records(val).map(decoder, num_parallel_calls=tf.data.AUTOTUNE) \
         if len(val) else None
-    return Data(task=MultiLabelClassification(threshold), class_names=names, image_size=size,
+    return Data(task=get_task("multilabel", threshold=threshold), class_names=names, image_size=size,
                 train_examples=records(train).map(decoder, num_parallel_calls=tf.data.AUTOTUNE),
                 val_examples=val_examples, train_size=len(train), val_size=len(val),
                 batch_size=batch_size, augment=augment, seed=seed,

@@ -26,7 +26,7 @@ from visionkit.data.augment import (
     check_augment,
     plan_augmentation,
 )
-from visionkit.tasks import Task, get_task
+from visionkit.vocabulary import Task, get_task
 
 __all__ = ["Data", "AUTOTUNE", "SPLITS"]
 

@@ -24,12 +24,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from collections.abc import Sequence
 
 import cv2
 import numpy as np
+
+from visionkit.vocabulary import did_you_mean
 
 __all__ = ["SHAPE_NAMES", "ShapeScenes", "generate_shapes", "resolve_shape_classes"]
 
@@ -127,8 +128,7 @@ def resolve_shape_classes(classes: int | Sequence[str] | None) -> tuple[str, ...
     names = tuple(str(name) for name in classes)
     for name in names:
         if name not in SHAPE_NAMES:
-            close = difflib.get_close_matches(name, SHAPE_NAMES, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, SHAPE_NAMES)
             raise ValueError(f"Unknown shape {name!r} in classes.{hint} Expected names from "
                              f"{SHAPE_NAMES}.")
     if len(set(names)) != len(names):

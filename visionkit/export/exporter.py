@@ -26,7 +26,7 @@ from visionkit.export import verify as verification
 from visionkit.export import versions as version_layout
 from visionkit.export.metadata import build_metadata, to_json_value, write_assets
 from visionkit.export.signatures import ServingModule, serving_signatures
-from visionkit.tasks import Task, get_task
+from visionkit.vocabulary import Task, get_task
 
 if TYPE_CHECKING:
     from visionkit.data.pipeline import Data

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.preprocessing import Preprocessing
 from visionkit.export.metadata import read_metadata
 from visionkit.export.versions import resolve_version_dir, version_of
 
@@ -105,8 +106,6 @@ class Predictor:
         this model receives (e.g. for `vk.interpret`). None for exports written before
         visionkit recorded it (they decode as stored, bilinear without antialiasing).
         """
-        from visionkit.data.preprocessing import Preprocessing
-
         block = self.metadata.get("preprocessing")
         return Preprocessing.from_dict(block) if block is not None else None
 

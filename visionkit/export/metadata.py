@@ -24,6 +24,8 @@ import platform
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from visionkit.version import __version__
+
 __all__ = ["build_metadata", "write_assets", "read_metadata", "to_json_value",
            "LABELS_FILE", "METADATA_FILE", "ASSETS_DIR", "FORMAT_NAME", "FORMAT_VERSION",
            "SIGNATURE_NAMES"]
@@ -74,8 +76,6 @@ def to_json_value(value: Any, name: str = "value") -> Any:
 def _library_versions() -> dict[str, str]:
     import keras
     import tensorflow as tf
-
-    from visionkit.version import __version__
 
     return {"visionkit": __version__, "tensorflow": tf.__version__,
             "keras": keras.__version__, "python": platform.python_version()}

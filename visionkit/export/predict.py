@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.export.loader import DEFAULT_BATCH_SIZE, Predictor, load
+from visionkit.vocabulary import get_task
 
 __all__ = ["predict_files", "format_predictions"]
 
@@ -80,15 +81,10 @@ def predict_files(path: str | os.PathLike | Predictor,
             outputs.setdefault(key, []).append(value)
     arrays = {key: np.concatenate(values) for key, values in outputs.items()}
 
-    if _is_classification(arrays):
-        return _classification_results(files, arrays["probabilities"], arrays["class_id"],
-                                        predictor.class_names, int(top_k))
-    from visionkit.tasks import get_task
-
     task = get_task(predictor.task)
     folder = os.fspath(out_dir) if out_dir is not None else None
     return [task.prediction_result(file, {key: value[index] for key, value in arrays.items()},
-                                   predictor.class_names, folder)
+                                   predictor.class_names, folder, top_k=int(top_k))
             for index, file in enumerate(files)]
 
 
@@ -123,32 +119,6 @@ def format_predictions(results: Sequence[dict[str, Any]]) -> str:
 def _read(file: str) -> bytes:
     with open(file, "rb") as handle:
         return handle.read()
-
-
-def _is_classification(outputs: dict[str, np.ndarray]) -> bool:
-    probabilities = outputs.get("probabilities")
-    class_id = outputs.get("class_id")
-    return (probabilities is not None and class_id is not None and probabilities.ndim == 2
-            and class_id.ndim == 1)
-
-
-def _classification_results(files: list[str], probabilities: np.ndarray,
-                            class_ids: np.ndarray, class_names: list[str],
-                            top_k: int) -> list[dict[str, Any]]:
-    top_k = min(top_k, probabilities.shape[-1])
-    results = []
-    for file, row, class_id in zip(files, probabilities, class_ids):
-        order = np.argsort(-row, kind="stable")[:top_k]
-        top = [{"class_id": int(i), "class_name": _name(class_names, int(i)),
-                "probability": float(row[i])} for i in order]
-        results.append({"file": file, "class_id": int(class_id),
-                        "class_name": _name(class_names, int(class_id)),
-                        "probability": float(row[class_id]), "top": top})
-    return results
-
-
-def _name(class_names: list[str], class_id: int) -> str:
-    return class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id)
 
 
 def _decode_failure(files: list[str], encoded: list[bytes], error: Exception) -> str:

@@ -35,7 +35,7 @@ import keras
 import tensorflow as tf
 
 from visionkit.data.preprocessing import Preprocessing
-from visionkit.tasks import Task
+from visionkit.vocabulary import Task
 
 __all__ = ["ServingModule", "IMAGES_SPEC", "ENCODED_IMAGES_SPEC", "resize_images",
            "serving_signatures", "SIGNATURE_NAMES"]

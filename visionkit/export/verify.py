@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.data.preprocessing import Preprocessing
-from visionkit.tasks import Task
+from visionkit.vocabulary import Task
 
 if TYPE_CHECKING:
     from visionkit.data.pipeline import Data

@@ -56,6 +56,7 @@ from visionkit.interpret.layers import (
     graph_of,
     spatial_layer_names,
 )
+from visionkit.models.detection import is_detector
 
 __all__ = ["ModelAdapter", "OutputHead", "adapt", "check_images", "output_head"]
 
@@ -196,8 +197,6 @@ class ModelAdapter:
 
     def __init__(self, model: keras.Model, output: str | int | None = None,
                  require_output: bool = True):
-        from visionkit.models.detection import is_detector
-
         if not isinstance(model, keras.Model):
             raise ArgumentError("model", f"Expected a keras.Model; received "
                                 f"{type(model).__name__}.")

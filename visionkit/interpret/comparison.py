@@ -41,6 +41,7 @@ import numpy as np
 from visionkit.interpret import metrics as faithfulness
 from visionkit.interpret.adapter import adapt
 from visionkit.interpret.checks import ArgumentError
+from visionkit.plot._figure import new_figure, save
 
 __all__ = ["METHODS", "METRICS", "Comparison", "compare"]
 
@@ -144,8 +145,6 @@ class Comparison:
         Returns:
             The path written, or the matplotlib Figure when `path` is None.
         """
-        from visionkit.plot._figure import new_figure, save
-
         methods, metric_names = self._grid()
         figure = new_figure(3.2 * max(1, len(metric_names)), 0.35 * len(methods) + 1.6)
         for index, metric in enumerate(metric_names):

@@ -26,6 +26,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from visionkit import plot
+
 __all__ = ["ErrorAnalysis", "cell_page_name", "error_analysis"]
 
 _CELL_DIR = "cells"
@@ -87,7 +89,6 @@ def error_analysis(model: keras.Model, data: Any, out_dir: str | os.PathLike,
     Raises:
         ValueError: when `data` is not a classification set with integer labels `[N]`.
     """
-    from visionkit import plot
     from visionkit.interpret.attributions import grad_cam
 
     task = getattr(data, "task", None)

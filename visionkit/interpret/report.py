@@ -21,6 +21,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from visionkit import plot
 from visionkit.interpret.activations import activations, weights
 from visionkit.interpret.attributions import grad_cam
 from visionkit.interpret.dream import deep_dream
@@ -86,7 +87,6 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
     """
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
-    from visionkit import plot
 
     sections: list[tuple[str, str, str]] = []
     fragments: list[tuple[str, str]] = []  # (title, HTML) shown before the pictures

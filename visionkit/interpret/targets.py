@@ -27,6 +27,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from visionkit.vocabulary import TASKS, get_task
+
 __all__ = ["ClassScore", "DetectionScore", "SegmentationScore", "Target", "resolve_target",
            "target_key"]
 
@@ -328,8 +330,6 @@ def resolve_target(model: keras.Model, target: Any = None, task: Any = None) -> 
     Raises:
         ValueError: for a target out of range or a model no task explains.
     """
-    from visionkit.tasks import TASKS, get_task
-
     if isinstance(target, Target):
         target.check(model)
         return target

@@ -31,7 +31,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import os
 import shutil
@@ -47,6 +46,7 @@ from typing import Any
 import keras
 
 from visionkit.errors import VisionkitError
+from visionkit.vocabulary import did_you_mean
 
 __all__ = [
     "CacheNotWritableError",
@@ -199,8 +199,7 @@ def get_pretrained(name: str) -> PretrainedWeights:
         ValueError: for an unknown name, with close matches.
     """
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(str(name), _REGISTRY, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, _REGISTRY, n=3, cutoff=0.5)
         raise ValueError(f"Unknown pretrained weights {name!r}.{hint} Known names: "
                          f"{', '.join(available_pretrained())}.")
     return _REGISTRY[name]

@@ -13,12 +13,13 @@ True
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import keras
+
+from visionkit.vocabulary import did_you_mean
 
 __all__ = ["register", "get", "available", "build", "ModelEntry"]
 
@@ -61,8 +62,7 @@ def get(name: str) -> ModelEntry:
         ValueError: for an unknown name, with close matches and the known names.
     """
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, _REGISTRY, n=3, cutoff=0.5)
         raise ValueError(
             f"Unknown model {name!r}.{hint} Known models: {', '.join(sorted(_REGISTRY))}.")
     return _REGISTRY[name]

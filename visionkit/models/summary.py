@@ -44,13 +44,14 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import re
 from dataclasses import dataclass
 
 import keras
 import numpy as np
+
+from visionkit.vocabulary import did_you_mean
 
 __all__ = ["LayerSummary", "ModelSummary", "OPTIMIZER_COPIES", "summary"]
 
@@ -264,8 +265,7 @@ def _optimizer_copies(optimizer: str | keras.optimizers.Optimizer) -> tuple[int,
                          f"an optimizer of type {type(optimizer).__name__}.")
     key = str(optimizer).lower()
     if key not in OPTIMIZER_COPIES:
-        close = difflib.get_close_matches(key, OPTIMIZER_COPIES, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(key, OPTIMIZER_COPIES, n=3, cutoff=0.5)
         raise ValueError(f"Unknown optimizer {optimizer!r}.{hint} Expected one of "
                          f"{', '.join(sorted(OPTIMIZER_COPIES))} or an optimizer instance.")
     return OPTIMIZER_COPIES[key], key

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.tasks.base import Task, ends_in_probabilities, predict_dataset
+from visionkit.interpret.targets import ClassScore
+from visionkit.plot import confusion_matrix as plot_confusion_matrix
+from visionkit.tasks.explained import ExplainedTask
+from visionkit.vocabulary import ends_in_probabilities, predict_dataset, register_task
 
 __all__ = ["Classification"]
 
 
-class Classification(Task):
+@register_task
+class Classification(ExplainedTask):
     """Image classification: one integer label per image.
 
     Batches are `(images float32 [B,H,W,C], labels int32 [B])`. The model ends in a
@@ -82,20 +87,31 @@ class Classification(Task):
         result["confusion_matrix"] = matrix.astype(int).tolist()
         return result
 
+    def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
+                          class_names: list[str], out_dir: str | None = None,
+                          top_k: int = 3) -> dict[str, Any]:
+        """The predicted class, its probability and the `top_k` most probable classes."""
+        probabilities = np.asarray(outputs["probabilities"])
+        class_id = int(outputs["class_id"])
+        order = np.argsort(-probabilities, kind="stable")[:min(int(top_k), len(probabilities))]
+        top = [{"class_id": int(i), "class_name": _name(class_names, int(i)),
+                "probability": float(probabilities[i])} for i in order]
+        return {"file": file, "class_id": class_id,
+                "class_name": _name(class_names, class_id),
+                "probability": float(probabilities[class_id]), "top": top}
+
     def explains(self, model: keras.Model) -> bool:
         return len(model.outputs[0].shape) == 2
 
     def explain_target(self, model: keras.Model, target: Any = None) -> Any:
-        from visionkit.interpret.targets import ClassScore
-
         return ClassScore.for_model(model, target)
 
     def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
-                        out_dir: str) -> list[str]:
-        import os
-
-        from visionkit.plot import confusion_matrix as plot_confusion_matrix
-
+                        out_dir: str, examples: Any = None) -> list[str]:
         path = os.path.join(out_dir, "confusion_matrix.png")
         plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), class_names, path)
         return [path]
+
+
+def _name(class_names: list[str], class_id: int) -> str:
+    return class_names[class_id] if 0 <= class_id < len(class_names) else str(class_id)

@@ -9,9 +9,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.tasks.base import Task
+from visionkit.data.boxes import clip_box_batch
+from visionkit.interpret.targets import DetectionScore
+from visionkit.models.detection import (
+    VisionkitRetinaNet,
+    compile_detector,
+    decode,
+    forward_function,
+    is_detector,
+)
+from visionkit.models.detection.anchors import anchor_centres
+from visionkit.plot.boxes import draw_detections, ground_truth_vs_predictions
+from visionkit.tasks.explained import ExplainedTask
+from visionkit.train.callbacks import MeanAveragePrecisionCallback
+from visionkit.train.detection_metrics import coco_map
+from visionkit.vocabulary import register_task
 
-__all__ = ["Detection", "MeanAveragePrecisionCallback", "anchor_centres"]
+__all__ = ["Detection"]
 
 # Validation images drawn into the ground truth vs predictions figure.
 PLOTTED_IMAGES = 8
@@ -19,7 +33,8 @@ PLOTTED_IMAGES = 8
 DRAW_SCORE_THRESHOLD = 0.3
 
 
-class Detection(Task):
+@register_task
+class Detection(ExplainedTask):
     """Object detection with the YOLOv8 or RetinaNet detectors of `vk.models`.
 
     Batches are `(images float32 [B,H,W,3], {"boxes": float32 [B,N,4] xyxy pixels,
@@ -52,8 +67,6 @@ class Detection(Task):
     def compile(self, model: keras.Model, optimizer: keras.optimizers.Optimizer,
                 num_classes: int, loss: Any = None, metrics: Any = None,
                 jit_compile: bool = False) -> None:
-        from visionkit.models.detection import compile_detector
-
         if metrics:
             raise ValueError("Detectors take no compile-time metrics; mAP is computed by "
                              "vk.train.evaluate and reported every `map_every` epochs. "
@@ -64,8 +77,6 @@ class Detection(Task):
                          classification_loss=classification_loss)
 
     def finish_augmented(self, batch: dict, image_size: tuple[int, int]) -> dict:
-        from visionkit.data.boxes import clip_box_batch
-
         targets = batch.get(self.target_key)
         if targets is None:
             return batch
@@ -74,8 +85,6 @@ class Detection(Task):
 
     def serving_outputs(self, outputs: Any, image_sizes: tf.Tensor,
                         model: keras.Model) -> dict[str, tf.Tensor]:
-        from visionkit.models.detection import decode
-
         detections = decode(model, outputs)
         height, width = model.input_shape[1:3]
         sizes = tf.cast(image_sizes, tf.float32)  # [B, 2] (height, width) of the sent images
@@ -93,8 +102,6 @@ class Detection(Task):
                 ) -> tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]],
                            list[np.ndarray]]:
         """Ground truth, detections and images of every example of a batched dataset."""
-        from visionkit.models.detection import forward_function
-
         forward = forward_function(model)
         truths, guesses, images_seen = [], [], []
         for images, targets in dataset:
@@ -115,22 +122,20 @@ class Detection(Task):
 
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset,
                  class_names: list[str]) -> dict[str, Any]:
-        from visionkit.train.detection_metrics import coco_map
+        return self.evaluate_with_examples(model, dataset, class_names)[0]
 
+    def evaluate_with_examples(self, model: keras.Model, dataset: tf.data.Dataset,
+                               class_names: list[str]) -> tuple[dict[str, Any], Any]:
+        """COCO mAP (pycocotools) and a few images with their true and predicted boxes."""
         truths, guesses, images = self.predict(model, dataset)
         result = coco_map(truths, guesses, class_names=class_names or None)
         result["num_examples"] = result.pop("num_images")
-        # A few validation images for plot_evaluation, kept on the task object rather
-        # than in the (JSON) metrics.
-        self._examples = (np.asarray(images, np.uint8), truths[:len(images)],
-                          guesses[:len(images)])
-        return result
+        examples = (np.asarray(images, np.uint8), truths[:len(images)],
+                    guesses[:len(images)])
+        return result, examples
 
     def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
-                        out_dir: str) -> list[str]:
-        from visionkit.plot.boxes import ground_truth_vs_predictions
-
-        examples = getattr(self, "_examples", None)
+                        out_dir: str, examples: Any = None) -> list[str]:
         if examples is None or not len(examples[0]):
             return []
         path = os.path.join(out_dir, "detections.png")
@@ -139,8 +144,8 @@ class Detection(Task):
         return [path]
 
     def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
-                          class_names: list[str], out_dir: str | None = None
-                          ) -> dict[str, Any]:
+                          class_names: list[str], out_dir: str | None = None,
+                          top_k: int = 3) -> dict[str, Any]:
         """Lists the detections and draws them into `<stem>_detections.png`.
 
         The PNG (in `out_dir`, default: the image's folder) shows the boxes with class
@@ -148,8 +153,6 @@ class Detection(Task):
         pixels of the image sent), `class_id`, `class_name` and `score`.
         """
         from PIL import Image
-
-        from visionkit.plot.boxes import draw_detections
 
         count = int(outputs["num_detections"])
         boxes = np.asarray(outputs["boxes"])[:count]
@@ -173,8 +176,6 @@ class Detection(Task):
                 "summary": f"{listed} (score >= {DRAW_SCORE_THRESHOLD}) -> {drawing}"}
 
     def explains(self, model: keras.Model) -> bool:
-        from visionkit.models.detection import is_detector
-
         return is_detector(model)
 
     def explain_target(self, model: keras.Model, target: Any = None) -> Any:
@@ -183,9 +184,6 @@ class Detection(Task):
         `target` may also be a dict `{"class_id": ..., "box": [x1, y1, x2, y2]}`: then
         only the anchors whose centre lies in the box (pixels of the model's input) count.
         """
-        from visionkit.interpret.targets import DetectionScore
-        from visionkit.models.detection import VisionkitRetinaNet
-
         options = dict(target) if isinstance(target, dict) else {"class_id": target}
         unknown = sorted(set(options) - {"class_id", "box"})
         if unknown:
@@ -200,84 +198,8 @@ class Detection(Task):
     def callbacks(self, data: Any) -> list[keras.callbacks.Callback]:
         if self.map_every < 1 or getattr(data, "val", None) is None:
             return []
-        return [MeanAveragePrecisionCallback(data.val, list(data.class_names), self.map_every)]
+        return [MeanAveragePrecisionCallback(data.val, list(data.class_names), self.predict,
+                                             self.map_every)]
 
     def __repr__(self) -> str:
         return f"Detection(map_every={self.map_every})"
-
-
-# Strides of the detectors' anchor levels: YOLOv8 predicts on P3..P5, RetinaNet on P3..P7.
-_YOLO_V8_STRIDES = (8, 16, 32)
-_RETINANET_STRIDES = (8, 16, 32, 64, 128)
-
-
-def anchor_centres(model: keras.Model) -> np.ndarray:
-    """(x, y) pixel centres `[A, 2]` of a detector's anchors, in its outputs' order.
-
-    Both keras-cv heads lay anchors out level by level (finest first), row by row, with
-    centres at `(index + 0.5) * stride`; RetinaNet has several anchors per position
-    (consecutive), YOLOv8 one.
-
-    Args:
-        model: a visionkit detector.
-
-    Returns:
-        float32 NumPy `[A, 2]`.
-    """
-    from visionkit.models.detection import VisionkitRetinaNet
-
-    height, width = (int(v) for v in model.input_shape[1:3])
-    strides = _RETINANET_STRIDES if isinstance(model, VisionkitRetinaNet) else _YOLO_V8_STRIDES
-    levels = [(np.arange(-(-height // s)) + 0.5) * s for s in strides]
-    columns = [(np.arange(-(-width // s)) + 0.5) * s for s in strides]
-    positions = sum(len(r) * len(c) for r, c in zip(levels, columns))
-    if isinstance(model, VisionkitRetinaNet):
-        # The static output shape of keras-cv's RetinaNet can be wrong; its anchors are not.
-        generated = model.anchor_generator(image_shape=tuple(model.input_shape[1:]))
-        anchors = sum(int(level.shape[0]) for level in generated.values())
-    else:
-        anchors = int(model.outputs[-1].shape[1])
-    per_position = anchors // positions
-    if per_position * positions != anchors:
-        raise ValueError(f"Model {model.name!r} has {anchors} anchors, not a multiple of its "
-                         f"{positions} positions on strides {strides}.")
-    centres = [np.repeat(np.stack(np.meshgrid(c, r), -1).reshape(-1, 2), per_position, axis=0)
-               for r, c in zip(levels, columns)]
-    return np.concatenate(centres).astype(np.float32)
-
-
-class MeanAveragePrecisionCallback(keras.callbacks.Callback):
-    """Adds `val_map` and `val_map50` (pycocotools) to the logs every `every` epochs.
-
-    Args:
-        dataset: the batched validation dataset.
-        class_names: names of the classes.
-        every: epochs between evaluations (the last epoch of a run may be skipped; the
-            final evaluation of `fit` covers it). Defaults to 5.
-
-    Attributes:
-        latest: the last computed `{"val_map": ..., "val_map50": ...}`.
-    """
-
-    def __init__(self, dataset: tf.data.Dataset, class_names: list[str], every: int = 5
-                 ) -> None:
-        super().__init__()
-        self.dataset = dataset
-        self.class_names = class_names
-        self.every = int(every)
-
-        self.latest = {"val_map": float("nan"), "val_map50": float("nan")}
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if (epoch + 1) % self.every == 0:
-            from visionkit.train.detection_metrics import coco_map
-
-            truths, guesses, _ = Detection().predict(self.model, self.dataset)
-            result = coco_map(truths, guesses)
-            self.latest = {"val_map": result["map"], "val_map50": result["map50"]}
-            print(f"\nEpoch {epoch + 1}: val_map={result['map']:.4f} "
-                  f"val_map50={result['map50']:.4f}")
-        if logs is not None:
-            # Logged every epoch (the latest value, NaN before the first evaluation), so
-            # that CSV logs, which fix their columns on the first epoch, keep the column.
-            logs.update(self.latest)

@@ -9,7 +9,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.tasks.base import Task, predict_dataset
+from visionkit.train.metric_losses import TripletLoss
+from visionkit.train.retrieval_metrics import recall_at_k, verification_auc
+from visionkit.vocabulary import Task, predict_dataset, register_task
 
 __all__ = ["Embedding", "RECALL_KS"]
 
@@ -17,6 +19,7 @@ __all__ = ["Embedding", "RECALL_KS"]
 RECALL_KS = (1, 5)
 
 
+@register_task
 class Embedding(Task):
     """Metric learning: images in, L2-normalised embeddings out.
 
@@ -49,8 +52,6 @@ class Embedding(Task):
     outputs_are_classes = False
 
     def loss(self, model: keras.Model) -> keras.losses.Loss:
-        from visionkit.train.metric_losses import TripletLoss
-
         return TripletLoss(mining="batch_hard", name="loss")
 
     def metrics(self, num_classes: int) -> list[keras.metrics.Metric]:
@@ -63,8 +64,6 @@ class Embedding(Task):
 
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset,
                  class_names: list[str]) -> dict[str, Any]:
-        from visionkit.train.retrieval_metrics import recall_at_k, verification_auc
-
         labels, embeddings = predict_dataset(model, dataset)
         if embeddings.ndim != 2:
             raise ValueError("Expected an embedding model with outputs of shape [batch, "

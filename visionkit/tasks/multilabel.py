@@ -9,7 +9,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.tasks.base import Task, ends_in_probabilities, predict_dataset
+from visionkit.interpret.targets import ClassScore
+from visionkit.tasks.explained import ExplainedTask
+from visionkit.vocabulary import ends_in_probabilities, predict_dataset, register_task
 
 __all__ = ["MultiLabelClassification", "DEFAULT_THRESHOLD"]
 
@@ -17,7 +19,8 @@ __all__ = ["MultiLabelClassification", "DEFAULT_THRESHOLD"]
 DEFAULT_THRESHOLD = 0.5
 
 
-class MultiLabelClassification(Task):
+@register_task
+class MultiLabelClassification(ExplainedTask):
     """Multi-label classification: each class is present or absent on its own.
 
     Batches are `(images float32 [B,H,W,C], labels float32 [B,K])`, the labels
@@ -97,8 +100,8 @@ class MultiLabelClassification(Task):
         return multilabel_scores(labels, probabilities, names, self.threshold)
 
     def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
-                          class_names: list[str], out_dir: str | None = None
-                          ) -> dict[str, Any]:
+                          class_names: list[str], out_dir: str | None = None,
+                          top_k: int = 3) -> dict[str, Any]:
         probabilities = np.asarray(outputs["probabilities"], np.float64)
         present = [name for name, p in zip(class_names, probabilities) if p >= self.threshold]
         shown = ", ".join(f"{name} {p:.2f}" for name, p in zip(class_names, probabilities)
@@ -111,8 +114,6 @@ class MultiLabelClassification(Task):
         return len(model.outputs[0].shape) == 2
 
     def explain_target(self, model: keras.Model, target: Any = None) -> Any:
-        from visionkit.interpret.targets import ClassScore
-
         return ClassScore(target)
 
     def __repr__(self) -> str:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.tasks.base import Task, ends_in_probabilities
+from visionkit.interpret.targets import SegmentationScore
+from visionkit.plot import confusion_matrix as plot_confusion_matrix
+from visionkit.plot.masks import overlay_mask, segmentation_grid
+from visionkit.tasks.explained import ExplainedTask
+from visionkit.train import segmentation_metrics as seg
+from visionkit.train.losses import SegmentationCrossEntropy
+from visionkit.train.segmentation_metrics import PixelAccuracy, SegmentationMeanIoU
+from visionkit.vocabulary import IGNORE_INDEX, ends_in_probabilities, register_task
 
 __all__ = ["Segmentation", "SEGMENTATION_PLOT_EXAMPLES", "MASK_PADDING"]
 
@@ -18,7 +26,8 @@ SEGMENTATION_PLOT_EXAMPLES = 4
 MASK_PADDING = -1
 
 
-class Segmentation(Task):
+@register_task
+class Segmentation(ExplainedTask):
     """Semantic segmentation: one class id per pixel.
 
     Batches are `(images float32 [B,H,W,C], segmentation_masks int32 [B,H,W])`, with 255
@@ -47,20 +56,16 @@ class Segmentation(Task):
     monitor = "val_mean_iou"
     monitor_mode = "max"
     output_rank = 4
-
-    def __init__(self) -> None:
-        # The last evaluation keeps a few examples for `plot_evaluation` to draw.
-        self._plot_examples: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    # Every image carries thousands of labelled pixels: a batch of 8 still averages the
+    # loss over 32,768 of them at 64x64, with four times the steps of 32 per epoch
+    # (see `visionkit.train.defaults`).
+    batch_size = 8
 
     def loss(self, model: keras.Model) -> keras.losses.Loss:
-        from visionkit.train.losses import SegmentationCrossEntropy
-
         return SegmentationCrossEntropy(from_logits=not ends_in_probabilities(model),
                                         name="loss")
 
     def metrics(self, num_classes: int) -> list[keras.metrics.Metric]:
-        from visionkit.train.segmentation_metrics import PixelAccuracy, SegmentationMeanIoU
-
         return [PixelAccuracy(num_classes), SegmentationMeanIoU(num_classes)]
 
     def prepare_augmented(self, batch: dict) -> dict:
@@ -80,7 +85,6 @@ class Segmentation(Task):
         """Back to int32 class ids `[B,H,W]`; pixels filled by a warp become 255."""
         if self.target_key not in batch:
             return batch
-        from visionkit.train.losses import IGNORE_INDEX
 
         shifted = tf.cast(tf.round(tf.cast(batch[self.target_key], tf.float32)), tf.int32)
         shifted = shifted[..., 0]
@@ -112,8 +116,12 @@ class Segmentation(Task):
 
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset,
                  class_names: list[str]) -> dict[str, Any]:
-        from visionkit.train import segmentation_metrics as seg
+        return self.evaluate_with_examples(model, dataset, class_names)[0]
 
+    def evaluate_with_examples(self, model: keras.Model, dataset: tf.data.Dataset,
+                               class_names: list[str]) -> tuple[dict[str, Any], Any]:
+        """Mean IoU, Dice and pixel accuracy, and a few images with true and predicted
+        masks."""
         num_classes = int(model.outputs[0].shape[-1])
         if len(model.outputs[0].shape) != 4:
             raise ValueError("Expected a segmentation model with outputs [batch, height, "
@@ -137,7 +145,7 @@ class Segmentation(Task):
                                  predicted.numpy()[:room]))
         if not count:
             raise ValueError("Cannot evaluate on an empty dataset: it yielded no batches.")
-        self._plot_examples = tuple(np.stack(parts) for parts in zip(*kept))
+        examples = tuple(np.stack(parts) for parts in zip(*kept))
         names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         ious = seg.iou_per_class(matrix)
         dices = seg.dice_per_class(matrix)
@@ -150,11 +158,11 @@ class Segmentation(Task):
                                for n, v in zip(names, dices)},
             "confusion_matrix": matrix.astype(int).tolist(),
             "num_examples": count,
-        }
+        }, examples
 
     def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
-                          class_names: list[str], out_dir: str | None = None
-                          ) -> dict[str, Any]:
+                          class_names: list[str], out_dir: str | None = None,
+                          top_k: int = 3) -> dict[str, Any]:
         """Crops the served mask to the image; writes `<stem>_mask.png` and `_overlay.png`.
 
         The mask PNG holds the class ids as 8-bit grey levels (at the image's own size);
@@ -162,11 +170,7 @@ class Segmentation(Task):
         Both go to `out_dir` (default: the image's folder). The result lists the files
         and the fraction of the image's pixels per predicted class.
         """
-        import os
-
         from PIL import Image
-
-        from visionkit.plot.masks import overlay_mask
 
         height, width = (int(v) for v in np.asarray(outputs["image_size"]))
         mask = np.asarray(outputs["mask"])[:height, :width]
@@ -192,22 +196,15 @@ class Segmentation(Task):
 
     def explain_target(self, model: keras.Model, target: Any = None) -> Any:
         """The mean probability of class `target` over the pixels predicted as it."""
-        from visionkit.interpret.targets import SegmentationScore
-
         return SegmentationScore(target, from_logits=not ends_in_probabilities(model))
 
     def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
-                        out_dir: str) -> list[str]:
-        import os
-
-        from visionkit.plot import confusion_matrix as plot_confusion_matrix
-        from visionkit.plot.masks import segmentation_grid
-
+                        out_dir: str, examples: Any = None) -> list[str]:
         paths = [plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), class_names,
                                        os.path.join(out_dir, "confusion_matrix.png"),
                                        title="Pixel confusion matrix (rows: true class)")]
-        if self._plot_examples is not None:
-            images, true_masks, predicted = self._plot_examples
+        if examples is not None:
+            images, true_masks, predicted = examples
             paths.append(segmentation_grid(images, true_masks, predicted, class_names,
                                            os.path.join(out_dir, "segmentation_examples.png")))
         return paths

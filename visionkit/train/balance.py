@@ -33,7 +33,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.class_counts import class_counts
 from visionkit.train.losses import IGNORE_INDEX
+from visionkit.vocabulary import ends_in_probabilities
 
 __all__ = ["ClassWeightedCrossEntropy", "resolve_class_weights", "class_counts",
            "balanced_sampling", "class_weighted_loss", "apply_sampling", "SAMPLINGS"]
@@ -93,29 +95,6 @@ class ClassWeightedCrossEntropy(keras.losses.Loss):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "class_weights": self.class_weights,
                 "from_logits": self.from_logits, "ignore_index": self.ignore_index}
-
-
-def _labels(examples: tf.data.Dataset, key: str) -> tf.data.Dataset:
-    return examples.map(lambda example: tf.reshape(tf.cast(example[key], tf.int64), [-1]),
-                        num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def class_counts(data: Any) -> np.ndarray:
-    """Training examples (classification) or pixels (segmentation) per class, int64 `[k]`.
-
-    Reads labels from the cheap records when the source has them (no decoding), else
-    from the examples; pixels marked 255 are not counted.
-    """
-    key = data.task.target_key
-    source = data.train_records if data.train_records is not None and key in \
-        data.train_records.element_spec else data.train_examples
-    counts = np.zeros(data.num_classes, np.int64)
-    for labels in _labels(source, key).batch(256):
-        values = labels.flat_values.numpy() if hasattr(labels, "flat_values") \
-            else labels.numpy().ravel()
-        values = values[(values >= 0) & (values < data.num_classes)]
-        counts += np.bincount(values, minlength=data.num_classes)
-    return counts
 
 
 def resolve_class_weights(class_weight: str | Mapping | Sequence[float],
@@ -235,8 +214,6 @@ def class_weighted_loss(model: keras.Model, data: Any,
         ValueError: for a task other than classification or segmentation, or a bad
             `class_weight` (see `resolve_class_weights`).
     """
-    from visionkit.tasks.base import ends_in_probabilities
-
     _check_task(data, "class_weight")
     if isinstance(class_weight, str):
         weights = resolve_class_weights(class_weight, class_counts(data), data.class_names,

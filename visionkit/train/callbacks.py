@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from typing import Any
 
 import keras
 import tensorflow as tf
 
 from visionkit.errors import VisionkitError
+from visionkit.train.detection_metrics import coco_map
 
-__all__ = ["EpochTensorBoard", "StopOnNonFiniteLoss", "NonFiniteLossError", "BestCheckpoint"]
+__all__ = ["EpochTensorBoard", "StopOnNonFiniteLoss", "NonFiniteLossError", "BestCheckpoint",
+           "MeanAveragePrecisionCallback"]
 
 
 class EpochTensorBoard(keras.callbacks.Callback):
@@ -198,3 +201,43 @@ def read_best_record(path: str | os.PathLike) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
+
+
+class MeanAveragePrecisionCallback(keras.callbacks.Callback):
+    """Adds `val_map` and `val_map50` (pycocotools) to the logs every `every` epochs.
+
+    Args:
+        dataset: the batched validation dataset.
+        class_names: names of the classes.
+        predict: `predict(model, dataset) -> (truths, guesses, images)`, the detection
+            task's `predict`: per image, dicts of true and detected boxes (xyxy pixels),
+            classes and (for guesses) scores.
+        every: epochs between evaluations (the last epoch of a run may be skipped; the
+            final evaluation of `fit` covers it). Defaults to 5.
+
+    Attributes:
+        latest: the last computed `{"val_map": ..., "val_map50": ...}`.
+    """
+
+    def __init__(self, dataset: tf.data.Dataset, class_names: list[str],
+                 predict: Callable[[keras.Model, tf.data.Dataset], tuple], every: int = 5
+                 ) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.predict = predict
+        self.class_names = class_names
+        self.every = int(every)
+
+        self.latest = {"val_map": float("nan"), "val_map50": float("nan")}
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if (epoch + 1) % self.every == 0:
+            truths, guesses, _ = self.predict(self.model, self.dataset)
+            result = coco_map(truths, guesses)
+            self.latest = {"val_map": result["map"], "val_map50": result["map50"]}
+            print(f"\nEpoch {epoch + 1}: val_map={result['map']:.4f} "
+                  f"val_map50={result['map50']:.4f}")
+        if logs is not None:
+            # Logged every epoch (the latest value, NaN before the first evaluation), so
+            # that CSV logs, which fix their columns on the first epoch, keep the column.
+            logs.update(self.latest)

@@ -28,7 +28,7 @@ Where the values come from:
   epochs (boxes that leave the image are dropped by translation).
 - Epochs: 10 for classification, 12 for segmentation, 20 for detection (what the
   embedded data sets need at these rates; see the README's table).
-- Batch size (`batch_size`, read by `vk.data.shapes` when it is given none): 32, and 8
+- Batch size (the task's `batch_size`, read by `vk.data.shapes` when it is given none): 32, and 8
   for segmentation, where every image carries thousands of labelled pixels, so a batch
   of 8 still averages the loss over 32,768 of them at 64x64, and four times as many steps
   fit in the same epochs (U-Net with 16 filters on 1,024 shapes images: mean IoU
@@ -63,8 +63,6 @@ class TaskDefaults:
         augment: the augmentation preset of the train split.
         schedule: the learning-rate schedule ("cosine": warmup, then cosine decay).
         max_warmup_epochs: the warmup is `min(max_warmup_epochs, epochs / 10)` epochs.
-        batch_size: examples per batch of the task's embedded data (`vk.data.shapes`
-            without a `batch_size`).
     """
 
     epochs: int
@@ -73,7 +71,6 @@ class TaskDefaults:
     augment: str = "light"
     schedule: str = "cosine"
     max_warmup_epochs: float = 3.0
-    batch_size: int = 32
 
 
 _ADAPTIVE = {"adam": 3e-3, "adamw": 3e-3, "rmsprop": 1e-3, "adagrad": 1e-2}
@@ -86,7 +83,7 @@ TASK_DEFAULTS: dict[str, TaskDefaults] = {
     "multilabel": TaskDefaults(epochs=10, learning_rates={**_ADAPTIVE, "sgd": 0.05},
                                weight_decay=_DECAY, augment="light"),
     "segmentation": TaskDefaults(epochs=12, learning_rates={**_ADAPTIVE, "sgd": 0.05},
-                                 weight_decay=_DECAY, augment="light", batch_size=8),
+                                 weight_decay=_DECAY, augment="light"),
     "detection": TaskDefaults(epochs=20, learning_rates={**_ADAPTIVE, "adam": 2e-3,
                                                          "adamw": 2e-3, "sgd": 0.01},
                               weight_decay=_DECAY, augment="none"),

@@ -56,6 +56,7 @@ import keras
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
+from visionkit.models import build as build_model
 from visionkit.train.checks import check_model_against_data, final_activation
 from visionkit.train.wrapper import TrainingWrapper
 
@@ -249,8 +250,6 @@ def distill(teacher: keras.Model, student: keras.Model | str | Callable[[], kera
             model = rebuild_model(student, keras.config.dtype_policy().name,
                                   force=tf.distribute.has_strategy())
         elif isinstance(student, str):
-            from visionkit.models import build as build_model
-
             model = build_model(student, input_shape=data.input_shape,
                                 num_classes=data.num_classes, **(model_kwargs or {}))
         else:
@@ -290,7 +289,6 @@ def distill_from_recipe(recipe: Any, data: Data, run_dir: str | None) -> Callabl
 def teacher_from_recipe(recipe: Any, data: Data, run_dir: str | None) -> keras.Model:
     """The recipe's teacher: loaded from `distill.teacher.checkpoint`, or built and
     trained first on the same data (run directory `RUN_DIR/teacher`)."""
-    from visionkit.models import build as build_model
     from visionkit.train.fit import fit
 
     spec = recipe.distill.teacher

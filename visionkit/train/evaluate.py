@@ -8,10 +8,12 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from visionkit.attacks import parse_attack
 from visionkit.data.pipeline import Data
-from visionkit.tasks import Task, get_task
+from visionkit.train.adversarial import adversarial_dataset, check_attack_task
+from visionkit.vocabulary import Task, get_task
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "evaluate_with_examples"]
 
 
 def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
@@ -57,6 +59,20 @@ def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
     >>> sorted(vk.train.evaluate(model, data))[:2]
     ['accuracy', 'confusion_matrix']
     """
+    return evaluate_with_examples(model, data, task=task, class_names=class_names,
+                                  split=split, attack=attack, seed=seed)[0]
+
+
+def evaluate_with_examples(model: keras.Model, data: Data | tf.data.Dataset, *,
+                           task: str | Task | None = None,
+                           class_names: Sequence[str] | None = None, split: str = "val",
+                           attack: dict[str, Any] | None = None, seed: int | None = 0
+                           ) -> tuple[dict[str, Any], Any]:
+    """`evaluate`'s metrics and the examples the task's figures draw (or None).
+
+    Same arguments and errors as `evaluate`; `vk.train.fit` hands the examples to the
+    task's `plot_evaluation`.
+    """
     if isinstance(data, Data):
         batches = data.split(split)
         if batches is None and split == "test":
@@ -76,13 +92,11 @@ def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
 
 def _evaluate(task: Task, model: keras.Model, batches: tf.data.Dataset,
               class_names: list[str], attack: dict[str, Any] | None,
-              seed: int | None) -> dict[str, Any]:
+              seed: int | None) -> tuple[dict[str, Any], Any]:
     if attack is None:
-        return task.evaluate(model, batches, class_names)
-    from visionkit.attacks import parse_attack
-    from visionkit.train.adversarial import adversarial_dataset, check_attack_task
-
+        return task.evaluate_with_examples(model, batches, class_names)
     settings = parse_attack(attack, "attack")
     check_attack_task(task, "evaluate(attack=...)")
     attacked = adversarial_dataset(model, batches, settings, task.loss(model), seed)
-    return {**task.evaluate(model, attacked, class_names), "attack": settings.describe()}
+    metrics, examples = task.evaluate_with_examples(model, attacked, class_names)
+    return {**metrics, "attack": settings.describe()}, examples

@@ -3,14 +3,17 @@
 `fit(..., explain_every=N)` adds it: every `N` epochs it computes Grad-CAM of the
 predicted class on the same few validation images and writes each image with its heat map
 blended over it as one TensorBoard image summary (tag `grad_cam`, step = epoch), so a
-user sees in TensorBoard where the model looks as it learns. Interpretation is imported
-when the callback first runs, so `visionkit.train` does not import `visionkit.interpret`.
+user sees in TensorBoard where the model looks as it learns. The heat maps come from the
+`explain` function it is handed (`fit` hands it the task's `explain_heatmaps`, Grad-CAM
+through `visionkit.interpret`), so `visionkit.train` does not import the interpretation
+package above it.
 
 Example:
 
 >>> import numpy as np, tempfile, visionkit as vk
 >>> model = vk.models.build("simple_cnn", (16, 16, 3), 3, filters=(4, 8))
->>> callback = ExplainCallback(np.zeros((2, 16, 16, 3)), tempfile.mkdtemp(), every=1)
+>>> callback = ExplainCallback(np.zeros((2, 16, 16, 3)), tempfile.mkdtemp(), every=1,
+...                            explain=vk.interpret.grad_cam)
 >>> callback.set_model(model)
 >>> callback.on_epoch_end(0)
 >>> callback.logged_epochs
@@ -20,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -54,7 +58,8 @@ class ExplainCallback(keras.callbacks.Callback):
         images: `[N, H, W, C]` raw pixels (a few validation images).
         log_dir: TensorBoard folder (the run's `tensorboard/explain`).
         every: log after every this many epochs (>= 1).
-        task: the task whose target Grad-CAM explains. Defaults to None (the model's).
+        explain: `explain(model, images) -> [N, H, W]` heat maps in 0..1 (e.g.
+            `vk.interpret.grad_cam`, or a task's `explain_heatmaps`).
 
     Attributes:
         logged_epochs: the (1-based) epochs logged so far.
@@ -63,7 +68,8 @@ class ExplainCallback(keras.callbacks.Callback):
         ValueError: naming `every` (not an integer >= 1) or `images` (not `[N, H, W, C]`).
     """
 
-    def __init__(self, images: Any, log_dir: str | os.PathLike, every: int, task: Any = None):
+    def __init__(self, images: Any, log_dir: str | os.PathLike, every: int, *,
+                 explain: Callable[[keras.Model, np.ndarray], Any]):
         super().__init__()
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise ValueError(f"Expected explain_every as an integer >= 1 (epochs between "
@@ -75,16 +81,14 @@ class ExplainCallback(keras.callbacks.Callback):
         self.images = images
         self.log_dir = os.fspath(log_dir)
         self.every = int(every)
-        self.task = task
+        self.explain = explain
         self.logged_epochs: list[int] = []
         self._writer = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if (epoch + 1) % self.every:
             return
-        from visionkit.interpret.attributions import grad_cam
-
-        maps = grad_cam(self.model, self.images, task=self.task)
+        maps = np.asarray(self.explain(self.model, self.images))
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         with self._writer.as_default():

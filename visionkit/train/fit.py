@@ -13,6 +13,8 @@ import keras
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
+from visionkit.models import build
+from visionkit.plot import curves
 from visionkit.train.balance import apply_sampling, class_weighted_loss
 from visionkit.train.best import BestWeights
 from visionkit.train.callbacks import (
@@ -32,7 +34,8 @@ from visionkit.train.distribute import (
     resolve_strategy,
     through_data_service,
 )
-from visionkit.train.evaluate import evaluate as evaluate_model
+from visionkit.train.evaluate import evaluate_with_examples
+from visionkit.train.explain_callback import ExplainCallback, explain_images
 from visionkit.train.fine_tune import fine_tune_fit, parse_fine_tune
 from visionkit.train.keras_compat import distributed_fit_fixes
 from visionkit.train.optimizers import DEFAULT_LEARNING_RATES, make_optimizer
@@ -318,14 +321,13 @@ def fit(
         directory, monitor, mode, early_stopping, schedule, checkpoint, tensorboard,
         backup) + ([best_weights] if best_weights else []) + list(callbacks)
     if explain_every is not None:
-        from visionkit.train.explain_callback import ExplainCallback, explain_images
-
         if run_dir is None:
             raise ValueError(f"explain_every={explain_every!r} logs to the run's TensorBoard "
                              f"folder: give a run_dir.")
         if directory is not None:
             callback_list.append(ExplainCallback(explain_images(data), os.path.join(
-                directory.tensorboard, "explain"), explain_every, task=task))
+                directory.tensorboard, "explain"), explain_every,
+                explain=task.explain_heatmaps))
     callback_list = order_for_resume(callback_list)  # the backup restores after the others
     resume_at = first_epoch(directory.backup) if directory is not None and backup else 0
 
@@ -357,8 +359,9 @@ def fit(
     weights_epoch = int(restored["epoch"]) if restored else epochs_run
 
     results: dict[str, Any] = {}
+    examples = None
     if evaluate and val is not None:
-        results = evaluate_model(model, data)
+        results, examples = evaluate_with_examples(model, data)
     figures: list[str] = []
     if directory is not None:
         results_to_write = {**results, "epochs": epochs_run, "weights_epoch": weights_epoch}
@@ -366,12 +369,11 @@ def fit(
             results_to_write["best"] = read_best_record(directory.path("checkpoints", "best.json"))
         directory.write_json("metrics.json", results_to_write)
         if plots:
-            from visionkit.plot import curves
-
             figures.append(curves(history_values, directory.path("curves.png"),
                                   title=f"{model.name} on {task.name}"))
             if results:
-                figures += task.plot_evaluation(results, list(data.class_names), directory.root)
+                figures += task.plot_evaluation(results, list(data.class_names), directory.root,
+                                                examples=examples)
     best = directory.best_checkpoint if directory is not None and checkpoint else None
     return Run(model=model, history=history_values, metrics=results,
                run_dir=directory.root if directory is not None else None, plots=figures,
@@ -441,8 +443,6 @@ def _materialize(model: ModelSpec, data: Data, policy: str, force_rebuild: bool,
     keras.config.set_dtype_policy(policy)
     try:
         if isinstance(model, str):
-            from visionkit.models import build
-
             # Embedding models have no class outputs (no num_classes).
             classes = data.num_classes if getattr(data.task, "outputs_are_classes", True) \
                 else None

@@ -11,10 +11,13 @@ step, in two places:
    with `strategy.reduce("MEAN", value, axis=0)`; a scalar has no axis 0 ("Invalid
    reduction dimension 0 for input with 0 dimensions").
 
-`distributed_fit_fixes(model)` applies both fixes while a `fit` runs: the model builds
-from the first replica's local part of the batch, and scalar logs are averaged over the
-replicas with `axis=None`, which is what Keras means to compute. Everything else in the
-step is Keras's own. Outside the block, Keras is as it was.
+`distributed_fit_fixes(model)` applies both fixes while a `fit` runs under a multi-worker
+strategy, and only then: the model builds from the first replica's local part of the
+batch, and scalar logs are averaged over the replicas with `axis=None`, which is what
+Keras means to compute. Everything else in the step is Keras's own. On one worker
+(every other strategy, or none) Keras is left untouched. This is the one module of
+visionkit that reaches into `keras.src`; it is tested against the Keras releases
+pyproject.toml allows.
 """
 
 from __future__ import annotations
@@ -77,8 +80,8 @@ def _maybe_symbolic_build(self: keras.Model, iterator: Any = None, data_batch: A
 def distributed_fit_fixes(model: keras.Model) -> Iterator[None]:
     """Within the block, `model.fit` works under MultiWorkerMirroredStrategy too.
 
-    Without a strategy, nothing changes. The model and Keras are left as they were
-    afterwards.
+    Unless `model` trains under a multi-worker strategy, nothing changes. The model and
+    Keras are left as they were afterwards.
 
     Example:
 
@@ -86,11 +89,12 @@ def distributed_fit_fixes(model: keras.Model) -> Iterator[None]:
     >>> model = keras.Sequential([keras.layers.Dense(2)])
     >>> with distributed_fit_fixes(model):
     ...     "_maybe_symbolic_build" in vars(model)
-    True
-    >>> "_maybe_symbolic_build" in vars(model)
     False
     """
     global _active
+    if not _is_multi_worker(model.distribute_strategy):
+        yield
+        return
     vars(model)["_maybe_symbolic_build"] = types.MethodType(_maybe_symbolic_build, model)
     with _lock:
         _active += 1

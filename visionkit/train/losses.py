@@ -26,11 +26,11 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from visionkit.vocabulary import IGNORE_INDEX
+
 __all__ = ["IGNORE_INDEX", "SegmentationCrossEntropy", "DiceLoss", "FocalLoss",
            "CrossEntropyDice"]
 
-# Masks mark pixels to leave out of losses and metrics with this value (DESIGN.md).
-IGNORE_INDEX = 255
 # Keeps probabilities away from 0 before logarithms.
 _EPSILON = 1e-7
 

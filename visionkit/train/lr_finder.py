@@ -23,6 +23,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from visionkit.models import build
+from visionkit.plot._figure import new_figure, save
+
 __all__ = ["LearningRateRange", "find_learning_rate", "SUGGESTIONS"]
 
 SUGGESTIONS = ("minimum", "steepest")
@@ -58,8 +61,6 @@ class LearningRateRange:
         Returns:
             The path written, or the matplotlib `Figure` when `path` is None.
         """
-        from visionkit.plot._figure import new_figure, save
-
         figure = new_figure(6, 4)
         axes = figure.add_subplot(1, 1, 1)
         axes.plot(self.rates, self.losses, color="0.75", linewidth=1, label="loss per step")
@@ -190,8 +191,6 @@ def find_learning_rate(
     if method not in SUGGESTIONS:
         raise ValueError(f"Unknown method {method!r}; expected one of {SUGGESTIONS}.")
     if isinstance(model, str):
-        from visionkit.models import build
-
         model = build(model, input_shape=data.input_shape, num_classes=data.num_classes,
                       **(model_kwargs or {}))
     rates = float(min_lr) * (float(max_lr) / float(min_lr)) ** (

@@ -8,7 +8,6 @@ any backbone (DESIGN.md, principle 7). Each backbone owns its family's preproces
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from visionkit.models.backbones.weights import (
 )
 from visionkit.models.common import raw_image_input
 from visionkit.models.pretrained import fetch, find_pretrained, is_published_file
+from visionkit.vocabulary import did_you_mean
 
 __all__ = ["BACKBONE_MIN_SIZE", "available_backbones", "build_backbone", "backbone_features"]
 
@@ -95,8 +95,7 @@ def available_backbones() -> list[str]:
 
 def _entry(name: str) -> _BackboneEntry:
     if name not in _BACKBONES:
-        close = difflib.get_close_matches(str(name), _BACKBONES, n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, _BACKBONES, n=3, cutoff=0.5)
         raise ValueError(f"Unknown backbone {name!r}.{hint} Known backbones: "
                          f"{', '.join(available_backbones())}.")
     return _BACKBONES[name]

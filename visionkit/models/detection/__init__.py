@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from visionkit.models.detection.anchors import anchor_centres
 from visionkit.models.detection.detectors import (
     BOX_FORMAT,
     YOLO_V8_SIZES,
@@ -35,7 +36,7 @@ from visionkit.models.detection.detectors import (
 from visionkit.models.detection.pyramid_backbone import PyramidBackbone
 
 __all__ = ["BOX_FORMAT", "PyramidBackbone", "VisionkitRetinaNet", "VisionkitYOLOV8Detector",
-           "YOLO_V8_SIZES", "compile_detector", "decode", "detect", "detection_backbone",
+           "YOLO_V8_SIZES", "anchor_centres", "compile_detector", "decode", "detect", "detection_backbone",
            "forward_function",
            "is_detector", "retinanet", "yolov8"]
 

@@ -24,6 +24,7 @@ from typing import Any
 import keras
 import keras_cv
 
+from visionkit import vocabulary
 from visionkit.models.backbones.weights import (
     check_weights,
     describe_weights_mismatch,
@@ -37,7 +38,7 @@ __all__ = ["YOLO_V8_SIZES", "VisionkitRetinaNet", "VisionkitYOLOV8Detector", "re
            "yolov8", "detection_backbone", "BOX_FORMAT"]
 
 # Boxes are xyxy pixels everywhere in visionkit (DESIGN.md, principle 2).
-BOX_FORMAT = "xyxy"
+BOX_FORMAT = vocabulary.BOX_FORMAT
 
 # keras-cv's YOLOv8 backbone sizes: (stackwise_channels, stackwise_depth). Their parameter
 # counts equal those keras-cv publishes for its presets (1,277,680 for "xs" ...

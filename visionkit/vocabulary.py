@@ -1,0 +1,276 @@
+"""The words every visionkit package shares: batch keys, mask and box conventions, tasks.
+
+This module is the leaf of visionkit's layering: it imports no other visionkit package, and
+`data`, `train`, `export` and `interpret` import it instead of each other. It holds
+
+- the batch keys of the one batch vocabulary (Keras 3's own): `IMAGES`, `LABELS`,
+  `SEGMENTATION_MASKS`, `BOUNDING_BOXES` (a dict of `BOXES` and `LABELS`);
+- `IGNORE_INDEX` (255), the mask value left out of losses and metrics;
+- `BOX_FORMAT` ("xyxy" in pixels) and `BOX_PADDING` (-1), the padding of unused box rows
+  and their labels;
+- the `Task` protocol and the task table: `register_task` (used by the concrete task
+  objects in `visionkit.tasks`) and `get_task`, which the lower packages call to reach the
+  task a `Data` or an export names.
+
+Example:
+
+>>> import visionkit  # registers the concrete tasks
+>>> from visionkit.vocabulary import get_task, IGNORE_INDEX
+>>> get_task("segmentation").target_key, IGNORE_INDEX
+('segmentation_masks', 255)
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["BOUNDING_BOXES", "BOXES", "BOX_FORMAT", "BOX_PADDING", "IGNORE_INDEX", "IMAGES",
+           "LABELS", "SEGMENTATION_MASKS", "TASKS", "Task", "did_you_mean",
+           "ends_in_probabilities", "get_task", "predict_dataset", "register_task"]
+
+# Batch keys.
+IMAGES = "images"
+LABELS = "labels"
+SEGMENTATION_MASKS = "segmentation_masks"
+BOUNDING_BOXES = "bounding_boxes"
+BOXES = "boxes"
+
+# Mask value of pixels left out of losses and metrics.
+IGNORE_INDEX = 255
+# Boxes: corners (x1, y1, x2, y2) in pixels; unused rows and their labels hold -1.
+BOX_FORMAT = "xyxy"
+BOX_PADDING = -1
+
+
+def did_you_mean(name: Any, known: Iterable[str], n: int = 1, cutoff: float = 0.6) -> str:
+    """" Did you mean 'x'?" naming the closest of `known` to `name`, or "" when none is close.
+
+    Every "unknown name" error of visionkit (models, backbones, tasks, recipe fields,
+    transforms) ends its message with this.
+
+    Args:
+        name: the name a user gave.
+        known: the valid names.
+        n: how many close names to offer at most.
+        cutoff: `difflib.get_close_matches`'s similarity cutoff (0..1).
+
+    Example:
+
+    >>> did_you_mean("segmentaton", ["classification", "segmentation"])
+    " Did you mean 'segmentation'?"
+    >>> did_you_mean("xyz", ["classification"])
+    ''
+    """
+    close = difflib.get_close_matches(str(name), list(known), n=n, cutoff=cutoff)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+_PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
+
+
+def ends_in_probabilities(model: keras.Model) -> bool:
+    """Whether `model`'s last layer applies softmax or sigmoid.
+
+    Builders end in a layer named after their output with `activation="softmax"` (the
+    default) or `activation=None` for logits. Losses and served outputs use this to decide
+    whether to apply softmax themselves.
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        True if the final layer's activation is softmax or sigmoid.
+    """
+    layer = model.layers[-1]
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return False
+    name = getattr(activation, "__name__", str(activation))
+    return name in _PROBABILITY_ACTIVATIONS
+
+
+class Task:
+    """Base class of the task objects.
+
+    Attributes:
+        name: the task's name as recipes and metadata spell it.
+        target_key: the batch key of the training target ("labels", ...).
+        monitor: the validation quantity checkpoints and early stopping watch.
+        monitor_mode: "max" or "min".
+        output_rank: the rank of the model's output `fit` checks before training (2:
+            `[batch, classes]`, 4: `[batch, height, width, classes]`), or None.
+        batch_size: examples per batch of the task's embedded data when none is given
+            (`vk.data.shapes`).
+    """
+
+    name: str = ""
+    target_key: str = ""
+    monitor: str = "val_loss"
+    monitor_mode: str = "min"
+    output_rank: int | None = None
+    # Examples per batch of the task's embedded data when none is given (`vk.data.shapes`).
+    batch_size: int = 32
+
+    def loss(self, model: keras.Model) -> keras.losses.Loss:
+        raise NotImplementedError
+
+    def metrics(self, num_classes: int) -> list[keras.metrics.Metric]:
+        raise NotImplementedError
+
+    # The box format augmentation layers are told about (None: the task has no boxes).
+    bounding_box_format: str | None = None
+
+    def compile(self, model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                num_classes: int, loss: Any = None, metrics: Any = None,
+                jit_compile: bool = False) -> None:
+        """Compiles `model` for this task (`vk.train.fit` asks the task).
+
+        The default compiles with `loss` (or the task's `loss(model)`) and `metrics` (or
+        the task's `metrics(num_classes)`).
+        """
+        model.compile(optimizer=optimizer,
+                      loss=loss if loss is not None else self.loss(model),
+                      metrics=list(metrics) if metrics is not None else self.metrics(num_classes),
+                      jit_compile=jit_compile)
+
+    def prepare_augmented(self, batch: dict) -> dict:
+        """Graph code run on each batch before augmentation layers (e.g. shape masks)."""
+        return batch
+
+    def finish_augmented(self, batch: dict, image_size: tuple[int, int]) -> dict:
+        """Graph code run on each batch after augmentation (e.g. clip moved boxes)."""
+        return batch
+
+    def callbacks(self, data: Any) -> list[keras.callbacks.Callback]:
+        """Extra callbacks `vk.train.fit` adds for this task (e.g. periodic mAP)."""
+        return []
+
+    def serving_outputs(self, outputs: tf.Tensor, image_sizes: tf.Tensor,
+                        model: keras.Model) -> dict[str, tf.Tensor]:
+        """Turns a model's raw outputs into the served tensors (inside a tf.function)."""
+        raise NotImplementedError
+
+    def evaluate(self, model: keras.Model, dataset: tf.data.Dataset,
+                 class_names: list[str]) -> dict[str, Any]:
+        """The task's metrics of `model` on `dataset` (a JSON-ready dict)."""
+        raise NotImplementedError
+
+    def evaluate_with_examples(self, model: keras.Model, dataset: tf.data.Dataset,
+                               class_names: list[str]) -> tuple[dict[str, Any], Any]:
+        """`evaluate`'s metrics and the examples its figures draw (None: no examples).
+
+        The task object keeps nothing: the examples go back to the caller, which hands
+        them to `plot_evaluation`. By default: `evaluate`'s metrics and no examples.
+        """
+        return self.evaluate(model, dataset, class_names), None
+
+    def plot_evaluation(self, metrics: dict[str, Any], class_names: list[str],
+                        out_dir: str, examples: Any = None) -> list[str]:
+        """Writes the task's evaluation figures to `out_dir`; returns their paths.
+
+        Args:
+            metrics: what `evaluate` returned.
+            class_names: the class names.
+            out_dir: the folder of the figures.
+            examples: the examples `evaluate_with_examples` returned, or None.
+        """
+        return []
+
+    def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
+                          class_names: list[str], out_dir: str | None = None,
+                          top_k: int = 3) -> dict[str, Any]:
+        """One image's served outputs as `visionkit predict` reports them.
+
+        Args:
+            file: the image file that was sent.
+            outputs: that image's served arrays (without the batch axis).
+            class_names: the exported class names.
+            out_dir: a folder for files the task writes per image (e.g. masks), or None.
+            top_k: how many of the most probable classes a classifier lists.
+
+        Returns:
+            A dict with at least `file`; a `summary` string, when present, is what the
+            CLI prints for the image.
+        """
+        return {"file": file, "outputs": outputs}
+
+    def explains(self, model: keras.Model) -> bool:
+        """Whether this task's explanation targets fit `model`'s outputs."""
+        return False
+
+    def explain_heatmaps(self, model: keras.Model, images: Any) -> np.ndarray:
+        """Grad-CAM heat maps `[N, H, W]` in 0..1 of this task's target on `images`
+        (what `fit(explain_every=...)` logs)."""
+        raise NotImplementedError(f"Task {self.name!r} has no explanation heat maps yet.")
+
+    def explain_target(self, model: keras.Model, target: Any = None) -> Any:
+        """The `visionkit.interpret.targets.Target` explaining `target` (None: predicted)."""
+        raise NotImplementedError(f"Task {self.name!r} has no explanation target yet.")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def predict_dataset(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Runs `model` over a batched `(images, targets)` dataset.
+
+    Returns:
+        `(targets, outputs)` as NumPy arrays concatenated over batches.
+    """
+
+    @tf.function(reduce_retracing=True)
+    def forward(images):
+        return model(images, training=False)
+
+    targets, outputs = [], []
+    for images, batch_targets in dataset:
+        outputs.append(np.asarray(forward(images)))
+        targets.append(np.asarray(batch_targets))
+    if not outputs:
+        raise ValueError("Cannot evaluate on an empty dataset: it yielded no batches.")
+    return np.concatenate(targets), np.concatenate(outputs)
+
+
+TASKS: dict[str, type[Task]] = {}
+
+
+def register_task(cls: type[Task]) -> type[Task]:
+    """Class decorator: lists a `Task` subclass under its `name` for `get_task`.
+
+    Raises:
+        ValueError: when another class already holds the name.
+    """
+    holder = TASKS.get(cls.name)
+    if holder is not None and holder is not cls:
+        raise ValueError(f"Task name {cls.name!r} is taken by {holder.__qualname__}.")
+    TASKS[cls.name] = cls
+    return cls
+
+
+def get_task(task: str | Task, **options: Any) -> Task:
+    """Returns the task object for a name (or the object itself).
+
+    Args:
+        task: a task name ("classification", "segmentation", "detection", "multilabel")
+            or a `Task`, returned as it is.
+        **options: keyword arguments of the task's class (e.g. `threshold=` of
+            "multilabel"); only with a name.
+
+    Raises:
+        ValueError: for an unknown task name, listing the known ones.
+    """
+    if isinstance(task, Task):
+        if options:
+            raise ValueError(f"Task options {sorted(options)} need a task name; received "
+                             f"the task object {task!r}.")
+        return task
+    if task not in TASKS:
+        raise ValueError(f"Unknown task {task!r}.{did_you_mean(task, TASKS)} "
+                         f"Known tasks: {sorted(TASKS)}.")
+    return TASKS[task](**options)
