@@ -83,6 +83,17 @@ def test_own_classifier_is_flat_and_shares_the_backbone_layers():
     assert classifier.get_layer("avg_pool").input.shape == backbone.output["P5"].shape
 
 
+@pytest.mark.parametrize(("side", "stem_pool", "p5_side"), [
+    (64, True, 2), (64, False, 4), (127, False, 8), (224, True, 7)])
+def test_resnet_stem_pool_sets_the_last_map(side, stem_pool, p5_side):
+    """With the stem's max pool, 1/32 of the input (224 -> 7, the paper's); without it,
+    1/16: 64 -> 32 (stride-2 stem) -> 32 -> 16 -> 8 -> 4, and 127 -> 64 -> ... -> 8."""
+    model = vk.models.build("resnet18", (side, side, 3), NUM_CLASSES, width_multiplier=0.125,
+                            stem_pool=stem_pool)
+    assert model.get_layer("avg_pool").input.shape[1:3] == (p5_side, p5_side)
+    assert any(layer.name == "pool1_pool" for layer in model.layers) == stem_pool
+
+
 def test_application_classifier_nests_its_backbone():
     model = vk.models.build("mobilenet_v3_small", (32, 32, 3), NUM_CLASSES,
                             width_multiplier=0.35)
