@@ -83,6 +83,17 @@ def test_own_classifier_is_flat_and_shares_the_backbone_layers():
     assert classifier.get_layer("avg_pool").input.shape == backbone.output["P5"].shape
 
 
+@pytest.mark.parametrize(("side", "stem_pool", "p5_side"), [
+    (64, True, 2), (64, False, 4), (127, False, 8), (224, True, 7)])
+def test_resnet_stem_pool_sets_the_last_map(side, stem_pool, p5_side):
+    """With the stem's max pool, 1/32 of the input (224 -> 7, the paper's); without it,
+    1/16: 64 -> 32 (stride-2 stem) -> 32 -> 16 -> 8 -> 4, and 127 -> 64 -> ... -> 8."""
+    model = vk.models.build("resnet18", (side, side, 3), NUM_CLASSES, width_multiplier=0.125,
+                            stem_pool=stem_pool)
+    assert model.get_layer("avg_pool").input.shape[1:3] == (p5_side, p5_side)
+    assert any(layer.name == "pool1_pool" for layer in model.layers) == stem_pool
+
+
 def test_application_classifier_nests_its_backbone():
     model = vk.models.build("mobilenet_v3_small", (32, 32, 3), NUM_CLASSES,
                             width_multiplier=0.35)
@@ -189,12 +200,23 @@ def test_application_classifier_takes_grey_images_nowhere():
 
 def test_lenet5_paper_layers_without_batch_norm():
     """The paper's C1..F6 parameter counts (with full C3 connections, 3 input channels):
-    C1 (5*5*3+1)*6, C3 (5*5*6+1)*16, C5 (5*5*16+1)*120, F6 (120+1)*84, output (84+1)*10."""
+    C1 (5*5*3+1)*6, C3 (5*5*6+1)*16, C5 (5*5*16+1)*120, F6 (120+1)*84, output (84+1)*10;
+    its tanh and average subsampling. The default's modern layers: batch norm after
+    every convolution and F6, ReLU and max pooling."""
     paper = vk.models.build("lenet5", (28, 28, 3), 10, batch_norm=False)
     expected = (76 * 6) + (151 * 16) + (401 * 120) + (121 * 84) + (85 * 10)
     assert paper.count_params() == expected
     assert not any(isinstance(layer, keras.layers.BatchNormalization)
                    for layer in paper.layers)
+    assert {paper.get_layer(name).get_config()["activation"]
+            for name in ("c1", "c3", "c5", "f6")} == {"tanh"}
+    assert isinstance(paper.get_layer("s2"), keras.layers.AveragePooling2D)
     default = vk.models.build("lenet5", (28, 28, 3), 10)
     assert [layer.name for layer in default.layers
-            if isinstance(layer, keras.layers.BatchNormalization)] == ["c1_bn", "c3_bn", "c5_bn"]
+            if isinstance(layer, keras.layers.BatchNormalization)] == [
+                "c1_bn", "c3_bn", "c5_bn", "f6_bn"]
+    assert all(isinstance(default.get_layer(name), keras.layers.ReLU)
+               for name in ("c1", "c3", "c5", "f6"))
+    assert isinstance(default.get_layer("s4"), keras.layers.MaxPooling2D)
+    # Batch norm replaces each bias: 2 trainable and 2 moving values per channel.
+    assert default.count_params() == expected - (6 + 16 + 120 + 84) + 4 * (6 + 16 + 120 + 84)

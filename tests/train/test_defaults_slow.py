@@ -23,13 +23,14 @@ def _shapes(task, n):
     "simple_cnn",
     pytest.param("resnet18", marks=pytest.mark.xfail(strict=True, reason=(
         "not met yet: measured 0.744 after 10 epochs at the defaults (training 0.750, "
-        "still rising; validation near chance for the first 6 epochs)"))),
+        "still rising; validation near chance for the first 6 epochs); its last stage "
+        "sees 2x2 maps at 64x64; without the stem's max pool (stem_pool=False, 4x4, four "
+        "times the compute) not measured yet"))),
     pytest.param("lenet5", marks=pytest.mark.xfail(strict=True, reason=(
-        "not met yet: measured 0.183 (chance) after 10 epochs at the defaults; also at "
-        "chance, training accuracy too, after 4 of 10 epochs: learning rate 1e-3, C5 "
-        "covering all of S4, per-image standardised input; after 3-epoch runs: global "
-        "average pooling before F6, ReLU or max pooling (simple_cnn itself is near "
-        "chance for its first 3 epochs, so the short runs do not rule these out)"))),
+        "not met yet: measured 0.524 after 10 epochs at the defaults with the modern "
+        "layers (batch norm, ReLU, max pooling; training 0.595, loss still falling "
+        "0.97); the former default (batch norm, tanh, average pooling) stayed at chance "
+        "(0.183), as did tanh with batch norm on F6 too after 4 epochs"))),
 ])
 def test_classifiers_reach_90_percent_on_shapes_within_10_epochs(name):
     run = vk.train.fit(name, _shapes("classification", 2048), seed=0, verbose=0)
@@ -48,8 +49,11 @@ def test_simple_cnn_reaches_97_percent_on_digits():
         "not met yet: mean IoU 0.576 after 12 epochs at the defaults (batch 8, 1,236 "
         "steps; still rising); in batches of 32, 0.355 with batch-norm momentum 0.99, "
         "0.46 with momentum 0.9 and cross-entropy + Dice"))),
-    pytest.param("segnet", {"width_multiplier": 0.25}, marks=pytest.mark.xfail(reason=(
-        "not measured at the new defaults; its recipe measured 0.194 after 20 epochs"))),
+    pytest.param("segnet", {"width_multiplier": 0.25}, marks=pytest.mark.xfail(
+        strict=True, reason=(
+            "not met yet: mean IoU 0.209 after 12 epochs at the defaults (batch 8; "
+            "training 0.204, loss 0.476; 0.203 at epoch 7, so flat); its recipe measured "
+            "0.194 after 20 epochs"))),
 ])
 def test_segmenters_reach_075_mean_iou_on_shapes_within_12_epochs(name, kwargs):
     run = vk.train.fit(name, _shapes("segmentation", 1024), seed=0, verbose=0,
@@ -67,6 +71,12 @@ def test_yolov8_reaches_05_map50_on_shapes_in_its_default_epochs():
     assert run.metrics["map50"] >= 0.5, run.metrics["map50"]
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "not met yet: measured: the range test suggested 4.6e-05 (smoothed minimum at "
+    "4.6e-04); the grid's best was 3e-3 (best validation losses after 3 epochs: 1e-4 "
+    "1.615, 3e-4 1.683, 1e-3 1.562, 3e-3 1.540, 1e-2 1.696, 3e-2 1.739, all near ln 5 = "
+    "1.609: simple_cnn on shapes is near chance for its first 3 epochs, so neither the "
+    "sweep's loss nor the grid separates the rates yet)"))
 def test_range_test_suggestion_is_within_3x_of_the_best_fixed_rate():
     """Smith (2017)'s range test against a grid: the same model (same initial weights)
     and data trained for 3 epochs at each fixed rate (constant schedule); the best rate

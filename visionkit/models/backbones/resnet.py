@@ -71,8 +71,8 @@ def _bottleneck_block(x: keras.KerasTensor, filters: int, strides: int, name: st
 
 
 def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: float = 1.0,
-                    attention: str | None = None, stochastic_depth: float = 0.0
-                    ) -> dict[str, keras.KerasTensor]:
+                    attention: str | None = None, stochastic_depth: float = 0.0,
+                    stem_pool: bool = True) -> dict[str, keras.KerasTensor]:
     """Wires a ResNet trunk onto `inputs` (raw 0..255 pixels).
 
     Used by both `build_backbone("resnet50", ...)` and the `resnet50` classifier. Layer
@@ -93,6 +93,9 @@ def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: flo
         stochastic_depth: drop probability of the last residual block (1 - p_L); block
             l of L is dropped with probability l / L times it (Huang et al. 2016; they
             use 0.5). 0 keeps every block. Defaults to 0.0.
+        stem_pool: the 3x3 stride-2 max pool after conv1; False leaves it out, so P2..P5
+            are at 1/2..1/16 of the input (the classifiers do so on small inputs).
+            Defaults to True.
 
     Returns:
         A dict `{"P1": conv1 output [B, H/2, W/2, 64w], "P2": conv2_x output
@@ -110,7 +113,8 @@ def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: flo
     x = conv_bn_relu(x, scaled_width(_STEM_FILTERS, width_multiplier), 7, strides=2,
                      use_bias=True, name="conv1")
     features = {"P1": x}
-    x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
+    if stem_pool:
+        x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
     for stage_index, blocks in enumerate(blocks_per_stage):
         stage = stage_index + 2
         filters = scaled_width(_STEM_FILTERS * 2**stage_index, width_multiplier)

@@ -23,13 +23,15 @@ __all__ = ["resnet18", "resnet34", "resnet50"]
 def _resnet(depth: int, input_shape: tuple, num_classes: int, width_multiplier: float,
             dropout: float, activation: str | None, weights: str | os.PathLike | None,
             backbone_weights: str | os.PathLike | None, name: str,
-            attention: str | None = None, stochastic_depth: float = 0.0) -> keras.Model:
+            attention: str | None = None, stochastic_depth: float = 0.0,
+            stem_pool: bool = True) -> keras.Model:
     check_activation(activation)
     check_weights(weights)
     check_width_multiplier(width_multiplier)
     shape = check_image_size(name, input_shape, BACKBONE_MIN_SIZE)
     inputs = raw_image_input(shape)
-    features = resnet_features(inputs, depth, width_multiplier, attention, stochastic_depth)
+    features = resnet_features(inputs, depth, width_multiplier, attention, stochastic_depth,
+                               stem_pool=bool(stem_pool))
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features["P5"])
     outputs = classifier_output(x, num_classes, activation, dropout)
     model = keras.Model(inputs, outputs, name=name)
@@ -51,11 +53,13 @@ def resnet18(
     name: str = "resnet18",
     attention: str | None = None,
     stochastic_depth: float = 0.0,
+    stem_pool: bool = True,
 ) -> keras.Model:
     """ResNet-18: eight basic residual blocks (two 3x3 convolutions each).
 
     The trunk is the `resnet18` backbone's (`visionkit.models.backbones`), wired inline so
-    the model is one flat graph: a 7x7 stride-2 stem and 3x3 max pool, four stages of
+    the model is one flat graph: a 7x7 stride-2 stem and 3x3 max pool (optional, see
+    `stem_pool`), four stages of
     [2, 2, 2, 2] blocks with projection shortcuts where the shape changes, batch norm
     after every convolution, He-normal initialisation; then global average pooling and
     the classifier.
@@ -80,6 +84,10 @@ def resnet18(
             block after conv4_x); see `resnet_features`. Defaults to None.
         stochastic_depth: drop probability of the last block (1 - p_L), decaying
             linearly to 0 at the first (Huang et al. 2016). Defaults to 0.0.
+        stem_pool: the stem's 3x3 stride-2 max pool; False leaves it out, so the last
+            stage's map is 1/16 of the input rather than 1/32 (4x4 rather than 2x2 at
+            64x64, at four times the compute; the CIFAR ResNets of the paper have no
+            pool). Defaults to True.
 
     Input shape:
         `[B, H, W, C]` raw pixels 0..255.
@@ -101,7 +109,8 @@ def resnet18(
     (None, 3)
     """
     return _resnet(18, input_shape, num_classes, width_multiplier, dropout, activation,
-                   weights, backbone_weights, name, attention, stochastic_depth)
+                   weights, backbone_weights, name, attention, stochastic_depth,
+                   stem_pool)
 
 
 @register("resnet34", task="classification")
@@ -116,6 +125,7 @@ def resnet34(
     name: str = "resnet34",
     attention: str | None = None,
     stochastic_depth: float = 0.0,
+    stem_pool: bool = True,
 ) -> keras.Model:
     """ResNet-34: sixteen basic residual blocks (two 3x3 convolutions each).
 
@@ -141,6 +151,10 @@ def resnet34(
             block after conv4_x); see `resnet_features`. Defaults to None.
         stochastic_depth: drop probability of the last block (1 - p_L), decaying
             linearly to 0 at the first (Huang et al. 2016). Defaults to 0.0.
+        stem_pool: the stem's 3x3 stride-2 max pool; False leaves it out, so the last
+            stage's map is 1/16 of the input rather than 1/32 (4x4 rather than 2x2 at
+            64x64, at four times the compute; the CIFAR ResNets of the paper have no
+            pool). Defaults to True.
 
     Input shape:
         `[B, H, W, C]` raw pixels 0..255.
@@ -162,7 +176,8 @@ def resnet34(
     (None, 3)
     """
     return _resnet(34, input_shape, num_classes, width_multiplier, dropout, activation,
-                   weights, backbone_weights, name, attention, stochastic_depth)
+                   weights, backbone_weights, name, attention, stochastic_depth,
+                   stem_pool)
 
 
 @register("resnet50", task="classification")
@@ -177,6 +192,7 @@ def resnet50(
     name: str = "resnet50",
     attention: str | None = None,
     stochastic_depth: float = 0.0,
+    stem_pool: bool = True,
 ) -> keras.Model:
     """ResNet-50: sixteen bottleneck residual blocks (1x1 reduce, 3x3, 1x1 expand by 4).
 
@@ -206,6 +222,10 @@ def resnet50(
             block after conv4_x); see `resnet_features`. Defaults to None.
         stochastic_depth: drop probability of the last block (1 - p_L), decaying
             linearly to 0 at the first (Huang et al. 2016). Defaults to 0.0.
+        stem_pool: the stem's 3x3 stride-2 max pool; False leaves it out, so the last
+            stage's map is 1/16 of the input rather than 1/32 (4x4 rather than 2x2 at
+            64x64, at four times the compute; the CIFAR ResNets of the paper have no
+            pool). Defaults to True.
 
     Input shape:
         `[B, H, W, C]` raw pixels 0..255.
@@ -227,4 +247,5 @@ def resnet50(
     (None, 3)
     """
     return _resnet(50, input_shape, num_classes, width_multiplier, dropout, activation,
-                   weights, backbone_weights, name, attention, stochastic_depth)
+                   weights, backbone_weights, name, attention, stochastic_depth,
+                   stem_pool)
