@@ -41,7 +41,7 @@ from visionkit.export.verify import ExportVerificationError, reference_outputs
 if TYPE_CHECKING:
     from visionkit.data.pipeline import Data
 
-__all__ = ["litert", "onnx", "QUANTIZATIONS", "LiteRTConversionError",
+__all__ = ["litert", "onnx", "export_formats", "format_root", "QUANTIZATIONS", "LiteRTConversionError",
            "REPRESENTATIVE_COUNT", "REPRESENTATIVE_SEED", "CHECK_IMAGES"]
 
 QUANTIZATIONS = (None, "float16", "dynamic", "int8")
@@ -189,6 +189,45 @@ def onnx(model: keras.Model, directory: str | os.PathLike, data: Data | None = N
     return _export(model, directory, data, "onnx", convert, task, class_names, version,
                    verify, None, {"opset": int(opset), "tf2onnx": tf2onnx.__version__,
                                   "runtime": "onnxruntime.InferenceSession"})
+
+
+def format_root(root: str | os.PathLike, export_format: str) -> str:
+    """Where a format's versions go: the SavedModel in `root` (TensorFlow Serving's layout),
+    LiteRT in `root/litert`, ONNX in `root/onnx` (names TensorFlow Serving ignores)."""
+    from visionkit.export.runtimes import FORMATS
+
+    if export_format not in FORMATS:
+        raise ValueError(f"Expected export formats among {FORMATS}; received "
+                         f"{export_format!r}.")
+    root = os.fspath(root)
+    return root if export_format == "saved_model" else os.path.join(root, export_format)
+
+
+def export_formats(model: keras.Model, root: str | os.PathLike, formats: Sequence[str],
+                   data: Data | None = None, metrics: Any = None) -> dict[str, str]:
+    """Exports `model` in each of `formats` ("saved_model", "litert", "onnx") under `root`.
+
+    Each format goes to `format_root(root, format)` as its next version, with its own
+    checks; the first failure stops (formats already written stay).
+
+    Returns:
+        Format name -> the new version directory.
+    """
+    from visionkit.export.exporter import saved_model
+
+    formats = list(dict.fromkeys(formats))
+    paths = {name: format_root(root, name) for name in formats}
+    if not formats:
+        raise ValueError("Expected at least one export format; received none.")
+    written = {}
+    for name in formats:
+        if name == "saved_model":
+            written[name] = saved_model(model, paths[name], data=data, metrics=metrics)
+        elif name == "litert":
+            written[name] = litert(model, paths[name], data=data)
+        else:
+            written[name] = onnx(model, paths[name], data=data)
+    return written
 
 
 def _export(model, directory, data, export_format, convert, task, class_names, version,
