@@ -240,3 +240,23 @@ def test_format_roots_and_recipe_field(tmp_path):
     assert recipe.export.formats == ["litert", "onnx"]
     with pytest.raises(Exception, match="formats"):
         parse_recipe({**base, "export": {"formats": ["tflite"]}})
+
+
+def test_check_export_command_prints_the_parity_table(tmp_path, portable_exports, tiny_model,
+                                                      capsys):
+    from visionkit.cli import main
+
+    checkpoint = tmp_path / "model.keras"
+    tiny_model.save(checkpoint)
+    assert main(["check-export", portable_exports["litert"], "--model", str(checkpoint),
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] and report["format"] == "litert" and report["images"] == 16
+    assert report["max_abs_probabilities"] <= 1e-4
+    # Against another model with different weights, the table fails and the status is 1.
+    other = keras.models.clone_model(tiny_model)
+    other.set_weights([w * 1.5 for w in tiny_model.get_weights()])
+    other.save(checkpoint)
+    assert main(["check-export", portable_exports["litert"], "--model", str(checkpoint)]) == 1
+    printed = capsys.readouterr().out
+    assert "max_abs_probabilities" in printed and "FAILED:" in printed
