@@ -12,9 +12,9 @@ images of that size:
   loop LiteRT's builtins cannot express, is left out; the values are the same);
 - detection: `boxes` float32 `[B, K, 4]` (xyxy pixels), `scores` `[B, K]`, `classes`
   int32 `[B, K]`, `num_detections` int32 `[B]`, -1 padded. The detector's own box
-  decoding runs, followed by non-maximum suppression through
-  `tf.image.non_max_suppression_with_scores` (LiteRT builtin `NON_MAX_SUPPRESSION_V5`,
-  ONNX `NonMaxSuppression`) instead of keras-cv's padded NMS, whose bit-mask loop needs
+  decoding runs, followed by non-maximum suppression through TensorFlow's padded
+  `NonMaxSuppressionV4` with its count of kept boxes (LiteRT builtin
+  `NON_MAX_SUPPRESSION_V4`, ONNX `NonMaxSuppression`) instead of keras-cv's padded NMS, whose bit-mask loop needs
   TensorFlow select ops that the LiteRT interpreter package cannot run (measured: a
   64-px YOLOv8 with keras-cv's NMS converts only with SELECT_TF_OPS, in 102 s, and
   `ai_edge_litert` then fails on `FlexBitwiseAnd`). Per-class NMS (RetinaNet) uses the
@@ -134,17 +134,19 @@ class _BuiltinNMS:
             scores = tf.reduce_max(scores, axis=-1)
             nms_boxes = boxes
         yxyx = tf.gather(nms_boxes, [1, 0, 3, 2], axis=-1)
-        keep, kept_scores = tf.image.non_max_suppression_with_scores(
-            yxyx, scores, max_output_size=int(layer.max_detections),
+        limit = int(layer.max_detections)
+        # The padded form with its explicit count: converted without padding, LiteRT's
+        # NMS returns max_output_size indices and the count is lost (measured: 300 kept
+        # of 300 identical boxes, where TensorFlow keeps 1).
+        keep, count = tf.raw_ops.NonMaxSuppressionV4(
+            boxes=yxyx, scores=scores, max_output_size=limit,
             iou_threshold=float(layer.iou_threshold),
-            score_threshold=float(layer.confidence_threshold))
-        count = tf.shape(keep)[0]
-        pad = int(layer.max_detections) - count
+            score_threshold=float(layer.confidence_threshold), pad_to_max_output_size=True)
+        valid = tf.range(limit) < count
         return {
-            "boxes": tf.pad(tf.gather(boxes, keep), [[0, pad], [0, 0]],
-                            constant_values=-1.0)[None],
-            "confidence": tf.pad(kept_scores, [[0, pad]], constant_values=-1.0)[None],
-            "classes": tf.pad(tf.gather(classes, keep), [[0, pad]], constant_values=-1)[None],
+            "boxes": tf.where(valid[:, None], tf.gather(boxes, keep), -1.0)[None],
+            "confidence": tf.where(valid, tf.gather(scores, keep), -1.0)[None],
+            "classes": tf.where(valid, tf.gather(classes, keep), -1)[None],
             "num_detections": count[None],
         }
 
