@@ -52,7 +52,11 @@ def load(path: str | os.PathLike) -> Predictor:
     """
     from visionkit.export.runtimes import PortablePredictor, resolve_export
 
-    if resolve_export(path)[1] != "saved_model":
+    try:
+        export_format = resolve_export(path)[1]
+    except FileNotFoundError:  # Predictor says what is missing, in SavedModel terms
+        export_format = "saved_model"
+    if export_format != "saved_model":
         return PortablePredictor(path)
     return Predictor(path)
 
