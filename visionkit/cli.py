@@ -62,11 +62,25 @@ def _parser() -> argparse.ArgumentParser:
                                  help="the split to evaluate (default: val)")
         if name == "export":
             command.add_argument("--root", help="export root (default: the recipe's)")
+            command.add_argument("--format", dest="formats", action="append",
+                                 choices=("saved_model", "litert", "onnx"),
+                                 help="export format; repeat for several (default: the "
+                                 "recipe's export.formats)")
         if name == "explain":
             command.add_argument("--out", help="report folder (default: the run directory's "
                                  "report/)")
             command.add_argument("--images", type=int, default=8,
                                  help="validation images in the overlays")
+
+    check = commands.add_parser(
+        "check-export", help="Parity table of an export against its Keras model.",
+        description="Run an export (SavedModel, LiteRT or ONNX) in its own runtime and the "
+        "Keras model (or a SavedModel) on the same images; print the parity table.")
+    check.add_argument("path", help="export version directory, model root or model file")
+    check.add_argument("--model", help=".keras model to compare with")
+    check.add_argument("--reference", help="SavedModel export to compare with instead")
+    check.add_argument("--recipe", help="recipe whose validation images to use")
+    check.add_argument("--json", action="store_true", help="print JSON")
 
     predict = commands.add_parser("predict", help="Predict with an exported SavedModel.",
                                   description="Predict with an exported SavedModel.")
@@ -235,7 +249,14 @@ def _export(arguments: argparse.Namespace) -> int:
     model = _load_checkpoint(arguments)
     root = os.path.join(arguments.root, recipe.export.name or recipe.name) if arguments.root \
         else recipe.export_dir
-    print(export.saved_model(model, root, data=data_from_recipe(recipe)))
+    formats = arguments.formats or recipe.export.formats
+    if formats == ["saved_model"]:
+        print(export.saved_model(model, root, data=data_from_recipe(recipe)))
+        return 0
+    from visionkit.export.formats import export_formats
+
+    for path in export_formats(model, root, formats, data=data_from_recipe(recipe)).values():
+        print(path)
     return 0
 
 
@@ -317,6 +338,30 @@ def _data(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _check_export(arguments: argparse.Namespace) -> int:
+    import keras
+
+    import visionkit.models  # noqa: F401  (registers visionkit's serializable layers)
+    from visionkit.export import check
+    from visionkit.export.parity import format_table
+
+    data = None
+    if arguments.recipe:
+        from visionkit.config import load_recipe
+        from visionkit.run import data_from_recipe
+
+        data = data_from_recipe(load_recipe(arguments.recipe))
+    model = keras.saving.load_model(arguments.model) if arguments.model else None
+    result = check(arguments.path, model=model, data=data, reference=arguments.reference)
+    if arguments.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_table([{k: v for k, v in result.items() if k != "failures"}]))
+        for failure in result["failures"]:
+            print(f"FAILED: {failure}")
+    return 0 if result["passed"] else 1
+
+
 def _weights(arguments: argparse.Namespace) -> int:
     from visionkit.weights_cli import weights_command
 
@@ -330,6 +375,7 @@ def _print_metrics(metrics: dict) -> None:
 
 
 _COMMANDS = {"run": _run, "train": _train, "evaluate": _evaluate, "export": _export,
+             "check-export": _check_export,
              "explain": _explain,
              "predict": _predict, "models": _models, "data-service": _data_service,
              "data": _data, "weights": _weights}

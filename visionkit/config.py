@@ -342,6 +342,9 @@ class ExportConfig(_Section):
     enabled: bool = True
     root: str = "saved_models"
     name: str | None = None
+    # Any of "saved_model", "litert", "onnx" (vk.export.formats.export_formats).
+    formats: list[Literal["saved_model", "litert", "onnx"]] = Field(
+        default_factory=lambda: ["saved_model"], min_length=1)
 
 
 class Recipe(_Section):

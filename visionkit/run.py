@@ -201,8 +201,16 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
     if run.chief and (export if export is not None else recipe.export.enabled):
         root = os.path.join(export_root, recipe.export.name or recipe.name) if export_root \
             else recipe.export_dir
-        result["export_path"] = vk_export.saved_model(run.model, root, data=data,
-                                                      metrics=_scalar_metrics(run.metrics))
+        if recipe.export.formats == ["saved_model"]:
+            result["export_path"] = vk_export.saved_model(run.model, root, data=data,
+                                                          metrics=_scalar_metrics(run.metrics))
+        else:
+            from visionkit.export.formats import export_formats
+
+            result["export_paths"] = export_formats(run.model, root, recipe.export.formats,
+                                                    data=data,
+                                                    metrics=_scalar_metrics(run.metrics))
+            result["export_path"] = next(iter(result["export_paths"].values()))
     options = recipe.interpret
     out_dir = options.out_dir or (os.path.join(directory, "report") if directory else None)
     if options.enabled and out_dir and getattr(run, "chief", True):

@@ -12,7 +12,9 @@ Example:
 True
 """
 
+from visionkit.export.check import check
 from visionkit.export.exporter import saved_model
+from visionkit.export.formats import LiteRTConversionError, litert, onnx
 from visionkit.export.loader import Predictor, load
 from visionkit.export.metadata import read_metadata
 from visionkit.export.predict import format_predictions, predict_files
@@ -29,4 +31,8 @@ __all__ = [
     "list_versions",
     "next_version",
     "ExportVerificationError",
+    "litert",
+    "onnx",
+    "check",
+    "LiteRTConversionError",
 ]

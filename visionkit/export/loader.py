@@ -22,14 +22,16 @@ _PIXEL_MAX = 255
 
 
 def load(path: str | os.PathLike) -> Predictor:
-    """Loads an export of `visionkit.export.saved_model` as a `Predictor`.
+    """Loads a visionkit export (SavedModel, LiteRT or ONNX) as a predictor.
 
     Args:
         path: a version directory ("saved_models/digits_cnn/3") or a model root
             ("saved_models/digits_cnn"), whose highest version is loaded.
 
     Returns:
-        A `Predictor`.
+        A `Predictor` for a SavedModel; a `visionkit.export.runtimes.PortablePredictor`
+        (same call, properties and outputs, running `ai_edge_litert` or `onnxruntime`,
+        on images at the model's input size) for `vk.export.litert` / `vk.export.onnx`.
 
     Raises:
         FileNotFoundError: if `path` does not exist or holds no SavedModel and no versions.
@@ -49,6 +51,14 @@ def load(path: str | os.PathLike) -> Predictor:
     >>> predictor(np.zeros((5, 40, 30, 3), np.uint8))["probabilities"].shape
     (5, 2)
     """
+    from visionkit.export.runtimes import PortablePredictor, resolve_export
+
+    try:
+        export_format = resolve_export(path)[1]
+    except FileNotFoundError:  # Predictor says what is missing, in SavedModel terms
+        export_format = "saved_model"
+    if export_format != "saved_model":
+        return PortablePredictor(path)
     return Predictor(path)
 
 

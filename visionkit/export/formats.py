@@ -1,0 +1,413 @@
+"""`litert` and `onnx`: the model as a `.tflite` or `.onnx` file, proven equal to Keras.
+
+Both convert the frozen graph of `visionkit.export.portable` (uint8 images at the
+model's input size in, the task's served outputs out, decoding and NMS inside for
+detectors), write it with `labels.txt` and `visionkit.json` into a staging folder of the
+model root, load it in its own runtime (`ai_edge_litert` / `onnxruntime`), compare it
+with the Keras model on the validation images of `data` (`visionkit.export.parity`), and
+only then rename the folder into place as the next integer version, exactly as
+`vk.export.saved_model` does. A failed conversion or parity check leaves no version.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from visionkit.export import parity
+from visionkit.export import versions as version_layout
+from visionkit.export.exporter import (
+    _choose_version,
+    _export_spec,
+    _fsync_dir,
+    _fsync_tree,
+    _serving_preprocessing,
+)
+from visionkit.export.metadata import build_metadata, to_json_value, write_assets
+from visionkit.export.portable import INPUT_NAME, batch_size_for, portable_function
+from visionkit.export.runtimes import FORMAT_NAMES, MODEL_FILES, PortablePredictor
+from visionkit.export.verify import ExportVerificationError, reference_outputs
+
+if TYPE_CHECKING:
+    from visionkit.data.pipeline import Data
+
+__all__ = ["litert", "onnx", "export_formats", "format_root", "QUANTIZATIONS", "LiteRTConversionError",
+           "REPRESENTATIVE_COUNT", "REPRESENTATIVE_SEED", "CHECK_IMAGES"]
+
+QUANTIZATIONS = (None, "float16", "dynamic", "int8")
+REPRESENTATIVE_COUNT = 100
+REPRESENTATIVE_SEED = 0
+# Validation images the parity check runs through both sides.
+CHECK_IMAGES = 16
+DEFAULT_OPSET = 17
+
+
+class LiteRTConversionError(ValueError):
+    """TensorFlow's LiteRT converter cannot express an op of the model."""
+
+
+def litert(model: keras.Model, directory: str | os.PathLike, data: Data | None = None, *,
+           quantize: str | None = None, task: Any = None,
+           class_names: Sequence[str] | None = None, select_tf_ops: bool = False,
+           representative_count: int = REPRESENTATIVE_COUNT,
+           representative_seed: int = REPRESENTATIVE_SEED,
+           version: int | None = None, verify: bool = True) -> str:
+    """Exports `model` as `<directory>/<version>/model.tflite`, checked in the LiteRT runtime.
+
+    The model takes uint8 images `[B, H, W, 3]` at the model's input size (`B` is 1 for
+    detectors) and returns the SavedModel's `serving_default` outputs (classification
+    `probabilities`, `class_id`; segmentation `mask`, `probabilities`, `image_size`;
+    detection `boxes` xyxy pixels, `scores`, `classes`, `num_detections` after NMS).
+    Resizing stays outside: the default `Preprocessing` (antialiased resize,
+    `ScaleAndTranslate`) has no LiteRT builtin, so clients resize with the spec recorded
+    in `visionkit.json` (`vk.export.load(path).preprocessing`).
+
+    Args:
+        model: a built Keras model on raw 0..255 pixels.
+        directory: the model root; the export becomes its next integer version.
+        data: the `Data` the model was trained on (task, class names, image size,
+            validation images for the parity check, training images for int8
+            calibration). Defaults to None.
+        quantize: None (float32), "float16" (float16 weights), "dynamic" (int8 weights,
+            float activations) or "int8" (int8 weights and activations, calibrated on
+            `representative_count` training images of `data` drawn with
+            `representative_seed`; needs `data`). Defaults to None.
+        task, class_names: as for `vk.export.saved_model`, when `data` is not given.
+        select_tf_ops: allow TensorFlow select ops for ops LiteRT lacks; such a file
+            needs the Flex delegate (TensorFlow's `tf.lite.Interpreter`), not the
+            `ai_edge_litert` package. Defaults to False.
+        representative_count: int8 calibration images. Defaults to 100.
+        representative_seed: seed of their draw. Defaults to 0.
+        version: the version to write. Defaults to the next one.
+        verify: run the parity check (`visionkit.export.parity.THRESHOLDS`) before
+            publishing. Defaults to True.
+
+    Returns:
+        The new version directory.
+
+    Raises:
+        LiteRTConversionError: naming the op and layer LiteRT cannot convert, with the
+            fallback (`quantize=None`, `select_tf_ops=True`, or ONNX / SavedModel).
+        ExportVerificationError: if parity with the Keras model fails; nothing is
+            written.
+        ValueError: for an unknown `quantize`, or "int8" without `data`.
+
+    Example:
+
+    >>> import tempfile, visionkit as vk
+    >>> model = vk.models.build("simple_cnn", input_shape=(16, 16, 3), num_classes=2,
+    ...                         filters=(4,))
+    >>> path = vk.export.litert(model, tempfile.mkdtemp(), task="classification",
+    ...                         class_names=["cat", "dog"])
+    >>> sorted(os.listdir(path))
+    ['labels.txt', 'model.tflite', 'visionkit.json']
+    """
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"Expected quantize to be one of {QUANTIZATIONS}; received "
+                         f"quantize={quantize!r}.")
+    if quantize == "int8" and data is None:
+        raise ValueError("quantize='int8' calibrates on a representative sample of the "
+                         "training images: pass data=<the Data set the model was trained on>.")
+    extra: dict[str, Any] = {"quantization": quantize or "float32",
+                             "select_tf_ops": bool(select_tf_ops),
+                             "runtime": "tf.lite.Interpreter (Flex)" if select_tf_ops
+                             else "ai_edge_litert.interpreter.Interpreter"}
+    if quantize == "int8":
+        extra["representative_dataset"] = {"source": "data.train_examples",
+                                           "count": int(representative_count),
+                                           "seed": int(representative_seed)}
+
+    def convert(function, spec, path: str) -> None:
+        contents = _convert_litert(function, model, quantize, select_tf_ops, data,
+                                   spec.image_size, representative_count,
+                                   representative_seed)
+        with open(path, "wb") as file:
+            file.write(contents)
+
+    return _export(model, directory, data, "litert", convert, task, class_names, version,
+                   verify, quantize, extra)
+
+
+def onnx(model: keras.Model, directory: str | os.PathLike, data: Data | None = None, *,
+         opset: int = DEFAULT_OPSET, task: Any = None,
+         class_names: Sequence[str] | None = None, version: int | None = None,
+         verify: bool = True) -> str:
+    """Exports `model` as `<directory>/<version>/model.onnx` (tf2onnx), checked in ONNX Runtime.
+
+    Same graph, inputs and outputs as `litert` (uint8 `images` `[B, H, W, 3]` at the
+    model's size, `B` = 1 for detectors; NMS as ONNX `NonMaxSuppression`), converted with
+    `tf2onnx.convert.from_function`, and the same staging, metadata and float32 parity
+    check (probabilities within 1e-4, masks >= 99.9%, detections mAP50 >= 0.99).
+
+    Args:
+        model, directory, data, task, class_names, version, verify: as for `litert`.
+        opset: the ONNX opset. Defaults to 17.
+
+    Returns:
+        The new version directory.
+
+    Raises:
+        ExportVerificationError: if parity with the Keras model fails; nothing is
+            written.
+        ValueError: if tf2onnx cannot convert the graph (naming the op).
+
+    Example:
+
+    >>> import tempfile, visionkit as vk
+    >>> model = vk.models.build("simple_cnn", input_shape=(16, 16, 3), num_classes=2,
+    ...                         filters=(4,))
+    >>> path = vk.export.onnx(model, tempfile.mkdtemp(), task="classification",
+    ...                       class_names=["cat", "dog"])
+    >>> sorted(os.listdir(path))
+    ['labels.txt', 'model.onnx', 'visionkit.json']
+    """
+    def convert(function, spec, path: str) -> None:
+        import tf2onnx
+
+        try:
+            proto, _ = tf2onnx.convert.from_function(
+                function, input_signature=list(function.input_signature),
+                opset=int(opset))
+        except Exception as error:  # tf2onnx raises bare exceptions
+            raise ValueError(f"tf2onnx could not convert the model {model.name!r} at opset "
+                             f"{opset}: {error}") from error
+        with open(path, "wb") as file:
+            file.write(proto.SerializeToString())
+
+    import tf2onnx
+
+    return _export(model, directory, data, "onnx", convert, task, class_names, version,
+                   verify, None, {"opset": int(opset), "tf2onnx": tf2onnx.__version__,
+                                  "runtime": "onnxruntime.InferenceSession"})
+
+
+def format_root(root: str | os.PathLike, export_format: str) -> str:
+    """Where a format's versions go: the SavedModel in `root` (TensorFlow Serving's layout),
+    LiteRT in `root/litert`, ONNX in `root/onnx` (names TensorFlow Serving ignores)."""
+    from visionkit.export.runtimes import FORMATS
+
+    if export_format not in FORMATS:
+        raise ValueError(f"Expected export formats among {FORMATS}; received "
+                         f"{export_format!r}.")
+    root = os.fspath(root)
+    return root if export_format == "saved_model" else os.path.join(root, export_format)
+
+
+def export_formats(model: keras.Model, root: str | os.PathLike, formats: Sequence[str],
+                   data: Data | None = None, metrics: Any = None) -> dict[str, str]:
+    """Exports `model` in each of `formats` ("saved_model", "litert", "onnx") under `root`.
+
+    Each format goes to `format_root(root, format)` as its next version, with its own
+    checks; the first failure stops (formats already written stay).
+
+    Returns:
+        Format name -> the new version directory.
+    """
+    from visionkit.export.exporter import saved_model
+
+    formats = list(dict.fromkeys(formats))
+    paths = {name: format_root(root, name) for name in formats}
+    if not formats:
+        raise ValueError("Expected at least one export format; received none.")
+    written = {}
+    for name in formats:
+        if name == "saved_model":
+            written[name] = saved_model(model, paths[name], data=data, metrics=metrics)
+        elif name == "litert":
+            written[name] = litert(model, paths[name], data=data)
+        else:
+            written[name] = onnx(model, paths[name], data=data)
+    return written
+
+
+def _export(model, directory, data, export_format, convert, task, class_names, version,
+            verify, quantize, extra) -> str:
+    spec = _export_spec(model, data, task, class_names)
+    preprocessing = _serving_preprocessing(data, spec.image_size)
+    directory = os.fspath(directory)
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise NotADirectoryError(
+            f"Expected the model root {directory!r} to be a directory; it is a file.")
+    os.makedirs(directory, exist_ok=True)
+    version = _choose_version(directory, version)
+    version_dir = os.path.join(directory, str(version))
+    staging_dir = os.path.join(directory, version_layout.STAGING_PREFIX + uuid.uuid4().hex)
+    os.mkdir(staging_dir)
+    try:
+        function = portable_function(model, spec.task, spec.image_size)
+        convert(function, spec, os.path.join(staging_dir, MODEL_FILES[export_format]))
+        metadata = build_metadata(
+            task=spec.task.name, input_shape=spec.input_shape, class_names=spec.class_names,
+            version=version, model_name=model.name,
+            data=data.describe() if data is not None else None,
+            preprocessing=preprocessing.to_dict())
+        metadata.update({
+            "format": FORMAT_NAMES[export_format], "file": MODEL_FILES[export_format],
+            "signatures": ["serving_default"],
+            "input": {"name": INPUT_NAME, "dtype": "uint8",
+                      "shape": [batch_size_for(spec.task), *spec.input_shape]},
+            "batch_size": batch_size_for(spec.task),
+            "resize": "outside: send uint8 pixels at input_size, resized with the "
+                      "preprocessing block", **to_json_value(extra, "extra")})
+        write_assets(staging_dir, spec.class_names, metadata)
+        if verify:
+            predictor = PortablePredictor(staging_dir)
+            images = verification_images(data, spec.image_size)
+            metrics = check_against_model(predictor, model, spec.task, images)
+            failed = parity.failures(metrics, quantize)
+            if failed:
+                raise ExportVerificationError(
+                    f"The {export_format} export ({quantize or 'float32'}) of {model.name!r} "
+                    f"differs from the Keras model on {len(images)} "
+                    f"images: {'; '.join(failed)}. Nothing was written.")
+            metadata["parity"] = {"images": len(images), **metrics}
+            write_assets(staging_dir, spec.class_names, metadata)
+        _fsync_tree(staging_dir)
+        if os.path.exists(version_dir):
+            raise FileExistsError(
+                f"Version {version} appeared in {directory!r} during the export (another "
+                "export running at the same time?); not overwriting it.")
+        os.rename(staging_dir, version_dir)
+    except BaseException:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        raise
+    _fsync_dir(directory)
+    return version_dir
+
+
+def verification_images(data: Data | None, image_size: Sequence[int],
+                        count: int = CHECK_IMAGES) -> np.ndarray:
+    """uint8 `[N, H, W, 3]`: the first `count` validation images of `data`, else seeded noise."""
+    from visionkit.export.verify import VERIFY_SEED, _verification_images
+
+    if data is not None and data.val_examples is not None and data.val_size:
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        images = [np.asarray(example["images"]) for example in
+                  data.val_examples.take(count).with_options(options)]
+        if images:
+            return np.clip(np.round(np.stack(images)), 0, 255).astype(np.uint8)
+    if data is not None:
+        return _verification_images(data, tuple(image_size))
+    rng = np.random.default_rng(VERIFY_SEED)
+    return rng.integers(0, 256, size=(count, *image_size, 3), dtype=np.uint8)
+
+
+def keras_outputs(model: keras.Model, task, images: np.ndarray,
+                  batch_size: int | None) -> dict[str, np.ndarray]:
+    """The Keras model's served outputs on uint8 images at its size, batch by batch."""
+    step = batch_size or 32
+    parts: dict[str, list[np.ndarray]] = {}
+    for start in range(0, len(images), step):
+        batch = images[start:start + step]
+        for key, value in reference_outputs(model, task, batch, batch.shape[1:3]).items():
+            parts.setdefault(key, []).append(value)
+    return {key: np.concatenate(values) for key, values in parts.items()}
+
+
+def check_against_model(predictor, model: keras.Model, task, images: np.ndarray
+                        ) -> dict[str, float]:
+    """Parity metrics and per-image latency of `predictor` against `model` on `images`."""
+    start = time.perf_counter()
+    expected = keras_outputs(model, task, images, batch_size_for(task))
+    keras_ms = 1000 * (time.perf_counter() - start) / len(images)
+    predictor(images[:1])
+    start = time.perf_counter()
+    served = predictor(images)
+    served_ms = 1000 * (time.perf_counter() - start) / len(images)
+    metrics = parity.measure(task.name, expected, served)
+    return {**metrics, "latency_ms": served_ms, "keras_latency_ms": keras_ms}
+
+
+# -- LiteRT conversion -------------------------------------------------------------------
+def _representative_images(data: Data, image_size, count: int, seed: int):
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    examples = data.train_examples.shuffle(max(4 * count, 64), seed=seed,
+                                           reshuffle_each_iteration=False).take(count)
+    images = [np.clip(np.round(np.asarray(example["images"])), 0, 255).astype(np.uint8)
+              for example in examples.with_options(options)]
+    if not images:
+        raise ValueError("quantize='int8' needs training images to calibrate on; the data's "
+                         "training split is empty.")
+    return images
+
+
+def _convert_litert(function, model, quantize, select_tf_ops, data, image_size, count,
+                    seed) -> bytes:
+    module = tf.Module()
+    module.serve = function
+    with tempfile.TemporaryDirectory(prefix="visionkit-litert-") as folder:
+        # A SavedModel of the frozen graph gives the .tflite its `serving_default`
+        # signature (converting the concrete function directly leaves it unnamed).
+        tf.saved_model.save(module, folder,
+                            signatures={"serving_default": function.get_concrete_function()},
+                            options=tf.saved_model.SaveOptions(
+                                experimental_custom_gradients=False))
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        if select_tf_ops:
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
+                                                   tf.lite.OpsSet.SELECT_TF_OPS]
+        if quantize is not None:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+        if quantize == "int8":
+            images = _representative_images(data, image_size, count, seed)
+
+            def representative():
+                for image in images:
+                    yield {INPUT_NAME: image[np.newaxis]}
+
+            converter.representative_dataset = representative
+        try:
+            return converter.convert()
+        except Exception as error:  # ConverterError and friends
+            raise _conversion_error(model, error, quantize, select_tf_ops) from error
+
+
+_OP_PATTERN = re.compile(r"'(tf\.[A-Za-z0-9_]+)'|\b(tf\.[A-Z][A-Za-z0-9_]+)\b")
+_LOC_PATTERN = re.compile(r'loc\((?:fused\[)?"([^"]+)"')
+
+
+def _conversion_error(model, error, quantize, select_tf_ops) -> LiteRTConversionError:
+    message = str(error)
+    ops = sorted({a or b for a, b in _OP_PATTERN.findall(message)})
+    layer_names = {layer.name for layer in _all_layers(model)}
+    layers = []
+    for location in _LOC_PATTERN.findall(message):
+        for part in re.split(r"[/@:]", location):
+            if part in layer_names and part not in layers:
+                layers.append(part)
+    fallback = []
+    if quantize is not None:
+        fallback.append("quantize=None (float32)")
+    if not select_tf_ops:
+        fallback.append("select_tf_ops=True (needs TensorFlow's Flex delegate, not the "
+                        "ai_edge_litert package)")
+    fallback.append("vk.export.onnx or vk.export.saved_model")
+    first = next((line for line in message.splitlines() if "error" in line.lower()),
+                 message.splitlines()[0] if message else type(error).__name__)
+    return LiteRTConversionError(
+        f"LiteRT cannot convert the model {model.name!r}: op(s) {ops or ['unknown']} in "
+        f"layer(s) {layers or ['unknown']} have no LiteRT builtin ({first.strip()}). "
+        f"Fall back to: {'; or '.join(fallback)}.")
+
+
+def _all_layers(model) -> list:
+    layers, stack = [], list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop()
+        layers.append(layer)
+        stack.extend(getattr(layer, "layers", []))
+    return layers

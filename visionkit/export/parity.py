@@ -1,0 +1,146 @@
+"""Parity of an export with the Keras model: the table `check` prints and exports must pass.
+
+Both sides get the same uint8 images at the model's input size. Measures, per task:
+
+- classification: `max_abs_probabilities` (largest absolute difference of any class
+  probability), `top1_agreement` (fraction of images with the same `class_id`);
+- segmentation: `max_abs_probabilities`, `mask_agreement` (fraction of pixels with the
+  same class), `mask_miou` (mean over classes present on either side of the IoU between
+  the export's mask and the Keras model's);
+- detection: `map50` of the export's detections scored against the Keras model's own
+  detections as ground truth (pycocotools through `visionkit.train.detection_metrics`),
+  and `map` (IoU .50:.95) the same way;
+
+plus `latency_ms` per image of each side. Thresholds (`THRESHOLDS`) depend on the
+quantization: float32 probabilities within 1e-4, masks equal on >= 99.9% of pixels,
+detections mAP50 >= 0.99; float16 probabilities within 1e-2; dynamic-range and int8
+top-1 agreement >= 98% and mask mIoU / mAP50 against the Keras model >= 0.98 (2 points).
+
+Example:
+
+>>> import numpy as np
+>>> reference = {"probabilities": np.array([[0.2, 0.8]]), "class_id": np.array([1])}
+>>> served = {"probabilities": np.array([[0.2, 0.8]]), "class_id": np.array([1])}
+>>> measure("classification", reference, served)["top1_agreement"]
+1.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+__all__ = ["measure", "failures", "THRESHOLDS", "format_table"]
+
+# metric -> ("max" | "min", bound) per quantization (None: float32).
+THRESHOLDS: dict[str | None, dict[str, tuple[str, float]]] = {
+    None: {"max_abs_probabilities": ("max", 1e-4), "top1_agreement": ("min", 1.0),
+           "mask_agreement": ("min", 0.999), "map50": ("min", 0.99)},
+    "float16": {"max_abs_probabilities": ("max", 1e-2), "top1_agreement": ("min", 0.98),
+                "mask_agreement": ("min", 0.99), "map50": ("min", 0.98)},
+    "dynamic": {"top1_agreement": ("min", 0.98), "mask_miou": ("min", 0.98),
+                "map50": ("min", 0.98)},
+    "int8": {"top1_agreement": ("min", 0.98), "mask_miou": ("min", 0.98),
+             "map50": ("min", 0.98)},
+}
+
+
+def measure(task: str, reference: Mapping[str, np.ndarray], served: Mapping[str, np.ndarray],
+            ) -> dict[str, float]:
+    """Parity metrics of `served` outputs against `reference` outputs (same images).
+
+    Args:
+        task: "classification", "segmentation" or "detection".
+        reference: the Keras model's (or SavedModel's) served outputs, batch-first.
+        served: the export's outputs on the same images.
+
+    Returns:
+        The task's metrics (see the module docstring) as floats.
+
+    Raises:
+        ValueError: if an output is missing or its shape differs.
+    """
+    for key in reference:
+        if key not in served:
+            raise ValueError(f"The export returns {sorted(served)}; expected {sorted(reference)}.")
+        if np.shape(served[key]) != np.shape(reference[key]):
+            raise ValueError(f"Output {key!r} has shape {np.shape(served[key])} in the export "
+                             f"but {np.shape(reference[key])} from the reference.")
+    if task == "detection":
+        return _detection_parity(reference, served)
+    result = {"max_abs_probabilities": float(np.max(np.abs(
+        np.asarray(served["probabilities"], np.float64) - reference["probabilities"])))}
+    if task == "segmentation":
+        mine, theirs = np.asarray(served["mask"]), np.asarray(reference["mask"])
+        result["mask_agreement"] = float(np.mean(mine == theirs))
+        result["mask_miou"] = _mean_iou(mine, theirs)
+    else:
+        result["top1_agreement"] = float(np.mean(np.asarray(served["class_id"])
+                                                 == np.asarray(reference["class_id"])))
+    return result
+
+
+def _mean_iou(mine: np.ndarray, theirs: np.ndarray) -> float:
+    ious = []
+    for value in np.union1d(np.unique(mine), np.unique(theirs)):
+        a, b = mine == value, theirs == value
+        ious.append(np.sum(a & b) / np.sum(a | b))
+    return float(np.mean(ious)) if ious else 1.0
+
+
+def _detection_parity(reference: Mapping[str, np.ndarray],
+                      served: Mapping[str, np.ndarray]) -> dict[str, float]:
+    from visionkit.train.detection_metrics import coco_map
+
+    truths, guesses = [], []
+    for index in range(len(reference["num_detections"])):
+        count = int(reference["num_detections"][index])
+        truths.append({"boxes": reference["boxes"][index][:count],
+                       "labels": reference["classes"][index][:count]})
+        count = int(served["num_detections"][index])
+        guesses.append({"boxes": served["boxes"][index][:count],
+                        "scores": served["scores"][index][:count],
+                        "classes": served["classes"][index][:count]})
+    if not sum(len(truth["labels"]) for truth in truths):
+        # No reference detection at all: parity means the export finds none either.
+        found = sum(len(guess["classes"]) for guess in guesses)
+        return {"map50": 1.0 if not found else 0.0, "map": 1.0 if not found else 0.0}
+    import warnings
+
+    with warnings.catch_warnings():  # classes the reference never detects
+        warnings.simplefilter("ignore")
+        scores = coco_map(truths, guesses)
+    return {"map50": float(scores["map50"]), "map": float(scores["map"])}
+
+
+def failures(metrics: Mapping[str, float], quantize: str | None) -> list[str]:
+    """The metrics outside their threshold, as readable sentences (empty: parity holds)."""
+    failed = []
+    for name, (kind, bound) in THRESHOLDS[quantize].items():
+        if name not in metrics:
+            continue
+        value = metrics[name]
+        ok = value <= bound if kind == "max" else value >= bound
+        if not ok or not np.isfinite(value):
+            failed.append(f"{name} = {value:.6g} (must be {'<=' if kind == 'max' else '>='} "
+                          f"{bound:g})")
+    return failed
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """A plain-text table of parity rows (one dict per export; keys become columns)."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 1e-2 and value else f"{value:.4f}"
+        return str(value)
+
+    table = [columns] + [[cell(row.get(column, "")) for column in columns] for row in rows]
+    widths = [max(len(line[index]) for line in table) for index in range(len(columns))]
+    return "\n".join("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip()
+                     for line in table)
