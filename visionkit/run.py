@@ -29,6 +29,7 @@ from visionkit import train as vk_train
 from visionkit.config import AlbumentationsAugment, Recipe
 from visionkit.data.albumentations_bridge import compose_from_entries
 from visionkit.data.pipeline import Data
+from visionkit.export.formats import export_formats
 from visionkit.train.distill import distill_from_recipe
 from visionkit.train.distribute import resolve_strategy
 from visionkit.train.metric_losses import ContrastiveLoss, TripletLoss
@@ -205,8 +206,6 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
             result["export_path"] = vk_export.saved_model(run.model, root, data=data,
                                                           metrics=_scalar_metrics(run.metrics))
         else:
-            from visionkit.export.formats import export_formats
-
             result["export_paths"] = export_formats(run.model, root, recipe.export.formats,
                                                     data=data,
                                                     metrics=_scalar_metrics(run.metrics))

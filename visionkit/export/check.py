@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from visionkit.export import parity
+from visionkit.vocabulary import get_task
 
 if TYPE_CHECKING:
     import keras
@@ -58,7 +59,6 @@ def check(path: str | os.PathLike, model: keras.Model | None = None,
     from visionkit.export.formats import keras_outputs, verification_images
     from visionkit.export.loader import load
     from visionkit.export.portable import batch_size_for
-    from visionkit.tasks import get_task
 
     predictor = load(path)
     if model is None and reference is None:

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from visionkit.train.detection_metrics import coco_map
+
 __all__ = ["measure", "failures", "THRESHOLDS", "format_table"]
 
 # metric -> ("max" | "min", bound) per quantization (None: float32).
@@ -92,8 +94,6 @@ def _mean_iou(mine: np.ndarray, theirs: np.ndarray) -> float:
 
 def _detection_parity(reference: Mapping[str, np.ndarray],
                       served: Mapping[str, np.ndarray]) -> dict[str, float]:
-    from visionkit.train.detection_metrics import coco_map
-
     truths, guesses = [], []
     for index in range(len(reference["num_detections"])):
         count = int(reference["num_detections"][index])

@@ -33,7 +33,8 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from visionkit.tasks import Task
+from visionkit.models.detection import decode
+from visionkit.vocabulary import Task, ends_in_probabilities
 
 __all__ = ["portable_function", "batch_size_for", "INPUT_NAME"]
 
@@ -84,8 +85,6 @@ def portable_function(model: keras.Model, task: Task, image_size: Sequence[int])
 
 def _post_process(task: Task, model: keras.Model, outputs, image_size):
     if task.name == "segmentation":
-        from visionkit.tasks.base import ends_in_probabilities
-
         probabilities = outputs if ends_in_probabilities(model) else tf.nn.softmax(outputs)
         sizes = tf.tile(tf.constant([image_size], tf.int32), [tf.shape(probabilities)[0], 1])
         return {"mask": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
@@ -152,8 +151,6 @@ class _BuiltinNMS:
 
 
 def _detections(model: keras.Model, outputs):
-    from visionkit.models.detection import decode
-
     original = model.prediction_decoder
     # keras-cv's decode_predictions calls `self.prediction_decoder(boxes, scores)`;
     # swapped only while this graph is traced.

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from visionkit.data.preprocessing import Preprocessing
 from visionkit.export.loader import DEFAULT_BATCH_SIZE, _as_uint8
 from visionkit.export.metadata import LABELS_FILE, METADATA_FILE
 from visionkit.export.versions import SAVED_MODEL_FILE, _version_dirs, version_of
@@ -158,8 +159,6 @@ class PortablePredictor:
     @property
     def preprocessing(self):
         """The `Preprocessing` spec a client resizes images with before sending them."""
-        from visionkit.data.preprocessing import Preprocessing
-
         return Preprocessing.from_dict(self.metadata["preprocessing"])
 
     def __call__(self, images: Any, batch_size: int = DEFAULT_BATCH_SIZE) -> dict[str, np.ndarray]:
