@@ -79,6 +79,11 @@ def test_registered_model_trains_exports_explains_and_saves(name, saved, tmp_pat
     assert cam.shape == (2, *shape[:2]) and np.isfinite(cam).all()
     assert cam.min() >= 0.0 and cam.max() <= 1.0
 
+    # vk.models.summary walks it: every parameter, FLOPs and a receptive field.
+    info = vk.models.summary(model)
+    assert info.total_params == model.count_params()
+    assert info.flops > 0 and info.receptive_field is not None
+
     # Saved for the one fresh process that reloads every model.
     file = saved["directory"] / f"{name}.keras"
     model.save(file)
