@@ -39,8 +39,12 @@ def test_fit_trains_every_head_with_the_papers_loss_weights(trained):
         assert total == pytest.approx(weighted, rel=1e-4)
         # The task's metric names read the main head (what checkpoints monitor).
         assert history[f"{prefix}accuracy"] == history[f"{prefix}predictions_accuracy"]
-    # The final evaluation is the main head's.
+    # The final evaluation is the main head's (vk.train.evaluate reads it too).
+    data, _ = trained
     assert "accuracy" in run.metrics and 0.0 <= run.metrics["accuracy"] <= 1.0
+    again = vk.train.evaluate(run.model, data)
+    assert again["accuracy"] == run.metrics["accuracy"]
+    assert again["num_examples"] == 16
 
 
 @pytest.mark.slow
@@ -80,3 +84,14 @@ def test_labels_reach_every_head_and_distributed_input_is_refused():
     _, labels = next(iter(labels_for_every_output(dataset, model)))
     assert sorted(labels) == ["aux1", "predictions"]
     assert labels["aux1"].numpy().tolist() == labels["predictions"].numpy().tolist() == [1]
+
+
+def test_evaluate_reads_the_main_head(tiny_digits):
+    inputs = keras.Input(tiny_digits.input_shape)
+    features = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    main = keras.layers.Dense(10, activation="softmax", name="predictions")(features)
+    aux = keras.layers.Dense(10, activation="softmax", name="aux1")(features)
+    model = keras.Model(inputs, {"predictions": main, "aux1": aux})
+    single = keras.Model(inputs, main)
+    assert vk.train.evaluate(model, tiny_digits)["accuracy"] == \
+        vk.train.evaluate(single, tiny_digits)["accuracy"]

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from visionkit.data.pipeline import Data
 from visionkit.tasks import Task, get_task
+from visionkit.train.auxiliary import main_head
 
 __all__ = ["evaluate"]
 
@@ -20,7 +21,8 @@ def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
     """Evaluates `model` with its task's metrics.
 
     Args:
-        model: the model.
+        model: the model. A model with auxiliary classifiers (GoogLeNet's dict of
+            "predictions", "aux1", "aux2") is evaluated on its "predictions" head.
         data: a `Data` set (its `split` is used) or a batched dataset of
             `(images, targets)`.
         task: the task when `data` is a dataset. Defaults to "classification".
@@ -47,6 +49,7 @@ def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
     >>> sorted(vk.train.evaluate(model, data))[:2]
     ['accuracy', 'confusion_matrix']
     """
+    model = main_head(model)
     if isinstance(data, Data):
         batches = data.split(split)
         if batches is None and split == "test":

@@ -334,7 +334,7 @@ def fit(
 
     results: dict[str, Any] = {}
     if evaluate and val is not None:
-        results = evaluate_model(main_head(model), data)
+        results = evaluate_model(model, data)
     figures: list[str] = []
     if directory is not None:
         results_to_write = {**results, "epochs": epochs_run, "weights_epoch": weights_epoch}
