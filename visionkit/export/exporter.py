@@ -26,6 +26,7 @@ from visionkit.export import verify as verification
 from visionkit.export import versions as version_layout
 from visionkit.export.metadata import build_metadata, to_json_value, write_assets
 from visionkit.export.signatures import ServingModule, serving_signatures
+from visionkit.train.auxiliary import main_head
 from visionkit.vocabulary import Task, get_task
 
 if TYPE_CHECKING:
@@ -88,7 +89,9 @@ def saved_model(
 
     Args:
         model: a built Keras model with one image input `[B, H, W, 3]` taking raw
-            0..255 pixels (as every visionkit model does).
+            0..255 pixels (as every visionkit model does). A model with auxiliary
+            classifiers (a dict output with "predictions", GoogLeNet's) is exported
+            without them: the served model is its "predictions" head.
         directory: the model root, e.g. "saved_models/digits_cnn"; created if missing.
         data: the `Data` set the model was trained on. Supplies the task, class names
             and image size, and its validation images are used for verification.
@@ -136,6 +139,7 @@ def saved_model(
     ...                                        class_names=["cat", "dog"]))
     '2'
     """
+    model = main_head(model)  # auxiliary classifiers are for training only
     spec = _export_spec(model, data, task, class_names)
     preprocessing = _serving_preprocessing(data, spec.image_size)
     if metrics is not None and not isinstance(metrics, Mapping):

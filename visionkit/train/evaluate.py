@@ -11,6 +11,7 @@ import tensorflow as tf
 from visionkit.attacks import parse_attack
 from visionkit.data.pipeline import Data
 from visionkit.train.adversarial import adversarial_dataset, check_attack_task
+from visionkit.train.auxiliary import main_head
 from visionkit.vocabulary import Task, get_task
 
 __all__ = ["evaluate", "evaluate_with_examples"]
@@ -23,7 +24,8 @@ def evaluate(model: keras.Model, data: Data | tf.data.Dataset, *,
     """Evaluates `model` with its task's metrics.
 
     Args:
-        model: the model.
+        model: the model. A model with auxiliary classifiers (GoogLeNet's dict of
+            "predictions", "aux1", "aux2") is evaluated on its "predictions" head.
         data: a `Data` set (its `split` is used) or a batched dataset of
             `(images, targets)`.
         task: the task when `data` is a dataset. Defaults to "classification".
@@ -73,6 +75,7 @@ def evaluate_with_examples(model: keras.Model, data: Data | tf.data.Dataset, *,
     Same arguments and errors as `evaluate`; `vk.train.fit` hands the examples to the
     task's `plot_evaluation`.
     """
+    model = main_head(model)  # GoogLeNet's auxiliary heads left out
     if isinstance(data, Data):
         batches = data.split(split)
         if batches is None and split == "test":

@@ -15,6 +15,13 @@ import tensorflow as tf
 from visionkit.data.pipeline import Data
 from visionkit.models import build
 from visionkit.plot import curves
+from visionkit.train.auxiliary import (
+    MainHeadLogs,
+    auxiliary_outputs,
+    compile_for_task,
+    labels_for_every_output,
+    main_head,
+)
 from visionkit.train.balance import apply_sampling, class_weighted_loss
 from visionkit.train.best import BestWeights
 from visionkit.train.callbacks import (
@@ -278,12 +285,13 @@ def fit(
         model = _materialize(model, data, policy, force_rebuild=distribution is not None,
                              model_kwargs=model_kwargs or {})
         inner = trained_model(model)  # a wrapper (distiller) trains the model it wraps
-        check_model_against_data(inner, data)  # clear errors before the first step
+        trained_head = main_head(inner)  # GoogLeNet's auxiliary heads left out
+        check_model_against_data(trained_head, data)  # clear errors before the first step
         if class_weight is not None:
             if loss is not None:
                 raise ValueError("Pass class_weight or loss, not both: class_weight replaces "
                                  "the task's loss with a class-weighted cross-entropy.")
-            loss = class_weighted_loss(inner, data, class_weight)
+            loss = class_weighted_loss(trained_head, data, class_weight)
         if adversarial is not None:
             model = adversarial_training(model, adversarial, data, seed)
         if model is not inner:  # the wrapper is compiled with its inner model's loss
@@ -293,8 +301,8 @@ def fit(
                                  "distillation yet; train in one phase.")
         if learning_rate == "find":
             learning_rate = suggested_learning_rate(model, data, optimizer, verbose)
-        task.compile(
-            model,
+        compile_for_task(
+            task, model,
             with_loss_scaling(make_optimizer(
                 optimizer, learning_rate, schedule=schedule, total_steps=steps * int(epochs),
                 momentum=momentum, nesterov=nesterov, weight_decay=weight_decay,
@@ -317,7 +325,8 @@ def fit(
     best_weights = BestWeights(monitor, mode, directory.best_checkpoint
                                if directory is not None and checkpoint else None) \
         if restore_best else None
-    callback_list = task.callbacks(data) + _default_callbacks(
+    callback_list = ([MainHeadLogs()] if auxiliary_outputs(model) else []) + \
+        task.callbacks(data) + _default_callbacks(
         directory, monitor, mode, early_stopping, schedule, checkpoint, tensorboard,
         backup) + ([best_weights] if best_weights else []) + list(callbacks)
     if explain_every is not None:
@@ -338,7 +347,7 @@ def fit(
             def compile_phase(phase_optimizer: keras.optimizers.Optimizer) -> None:
                 with distribution.scope() if distribution is not None else \
                         contextlib.nullcontext():
-                    task.compile(model, with_loss_scaling(phase_optimizer, model),
+                    compile_for_task(task, model, with_loss_scaling(phase_optimizer, model),
                                  num_classes=data.num_classes, loss=loss, metrics=metrics,
                                  jit_compile=use_xla)
 
@@ -393,11 +402,12 @@ def _keras_fit(model: keras.Model, data: Data, epochs: int, steps: int,
                initial_epoch: int = 0, first_epoch: int = 0) -> keras.callbacks.History:
     """Keras's fit on one repeated training dataset with explicit steps per epoch."""
     return model.fit(
-        _training_input(data, data_service, strategy, first_epoch),
+        labels_for_every_output(_training_input(data, data_service, strategy, first_epoch),
+                                model),
         epochs=int(epochs),
         initial_epoch=int(initial_epoch),
         steps_per_epoch=steps,
-        validation_data=_validation_input(val),
+        validation_data=labels_for_every_output(_validation_input(val), model),
         validation_steps=val_steps,
         callbacks=callbacks,
         shuffle=False,  # the pipeline shuffles
