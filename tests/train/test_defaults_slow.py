@@ -59,7 +59,10 @@ def test_simple_cnn_reaches_97_percent_on_digits():
             "<= 0.05; 77% of pixels are background, 95% predicted as background (val = "
             "train, so not batch norm's moving statistics); nearest upsampling in place "
             "of max unpooling 0.139 (so the unpooling is not the fault); cross-entropy + "
-            "Dice 0.148; Adam at 1e-3 0.169; full 12-epoch runs of these not measured "
+            "Dice 0.148; Adam at 1e-3 0.169. On 512 images, 6 epochs: 0.154 at the "
+            "defaults (0.155 after epoch 2, then flat at 0.13-0.14 while the loss falls "
+            "1.76 -> 0.67), 0.199 at Adam 1e-3 (rising every epoch, background "
+            "predicted for 80% of pixels); full 12-epoch runs of these not measured "
             "yet"))),
 ])
 def test_segmenters_reach_075_mean_iou_on_shapes_within_12_epochs(name, kwargs):
