@@ -239,6 +239,7 @@ def _export(model, directory, data, export_format, convert, task, class_names, v
         raise NotADirectoryError(
             f"Expected the model root {directory!r} to be a directory; it is a file.")
     os.makedirs(directory, exist_ok=True)
+    _refuse_mixed_root(directory, export_format)
     version = _choose_version(directory, version)
     version_dir = os.path.join(directory, str(version))
     staging_dir = os.path.join(directory, version_layout.STAGING_PREFIX + uuid.uuid4().hex)
@@ -283,6 +284,25 @@ def _export(model, directory, data, export_format, convert, task, class_names, v
         raise
     _fsync_dir(directory)
     return version_dir
+
+
+def _refuse_mixed_root(directory: str, export_format: str) -> None:
+    """Refuses a model root whose versions hold another format (a SavedModel root).
+
+    TensorFlow Serving loads the highest integer version of a root as a SavedModel, so a
+    `.tflite` or `.onnx` version beside SavedModel versions breaks the served model.
+    """
+    from visionkit.export.runtimes import _format_in
+    from visionkit.export.versions import _version_dirs
+
+    for number, name in sorted(_version_dirs(directory).items()):
+        found = _format_in(os.path.join(directory, name))
+        if found is not None and found != export_format:
+            raise ValueError(
+                f"The model root {directory!r} already holds a {found} export (version "
+                f"{number}); a {export_format} version there would be served as the latest "
+                f"{found}. Export {export_format} to its own root, e.g. "
+                f"{format_root(directory, export_format)!r} (vk.export.format_root).")
 
 
 def verification_images(data: Data | None, image_size: Sequence[int],
