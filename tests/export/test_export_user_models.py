@@ -105,3 +105,13 @@ def test_check_on_a_folder_that_is_not_an_export_names_it(tmp_path):
         vk.export.check(folder, model=_model("rescaling"))
     with pytest.raises(FileNotFoundError, match="nowhere"):
         vk.export.check(tmp_path / "nowhere", model=_model("rescaling"))
+
+
+def test_check_export_command_on_a_folder_that_is_not_an_export(tmp_path, capsys):
+    from visionkit.cli import main
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    assert main(["check-export", str(folder)]) == 2
+    error = capsys.readouterr().err
+    assert "check-export: error" in error and str(folder) in error
