@@ -209,8 +209,9 @@ def test_export_runs_without_visionkit(tmp_path, portable_exports, tiny_model, v
 
 def test_parity_metrics_against_hand_computed_values():
     reference = {"mask": np.array([[[0, 0], [1, 1]]]),
-                 "probabilities": np.zeros((1, 2, 2, 2))}
-    served = {"mask": np.array([[[0, 1], [1, 1]]]), "probabilities": np.full((1, 2, 2, 2), 0.1)}
+                 "probabilities": np.eye(2)[[[[0, 0], [1, 1]]]]}  # no tied classes
+    served = {"mask": np.array([[[0, 1], [1, 1]]]),
+              "probabilities": reference["probabilities"] + 0.1}
     metrics = parity.measure("segmentation", reference, served)
     assert metrics["mask_agreement"] == 0.75
     # class 0: IoU 1/2; class 1: IoU 2/3.

@@ -25,7 +25,8 @@ def check(path: str | os.PathLike, model: keras.Model | None = None,
     """Loads an export in its own runtime and measures its parity with a reference.
 
     The same uint8 images at the export's input size (the first
-    `visionkit.export.formats.CHECK_IMAGES` validation images of `data`, else `images`,
+    `visionkit.export.formats.CHECK_IMAGES` validation images of `data`, 100 for
+    dynamic-range and int8 exports, else `images`,
     else seeded random pixels) go through the export and through the Keras `model`
     (or, without a model, the SavedModel at `reference`); see
     `visionkit.export.parity` for the metrics and their thresholds.
@@ -56,7 +57,12 @@ def check(path: str | os.PathLike, model: keras.Model | None = None,
     >>> vk.export.check(path, model=model)["passed"]
     True
     """
-    from visionkit.export.formats import keras_outputs, verification_images
+    from visionkit.export.formats import (
+        CHECK_IMAGES,
+        CHECK_IMAGES_QUANTIZED,
+        keras_outputs,
+        verification_images,
+    )
     from visionkit.export.loader import load
     from visionkit.export.portable import batch_size_for
 
@@ -66,8 +72,10 @@ def check(path: str | os.PathLike, model: keras.Model | None = None,
                          "(reference=) to compare the export with; received neither.")
     task = get_task(predictor.task)
     size = tuple(predictor.input_size[:2])
+    quantization = predictor.metadata.get("quantization", "float32")
     if images is None:
-        images = verification_images(data, size)
+        images = verification_images(data, size, CHECK_IMAGES if quantization in (
+            "float32", "float16") else CHECK_IMAGES_QUANTIZED)
     images = np.asarray(images, np.uint8)
     start = time.perf_counter()
     if model is not None:
@@ -82,7 +90,6 @@ def check(path: str | os.PathLike, model: keras.Model | None = None,
     if predictor.task == "segmentation" and "image_size" in expected:
         served.setdefault("image_size", expected["image_size"])
     metrics = parity.measure(task.name, expected, served)
-    quantization = predictor.metadata.get("quantization", "float32")
     failed = parity.failures(metrics, None if quantization == "float32" else quantization)
     return {"path": predictor.path, "format": getattr(predictor, "format", "saved_model"),
             "quantization": quantization, "images": len(images), **metrics,

@@ -7,6 +7,9 @@ Both sides get the same uint8 images at the model's input size. Measures, per ta
 - segmentation: `max_abs_probabilities`, `mask_agreement` (fraction of pixels with the
   same class), `mask_miou` (mean over classes present on either side of the IoU between
   the export's mask and the Keras model's);
+- a class the export picks that ties exactly with the Keras model's choice (the same
+  reference probability: a saturated sigmoid head, equal logits) counts as agreeing,
+  since argmax's tie-break differs between runtimes;
 - detection: `map50` of the export's detections scored against the Keras model's own
   detections as ground truth (pycocotools through `visionkit.train.detection_metrics`),
   and `map` (IoU .50:.95) the same way;
@@ -75,13 +78,35 @@ def measure(task: str, reference: Mapping[str, np.ndarray], served: Mapping[str,
     result = {"max_abs_probabilities": float(np.max(np.abs(
         np.asarray(served["probabilities"], np.float64) - reference["probabilities"])))}
     if task == "segmentation":
-        mine, theirs = np.asarray(served["mask"]), np.asarray(reference["mask"])
+        mine = _tied_to_reference(np.asarray(served["mask"]), np.asarray(reference["mask"]),
+                                  reference["probabilities"])
+        theirs = np.asarray(reference["mask"])
         result["mask_agreement"] = float(np.mean(mine == theirs))
         result["mask_miou"] = _mean_iou(mine, theirs)
     else:
-        result["top1_agreement"] = float(np.mean(np.asarray(served["class_id"])
-                                                 == np.asarray(reference["class_id"])))
+        mine = _tied_to_reference(np.asarray(served["class_id"]),
+                                  np.asarray(reference["class_id"]), reference["probabilities"])
+        result["top1_agreement"] = float(np.mean(mine == np.asarray(reference["class_id"])))
     return result
+
+
+def _tied_to_reference(served: np.ndarray, expected: np.ndarray,
+                       probabilities: np.ndarray) -> np.ndarray:
+    """`served` class ids, with those exactly tied with the reference's choice replaced by it.
+
+    Where the reference gives two classes the very same probability (a saturated sigmoid
+    head gives several classes 1.0, a softmax of equal logits 1/C each), argmax picks the
+    first and another runtime may pick another: both answers are the reference's top-1.
+    Only exact ties count; near ties stay disagreements.
+    """
+    probabilities = np.asarray(probabilities)
+    if probabilities.shape[:-1] != served.shape:
+        return served
+    picked = np.take_along_axis(probabilities, served[..., None].clip(
+        0, probabilities.shape[-1] - 1).astype(np.int64), axis=-1)[..., 0]
+    tied = (served >= 0) & (served < probabilities.shape[-1]) & (
+        picked == probabilities.max(axis=-1))
+    return np.where(tied, expected, served)
 
 
 def _mean_iou(mine: np.ndarray, theirs: np.ndarray) -> float:
