@@ -231,6 +231,7 @@ class AdversarialConfig(_Section):
     step_size: Annotated[float, Field(gt=0)] | None = None
     norm: Literal["inf", "2"] = "inf"
     random_start: bool | None = None
+    clean_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None  # share left clean
 
 
 class TrainConfig(_Section):

@@ -52,6 +52,39 @@ def test_an_adversarial_step_is_an_optimizer_step_on_the_attacked_batch():
     assert not np.allclose(clean.get_weights()[0], reference.get_weights()[0], atol=1e-7)
 
 
+@pytest.mark.parametrize("fraction", [0.5, 0.34])
+def test_a_clean_fraction_keeps_the_first_images_of_each_batch_clean(fraction):
+    rng = np.random.default_rng(1)
+    weights = rng.normal(0, 0.002, (int(np.prod(SHAPE)), 3)).astype("float32")
+    bias = np.zeros(3, "float32")
+    images = rng.uniform(0, 255, (6, *SHAPE)).astype("float32")
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    wrapper = AdversarialTraining(_linear(weights, bias), {**ATTACK, "clean_fraction": fraction})
+    wrapper.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)
+    wrapper.train_on_batch(images, labels)
+
+    # Reference (Goodfellow et al. 2015's mixed batch): round(f * 6) clean images first,
+    # the attacked copies of the others after them, then a plain SGD step.
+    reference = _linear(weights, bias)
+    attacked = projected_gradient_descent(lambda x: loss(labels, reference(x)), images, 8.0,
+                                          3, 3.0, random_start=False).numpy()
+    clean = int(round(fraction * 6))
+    mixed = np.concatenate([images[:clean], attacked[clean:]])
+    reference.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)
+    reference.train_on_batch(mixed, labels)
+    for ours, expected in zip(wrapper.trained_model.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("fraction", [1.0, -0.1, "half", True])
+def test_a_bad_clean_fraction_is_named(fraction):
+    with pytest.raises(ValueError, match="clean_fraction"):
+        AdversarialTraining(_linear(np.zeros((40, 3), "float32"), np.zeros(3, "float32")),
+                            {**ATTACK, "clean_fraction": fraction})
+
+
 def test_fit_with_adversarial_training_hands_back_the_plain_model(tmp_path, tiny_digits):
     keras.utils.set_random_seed(0)
     model = vk.models.build("simple_cnn", tiny_digits.input_shape, 10, filters=(4,))

@@ -94,6 +94,51 @@ def test_the_distiller_loss_weighs_hard_and_soft_losses_by_alpha():
     assert total == pytest.approx(0.25 * hard + 0.75 * soft, rel=1e-4)
 
 
+def test_a_distiller_step_equals_a_hand_written_step_of_hintons_loss():
+    """One SGD step of the distiller equals one of a hand-written GradientTape loop:
+    teacher in inference mode (its dropout and batch norm would change its outputs),
+    both models' softmax outputs turned into logits, alpha * CE + (1 - alpha) * T^2 * KL."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    teacher = vk.models.build("simple_cnn", (8, 8, 1), 3, filters=(4,), dropout=0.5)
+    student = vk.models.build("simple_cnn", (8, 8, 1), 3, filters=(2,), dropout=0.0)
+    reference = keras.models.clone_model(student)
+    reference.set_weights(student.get_weights())
+    teacher_weights = [w.copy() for w in teacher.get_weights()]
+    initial = [w.copy() for w in student.get_weights()]
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (6, 8, 8, 1)).astype("float32")
+    y = np.array([0, 1, 2, 0, 1, 2])
+    temperature, alpha, rate = 4.0, 0.1, 0.5
+
+    distiller = Distiller(teacher, student, SoftTargetDistillation(temperature, True, True),
+                          student_loss_weight=alpha)
+    distiller.compile(optimizer=keras.optimizers.SGD(rate),
+                      loss=keras.losses.SparseCategoricalCrossentropy())
+    distiller.train_on_batch(x, y)
+
+    with tf.GradientTape() as tape:
+        teacher_logits = tf.math.log(teacher(x, training=False))
+        student_probabilities = reference(x, training=True)
+        student_logits = tf.math.log(student_probabilities)
+        hard = tf.reduce_mean(-tf.math.log(tf.gather(student_probabilities, y, batch_dims=1)))
+        p = tf.nn.softmax(teacher_logits / temperature)
+        soft = temperature ** 2 * tf.reduce_mean(tf.reduce_sum(
+            p * (tf.math.log(p) - tf.nn.log_softmax(student_logits / temperature)), -1))
+        loss = alpha * hard + (1 - alpha) * soft
+    variables = reference.trainable_variables
+    for variable, gradient in zip(variables, tape.gradient(loss, variables)):
+        variable.assign(variable - rate * gradient)
+
+    assert float(soft) > 0.01  # the soft term really pulls
+    for ours, expected in zip(student.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+    assert max(np.abs(a - b).max() for a, b in zip(initial, student.get_weights())) > 1e-3
+    for before, after in zip(teacher_weights, teacher.get_weights()):
+        np.testing.assert_array_equal(before, after)  # teacher untouched (batch norm too)
+
+
 def test_distill_trains_the_student_and_leaves_the_teacher(tmp_path, tiny_digits):
     keras.utils.set_random_seed(0)
     teacher = vk.models.build("simple_cnn", tiny_digits.input_shape, 10, filters=(8,))

@@ -6,12 +6,19 @@ then takes the usual optimizer step on the attacked images: the attack and the u
 are one compiled function (Keras's `train_step`, inside its `tf.function`). The attack
 runs the model in inference mode (`training=False`: batch-norm statistics and dropout
 are left alone while the batch is attacked), as TRADES's and most reference code does.
+With `clean_fraction` f > 0, each batch keeps its first `round(f * B)` images clean and
+attacks the rest (the mixed batches of Goodfellow et al. 2015, section 5, and Kurakin
+et al. 2017, which trade some robustness for clean accuracy).
 `vk.train.fit(model, data, adversarial={...})` builds it; `adversarial_dataset` attacks a
 whole split for `vk.train.evaluate(..., attack={...})` (robust accuracy).
 
 Reference:
-    [Towards Deep Learning Models Resistant to Adversarial Attacks](
-    https://arxiv.org/abs/1706.06083) (Madry et al., ICLR 2018)
+    - [Towards Deep Learning Models Resistant to Adversarial Attacks](
+      https://arxiv.org/abs/1706.06083) (Madry et al., ICLR 2018)
+    - [Explaining and Harnessing Adversarial Examples](https://arxiv.org/abs/1412.6572)
+      (Goodfellow et al., ICLR 2015)
+    - [Adversarial Machine Learning at Scale](https://arxiv.org/abs/1611.01236)
+      (Kurakin et al., ICLR 2017)
 
 Example:
 
@@ -57,7 +64,11 @@ class AdversarialTraining(TrainingWrapper, keras.Model):
     Args:
         model: the Keras model trained (raw 0..255 pixels in, the task's outputs out).
         attack: an `Attack` or a dict like `{"method": "pgd", "epsilon": 8, "steps": 7}`
-            (pixel units; see `visionkit.attacks.parse_attack`).
+            (pixel units; see `visionkit.attacks.parse_attack`); the dict may also hold
+            `clean_fraction`.
+        clean_fraction: the fraction of each batch left clean, in [0, 1) (the first
+            `round(clean_fraction * B)` images; the data are shuffled). Defaults to 0
+            (every image attacked, as Madry et al.).
         seed: seed of the random starts (a new draw every step). Defaults to None.
 
     Compile it with the task's loss: the attack follows that loss's gradient against the
@@ -68,9 +79,24 @@ class AdversarialTraining(TrainingWrapper, keras.Model):
     """
 
     def __init__(self, model: keras.Model, attack: Attack | Mapping[str, Any],
-                 seed: int | None = None, name: str | None = None, **kwargs: Any) -> None:
+                 seed: int | None = None, name: str | None = None,
+                 clean_fraction: float | None = None, **kwargs: Any) -> None:
         super().__init__(name=name or f"adversarial_{model.name}", **kwargs)
         self.inner_model = model
+        if isinstance(attack, Mapping) and "clean_fraction" in attack:
+            attack = dict(attack)
+            from_dict = attack.pop("clean_fraction")
+            if clean_fraction is not None and from_dict != clean_fraction:
+                raise ValueError(f"Received two clean fractions: {from_dict!r} in the attack "
+                                 f"and clean_fraction={clean_fraction!r}.")
+            clean_fraction = from_dict
+        clean_fraction = 0.0 if clean_fraction is None else clean_fraction
+        if isinstance(clean_fraction, bool) or not isinstance(clean_fraction, (int, float)) \
+                or not 0.0 <= float(clean_fraction) < 1.0:
+            raise ValueError("Expected adversarial['clean_fraction'] (the share of each "
+                             "batch left clean) as a number in [0, 1); received "
+                             f"{clean_fraction!r}.")
+        self.clean_fraction = float(clean_fraction)
         self.attack = parse_attack(attack, "adversarial")
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._attack_loss: Any = None
@@ -101,6 +127,13 @@ class AdversarialTraining(TrainingWrapper, keras.Model):
     def train_step(self, data: Any) -> Any:
         images, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         attacked = self.adversarial_examples(images, targets)
+        if self.clean_fraction > 0:
+            batch = tf.shape(images)[0]
+            clean = tf.cast(tf.round(self.clean_fraction * tf.cast(batch, tf.float32)),
+                            tf.int32)
+            keep = tf.reshape(tf.range(batch) < clean,
+                              tf.concat([[batch], tf.ones([tf.rank(images) - 1], tf.int32)], 0))
+            attacked = tf.where(keep, tf.cast(images, attacked.dtype), attacked)
         return super().train_step(
             keras.utils.pack_x_y_sample_weight(attacked, targets, sample_weight))
 
