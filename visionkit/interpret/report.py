@@ -49,6 +49,10 @@ def _validation_images(data: Any, count: int) -> tuple[np.ndarray, np.ndarray | 
             break
     image_array = np.concatenate(images)[:count]
     label_array = np.concatenate(labels)[:count] if labels else None
+    if label_array is not None:
+        from visionkit.interpret.error_analysis import _class_ids
+
+        label_array = _class_ids(label_array)
     return image_array, label_array
 
 
@@ -240,9 +244,9 @@ def is_classification(data: Any, labels: np.ndarray | None) -> bool:
 
 def misclassified_points(model: keras.Model, embedding: Any, batch_size: int = 64) -> np.ndarray:
     """bool `[N]`: the embedded images whose predicted class differs from their label."""
-    images = embedding.images
-    predicted = np.concatenate([np.asarray(model(images[i:i + batch_size], training=False))
-                                .argmax(axis=-1) for i in range(0, len(images), batch_size)])
+    from visionkit.interpret.error_analysis import predicted_classes
+
+    predicted, _ = predicted_classes(model, np.asarray(embedding.images), batch_size)
     return (predicted != np.asarray(embedding.labels)) & (np.asarray(embedding.labels) >= 0)
 
 

@@ -1,0 +1,89 @@
+"""Interpretation on inputs written the way other tools write them (issue 18 follow-up)."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import types
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from visionkit.interpret.error_analysis import error_analysis
+
+NAMES = ["no cat", "cat/dog ünïcödé"]
+
+
+def _brightness_classifier(logits: bool = False) -> keras.Model:
+    """Binary classifier with one output unit: class 1 when the mean pixel is above 128."""
+    inputs = keras.Input((8, 10, 1))
+    x = keras.layers.Conv2D(1, 1, name="conv", kernel_initializer="ones")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(1, activation=None if logits else "sigmoid", name="head")(x)
+    model = keras.Model(inputs, outputs)
+    model.get_layer("head").set_weights([np.full((1, 1), 0.1, "float32"),
+                                         np.full((1,), -12.8, "float32")])
+    return model
+
+
+def _data(images, labels, names=NAMES):
+    val = tf.data.Dataset.from_tensor_slices((images, labels)).batch(3)
+    return types.SimpleNamespace(val=val, train=None, class_names=names,
+                                 task=types.SimpleNamespace(name="classification"))
+
+
+def _binary_set():
+    brightness = np.array([40, 200, 60, 220, 30, 90, 250], "float32")
+    images = np.broadcast_to(brightness[:, None, None, None], (7, 8, 10, 1)).copy()
+    labels = np.array([0, 1, 1, 1, 0, 1, 0])
+    return images, labels
+
+
+@pytest.mark.parametrize("logits", [False, True])
+def test_binary_single_unit_classifier_confusion_matrix(tmp_path, logits):
+    # A [B, 1] sigmoid (or logit) head is binary: argmax over one column is always 0.
+    images, labels = _binary_set()
+    model = _brightness_classifier(logits)
+    analysis = error_analysis(model, _data(images, labels), tmp_path)
+    predicted = (images.mean(axis=(1, 2, 3)) > 128).astype(int)  # independent of the model
+    probability = 1 / (1 + np.exp(-(0.1 * images.mean(axis=(1, 2, 3)) - 12.8)))
+    assert np.array_equal(predicted, (probability > 0.5).astype(int))
+    expected = np.zeros((2, 2), int)
+    np.add.at(expected, (labels, predicted), 1)
+    assert analysis.matrix.tolist() == expected.tolist()  # [[2, 1], [2, 2]]
+    assert expected[1, 0] == 2 and expected[0, 1] == 1
+
+
+def test_one_hot_labels_give_the_integer_labels_matrix(tmp_path):
+    images, labels = _binary_set()
+    model = _brightness_classifier()
+    integer = error_analysis(model, _data(images, labels), tmp_path / "a")
+    one_hot = error_analysis(model, _data(images, np.eye(2, dtype="float32")[labels]),
+                             tmp_path / "b")
+    assert one_hot.matrix.tolist() == integer.matrix.tolist()
+
+
+def test_class_names_with_spaces_slashes_unicode_and_an_empty_class(tmp_path):
+    images, labels = _binary_set()
+    names = NAMES + ["class <three> & \"four\""]  # class 2 has no validation image
+    analysis = error_analysis(_brightness_classifier(), _data(images, labels, names),
+                              tmp_path)
+    assert analysis.matrix.shape == (3, 3) and analysis.matrix[2].sum() == 0
+    links = re.findall(r'href="([^"]+)"', analysis.html)
+    assert links and all(os.path.isfile(tmp_path / link) for link in links)
+    for link in links:
+        page = (tmp_path / link).read_text(encoding="utf-8")
+        for source in re.findall(r'src="([^"]+)"', page):
+            assert os.path.isfile(os.path.join(tmp_path, os.path.dirname(link), source))
+    for name in names:
+        assert html.escape(name) in analysis.html
+    assert "<three>" not in analysis.html
+
+
+def test_empty_validation_split_names_it(tmp_path):
+    data = _data(np.zeros((0, 8, 10, 1), "float32"), np.zeros((0,), "int64"))
+    with pytest.raises(ValueError, match="validation split of data holds none"):
+        error_analysis(_brightness_classifier(), data, tmp_path)
