@@ -87,3 +87,40 @@ def test_empty_validation_split_names_it(tmp_path):
     data = _data(np.zeros((0, 8, 10, 1), "float32"), np.zeros((0,), "int64"))
     with pytest.raises(ValueError, match="validation split of data holds none"):
         error_analysis(_brightness_classifier(), data, tmp_path)
+
+
+def _tiny_classifier() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    return keras.Sequential([keras.Input((8, 10, 3)), keras.layers.Conv2D(2, 3, name="c1"),
+                             keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(3, activation="softmax", name="head")])
+
+
+def test_compare_takes_one_method_and_metric_name_as_a_string():
+    from visionkit.interpret import compare, metrics
+
+    model = _tiny_classifier()
+    images = np.random.default_rng(1).uniform(0, 255, (2, 8, 10, 3)).astype("float32")
+    result = compare(model, images, methods="random", metrics="deletion", steps=2,
+                     fill="constant", value=128.0, verbose=0)
+    assert [(row["method"], row["metric"]) for row in result.rows] == [("random",
+                                                                         "deletion")]
+    predicted = np.asarray(model(images)).argmax(-1)
+    reference = metrics.deletion(model, images, metrics.random_map(images), target=predicted,
+                                 steps=2, fill="constant", value=128.0)
+    assert result.rows[0]["value"] == pytest.approx(float(reference.auc.mean()), abs=1e-6)
+
+
+@pytest.mark.parametrize("arguments, named", [
+    ({"methods": ["gradcam"]}, "methods"), ({"metrics": ["deletion_auc"]}, "metrics"),
+    ({"sigmaa": 3.0}, "sigmaa")])
+def test_compare_unknown_names_fail_before_any_work(arguments, named):
+    from visionkit.interpret import compare
+    from visionkit.interpret.checks import ArgumentError
+
+    images = np.zeros((1, 8, 10, 3), "float32")
+    with pytest.raises(ArgumentError) as error:
+        compare(_tiny_classifier(), images, verbose=0, **arguments)
+    assert error.value.argument == named
+    assert repr(next(iter(arguments.values()))).strip("[]") in str(error.value) or \
+        named in str(error.value)
