@@ -124,3 +124,24 @@ def test_compare_unknown_names_fail_before_any_work(arguments, named):
     assert error.value.argument == named
     assert repr(next(iter(arguments.values()))).strip("[]") in str(error.value) or \
         named in str(error.value)
+
+
+def test_style_transfer_greyscale_pictures_on_a_colour_model_equal_their_rgb_copies():
+    from visionkit.interpret.style import style_transfer
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((None, None, 3)),
+                              keras.layers.Conv2D(3, 3, activation="relu", name="c1"),
+                              keras.layers.Conv2D(4, 3, activation="relu", name="c2")])
+    rng = np.random.default_rng(0)
+    content = rng.integers(0, 256, (12, 16)).astype("uint8")  # [H, W] greyscale
+    style = rng.integers(0, 256, (10, 9, 1)).astype("uint8")  # other size, one channel
+    options = dict(model=model, content_layers="c2", style_layers=["c1", "c2"], steps=2,
+                   verbose=0)
+    with pytest.warns(UserWarning, match="greyscale") as caught:
+        grey = style_transfer(content, style, **options)
+    assert {str(w.message).split()[0] for w in caught} == {"content", "style"}
+    colour = style_transfer(np.repeat(content[..., None], 3, -1), np.repeat(style, 3, -1),
+                            **options)
+    assert grey.image.shape == (12, 16, 3)
+    np.testing.assert_array_equal(grey.image, colour.image)
