@@ -145,3 +145,26 @@ def test_style_transfer_greyscale_pictures_on_a_colour_model_equal_their_rgb_cop
                             **options)
     assert grey.image.shape == (12, 16, 3)
     np.testing.assert_array_equal(grey.image, colour.image)
+
+
+def test_a_cam_with_no_evidence_for_the_target_is_said_once():
+    # Positive activations and a class whose Dense weights are all negative: HiResCAM's
+    # relu(sum_k g_k A_k) is 0 everywhere for it, which used to come back silently.
+    from visionkit.interpret.cams import hires_cam
+
+    inputs = keras.Input((6, 8, 1))
+    features = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv",
+                                   kernel_initializer="ones")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(features)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(x))
+    weights = np.array([[1.0, -1.0], [0.5, -2.0]], "float32")
+    model.get_layer("head").set_weights([weights, np.zeros(2, "float32")])
+    images = np.random.default_rng(0).uniform(1, 255, (2, 6, 8, 1)).astype("float32")
+    activations = np.asarray(keras.Model(inputs, features)(images))  # [2, 6, 8, 2]
+    # d logit_c / d A_k at every position = W[k, c] / (h * w) (global average pooling).
+    reference = np.maximum(activations @ weights / 48.0, 0.0)  # [2, 6, 8, 2]
+    np.testing.assert_allclose(hires_cam(model, images, target=0, normalize=False),
+                               reference[..., 0], rtol=1e-5, atol=1e-5)
+    with pytest.warns(UserWarning, match=r"hires_cam: 2 of 2 maps are constant"):
+        empty = hires_cam(model, images, target=[1, 1])
+    assert np.all(empty == 0) and np.all(reference[..., 1] == 0)
