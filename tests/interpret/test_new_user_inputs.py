@@ -168,3 +168,18 @@ def test_a_cam_with_no_evidence_for_the_target_is_said_once():
     with pytest.warns(UserWarning, match=r"hires_cam: 2 of 2 maps are constant"):
         empty = hires_cam(model, images, target=[1, 1])
     assert np.all(empty == 0) and np.all(reference[..., 1] == 0)
+
+
+@pytest.mark.parametrize("name", ["filters_conv #1.png", "filters_a?b 100%.png",
+                                  "filters_ünï cödé.png"])
+def test_report_picture_links_resolve_to_files_whatever_the_layer_name(tmp_path, name):
+    # Resolved the way a browser resolves a relative link against the page's file URL.
+    from urllib.parse import urljoin, urlparse
+    from urllib.request import url2pathname
+
+    from visionkit.interpret.report import image_source
+
+    (tmp_path / name).write_bytes(b"png")
+    page = (tmp_path / "index.html").as_uri()
+    resolved = urlparse(urljoin(page, html.unescape(image_source(name))))
+    assert os.path.isfile(url2pathname(resolved.path)) and not resolved.fragment

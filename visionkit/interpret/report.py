@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import os
 import time
+import urllib.parse
 from typing import Any
 
 import keras
@@ -223,7 +224,7 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
     say(8, "HTML page")
     body = "".join(f"<h2>{html.escape(t)}</h2>\n{fragment}\n" for t, fragment in fragments)
     body += "\n".join(f"<h2>{html.escape(t)}</h2>\n<p>{html.escape(c)}</p>\n"
-                     f'<img src="{html.escape(f)}" alt="{html.escape(t)}">'
+                     f'<img src="{image_source(f)}" alt="{html.escape(t)}">'
                      for t, f, c in sections)
     page = (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>visionkit report: "
             f"{html.escape(model.name)}</title><style>body{{font-family:sans-serif;"
@@ -234,6 +235,13 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
     with open(path, "w", encoding="utf-8") as handle:
         handle.write(page)
     return path
+
+
+def image_source(filename: str) -> str:
+    """`filename` as an HTML attribute value that a browser resolves to that file: a
+    layer name may put a space, '#', '?' or '%' in a picture's name, which an unquoted
+    link would cut short (a '#' starts a fragment)."""
+    return html.escape(urllib.parse.quote(filename))
 
 
 def is_classification(data: Any, labels: np.ndarray | None) -> bool:
