@@ -88,7 +88,7 @@ def test_octaves_and_the_default_layers_of_another_model(any_size_cnn):
 
 @pytest.mark.parametrize("arguments, named", [
     ({"content": np.zeros((2, 16, 16, 3))}, "content"),
-    ({"style": np.zeros((16, 16, 1))}, "style"),
+    ({"style": np.zeros((16, 16, 2))}, "style"),  # greyscale is repeated in RGB
     ({"style_layers": ["nope"]}, "style_layers"),
     ({"steps": 0}, "steps"),
     ({"learning_rate": -1.0}, "learning_rate"),

@@ -47,6 +47,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -60,6 +61,20 @@ from visionkit.interpret.checks import ArgumentError, check_finite_result, check
 from visionkit.interpret.targets import ClassScore
 
 __all__ = ["eigen_cam", "grad_cam_plus_plus", "hires_cam", "layer_cam", "score_cam"]
+
+
+def _checked(maps: np.ndarray, method: str) -> np.ndarray:
+    """`maps` checked finite; constant maps (no position stands out: for the gradient
+    methods, no channel raises the target's score there) are said once, with examples."""
+    maps = check_finite_result(maps, method)
+    flat = maps.reshape(len(maps), -1)
+    flat_maps = np.flatnonzero(np.ptp(flat, axis=1) == 0)
+    if len(flat_maps):
+        warnings.warn(f"{method}: {len(flat_maps)} of {len(maps)} maps are constant (the "
+                      f"map holds no evidence for the target at this layer; try another "
+                      f"layer or target), e.g. images {flat_maps[:5].tolist()}.",
+                      stacklevel=3)
+    return maps
 
 
 def _normalize(maps: tf.Tensor) -> tf.Tensor:
@@ -133,7 +148,8 @@ def _gradient_cam(kind: str, model, images, target, layers, task, normalize, jit
                 fused = cam
         return _normalize(fused) if normalize else fused
 
-    return check_finite_result(run(images).numpy(), kind.replace("plus_plus", "grad_cam++"))
+    names = {"plus_plus": "grad_cam_plus_plus", "hires": "hires_cam", "layer": "layer_cam"}
+    return _checked(run(images).numpy(), names[kind])
 
 
 def grad_cam_plus_plus(model: keras.Model, images: Any, target: Any = None,
@@ -267,7 +283,7 @@ def score_cam(model: keras.Model, images: Any, target: Any = None, layer: str | 
         cam = _upsample(tf.nn.relu(tf.reduce_sum(weights * features, axis=-1)), images)
         return _normalize(cam) if normalize else cam
 
-    return check_finite_result(run(images).numpy(), "score_cam")
+    return _checked(run(images).numpy(), "score_cam")
 
 
 def _normalize_channels(masks: tf.Tensor) -> tf.Tensor:
@@ -326,4 +342,4 @@ def eigen_cam(model: keras.Model, images: Any, layer: str | None = None,
         cam = _upsample(cam, images)
         return _normalize(cam) if normalize else cam
 
-    return check_finite_result(run(images).numpy(), "eigen_cam")
+    return _checked(run(images).numpy(), "eigen_cam")

@@ -157,6 +157,9 @@ class Comparison:
         return save(figure, path)
 
 
+_CURVE_ARGUMENTS = {"value", "sigma", "noise", "seed", "jit_compile"}
+
+
 def _methods(methods: Sequence) -> list[tuple[str, Callable]]:
     resolved = []
     for method in methods:
@@ -209,7 +212,8 @@ def compare(model: keras.Model, images: Any, methods: Sequence = ("grad_cam", "o
         task: task for the target.
         output: the output explained, by name or index, for a model with several.
         verbose: 1 prints the table; 0 prints nothing. Defaults to 1.
-        **metric_arguments: passed to deletion/insertion (`value`, `sigma`, `noise`).
+        **metric_arguments: passed to deletion/insertion (`value`, `sigma`, `noise`,
+            `seed`, `jit_compile`); any other keyword is refused.
 
     Returns:
         A `Comparison` (`rows`, `notes`, `maps`, `to_html()`, `table()`, `plot()`).
@@ -217,11 +221,19 @@ def compare(model: keras.Model, images: Any, methods: Sequence = ("grad_cam", "o
     Raises:
         ArgumentError (a ValueError): naming `methods` (unknown name, a method's maps not
             `[B, H, W]`), `metrics` (unknown name), `masks` (missing for the pointing
-            game), and the arguments of the metrics.
+            game), an unknown keyword argument, and the arguments of the metrics.
     """
     adapter = adapt(model, output)
     images = adapter.check_images(images).numpy()
     count = len(images)
+    # One name alone is that one method or metric, not a sequence of its letters.
+    methods = [methods] if isinstance(methods, str) or callable(methods) else methods
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    unknown_arguments = sorted(set(metric_arguments) - _CURVE_ARGUMENTS)
+    if unknown_arguments:
+        raise ArgumentError(unknown_arguments[0], f"Expected keyword arguments of compare "
+                            f"or of the deletion/insertion curves {sorted(_CURVE_ARGUMENTS)}; "
+                            f"received {unknown_arguments}.")
     resolved = _methods(methods)
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:

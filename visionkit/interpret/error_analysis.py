@@ -66,7 +66,41 @@ def _collect(data: Any, limit: int) -> tuple[np.ndarray, np.ndarray]:
         count += len(images[-1])
         if count >= limit:
             break
-    return np.concatenate(images)[:limit], np.concatenate(labels)[:limit]
+    if not count:
+        split = "validation" if data.val is not None else "training"
+        raise ValueError(f"The error analysis needs validation images; the {split} split "
+                         "of data holds none.")
+    return np.concatenate(images)[:limit], _class_ids(np.concatenate(labels)[:limit])
+
+
+def _class_ids(labels: np.ndarray) -> np.ndarray:
+    """Integer labels `[N]`; one-hot rows `[N, K]` (label_mode "categorical") become
+    their class ids, anything else is returned as it is (and refused by the caller)."""
+    if (labels.ndim == 2 and labels.shape[1] > 1 and np.all((labels == 0) | (labels == 1))
+            and np.all(labels.sum(axis=1) == 1)):
+        return labels.argmax(axis=1)
+    return labels
+
+
+def predicted_classes(model: keras.Model, images: np.ndarray,
+                      batch_size: int = 64) -> tuple[np.ndarray, int]:
+    """The classifier's predicted class `[N]` and its number of classes.
+
+    A model with one output unit is binary: class 1 where a sigmoid unit is above 0.5,
+    or a linear unit (a logit) above 0; `[B, K]` outputs take the largest column.
+    """
+    from visionkit.interpret.adapter import output_head
+
+    outputs = np.concatenate([np.asarray(model(images[i:i + batch_size], training=False),
+                                         np.float64)
+                              for i in range(0, len(images), batch_size)])
+    if outputs.ndim != 2:
+        raise ValueError(f"The error analysis needs a classifier with outputs [batch, "
+                         f"classes]; model {model.name!r} gives {outputs.shape[1:]}.")
+    if outputs.shape[1] == 1:
+        threshold = 0.5 if output_head(model).binary else 0.0
+        return (outputs[:, 0] > threshold).astype(np.int64), 2
+    return outputs.argmax(axis=-1), int(outputs.shape[1])
 
 
 def error_analysis(model: keras.Model, data: Any, out_dir: str | os.PathLike,
@@ -99,11 +133,9 @@ def error_analysis(model: keras.Model, data: Any, out_dir: str | os.PathLike,
     if labels.ndim != 1:
         raise ValueError(f"The error analysis needs one integer label per image [N]; "
                          f"received labels of shape {labels.shape}.")
-    outputs = np.concatenate([np.asarray(model(images[i:i + batch_size], training=False))
-                              for i in range(0, len(images), batch_size)])
-    predicted = outputs.argmax(axis=-1)
+    predicted, outputs = predicted_classes(model, images, batch_size)
     names = list(getattr(data, "class_names", []) or [])
-    classes = max(outputs.shape[-1], len(names), int(labels.max()) + 1)
+    classes = max(outputs, len(names), int(labels.max()) + 1)
     names = names + [str(i) for i in range(len(names), classes)]
     from sklearn.metrics import confusion_matrix
 
@@ -113,7 +145,14 @@ def error_analysis(model: keras.Model, data: Any, out_dir: str | os.PathLike,
     shown = {cell: np.flatnonzero((labels == cell[0]) & (predicted == cell[1]))[:per_cell]
              for cell in cells}
     chosen = np.concatenate([shown[c] for c in cells]) if cells else np.zeros(0, int)
-    cams = grad_cam(model, images[chosen], target=predicted[chosen]) if len(chosen) else None
+    target = predicted[chosen]
+    if int(model.outputs[0].shape[-1]) == 1:  # one unit: class 1 is its score, class 0 minus it
+        from visionkit.interpret.adapter import output_head
+        from visionkit.interpret.targets import ClassScore
+
+        target = ClassScore(target, binary=True,
+                            from_logits=not output_head(model).binary)
+    cams = grad_cam(model, images[chosen], target=target) if len(chosen) else None
     position = {int(index): row for row, index in enumerate(chosen)}
     pages = {}
     for true, pred in cells:

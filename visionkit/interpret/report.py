@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import os
 import time
+import urllib.parse
 from typing import Any
 
 import keras
@@ -49,6 +50,10 @@ def _validation_images(data: Any, count: int) -> tuple[np.ndarray, np.ndarray | 
             break
     image_array = np.concatenate(images)[:count]
     label_array = np.concatenate(labels)[:count] if labels else None
+    if label_array is not None:
+        from visionkit.interpret.error_analysis import _class_ids
+
+        label_array = _class_ids(label_array)
     return image_array, label_array
 
 
@@ -219,7 +224,7 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
     say(8, "HTML page")
     body = "".join(f"<h2>{html.escape(t)}</h2>\n{fragment}\n" for t, fragment in fragments)
     body += "\n".join(f"<h2>{html.escape(t)}</h2>\n<p>{html.escape(c)}</p>\n"
-                     f'<img src="{html.escape(f)}" alt="{html.escape(t)}">'
+                     f'<img src="{image_source(f)}" alt="{html.escape(t)}">'
                      for t, f, c in sections)
     page = (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>visionkit report: "
             f"{html.escape(model.name)}</title><style>body{{font-family:sans-serif;"
@@ -232,6 +237,13 @@ def report(model: keras.Model, data: Any, out_dir: str | os.PathLike, images: in
     return path
 
 
+def image_source(filename: str) -> str:
+    """`filename` as an HTML attribute value that a browser resolves to that file: a
+    layer name may put a space, '#', '?' or '%' in a picture's name, which an unquoted
+    link would cut short (a '#' starts a fragment)."""
+    return html.escape(urllib.parse.quote(filename))
+
+
 def is_classification(data: Any, labels: np.ndarray | None) -> bool:
     """True for a classification set with one integer label per image."""
     return (getattr(getattr(data, "task", None), "name", None) == "classification"
@@ -240,9 +252,9 @@ def is_classification(data: Any, labels: np.ndarray | None) -> bool:
 
 def misclassified_points(model: keras.Model, embedding: Any, batch_size: int = 64) -> np.ndarray:
     """bool `[N]`: the embedded images whose predicted class differs from their label."""
-    images = embedding.images
-    predicted = np.concatenate([np.asarray(model(images[i:i + batch_size], training=False))
-                                .argmax(axis=-1) for i in range(0, len(images), batch_size)])
+    from visionkit.interpret.error_analysis import predicted_classes
+
+    predicted, _ = predicted_classes(model, np.asarray(embedding.images), batch_size)
     return (predicted != np.asarray(embedding.labels)) & (np.asarray(embedding.labels) >= 0)
 
 

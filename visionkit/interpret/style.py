@@ -35,6 +35,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -142,7 +143,9 @@ def style_transfer(content: Any, style: Any, model: keras.Model | None = None,
     """Paints `content` in the style of `style` (Gatys et al., 2015).
 
     Args:
-        content: `[H, W, C]` (or `[1, H, W, C]`) raw 0..255 pixels.
+        content: `[H, W, C]` (or `[1, H, W, C]`) raw 0..255 pixels. A greyscale picture
+            (`[H, W]` or one channel) for a 3-channel model is repeated in R, G and B,
+            with a warning.
         style: `[h, w, C]` raw pixels, of any size.
         model: a convolutional Keras model on raw pixels that takes images of any size (a
             classifier, a backbone). Defaults to None: `vgg_style_model()` (VGG-19,
@@ -234,6 +237,18 @@ def style_transfer(content: Any, style: Any, model: keras.Model | None = None,
 
 
 def _one_image(image, channels, model_name, argument) -> tf.Tensor:
+    try:
+        values = np.asarray(image)
+    except (TypeError, ValueError):
+        values = None
+    grey = values is not None and values.dtype.kind in "uif" and (
+        values.ndim == 2 or (values.ndim in (3, 4) and values.shape[-1] == 1))
+    if channels == 3 and grey:
+        # A greyscale picture for a colour model: the same grey in R, G and B, said once.
+        warnings.warn(f"{argument} is greyscale (shape {values.shape}) and model "
+                      f"{model_name!r} takes 3 channels: its grey level is repeated in R, "
+                      "G and B.", stacklevel=3)
+        image = np.repeat(values[..., None] if values.ndim == 2 else values, 3, axis=-1)
     array = check_images(image, (None, None, channels), model_name, argument=argument)
     if array.shape[0] != 1:
         raise ArgumentError(argument, f"Expected one image [height, width, channels] as "
