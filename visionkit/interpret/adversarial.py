@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.attacks import NORMS, projected_gradient_descent
+from visionkit.attacks import NORMS, projected_gradient_descent, warn_fractional_epsilon
 from visionkit.interpret.adapter import adapt
 from visionkit.interpret.checks import ArgumentError, check_finite_result, check_float, check_int
 
@@ -59,7 +59,8 @@ def pgd(model: keras.Model, images: Any, target: Any = None, epsilon: float = 8.
         images: `[B, H, W, C]` raw pixels.
         target: class id(s) to push down, a `Target`, or None (the predicted class).
         epsilon: the ball's radius in pixel units (0..255): the largest change of any
-            value (L-inf) or each image's perturbation length (L2). Defaults to 8.
+            value (L-inf) or each image's perturbation length (L2). Defaults to 8. An
+            L-inf epsilon below 1 (e.g. 8/255 meant for 0..1 images) warns.
         steps: gradient steps, in [1, 1000]. Defaults to 10.
         step_size: pixel units per step. Defaults to `2.5 * epsilon / steps`.
         norm: "inf" or "2". Defaults to "inf".
@@ -93,6 +94,7 @@ def pgd(model: keras.Model, images: Any, target: Any = None, epsilon: float = 8.
     if norm_name not in NORMS:
         raise ArgumentError("norm", f"Expected norm 'inf' or '2'; received norm={norm!r}.")
     seed = check_int(seed, "seed", minimum=0)
+    warn_fractional_epsilon(epsilon, norm_name, "pgd")
     scored = adapter.scored
     logits_classifier = adapter.head.from_logits and len(scored.outputs[0].shape) == 2 \
         and (scored.outputs[0].shape[-1] or 0) > 1
