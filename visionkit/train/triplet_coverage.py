@@ -62,24 +62,32 @@ class AnchorsWithTriplets(keras.metrics.Mean):
 
 
 class TripletCoverage(keras.callbacks.Callback):
-    """Warns once when some training anchors had no triplet in their batch (loss 0).
+    """Warns once per split when some anchors had no triplet in their batch (loss 0).
 
-    Reads `anchors_with_triplets` from the epoch's logs (see `AnchorsWithTriplets`).
+    Reads `anchors_with_triplets` and `val_anchors_with_triplets` from the epoch's logs
+    (see `AnchorsWithTriplets`): below 1 on the train split, those images taught
+    nothing; on the validation split, `val_loss` (what checkpoints keep the lowest of)
+    leaves them out.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.warned = False
+        self.warned: set[str] = set()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        value = (logs or {}).get(METRIC_NAME)
-        if self.warned or value is None or float(value) >= 1.0:
-            return
-        self.warned = True
-        warnings.warn(
-            f"Metric learning, epoch {epoch + 1}: only {float(value):.0%} of the training "
-            f"images had both another image of their class and an image of another class "
-            f"in their batch; the others formed no triplet or pair and added 0 to the loss. "
-            f"Train on batches of P >= 2 classes x K >= 2 images "
-            f"(visionkit.data.class_balanced(data, classes_per_batch, images_per_class)).",
-            stacklevel=2)
+        for key, split, effect in (
+                (METRIC_NAME, "training", "added 0 to the loss. Train on batches of P >= 2 "
+                 "classes x K >= 2 images (visionkit.data.class_balanced(data, "
+                 "classes_per_batch, images_per_class))"),
+                (f"val_{METRIC_NAME}", "validation", "are left out of val_loss, which "
+                 "checkpoints and early stopping follow. Give validation batches several "
+                 "images of several classes each (a larger or shuffled validation split)")):
+            value = (logs or {}).get(key)
+            if key in self.warned or value is None or float(value) >= 1.0:
+                continue
+            self.warned.add(key)
+            warnings.warn(
+                f"Metric learning, epoch {epoch + 1}: only {float(value):.0%} of the {split} "
+                f"images had both another image of their class and an image of another "
+                f"class in their batch; the others formed no triplet or pair and {effect}.",
+                stacklevel=2)
