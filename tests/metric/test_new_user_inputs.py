@@ -154,3 +154,23 @@ def test_pgd_takes_one_target_per_image_and_names_a_bad_list():
 def test_an_attack_on_an_unsupported_task_is_named(task):
     with pytest.raises(ValueError, match=f"received a '{task}' data set"):
         check_attack_task(get_task(task), "evaluate(attack=...)")
+
+
+@pytest.mark.slow
+def test_an_embedding_model_exports_without_class_names_and_serves_unit_vectors(tmp_path):
+    # Non-square RGB images, a Sequential backbone, no Data at hand: the served
+    # embeddings are the Keras model's, of unit length.
+    backbone = keras.Sequential([keras.Input((12, 20, 3)), keras.layers.Rescaling(1 / 255),
+                                 keras.layers.Conv2D(4, 3)])
+    model = vk.models.build("siamese", input_shape=(12, 20, 3), backbone=backbone,
+                            embedding_dim=3)
+    path = vk.export.saved_model(model, str(tmp_path / "saved"), task="embedding")
+    predictor = vk.export.load(path)
+    images = np.random.default_rng(0).integers(0, 256, (2, 12, 20, 3)).astype("uint8")
+    served = np.asarray(predictor(images)["embeddings"])
+    np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(served, np.asarray(model(images.astype("float32"))),
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="class names"):
+        vk.export.saved_model(vk.models.build("simple_cnn", (12, 20, 3), 2, filters=(2,)),
+                              str(tmp_path / "classifier"), task="classification")
