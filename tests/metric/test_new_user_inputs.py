@@ -102,6 +102,8 @@ def test_retrieval_metrics_read_one_hot_labels_and_name_a_bad_k_or_one_class():
     assert verification_auc(embeddings, one_hot) == verification_auc(embeddings, LABELS)
     with pytest.raises(ValueError, match=r"k <= 7 .* received k=8"):
         recall_at_k(embeddings, LABELS, k=8)  # k larger than the gallery
+    with pytest.raises(ValueError, match=r"received k=1.5"):
+        recall_at_k(embeddings, LABELS, k=1.5)  # not silently k=1
     with pytest.raises(ValueError, match="0 different-class pairs"):
         verification_auc(embeddings, np.zeros(len(LABELS)))
 
@@ -133,6 +135,11 @@ def test_an_attack_budget_in_zero_one_units_warns_with_the_pixel_value():
     images = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 1)).astype("float32")
     with pytest.warns(UserWarning, match="pass epsilon=8"):
         vk.interpret.pgd(model, images, epsilon=8 / 255, steps=1)
+    with pytest.warns(UserWarning, match="look scaled to 0..1"):
+        vk.interpret.pgd(model, images / 255.0, steps=1)
+    with pytest.raises(ValueError, match=r"raw pixels in \[0, 255\]; received values in "
+                       r"\[-0\.99"):
+        vk.interpret.pgd(model, images / 127.5 - 1.0, steps=1)
     with pytest.warns(UserWarning, match="pass epsilon=7.65"):
         vk.attacks.parse_attack({"epsilon": 0.03})
     with warnings.catch_warnings():

@@ -79,7 +79,7 @@ def recall_at_k(embeddings: Any, labels: Any, k: int = 1) -> float:
             class with two images.
     """
     embeddings, labels = _check(embeddings, labels)
-    if not 1 <= int(k) <= len(labels) - 1:
+    if isinstance(k, bool) or not float(k).is_integer() or not 1 <= int(k) <= len(labels) - 1:
         raise ValueError(f"Expected 1 <= k <= {len(labels) - 1} (images minus the query); "
                          f"received k={k!r}.")
     classes, counts = np.unique(labels, return_counts=True)
