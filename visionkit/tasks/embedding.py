@@ -100,8 +100,9 @@ class Embedding(Task):
         return result
 
     def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
-                          class_names: list[str], out_dir: str | None = None
-                          ) -> dict[str, Any]:
+                          class_names: list[str], out_dir: str | None = None,
+                          top_k: int = 3) -> dict[str, Any]:
+        # top_k lists classes; an embedding has none (the base signature takes it).
         embedding = np.asarray(outputs["embeddings"], np.float64)
         return {"file": file, "embedding": embedding.tolist(),
                 "summary": f"embedding of {embedding.shape[-1]} dimensions"}
