@@ -31,13 +31,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
 import tensorflow as tf
 
-__all__ = ["Attack", "NORMS", "PIXEL_RANGE", "parse_attack", "projected_gradient_descent"]
+__all__ = ["Attack", "NORMS", "PIXEL_RANGE", "parse_attack", "projected_gradient_descent",
+           "warn_fractional_epsilon"]
 
 # The raw pixel range visionkit models take.
 PIXEL_RANGE = (0.0, 255.0)
@@ -48,6 +50,20 @@ METHODS = ("pgd", "fgsm")
 STEP_SIZE_FACTOR = 2.5
 # Keeps an all-zero gradient's L2 normalisation finite.
 _NORM_FLOOR = 1e-12
+
+
+def warn_fractional_epsilon(epsilon: float, norm: str, argument: str) -> None:
+    """Warns when an L-inf `epsilon` below 1 looks like a 0..1-scaled budget.
+
+    visionkit's pixels are 0..255: `epsilon=8/255` (0.031) changes no pixel by more than
+    0.031 of 255, i.e. no attack at all; the user most likely meant `epsilon=8`. L2
+    budgets below 1 can be meant (an image's whole perturbation), so only L-inf warns.
+    """
+    if norm == "inf" and 0.0 < float(epsilon) < 1.0:
+        warnings.warn(f"{argument}: epsilon={float(epsilon):g} is in pixel units of 0..255, "
+                      f"so no value moves by even one grey level. If you meant a fraction of "
+                      f"the range (the '8/255' of images scaled to 0..1), pass "
+                      f"epsilon={float(epsilon) * PIXEL_RANGE[1]:g}.", stacklevel=3)
 
 
 def _per_example_l2(values: tf.Tensor) -> tf.Tensor:
@@ -222,6 +238,7 @@ def parse_attack(spec: Attack | Mapping[str, Any] | None, argument: str = "attac
     if attack.step_size is not None and float(attack.step_size) <= 0:
         raise ValueError(f"Expected {argument}['step_size'] > 0; received "
                          f"{attack.step_size!r}.")
+    warn_fractional_epsilon(attack.epsilon, _check_norm(attack.norm), argument)
     return dataclasses.replace(attack, epsilon=float(attack.epsilon), steps=int(attack.steps),
                                norm=_check_norm(attack.norm),
                                random_start=bool(attack.random_start))

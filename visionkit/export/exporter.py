@@ -99,7 +99,8 @@ def saved_model(
         task: the task (name or object) when `data` is not given; if both are given
             they must agree. Defaults to None.
         class_names: names per class id when `data` is not given; if both are given
-            they must agree. Defaults to None.
+            they must agree. Not needed for the "embedding" task (its outputs are not
+            classes). Defaults to None.
         metrics: evaluation metrics to record in `visionkit.json` (JSON-compatible
             values; NumPy scalars and arrays are converted). Defaults to None.
         version: the version number to write. Defaults to the highest existing version
@@ -228,6 +229,8 @@ def _export_spec(model: keras.Model, data: Data | None, task: str | Task | None,
                 "Cannot tell the task: pass data=<the Data set the model was trained on> "
                 "or task=<'classification', ...>.")
         resolved_task = get_task(task)
+        if class_names is None and not getattr(resolved_task, "outputs_are_classes", True):
+            class_names = ()  # e.g. embeddings: served classes are not the trained ones
         if class_names is None:
             raise ValueError(
                 "Cannot tell the class names: pass data=<the Data set the model was trained "
@@ -239,7 +242,7 @@ def _export_spec(model: keras.Model, data: Data | None, task: str | Task | None,
                 "pass data= so the export knows which size to resize served images to.")
         image_size = model_size
 
-    if not names:
+    if not names and getattr(resolved_task, "outputs_are_classes", True):
         raise ValueError("Expected at least one class name; received none.")
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

@@ -24,13 +24,19 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.attacks import NORMS, projected_gradient_descent
+from visionkit.attacks import (
+    NORMS,
+    PIXEL_RANGE,
+    projected_gradient_descent,
+    warn_fractional_epsilon,
+)
 from visionkit.interpret.adapter import adapt
 from visionkit.interpret.checks import ArgumentError, check_finite_result, check_float, check_int
 
@@ -59,7 +65,8 @@ def pgd(model: keras.Model, images: Any, target: Any = None, epsilon: float = 8.
         images: `[B, H, W, C]` raw pixels.
         target: class id(s) to push down, a `Target`, or None (the predicted class).
         epsilon: the ball's radius in pixel units (0..255): the largest change of any
-            value (L-inf) or each image's perturbation length (L2). Defaults to 8.
+            value (L-inf) or each image's perturbation length (L2). Defaults to 8. An
+            L-inf epsilon below 1 (e.g. 8/255 meant for 0..1 images) warns.
         steps: gradient steps, in [1, 1000]. Defaults to 10.
         step_size: pixel units per step. Defaults to `2.5 * epsilon / steps`.
         norm: "inf" or "2". Defaults to "inf".
@@ -75,7 +82,8 @@ def pgd(model: keras.Model, images: Any, target: Any = None, epsilon: float = 8.
         after), and `flipped` (`[B]` bool).
 
     Raises:
-        ArgumentError (a ValueError): naming `images`, `target`, `output`, `epsilon`
+        ArgumentError (a ValueError): naming `images` (also for values outside 0..255;
+            images within 0..1 warn), `target`, `output`, `epsilon`
             (in [0, 255]), `steps`, `step_size` (> 0), `norm` or `seed`.
     """
     adapter = adapt(model, output)
@@ -93,6 +101,16 @@ def pgd(model: keras.Model, images: Any, target: Any = None, epsilon: float = 8.
     if norm_name not in NORMS:
         raise ArgumentError("norm", f"Expected norm 'inf' or '2'; received norm={norm!r}.")
     seed = check_int(seed, "seed", minimum=0)
+    warn_fractional_epsilon(epsilon, norm_name, "pgd")
+    low, high = float(tf.reduce_min(images)), float(tf.reduce_max(images))
+    if low < PIXEL_RANGE[0] or high > PIXEL_RANGE[1]:
+        # The attack clips to 0..255: the clean images would change beyond epsilon.
+        raise ArgumentError("images", f"Expected raw pixels in [0, 255]; received values "
+                            f"in [{low:g}, {high:g}] (normalised images? pass the raw ones).")
+    if 0.0 < high <= 1.0:
+        warnings.warn(f"pgd: the images' values lie in [{low:g}, {high:g}]: they look scaled "
+                      f"to 0..1, but visionkit models take raw 0..255 pixels and epsilon="
+                      f"{epsilon:g} is in those units.", stacklevel=2)
     scored = adapter.scored
     logits_classifier = adapter.head.from_logits and len(scored.outputs[0].shape) == 2 \
         and (scored.outputs[0].shape[-1] or 0) > 1

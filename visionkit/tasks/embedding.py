@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from visionkit.train.metric_losses import TripletLoss
 from visionkit.train.retrieval_metrics import recall_at_k, verification_auc
+from visionkit.train.triplet_coverage import AnchorsWithTriplets, TripletCoverage
 from visionkit.vocabulary import Task, predict_dataset, register_task
 
 __all__ = ["Embedding", "RECALL_KS"]
@@ -28,7 +29,9 @@ class Embedding(Task):
     (`visionkit.data.class_balanced`) give the online losses their pairs. The default
     loss is the batch-hard triplet loss (`visionkit.train.metric_losses.TripletLoss`);
     pass `loss=ContrastiveLoss()` or a semi-hard `TripletLoss` to `fit` for the others.
-    Checkpoints keep the lowest validation loss.
+    Checkpoints keep the lowest validation loss. Training logs `anchors_with_triplets`,
+    the share of images whose batch held a positive and a negative for them, and warns
+    once when it falls below 1 (those images added 0 to the loss).
 
     Evaluation (on any classes, typically ones never trained on): `recall_at_1`,
     `recall_at_5` and `verification_auc` (see `visionkit.train.retrieval_metrics`).
@@ -55,7 +58,11 @@ class Embedding(Task):
         return TripletLoss(mining="batch_hard", name="loss")
 
     def metrics(self, num_classes: int) -> list[keras.metrics.Metric]:
-        return []
+        # The share of anchors online mining could use (1 for P x K batches).
+        return [AnchorsWithTriplets()]
+
+    def callbacks(self, data: Any) -> list[keras.callbacks.Callback]:
+        return [TripletCoverage()]
 
     def serving_outputs(self, outputs: tf.Tensor, image_sizes: tf.Tensor,
                         model: keras.Model) -> dict[str, tf.Tensor]:
@@ -93,8 +100,9 @@ class Embedding(Task):
         return result
 
     def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
-                          class_names: list[str], out_dir: str | None = None
-                          ) -> dict[str, Any]:
+                          class_names: list[str], out_dir: str | None = None,
+                          top_k: int = 3) -> dict[str, Any]:
+        # top_k lists classes; an embedding has none (the base signature takes it).
         embedding = np.asarray(outputs["embeddings"], np.float64)
         return {"file": file, "embedding": embedding.tolist(),
                 "summary": f"embedding of {embedding.shape[-1]} dimensions"}

@@ -31,13 +31,15 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["ContrastiveLoss", "MINING", "TripletLoss", "mine_triplets", "pairwise_distances"]
+__all__ = ["ContrastiveLoss", "MINING", "TripletLoss", "class_ids", "mine_triplets",
+           "pairwise_distances"]
 
 MINING = ("batch_hard", "semi_hard")
 
@@ -59,6 +61,45 @@ def pairwise_distances(embeddings: Any) -> tf.Tensor:
                + squared_norms[None, :])
     distances = tf.sqrt(tf.maximum(squared, _MIN_SQUARED_DISTANCE))
     return distances * (1.0 - tf.eye(tf.shape(embeddings)[0]))
+
+
+def class_ids(labels: Any, embeddings: Any) -> tf.Tensor:
+    """The batch's class ids `[B]` from int (any width), float, `[B, 1]` or one-hot labels.
+
+    One-hot (or probability) rows `[B, C]` with `C > 1` become their argmax. Raises
+    ValueError naming `y_true` when the count of labels differs from the embeddings'
+    (when both are known while tracing).
+    """
+    labels = tf.convert_to_tensor(labels)
+    embeddings = tf.convert_to_tensor(embeddings)
+    if labels.shape.rank == 2 and (labels.shape[-1] or 1) > 1:
+        labels = tf.argmax(labels, axis=-1)
+    elif labels.shape.rank is not None and labels.shape.rank > 1 and \
+            all(d == 1 for d in labels.shape[1:]):
+        labels = tf.reshape(labels, [-1])
+    elif labels.shape.rank is not None and labels.shape.rank != 1:
+        raise ValueError(f"Expected y_true as class ids [B], [B, 1] or one-hot [B, C]; "
+                         f"received shape {tuple(labels.shape)}.")
+    rows, count = embeddings.shape[0], labels.shape[0]
+    if embeddings.shape.rank is not None and embeddings.shape.rank != 2:
+        raise ValueError(f"Expected y_pred as embeddings [B, D]; received shape "
+                         f"{tuple(embeddings.shape)}.")
+    if rows is not None and count is not None and rows != count:
+        raise ValueError(f"Expected one label per embedding ({rows}); received y_true with "
+                         f"{count} labels (shape {tuple(labels.shape)}).")
+    return tf.cast(labels, tf.int64)
+
+
+def _warn_without_pairs(valid: tf.Tensor, labels: tf.Tensor, loss: str) -> None:
+    """Says (when run eagerly) that a batch gave the loss nothing to learn from."""
+    if tf.executing_eagerly() and not bool(tf.reduce_any(valid)):
+        classes = np.unique(np.asarray(labels))
+        warnings.warn(f"{loss}: the batch of {int(labels.shape[0])} images has "
+                      f"{len(classes)} class(es) ({classes[:5].tolist()}"
+                      f"{' ...' if len(classes) > 5 else ''}): no anchor has both a positive "
+                      f"and a negative, so the loss is 0 and nothing is learnt. Use batches of "
+                      f"P >= 2 classes x K >= 2 images (visionkit.data.class_balanced).",
+                      stacklevel=3)
 
 
 def _label_masks(labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -120,8 +161,9 @@ def _triplet_distances(labels: Any, embeddings: Any, mining: str):
     index, negative index))`, each `[B]` (batch-hard: one triplet per anchor) or `[B, B]`
     (semi-hard: one per anchor-positive pair, anchor = row).
     """
+    labels = class_ids(labels, embeddings)
     distances = pairwise_distances(embeddings)
-    positive, negative = _label_masks(tf.convert_to_tensor(labels))
+    positive, negative = _label_masks(labels)
     if mining == "batch_hard":
         positive_index, negative_index, valid = _batch_hard(distances, positive, negative)
         anchor_positive = tf.gather(distances, positive_index, batch_dims=1)
@@ -131,6 +173,7 @@ def _triplet_distances(labels: Any, embeddings: Any, mining: str):
                                          tf.shape(distances))
         anchor_positive = distances
     anchor_negative = tf.gather(distances, negative_index, batch_dims=1)
+    _warn_without_pairs(valid, labels, f"TripletLoss(mining={mining!r})")
     return anchor_positive, anchor_negative, valid, (positive_index, negative_index)
 
 
@@ -139,7 +182,7 @@ def mine_triplets(labels: Any, embeddings: Any, mining: str = "batch_hard"
     """The triplets `TripletLoss` trains on for one batch.
 
     Args:
-        labels: int class ids `[B]`.
+        labels: class ids `[B]` (any int or float dtype, or `[B, 1]`) or one-hot `[B, C]`.
         embeddings: float `[B, D]`.
         mining: "batch_hard" (one triplet per anchor: its farthest positive and nearest
             negative; Hermans et al. 2017) or "semi_hard" (one triplet per anchor-positive
@@ -151,7 +194,7 @@ def mine_triplets(labels: Any, embeddings: Any, mining: str = "batch_hard"
         Anchors without a positive or a negative in the batch form no triplet.
 
     Raises:
-        ValueError: for an unknown `mining`.
+        ValueError: for an unknown `mining`, or labels that do not match the embeddings.
     """
     *_, valid, (positive_index, negative_index) = _triplet_distances(
         labels, embeddings, _check_mining(mining))
@@ -166,7 +209,8 @@ class TripletLoss(keras.losses.Loss):
     """Triplet loss with online mining: mean of `max(d(a,p) - d(a,n) + margin, 0)`.
 
     The batch's triplets come from `mine_triplets` (batch-hard or semi-hard); the loss is
-    the mean over them (0 for a batch without any). Distances are Euclidean between the
+    the mean over them (0 for a batch without any: a batch of one class, or of classes
+    with one image each; said in a warning when called eagerly). Distances are Euclidean between the
     embeddings. The loss is one value per batch, so sample weights do not apply.
 
     Args:
@@ -177,13 +221,15 @@ class TripletLoss(keras.losses.Loss):
         name: the loss's name. Defaults to "triplet_loss".
 
     Shapes:
-        `y_true` int `[B]` (or `[B, 1]`) class ids; `y_pred` float `[B, D]` embeddings.
+        `y_true` class ids `[B]` (int of any width or float; or `[B, 1]`) or one-hot
+        `[B, C]`; `y_pred` float `[B, D]` embeddings.
 
     Returns:
         A float32 scalar.
 
     Raises:
-        ValueError: for a negative margin or an unknown `mining`.
+        ValueError: for a negative margin or an unknown `mining`; when called, for labels
+            whose count differs from the embeddings'.
     """
 
     def __init__(self, margin: float = 0.2, mining: str = "batch_hard",
@@ -222,13 +268,15 @@ class ContrastiveLoss(keras.losses.Loss):
         name: the loss's name. Defaults to "contrastive_loss".
 
     Shapes:
-        `y_true` int `[B]` (or `[B, 1]`) class ids; `y_pred` float `[B, D]` embeddings.
+        `y_true` class ids `[B]` (int of any width or float; or `[B, 1]`) or one-hot
+        `[B, C]`; `y_pred` float `[B, D]` embeddings.
 
     Returns:
         A float32 scalar.
 
     Raises:
-        ValueError: for a margin that is not positive.
+        ValueError: for a margin that is not positive; when called, for labels whose
+            count differs from the embeddings'.
     """
 
     def __init__(self, margin: float = 1.0, name: str = "contrastive_loss",
@@ -239,8 +287,11 @@ class ContrastiveLoss(keras.losses.Loss):
         self.margin = float(margin)
 
     def call(self, y_true, y_pred):
+        labels = class_ids(y_true, y_pred)
         distances = pairwise_distances(y_pred)
-        positive, negative = _label_masks(tf.convert_to_tensor(y_true))
+        positive, negative = _label_masks(labels)
+        _warn_without_pairs(tf.reduce_any(negative) | tf.reduce_any(positive), labels,
+                            "ContrastiveLoss")
         upper = tf.linalg.band_part(tf.ones_like(distances), 0, -1) - tf.eye(
             tf.shape(distances)[0])
         similar = 0.5 * tf.square(distances)

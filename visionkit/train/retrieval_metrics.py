@@ -35,7 +35,10 @@ _EXAMPLES_SHOWN = 5
 
 def _check(embeddings: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     embeddings = np.asarray(embeddings, dtype=np.float64)
-    labels = np.asarray(labels).reshape(-1)
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        labels = labels.argmax(axis=1)  # one-hot rows -> class ids
+    labels = labels.reshape(-1)
     if embeddings.ndim != 2:
         raise ValueError(f"Expected embeddings of shape [N, D]; received shape "
                          f"{embeddings.shape}.")
@@ -65,7 +68,7 @@ def recall_at_k(embeddings: Any, labels: Any, k: int = 1) -> float:
 
     Args:
         embeddings: float `[N, D]`.
-        labels: int class ids `[N]`.
+        labels: class ids `[N]` (or `[N, 1]`), or one-hot `[N, C]`.
         k: neighbours looked at (the query itself excluded). Defaults to 1.
 
     Returns:
@@ -76,7 +79,7 @@ def recall_at_k(embeddings: Any, labels: Any, k: int = 1) -> float:
             class with two images.
     """
     embeddings, labels = _check(embeddings, labels)
-    if not 1 <= int(k) <= len(labels) - 1:
+    if isinstance(k, bool) or not float(k).is_integer() or not 1 <= int(k) <= len(labels) - 1:
         raise ValueError(f"Expected 1 <= k <= {len(labels) - 1} (images minus the query); "
                          f"received k={k!r}.")
     classes, counts = np.unique(labels, return_counts=True)
@@ -100,7 +103,7 @@ def verification_auc(embeddings: Any, labels: Any) -> float:
 
     Args:
         embeddings: float `[N, D]`.
-        labels: int class ids `[N]`.
+        labels: class ids `[N]` (or `[N, 1]`), or one-hot `[N, C]`.
 
     Returns:
         The area under the ROC curve, in 0..1 (0.5: distances tell nothing).

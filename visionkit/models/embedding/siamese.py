@@ -36,6 +36,7 @@ from visionkit.models.backbones import backbone_features
 from visionkit.models.common import raw_image_input
 from visionkit.models.layers.euclidean_distance import EuclideanDistance
 from visionkit.models.registry import register
+from visionkit.vocabulary import ends_in_probabilities
 
 __all__ = ["siamese", "siamese_pair"]
 
@@ -86,7 +87,9 @@ def siamese(
 
     Raises:
         ValueError: for `embedding_dim < 1`, dropout outside [0, 1), an unknown backbone
-            or option, or a backbone model whose output is not a feature map.
+            or option, or a backbone model whose output is not a feature map or ends in
+            class probabilities (a classifier's head, e.g. keras.applications with
+            `include_top=True`).
     """
     if isinstance(embedding_dim, bool) or int(embedding_dim) != embedding_dim \
             or int(embedding_dim) < 1:
@@ -99,6 +102,12 @@ def siamese(
         if backbone_options or backbone_weights is not None:
             raise ValueError("backbone_options and backbone_weights apply to a backbone "
                              "given by name; received a keras.Model as backbone.")
+        if ends_in_probabilities(backbone):
+            raise ValueError(
+                f"Expected a backbone returning features; received the model "
+                f"{backbone.name!r}, whose last layer {backbone.layers[-1].name!r} outputs "
+                f"class probabilities (softmax/sigmoid). For keras.applications, pass "
+                f"include_top=False.")
         features = _deepest(backbone(inputs))
     else:
         features = _deepest(backbone_features(str(backbone), inputs, weights=backbone_weights,
