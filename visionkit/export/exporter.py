@@ -173,12 +173,7 @@ def saved_model(
         if verify:
             verification.verify_saved_model(staging_dir, model, spec.task, spec.image_size,
                                             data, preprocessing=preprocessing)
-        _fsync_tree(staging_dir)
-        if os.path.exists(version_dir):
-            raise FileExistsError(
-                f"Version {version} appeared in {directory!r} during the export (another "
-                "export running at the same time?); not overwriting it.")
-        os.rename(staging_dir, version_dir)
+        _publish(staging_dir, version_dir, directory, version)
     except BaseException:
         shutil.rmtree(staging_dir, ignore_errors=True)
         raise
@@ -318,6 +313,16 @@ def _choose_version(directory: str, version: int | None) -> int:
 def _save(module: ServingModule, directory: str) -> None:
     """Traces the signatures and writes the SavedModel into `directory`."""
     tf.saved_model.save(module, directory, signatures=serving_signatures(module))
+
+
+def _publish(staging_dir: str, version_dir: str, directory: str, version: int) -> None:
+    """Moves a complete staging folder to its version folder (flushed to disk first)."""
+    _fsync_tree(staging_dir)
+    if os.path.exists(version_dir):
+        raise FileExistsError(
+            f"Version {version} appeared in {directory!r} during the export (another "
+            "export running at the same time?); not overwriting it.")
+    os.rename(staging_dir, version_dir)
 
 
 def _fsync_tree(directory: str) -> None:

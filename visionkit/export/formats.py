@@ -30,7 +30,7 @@ from visionkit.export.exporter import (
     _choose_version,
     _export_spec,
     _fsync_dir,
-    _fsync_tree,
+    _publish,
     _serving_preprocessing,
 )
 from visionkit.export.metadata import build_metadata, to_json_value, write_assets
@@ -278,12 +278,7 @@ def _export(model, directory, data, export_format, convert, task, class_names, v
                     f"images: {'; '.join(failed)}. Nothing was written.")
             metadata["parity"] = {"images": len(images), **metrics}
             write_assets(staging_dir, spec.class_names, metadata)
-        _fsync_tree(staging_dir)
-        if os.path.exists(version_dir):
-            raise FileExistsError(
-                f"Version {version} appeared in {directory!r} during the export (another "
-                "export running at the same time?); not overwriting it.")
-        os.rename(staging_dir, version_dir)
+        _publish(staging_dir, version_dir, directory, version)
     except BaseException:
         shutil.rmtree(staging_dir, ignore_errors=True)
         raise

@@ -62,7 +62,25 @@ def load(path: str | os.PathLike) -> Predictor:
     return Predictor(path)
 
 
-class Predictor:
+class ExportedMetadata:
+    """What every loaded export reads from its `visionkit.json` (`self.metadata`)."""
+
+    metadata: dict
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.metadata["class_names"])
+
+    @property
+    def task(self) -> str:
+        return str(self.metadata["task"])
+
+    @property
+    def input_size(self) -> tuple[int, ...]:
+        return tuple(self.metadata["input_size"])
+
+
+class Predictor(ExportedMetadata):
     """An exported model, callable on uint8 images and on encoded image files.
 
     Runs the SavedModel's signatures (`serving_default`, `serve_bytes`) and returns NumPy
@@ -95,18 +113,6 @@ class Predictor:
                              "was it written by visionkit.export.saved_model?")
         self._serve_images = self._loaded.signatures["serving_default"]
         self._serve_bytes = self._loaded.signatures["serve_bytes"]
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.metadata["class_names"])
-
-    @property
-    def task(self) -> str:
-        return str(self.metadata["task"])
-
-    @property
-    def input_size(self) -> tuple[int, ...]:
-        return tuple(self.metadata["input_size"])
 
     @property
     def preprocessing(self):

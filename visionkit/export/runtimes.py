@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from visionkit.data.preprocessing import Preprocessing
-from visionkit.export.loader import DEFAULT_BATCH_SIZE, _as_uint8
+from visionkit.export.loader import DEFAULT_BATCH_SIZE, ExportedMetadata, _as_uint8
 from visionkit.export.metadata import LABELS_FILE, METADATA_FILE
 from visionkit.export.versions import SAVED_MODEL_FILE, _version_dirs, version_of
 
@@ -116,7 +116,7 @@ class _ONNXRunner:
         return dict(zip(self.names, self.session.run(None, {self.input: images})))
 
 
-class PortablePredictor:
+class PortablePredictor(ExportedMetadata):
     """A LiteRT or ONNX export, callable on uint8 images like `vk.export.Predictor`.
 
     Args:
@@ -143,18 +143,6 @@ class PortablePredictor:
         else:
             self._run = _ONNXRunner(file)
         self.batch_size = self.metadata.get("batch_size")
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.metadata["class_names"])
-
-    @property
-    def task(self) -> str:
-        return str(self.metadata["task"])
-
-    @property
-    def input_size(self) -> tuple[int, ...]:
-        return tuple(self.metadata["input_size"])
 
     @property
     def preprocessing(self):
