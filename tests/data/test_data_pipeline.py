@@ -136,5 +136,5 @@ def test_public_names():
     assert set(vk.data.__all__) == {"Data", "digits", "shapes", "image_folder", "from_arrays",
                                     "PRESETS", "mask_folder", "coco", "voc", "yolo",
                                     "profile", "check", "Preprocessing", "load_images",
-                                    "multilabel_csv", "multilabel_from_lists"}
+                                    "multilabel_csv", "multilabel_from_lists", "class_balanced"}
     assert vk.data.PRESETS == ("none", "light", "standard", "geometric")
