@@ -31,9 +31,14 @@ AUXILIARY_LOSS_WEIGHT = AUXILIARY_LOSS_WEIGHTS["aux1"]  # 0.3, the paper's
 def auxiliary_outputs(model: keras.Model) -> list[str]:
     """Names of `model`'s auxiliary outputs: those beside "predictions" in a dict output.
 
-    Returns an empty list for a model with one output (or a dict without "predictions").
+    Returns an empty list for a model with one output (or a dict without "predictions"),
+    and for a model with no symbolic output yet (a training wrapper such as the distiller,
+    or a Sequential model built on its first call): only functional models name heads.
     """
-    outputs = model.output
+    try:
+        outputs = model.output
+    except AttributeError:  # Keras: "has never been called and thus has no defined output"
+        return []
     if not isinstance(outputs, dict) or MAIN not in outputs:
         return []
     return sorted(name for name in outputs if name != MAIN)
