@@ -129,3 +129,22 @@ def check_finite_result(array: np.ndarray, method: str) -> np.ndarray:
                             "in the range the model was trained on (visionkit models take "
                             "raw pixels 0..255).")
     return array
+
+
+def refuse_foreign_options(options: dict[str, tuple[Any, Any]], parameterization: str,
+                           other: str) -> None:
+    """Names the first option, given away from its default, that belongs to `other`.
+
+    Args:
+        options: `{name: (value, default)}` of the options `parameterization` ignores.
+        parameterization: the parameterization in use ("pixel" or "fourier").
+        other: the one the options belong to.
+
+    Raises:
+        ArgumentError: naming the option.
+    """
+    for argument, (value, default) in options.items():
+        if value != default:
+            raise ArgumentError(argument, f"{argument} applies to parameterization="
+                                f"{other!r} only; received {argument}={value!r} with "
+                                f"parameterization={parameterization!r}.")

@@ -207,15 +207,12 @@ def fourier_filters(model, layer, filters, steps, jitter, blur_every, decay, oct
         check_finite_result,
         check_float,
         check_int,
+        refuse_foreign_options,
     )
     from visionkit.interpret.filters import _filter_ids, _image_size, _objective_layer
 
-    for argument, value, default in (("octaves", octaves, 1), ("blur_every", blur_every, 0),
-                                     ("decay", decay, 0)):
-        if value != default:
-            raise ArgumentError(argument, f"{argument} belongs to pixel ascent; the Fourier "
-                                f"parameterization keeps frequencies low by itself. Received "
-                                f"{argument}={value!r} with parameterization='fourier'.")
+    refuse_foreign_options({"octaves": (octaves, 1), "blur_every": (blur_every, 0),
+                            "decay": (decay, 0)}, "fourier", "pixel")
     adapter = adapt(model, require_output=False)
     ids = _filter_ids(adapter, layer, filters)
     adapter.require_float_input("filters")

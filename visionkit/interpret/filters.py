@@ -38,6 +38,7 @@ from visionkit.interpret.checks import (
     check_float,
     check_ids,
     check_int,
+    refuse_foreign_options,
 )
 from visionkit.interpret.layers import INPUT_SUFFIX
 from visionkit.interpret.progress import progress_bar
@@ -157,11 +158,7 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
     fourier_only = {"learning_rate": (learning_rate, 0.3), "scale": (scale, 0.1),
                     "rotate": (rotate, 10.0), "decorrelate": (decorrelate, None),
                     "diversity": (diversity, 0.0), "images_per_filter": (images_per_filter, 1)}
-    for argument, (value, default) in fourier_only.items():
-        if value != default:
-            raise ArgumentError(argument, f"{argument} applies to parameterization='fourier' "
-                                f"only; received {argument}={value!r} with "
-                                f"parameterization='pixel'.")
+    refuse_foreign_options(fourier_only, "pixel", "fourier")
     adapter = adapt(model, require_output=False)
     ids = _filter_ids(adapter, layer, filters)
     adapter.require_float_input("filters")
