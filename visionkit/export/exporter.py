@@ -9,12 +9,13 @@ touched.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import keras
@@ -153,13 +154,7 @@ def saved_model(
             f"Expected the model root {directory!r} to be a directory; it is a file.")
     os.makedirs(directory, exist_ok=True)
     version = _choose_version(directory, version)
-    version_dir = os.path.join(directory, str(version))
-
-    # os.mkdir (not tempfile.mkdtemp, which makes it private to the user, mode 0o700)
-    # gives the version the permissions of any new folder, readable by a serving process.
-    staging_dir = os.path.join(directory, version_layout.STAGING_PREFIX + uuid.uuid4().hex)
-    os.mkdir(staging_dir)
-    try:
+    with staged_version(directory, version) as (staging_dir, version_dir):
         metadata = build_metadata(
             task=spec.task.name, input_shape=spec.input_shape,
             class_names=spec.class_names, version=version, metrics=metrics,
@@ -173,11 +168,6 @@ def saved_model(
         if verify:
             verification.verify_saved_model(staging_dir, model, spec.task, spec.image_size,
                                             data, preprocessing=preprocessing)
-        _publish(staging_dir, version_dir, directory, version)
-    except BaseException:
-        shutil.rmtree(staging_dir, ignore_errors=True)
-        raise
-    _fsync_dir(directory)
     return version_dir
 
 
@@ -313,6 +303,24 @@ def _choose_version(directory: str, version: int | None) -> int:
 def _save(module: ServingModule, directory: str) -> None:
     """Traces the signatures and writes the SavedModel into `directory`."""
     tf.saved_model.save(module, directory, signatures=serving_signatures(module))
+
+
+@contextlib.contextmanager
+def staged_version(directory: str, version: int) -> Iterator[tuple[str, str]]:
+    """Yields `(staging_dir, version_dir)`; the staging folder becomes the version on a
+    clean exit and is removed on any error, so no partial version is ever left behind."""
+    version_dir = os.path.join(directory, str(version))
+    # os.mkdir (not tempfile.mkdtemp, which makes it private to the user, mode 0o700)
+    # gives the version the permissions of any new folder, readable by a serving process.
+    staging_dir = os.path.join(directory, version_layout.STAGING_PREFIX + uuid.uuid4().hex)
+    os.mkdir(staging_dir)
+    try:
+        yield staging_dir, version_dir
+        _publish(staging_dir, version_dir, directory, version)
+    except BaseException:
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        raise
+    _fsync_dir(directory)
 
 
 def _publish(staging_dir: str, version_dir: str, directory: str, version: int) -> None:

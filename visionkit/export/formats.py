@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -25,13 +23,11 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.export import parity
-from visionkit.export import versions as version_layout
 from visionkit.export.exporter import (
     _choose_version,
     _export_spec,
-    _fsync_dir,
-    _publish,
     _serving_preprocessing,
+    staged_version,
 )
 from visionkit.export.metadata import build_metadata, to_json_value, write_assets
 from visionkit.export.portable import INPUT_NAME, batch_size_for, portable_function
@@ -242,10 +238,7 @@ def _export(model, directory, data, export_format, convert, task, class_names, v
     os.makedirs(directory, exist_ok=True)
     _refuse_mixed_root(directory, export_format)
     version = _choose_version(directory, version)
-    version_dir = os.path.join(directory, str(version))
-    staging_dir = os.path.join(directory, version_layout.STAGING_PREFIX + uuid.uuid4().hex)
-    os.mkdir(staging_dir)
-    try:
+    with staged_version(directory, version) as (staging_dir, version_dir):
         function = portable_function(model, spec.task, spec.image_size)
         convert(function, spec, os.path.join(staging_dir, MODEL_FILES[export_format]))
         metadata = build_metadata(
@@ -278,11 +271,6 @@ def _export(model, directory, data, export_format, convert, task, class_names, v
                     f"images: {'; '.join(failed)}. Nothing was written.")
             metadata["parity"] = {"images": len(images), **metrics}
             write_assets(staging_dir, spec.class_names, metadata)
-        _publish(staging_dir, version_dir, directory, version)
-    except BaseException:
-        shutil.rmtree(staging_dir, ignore_errors=True)
-        raise
-    _fsync_dir(directory)
     return version_dir
 
 
