@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import scipy.sparse
 import scipy.sparse.linalg
+import tensorflow as tf
 from scipy.ndimage import gaussian_filter
 from scipy.stats import spearmanr
 
 import visionkit as vk
 from visionkit.interpret import metrics
-from visionkit.interpret.imputation import noisy_linear_imputation
+from visionkit.interpret.imputation import impute, noisy_linear_imputation
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,21 @@ def test_noisy_linear_imputation_solves_the_road_system(images):
     difference = (noisy - filled)[np.broadcast_to(hidden[..., None], noisy.shape)]
     assert abs(difference.std() - 2.55) < 0.1
     np.testing.assert_array_equal(noisy[~hidden], images[:2][~hidden])
+
+
+def test_imputation_traced_for_any_image_size_matches_the_sparse_solve(images):
+    # A function traced once for every size (as tf.function's reduce_retracing does
+    # after calls with several sizes) sees no static height or width.
+    any_size = tf.function(impute, input_signature=[
+        tf.TensorSpec([None, None, None, 3]), tf.TensorSpec([None, None, None]),
+        tf.TensorSpec([]), tf.TensorSpec([2], tf.int32)])
+    hidden = np.random.default_rng(1).uniform(size=(1, 24, 32)) < 0.5
+    for height, width in ((24, 32), (9, 13)):
+        part = hidden[:, :height, :width]
+        filled = any_size(images[:1, :height, :width].astype(np.float32),
+                          part.astype(np.float32), 0.0, tf.constant([0, 0])).numpy()
+        np.testing.assert_allclose(
+            filled[0], laplace_imputation(images[0, :height, :width], part[0]), atol=0.05)
 
 
 def test_road_morf_and_lerf_score_imputed_copies(tiny_model, images, maps):

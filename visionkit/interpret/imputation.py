@@ -50,18 +50,34 @@ def _neighbour_sum(values: tf.Tensor) -> tf.Tensor:
     return tf.nn.depthwise_conv2d(values, kernel, [1, 1, 1, 1], "SAME")
 
 
-def _push_pull(values: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+# Coarsening levels of the first guess when the image size is not known at trace time
+# (a function traced for any size): 2**16 pixels is larger than any image fed here, and
+# a level past a 1x1 block costs one more 1x1 pooling.
+_UNKNOWN_SIZE_LEVELS = 16
+
+
+def _levels(values: tf.Tensor) -> int:
+    """How many 2x2 coarsenings take `values` `[N, H, W, C]` to a single block."""
+    height, width = values.shape[1], values.shape[2]
+    if height is None or width is None:
+        return _UNKNOWN_SIZE_LEVELS
+    return int(np.ceil(np.log2(max(height, width, 1))))
+
+
+def _push_pull(values: tf.Tensor, weights: tf.Tensor, levels: int) -> tf.Tensor:
     """A smooth first guess of the hidden pixels: known pixels averaged over ever
-    coarser 2x2 blocks, then each hidden pixel takes the finest average that has data
-    (the conjugate gradients then converge in a few dozen steps, not hundreds)."""
-    if values.shape[1] is not None and min(values.shape[1], values.shape[2]) < 2:
+    coarser 2x2 blocks (`levels` times, a Python int so the recursion ends at trace
+    time whatever the traced shape), then each hidden pixel takes the finest average
+    that has data (the conjugate gradients then converge in a few dozen steps, not
+    hundreds)."""
+    if levels <= 0:
         return tf.math.divide_no_nan(
             tf.reduce_sum(values, axis=[1, 2], keepdims=True) + 0.0 * values,
             tf.reduce_sum(weights, axis=[1, 2], keepdims=True))
     size = tf.shape(values)[1:3]
     coarse_values = tf.nn.avg_pool2d(values, 2, 2, "SAME")
     coarse_weights = tf.nn.avg_pool2d(weights, 2, 2, "SAME")
-    coarse = _push_pull(coarse_values, coarse_weights)
+    coarse = _push_pull(coarse_values, coarse_weights, levels - 1)
     filled = tf.math.divide_no_nan(coarse_values, coarse_weights)
     coarse = tf.where(coarse_weights > 0, filled, coarse)
     upsampled = tf.image.resize(coarse, size, "bilinear")
@@ -85,7 +101,7 @@ def impute(images: tf.Tensor, hidden: tf.Tensor, noise: float, seed: tf.Tensor) 
         return tf.reduce_sum(a * b, axis=[1, 2], keepdims=True)
 
     rhs = hidden * _neighbour_sum(images * known)
-    x = hidden * _push_pull(images * known, known)
+    x = hidden * _push_pull(images * known, known, _levels(images))
     residual = rhs - apply(x)
     direction = residual
     norm = dot(residual, residual)
