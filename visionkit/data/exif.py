@@ -168,7 +168,11 @@ def exif_orientation(contents: tf.Tensor) -> tf.Tensor:
         5 transposed, 6 turned 90 degrees clockwise for display, 7 transverse, 8 turned
         90 degrees counter-clockwise; 1 when the file has no (valid) orientation.
     """
-    contents = tf.convert_to_tensor(contents, tf.string)
+    return _exif_orientation_graph(tf.convert_to_tensor(contents, tf.string))
+
+
+def _exif_orientation(contents: tf.Tensor) -> tf.Tensor:
+    """`exif_orientation`'s graph, traced once per process (see below)."""
     head = _bytes(contents, tf.constant(0, tf.int64), 16)
     is_jpeg = _equals(head[0:2], b"\xff\xd8")
     is_png = _equals(head[0:8], _PNG_SIGNATURE)
@@ -183,3 +187,10 @@ def exif_orientation(contents: tf.Tensor) -> tf.Tensor:
                     default=none, exclusive=True)
     return tf.cond(start >= 0, lambda: _tiff_orientation(contents, start),
                    lambda: tf.constant(1, tf.int32))
+
+
+# Every tf.data map and serving signature that decodes files calls the orientation reader;
+# as one tf.function with a fixed signature it is traced once per process and each caller
+# holds a call to it, instead of re-tracing its loops and branches into every pipeline.
+_exif_orientation_graph = tf.function(_exif_orientation,
+                                      input_signature=[tf.TensorSpec([], tf.string)])
