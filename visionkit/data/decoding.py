@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -130,6 +131,29 @@ def decode_rgb(contents: tf.Tensor, target_size: tuple[int, int] | None = None,
     return image, window, source_size
 
 
+@functools.lru_cache(maxsize=32)
+def _upright_decoder(spec: Preprocessing) -> Callable[[tf.Tensor], tuple]:
+    """Bytes -> `(upright uint8 image, window, source_size)` for one preprocessing spec,
+    as a tf.function traced once per process: every pipeline (and every access to
+    `Data.train`) with the same spec calls it instead of re-tracing the decoders."""
+    def decode(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        orientation = spec.orientation_of(contents)
+        image, window, source_size = decode_rgb(contents, spec.dct_target(orientation),
+                                                dct_scaling=spec.dct_scaling)
+        if spec.orientation != "stored":
+            image = apply_orientation(image, orientation)
+        return image, window, source_size
+
+    return tf.function(decode, input_signature=[tf.TensorSpec([], tf.string)])
+
+
+@functools.lru_cache(maxsize=32)
+def _resizer(spec: Preprocessing) -> Callable[[tf.Tensor], tf.Tensor]:
+    """`spec.resize` of one uint8 `[h, w, 3]` image as a tf.function traced once per
+    process (see `_upright_decoder`)."""
+    return tf.function(spec.resize, input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+
+
 class FileDecoder:
     """Read + decode + resize of one file record, with an optional fused random crop.
 
@@ -202,6 +226,8 @@ class FileDecoder:
         """Read + decode + orientation: `(upright uint8 image, window, source_size)`."""
         spec = self.preprocessing
         contents = self.read(record)
+        if sample_window is None:
+            return _upright_decoder(spec)(contents)
         orientation = spec.orientation_of(contents)
         image, window, source_size = decode_rgb(contents, spec.dct_target(orientation),
                                                 sample_window, seed,
@@ -212,6 +238,8 @@ class FileDecoder:
 
     def resize(self, image: tf.Tensor) -> tf.Tensor:
         """Float32 `[H, W, 3]` at the target size, in 0..255."""
+        if image.dtype == tf.uint8 and image.shape.rank == 3:
+            return _resizer(self.preprocessing)(image)
         return self.preprocessing.resize(image)
 
     def __call__(self, record: dict) -> dict:
