@@ -26,8 +26,11 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check visionkit tests benchmarks
 
+# Two test processes (the machines have two cores); each test file runs in one process,
+# so its module fixtures (a trained detector, an export) are built once. The slowest
+# tests are listed at the end.
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=30
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py
