@@ -78,3 +78,31 @@ def test_bad_inputs_are_errors_naming_them():
     broken[0, 0] = np.nan
     with pytest.raises(ValueError, match="finite"):
         verification_auc(broken, labels)
+
+
+def test_evaluate_scores_every_pair_of_the_models_embeddings_as_sklearn_does():
+    """`vk.train.evaluate(..., task="embedding")`: the AUC over every unordered pair of
+    distinct images (no self-pairs), scored by minus the Euclidean distance of the
+    model's own (L2-normalised) outputs, batches in any order, equals scikit-learn's."""
+    import keras
+    import tensorflow as tf
+
+    import visionkit as vk
+
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=30)
+    images = (rng.uniform(0, 40, (30, 4, 4, 1)) + 60.0 * labels[:, None, None, None]
+              ).astype("float32")
+    model = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(3), keras.layers.UnitNormalization()])
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(7)
+    metrics = vk.train.evaluate(model, dataset, task="embedding")
+
+    embeddings = np.asarray(model(images))
+    upper = np.triu_indices(len(labels), k=1)
+    distances = np.linalg.norm(embeddings[:, None] - embeddings[None], axis=-1)[upper]
+    expected = roc_auc_score((labels[:, None] == labels[None])[upper], -distances)
+    assert 0.55 < expected < 0.999
+    assert metrics["verification_auc"] == pytest.approx(expected, abs=1e-6)
+    assert metrics["recall_at_1"] == pytest.approx(_reference_recall(embeddings, labels, 1))

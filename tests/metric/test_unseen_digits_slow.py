@@ -12,6 +12,20 @@ with augmentation, batch-hard gave 0.946 after 5 epochs and 0.906 after 20 (AUC
 0.72 -> 0.69; 0.889 and AUC 0.70 in a 6-epoch run), semi-hard 0.961 after 2 epochs and
 0.882 after 10 (AUC 0.74 -> 0.59). The figures on the unseen classes were best after 2-5
 epochs and fell as the seen classes were fitted better.
+
+The AUC computation is not the cause: it equals scikit-learn's roc_auc_score over every
+distinct pair (test_retrieval_metrics.py, on the model's own outputs too), and the
+pairwise-class AUCs agree (7/8 0.66, 7/9 0.75, 8/9 0.62 in the semi-hard run: within-class
+mean distances 0.41-0.50, between 0.50-0.55). Nor is batch norm: with batch statistics
+instead of the moving ones, 0.704; the pooled features before the projection, 0.697.
+The representation is what falls short, and no learned metric tried reaches 0.95 on
+classes it never saw: the same network untrained scores recall@1 0.953, AUC 0.727;
+contrastive loss (margin 0.5) with the augmentation peaks at AUC 0.756 (epoch 3) and
+ends at 0.726 after 8 epochs (recall@1 0.893); on the raw 8x8 pixels of 7-9, scikit-
+learn gives 0.823 as they are, 0.815 after a PCA fit on 0-6 (20 components), 0.757
+after LDA fit on 0-6, 0.788 after NCA fit on 0-6, and 0.994 only for an LDA fit on 7-9
+themselves (the classes to be verified). Recall@1 >= 0.9 is met by the untrained network
+and by raw pixels (0.991) as well: it does not show that training on 0-6 helped.
 """
 
 from __future__ import annotations
@@ -55,11 +69,12 @@ def unseen_metrics():
                                  val_labels=unseen_labels, seed=0)
     model = vk.models.build("siamese", input_shape=(32, 32, 3), backbone="resnet18",
                             embedding_dim=64, backbone_options={"width_multiplier": 0.25})
+    untrained = vk.train.evaluate(model, unseen.val, task="embedding")
     run = vk.train.fit(model, balanced, epochs=EPOCHS,
                        loss=TripletLoss(margin=0.2, mining=MINING), learning_rate=1e-3,
                        verbose=0, seed=0)
     metrics = vk.train.evaluate(run.model, unseen.val, task="embedding")
-    print("unseen 7-9:", metrics)
+    print("unseen 7-9:", metrics, "untrained:", untrained)
     assert metrics["num_examples"] == len(unseen_labels) and metrics["num_classes"] == 3
     # The task's figures agree with the metric functions on the model's embeddings.
     batches = list(unseen.val)
@@ -78,8 +93,9 @@ def test_recall_at_1_on_unseen_digits(unseen_metrics):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
-    "not met yet: verification AUC on 7-9 measured 0.674 in this configuration; at best "
-    "0.74 (semi-hard, 2 epochs), 0.72 (batch-hard), 0.69 (contrastive), falling with "
-    "further training; raw 8x8 pixels score 0.82 (recall@1 0.99)"))
+    "not met: verification AUC on 7-9 measured 0.674 in this configuration (untrained "
+    "network 0.727); at best 0.74 (semi-hard, 2 epochs), 0.72 (batch-hard), 0.756 "
+    "(contrastive, margin 0.5, 3 epochs), falling with further training; raw 8x8 pixels "
+    "0.82, linear metrics fit on 0-6 (LDA 0.76, NCA 0.79) lower still (module docstring)"))
 def test_verification_auc_on_unseen_digits(unseen_metrics):
     assert unseen_metrics["verification_auc"] >= 0.95

@@ -188,3 +188,39 @@ def test_distill_names_bad_arguments(tiny_digits):
     other = vk.models.build("simple_cnn", (8, 8, 3), 10, filters=(4,))
     with pytest.raises(ValueError, match="input"):
         vk.train.distill(other, "simple_cnn", tiny_digits)
+
+
+def _pixel_classifier(input_shape, weights, augment=None):
+    """Rescale -> flatten -> dense softmax, with fixed weights (no batch norm or dropout:
+    the same outputs in training and inference mode)."""
+    model = keras.Sequential([keras.Input(input_shape), *([augment] if augment else []),
+                              keras.layers.Rescaling(1 / 255.0), keras.layers.Flatten(),
+                              keras.layers.Dense(weights[0].shape[1], activation="softmax")])
+    model.set_weights(weights)
+    return model
+
+
+@pytest.mark.slow  # one distill run: 11-16 s on the shared 2-core machine
+def test_the_teacher_sees_the_augmented_images_the_student_trains_on(tiny_digits):
+    """A student identical to its teacher has a soft loss of 0 only if both see the same
+    pixels: the data's augmentation (flips, translations) must reach the teacher too."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    size = int(np.prod(tiny_digits.input_shape))
+    weights = [rng.normal(0, 1, (size, 10)).astype("float32"), np.zeros(10, "float32")]
+    teacher = _pixel_classifier(tiny_digits.input_shape, weights)
+    run = vk.train.distill(teacher, lambda: _pixel_classifier(tiny_digits.input_shape, weights),
+                           tiny_digits, temperature=4.0, alpha=0.0, augment="light",
+                           epochs=1, steps_per_epoch=1, validation_steps=1, verbose=0,
+                           plots=False)
+    assert run.history["loss"][0] < 1e-5
+
+    # The probe sees a difference: a translation inside the student, which the teacher
+    # does not get, gives a clearly positive soft loss on the same batch.
+    images, labels = next(iter(tiny_digits.train))
+    shifted = _pixel_classifier(tiny_digits.input_shape, weights,
+                                keras.layers.RandomTranslation(0.25, 0.25, seed=0))
+    distiller = Distiller(teacher, shifted, SoftTargetDistillation(4.0, True, True),
+                          student_loss_weight=0.0)
+    distiller.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy())
+    assert float(distiller.compute_loss(images, labels, shifted(images, training=True))) > 0.1

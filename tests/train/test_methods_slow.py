@@ -17,50 +17,80 @@ IMAGE_SIZE = (16, 16)
 SEEDS = (0, 1, 2)
 EPOCHS = 10
 TEACHER = {"filters": (32, 64, 128)}
-STUDENT = {"filters": (16, 32)}
+STUDENT = {"filters": (16, 32, 64)}
 
 
 def _digits(seed: int = 0):
     return vk.data.digits(image_size=IMAGE_SIZE, batch_size=32, seed=0)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "not met: teacher 0.978; student (16, 32) alone 0.769/0.758/0.769 (mean 0.765), "
-    "distilled at T=4, alpha=0.1 0.638/0.613/0.571 (mean 0.607), seeds 0-2, 10 epochs. "
-    "No fault found: a distiller step equals a hand-written GradientTape step of Hinton's "
-    "loss (test_distill.py; losses and gradients agree to 1e-6 on these models). The "
-    "student's 10-pixel receptive field does not cover the 16-pixel digits (a capacity "
-    "gap); more soft weight or a higher T makes it worse, and a student that covers the "
-    "image, (16, 32, 64), gains nothing either: alone 0.953/0.955/0.961 (mean 0.956), "
-    "distilled 0.955/0.944/0.947 (mean 0.949)"))
-def test_a_distilled_student_beats_the_same_student_trained_alone():
-    """Teacher simple_cnn (32, 64, 128) trained 10 epochs (seed 0); student simple_cnn
-    (16, 32), 10 epochs at fit's defaults, alone on hard labels vs distilled (T=4,
-    alpha=0.1), seeds 0, 1, 2, validation accuracy averaged.
+STUDENT_IMAGES_PER_CLASS = 10
+# The student's 100 images, 60 passes at batch 32: 4 steps per pass, 240 steps, given as
+# 15 epochs of 16 steps (the same schedule in steps, validated 15 times instead of 60).
+STUDENT_EPOCHS, STUDENT_STEPS = 15, 16
 
-    Measured: teacher 0.978; alone 0.769, 0.758, 0.769 (mean 0.765); distilled 0.638,
-    0.613, 0.571 (mean 0.607). With a (4, 8) student: alone mean 0.373, distilled 0.275.
-    Seed 0, (16, 32): alpha=1 through the distiller 0.769 (= alone); T=4, alpha=0.5
-    0.688; T=2, alpha=0.5 0.716; T=1, alpha=0 0.758; 30 epochs: alone 0.864, T=4,
-    alpha=0.1 0.822, T=2, alpha=0.5 0.838. Student (8, 16, 32), seed 0: alone 0.891,
-    T=4, alpha=0.1 0.858, T=2, alpha=0.5 0.891. Student (16, 32, 64): alone 0.953, 0.955,
-    0.961 (seeds 0-2, mean 0.956); T=4, alpha=0.1 0.955, 0.944, 0.947 (mean 0.949);
-    T=2, alpha=0.5 0.955 (seed 0).
+
+def _teacher_and_student_data(seed: int):
+    """The digits' stratified 80/20 split (random_state 0): the teacher's data is the
+    whole training split (1,437 images), the student's `STUDENT_IMAGES_PER_CLASS` images
+    of each class drawn from it with `seed`; both validate on the same 360 images."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = (bunch.images * (255.0 / 16.0)).astype("float32")
+    train_x, val_x, train_y, val_y = train_test_split(
+        images, bunch.target, test_size=0.2, stratify=bunch.target, random_state=0)
+    rng = np.random.default_rng(seed)
+    chosen = np.concatenate([rng.choice(np.flatnonzero(train_y == c),
+                                        STUDENT_IMAGES_PER_CLASS, replace=False)
+                             for c in range(10)])
+    names = [str(digit) for digit in range(10)]
+
+    def data(x, y):
+        return vk.data.from_arrays(x, y, class_names=names, image_size=IMAGE_SIZE,
+                                   batch_size=32, val_images=val_x, val_labels=val_y, seed=0)
+
+    return data(train_x, train_y), data(train_x[chosen], train_y[chosen])
+
+
+def test_a_distilled_student_beats_the_same_student_trained_alone():
+    """Hinton et al. (2015, section 3: soft targets from 3% of the data) on the digits.
+
+    Teacher simple_cnn (32, 64, 128) trained on all 1,437 training images, 10 epochs
+    (seed 0). Student simple_cnn (16, 32, 64) on 10 images per class (100, drawn per
+    seed), alone on hard labels vs distilled (T=4, alpha=0.1), the same 240 steps at
+    fit's defaults (Adam 3e-3, warmup, cosine; "light" augmentation, which teacher and
+    student see alike) and the final weights (no best-epoch choice on the 360
+    validation images that score them), seeds 0, 1, 2.
+
+    Measured (16x16, 2 shared cores, 450 s): teacher 0.992; alone 0.872, 0.842, 0.864
+    (mean 0.859); distilled 0.897, 0.864, 0.892 (mean 0.884), each seed better
+    distilled (as 60 epochs of 4 steps: alone mean 0.856, distilled 0.884). 15 images
+    per class, 30 epochs:
+    alone 0.836, 0.847, 0.908 (mean 0.864), distilled 0.869, 0.825, 0.919 (mean 0.871).
+    On all 1,437 images the student gains nothing (its accuracy is near the teacher's):
+    alone 0.953, 0.955, 0.961 (mean 0.956), distilled 0.955, 0.944, 0.947 (mean 0.949);
+    a student that is too small loses (the capacity gap): (16, 32), whose 10-pixel
+    receptive field does not cover the digit, alone mean 0.765, distilled 0.607.
     """
-    data = _digits()
-    teacher = vk.train.fit("simple_cnn", data, epochs=EPOCHS, seed=0, verbose=0,
-                           model_kwargs=TEACHER).model
-    teacher_accuracy = vk.train.evaluate(teacher, data)["accuracy"]
+    full, _ = _teacher_and_student_data(0)
+    teacher = vk.train.fit("simple_cnn", full, epochs=EPOCHS, seed=0, verbose=0,
+                           restore_best=False, model_kwargs=TEACHER).model
+    teacher_accuracy = vk.train.evaluate(teacher, full)["accuracy"]
+    budget = {"epochs": STUDENT_EPOCHS, "steps_per_epoch": STUDENT_STEPS, "verbose": 0,
+              "restore_best": False, "model_kwargs": STUDENT}
     alone, distilled = [], []
     for seed in SEEDS:
-        alone.append(vk.train.fit("simple_cnn", data, epochs=EPOCHS, seed=seed, verbose=0,
-                                  model_kwargs=STUDENT).metrics["accuracy"])
-        distilled.append(vk.train.distill(teacher, "simple_cnn", data, temperature=4.0,
-                                          alpha=0.1, epochs=EPOCHS, seed=seed, verbose=0,
-                                          model_kwargs=STUDENT).metrics["accuracy"])
+        _, few = _teacher_and_student_data(seed)
+        alone.append(vk.train.fit("simple_cnn", few, seed=seed, **budget)
+                     .metrics["accuracy"])
+        distilled.append(vk.train.distill(teacher, "simple_cnn", few, temperature=4.0,
+                                          alpha=0.1, seed=seed, **budget)
+                         .metrics["accuracy"])
     print(f"\nteacher {teacher_accuracy:.4f}; student alone {alone} mean "
           f"{np.mean(alone):.4f}; distilled {distilled} mean {np.mean(distilled):.4f}")
-    assert teacher_accuracy > np.mean(alone)
+    assert teacher_accuracy > max(alone)
     assert np.mean(distilled) > np.mean(alone)
 
 

@@ -195,12 +195,15 @@ def distill(teacher: keras.Model, student: keras.Model | str | Callable[[], kera
     (2015) (see the module's docstring). Training goes through `vk.train.fit` (run
     directory, callbacks, best checkpoint of the student, evaluation of the student).
 
-    A student too small for the task can do worse distilled than on hard labels alone
-    (the capacity gap, Cho & Hariharan 2019): on 16x16 digits, 10 epochs, a two-block
-    simple_cnn (16, 32), whose 10-pixel receptive field does not cover the digit,
-    measured 0.765 alone and 0.607 distilled from a 0.978 teacher (T=4, alpha=0.1; lower
-    T and more hard weight help it); a three-block (16, 32, 64) 0.956 and 0.949 (means
-    of 3 seeds). Compare with the student trained alone before relying on it.
+    Distillation pays where the student lacks labelled data (Hinton et al., section 3):
+    on 16x16 digits a simple_cnn (16, 32, 64) trained on 10 images per class, 240
+    steps, measured 0.859 alone and 0.884 distilled (T=4, alpha=0.1) from a 0.992
+    teacher trained on all 1,437 images (means of 3 seeds, each seed better distilled).
+    With all the images the same student gains nothing (0.956 alone, 0.949 distilled),
+    and a student too small for the task does worse distilled (the capacity gap, Cho &
+    Hariharan 2019): a two-block (16, 32), whose 10-pixel receptive field does not cover
+    the digit, 0.765 alone and 0.607 distilled. Compare with the student trained alone
+    before relying on it.
 
     Args:
         teacher: the trained teacher (a Keras model on the same images, with the same
