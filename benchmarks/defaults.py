@@ -6,8 +6,10 @@ segmentation, 1,024 images; shapes detection, 4,000 images of 1-3 shapes in batc
 its task that builds for that input (models that refuse the input size or channels are
 listed as skipped, with the builder's reason), this trains with `vk.train.fit(model,
 data)` and nothing else: the task's epochs, learning rate, warmup and cosine schedule,
-weight decay and augmentation preset come from `visionkit.train.defaults`. Only the
-model's size is chosen here (`MODEL_ARGS`: a 16-filter U-Net, SegNet at a quarter width)
+weight decay and augmentation preset come from `visionkit.train.defaults`, the loss from
+the task (cross-entropy + Dice for segmentation), the models' depth from their input
+(e.g. SegNet's 4 encoder stages at 64x64). Only the model's size is chosen here
+(`MODEL_ARGS`: a 16-filter U-Net, SegNet at a quarter width)
 so that it trains on a CPU. It prints one line per run and a Markdown table: accuracy
 (classification), mean IoU (segmentation) or mAP@.5 (detection) on the validation split,
 the epochs and the seconds per epoch (wall time of the whole `fit` call, evaluation

@@ -124,7 +124,7 @@ def test_unet_upsampling_decoder_and_batch_norm():
 
 
 def test_segnet_is_within_one_percent_of_the_paper():
-    model = vk.models.build("segnet", (64, 64, 3), CAMVID_CLASSES)
+    model = vk.models.build("segnet", (64, 64, 3), CAMVID_CLASSES, stages=5)
     assert abs(model.count_params() / SEGNET_PAPER_PARAMETERS - 1) < 0.01
     convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
                     and layer.name.startswith("block")]
@@ -138,7 +138,8 @@ def test_segnet_trains_one_step_with_xla():
     # The smallest SegNet that keeps all five stages: XLA compile time grows with the
     # number of ops, not with their size.
     keras.utils.set_random_seed(0)
-    model = vk.models.build("segnet", (32, 32, 3), NUM_CLASSES, width_multiplier=1 / 32)
+    model = vk.models.build("segnet", (32, 32, 3), NUM_CLASSES, width_multiplier=1 / 32,
+                            stages=5)
     task = vk.tasks.get_task("segmentation")
     model.compile(optimizer="sgd", loss=task.loss(model), jit_compile=True)
     assert model.jit_compile is True

@@ -12,8 +12,9 @@ import tensorflow as tf
 
 import visionkit as vk
 from visionkit.models.classification.simple_cnn import default_filters, receptive_field
+from visionkit.models.segmentation.segnet import default_stages, encoder_receptive_field
 from visionkit.train.defaults import TASK_DEFAULTS, choose_defaults, warmup_epochs_for
-from visionkit.train.lr_finder import _read_off
+from visionkit.train.lr_finder import _read_off, longest_valley
 
 TINY = {"filters": (8, 16)}
 
@@ -176,7 +177,7 @@ def test_range_test_restores_the_weights_and_sweeps_exponentially(tiny_digits, t
         np.testing.assert_array_equal(old, new)  # batch-norm statistics included
     np.testing.assert_allclose(found.rates, np.logspace(-5, -1, 9)[:len(found.rates)])
     assert len(found.losses) == len(found.rates) and np.all(np.isfinite(found.losses))
-    assert found.suggestion == pytest.approx(found.minimum / 10)
+    assert found.method == "minimum" and found.suggestion == pytest.approx(found.minimum / 10)
     with open(tmp_path / "range.png", "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -202,7 +203,7 @@ def test_range_test_stops_at_divergence_and_names_bad_input(tiny_digits):
     with pytest.raises(ValueError, match="min_lr"):
         vk.train.find_learning_rate(model, tiny_digits, min_lr=1.0, max_lr=0.1)
     with pytest.raises(ValueError, match="method"):
-        vk.train.find_learning_rate(model, tiny_digits, method="valley")
+        vk.train.find_learning_rate(model, tiny_digits, method="lowest")
     with pytest.raises(ValueError, match="NaN or infinite"):
         _read_off(np.array([1e-3, 1e-2]), np.array([np.nan, np.nan]), "minimum")
 
@@ -217,3 +218,81 @@ def test_range_test_leaves_the_lucky_last_steps_aside():
     assert _read_off(rates, losses, "minimum", sigma=1.0).minimum > 0.5
     kept = _read_off(rates, losses, "minimum", sigma=1.0, skip_end=5)
     assert kept.minimum == pytest.approx(1e-2, rel=0.2)
+
+
+def test_valley_is_the_longest_falling_stretch_of_steps():
+    """Hand-worked: the longest strictly decreasing run (gaps allowed) of the curve below
+    is steps 0, 2, 4, 5, 6, 7 (3.0 > 2.9 > 2.5 > 2.0 > 1.5 > 1.2); the noisy 3.1 and 2.95
+    are skipped, the rise after the minimum ends it."""
+    losses = np.array([3.0, 3.1, 2.9, 2.95, 2.5, 2.0, 1.5, 1.2, 2.2, 4.0])
+    assert longest_valley(losses) == (0, 7)
+    assert longest_valley(np.array([1.0, 2.0, 3.0])) == (0, 0)  # no fall at all
+    rates = np.logspace(-4, 0, 10)
+    read = _read_off(rates, losses, "valley", sigma=1e-3)  # next to no smoothing
+    assert read.valley == pytest.approx(rates[3]) and read.suggestion == read.valley
+
+
+def test_segnet_encoder_field_matches_the_pixels_one_unit_sees():
+    """`encoder_receptive_field` against the built encoder (perturbation, as for
+    simple_cnn: all-ones kernels, batch norm at its initial identity), after each of
+    three stages of one network."""
+    size = 64
+    model = vk.models.build("segnet", (size, size, 1), 2, width_multiplier=1 / 64, stages=3)
+    features = keras.Model(model.inputs, [model.get_layer(f"block{stage}_pool").output
+                                          for stage in (1, 2, 3)])
+    for layer in features.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            layer.kernel.assign(tf.ones_like(layer.kernel))
+    column = size // 2  # the centre unit of every stage's map covers this column
+    images = np.full((size + 1, size, size, 1), 100.0, np.float32)
+    for row in range(size):
+        images[row, row, column] = 255.0
+    outputs = features.predict(images, verbose=0, batch_size=size + 1)
+    for stage, maps in enumerate(outputs, start=1):
+        centre = maps.shape[1] // 2
+        units = maps[:, centre, centre, 0]
+        seen = np.flatnonzero(np.abs(units[:size] - units[size]) > 1e-3)
+        assert seen.max() - seen.min() + 1 == encoder_receptive_field(stage), stage
+
+
+def test_segnet_depth_follows_the_input_size():
+    """The fewest VGG16 stages whose field covers the shorter side: the paper's five on
+    CamVid's 360x480, four at 64x64 (a 4x4 bottleneck, not 2x2), three at 32x32."""
+    assert [default_stages((side, side, 3)) for side in (16, 32, 64, 100, 101, 224)] == [
+        2, 3, 4, 4, 5, 5]
+    assert default_stages((360, 480, 3)) == 5
+    model = vk.models.build("segnet", (64, 64, 3), 6, width_multiplier=1 / 64)
+    unpooling = [layer for layer in model.layers
+                 if isinstance(layer, vk.models.layers.MaxUnpooling2D)]
+    assert len(unpooling) == 4
+    assert tuple(model.get_layer("block4_pool").output.shape[1:3]) == (4, 4)
+    assert model.output_shape == (None, 64, 64, 6)
+    with pytest.raises(ValueError, match="stages"):
+        vk.models.build("segnet", (64, 64, 3), 6, stages=6)
+
+
+def test_segmentation_trains_on_cross_entropy_plus_dice_by_default():
+    """The task's loss against a hand-computed reference: mean cross-entropy over the
+    pixels that are not ignored plus 1 - the mean over classes of the soft Dice
+    (2 sum(p t) + 1) / (sum p + sum t + 1), on probabilities and on logits."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 4, 4, 3)).astype(np.float32)
+    probabilities = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    masks = rng.integers(0, 3, (2, 4, 4))
+    masks[0, 0, :2] = 255  # ignored
+    valid = masks != 255
+    safe = np.where(valid, masks, 0)
+    picked = np.take_along_axis(probabilities, safe[..., None], -1)[..., 0]
+    cross_entropy = -np.log(picked)[valid].mean()
+    dice = []
+    for k in range(3):
+        truth = (safe == k) & valid
+        p = probabilities[..., k] * valid
+        dice.append((2 * (p * truth).sum() + 1) / (p.sum() + truth.sum() + 1))
+    expected = cross_entropy + 1 - np.mean(dice)
+    task = vk.tasks.get_task("segmentation")
+    inputs = keras.Input((4, 4, 3))
+    softmax = keras.Model(inputs, keras.layers.Conv2D(3, 1, activation="softmax")(inputs))
+    linear = keras.Model(inputs, keras.layers.Conv2D(3, 1)(inputs))
+    assert float(task.loss(softmax)(masks, probabilities)) == pytest.approx(expected, rel=1e-5)
+    assert float(task.loss(linear)(masks, logits)) == pytest.approx(expected, rel=1e-5)

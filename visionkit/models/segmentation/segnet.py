@@ -16,7 +16,7 @@ from visionkit.models.registry import register
 from visionkit.models.segmentation.head import padded_input, segmentation_output
 from visionkit.models.segmentation.unet import BN_MOMENTUM
 
-__all__ = ["segnet", "segnet_decoder_filters"]
+__all__ = ["segnet", "segnet_decoder_filters", "default_stages", "encoder_receptive_field"]
 
 # The encoder is VGG16's 13 convolutional layers (configuration D), in five stages.
 _VGG16_DEPTH = 16
@@ -45,6 +45,45 @@ def segnet_decoder_filters(width: float = 1.0) -> list[list[int]]:
     return stages
 
 
+def encoder_receptive_field(stages: int) -> int:
+    """Receptive field in pixels of the first `stages` VGG16 stages (pools included).
+
+    Each 3x3 convolution adds `2 * jump` pixels, each 2x2 pool `jump`, then doubles the
+    jump: 6, 16, 44, 100, 212 pixels after stages 1..5.
+
+    Example:
+
+    >>> [encoder_receptive_field(stages) for stages in range(1, 6)]
+    [6, 16, 44, 100, 212]
+    """
+    field, jump = 1, 1
+    for convs in VGG_CONVS_PER_STAGE[_VGG16_DEPTH][:int(stages)]:
+        field += 2 * jump * convs + jump
+        jump *= 2
+    return field
+
+
+def default_stages(input_shape: tuple[int, ...]) -> int:
+    """Encoder stages sized to the input: the fewest whose receptive field covers the
+    shorter side, at most VGG16's five.
+
+    At the paper's 360x480 CamVid images all five stages are used (a 212-pixel field,
+    an 11x15 bottleneck); at 64x64 the fifth stage would bring the bottleneck to 2x2
+    and its three convolutions would see mostly zero padding, so four stages (100
+    pixels, a 4x4 bottleneck) are used.
+
+    Example:
+
+    >>> default_stages((360, 480, 3)), default_stages((64, 64, 3)), default_stages((32, 32, 3))
+    (5, 4, 3)
+    """
+    side = int(min(input_shape[0], input_shape[1]))
+    stages = 1
+    while stages < _STAGES and encoder_receptive_field(stages) < side:
+        stages += 1
+    return stages
+
+
 def _conv_bn_relu(x, filters: int, name: str):
     x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                             kernel_initializer="he_normal", name=f"{name}_conv")(x)
@@ -54,7 +93,8 @@ def _conv_bn_relu(x, filters: int, name: str):
 
 @register("segnet", task="segmentation")
 def segnet(input_shape: tuple[int, int, int], num_classes: int, width_multiplier: float = 1.0,
-           activation: str | None = "softmax", name: str = "segnet") -> keras.Model:
+           activation: str | None = "softmax", stages: int | None = None,
+           name: str = "segnet") -> keras.Model:
     """SegNet (Badrinarayanan et al. 2015): VGG16-BN encoder, max-unpooling decoder.
 
     The encoder is the 13 convolutional layers of VGG16, each followed by batch norm and
@@ -62,8 +102,8 @@ def segnet(input_shape: tuple[int, int, int], num_classes: int, width_multiplier
     stage starts with `MaxUnpooling2D`, which puts every value back at the position its
     encoder pool took the maximum from (XLA-compilable, see that layer), then the
     mirrored 3x3 convolutions with batch norm. A 1x1 convolution gives the class scores.
-    With the defaults, 3-channel input and CamVid's 11 classes the network has 29,451,659
-    parameters (the paper reports 29.5M).
+    With all five stages, width 1.0, 3-channel input and CamVid's 11 classes the network
+    has 29,451,659 parameters (the paper reports 29.5M).
 
     Args:
         input_shape: `(height, width, channels)`, any size (padded inside the model to
@@ -72,6 +112,10 @@ def segnet(input_shape: tuple[int, int, int], num_classes: int, width_multiplier
         width_multiplier: scales every layer's filters (1.0 is the paper's network).
             Defaults to 1.0.
         activation: "softmax", "sigmoid" or None (logits). Defaults to "softmax".
+        stages: encoder stages (1-5; 5 is the paper's VGG16), or None to size the
+            encoder to the input (`default_stages`: the fewest stages whose receptive
+            field covers the shorter side; 5 from 101 pixels up, 4 at 64x64, 3 at 32x32).
+            Defaults to None.
         name: the model's name. Defaults to "segnet".
 
     Input shape:
@@ -83,6 +127,9 @@ def segnet(input_shape: tuple[int, int, int], num_classes: int, width_multiplier
     Returns:
         A `keras.Model`.
 
+    Raises:
+        ValueError: for a width multiplier <= 0 or stages outside 1..5.
+
     Example:
 
     >>> model = segnet((32, 64, 3), num_classes=3, width_multiplier=0.0625)
@@ -91,17 +138,22 @@ def segnet(input_shape: tuple[int, int, int], num_classes: int, width_multiplier
     """
     if not float(width_multiplier) > 0:
         raise ValueError(f"Expected width_multiplier > 0; received {width_multiplier!r}.")
-    inputs, padded, _ = padded_input("segnet", input_shape, 2 ** _STAGES)
+    if stages is None:
+        stages = default_stages(input_shape)
+    if isinstance(stages, bool) or not isinstance(stages, int) or not 1 <= stages <= _STAGES:
+        raise ValueError(f"Expected stages as an integer in 1..{_STAGES} or None (sized to "
+                         f"the input); received stages={stages!r}.")
+    inputs, padded, _ = padded_input("segnet", input_shape, 2 ** stages)
     widths = [max(1, int(round(f * width_multiplier))) for f in VGG_STAGE_FILTERS]
     x = rescale(padded)
     before_pool = []
-    for stage, convs in enumerate(VGG_CONVS_PER_STAGE[_VGG16_DEPTH], start=1):
+    for stage, convs in enumerate(VGG_CONVS_PER_STAGE[_VGG16_DEPTH][:stages], start=1):
         for index in range(1, convs + 1):
             x = _conv_bn_relu(x, widths[stage - 1], f"block{stage}_{index}")
         before_pool.append(x)
         x = keras.layers.MaxPooling2D(2, padding="same", name=f"block{stage}_pool")(x)
-    for offset, filters in enumerate(segnet_decoder_filters(width_multiplier)):
-        stage = _STAGES - offset
+    for offset, filters in enumerate(segnet_decoder_filters(width_multiplier)[-stages:]):
+        stage = stages - offset
         x = MaxUnpooling2D(name=f"decoder{stage}_unpool")([x, before_pool[stage - 1]])
         for index, width in enumerate(filters, start=1):
             x = _conv_bn_relu(x, width, f"decoder{stage}_{index}")
