@@ -262,7 +262,8 @@ def _export(model, directory, data, export_format, convert, task, class_names, v
             images = verification_images(data, spec.image_size,
                                          CHECK_IMAGES if quantize in (None, "float16")
                                          else CHECK_IMAGES_QUANTIZED)
-            metrics = check_against_model(predictor, model, spec.task, images)
+            metrics = check_against_model(predictor, model, spec.task, images,
+                                          verification_truth(data, spec.task, len(images)))
             failed = parity.failures(metrics, quantize)
             if failed:
                 raise ExportVerificationError(
@@ -311,6 +312,32 @@ def verification_images(data: Data | None, image_size: Sequence[int],
     return rng.integers(0, 256, size=(count, *image_size, 3), dtype=np.uint8)
 
 
+def verification_truth(data: Data | None, task, count: int) -> Any:
+    """The ground truth of `verification_images`' validation images, or None.
+
+    Segmentation: int `[N, H, W]` masks; detection: one `{"boxes", "labels"}` dict per
+    image (xyxy pixels, -1 padded). None for classification (top-1 agreement needs no
+    truth), without validation images, or when they are not at the model's size.
+    """
+    if data is None or data.val_examples is None or not data.val_size:
+        return None
+    name = getattr(task, "name", task)
+    key = {"segmentation": "segmentation_masks", "detection": "bounding_boxes"}.get(name)
+    if key is None:
+        return None
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    truth = []
+    for example in data.val_examples.take(count).with_options(options):
+        if key not in example:
+            return None
+        if name == "segmentation":
+            truth.append(np.asarray(example[key]).reshape(np.shape(example["images"])[:2]))
+        else:
+            truth.append({field: np.asarray(value) for field, value in example[key].items()})
+    return np.stack(truth) if name == "segmentation" else truth
+
+
 def keras_outputs(model: keras.Model, task, images: np.ndarray,
                   batch_size: int | None) -> dict[str, np.ndarray]:
     """The Keras model's served outputs on uint8 images at its size, batch by batch."""
@@ -323,9 +350,10 @@ def keras_outputs(model: keras.Model, task, images: np.ndarray,
     return {key: np.concatenate(values) for key, values in parts.items()}
 
 
-def check_against_model(predictor, model: keras.Model, task, images: np.ndarray
-                        ) -> dict[str, float]:
-    """Parity metrics and per-image latency of `predictor` against `model` on `images`."""
+def check_against_model(predictor, model: keras.Model, task, images: np.ndarray,
+                        truth: Any = None) -> dict[str, float]:
+    """Parity metrics and per-image latency of `predictor` against `model` on `images`
+    (with `truth`, their ground truth, also both sides' task accuracy)."""
     start = time.perf_counter()
     expected = keras_outputs(model, task, images, batch_size_for(task))
     keras_ms = 1000 * (time.perf_counter() - start) / len(images)
@@ -333,7 +361,7 @@ def check_against_model(predictor, model: keras.Model, task, images: np.ndarray
     start = time.perf_counter()
     served = predictor(images)
     served_ms = 1000 * (time.perf_counter() - start) / len(images)
-    metrics = parity.measure(task.name, expected, served)
+    metrics = parity.measure(task.name, expected, served, truth)
     return {**metrics, "latency_ms": served_ms, "keras_latency_ms": keras_ms}
 
 
