@@ -21,17 +21,19 @@ SHOWN = ("max_abs_probabilities", "top1_agreement", "mask_agreement", "mask_miou
          "map50_drop", "images")
 
 
-def _train_models(epochs: int):
+def _trained_models(epochs: int):
+    """`(name, (model, data))` per model, each trained when reached (figures come early)."""
     spec = importlib.util.spec_from_file_location("export_benchmark", BENCHMARK)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.train_models(epochs)
+    for name in module.MODELS:
+        yield from module.train_models(epochs, (name,)).items()
 
 
 @pytest.mark.slow
 def test_four_trained_models_export_with_parity(tmp_path):
     refused = {}
-    for name, (model, data) in _train_models(epochs=2).items():
+    for name, (model, data) in _trained_models(epochs=2):
         for label, export, options in (("litert", vk.export.litert, {}),
                                        ("onnx", vk.export.onnx, {}),
                                        ("litert_f16", vk.export.litert, {"quantize": "float16"}),
