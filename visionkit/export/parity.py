@@ -24,9 +24,11 @@ Thresholds (`THRESHOLDS`) depend on the quantization: float32 probabilities with
 1e-4, masks equal on >= 99.9% of pixels, detections mAP50 >= 0.99 against Keras's own;
 float16 probabilities within 1e-2; dynamic-range and int8 top-1 agreement >= 98%
 (classes, and pixels of masks) and the task's mIoU / mAP50 within 2 points of the
-Keras (float32) model's. Without ground truth, the quantized mIoU / mAP50 bar is taken
-against the Keras model's own masks / detections (>= 0.98), which is stricter: a class
-the Keras model paints on a few pixels weighs as much as the background there.
+Keras (float32) model's. Without ground truth, or when the Keras model's own mIoU /
+mAP50 against it is below `MIN_REFERENCE_ACCURACY` (0.5), the quantized mIoU / mAP50
+bar is taken against the Keras model's own masks / detections (>= 0.98), which is
+stricter: a class the Keras model paints on a few pixels weighs as much as the
+background there.
 
 Example:
 
@@ -62,8 +64,14 @@ THRESHOLDS: dict[str | None, dict[str, tuple[str, float]]] = {
              "mask_miou": ("min", 0.98), "map50": ("min", 0.98)},
 }
 # A bar against the Keras model's own outputs that the same bar against ground truth
-# replaces when the truth is known (quantized exports: "within 2 points of float32").
-_REPLACED_BY_TRUTH = {"mask_miou": "miou_drop", "map50": "map50_drop"}
+# replaces when the truth is known (quantized exports: "within 2 points of float32"),
+# provided the Keras model's own accuracy there is at least MIN_REFERENCE_ACCURACY:
+# "within 2 points" of a model that is right nowhere proves nothing (measured: a
+# 2-epoch YOLOv8 at mAP50 0.0002 against the truth, its int8 export 0.0004, while the
+# int8 detections matched Keras's at mAP50 0.45 only).
+_REPLACED_BY_TRUTH = {"mask_miou": ("miou_drop", "reference_miou"),
+                      "map50": ("map50_drop", "reference_map50_truth")}
+MIN_REFERENCE_ACCURACY = 0.5
 
 
 def measure(task: str, reference: Mapping[str, np.ndarray], served: Mapping[str, np.ndarray],
@@ -190,7 +198,9 @@ def failures(metrics: Mapping[str, float], quantize: str | None) -> list[str]:
     for name, (kind, bound) in bars.items():
         if name not in metrics:
             continue
-        if _REPLACED_BY_TRUTH.get(name) in metrics and _REPLACED_BY_TRUTH[name] in bars:
+        drop, accuracy = _REPLACED_BY_TRUTH.get(name, (None, None))
+        if drop in metrics and drop in bars and metrics.get(
+                accuracy, 0.0) >= MIN_REFERENCE_ACCURACY:
             continue
         value = metrics[name]
         ok = value <= bound if kind == "max" else value >= bound
