@@ -228,6 +228,47 @@ def test_parity_metrics_against_hand_computed_values():
     assert parity.measure("detection", detections, missed)["map50"] == pytest.approx(0.5)
 
 
+def test_quantized_parity_holds_the_task_accuracy_within_two_points_of_keras():
+    # 1x1x10 masks. Keras paints a spurious class 2 on one pixel; the export paints
+    # class 1 there, as the truth does: against Keras's masks class 2 scores IoU 0
+    # (mIoU vs Keras 0.6), against the truth the export is the better one.
+    truth = np.array([[[0, 0, 0, 0, 0, 1, 1, 1, 1, 1]]])
+    keras_mask = np.array([[[0, 0, 0, 0, 0, 1, 1, 1, 1, 2]]])
+    served_mask = np.array([[[0, 0, 0, 0, 0, 1, 1, 1, 1, 1]]])
+    reference = {"mask": keras_mask, "probabilities": np.eye(3)[keras_mask]}
+    served = {"mask": served_mask, "probabilities": np.eye(3)[served_mask]}
+    metrics = parity.measure("segmentation", reference, served, truth)
+    assert metrics["mask_agreement"] == pytest.approx(0.9)
+    assert metrics["mask_miou"] == pytest.approx((1 + 0.8 + 0) / 3)
+    assert metrics["miou"] == 1.0  # served == truth
+    assert metrics["reference_miou"] == pytest.approx((1 + 0.8 + 0) / 3)
+    assert metrics["miou_drop"] == pytest.approx(0.6 - 1.0)  # the export gained
+    # int8: pixel agreement 0.9 < 0.98 fails; the bar against Keras's own mIoU is
+    # replaced by the drop against the truth, which holds.
+    assert parity.failures(metrics, "int8") == ["mask_agreement = 0.9 (must be >= 0.98)"]
+    without_truth = parity.measure("segmentation", reference, served)
+    assert "miou_drop" not in without_truth
+    assert [line.split(" =")[0] for line in parity.failures(without_truth, "int8")] == [
+        "mask_agreement", "mask_miou"]
+    # Detection: Keras finds both true boxes, the export one: mAP50 1.0 -> 0.5.
+    boxes = np.array([[[0, 0, 10, 10], [20, 20, 30, 30]]], np.float32)
+    keras_boxes = {"boxes": boxes, "scores": np.array([[0.9, 0.8]], np.float32),
+                   "classes": np.array([[0, 1]], np.int32), "num_detections": np.array([2])}
+    served_boxes = {**keras_boxes, "num_detections": np.array([1])}
+    true_boxes = [{"boxes": boxes[0], "labels": np.array([0, 1])}]
+    metrics = parity.measure("detection", keras_boxes, served_boxes, true_boxes)
+    assert metrics["reference_map50_truth"] == pytest.approx(1.0)
+    assert metrics["map50_truth"] == pytest.approx(0.5)
+    assert parity.failures(metrics, "int8") == ["map50_drop = 0.5 (must be <= 0.02)"]
+    # A Keras model right nowhere: "within 2 points" of 0 proves nothing, so the bar
+    # against Keras's own detections stays.
+    wrong_truth = [{"boxes": boxes[0] + 100, "labels": np.array([0, 1])}]
+    metrics = parity.measure("detection", keras_boxes, served_boxes, wrong_truth)
+    assert metrics["reference_map50_truth"] == 0.0 and metrics["map50_drop"] == 0.0
+    assert parity.failures(metrics, "int8") == ["map50 = 0.5 (must be >= 0.98)"]
+    assert parity.failures(metrics, None) == ["map50 = 0.5 (must be >= 0.99)"]
+
+
 def test_format_roots_and_recipe_field(tmp_path):
     assert formats.format_root(tmp_path, "saved_model") == str(tmp_path)
     assert formats.format_root(tmp_path, "onnx") == os.path.join(tmp_path, "onnx")

@@ -29,7 +29,9 @@ def check(path: str | os.PathLike, model: keras.Model | None = None,
     dynamic-range and int8 exports, else `images`,
     else seeded random pixels) go through the export and through the Keras `model`
     (or, without a model, the SavedModel at `reference`); see
-    `visionkit.export.parity` for the metrics and their thresholds.
+    `visionkit.export.parity` for the metrics and their thresholds. Validation images
+    of `data` bring their masks or boxes, so quantized exports are also held to the
+    task's accuracy of the Keras model (mIoU / mAP50 within 2 points).
 
     Args:
         path: a version directory, model root or model file of any format.
@@ -62,6 +64,7 @@ def check(path: str | os.PathLike, model: keras.Model | None = None,
         CHECK_IMAGES_QUANTIZED,
         keras_outputs,
         verification_images,
+        verification_truth,
     )
     from visionkit.export.loader import load
     from visionkit.export.portable import batch_size_for
@@ -73,7 +76,10 @@ def check(path: str | os.PathLike, model: keras.Model | None = None,
     task = get_task(predictor.task)
     size = tuple(predictor.input_size[:2])
     quantization = predictor.metadata.get("quantization", "float32")
+    truth = None
     if images is None:
+        truth = verification_truth(data, task, CHECK_IMAGES if quantization in (
+            "float32", "float16") else CHECK_IMAGES_QUANTIZED)
         images = verification_images(data, size, CHECK_IMAGES if quantization in (
             "float32", "float16") else CHECK_IMAGES_QUANTIZED)
     images = np.asarray(images, np.uint8)
@@ -89,7 +95,9 @@ def check(path: str | os.PathLike, model: keras.Model | None = None,
     latency = 1000 * (time.perf_counter() - start) / len(images)
     if predictor.task == "segmentation" and "image_size" in expected:
         served.setdefault("image_size", expected["image_size"])
-    metrics = parity.measure(task.name, expected, served)
+    if truth is not None and len(truth) != len(images):
+        truth = None
+    metrics = parity.measure(task.name, expected, served, truth)
     failed = parity.failures(metrics, None if quantization == "float32" else quantization)
     return {"path": predictor.path, "format": getattr(predictor, "format", "saved_model"),
             "quantization": quantization, "images": len(images), **metrics,

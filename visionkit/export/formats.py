@@ -124,15 +124,28 @@ def litert(model: keras.Model, directory: str | os.PathLike, data: Data | None =
                                            "count": int(representative_count),
                                            "seed": int(representative_seed)}
 
+    debuggers: list = []
+
     def convert(function, spec, path: str) -> None:
         contents = _convert_litert(function, model, quantize, select_tf_ops, data,
                                    spec.image_size, representative_count,
-                                   representative_seed)
+                                   representative_seed, debuggers)
         with open(path, "wb") as file:
             file.write(contents)
 
-    return _export(model, directory, data, "litert", convert, task, class_names, version,
-                   verify, quantize, extra)
+    try:
+        return _export(model, directory, data, "litert", convert, task, class_names,
+                       version, verify, quantize, extra)
+    except ExportVerificationError as error:
+        if not debuggers:
+            raise
+        worst = _worst_quantized_layers(debuggers[0], model)
+        raise ExportVerificationError(
+            f"{error} The int8 tensors with the largest quantization error (root mean "
+            f"squared error in units of the tensor's int8 step; about 0.29 is a rounding "
+            f"error alone), from tf.lite.experimental.QuantizationDebugger on the "
+            f"{representative_count} calibration images: {'; '.join(worst)}. Export "
+            f"quantize='float16' or 'dynamic', or float32.") from error
 
 
 def onnx(model: keras.Model, directory: str | os.PathLike, data: Data | None = None, *,
@@ -262,13 +275,17 @@ def _export(model, directory, data, export_format, convert, task, class_names, v
             images = verification_images(data, spec.image_size,
                                          CHECK_IMAGES if quantize in (None, "float16")
                                          else CHECK_IMAGES_QUANTIZED)
-            metrics = check_against_model(predictor, model, spec.task, images)
+            metrics = check_against_model(predictor, model, spec.task, images,
+                                          verification_truth(data, spec.task, len(images)))
             failed = parity.failures(metrics, quantize)
             if failed:
+                measured = ", ".join(f"{name} {value:.4g}" for name, value in metrics.items()
+                                     if "latency" not in name)
                 raise ExportVerificationError(
                     f"The {export_format} export ({quantize or 'float32'}) of {model.name!r} "
                     f"differs from the Keras model on {len(images)} "
-                    f"images: {'; '.join(failed)}. Nothing was written.")
+                    f"images: {'; '.join(failed)} (measured: {measured}). Nothing was "
+                    f"written.")
             metadata["parity"] = {"images": len(images), **metrics}
             write_assets(staging_dir, spec.class_names, metadata)
     return version_dir
@@ -311,6 +328,32 @@ def verification_images(data: Data | None, image_size: Sequence[int],
     return rng.integers(0, 256, size=(count, *image_size, 3), dtype=np.uint8)
 
 
+def verification_truth(data: Data | None, task, count: int) -> Any:
+    """The ground truth of `verification_images`' validation images, or None.
+
+    Segmentation: int `[N, H, W]` masks; detection: one `{"boxes", "labels"}` dict per
+    image (xyxy pixels, -1 padded). None for classification (top-1 agreement needs no
+    truth), without validation images, or when they are not at the model's size.
+    """
+    if data is None or data.val_examples is None or not data.val_size:
+        return None
+    name = getattr(task, "name", task)
+    key = {"segmentation": "segmentation_masks", "detection": "bounding_boxes"}.get(name)
+    if key is None:
+        return None
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    truth = []
+    for example in data.val_examples.take(count).with_options(options):
+        if key not in example:
+            return None
+        if name == "segmentation":
+            truth.append(np.asarray(example[key]).reshape(np.shape(example["images"])[:2]))
+        else:
+            truth.append({field: np.asarray(value) for field, value in example[key].items()})
+    return np.stack(truth) if name == "segmentation" else truth
+
+
 def keras_outputs(model: keras.Model, task, images: np.ndarray,
                   batch_size: int | None) -> dict[str, np.ndarray]:
     """The Keras model's served outputs on uint8 images at its size, batch by batch."""
@@ -323,9 +366,10 @@ def keras_outputs(model: keras.Model, task, images: np.ndarray,
     return {key: np.concatenate(values) for key, values in parts.items()}
 
 
-def check_against_model(predictor, model: keras.Model, task, images: np.ndarray
-                        ) -> dict[str, float]:
-    """Parity metrics and per-image latency of `predictor` against `model` on `images`."""
+def check_against_model(predictor, model: keras.Model, task, images: np.ndarray,
+                        truth: Any = None) -> dict[str, float]:
+    """Parity metrics and per-image latency of `predictor` against `model` on `images`
+    (with `truth`, their ground truth, also both sides' task accuracy)."""
     start = time.perf_counter()
     expected = keras_outputs(model, task, images, batch_size_for(task))
     keras_ms = 1000 * (time.perf_counter() - start) / len(images)
@@ -333,7 +377,7 @@ def check_against_model(predictor, model: keras.Model, task, images: np.ndarray
     start = time.perf_counter()
     served = predictor(images)
     served_ms = 1000 * (time.perf_counter() - start) / len(images)
-    metrics = parity.measure(task.name, expected, served)
+    metrics = parity.measure(task.name, expected, served, truth)
     return {**metrics, "latency_ms": served_ms, "keras_latency_ms": keras_ms}
 
 
@@ -352,7 +396,7 @@ def _representative_images(data: Data, image_size, count: int, seed: int):
 
 
 def _convert_litert(function, model, quantize, select_tf_ops, data, image_size, count,
-                    seed) -> bytes:
+                    seed, debuggers: list | None = None) -> bytes:
     module = tf.Module()
     module.serve = function
     with tempfile.TemporaryDirectory(prefix="visionkit-litert-") as folder:
@@ -380,7 +424,7 @@ def _convert_litert(function, model, quantize, select_tf_ops, data, image_size, 
             converter.representative_dataset = representative
         try:
             if quantize == "int8":
-                return _convert_int8(converter, representative)
+                return _convert_int8(converter, representative, debuggers)
             return converter.convert()
         except Exception as error:  # ConverterError and friends
             raise _conversion_error(model, error, quantize, select_tf_ops) from error
@@ -393,14 +437,51 @@ def _convert_litert(function, model, quantize, select_tf_ops, data, image_size, 
 INT8_FLOAT_OPS = ("SOFTMAX", "LOGISTIC", "ARG_MAX", "ARG_MIN", "NON_MAX_SUPPRESSION_V4")
 
 
-def _convert_int8(converter, representative) -> bytes:
+def _convert_int8(converter, representative, debuggers: list | None = None) -> bytes:
     """int8 weights and activations, calibrated, except `INT8_FLOAT_OPS` (TensorFlow's
-    selective quantization through `tf.lite.experimental.QuantizationDebugger`)."""
+    selective quantization through `tf.lite.experimental.QuantizationDebugger`; the
+    debugger goes to `debuggers` for a per-layer error report if parity fails)."""
     options = tf.lite.experimental.QuantizationDebugOptions(
         denylisted_ops=list(INT8_FLOAT_OPS))
+
+    def debug_dataset():  # the debugger's own runs take a list of inputs, not a dict
+        for sample in representative():
+            yield list(sample.values())
+
     debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=representative, debug_options=options)
+        converter=converter, debug_dataset=debug_dataset, debug_options=options)
+    if debuggers is not None:
+        debuggers.append(debugger)
     return debugger.get_nondebug_quantized_model()
+
+
+def _worst_quantized_layers(debugger, model, count: int = 5) -> list[str]:
+    """The `count` int8 tensors with the largest RMSE / scale, named with their layers."""
+    import csv
+    import io
+
+    try:
+        debugger.run()
+        buffer = io.StringIO()
+        debugger.layer_statistics_dump(buffer)
+    except Exception as error:  # the report must not hide the parity failure
+        return [f"(the per-layer report failed: {type(error).__name__}: {error})"]
+    layer_names = {layer.name for layer in _all_layers(model)}
+    rows = []
+    for row in csv.DictReader(io.StringIO(buffer.getvalue())):
+        try:
+            error = float(row["mean_squared_error"]) ** 0.5 / float(row["scale"])
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            continue
+        tensor = row.get("tensor_name", "")
+        layers = [part for part in re.split(r"[/;:@]", tensor) if part in layer_names]
+        # Keras names traced layers `<layer>_1`: strip the call suffix.
+        layers += [part.rsplit("_", 1)[0] for part in re.split(r"[/;:@]", tensor)
+                   if part.rsplit("_", 1)[0] in layer_names and not layers]
+        label = f"{row.get('op_name', '?')} in layer {layers[0] if layers else tensor!r}"
+        rows.append((error, label))
+    rows.sort(reverse=True)
+    return [f"{label} {error:.2f}" for error, label in rows[:count]] or ["(none measured)"]
 
 
 _OP_PATTERN = re.compile(r"'(tf\.[A-Za-z0-9_]+)'|\b(tf\.[A-Z][A-Za-z0-9_]+)\b")

@@ -14,10 +14,21 @@ Both sides get the same uint8 images at the model's input size. Measures, per ta
   detections as ground truth (pycocotools through `visionkit.train.detection_metrics`),
   and `map` (IoU .50:.95) the same way;
 
-plus `latency_ms` per image of each side. Thresholds (`THRESHOLDS`) depend on the
-quantization: float32 probabilities within 1e-4, masks equal on >= 99.9% of pixels,
-detections mAP50 >= 0.99; float16 probabilities within 1e-2; dynamic-range and int8
-top-1 agreement >= 98% and mask mIoU / mAP50 against the Keras model >= 0.98 (2 points).
+plus `latency_ms` per image of each side. With the images' ground truth (`truth`:
+the validation masks or boxes), also the task's own accuracy of both sides and its
+drop: `miou` / `reference_miou` / `miou_drop` (mean IoU against the true masks over
+the classes present in either) and `map50_truth`, `reference_map50_truth`,
+`map50_drop` (mAP50 against the true boxes).
+
+Thresholds (`THRESHOLDS`) depend on the quantization: float32 probabilities within
+1e-4, masks equal on >= 99.9% of pixels, detections mAP50 >= 0.99 against Keras's own;
+float16 probabilities within 1e-2; dynamic-range and int8 top-1 agreement >= 98%
+(classes, and pixels of masks) and the task's mIoU / mAP50 within 2 points of the
+Keras (float32) model's. Without ground truth, or when the Keras model's own mIoU /
+mAP50 against it is below `MIN_REFERENCE_ACCURACY` (0.5), the quantized mIoU / mAP50
+bar is taken against the Keras model's own masks / detections (>= 0.98), which is
+stricter: a class the Keras model paints on a few pixels weighs as much as the
+background there.
 
 Example:
 
@@ -45,21 +56,35 @@ THRESHOLDS: dict[str | None, dict[str, tuple[str, float]]] = {
            "mask_agreement": ("min", 0.999), "map50": ("min", 0.99)},
     "float16": {"max_abs_probabilities": ("max", 1e-2), "top1_agreement": ("min", 0.98),
                 "mask_agreement": ("min", 0.99), "map50": ("min", 0.98)},
-    "dynamic": {"top1_agreement": ("min", 0.98), "mask_miou": ("min", 0.98),
-                "map50": ("min", 0.98)},
-    "int8": {"top1_agreement": ("min", 0.98), "mask_miou": ("min", 0.98),
-             "map50": ("min", 0.98)},
+    "dynamic": {"top1_agreement": ("min", 0.98), "mask_agreement": ("min", 0.98),
+                "miou_drop": ("max", 0.02), "map50_drop": ("max", 0.02),
+                "mask_miou": ("min", 0.98), "map50": ("min", 0.98)},
+    "int8": {"top1_agreement": ("min", 0.98), "mask_agreement": ("min", 0.98),
+             "miou_drop": ("max", 0.02), "map50_drop": ("max", 0.02),
+             "mask_miou": ("min", 0.98), "map50": ("min", 0.98)},
 }
+# A bar against the Keras model's own outputs that the same bar against ground truth
+# replaces when the truth is known (quantized exports: "within 2 points of float32"),
+# provided the Keras model's own accuracy there is at least MIN_REFERENCE_ACCURACY:
+# "within 2 points" of a model that is right nowhere proves nothing (measured: a
+# 2-epoch YOLOv8 at mAP50 0.0002 against the truth, its int8 export 0.0004, while the
+# int8 detections matched Keras's at mAP50 0.45 only).
+_REPLACED_BY_TRUTH = {"mask_miou": ("miou_drop", "reference_miou"),
+                      "map50": ("map50_drop", "reference_map50_truth")}
+MIN_REFERENCE_ACCURACY = 0.5
 
 
 def measure(task: str, reference: Mapping[str, np.ndarray], served: Mapping[str, np.ndarray],
-            ) -> dict[str, float]:
+            truth: Any = None) -> dict[str, float]:
     """Parity metrics of `served` outputs against `reference` outputs (same images).
 
     Args:
         task: "classification", "segmentation" or "detection".
         reference: the Keras model's (or SavedModel's) served outputs, batch-first.
         served: the export's outputs on the same images.
+        truth: the images' ground truth, or None: segmentation int `[N, H, W]` class
+            masks; detection one dict per image with `boxes` `[k, 4]` (xyxy pixels)
+            and `labels` `[k]` (-1 rows are padding). Defaults to None.
 
     Returns:
         The task's metrics (see the module docstring) as floats.
@@ -74,7 +99,13 @@ def measure(task: str, reference: Mapping[str, np.ndarray], served: Mapping[str,
             raise ValueError(f"Output {key!r} has shape {np.shape(served[key])} in the export "
                              f"but {np.shape(reference[key])} from the reference.")
     if task == "detection":
-        return _detection_parity(reference, served)
+        result = _detection_parity(reference, served)
+        if truth is not None:
+            mine = _detection_map50(truth, served)
+            theirs = _detection_map50(truth, reference)
+            result.update({"map50_truth": mine, "reference_map50_truth": theirs,
+                           "map50_drop": theirs - mine})
+        return result
     result = {"max_abs_probabilities": float(np.max(np.abs(
         np.asarray(served["probabilities"], np.float64) - reference["probabilities"])))}
     if task == "segmentation":
@@ -83,6 +114,11 @@ def measure(task: str, reference: Mapping[str, np.ndarray], served: Mapping[str,
         theirs = np.asarray(reference["mask"])
         result["mask_agreement"] = float(np.mean(mine == theirs))
         result["mask_miou"] = _mean_iou(mine, theirs)
+        if truth is not None:
+            truth = np.asarray(truth).reshape(theirs.shape)
+            result["miou"] = _mean_iou(np.asarray(served["mask"]), truth)
+            result["reference_miou"] = _mean_iou(theirs, truth)
+            result["miou_drop"] = result["reference_miou"] - result["miou"]
     else:
         mine = _tied_to_reference(np.asarray(served["class_id"]),
                                   np.asarray(reference["class_id"]), reference["probabilities"])
@@ -140,11 +176,31 @@ def _detection_parity(reference: Mapping[str, np.ndarray],
     return {"map50": float(scores["map50"]), "map": float(scores["map"])}
 
 
+def _detection_map50(truth, outputs: Mapping[str, np.ndarray]) -> float:
+    """mAP50 of served detections against the true boxes (pycocotools)."""
+    guesses = []
+    for index in range(len(truth)):
+        count = int(outputs["num_detections"][index])
+        guesses.append({"boxes": outputs["boxes"][index][:count],
+                        "scores": outputs["scores"][index][:count],
+                        "classes": outputs["classes"][index][:count]})
+    import warnings
+
+    with warnings.catch_warnings():  # classes without a true box in these images
+        warnings.simplefilter("ignore")
+        return float(coco_map(list(truth), guesses)["map50"])
+
+
 def failures(metrics: Mapping[str, float], quantize: str | None) -> list[str]:
     """The metrics outside their threshold, as readable sentences (empty: parity holds)."""
     failed = []
-    for name, (kind, bound) in THRESHOLDS[quantize].items():
+    bars = THRESHOLDS[quantize]
+    for name, (kind, bound) in bars.items():
         if name not in metrics:
+            continue
+        drop, accuracy = _REPLACED_BY_TRUTH.get(name, (None, None))
+        if drop in metrics and drop in bars and metrics.get(
+                accuracy, 0.0) >= MIN_REFERENCE_ACCURACY:
             continue
         value = metrics[name]
         ok = value <= bound if kind == "max" else value >= bound
