@@ -95,29 +95,44 @@ def test_decorrelation_needs_three_channels():
 
 @pytest.mark.slow
 def test_fourier_against_pixel_ascent_on_a_trained_model(trained_digits):
-    """Same 64 steps, trained digits CNN, filters 0-7 of relu3 (measured figures in the
-    issue note): the Fourier images carry far less energy in the top half of the
-    frequencies, and reach more activation than pixel ascent blurred for readability
-    (the report's setting) but less than raw pixel ascent."""
+    """Same 64 steps, each parameterization at its documented defaults, trained digits
+    CNN, filters 0-7 of relu3. Measured: Fourier reaches 0.78x the mean activation of
+    pixel ascent (per filter 0.66-0.90) with a top-half spectral energy share of 0.45
+    against 0.81; Lucid's own recipe (Adam 0.05, 512 steps) reaches 0.85x.
+
+    The gap is the parameterization doing its job on a model trained on grey digits:
+    pixel ascent's activation comes mostly from colour the model never saw (made grey,
+    its images keep 0.12x of it), which the ImageNet colour decorrelation moves 3.7x and
+    7.5x slower than brightness, and from fine patterns, which the 1/f scale slows. Without the decorrelation and the
+    transformations the same parameterization passes pixel ascent (mean 1.02x at 256
+    steps), so the Fourier loop itself climbs the objective."""
     model = trained_digits[0]
     ids = list(range(8))
 
     def activation(pictures):
         return np.diag(vk.interpret.filter_activations(model, "relu3",
-                                                       pictures.astype("float32"), ids))
+                                                       np.asarray(pictures, "float32"), ids))
 
     pixel = vk.interpret.filters(model, "relu3", ids, steps=64, verbose=0)
-    blurred = vk.interpret.filters(model, "relu3", ids, steps=64, blur_every=4, verbose=0)
     fourier = vk.interpret.filters(model, "relu3", ids, steps=64, parameterization="fourier",
                                    verbose=0)
-    shares = {name: high_frequency_share(p) for name, p in
-              (("pixel", pixel), ("blurred", blurred), ("fourier", fourier))}
-    ratio = activation(fourier) / activation(pixel)
-    print({k: v.mean().round(3) for k, v in shares.items()}, "fourier/pixel activation",
-          ratio.round(2), "fourier/blurred", (activation(fourier) / activation(blurred)).round(2))
+    bare = vk.interpret.filters(model, "relu3", ids, steps=256, parameterization="fourier",
+                                learning_rate=0.5, decorrelate=False, jitter=0, scale=0.0,
+                                rotate=0.0, verbose=0)
+    shares = {"pixel": high_frequency_share(pixel), "fourier": high_frequency_share(fourier)}
+    reached = activation(pixel)
+    ratio = activation(fourier) / reached
+    grey = pixel.astype("float32").mean(axis=-1, keepdims=True).repeat(3, axis=-1)
+    grey_ratio = activation(grey) / reached
+    bare_ratio = activation(bare) / reached
+    print(f"fourier/pixel activation {ratio.mean():.3f} (per filter {ratio.round(2)}); "
+          f"top-half energy share fourier {shares['fourier'].mean():.3f} vs pixel "
+          f"{shares['pixel'].mean():.3f}; pixel made grey {grey_ratio.mean():.3f}; "
+          f"fourier without decorrelation and transforms, 256 steps {bare_ratio.mean():.3f}")
     assert (shares["fourier"] < shares["pixel"] - 0.2).all()
-    assert (activation(fourier) >= activation(blurred)).all()
-    assert ratio.mean() >= 0.6
+    assert ratio.mean() >= 0.75 and (ratio >= 0.6).all()
+    assert grey_ratio.mean() < 0.3  # the pixel-ascent activation is mostly colour
+    assert bare_ratio.mean() >= 1.0
 
 
 def test_diversity_makes_the_images_of_one_filter_less_alike(tiny_model):
@@ -134,7 +149,8 @@ def test_diversity_makes_the_images_of_one_filter_less_alike(tiny_model):
 
     plain, diverse = (similarity(vk.interpret.filters(
         tiny_model, "conv2", [1], steps=20, parameterization="fourier", images_per_filter=3,
-        diversity=weight, verbose=0)) for weight in (0.0, 50.0))
-    # ReLU maps share a large positive mean, so every Gram cosine is near 1: measured
-    # 1 - similarity 3.3e-5 without diversity, 7.8e-5 with it.
-    assert 1 - diverse > 1.5 * (1 - plain), (plain, diverse)
+        diversity=weight, verbose=0)) for weight in (0.0, 1000.0))
+    # The maps share a large positive mean, so every Gram cosine starts near 1, where the
+    # penalty's gradient vanishes: it takes a large weight. Measured 1 - similarity
+    # 3.0e-5 without diversity, 3.7e-2 with weight 1000 (4.4e-5 with 50, 3.9e-3 with 200).
+    assert 1 - diverse > 30 * (1 - plain), (plain, diverse)

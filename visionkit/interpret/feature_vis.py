@@ -17,7 +17,8 @@ optimization into a basis where those directions are no longer cheap:
   similarity of their Gram matrices at the layer, so they show different facets.
 
 The parameters follow Adam (written out as loop tensors so the whole optimization is one
-`tf.function` with no variables). Image `i` of a batch maximizes the mean activation of
+`tf.function` with no variables), restarted when the transformations stop, since the
+objective changes there. Image `i` of a batch maximizes the mean activation of
 filter `i`, as in `filters`.
 
 Reference:
@@ -151,20 +152,23 @@ def _gram_similarity(features: tf.Tensor, groups: int, per_group: int) -> tf.Ten
     return off_diagonal / float(per_group * (per_group - 1))
 
 
-def fourier_ascent_graph(extractor, height: int, width: int, channels: int, steps: int,
-                         learning_rate: float, jitter: float, scale: float, rotate: float,
-                         decorrelate: bool, diversity: float, per_filter: int,
-                         jit_compile: bool):
-    """A `tf.function(ids, seed) -> images [B, H, W, C]` running the whole optimization.
+def fourier_ascent_graph(extractor, height: int, width: int, channels: int,
+                         decorrelate: bool, per_filter: int, jit_compile: bool):
+    """A `tf.function(ids, seed, steps, learning_rate, jitter, scale, rotate, diversity)
+    -> images [B, H, W, C]` running the whole optimization.
 
     `ids` `[B]` holds each image's filter (`per_filter` consecutive images per filter).
+    The step count, learning rate, transformation ranges and diversity weight are tensors,
+    so one trace serves every setting of them.
     """
     scale_tensor = tf.constant(spectrum_scale(height, width))
     beta1, beta2 = _ADAM_BETAS
-    transformed_steps = int(round(steps * TRANSFORM_FRACTION))
 
-    def run(ids, seed):
+    def run(ids, seed, steps, learning_rate, jitter, scale, rotate, diversity):
         batch = tf.shape(ids)[0]
+        # round half to even, as Python's round
+        transformed_steps = tf.cast(tf.round(tf.cast(steps, tf.float32) * TRANSFORM_FRACTION),
+                                    tf.int32)
         spectrum = _INIT_STD * tf.random.stateless_normal(
             [2, batch, channels, height, width // 2 + 1], tf.stack([seed, -1]))
         first = tf.zeros_like(spectrum)
@@ -180,13 +184,20 @@ def fourier_ascent_graph(extractor, height: int, width: int, channels: int, step
                 per_filter_mean = tf.gather(tf.reduce_mean(features, axis=[1, 2]), ids,
                                             axis=-1, batch_dims=1)
                 objective = tf.reduce_sum(per_filter_mean)
-                if diversity > 0 and per_filter > 1:
+                if per_filter > 1:
                     objective -= diversity * tf.reduce_sum(_gram_similarity(
                         features, batch // per_filter, per_filter))
             gradient = -tape.gradient(objective, spectrum)  # Adam minimizes
+            # Adam restarts when the transformations stop: the objective changes there,
+            # and the second moments of the noisier transformed gradients would shrink
+            # every refinement step (beta2 remembers ~1000 steps).
+            restart = step == transformed_steps
+            first = tf.where(restart, tf.zeros_like(first), first)
+            second = tf.where(restart, tf.zeros_like(second), second)
             first = beta1 * first + (1 - beta1) * gradient
             second = beta2 * second + (1 - beta2) * tf.square(gradient)
-            count = tf.cast(step + 1, tf.float32)
+            count = tf.cast(tf.where(step < transformed_steps, step + 1,
+                                     step + 1 - transformed_steps), tf.float32)
             corrected = learning_rate * tf.sqrt(1 - beta2 ** count) / (1 - beta1 ** count)
             spectrum -= corrected * first / (tf.sqrt(second) + _ADAM_EPSILON)
         return _to_image(spectrum, scale_tensor, height, width, decorrelate)
@@ -247,8 +258,8 @@ def fourier_filters(model, layer, filters, steps, jitter, blur_every, decay, oct
     objective = _objective_layer(adapter, layer)
     if not fixed:
         adapter.check_input_size([objective], (height, width), "image_size")
-    key = (id(adapter.graph), layer, height, width, channels, steps, learning_rate, jitter,
-           scale, rotate, decorrelate, diversity, per_filter, bool(jit_compile))
+    key = (id(adapter.graph), layer, height, width, channels, decorrelate, per_filter,
+           bool(jit_compile))
     if key not in _GRAPHS or _GRAPHS[key][1] is not adapter.graph:
         extractor = adapter.feature_model([objective], include_output=False,
                                           input_shape=None if fixed else (None, None, channels))
@@ -256,7 +267,10 @@ def fourier_filters(model, layer, filters, steps, jitter, blur_every, decay, oct
         _GRAPHS[key] = (fourier_ascent_graph(extractor, *key[2:]), adapter.graph)
     run = _GRAPHS[key][0]
     batch_ids = np.repeat(ids, per_filter).astype(np.int32)
-    images = run(tf.constant(batch_ids), tf.constant(seed, tf.int32)).numpy()
+    settings = [tf.constant(value, tf.float32) for value in
+                (learning_rate, jitter, scale, rotate, diversity)]
+    images = run(tf.constant(batch_ids), tf.constant(seed, tf.int32),
+                 tf.constant(steps, tf.int32), *settings).numpy()
     check_finite_result(images, "filters")
     pictures = np.clip(np.round(images), 0, 255).astype(np.uint8)
     if per_filter > 1:

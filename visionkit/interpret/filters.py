@@ -115,9 +115,10 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
         verbose: 1 shows a progress bar over the octaves (each one compiled call) when
             there are several; 0 shows nothing. Defaults to 1.
         parameterization: `"pixel"` or `"fourier"`. Defaults to `"pixel"`.
-        learning_rate: fourier only: Adam's step on the spectrum. Defaults to 0.3 (Lucid
-            takes 0.05 over 512 steps; over 64 steps 0.05 reached a quarter of the
-            activation 0.3 reaches, measured on a trained digits CNN).
+        learning_rate: fourier only: Adam's step on the spectrum (Adam restarts when
+            the transformations stop). Defaults to 0.3 (Lucid takes 0.05 over 512 steps;
+            over 64 steps 0.05 reached half the activation 0.3 reaches, measured on a
+            trained digits CNN).
         scale: fourier only: each step scales the images by a random factor in
             `[1 - scale, 1 + scale]`. Defaults to 0.1.
         rotate: fourier only: each step rotates the images by a random angle in
