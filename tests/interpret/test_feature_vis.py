@@ -154,3 +154,55 @@ def test_diversity_makes_the_images_of_one_filter_less_alike(tiny_model):
     # penalty's gradient vanishes: it takes a large weight. Measured 1 - similarity
     # 3.0e-5 without diversity, 3.7e-2 with weight 1000 (4.4e-5 with 50, 3.9e-3 with 200).
     assert 1 - diverse > 30 * (1 - plain), (plain, diverse)
+
+
+def test_fourier_loop_is_adam_restarted_when_the_transformations_stop():
+    """The optimization loop against Adam written out in NumPy (Kingma & Ba, 2015) whose
+    moments and bias correction restart at step round(steps / 2), on an identity "model"
+    (image b scores the mean of its channel ids[b]) with no transformations; the same
+    Adam without the restart lands elsewhere, so the check can fail. The loop runs
+    eagerly (its Python function, as `tf.function` traces it) to keep the test fast."""
+    import tensorflow as tf
+
+    from visionkit.interpret import feature_vis
+
+    height, width, channels, steps, rate, seed = 6, 8, 3, 5, 0.3, 3
+    ids = np.array([0, 2], np.int32)
+    run = feature_vis.fourier_ascent_graph(lambda images, training: images, height, width,
+                                           channels, True, 1, False)
+    got = run.python_function(tf.constant(ids), tf.constant(seed), tf.constant(steps),
+                              tf.constant(rate), *[tf.constant(0.0)] * 4).numpy()
+
+    scale = tf.constant(feature_vis.spectrum_scale(height, width))
+    # d objective / d pixels: 1 / (H * W) on channel ids[b] of image b, 0 elsewhere.
+    upstream = np.zeros((2, height, width, channels), np.float32)
+    upstream[[0, 1], :, :, ids] = 1.0 / (height * width)
+    start = 0.01 * tf.random.stateless_normal([2, 2, channels, height, width // 2 + 1],
+                                              tf.constant([seed, -1]))
+
+    def ascend(restart_at):
+        spectrum = start.numpy().astype(np.float64)
+        first = second = np.zeros_like(spectrum)
+        count = 0
+        for step in range(steps):
+            if step == restart_at:
+                first = second = np.zeros_like(spectrum)
+                count = 0
+            count += 1
+            variable = tf.constant(spectrum, tf.float32)
+            with tf.GradientTape() as tape:
+                tape.watch(variable)
+                images = feature_vis._to_image(variable, scale, height, width, True)
+            gradient = -tape.gradient(images, variable, output_gradients=upstream).numpy()
+            first = 0.9 * first + 0.1 * gradient
+            second = 0.999 * second + 0.001 * gradient ** 2
+            # Kingma & Ba's efficient form (Section 2), as Keras and TensorFlow write it:
+            # epsilon is added to sqrt(second) before the bias correction. It matters
+            # here: at the grey start most coefficients have near-zero gradients.
+            spectrum = spectrum - rate * np.sqrt(1 - 0.999 ** count) / (
+                1 - 0.9 ** count) * first / (np.sqrt(second) + 1e-8)
+        return feature_vis._to_image(tf.constant(spectrum, tf.float32), scale, height,
+                                     width, True).numpy()
+
+    np.testing.assert_allclose(got, ascend(restart_at=round(steps / 2)), atol=2e-3)
+    assert np.abs(got - ascend(restart_at=None)).max() > 0.05
