@@ -135,6 +135,73 @@ def test_fourier_against_pixel_ascent_on_a_trained_model(trained_digits):
     assert bare_ratio.mean() >= 1.0
 
 
+@pytest.fixture(scope="module")
+def shapes_colour_model():
+    """simple_cnn (4 blocks) trained 10 epochs on 820 48x48 colour shapes (about 110 s):
+    random shape and background colours, so the model learns from colour images."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    data = vk.data.shapes("classification", n=1024, image_size=(48, 48), seed=0,
+                          batch_size=32)
+    model = vk.models.build("simple_cnn", (48, 48, 3), 5, filters=(16, 32, 64, 64))
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=["accuracy"])
+    history = model.fit(data.train, validation_data=data.val, epochs=10, verbose=0)
+    accuracy = history.history["val_accuracy"][-1]
+    print(f"shapes validation accuracy {accuracy:.3f}")
+    assert accuracy > 0.4  # chance is 0.2
+    return model
+
+
+@pytest.mark.slow
+def test_fourier_against_pixel_ascent_on_a_colour_model(shapes_colour_model):
+    """Same 64 steps, each parameterization at its documented defaults, a simple_cnn
+    trained on colour shapes, filters 0-7 of relu4. Measured (validation accuracy 0.53):
+    Fourier reaches 0.76x the mean activation of pixel ascent (per filter 0.66-0.96) with
+    a top-half spectral energy share of 0.32 against 0.78. The criterion's "at least
+    pixel ascent's activation" does NOT hold at the defaults, on colour data either;
+    this test pins the measured figures so a change in either method shows.
+
+    Where the gap comes from (same model and steps, mean ratio to pixel ascent):
+    - the transformations: without them (and without decorrelation) the same loop reaches
+      1.13x; transformed for the first quarter of the steps instead of the first half,
+      0.86x (0.97x without decorrelation), at a higher HF share (0.38);
+    - Lucid's ImageNet colour decorrelation: off, 0.84x instead of 0.76x;
+    - colour again: made grey, pixel ascent's images keep only 0.14x of their activation
+      even on this colour-trained model (saturated colour the decorrelated sigmoid
+      parameterization reaches slowly);
+    - not the step budget (256 steps: 0.78x) nor the learning rate (0.05: 0.45x, 0.1:
+      0.60x, 0.6: 0.72x, 1.0: 0.63x)."""
+    model = shapes_colour_model
+    ids = list(range(8))
+
+    def activation(pictures):
+        return np.diag(vk.interpret.filter_activations(model, "relu4",
+                                                       np.asarray(pictures, "float32"), ids))
+
+    pixel = vk.interpret.filters(model, "relu4", ids, steps=64, verbose=0)
+    fourier = vk.interpret.filters(model, "relu4", ids, steps=64, parameterization="fourier",
+                                   verbose=0)
+    bare = vk.interpret.filters(model, "relu4", ids, steps=64, parameterization="fourier",
+                                decorrelate=False, jitter=0, scale=0.0, rotate=0.0,
+                                verbose=0)
+    reached = activation(pixel)
+    ratio = activation(fourier) / reached
+    bare_ratio = activation(bare) / reached
+    grey = pixel.astype("float32").mean(axis=-1, keepdims=True).repeat(3, axis=-1)
+    grey_ratio = activation(grey) / reached
+    shares = {"pixel": high_frequency_share(pixel), "fourier": high_frequency_share(fourier)}
+    print(f"fourier/pixel activation {ratio.mean():.3f} (per filter {ratio.round(2)}); "
+          f"top-half energy share fourier {shares['fourier'].mean():.3f} vs pixel "
+          f"{shares['pixel'].mean():.3f}; without decorrelation and transforms "
+          f"{bare_ratio.mean():.3f}; pixel made grey {grey_ratio.mean():.3f}")
+    assert (shares["fourier"] < shares["pixel"] - 0.2).all()
+    assert ratio.mean() >= 0.65 and (ratio >= 0.5).all()
+    assert bare_ratio.mean() >= 1.0  # the Fourier loop itself outclimbs pixel ascent
+    assert grey_ratio.mean() < 0.3
+
+
 def test_diversity_makes_the_images_of_one_filter_less_alike(tiny_model):
     """Mean pairwise cosine similarity of the conv2 Gram matrices of a filter's 3 images,
     recomputed in NumPy, falls when the diversity objective is on."""
