@@ -209,7 +209,7 @@ def test_fourier_against_pixel_ascent_on_a_colour_model(shapes_colour_model):
       0.86x (0.97x without decorrelation), at a higher HF share (0.38);
     - Lucid's ImageNet colour decorrelation: off, 0.84x instead of 0.76x; estimated
       from the training images (`colour_decorrelation`, nearly a rotation here since
-      the shapes' colours are random), 0.84x at a share of 0.34;
+      the shapes' colours are random), 0.85x at a share of 0.33;
     - colour again: made grey, pixel ascent's images keep only 0.14x of their activation
       even on this colour-trained model (saturated colour the decorrelated sigmoid
       parameterization reaches slowly);
