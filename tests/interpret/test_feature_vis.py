@@ -53,6 +53,45 @@ def test_fourier_images_have_the_model_size_and_excite_their_filter(tiny_model):
     assert (after > before).all(), (before, after)
 
 
+def test_colour_decorrelation_is_a_square_root_of_the_colour_covariance():
+    """Pixels drawn with a known colour covariance (in 0..1 units): the matrix M returned
+    satisfies M M^T = covariance, with orthogonal columns, strongest first."""
+    rng = np.random.default_rng(0)
+    covariance = np.array([[0.04, 0.03, 0.01], [0.03, 0.05, 0.0], [0.01, 0.0, 0.02]])
+    pixels = rng.multivariate_normal([0.5, 0.4, 0.6], covariance, size=(4, 100, 100))
+    matrix = vk.interpret.colour_decorrelation(255.0 * pixels)
+    assert matrix.shape == (3, 3) and matrix.dtype == np.float32
+    np.testing.assert_allclose(matrix @ matrix.T, covariance, atol=1.5e-3)
+    column_norms = np.linalg.norm(matrix, axis=0)
+    np.testing.assert_allclose(matrix.T @ matrix, np.diag(column_norms ** 2), atol=1e-6)
+    assert (np.diff(column_norms) <= 0).all()
+    with pytest.raises(vk.interpret.ArgumentError, match="same") as error:
+        vk.interpret.colour_decorrelation(np.full((2, 4, 4, 3), 80.0))
+    assert error.value.argument == "images"
+    with pytest.raises(vk.interpret.ArgumentError, match=r"\[N, H, W, 3\]"):
+        vk.interpret.colour_decorrelation(np.zeros((2, 4, 4, 1)))
+
+
+def test_fourier_takes_a_colour_matrix(tiny_model):
+    """ImageNet's matrix given explicitly gives the default images exactly; another
+    matrix gives other images; a bad one is refused, naming decorrelate."""
+    def run(decorrelate):
+        return vk.interpret.filters(tiny_model, "conv2", [0, 1], steps=2, verbose=0,
+                                    parameterization="fourier", decorrelate=decorrelate)
+
+    default = run(None)
+    np.testing.assert_array_equal(run(COLOR_CORRELATION_SVD_SQRT), default)
+    np.testing.assert_array_equal(run(3.0 * COLOR_CORRELATION_SVD_SQRT), default)  # scale-free
+    assert not np.array_equal(run(np.eye(3, dtype=np.float32)[:, ::-1]), default)
+    for bad in (np.eye(2), np.full((3, 3), np.nan), np.zeros((3, 3)), "imagenet"):
+        with pytest.raises(vk.interpret.ArgumentError, match=r"\[3, 3\]") as error:
+            run(bad)
+        assert error.value.argument == "decorrelate"
+    with pytest.raises(vk.interpret.ArgumentError, match="parameterization='fourier'"):
+        vk.interpret.filters(tiny_model, "conv2", [0], steps=1, verbose=0,
+                             decorrelate=COLOR_CORRELATION_SVD_SQRT)
+
+
 def test_fourier_on_a_nested_backbone_with_diversity(nested_model):
     pictures = vk.interpret.filters(nested_model, "inner_conv2", [0, 3], steps=3,
                                     parameterization="fourier", diversity=1.0,
@@ -95,29 +134,123 @@ def test_decorrelation_needs_three_channels():
 
 @pytest.mark.slow
 def test_fourier_against_pixel_ascent_on_a_trained_model(trained_digits):
-    """Same 64 steps, trained digits CNN, filters 0-7 of relu3 (measured figures in the
-    issue note): the Fourier images carry far less energy in the top half of the
-    frequencies, and reach more activation than pixel ascent blurred for readability
-    (the report's setting) but less than raw pixel ascent."""
+    """Same 64 steps, each parameterization at its documented defaults, trained digits
+    CNN, filters 0-7 of relu3. Measured: Fourier reaches 0.78x the mean activation of
+    pixel ascent (per filter 0.66-0.90) with a top-half spectral energy share of 0.45
+    against 0.81; Lucid's own recipe (Adam 0.05, 512 steps) reaches 0.85x.
+
+    The gap is the parameterization doing its job on a model trained on grey digits:
+    pixel ascent's activation comes mostly from colour the model never saw (made grey,
+    its images keep 0.12x of it), which the ImageNet colour decorrelation moves 3.7x and
+    7.5x slower than brightness, and from fine patterns, which the 1/f scale slows. Without the decorrelation and the
+    transformations the same parameterization passes pixel ascent (mean 1.02x at 256
+    steps), so the Fourier loop itself climbs the objective."""
     model = trained_digits[0]
     ids = list(range(8))
 
     def activation(pictures):
         return np.diag(vk.interpret.filter_activations(model, "relu3",
-                                                       pictures.astype("float32"), ids))
+                                                       np.asarray(pictures, "float32"), ids))
 
     pixel = vk.interpret.filters(model, "relu3", ids, steps=64, verbose=0)
-    blurred = vk.interpret.filters(model, "relu3", ids, steps=64, blur_every=4, verbose=0)
     fourier = vk.interpret.filters(model, "relu3", ids, steps=64, parameterization="fourier",
                                    verbose=0)
-    shares = {name: high_frequency_share(p) for name, p in
-              (("pixel", pixel), ("blurred", blurred), ("fourier", fourier))}
-    ratio = activation(fourier) / activation(pixel)
-    print({k: v.mean().round(3) for k, v in shares.items()}, "fourier/pixel activation",
-          ratio.round(2), "fourier/blurred", (activation(fourier) / activation(blurred)).round(2))
+    bare = vk.interpret.filters(model, "relu3", ids, steps=256, parameterization="fourier",
+                                learning_rate=0.5, decorrelate=False, jitter=0, scale=0.0,
+                                rotate=0.0, verbose=0)
+    shares = {"pixel": high_frequency_share(pixel), "fourier": high_frequency_share(fourier)}
+    reached = activation(pixel)
+    ratio = activation(fourier) / reached
+    grey = pixel.astype("float32").mean(axis=-1, keepdims=True).repeat(3, axis=-1)
+    grey_ratio = activation(grey) / reached
+    bare_ratio = activation(bare) / reached
+    print(f"fourier/pixel activation {ratio.mean():.3f} (per filter {ratio.round(2)}); "
+          f"top-half energy share fourier {shares['fourier'].mean():.3f} vs pixel "
+          f"{shares['pixel'].mean():.3f}; pixel made grey {grey_ratio.mean():.3f}; "
+          f"fourier without decorrelation and transforms, 256 steps {bare_ratio.mean():.3f}")
     assert (shares["fourier"] < shares["pixel"] - 0.2).all()
-    assert (activation(fourier) >= activation(blurred)).all()
-    assert ratio.mean() >= 0.6
+    assert ratio.mean() >= 0.75 and (ratio >= 0.6).all()
+    assert grey_ratio.mean() < 0.3  # the pixel-ascent activation is mostly colour
+    assert bare_ratio.mean() >= 1.0
+
+
+@pytest.fixture(scope="module")
+def shapes_colour_model():
+    """simple_cnn (4 blocks) trained 10 epochs on 820 48x48 colour shapes (about 110 s):
+    random shape and background colours, so the model learns from colour images."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    data = vk.data.shapes("classification", n=1024, image_size=(48, 48), seed=0,
+                          batch_size=32)
+    model = vk.models.build("simple_cnn", (48, 48, 3), 5, filters=(16, 32, 64, 64))
+    model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=["accuracy"])
+    history = model.fit(data.train, validation_data=data.val, epochs=10, verbose=0)
+    accuracy = history.history["val_accuracy"][-1]
+    print(f"shapes validation accuracy {accuracy:.3f}")
+    assert accuracy > 0.4  # chance is 0.2
+    sample = np.concatenate([np.asarray(batch[0]) for batch in data.train.take(10)])
+    return model, sample
+
+
+@pytest.mark.slow
+def test_fourier_against_pixel_ascent_on_a_colour_model(shapes_colour_model):
+    """Same 64 steps, each parameterization at its documented defaults, a simple_cnn
+    trained on colour shapes, filters 0-7 of relu4. Measured (validation accuracy 0.53):
+    Fourier reaches 0.76x the mean activation of pixel ascent (per filter 0.66-0.96) with
+    a top-half spectral energy share of 0.32 against 0.78. The criterion's "at least
+    pixel ascent's activation" does NOT hold at the defaults, on colour data either;
+    this test pins the measured figures so a change in either method shows.
+
+    Where the gap comes from (same model and steps, mean ratio to pixel ascent):
+    - the transformations: without them (and without decorrelation) the same loop reaches
+      1.13x; transformed for the first quarter of the steps instead of the first half,
+      0.86x (0.97x without decorrelation), at a higher HF share (0.38);
+    - Lucid's ImageNet colour decorrelation: off, 0.84x instead of 0.76x; estimated
+      from the training images (`colour_decorrelation`, nearly a rotation here since
+      the shapes' colours are random), 0.85x at a share of 0.33;
+    - colour again: made grey, pixel ascent's images keep only 0.14x of their activation
+      even on this colour-trained model (saturated colour the decorrelated sigmoid
+      parameterization reaches slowly);
+    - not the step budget (256 steps: 0.78x) nor the learning rate (0.05: 0.45x, 0.1:
+      0.60x, 0.6: 0.72x, 1.0: 0.63x)."""
+    model, training_images = shapes_colour_model
+    ids = list(range(8))
+
+    def activation(pictures):
+        return np.diag(vk.interpret.filter_activations(model, "relu4",
+                                                       np.asarray(pictures, "float32"), ids))
+
+    pixel = vk.interpret.filters(model, "relu4", ids, steps=64, verbose=0)
+    fourier = vk.interpret.filters(model, "relu4", ids, steps=64, parameterization="fourier",
+                                   verbose=0)
+    bare = vk.interpret.filters(model, "relu4", ids, steps=64, parameterization="fourier",
+                                decorrelate=False, jitter=0, scale=0.0, rotate=0.0,
+                                verbose=0)
+    own_colours = vk.interpret.filters(
+        model, "relu4", ids, steps=64, parameterization="fourier", verbose=0,
+        decorrelate=vk.interpret.colour_decorrelation(training_images))
+    reached = activation(pixel)
+    ratio = activation(fourier) / reached
+    own_ratio = activation(own_colours) / reached
+    bare_ratio = activation(bare) / reached
+    grey = pixel.astype("float32").mean(axis=-1, keepdims=True).repeat(3, axis=-1)
+    grey_ratio = activation(grey) / reached
+    shares = {"pixel": high_frequency_share(pixel), "fourier": high_frequency_share(fourier)}
+    print(f"fourier/pixel activation {ratio.mean():.3f} (per filter {ratio.round(2)}); "
+          f"top-half energy share fourier {shares['fourier'].mean():.3f} vs pixel "
+          f"{shares['pixel'].mean():.3f}; decorrelated with the training images' colours "
+          f"{own_ratio.mean():.3f} (share {high_frequency_share(own_colours).mean():.3f}); "
+          f"without decorrelation and transforms "
+          f"{bare_ratio.mean():.3f}; pixel made grey {grey_ratio.mean():.3f}")
+    assert (shares["fourier"] < shares["pixel"] - 0.2).all()
+    assert ratio.mean() >= 0.65 and (ratio >= 0.5).all()
+    assert bare_ratio.mean() >= 1.0  # the Fourier loop itself outclimbs pixel ascent
+    # the data's own colour statistics suit the model better than ImageNet's
+    assert own_ratio.mean() > ratio.mean() + 0.03
+    assert (high_frequency_share(own_colours) < shares["pixel"] - 0.2).all()
+    assert grey_ratio.mean() < 0.3
 
 
 def test_diversity_makes_the_images_of_one_filter_less_alike(tiny_model):
@@ -134,7 +267,61 @@ def test_diversity_makes_the_images_of_one_filter_less_alike(tiny_model):
 
     plain, diverse = (similarity(vk.interpret.filters(
         tiny_model, "conv2", [1], steps=20, parameterization="fourier", images_per_filter=3,
-        diversity=weight, verbose=0)) for weight in (0.0, 50.0))
-    # ReLU maps share a large positive mean, so every Gram cosine is near 1: measured
-    # 1 - similarity 3.3e-5 without diversity, 7.8e-5 with it.
-    assert 1 - diverse > 1.5 * (1 - plain), (plain, diverse)
+        diversity=weight, verbose=0)) for weight in (0.0, 1000.0))
+    # The maps share a large positive mean, so every Gram cosine starts near 1, where the
+    # penalty's gradient vanishes: it takes a large weight. Measured 1 - similarity
+    # 3.0e-5 without diversity, 3.7e-2 with weight 1000 (4.4e-5 with 50, 3.9e-3 with 200).
+    assert 1 - diverse > 30 * (1 - plain), (plain, diverse)
+
+
+def test_fourier_loop_is_adam_restarted_when_the_transformations_stop():
+    """The optimization loop against Adam written out in NumPy (Kingma & Ba, 2015) whose
+    moments and bias correction restart at step round(steps / 2), on an identity "model"
+    (image b scores the mean of its channel ids[b]) with no transformations; the same
+    Adam without the restart lands elsewhere, so the check can fail. The loop runs
+    eagerly (its Python function, as `tf.function` traces it) to keep the test fast."""
+    import tensorflow as tf
+
+    from visionkit.interpret import feature_vis
+
+    height, width, channels, steps, rate, seed = 6, 8, 3, 5, 0.3, 3
+    ids = np.array([0, 2], np.int32)
+    run = feature_vis.fourier_ascent_graph(lambda images, training: images, height, width,
+                                           channels, True, 1, False)
+    got = run.python_function(tf.constant(ids), tf.constant(seed), tf.constant(steps),
+                              tf.constant(rate), *[tf.constant(0.0)] * 4).numpy()
+
+    scale = tf.constant(feature_vis.spectrum_scale(height, width))
+    # d objective / d pixels: 1 / (H * W) on channel ids[b] of image b, 0 elsewhere.
+    upstream = np.zeros((2, height, width, channels), np.float32)
+    upstream[[0, 1], :, :, ids] = 1.0 / (height * width)
+    start = 0.01 * tf.random.stateless_normal([2, 2, channels, height, width // 2 + 1],
+                                              tf.constant([seed, -1]))
+
+    def ascend(restart_at):
+        spectrum = start.numpy().astype(np.float64)
+        first = second = np.zeros_like(spectrum)
+        count = 0
+        for step in range(steps):
+            if step == restart_at:
+                first = second = np.zeros_like(spectrum)
+                count = 0
+            count += 1
+            variable = tf.constant(spectrum, tf.float32)
+            with tf.GradientTape() as tape:
+                tape.watch(variable)
+                images = feature_vis._to_image(variable, scale, height, width, True)
+            gradient = -tape.gradient(images, variable, output_gradients=upstream).numpy()
+            first = 0.9 * first + 0.1 * gradient
+            second = 0.999 * second + 0.001 * gradient ** 2
+            # Kingma & Ba's efficient form (Section 2), as Keras and TensorFlow write it:
+            # epsilon is added to sqrt(second) before the bias correction. It matters
+            # here: at the grey start most coefficients have near-zero gradients.
+            spectrum = spectrum - rate * np.sqrt(1 - 0.999 ** count) / (
+                1 - 0.9 ** count) * first / (np.sqrt(second) + 1e-8)
+        return feature_vis._to_image(tf.constant(spectrum, tf.float32), scale, height,
+                                     width, True).numpy()
+
+    np.testing.assert_allclose(got, ascend(restart_at=round(steps / 2)), atol=2e-3)
+    assert np.abs(got - ascend(restart_at=None)).max() > 0.05
+

@@ -32,6 +32,7 @@ from visionkit.interpret.comparison import Comparison, compare
 from visionkit.interpret.dream import deep_dream
 from visionkit.interpret.embed import Embedding, embed
 from visionkit.interpret.error_analysis import ErrorAnalysis, error_analysis
+from visionkit.interpret.feature_vis import colour_decorrelation
 from visionkit.interpret.filters import filter_activations, filters, top_activating
 from visionkit.interpret.layers import conv_layer_names, feature_model, find_layer
 from visionkit.interpret.occlusion import occlusion
@@ -60,6 +61,7 @@ __all__ = [
     "Target",
     "activations",
     "adapt",
+    "colour_decorrelation",
     "compare",
     "conv_layer_names",
     "deep_dream",

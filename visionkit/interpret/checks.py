@@ -144,7 +144,8 @@ def refuse_foreign_options(options: dict[str, tuple[Any, Any]], parameterization
         ArgumentError: naming the option.
     """
     for argument, (value, default) in options.items():
-        if value != default:
+        # `is not None` first: a value may be an array (decorrelate's colour matrix)
+        if (value is not None) if default is None else value != default:
             raise ArgumentError(argument, f"{argument} applies to parameterization="
                                 f"{other!r} only; received {argument}={value!r} with "
                                 f"parameterization={parameterization!r}.")

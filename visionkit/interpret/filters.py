@@ -83,7 +83,7 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
             image_size: tuple[int, int] | None = None, seed: int = 0,
             jit_compile: bool = False, verbose: int = 1, parameterization: str = "pixel",
             learning_rate: float = 0.3, scale: float = 0.1, rotate: float = 10.0,
-            decorrelate: bool | None = None, diversity: float = 0.0,
+            decorrelate: Any = None, diversity: float = 0.0,
             images_per_filter: int = 1) -> np.ndarray:
     """Images that maximize filters of `layer`, optimized together as one batch.
 
@@ -115,15 +115,19 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
         verbose: 1 shows a progress bar over the octaves (each one compiled call) when
             there are several; 0 shows nothing. Defaults to 1.
         parameterization: `"pixel"` or `"fourier"`. Defaults to `"pixel"`.
-        learning_rate: fourier only: Adam's step on the spectrum. Defaults to 0.3 (Lucid
-            takes 0.05 over 512 steps; over 64 steps 0.05 reached a quarter of the
-            activation 0.3 reaches, measured on a trained digits CNN).
+        learning_rate: fourier only: Adam's step on the spectrum (Adam restarts when
+            the transformations stop). Defaults to 0.3 (Lucid takes 0.05 over 512 steps;
+            over 64 steps 0.05 reached half the activation 0.3 reaches, measured on a
+            trained digits CNN).
         scale: fourier only: each step scales the images by a random factor in
             `[1 - scale, 1 + scale]`. Defaults to 0.1.
         rotate: fourier only: each step rotates the images by a random angle in
             `[-rotate, rotate]` degrees. Defaults to 10.0.
         decorrelate: fourier only: mix the channels with ImageNet's colour correlation
-            (3-channel models only). Defaults to None (True for 3 channels).
+            (True), with a given `[3, 3]` square root of a colour covariance, such as
+            `vk.interpret.colour_decorrelation(training_images)` for a model trained on
+            colours unlike ImageNet's, or not at all (False); 3-channel models only.
+            Defaults to None (True for 3 channels).
         diversity: fourier only: weight of the penalty on the Gram-matrix cosine
             similarity between the images of one filter (Olah et al., 2017). Defaults to 0.
         images_per_filter: fourier only: images optimized per filter (use with
