@@ -74,3 +74,77 @@ def test_the_graph_reader_sees_relative_deferred_and_package_imports(tmp_path, m
     assert [site[2] for site in found[("high", "low")]] == [True]
     assert import_graph.cycles(found) == [["high", "low"]]
     ast.parse((package / "low" / "helpers.py").read_text())
+
+
+def _task_names() -> set[str]:
+    """The `name = "..."` of every task class under visionkit/tasks/, read from the source."""
+    names = set()
+    for path in (ROOT / "visionkit" / "tasks").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                for statement in node.body:
+                    if (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                            and getattr(statement.targets[0], "id", None) == "name"
+                            and isinstance(statement.value, ast.Constant)):
+                        names.add(statement.value.value)
+    return names
+
+
+def _task_name_branches(source: str, names: set[str]) -> list[tuple[int, str]]:
+    """(line, code) of each place `source` decides by a task's name: a comparison with a
+    name (`==`, `!=`, `in`, `not in`, against a literal or a literal collection), a
+    dict keyed by names, or a collection of names bound to a variable."""
+
+    def is_name(node: ast.AST) -> bool:
+        return isinstance(node, ast.Constant) and node.value in names
+
+    def holds_names(node: ast.AST) -> bool:
+        return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and any(
+            is_name(element) for element in node.elts)
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            hit = any(is_name(side) or holds_names(side)
+                      for side in [node.left, *node.comparators])
+        elif isinstance(node, ast.Dict):
+            hit = any(key is not None and is_name(key) for key in node.keys)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            hit = node.value is not None and holds_names(node.value)
+        elif isinstance(node, ast.MatchValue):
+            hit = is_name(node.value)
+        else:
+            hit = False
+        if hit:
+            found.append((node.lineno, ast.unparse(node).splitlines()[0][:100]))
+    return sorted(found)
+
+
+def test_no_task_name_comparisons_outside_the_task_objects():
+    """DESIGN.md's principle 3: code asks the task (its attributes and methods), never
+    branches on its name; only the task objects in visionkit/tasks/ know their names."""
+    names = _task_names()
+    assert {"classification", "segmentation", "detection", "multilabel", "embedding"} <= names
+    found = []
+    for path in sorted((ROOT / "visionkit").rglob("*.py")):
+        if path.relative_to(ROOT).parts[1] == "tasks":
+            continue
+        found += [(str(path.relative_to(ROOT)), line, code)
+                  for line, code in _task_name_branches(path.read_text(), names)]
+    assert found == []
+
+
+def test_the_task_name_scanner_sees_each_kind_of_branch():
+    """The scanner itself, on hand-made code (a scanner that saw nothing would let the
+    test above pass)."""
+    names = {"classification", "detection"}
+    source = (
+        'if task == "detection":\n    pass\n'                  # 1: comparison
+        'if "classification" != task.name:\n    pass\n'        # 3: reversed
+        'ok = task.name in ("classification", "other")\n'      # 5: membership in a literal
+        'TABLE = {"detection": 1}\n'                           # 6: dict keyed by names
+        'KNOWN = ("classification", "detection")\n'            # 7: a collection of names
+        'match task:\n    case "detection":\n        pass\n'   # 9: a match case
+        'build("unet", task="detection")\n'                    # a keyword: not a branch
+        'if kind == "coco":\n    pass\n')                       # another word: not a task
+    assert [line for line, _ in _task_name_branches(source, names)] == [1, 3, 5, 6, 7, 9]

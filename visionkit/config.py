@@ -49,7 +49,7 @@ from visionkit.data.albumentations_bridge import check_recipe_augment
 from visionkit.data.augment import PRESETS
 from visionkit.errors import VisionkitError
 from visionkit.models import get
-from visionkit.vocabulary import IGNORE_INDEX, did_you_mean
+from visionkit.vocabulary import IGNORE_INDEX, did_you_mean, get_task
 
 __all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "apply_overrides",
            "smoke_recipe"]
@@ -366,7 +366,7 @@ class Recipe(_Section):
 
     @model_validator(mode="after")
     def _embedding_models_with_metric_learning(self) -> Recipe:
-        embedding = get(self.model.name).task == "embedding"
+        embedding = not get_task(get(self.model.name).task).outputs_are_classes
         if embedding != (self.metric_learning is not None):
             raise ValueError(
                 f"model {self.model.name!r} and the metric_learning section go together: an "

@@ -32,7 +32,8 @@ import tensorflow as tf
 
 __all__ = ["BOUNDING_BOXES", "BOXES", "BOX_FORMAT", "BOX_PADDING", "IGNORE_INDEX", "IMAGES",
            "LABELS", "SEGMENTATION_MASKS", "TASKS", "Task", "did_you_mean",
-           "ends_in_probabilities", "get_task", "predict_dataset", "register_task"]
+           "ends_in_probabilities", "get_task", "predict_dataset", "register_task",
+           "tasks_with"]
 
 # Batch keys.
 IMAGES = "images"
@@ -116,6 +117,30 @@ class Task:
     output_rank: int | None = None
     # Examples per batch of the task's embedded data when none is given (`vk.data.shapes`).
     batch_size: int = 32
+    # Whether the model's outputs are one score per class (False: e.g. embedding vectors).
+    outputs_are_classes: bool = True
+    # Each image has exactly one integer class id `[N]` and the model scores every class
+    # (what confusion matrices, error analysis and P x K class-balanced batches need).
+    single_label: bool = False
+    # Each image has a multi-hot label `[N, K]` (independent sigmoids).
+    multi_label: bool = False
+    # An adversarial attack can follow this task's loss to the pixels with the true targets
+    # (`fit(adversarial=...)`, `evaluate(attack=...)`).
+    attackable: bool = False
+    # The outputs are one softmax distribution per image or per pixel, which knowledge
+    # distillation (`vk.train.distill`) matches between teacher and student.
+    distillable: bool = False
+    # Images per call of a portable (LiteRT, ONNX) export's graph: None for any batch, 1
+    # for tasks whose post-processing runs per image (detection's NMS).
+    portable_batch_size: int | None = None
+    # What `vk.data.check` counts per class: "images", "objects" or "pixels".
+    class_count_unit: str = "images"
+    # The training defaults `vk.train.fit` fills unset options from (a
+    # `visionkit.train.defaults.TaskDefaults`), or None when the task has none.
+    training_defaults: Any = None
+    # Inclusive (min, max) shapes per image of the task's `vk.data.shapes` set, or None
+    # when the synthetic shapes have no version for this task.
+    shapes_per_image: tuple[int, int] | None = None
 
     def loss(self, model: keras.Model) -> keras.losses.Loss:
         raise NotImplementedError
@@ -200,6 +225,53 @@ class Task:
         """
         return {"file": file, "outputs": outputs}
 
+    def class_counts(self, target: Any, num_classes: int) -> np.ndarray:
+        """int64 `[num_classes]`: how often each class occurs in one example's target.
+
+        What `vk.data.check` sums per split, in the task's `class_count_unit` (images for
+        class labels, objects for boxes, pixels for masks; padding and ignored values are
+        left out).
+
+        Args:
+            target: one example's target as NumPy (the value under `target_key`).
+            num_classes: the number of classes.
+        """
+        raise NotImplementedError(f"Task {self.name!r} does not count its classes.")
+
+    def shapes_data(self, class_names: tuple[str, ...], n: int, image_size: tuple[int, int],
+                    seed: int | None, noise: float, shapes_per_image: tuple[int, int] | None,
+                    validation_split: float, batch_size: int, augment: Any) -> Any:
+        """This task's version of the synthetic shapes set (`vk.data.shapes` asks the task).
+
+        Args:
+            class_names: the shape classes, in class-id order.
+            n, image_size, seed, noise, validation_split, batch_size, augment: as
+                `vk.data.shapes` takes them.
+            shapes_per_image: inclusive `(min, max)` shapes per image, or None for the
+                task's `shapes_per_image`.
+
+        Returns:
+            A `visionkit.data.Data`.
+        """
+        raise NotImplementedError(f"Task {self.name!r} has no synthetic shapes set.")
+
+    def portable_outputs(self, model: keras.Model, outputs: Any,
+                         image_size: tuple[int, int]) -> dict[str, tf.Tensor]:
+        """The served tensors of a portable (LiteRT, ONNX) export, inside a `tf.function`.
+
+        The graph takes images at the model's own size (`image_size`); by default the
+        served outputs are `serving_outputs`'s with that size for every image.
+        """
+        batch = tf.shape(tf.nest.flatten(outputs)[0])[0]
+        sizes = tf.tile(tf.constant([list(image_size)], tf.int32), [batch, 1])
+        return self.serving_outputs(outputs, sizes, model)
+
+    def parity(self, reference: dict[str, np.ndarray],
+               served: dict[str, np.ndarray]) -> dict[str, float]:
+        """Agreement metrics of an export's served outputs with the reference's (same
+        images, batch first); see `visionkit.export.parity`."""
+        raise NotImplementedError(f"Task {self.name!r} has no export parity metrics.")
+
     def explains(self, model: keras.Model) -> bool:
         """Whether this task's explanation targets fit `model`'s outputs."""
         return False
@@ -274,3 +346,17 @@ def get_task(task: str | Task, **options: Any) -> Task:
         raise ValueError(f"Unknown task {task!r}.{did_you_mean(task, TASKS)} "
                          f"Known tasks: {sorted(TASKS)}.")
     return TASKS[task](**options)
+
+
+def tasks_with(attribute: str) -> tuple[str, ...]:
+    """The names of the registered tasks whose `attribute` is set (truthy), sorted.
+
+    What errors list when an option serves only some tasks.
+
+    Example:
+
+    >>> import visionkit
+    >>> tasks_with("distillable")
+    ('classification', 'segmentation')
+    """
+    return tuple(sorted(name for name, cls in TASKS.items() if getattr(cls, attribute)))

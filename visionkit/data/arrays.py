@@ -10,6 +10,7 @@ import tensorflow as tf
 from visionkit.data.pipeline import Data
 from visionkit.data.preprocessing import Preprocessing
 from visionkit.data.split import split_indices
+from visionkit.vocabulary import SEGMENTATION_MASKS, get_task
 
 __all__ = ["from_arrays"]
 
@@ -63,7 +64,8 @@ def from_arrays(
     >>> vk.data.from_arrays(x, y, validation_split=0.2).train_size
     8
     """
-    if masks is not None or task == "segmentation":
+    if masks is not None or (task is not None
+                             and get_task(task).target_key == SEGMENTATION_MASKS):
         from visionkit.data.masks import segmentation_from_arrays
 
         if masks is None or labels is not None:

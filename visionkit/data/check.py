@@ -36,7 +36,7 @@ import numpy as np
 
 from visionkit.errors import DataError, VisionkitError
 from visionkit.plot._figure import new_figure
-from visionkit.vocabulary import IGNORE_INDEX
+from visionkit.vocabulary import BOUNDING_BOXES, BOXES
 
 __all__ = ["check", "detect_kind", "format_report"]
 
@@ -159,7 +159,7 @@ def check(source: str | os.PathLike, kind: str | None = None,
 
 
 def _count(data, report: dict[str, Any]) -> None:
-    task = data.task.name
+    task = data.task
     names = data.class_names
     seen: dict[str, set[str]] = {}
     first_split: dict[str, str] = {}
@@ -180,26 +180,21 @@ def _count(data, report: dict[str, Any]) -> None:
                 duplicates[pair] = duplicates.get(pair, 0) + 1
             first_split.setdefault(key, split)
             keys.add(key)
-            if task == "classification":
-                per_class[int(example["labels"])] += 1
-            elif task == "detection":
-                labels = example["bounding_boxes"]["labels"]
-                boxes = example["bounding_boxes"]["boxes"][labels >= 0]
-                labels = labels[labels >= 0]
-                objects += len(labels)
-                np.add.at(per_class, labels, 1)
+            target = example[task.target_key]
+            counts = task.class_counts(target, len(names))
+            per_class += counts
+            objects += int(counts.sum())
+            if BOUNDING_BOXES in example:
+                labels = example[BOUNDING_BOXES]["labels"]
+                boxes = example[BOUNDING_BOXES][BOXES][labels >= 0]  # padding: -1
                 width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
                 sides += np.sqrt(np.maximum(width * height, 0)).tolist()
                 aspects += (width / np.maximum(height, 1e-6)).tolist()
-            else:
-                mask = example["segmentation_masks"]
-                per_class += np.bincount(mask[mask != IGNORE_INDEX].reshape(-1),
-                                         minlength=len(names))[:len(names)]
         seen[split] = keys
         entry: dict[str, Any] = {"images": images}
-        if task == "detection":
+        if task.class_count_unit == "objects":
             entry["objects"] = objects
-        if task == "segmentation":
+        if task.class_count_unit == "pixels":
             total = max(int(per_class.sum()), 1)
             entry["per_class"] = {n: float(c / total) for n, c in zip(names, per_class)}
         else:

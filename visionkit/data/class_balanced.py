@@ -76,7 +76,7 @@ def class_balanced(data: Any, classes_per_batch: int = 8, images_per_class: int 
         ValueError: for a data set that is not single-label classification, P or K below
             2, or fewer than P classes with images in the training split.
     """
-    if getattr(data.task, "name", None) != "classification":
+    if not getattr(data.task, "single_label", False):
         raise ValueError(f"Expected a single-label classification data set; received a "
                          f"{getattr(data.task, 'name', type(data).__name__)!r} data set.")
     for name, value in (("classes_per_batch", classes_per_batch),

@@ -8,7 +8,7 @@ import numpy as np
 
 from visionkit.data.arrays import from_arrays
 from visionkit.data.pipeline import Data
-from visionkit.vocabulary import did_you_mean, get_task
+from visionkit.vocabulary import TASKS, did_you_mean, get_task, tasks_with
 
 __all__ = ["digits", "shapes"]
 
@@ -60,17 +60,6 @@ def digits(
         augment=augment,
         seed=seed,
     )
-
-
-# The tasks the shapes generator is designed for; only classification is exposed so far.
-_SHAPES_TASKS = ("classification", "segmentation", "detection", "multilabel")
-_SHAPES_AVAILABLE_TASKS = ("classification", "detection", "segmentation", "multilabel")
-# Shapes per multi-label image: from none of the classes' shapes... to several at once.
-_MULTILABEL_SHAPES_PER_IMAGE = (1, 3)
-# Shapes per detection scene (inclusive range) unless the caller chooses.
-_DETECTION_SHAPES_PER_IMAGE = (1, 4)
-# Shapes per segmentation scene (inclusive range) unless the caller chooses.
-_SEGMENTATION_SHAPES_PER_IMAGE = (1, 3)
 
 
 def shapes(
@@ -136,65 +125,21 @@ def shapes(
     >>> data.train_size + data.val_size
     100
     """
-    from visionkit.data.synthetic import generate_shapes, resolve_shape_classes
+    from visionkit.data.synthetic import resolve_shape_classes
 
-    if task not in _SHAPES_AVAILABLE_TASKS:
-        if task in _SHAPES_TASKS:
-            raise ValueError(
-                f"shapes(task={task!r}) is not available yet: the generator already draws "
-                f"masks and boxes, but only task={_SHAPES_AVAILABLE_TASKS[0]!r} is exposed "
-                "for now.")
-        hint = did_you_mean(task, _SHAPES_TASKS)
+    available = tasks_with("shapes_per_image")
+    if not isinstance(task, str) or task not in TASKS:
+        hint = did_you_mean(task, available)
         raise ValueError(f"Unknown task {task!r} for shapes.{hint} Expected one of "
-                         f"{_SHAPES_AVAILABLE_TASKS} (planned: {_SHAPES_TASKS}).")
+                         f"{available}.")
+    resolved = get_task(task)
+    if resolved.shapes_per_image is None:
+        raise ValueError(f"shapes(task={task!r}) is not available: the shapes set has a "
+                         f"version for the tasks {available}.")
     names = resolve_shape_classes(classes)
     if batch_size is None:
-        batch_size = get_task(task).batch_size
-    if task == "detection":
-        from visionkit.data.detection import detection_from_arrays
-
-        per_image = tuple(shapes_per_image or _DETECTION_SHAPES_PER_IMAGE)
-        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=names,
-                                 shapes_per_image=per_image, noise=noise)
-        return detection_from_arrays(
-            scenes.images, [scenes.boxes_of(i) for i in range(n)],
-            [scenes.classes_of(i) for i in range(n)], scenes.class_names,
-            validation_split=validation_split, batch_size=batch_size, augment=augment,
-            seed=seed, max_boxes=int(per_image[1]))
-    if task == "segmentation":
-        from visionkit.data.masks import segmentation_from_arrays
-
-        per_image = tuple(shapes_per_image or _SEGMENTATION_SHAPES_PER_IMAGE)
-        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=names,
-                                 shapes_per_image=per_image, noise=noise)
-        # Class 0 is the background; shape class i becomes i + 1.
-        return segmentation_from_arrays(
-            scenes.images, scenes.class_maps(background=-1) + 1,
-            class_names=("background", *scenes.class_names),
-            validation_split=validation_split, batch_size=batch_size, augment=augment,
-            seed=seed)
-    if task == "multilabel":
-        from visionkit.data.multilabel import multilabel_from_lists
-
-        per_image = tuple(shapes_per_image or _MULTILABEL_SHAPES_PER_IMAGE)
-        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=names,
-                                 shapes_per_image=per_image, noise=noise)
-        # A shape may hide at most half of an earlier one, so every drawn shape shows.
-        return multilabel_from_lists(
-            scenes.images, [sorted(set(scenes.classes_of(i).tolist())) for i in range(n)],
-            class_names=scenes.class_names, validation_split=validation_split,
-            batch_size=batch_size, augment=augment, seed=seed)
-    if len(names) < 2:
-        raise ValueError("Expected at least 2 shape classes for classification; received "
-                         f"classes={classes!r}.")
-    scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=names,
-                             shapes_per_image=(1, 1), noise=noise)
-    return from_arrays(
-        scenes.images,
-        scenes.instance_classes,
-        class_names=scenes.class_names,
-        validation_split=validation_split,
-        batch_size=batch_size,
-        augment=augment,
-        seed=seed,
-    )
+        batch_size = resolved.batch_size
+    return resolved.shapes_data(
+        tuple(names), n, image_size=image_size, seed=seed, noise=noise,
+        shapes_per_image=None if shapes_per_image is None else tuple(shapes_per_image),
+        validation_split=validation_split, batch_size=batch_size, augment=augment)

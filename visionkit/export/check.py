@@ -93,11 +93,11 @@ def check(path: str | os.PathLike, model: keras.Model | None = None,
     start = time.perf_counter()
     served = predictor(images)
     latency = 1000 * (time.perf_counter() - start) / len(images)
-    if predictor.task == "segmentation" and "image_size" in expected:
+    if "image_size" in expected:  # the input size a reference serves (segmentation)
         served.setdefault("image_size", expected["image_size"])
     if truth is not None and len(truth) != len(images):
         truth = None
-    metrics = parity.measure(task.name, expected, served, truth)
+    metrics = parity.measure(task, expected, served, truth)
     failed = parity.failures(metrics, None if quantization == "float32" else quantization)
     return {"path": predictor.path, "format": getattr(predictor, "format", "saved_model"),
             "quantization": quantization, "images": len(images), **metrics,

@@ -377,7 +377,7 @@ def check_against_model(predictor, model: keras.Model, task, images: np.ndarray,
     start = time.perf_counter()
     served = predictor(images)
     served_ms = 1000 * (time.perf_counter() - start) / len(images)
-    metrics = parity.measure(task.name, expected, served, truth)
+    metrics = parity.measure(task, expected, served, truth)
     return {**metrics, "latency_ms": served_ms, "keras_latency_ms": keras_ms}
 
 

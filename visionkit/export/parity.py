@@ -47,8 +47,10 @@ from typing import Any
 import numpy as np
 
 from visionkit.train.detection_metrics import coco_map
+from visionkit.vocabulary import Task, get_task
 
-__all__ = ["measure", "failures", "THRESHOLDS", "format_table"]
+__all__ = ["measure", "failures", "THRESHOLDS", "format_table", "class_parity", "mask_parity",
+           "detection_parity"]
 
 # metric -> ("max" | "min", bound) per quantization (None: float32).
 THRESHOLDS: dict[str | None, dict[str, tuple[str, float]]] = {
@@ -74,12 +76,13 @@ _REPLACED_BY_TRUTH = {"mask_miou": ("miou_drop", "reference_miou"),
 MIN_REFERENCE_ACCURACY = 0.5
 
 
-def measure(task: str, reference: Mapping[str, np.ndarray], served: Mapping[str, np.ndarray],
-            truth: Any = None) -> dict[str, float]:
+def measure(task: str | Task, reference: Mapping[str, np.ndarray],
+            served: Mapping[str, np.ndarray], truth: Any = None) -> dict[str, float]:
     """Parity metrics of `served` outputs against `reference` outputs (same images).
 
     Args:
-        task: "classification", "segmentation" or "detection".
+        task: the task or its name ("classification", "segmentation", "detection"); the
+            task's `parity` chooses the metrics.
         reference: the Keras model's (or SavedModel's) served outputs, batch-first.
         served: the export's outputs on the same images.
         truth: the images' ground truth, or None: segmentation int `[N, H, W]` class
@@ -90,7 +93,7 @@ def measure(task: str, reference: Mapping[str, np.ndarray], served: Mapping[str,
         The task's metrics (see the module docstring) as floats.
 
     Raises:
-        ValueError: if an output is missing or its shape differs.
+        ValueError: if an output is missing or its shape differs, or for an unknown task.
     """
     for key in reference:
         if key not in served:
@@ -98,32 +101,58 @@ def measure(task: str, reference: Mapping[str, np.ndarray], served: Mapping[str,
         if np.shape(served[key]) != np.shape(reference[key]):
             raise ValueError(f"Output {key!r} has shape {np.shape(served[key])} in the export "
                              f"but {np.shape(reference[key])} from the reference.")
-    if task == "detection":
-        result = _detection_parity(reference, served)
-        if truth is not None:
-            mine = _detection_map50(truth, served)
-            theirs = _detection_map50(truth, reference)
-            result.update({"map50_truth": mine, "reference_map50_truth": theirs,
-                           "map50_drop": theirs - mine})
-        return result
-    result = {"max_abs_probabilities": float(np.max(np.abs(
-        np.asarray(served["probabilities"], np.float64) - reference["probabilities"])))}
-    if task == "segmentation":
-        mine = _tied_to_reference(np.asarray(served["mask"]), np.asarray(reference["mask"]),
-                                  reference["probabilities"])
-        theirs = np.asarray(reference["mask"])
-        result["mask_agreement"] = float(np.mean(mine == theirs))
-        result["mask_miou"] = _mean_iou(mine, theirs)
-        if truth is not None:
-            truth = np.asarray(truth).reshape(theirs.shape)
-            result["miou"] = _mean_iou(np.asarray(served["mask"]), truth)
-            result["reference_miou"] = _mean_iou(theirs, truth)
-            result["miou_drop"] = result["reference_miou"] - result["miou"]
-    else:
-        mine = _tied_to_reference(np.asarray(served["class_id"]),
-                                  np.asarray(reference["class_id"]), reference["probabilities"])
-        result["top1_agreement"] = float(np.mean(mine == np.asarray(reference["class_id"])))
+    result = get_task(task).parity(reference, served)
+    if truth is not None:
+        result.update(truth_parity(reference, served, truth))
     return result
+
+
+def truth_parity(reference: Mapping[str, np.ndarray], served: Mapping[str, np.ndarray],
+                 truth: Any) -> dict[str, float]:
+    """Accuracy of the served and the reference outputs against the ground truth, and its
+    drop: `miou`, `reference_miou`, `miou_drop` for `mask` outputs; `map50_truth`,
+    `reference_map50_truth`, `map50_drop` for `boxes` outputs; nothing otherwise."""
+    if "boxes" in reference:
+        mine = _detection_map50(truth, served)
+        theirs = _detection_map50(truth, reference)
+        return {"map50_truth": mine, "reference_map50_truth": theirs,
+                "map50_drop": theirs - mine}
+    if "mask" in reference:
+        theirs = np.asarray(reference["mask"])
+        truth = np.asarray(truth).reshape(theirs.shape)
+        mine = _mean_iou(np.asarray(served["mask"]), truth)
+        reference_miou = _mean_iou(theirs, truth)
+        return {"miou": mine, "reference_miou": reference_miou,
+                "miou_drop": reference_miou - mine}
+    return {}
+
+
+def class_parity(reference: Mapping[str, np.ndarray],
+                 served: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """`max_abs_probabilities` and `top1_agreement` of served `probabilities` `[B, K]` and
+    `class_id` `[B]` (a classifier's parity)."""
+    mine = _tied_to_reference(np.asarray(served["class_id"]),
+                              np.asarray(reference["class_id"]), reference["probabilities"])
+    return {"max_abs_probabilities": _max_abs_probabilities(reference, served),
+            "top1_agreement": float(np.mean(mine == np.asarray(reference["class_id"])))}
+
+
+def mask_parity(reference: Mapping[str, np.ndarray],
+                served: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """`max_abs_probabilities`, `mask_agreement` and `mask_miou` of served
+    `probabilities` `[B, H, W, K]` and `mask` `[B, H, W]` (a segmenter's parity)."""
+    mine = _tied_to_reference(np.asarray(served["mask"]), np.asarray(reference["mask"]),
+                              reference["probabilities"])
+    theirs = np.asarray(reference["mask"])
+    return {"max_abs_probabilities": _max_abs_probabilities(reference, served),
+            "mask_agreement": float(np.mean(mine == theirs)),
+            "mask_miou": _mean_iou(mine, theirs)}
+
+
+def _max_abs_probabilities(reference: Mapping[str, np.ndarray],
+                           served: Mapping[str, np.ndarray]) -> float:
+    return float(np.max(np.abs(
+        np.asarray(served["probabilities"], np.float64) - reference["probabilities"])))
 
 
 def _tied_to_reference(served: np.ndarray, expected: np.ndarray,
@@ -153,8 +182,11 @@ def _mean_iou(mine: np.ndarray, theirs: np.ndarray) -> float:
     return float(np.mean(ious)) if ious else 1.0
 
 
-def _detection_parity(reference: Mapping[str, np.ndarray],
-                      served: Mapping[str, np.ndarray]) -> dict[str, float]:
+def detection_parity(reference: Mapping[str, np.ndarray],
+                     served: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """`map50` and `map` of served detections (`boxes`, `scores`, `classes`,
+    `num_detections`) scored against the reference's as ground truth (a detector's
+    parity)."""
     truths, guesses = [], []
     for index in range(len(reference["num_detections"])):
         count = int(reference["num_detections"][index])

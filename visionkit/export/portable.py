@@ -34,16 +34,16 @@ import keras
 import tensorflow as tf
 
 from visionkit.models.detection import decode
-from visionkit.vocabulary import Task, ends_in_probabilities
+from visionkit.vocabulary import Task
 
-__all__ = ["portable_function", "batch_size_for", "INPUT_NAME"]
+__all__ = ["portable_function", "portable_detections", "batch_size_for", "INPUT_NAME"]
 
 INPUT_NAME = "images"
 
 
 def batch_size_for(task: Task) -> int | None:
     """Images per call of the portable graph: 1 for detectors (NMS per image), else any."""
-    return 1 if task.name == "detection" else None
+    return task.portable_batch_size
 
 
 def portable_function(model: keras.Model, task: Task, image_size: Sequence[int]):
@@ -69,7 +69,7 @@ def portable_function(model: keras.Model, task: Task, image_size: Sequence[int])
         outputs = model(pixels, training=False)
         outputs = tf.nest.map_structure(
             lambda t: tf.cast(t, tf.float32) if t.dtype.is_floating else t, outputs)
-        return _post_process(task, model, outputs, (height, width))
+        return task.portable_outputs(model, outputs, (height, width))
 
     function = tf.function(serve, input_signature=[spec], autograph=False)
     concrete = function.get_concrete_function()
@@ -81,19 +81,6 @@ def portable_function(model: keras.Model, task: Task, image_size: Sequence[int])
         return dict(zip(output_names, tf.nest.flatten(frozen(images))))
 
     return tf.function(call_frozen, input_signature=[spec], autograph=False)
-
-
-def _post_process(task: Task, model: keras.Model, outputs, image_size):
-    if task.name == "segmentation":
-        probabilities = outputs if ends_in_probabilities(model) else tf.nn.softmax(outputs)
-        sizes = tf.tile(tf.constant([image_size], tf.int32), [tf.shape(probabilities)[0], 1])
-        return {"mask": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
-                "probabilities": probabilities, "image_size": sizes}
-    if task.name == "detection":
-        return _detections(model, outputs)
-    sizes = tf.tile(tf.constant([image_size], tf.int32), [tf.shape(
-        tf.nest.flatten(outputs)[0])[0], 1])
-    return task.serving_outputs(outputs, sizes, model)
 
 
 class _BuiltinNMS:
@@ -150,7 +137,10 @@ class _BuiltinNMS:
         }
 
 
-def _detections(model: keras.Model, outputs):
+def portable_detections(model: keras.Model, outputs) -> dict[str, tf.Tensor]:
+    """A keras-cv detector's served detections (`boxes`, `scores`, `classes`,
+    `num_detections`) from its raw `outputs`, with NMS in builtin ops a portable format
+    converts (the detection task's `portable_outputs`)."""
     original = model.prediction_decoder
     # keras-cv's decode_predictions calls `self.prediction_decoder(boxes, scores)`;
     # swapped only while this graph is traced.

@@ -75,6 +75,12 @@ def _outputs_in_float32(outputs):
     return tf.nest.map_structure(cast, outputs)
 
 
+# Not `keras.export.ExportArchive`: its endpoints would serve these three signatures
+# alike (it too traces `tf.function(fn, input_signature, autograph=False)` and calls
+# `tf.saved_model.save`), but it saves only the variables and lookup tables of what it
+# tracks: a `tf.saved_model.Asset` passed to `track()` is dropped (Keras 3.15 collects
+# `TrackableResource`s only), and the contract's `assets/labels.txt` and
+# `assets/visionkit.json` must travel with the SavedModel as tracked assets.
 class ServingModule(tf.Module):
     """The exported object: model variables, serving functions and metadata assets.
 

@@ -126,7 +126,7 @@ def error_analysis(model: keras.Model, data: Any, out_dir: str | os.PathLike,
     from visionkit.interpret.attributions import grad_cam
 
     task = getattr(data, "task", None)
-    if getattr(task, "name", "classification") != "classification":
+    if task is not None and not getattr(task, "single_label", False):
         raise ValueError(f"The error analysis needs a classification data set; received "
                          f"one of task {task.name!r}.")
     images, labels = _collect(data, int(max_images))

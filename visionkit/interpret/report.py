@@ -246,7 +246,7 @@ def image_source(filename: str) -> str:
 
 def is_classification(data: Any, labels: np.ndarray | None) -> bool:
     """True for a classification set with one integer label per image."""
-    return (getattr(getattr(data, "task", None), "name", None) == "classification"
+    return (getattr(getattr(data, "task", None), "single_label", False)
             and labels is not None and labels.ndim == 1)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from visionkit.vocabulary import did_you_mean
+from visionkit.vocabulary import did_you_mean, get_task
 
 __all__ = ["register", "get", "available", "build", "ModelEntry"]
 
@@ -101,7 +101,7 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int | None = Non
     if len(tuple(input_shape)) != 3:
         raise ValueError(
             f"Expected input_shape as (height, width, channels); received {input_shape!r}.")
-    if entry.task == "embedding":
+    if not get_task(entry.task).outputs_are_classes:
         if num_classes is not None:
             raise ValueError(f"Model {name!r} outputs embeddings, not class scores: it takes "
                              f"no num_classes (set embedding_dim instead); received "

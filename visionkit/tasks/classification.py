@@ -9,9 +9,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.arrays import from_arrays
+from visionkit.data.synthetic import generate_shapes
+from visionkit.export.parity import class_parity
 from visionkit.interpret.targets import ClassScore
 from visionkit.plot import confusion_matrix as plot_confusion_matrix
 from visionkit.tasks.explained import ExplainedTask
+from visionkit.train.defaults import ADAPTIVE_LEARNING_RATES, DECOUPLED_WEIGHT_DECAY, TaskDefaults
 from visionkit.vocabulary import ends_in_probabilities, predict_dataset, register_task
 
 __all__ = ["Classification"]
@@ -30,6 +34,14 @@ class Classification(ExplainedTask):
     monitor = "val_accuracy"
     monitor_mode = "max"
     output_rank = 2
+    single_label = True
+    attackable = True
+    distillable = True
+    training_defaults = TaskDefaults(
+        epochs=10, learning_rates={**ADAPTIVE_LEARNING_RATES, "sgd": 0.05},
+        weight_decay=DECOUPLED_WEIGHT_DECAY, augment="light")
+    # One shape per image, its class as the label.
+    shapes_per_image = (1, 1)
 
     def loss(self, model: keras.Model) -> keras.losses.Loss:
         return keras.losses.SparseCategoricalCrossentropy(
@@ -41,6 +53,27 @@ class Classification(ExplainedTask):
         if num_classes > 5:
             metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5_accuracy"))
         return metrics
+
+    def class_counts(self, target: Any, num_classes: int) -> np.ndarray:
+        return np.bincount(np.asarray(target, np.int64).reshape(-1),
+                           minlength=num_classes)[:num_classes]
+
+    def shapes_data(self, class_names: tuple[str, ...], n: int, image_size: tuple[int, int],
+                    seed: int | None, noise: float, shapes_per_image: tuple[int, int] | None,
+                    validation_split: float, batch_size: int, augment: Any) -> Any:
+        # One shape per image whatever shapes_per_image says (see `vk.data.shapes`).
+        if len(class_names) < 2:
+            raise ValueError("Expected at least 2 shape classes for classification; received "
+                             f"classes={list(class_names)!r}.")
+        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=class_names,
+                                 shapes_per_image=self.shapes_per_image, noise=noise)
+        return from_arrays(scenes.images, scenes.instance_classes,
+                           class_names=scenes.class_names, validation_split=validation_split,
+                           batch_size=batch_size, augment=augment, seed=seed)
+
+    def parity(self, reference: dict[str, np.ndarray],
+               served: dict[str, np.ndarray]) -> dict[str, float]:
+        return class_parity(reference, served)
 
     def serving_outputs(self, outputs: tf.Tensor, image_sizes: tf.Tensor,
                         model: keras.Model) -> dict[str, tf.Tensor]:

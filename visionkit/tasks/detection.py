@@ -10,6 +10,10 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.data.boxes import clip_box_batch
+from visionkit.data.detection import detection_from_arrays
+from visionkit.data.synthetic import generate_shapes
+from visionkit.export.parity import detection_parity
+from visionkit.export.portable import portable_detections
 from visionkit.interpret.targets import DetectionScore
 from visionkit.models.detection import (
     VisionkitRetinaNet,
@@ -22,6 +26,7 @@ from visionkit.models.detection.anchors import anchor_centres
 from visionkit.plot.boxes import draw_detections, ground_truth_vs_predictions
 from visionkit.tasks.explained import ExplainedTask
 from visionkit.train.callbacks import MeanAveragePrecisionCallback
+from visionkit.train.defaults import ADAPTIVE_LEARNING_RATES, DECOUPLED_WEIGHT_DECAY, TaskDefaults
 from visionkit.train.detection_metrics import coco_map
 from visionkit.vocabulary import register_task
 
@@ -53,6 +58,17 @@ class Detection(ExplainedTask):
     monitor = "val_loss"
     monitor_mode = "min"
     bounding_box_format = "xyxy"
+    # NMS runs per image in a portable export's graph.
+    portable_batch_size = 1
+    class_count_unit = "objects"
+    # 20 epochs at adam 2e-3 without augmentation: the shapes recipe measured mAP@.5 0.74
+    # in 20 epochs (boxes that leave the image are dropped by translation).
+    training_defaults = TaskDefaults(
+        epochs=20, learning_rates={**ADAPTIVE_LEARNING_RATES, "adam": 2e-3, "adamw": 2e-3,
+                                   "sgd": 0.01},
+        weight_decay=DECOUPLED_WEIGHT_DECAY, augment="none")
+    # Several shapes per scene, each with its xyxy box; padded with -1 to the maximum.
+    shapes_per_image = (1, 4)
 
     def __init__(self, map_every: int = 5) -> None:
         self.map_every = int(map_every)
@@ -200,6 +216,31 @@ class Detection(ExplainedTask):
             return []
         return [MeanAveragePrecisionCallback(data.val, list(data.class_names), self.predict,
                                              self.map_every)]
+
+    def class_counts(self, target: Any, num_classes: int) -> np.ndarray:
+        labels = np.asarray(target["labels"]).reshape(-1)
+        labels = labels[labels >= 0]  # rows past the boxes hold BOX_PADDING (-1)
+        return np.bincount(labels, minlength=num_classes)[:num_classes].astype(np.int64)
+
+    def shapes_data(self, class_names: tuple[str, ...], n: int, image_size: tuple[int, int],
+                    seed: int | None, noise: float, shapes_per_image: tuple[int, int] | None,
+                    validation_split: float, batch_size: int, augment: Any) -> Any:
+        per_image = tuple(shapes_per_image or self.shapes_per_image)
+        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=class_names,
+                                 shapes_per_image=per_image, noise=noise)
+        return detection_from_arrays(
+            scenes.images, [scenes.boxes_of(i) for i in range(n)],
+            [scenes.classes_of(i) for i in range(n)], scenes.class_names,
+            validation_split=validation_split, batch_size=batch_size, augment=augment,
+            seed=seed, max_boxes=int(per_image[1]))
+
+    def portable_outputs(self, model: keras.Model, outputs: Any,
+                         image_size: tuple[int, int]) -> dict[str, tf.Tensor]:
+        return portable_detections(model, outputs)
+
+    def parity(self, reference: dict[str, np.ndarray],
+               served: dict[str, np.ndarray]) -> dict[str, float]:
+        return detection_parity(reference, served)
 
     def __repr__(self) -> str:
         return f"Detection(map_every={self.map_every})"

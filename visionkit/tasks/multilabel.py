@@ -9,8 +9,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.multilabel import multilabel_from_lists
+from visionkit.data.synthetic import generate_shapes
 from visionkit.interpret.targets import ClassScore
 from visionkit.tasks.explained import ExplainedTask
+from visionkit.train.defaults import ADAPTIVE_LEARNING_RATES, DECOUPLED_WEIGHT_DECAY, TaskDefaults
 from visionkit.vocabulary import ends_in_probabilities, predict_dataset, register_task
 
 __all__ = ["MultiLabelClassification", "DEFAULT_THRESHOLD"]
@@ -55,11 +58,34 @@ class MultiLabelClassification(ExplainedTask):
     monitor_mode = "max"
     output_rank = 2
     multi_label = True
+    attackable = True
+    # Trains like classification (independent sigmoids).
+    training_defaults = TaskDefaults(
+        epochs=10, learning_rates={**ADAPTIVE_LEARNING_RATES, "sgd": 0.05},
+        weight_decay=DECOUPLED_WEIGHT_DECAY, augment="light")
+    # Several shapes per image; the label is the set of their classes.
+    shapes_per_image = (1, 3)
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD) -> None:
         if not 0.0 < float(threshold) < 1.0:
             raise ValueError(f"Expected 0 < threshold < 1; received threshold={threshold!r}.")
         self.threshold = float(threshold)
+
+    def class_counts(self, target: Any, num_classes: int) -> np.ndarray:
+        present = np.asarray(target, np.float64).reshape(-1, num_classes) > 0.5
+        return present.sum(axis=0).astype(np.int64)
+
+    def shapes_data(self, class_names: tuple[str, ...], n: int, image_size: tuple[int, int],
+                    seed: int | None, noise: float, shapes_per_image: tuple[int, int] | None,
+                    validation_split: float, batch_size: int, augment: Any) -> Any:
+        per_image = tuple(shapes_per_image or self.shapes_per_image)
+        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=class_names,
+                                 shapes_per_image=per_image, noise=noise)
+        # A shape may hide at most half of an earlier one, so every drawn shape shows.
+        return multilabel_from_lists(
+            scenes.images, [sorted(set(scenes.classes_of(i).tolist())) for i in range(n)],
+            class_names=scenes.class_names, validation_split=validation_split,
+            batch_size=batch_size, augment=augment, seed=seed, threshold=self.threshold)
 
     def loss(self, model: keras.Model) -> keras.losses.Loss:
         return keras.losses.BinaryCrossentropy(from_logits=not ends_in_probabilities(model),

@@ -9,11 +9,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.masks import segmentation_from_arrays
+from visionkit.data.synthetic import generate_shapes
+from visionkit.export.parity import mask_parity
 from visionkit.interpret.targets import SegmentationScore
 from visionkit.plot import confusion_matrix as plot_confusion_matrix
 from visionkit.plot.masks import overlay_mask, segmentation_grid
 from visionkit.tasks.explained import ExplainedTask
 from visionkit.train import segmentation_metrics as seg
+from visionkit.train.defaults import ADAPTIVE_LEARNING_RATES, DECOUPLED_WEIGHT_DECAY, TaskDefaults
 from visionkit.train.losses import CrossEntropyDice
 from visionkit.train.segmentation_metrics import PixelAccuracy, SegmentationMeanIoU
 from visionkit.vocabulary import IGNORE_INDEX, ends_in_probabilities, register_task
@@ -66,12 +70,52 @@ class Segmentation(ExplainedTask):
     # loss over 32,768 of them at 64x64, with four times the steps of 32 per epoch
     # (see `visionkit.train.defaults`).
     batch_size = 8
+    attackable = True
+    distillable = True
+    class_count_unit = "pixels"
+    training_defaults = TaskDefaults(
+        epochs=12, learning_rates={**ADAPTIVE_LEARNING_RATES, "sgd": 0.05},
+        weight_decay=DECOUPLED_WEIGHT_DECAY, augment="light")
+    # Several shapes per scene and the exact per-pixel class map (class 0 "background").
+    shapes_per_image = (1, 3)
 
     def loss(self, model: keras.Model) -> keras.losses.Loss:
         return CrossEntropyDice(from_logits=not ends_in_probabilities(model), name="loss")
 
     def metrics(self, num_classes: int) -> list[keras.metrics.Metric]:
         return [PixelAccuracy(num_classes), SegmentationMeanIoU(num_classes)]
+
+    def class_counts(self, target: Any, num_classes: int) -> np.ndarray:
+        mask = np.asarray(target).reshape(-1)
+        mask = mask[(mask != IGNORE_INDEX) & (mask >= 0)]
+        return np.bincount(mask, minlength=num_classes)[:num_classes].astype(np.int64)
+
+    def shapes_data(self, class_names: tuple[str, ...], n: int, image_size: tuple[int, int],
+                    seed: int | None, noise: float, shapes_per_image: tuple[int, int] | None,
+                    validation_split: float, batch_size: int, augment: Any) -> Any:
+        per_image = tuple(shapes_per_image or self.shapes_per_image)
+        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=class_names,
+                                 shapes_per_image=per_image, noise=noise)
+        # Class 0 is the background; shape class i becomes i + 1.
+        return segmentation_from_arrays(
+            scenes.images, scenes.class_maps(background=-1) + 1,
+            class_names=("background", *scenes.class_names),
+            validation_split=validation_split, batch_size=batch_size, augment=augment,
+            seed=seed)
+
+    def portable_outputs(self, model: keras.Model, outputs: Any,
+                         image_size: tuple[int, int]) -> dict[str, tf.Tensor]:
+        # The portable graph takes images at the model's size: no resize back, the mask
+        # is the argmax at that size.
+        probabilities = outputs if ends_in_probabilities(model) else tf.nn.softmax(outputs)
+        sizes = tf.tile(tf.constant([list(image_size)], tf.int32),
+                        [tf.shape(probabilities)[0], 1])
+        return {"mask": tf.argmax(probabilities, axis=-1, output_type=tf.int32),
+                "probabilities": probabilities, "image_size": sizes}
+
+    def parity(self, reference: dict[str, np.ndarray],
+               served: dict[str, np.ndarray]) -> dict[str, float]:
+        return mask_parity(reference, served)
 
     def prepare_augmented(self, batch: dict) -> dict:
         """Masks `[B,H,W]` -> `[B,H,W,1]` shifted by one, for Keras augmentation layers.

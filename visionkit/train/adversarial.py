@@ -44,17 +44,15 @@ import tensorflow as tf
 
 from visionkit.attacks import Attack, parse_attack
 from visionkit.train.wrapper import TrainingWrapper
+from visionkit.vocabulary import tasks_with
 
 __all__ = ["AdversarialTraining", "adversarial_dataset", "check_attack_task"]
 
-# Tasks whose loss an attack can follow to the pixels with the true targets.
-_ATTACKABLE_TASKS = ("classification", "segmentation", "multilabel")
-
-
 def check_attack_task(task: Any, argument: str) -> None:
-    """Raises ValueError naming `argument` for a task an attack does not support."""
-    if getattr(task, "name", None) not in _ATTACKABLE_TASKS:
-        raise ValueError(f"{argument} supports the tasks {_ATTACKABLE_TASKS}; received a "
+    """Raises ValueError naming `argument` for a task an attack does not support (the
+    task's `attackable`: its loss leads an attack to the pixels with the true targets)."""
+    if not getattr(task, "attackable", False):
+        raise ValueError(f"{argument} supports the tasks {tasks_with('attackable')}; received a "
                          f"{getattr(task, 'name', task)!r} data set.")
 
 

@@ -144,9 +144,10 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
     Keras's checkpoint forgets the best value when a run restarts, so after resuming
     (`BackupAndRestore`) its first epoch would overwrite a better checkpoint. This one
     writes `<checkpoint>.json` (`epoch` counted from 1, `monitor`, `value`) next to the
-    checkpoint each time it saves, and when `resume_dir` (the backup folder) exists at
-    the start of training, it reads the record back so that only a better epoch
-    replaces the checkpoint.
+    checkpoint each time it saves, and when `resume_dir` (the backup folder) exists when
+    the callback is made (`fit` makes it just before training), it reads the record back
+    as Keras's `initial_value_threshold`, so that only a better epoch replaces the
+    checkpoint.
 
     Args:
         filepath: the `.keras` checkpoint.
@@ -165,23 +166,25 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def __init__(self, filepath: str | os.PathLike, monitor: str, mode: str,
                  resume_dir: str | os.PathLike | None = None) -> None:
-        super().__init__(os.fspath(filepath), monitor=monitor, mode=mode,
-                         save_best_only=True)
         self.resume_dir = None if resume_dir is None else os.fspath(resume_dir)
         self.record_path = os.path.splitext(os.fspath(filepath))[0] + ".json"
+        # A resumed run starts from the recorded best: Keras's own threshold.
+        super().__init__(os.fspath(filepath), monitor=monitor, mode=mode,
+                         save_best_only=True, initial_value_threshold=self._resumed_best(
+                             monitor))
+
+    def _resumed_best(self, monitor: str) -> float | None:
+        if self.resume_dir is None or not os.path.isdir(self.resume_dir):
+            return None
+        record = read_best_record(self.record_path)
+        if record is None or record.get("monitor") != monitor:
+            return None
+        return float(record["value"])
 
     def set_model(self, model: keras.Model) -> None:
         from visionkit.train.wrapper import trained_model
 
         super().set_model(trained_model(model))  # a wrapper's checkpoint is its inner model
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        super().on_train_begin(logs)
-        if self.resume_dir is None or not os.path.isdir(self.resume_dir):
-            return
-        record = read_best_record(self.record_path)
-        if record is not None and record.get("monitor") == self.monitor:
-            self.best = float(record["value"])
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         before = self.best

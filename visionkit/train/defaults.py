@@ -1,7 +1,8 @@
 """Training defaults per task and optimizer: the one table `vk.train.fit` reads.
 
 `fit` fills every option the user leaves unset (None, or "auto" for `augment`) from
-`TASK_DEFAULTS[task]`; an explicit argument always wins. It prints once which values it
+the task's `training_defaults` (a `TaskDefaults` row on each task object, listed by name
+in `TASK_DEFAULTS`); an explicit argument always wins. It prints once which values it
 chose and where each one came from (`ChosenDefaults.describe`).
 
 Where the values come from:
@@ -52,9 +53,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["TASK_DEFAULTS", "TaskDefaults", "ChosenDefaults", "apply_defaults",
+from visionkit.vocabulary import TASKS, Task, get_task
+
+__all__ = ["ADAPTIVE_LEARNING_RATES", "DECOUPLED_WEIGHT_DECAY", "TASK_DEFAULTS", "TaskDefaults",
+           "ChosenDefaults", "apply_defaults",
            "choose_defaults", "suggested_learning_rate", "warmup_epochs_for"]
 
 
@@ -79,25 +84,34 @@ class TaskDefaults:
     max_warmup_epochs: float = 3.0
 
 
-_ADAPTIVE = {"adam": 3e-3, "adamw": 3e-3, "rmsprop": 1e-3, "adagrad": 1e-2}
-_DECAY = {"sgd": 5e-4, "adamw": 1e-4}
+# The adaptive optimizers' initial rates and the decoupled weight decays most tasks share
+# (see the module's docstring for their sources); each task's row starts from these.
+ADAPTIVE_LEARNING_RATES = {"adam": 3e-3, "adamw": 3e-3, "rmsprop": 1e-3, "adagrad": 1e-2}
+DECOUPLED_WEIGHT_DECAY = {"sgd": 5e-4, "adamw": 1e-4}
 
-TASK_DEFAULTS: dict[str, TaskDefaults] = {
-    "classification": TaskDefaults(epochs=10, learning_rates={**_ADAPTIVE, "sgd": 0.05},
-                                   weight_decay=_DECAY, augment="light"),
-    # Multi-label classification trains like classification (independent sigmoids).
-    "multilabel": TaskDefaults(epochs=10, learning_rates={**_ADAPTIVE, "sgd": 0.05},
-                               weight_decay=_DECAY, augment="light"),
-    "segmentation": TaskDefaults(epochs=12, learning_rates={**_ADAPTIVE, "sgd": 0.05},
-                                 weight_decay=_DECAY, augment="light"),
-    "detection": TaskDefaults(epochs=20, learning_rates={**_ADAPTIVE, "adam": 2e-3,
-                                                         "adamw": 2e-3, "sgd": 0.01},
-                              weight_decay=_DECAY, augment="none"),
-    # Metric learning trains on class-balanced P x K batches (visionkit.data.class_balanced)
-    # at classification's rates; no preset augmentation.
-    "embedding": TaskDefaults(epochs=10, learning_rates={**_ADAPTIVE, "sgd": 0.05},
-                              weight_decay=_DECAY, augment="none"),
-}
+
+class _TaskDefaultsTable(Mapping):
+    """Task name -> `TaskDefaults`, read from each registered task's `training_defaults`.
+
+    The rows live on the task objects (`visionkit.tasks`); this read-only view lists them
+    by name for users and tests.
+    """
+
+    def __getitem__(self, name: str) -> TaskDefaults:
+        row = getattr(TASKS.get(name), "training_defaults", None)
+        if row is None:
+            raise KeyError(name)
+        return row
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(name for name, cls in TASKS.items()
+                           if cls.training_defaults is not None))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+TASK_DEFAULTS: Mapping[str, TaskDefaults] = _TaskDefaultsTable()
 
 
 def warmup_epochs_for(epochs: int, max_warmup_epochs: float = 3.0) -> float:
@@ -163,11 +177,14 @@ def choose_defaults(task: Any, *, epochs: int | None = None, optimizer: Any = "a
     Raises:
         ValueError: for an unknown task, negative warmup or warmup longer than the run.
     """
+    resolved = task if isinstance(task, Task) else None
+    if resolved is None and isinstance(task, str) and task in TASKS:
+        resolved = get_task(task)
     name = task if isinstance(task, str) else getattr(task, "name", str(task))
-    if name not in TASK_DEFAULTS:
+    row = getattr(resolved, "training_defaults", None)
+    if row is None:
         raise ValueError(f"No training defaults for task {name!r}; expected one of "
                          f"{sorted(TASK_DEFAULTS)}.")
-    row = TASK_DEFAULTS[name]
     defaulted: list[str] = []
     if epochs is None:
         epochs = row.epochs

@@ -59,11 +59,10 @@ from visionkit.data.pipeline import Data
 from visionkit.models import build as build_model
 from visionkit.train.checks import check_model_against_data, final_activation
 from visionkit.train.wrapper import TrainingWrapper
+from visionkit.vocabulary import tasks_with
 
 __all__ = ["Distiller", "SoftTargetDistillation", "distill"]
 
-# Tasks whose outputs are one softmax distribution per image or per pixel.
-_DISTILLABLE_TASKS = ("classification", "segmentation")
 # Probabilities are floored here before the log: the smallest normal float32, so a
 # probability that underflowed to 0 stays a finite (very negative) logit.
 _SMALLEST_PROBABILITY = 1.1754944e-38
@@ -236,8 +235,8 @@ def distill(teacher: keras.Model, student: keras.Model | str | Callable[[], kera
 
     if not isinstance(data, Data):
         raise TypeError(f"Expected data as a visionkit.data.Data; received {type(data).__name__}.")
-    if data.task.name not in _DISTILLABLE_TASKS:
-        raise ValueError(f"distill supports the tasks {_DISTILLABLE_TASKS}; received a "
+    if not data.task.distillable:  # one softmax distribution per image or per pixel
+        raise ValueError(f"distill supports the tasks {tasks_with('distillable')}; received a "
                          f"{data.task.name!r} data set.")
     if not isinstance(teacher, keras.Model):
         raise TypeError(f"Expected teacher as a trained keras.Model; received "

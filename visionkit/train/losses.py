@@ -1,5 +1,8 @@
 """Segmentation losses that respect the ignore value (255) of the masks.
 
+The cross-entropy is Keras's own (`ignore_class`); Keras has no Dice or sparse focal
+loss that leaves a mask value out, so those two are visionkit's.
+
 All take `y_true` int class ids `[B, H, W]` (255 = ignore) and `y_pred` class scores
 `[B, H, W, K]` (probabilities, or logits with `from_logits=True`), and average over the
 pixels that are not ignored.
@@ -65,8 +68,14 @@ class _SegmentationLoss(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="visionkit")
-class SegmentationCrossEntropy(_SegmentationLoss):
+class SegmentationCrossEntropy(keras.losses.SparseCategoricalCrossentropy):
     """Sparse categorical cross-entropy averaged over the pixels that are not ignored.
+
+    Keras's own `SparseCategoricalCrossentropy(ignore_class=255)` (the ignored pixels are
+    masked out and the mean is taken over the others; a batch with every pixel ignored
+    gives 0), under visionkit's name and defaults so that `.keras` files saved with this
+    loss keep loading. `tests/train/test_keras_equivalents.py` checks it against a naive
+    per-pixel reference.
 
     Args:
         from_logits: whether `y_pred` are logits. Defaults to False.
@@ -76,13 +85,17 @@ class SegmentationCrossEntropy(_SegmentationLoss):
 
     def __init__(self, from_logits: bool = False, ignore_index: int = IGNORE_INDEX,
                  name: str = "segmentation_cross_entropy", **kwargs: Any) -> None:
-        super().__init__(from_logits, ignore_index, name=name, **kwargs)
+        kwargs.pop("reduction", None)
+        kwargs.pop("ignore_class", None)
+        kwargs.pop("axis", None)
+        super().__init__(from_logits=bool(from_logits), ignore_class=int(ignore_index),
+                         reduction="sum_over_batch_size", name=name, **kwargs)
+        self.ignore_index = int(ignore_index)
 
-    def call(self, y_true, y_pred):
-        safe, valid, _ = _prepare(y_true, y_pred, False, self.ignore_index)
-        per_pixel = keras.losses.sparse_categorical_crossentropy(
-            safe, tf.cast(y_pred, tf.float32), from_logits=self.from_logits)
-        return _masked_mean(per_pixel, valid)
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.pop("ignore_class", None)
+        return {**config, "ignore_index": self.ignore_index}
 
 
 def _soft_dice_loss(safe, valid, probabilities, smooth: float):

@@ -102,7 +102,11 @@ def pixel_accuracy(matrix: np.ndarray) -> float:
 
 
 class _ConfusionMetric(keras.metrics.Metric):
-    """Accumulates the confusion matrix of `argmax(y_pred)` against `y_true`."""
+    """Accumulates the confusion matrix of `argmax(y_pred)` against `y_true`.
+
+    Mean IoU is Keras's `MeanIoU`; Keras has no Dice metric and its
+    `SparseCategoricalAccuracy` cannot leave a mask value out, so Dice and pixel accuracy
+    keep this matrix."""
 
     def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX,
                  name: str | None = None, **kwargs: Any) -> None:
@@ -137,8 +141,14 @@ class _ConfusionMetric(keras.metrics.Metric):
 
 
 @keras.saving.register_keras_serializable(package="visionkit")
-class SegmentationMeanIoU(_ConfusionMetric):
+class SegmentationMeanIoU(keras.metrics.MeanIoU):
     """Mean IoU over the classes present, from `argmax(y_pred)`; ignores 255.
+
+    Keras's own `MeanIoU(num_classes, ignore_class=255, sparse_y_pred=False)` (a class
+    with an empty union is left out of the mean), under visionkit's name and defaults so
+    that `.keras` files saved with this metric keep loading.
+    `tests/train/test_keras_equivalents.py` checks it against `mean_iou` of a NumPy
+    confusion matrix.
 
     Args:
         num_classes: number of classes.
@@ -148,12 +158,19 @@ class SegmentationMeanIoU(_ConfusionMetric):
 
     def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX,
                  name: str = "mean_iou", **kwargs: Any) -> None:
-        super().__init__(num_classes, ignore_index, name=name, **kwargs)
+        kwargs.pop("ignore_class", None)
+        kwargs.pop("sparse_y_pred", None)
+        kwargs.pop("sparse_y_true", None)
+        kwargs.pop("axis", None)
+        super().__init__(int(num_classes), name=name, ignore_class=int(ignore_index),
+                         sparse_y_pred=False, **kwargs)
+        self.ignore_index = int(ignore_index)
 
-    def result(self):
-        diagonal = tf.linalg.diag_part(self.matrix)
-        union = tf.reduce_sum(self.matrix, 0) + tf.reduce_sum(self.matrix, 1) - diagonal
-        return self._per_class(diagonal, union)
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.pop("ignore_class", None)
+        config.pop("sparse_y_pred", None)
+        return {**config, "ignore_index": self.ignore_index}
 
 
 @keras.saving.register_keras_serializable(package="visionkit")
