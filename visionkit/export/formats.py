@@ -33,6 +33,7 @@ from visionkit.export.metadata import build_metadata, to_json_value, write_asset
 from visionkit.export.portable import INPUT_NAME, batch_size_for, portable_function
 from visionkit.export.runtimes import FORMAT_NAMES, MODEL_FILES, PortablePredictor
 from visionkit.export.verify import ExportVerificationError, reference_outputs
+from visionkit.vocabulary import BOUNDING_BOXES, SEGMENTATION_MASKS, get_task
 
 if TYPE_CHECKING:
     from visionkit.data.pipeline import Data
@@ -337,9 +338,10 @@ def verification_truth(data: Data | None, task, count: int) -> Any:
     """
     if data is None or data.val_examples is None or not data.val_size:
         return None
-    name = getattr(task, "name", task)
-    key = {"segmentation": "segmentation_masks", "detection": "bounding_boxes"}.get(name)
-    if key is None:
+    # Truth exists for the tasks whose targets are masks or boxes (their parity has an
+    # accuracy to lose); class labels need none (top-1 agreement).
+    key = get_task(task).target_key
+    if key not in (SEGMENTATION_MASKS, BOUNDING_BOXES):
         return None
     options = tf.data.Options()
     options.autotune.enabled = False
@@ -347,11 +349,11 @@ def verification_truth(data: Data | None, task, count: int) -> Any:
     for example in data.val_examples.take(count).with_options(options):
         if key not in example:
             return None
-        if name == "segmentation":
+        if key == SEGMENTATION_MASKS:
             truth.append(np.asarray(example[key]).reshape(np.shape(example["images"])[:2]))
         else:
             truth.append({field: np.asarray(value) for field, value in example[key].items()})
-    return np.stack(truth) if name == "segmentation" else truth
+    return np.stack(truth) if key == SEGMENTATION_MASKS else truth
 
 
 def keras_outputs(model: keras.Model, task, images: np.ndarray,
