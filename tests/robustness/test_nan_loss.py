@@ -75,3 +75,30 @@ def test_nan_before_any_checkpoint_says_so():
     with pytest.raises(NonFiniteLossError, match="epoch 1, batch 1 .*pass a run_dir"):
         vk.train.fit(_model(after=0), data, epochs=1, verbose=0, evaluate=False,
                      plots=False)
+
+
+@keras.saving.register_keras_serializable(package="visionkit_tests")
+class PoisonInInference(keras.layers.Layer):
+    """Passes its input through in training and adds NaN in inference, as batch norm's
+    overflowed moving statistics do while the training loss (batch statistics) is finite."""
+
+    def call(self, inputs, training=False):
+        return inputs if training else inputs + float("nan")
+
+
+def test_a_nan_validation_loss_with_a_finite_training_loss_stops_training():
+    # Batch norm over a 1x1 map with a batch of 2 (2 values per channel) is warned about
+    # before the first step; the NaN inference output it can cause stops training.
+    data = vk.data.digits(image_size=(8, 8), batch_size=2, seed=0).take(4, 2)
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.Conv2D(4, 8)(keras.layers.Rescaling(1 / 255)(inputs))
+    features = keras.layers.BatchNormalization(name="bn")(features)
+    features = keras.layers.GlobalAveragePooling2D()(features)
+    model = keras.Model(inputs, keras.layers.Dense(10)(PoisonInInference()(features)))
+    with pytest.warns(UserWarning, match=r"bn \(1 position\(s\) per image -> 2 value\(s\)\)"
+                      r".*batch of at least 3"):
+        with pytest.raises(NonFiniteLossError) as error:
+            vk.train.fit(model, data, epochs=2, verbose=0, evaluate=False, plots=False)
+    message = str(error.value)
+    assert "validation loss val_loss became nan at epoch 1" in message
+    assert "while the training loss was" in message and "batch normalization" in message

@@ -87,7 +87,10 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stops training at the first batch whose loss is NaN or infinite, saying where.
 
     Keras's `TerminateOnNaN` prints the batch number and ends `fit` as if it had
-    finished. This raises `NonFiniteLossError` instead, naming the epoch and the batch
+    finished, and looks only at the training loss. A validation loss that is NaN or
+    infinite at the end of an epoch (the model in inference mode, with batch norm's
+    moving statistics, while the training loss stayed finite) stops training too.
+    This raises `NonFiniteLossError` instead, naming the epoch and the batch
     (both counted from 1, as Keras's progress bar counts epochs) and the last good
     checkpoint, which it leaves untouched (the weights in memory are no longer usable).
     The loss Keras reports per batch is the epoch's running mean, so the batch named is
@@ -123,19 +126,50 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         loss = float(loss)
         if math.isfinite(loss):
             return
-        if self._model is not None:
-            self.model.stop_training = True
-        if self.checkpoint and os.path.exists(self.checkpoint):
-            kept = f"The last good checkpoint is kept: {self.checkpoint}."
-        elif self.checkpoint:
-            kept = "No checkpoint was saved before this (the first epoch did not finish)."
-        else:
-            kept = "No checkpoint was being written (pass a run_dir to keep one)."
+        self._stop()
         raise NonFiniteLossError(
             f"The training loss became {loss} at epoch {self._epoch + 1}, batch {batch + 1} "
-            f"(counted from 1); training stopped. {kept} Usual causes: a learning rate too "
-            "high, NaN or infinite values in the inputs, or labels outside the classes; "
-            "try a lower learning_rate.")
+            f"(counted from 1); training stopped. {self._kept()} Usual causes: a learning "
+            "rate too high, NaN or infinite values in the inputs, or labels outside the "
+            "classes; try a lower learning_rate.")
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        # Validation runs the model in inference: batch norm uses its moving statistics,
+        # which exploding gradients can overflow while every training loss (computed with
+        # the batch's own statistics) stays finite.
+        logs = logs or {}
+        losses = {}
+        for key, value in logs.items():
+            if not (key.startswith("val_") and key.endswith("loss")):
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                continue
+            if not math.isfinite(number):
+                losses[key] = number
+        if not losses:
+            return
+        self._stop()
+        key, value = next(iter(losses.items()))
+        raise NonFiniteLossError(
+            f"The validation loss {key} became {value} at epoch {epoch + 1} (counted from 1) "
+            f"while the training loss was {logs.get('loss')}; training stopped. The model's "
+            f"inference outputs are not finite. {self._kept()} Usual causes: batch "
+            "normalization over too few values per channel (a small batch on small feature "
+            "maps: use a larger batch or larger images) or a learning rate too high; try a "
+            "lower learning_rate.")
+
+    def _stop(self) -> None:
+        if self._model is not None:
+            self.model.stop_training = True
+
+    def _kept(self) -> str:
+        if self.checkpoint and os.path.exists(self.checkpoint):
+            return f"The last good checkpoint is kept: {self.checkpoint}."
+        if self.checkpoint:
+            return "No checkpoint was saved before this (no earlier epoch finished well)."
+        return "No checkpoint was being written (pass a run_dir to keep one)."
 
 
 class BestCheckpoint(keras.callbacks.ModelCheckpoint):

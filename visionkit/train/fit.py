@@ -23,6 +23,7 @@ from visionkit.train.auxiliary import (
     main_head,
 )
 from visionkit.train.balance import apply_sampling, class_weighted_loss
+from visionkit.train.batch_statistics import check_batch_norm_statistics
 from visionkit.train.best import BestWeights
 from visionkit.train.callbacks import (
     BestCheckpoint,
@@ -287,6 +288,7 @@ def fit(
         inner = trained_model(model)  # a wrapper (distiller) trains the model it wraps
         trained_head = main_head(inner)  # GoogLeNet's auxiliary heads left out
         check_model_against_data(trained_head, data)  # clear errors before the first step
+        check_batch_norm_statistics(trained_head, data.batch_size // replicas)  # warns
         if class_weight is not None:
             if loss is not None:
                 raise ValueError("Pass class_weight or loss, not both: class_weight replaces "

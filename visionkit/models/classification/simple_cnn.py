@@ -65,13 +65,18 @@ def simple_cnn(
         input_shape: `(height, width, channels)` of raw 0..255 images. Defaults to (32, 32, 3).
         num_classes: number of classes. Defaults to 10.
         filters: filters per block, or None to size the network to `input_shape`
-            (`default_filters`: 5 blocks at 64x64, 4 at 32x32). Defaults to None.
+            (`default_filters`: 5 blocks at 64x64, 4 at 32x32). With n blocks, images
+            must be at least 2**n pixels high and wide. Defaults to None.
         dropout: dropout before the classifier. Defaults to 0.25.
         activation: final activation, "softmax" or None for logits. Defaults to "softmax".
         name: model name.
 
     Returns:
         A `keras.Model` from images `[B,H,W,C]` to class scores `[B, num_classes]`.
+
+    Raises:
+        ValueError: for empty `filters`, or images smaller than `2**len(filters)` pixels
+            on a side (naming the size received and the minimum).
 
     Example:
 
@@ -83,6 +88,13 @@ def simple_cnn(
         filters = default_filters(input_shape)
     if not filters:
         raise ValueError("Expected at least one entry in filters; received an empty tuple.")
+    minimum = 2 ** len(filters)  # each block's 2x2 pooling halves the map (rounding down)
+    if min(input_shape[:2]) < minimum:
+        raise ValueError(f"simple_cnn with {len(filters)} blocks (filters={tuple(filters)}) "
+                         f"halves the image {len(filters)} times and needs images of at "
+                         f"least {minimum}x{minimum} pixels; received "
+                         f"input_shape={tuple(input_shape)!r}. Pass fewer filters or "
+                         "filters=None (sized to the input).")
     inputs = raw_image_input(input_shape)
     x = rescale(inputs)
     for index, count in enumerate(filters, start=1):
