@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 
 __all__ = ["check_model_against_data", "final_activation"]
 
@@ -38,6 +39,19 @@ def final_activation(model: keras.Model) -> str | None:
     if activation is None:
         return None
     return getattr(activation, "__name__", str(activation))
+
+
+def _output_shape(model: keras.Model, data: Any) -> tuple | None:
+    """The model's output shape `(None, ...)`; for a subclassed model (no symbolic output)
+    the shape of its output on one zero image of the data's size, or None when that output
+    is not a single tensor."""
+    try:
+        return _single(model.output_shape, "output")
+    except AttributeError:
+        outputs = model(np.zeros((1, *data.input_shape), np.float32), training=False)
+        if not hasattr(outputs, "shape"):
+            return None
+        return (None, *tuple(outputs.shape)[1:])
 
 
 def _single(shapes: Any, what: str) -> tuple:
@@ -70,7 +84,10 @@ def check_model_against_data(model: keras.Model, data: Any) -> None:
         ValueError: naming the model's value, the data's value and what to change.
     """
     task = data.task
-    input_shape = _single(model.input_shape, "input")
+    try:
+        input_shape = _single(model.input_shape, "input")
+    except AttributeError:  # a subclassed model has no symbolic input: its call is probed
+        input_shape = (None, *data.input_shape)
     expected = (None, *data.input_shape)
     if len(input_shape) != len(expected):
         raise ValueError(f"The model takes inputs of shape {input_shape} but the data's images "
@@ -86,7 +103,9 @@ def check_model_against_data(model: keras.Model, data: Any) -> None:
     rank = getattr(task, "output_rank", None)
     if rank is None:
         return
-    output_shape = _single(model.output_shape, "output")
+    output_shape = _output_shape(model, data)
+    if output_shape is None:
+        return
     if len(output_shape) != rank:
         kind = "[batch, classes]" if rank == 2 else "[batch, height, width, classes]"
         raise ValueError(f"A {task.name} model must output {kind}; this model outputs shape "
