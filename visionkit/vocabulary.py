@@ -329,14 +329,17 @@ def get_task(task: str | Task, **options: Any) -> Task:
     """Returns the task object for a name (or the object itself).
 
     Args:
-        task: a task name ("classification", "segmentation", "detection", "multilabel")
-            or a `Task`, returned as it is.
+        task: a task name ("classification", "segmentation", "detection", "multilabel"),
+            a `Task` (returned as it is) or another object with the task's `name` (the
+            registered task of that name).
         **options: keyword arguments of the task's class (e.g. `threshold=` of
             "multilabel"); only with a name.
 
     Raises:
         ValueError: for an unknown task name, listing the known ones.
     """
+    if not isinstance(task, (str, Task)) and isinstance(getattr(task, "name", None), str):
+        task = task.name  # a stand-in that carries only the name (a user's own object)
     if isinstance(task, Task):
         if options:
             raise ValueError(f"Task options {sorted(options)} need a task name; received "

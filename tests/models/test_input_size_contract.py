@@ -44,3 +44,10 @@ def test_simple_cnn_needs_a_pixel_per_pooling():
     model = vk.models.build("simple_cnn", (8, 9, 3), NUM_CLASSES, filters=(4, 4, 4))
     assert model.get_layer("pool3").output.shape[1:3] == (1, 1)
 
+
+
+def test_simple_cnn_with_explicit_filters_builds_for_any_size_and_checks_a_known_side():
+    model = vk.models.build("simple_cnn", (None, None, 3), 3, filters=(4, 8))
+    assert model.input_shape == (None, None, None, 3)
+    with pytest.raises(ValueError, match="at least 4x4 pixels"):
+        vk.models.build("simple_cnn", (None, 3, 3), 3, filters=(4, 8))

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.data.class_counts import class_counts
+from visionkit.vocabulary import get_task
 
 __all__ = ["class_balanced"]
 
@@ -76,7 +77,7 @@ def class_balanced(data: Any, classes_per_batch: int = 8, images_per_class: int 
         ValueError: for a data set that is not single-label classification, P or K below
             2, or fewer than P classes with images in the training split.
     """
-    if not getattr(data.task, "single_label", False):
+    if not get_task(data.task).single_label:
         raise ValueError(f"Expected a single-label classification data set; received a "
                          f"{getattr(data.task, 'name', type(data).__name__)!r} data set.")
     for name, value in (("classes_per_batch", classes_per_batch),

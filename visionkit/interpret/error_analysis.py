@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from visionkit import plot
+from visionkit.vocabulary import get_task
 
 __all__ = ["ErrorAnalysis", "cell_page_name", "error_analysis"]
 
@@ -126,7 +127,7 @@ def error_analysis(model: keras.Model, data: Any, out_dir: str | os.PathLike,
     from visionkit.interpret.attributions import grad_cam
 
     task = getattr(data, "task", None)
-    if task is not None and not getattr(task, "single_label", False):
+    if task is not None and not get_task(task).single_label:
         raise ValueError(f"The error analysis needs a classification data set; received "
                          f"one of task {task.name!r}.")
     images, labels = _collect(data, int(max_images))

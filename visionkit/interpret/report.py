@@ -32,6 +32,7 @@ from visionkit.interpret.filters import filters as maximize_filters
 from visionkit.interpret.layers import cam_layer, conv_layer_names, pooled_feature_layer
 from visionkit.interpret.occlusion import occlusion
 from visionkit.interpret.targets import resolve_target
+from visionkit.vocabulary import get_task
 
 __all__ = ["report"]
 
@@ -246,8 +247,9 @@ def image_source(filename: str) -> str:
 
 def is_classification(data: Any, labels: np.ndarray | None) -> bool:
     """True for a classification set with one integer label per image."""
-    return (getattr(getattr(data, "task", None), "single_label", False)
-            and labels is not None and labels.ndim == 1)
+    task = getattr(data, "task", None)
+    return bool(task is not None and get_task(task).single_label
+                and labels is not None and labels.ndim == 1)
 
 
 def misclassified_points(model: keras.Model, embedding: Any, batch_size: int = 64) -> np.ndarray:

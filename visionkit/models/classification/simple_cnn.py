@@ -89,7 +89,8 @@ def simple_cnn(
     if not filters:
         raise ValueError("Expected at least one entry in filters; received an empty tuple.")
     minimum = 2 ** len(filters)  # each block's 2x2 pooling halves the map (rounding down)
-    if min(input_shape[:2]) < minimum:
+    known = [side for side in input_shape[:2] if side is not None]  # None: any size
+    if known and min(known) < minimum:
         raise ValueError(f"simple_cnn with {len(filters)} blocks (filters={tuple(filters)}) "
                          f"halves the image {len(filters)} times and needs images of at "
                          f"least {minimum}x{minimum} pixels; received "
