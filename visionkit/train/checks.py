@@ -26,18 +26,17 @@ from typing import Any
 
 import keras
 
+from visionkit.vocabulary import output_activation
+
 __all__ = ["check_model_against_data", "final_activation"]
 
 
 def final_activation(model: keras.Model) -> str | None:
-    """The name of the activation the model's output layer applies ("softmax", ...), or None."""
-    layer = model.layers[-1] if model.layers else None
-    if isinstance(layer, keras.layers.Softmax):
-        return "softmax"
-    activation = getattr(layer, "activation", None)
-    if activation is None:
-        return None
-    return getattr(activation, "__name__", str(activation))
+    """The name of the activation that produces the model's output ("softmax", ...), or None.
+
+    Traced back through float32 `Activation("linear")` casts, reshapes and nested models
+    (`visionkit.vocabulary.output_activation`)."""
+    return output_activation(model)
 
 
 def _single(shapes: Any, what: str) -> tuple:
