@@ -26,6 +26,10 @@ import numpy as np
 __all__ = ["RunDirectory", "write_json_atomic"]
 
 
+# What a history.csv cell holds for a metric its epoch did not log (Keras writes "NA").
+_MISSING = (None, "", "NA")
+
+
 class RunDirectory:
     """Paths inside one run directory.
 
@@ -65,7 +69,12 @@ class RunDirectory:
         return path
 
     def read_history(self) -> dict[str, list[float]]:
-        """The per-epoch history from history.csv (empty if none was written)."""
+        """The per-epoch history from history.csv (empty if none was written).
+
+        Keras's CSVLogger writes "NA" for a metric an epoch did not log (every `val_`
+        column of a run without validation data); those cells are left out, and so is a
+        column with no value.
+        """
         import csv
 
         if not os.path.exists(self.history_csv):
@@ -73,7 +82,9 @@ class RunDirectory:
         with open(self.history_csv, newline="") as handle:
             rows = list(csv.DictReader(handle))
         keys = [k for k in (rows[0] if rows else {}) if k != "epoch"]
-        return {k: [float(row[k]) for row in rows if row.get(k) not in (None, "")] for k in keys}
+        history = {k: [float(row[k]) for row in rows if row.get(k) not in _MISSING]
+                   for k in keys}
+        return {k: values for k, values in history.items() if values}
 
     def __repr__(self) -> str:
         return f"RunDirectory({self.root!r})"
