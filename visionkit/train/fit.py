@@ -288,7 +288,8 @@ def fit(
         inner = trained_model(model)  # a wrapper (distiller) trains the model it wraps
         trained_head = main_head(inner)  # GoogLeNet's auxiliary heads left out
         check_model_against_data(trained_head, data)  # clear errors before the first step
-        check_batch_norm_statistics(trained_head, data.batch_size // replicas)  # warns
+        check_batch_norm_statistics(  # warns; balanced sampling draws full batches only
+            trained_head, data.batch_size, None if sampling else len(data), replicas)
         if class_weight is not None:
             if loss is not None:
                 raise ValueError("Pass class_weight or loss, not both: class_weight replaces "
