@@ -94,6 +94,13 @@ def check_model_against_data(model: keras.Model, data: Any) -> None:
     if not getattr(task, "outputs_are_classes", True):  # e.g. embedding dimensions
         return
     activation = final_activation(model)
+    if data.num_classes < 2 and not getattr(task, "multi_label", False):
+        raise ValueError(
+            f"The data has {data.num_classes} class ({list(data.class_names)}): a "
+            f"{task.name} model chooses between classes and needs at least 2 (a softmax "
+            "over one class is always 1.0 and nothing is learned). The targets hold one "
+            "class only; pass class_names with every class, including those these images "
+            "do not show (e.g. class_names=('background', 'object')).")
     if getattr(task, "multi_label", False) and activation == "softmax":
         raise ValueError(
             "The model ends in a softmax, which makes the classes compete (their "
