@@ -344,6 +344,8 @@ def fit(
                 explain=task.explain_heatmaps))
     callback_list = order_for_resume(callback_list)  # the backup restores after the others
     resume_at = first_epoch(directory.backup) if directory is not None and backup else 0
+    if directory is not None and resume_at == 0 and chief:
+        directory.start_history()  # an earlier run's history is moved aside
 
     if verbose == "auto":  # a live progress bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,29 @@ class RunDirectory:
         path = self.path(name)
         write_json_atomic(path, payload)
         return path
+
+    def start_history(self) -> str | None:
+        """Moves the history.csv of an earlier, finished run aside before a new run.
+
+        A run that does not resume (no backup to continue from) writes its own history:
+        Keras's CSVLogger appends rows under the header already in the file, so a run with
+        other metrics would put its values under the earlier run's column names. The old
+        file is kept as `history.previous-<n>.csv`, said once.
+
+        Returns:
+            The path the earlier history was moved to, or None when there was none.
+        """
+        if not os.path.exists(self.history_csv):
+            return None
+        index = 1
+        while os.path.exists(self.path(f"history.previous-{index}.csv")):
+            index += 1
+        kept = self.path(f"history.previous-{index}.csv")
+        os.replace(self.history_csv, kept)
+        warnings.warn(f"{self.root!r} holds the history of an earlier run that this run does "
+                      f"not resume (no backup to continue from); it was moved to {kept!r} "
+                      "and this run's history starts afresh in history.csv.", stacklevel=3)
+        return kept
 
     def read_history(self) -> dict[str, list[float]]:
         """The per-epoch history from history.csv (empty if none was written).
