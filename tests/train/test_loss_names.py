@@ -5,8 +5,9 @@ import keras
 import numpy as np
 import pytest
 
-from visionkit.train.loss_names import resolve_loss
+from visionkit.train.loss_names import resolve_loss, resolve_metrics
 from visionkit.train.losses import CrossEntropyDice, DiceLoss, FocalLoss, SegmentationCrossEntropy
+from visionkit.train.segmentation_metrics import DiceCoefficient, PixelAccuracy, SegmentationMeanIoU
 from visionkit.vocabulary import get_task
 
 SEGMENTATION = get_task("segmentation")
@@ -59,3 +60,25 @@ def test_other_names_and_objects_go_to_keras_unchanged():
     assert resolve_loss(own, SEGMENTATION, SOFTMAX) is own
     assert resolve_loss(None, SEGMENTATION, SOFTMAX) is None
     assert resolve_loss("no_such_loss", SEGMENTATION, SOFTMAX) == "no_such_loss"
+
+
+def test_visionkit_metric_names_build_its_metrics_and_keras_accuracy_is_refused():
+    metrics = resolve_metrics(["mean_iou", "pixel_accuracy", "dice", "auc"], SEGMENTATION,
+                              SOFTMAX, 3)
+    assert [type(m) for m in metrics[:3]] == [SegmentationMeanIoU, PixelAccuracy,
+                                              DiceCoefficient]
+    assert metrics[0].num_classes == 3 and metrics[3] == "auc"
+    # Keras's accuracy counts the ignored pixel as wrong: 2 of 4 instead of 2 of 3.
+    masks = np.array([[[0, 1], [2, 255]]])
+    scores = np.eye(3, dtype="float32")[np.array([[[0, 1], [0, 0]]])]
+    metrics[1].update_state(masks, scores)
+    assert float(metrics[1].result()) == pytest.approx(2 / 3)
+    keras_accuracy = keras.metrics.SparseCategoricalAccuracy()
+    keras_accuracy.update_state(masks, scores)
+    assert float(keras_accuracy.result()) == pytest.approx(2 / 4)
+    with pytest.raises(ValueError, match=r"metrics=\['accuracy'\] is Keras's, which counts "
+                                         r"the pixels marked 255"):
+        resolve_metrics(["accuracy"], SEGMENTATION, SOFTMAX, 3)
+    assert resolve_metrics(["accuracy"], get_task("classification"), SOFTMAX, 3) == \
+        ["accuracy"]
+    assert resolve_metrics(None, SEGMENTATION, SOFTMAX, 3) is None

@@ -46,7 +46,7 @@ from visionkit.train.evaluate import evaluate_with_examples
 from visionkit.train.explain_callback import ExplainCallback, explain_images
 from visionkit.train.fine_tune import fine_tune_fit, parse_fine_tune
 from visionkit.train.keras_compat import distributed_fit_fixes
-from visionkit.train.loss_names import resolve_loss
+from visionkit.train.loss_names import resolve_loss, resolve_metrics
 from visionkit.train.optimizers import DEFAULT_LEARNING_RATES, make_optimizer
 from visionkit.train.precision import (
     rebuild_model,
@@ -297,6 +297,7 @@ def fit(
                                  "the task's loss with a class-weighted cross-entropy.")
             loss = class_weighted_loss(trained_head, data, class_weight)
         loss = resolve_loss(loss, task, trained_head)  # visionkit's loss names
+        metrics = resolve_metrics(metrics, task, trained_head, data.num_classes)
         if adversarial is not None:
             model = adversarial_training(model, adversarial, data, seed)
         if model is not inner:  # the wrapper is compiled with its inner model's loss

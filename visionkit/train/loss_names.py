@@ -27,9 +27,14 @@ from typing import Any
 import keras
 
 from visionkit.train.losses import CrossEntropyDice, DiceLoss, FocalLoss, SegmentationCrossEntropy
+from visionkit.train.segmentation_metrics import (
+    DiceCoefficient,
+    PixelAccuracy,
+    SegmentationMeanIoU,
+)
 from visionkit.vocabulary import Task, ends_in_probabilities
 
-__all__ = ["VISIONKIT_LOSSES", "resolve_loss"]
+__all__ = ["VISIONKIT_LOSSES", "VISIONKIT_METRICS", "resolve_loss", "resolve_metrics"]
 
 _CLASSES = (SegmentationCrossEntropy, DiceLoss, FocalLoss, CrossEntropyDice)
 
@@ -87,3 +92,61 @@ def resolve_loss(loss: Any, task: Task, model: keras.Model) -> Any:
         f"targets). Use one of visionkit's {names} (the same losses over the pixels that "
         f"are not {ignore}), or pass a loss object, e.g. "
         f"keras.losses.SparseCategoricalCrossentropy(ignore_class={ignore}).")
+
+
+_METRIC_CLASSES = (SegmentationMeanIoU, DiceCoefficient, PixelAccuracy)
+
+# Every name `fit(metrics=[...])` understands for visionkit's segmentation metrics.
+VISIONKIT_METRICS: dict[str, type] = {
+    name.lower(): cls for cls in _METRIC_CLASSES
+    for name in (cls(2).name, cls.__name__, f"visionkit>{cls.__name__}")}
+
+# Keras metric names that count every pixel, the ignored ones included.
+_KERAS_PIXEL_METRICS = ("accuracy", "acc", "sparse_categorical_accuracy",
+                        "sparse_top_k_categorical_accuracy", "mean_io_u", "meaniou")
+
+
+def resolve_metrics(metrics: Any, task: Task, model: keras.Model,
+                    num_classes: int) -> Any:
+    """The metrics `fit` compiles with, for metrics given by name.
+
+    visionkit's segmentation metric names ("mean_iou", "dice", "pixel_accuracy", the class
+    and registered names) build its metrics for `num_classes`. For a task whose default
+    loss leaves out an ignore value, Keras's accuracy names are refused: they count the
+    ignored pixels (never right) and lower the figure silently. Everything else goes
+    to Keras unchanged.
+
+    Args:
+        metrics: None (the task's), or a sequence of metric objects and names.
+        task: the data's task.
+        model: the model trained.
+        num_classes: the data's number of classes.
+
+    Returns:
+        `metrics` with visionkit's names replaced by its metrics.
+
+    Raises:
+        ValueError: naming the metric, for a Keras accuracy name on data with an ignore
+            value.
+    """
+    if metrics is None or isinstance(metrics, (str, dict)):
+        return metrics
+    try:
+        ignore = getattr(task.loss(model), "ignore_index", None)
+    except NotImplementedError:
+        ignore = None
+    resolved = []
+    for metric in metrics:
+        if isinstance(metric, str):
+            cls = VISIONKIT_METRICS.get(metric.strip().lower())
+            if cls is not None:
+                resolved.append(cls(int(num_classes)))
+                continue
+            if ignore is not None and metric.strip().lower() in _KERAS_PIXEL_METRICS:
+                names = sorted({cls(2).name for cls in _METRIC_CLASSES})
+                raise ValueError(
+                    f"metrics=[{metric!r}] is Keras's, which counts the pixels marked "
+                    f"{ignore} (ignore) as wrong and lowers the figure; use visionkit's "
+                    f"{names}, which leave them out.")
+        resolved.append(metric)
+    return resolved
