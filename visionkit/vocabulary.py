@@ -32,8 +32,8 @@ import tensorflow as tf
 
 __all__ = ["BOUNDING_BOXES", "BOXES", "BOX_FORMAT", "BOX_PADDING", "IGNORE_INDEX", "IMAGES",
            "LABELS", "SEGMENTATION_MASKS", "TASKS", "Task", "did_you_mean",
-           "ends_in_probabilities", "get_task", "predict_dataset", "register_task",
-           "tasks_with"]
+           "ends_in_probabilities", "get_task", "output_activation", "predict_dataset",
+           "register_task", "tasks_with"]
 
 # Batch keys.
 IMAGES = "images"
@@ -74,26 +74,79 @@ def did_you_mean(name: Any, known: Iterable[str], n: int = 1, cutoff: float = 0.
 
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
 
+# Layers that move or re-type scores without changing them: the activation before them is
+# the output's.
+_PASSTHROUGH_LAYERS = ("Reshape", "Permute", "Flatten", "Identity", "Cropping1D",
+                       "Cropping2D", "Cropping3D")
 
-def ends_in_probabilities(model: keras.Model) -> bool:
-    """Whether `model`'s last layer applies softmax or sigmoid.
 
-    Builders end in a layer named after their output with `activation="softmax"` (the
-    default) or `activation=None` for logits. Losses and served outputs use this to decide
-    whether to apply softmax themselves.
+def _activation_name(activation: Any) -> str:
+    return str(getattr(activation, "__name__", activation)).lower()
+
+
+def output_activation(model: keras.Model) -> str | None:
+    """The activation that produces `model`'s (first) output: "softmax", "sigmoid", ...
+
+    Follows the output back through what does not change the scores: an
+    `Activation("linear")` (e.g. the float32 cast of a mixed-precision model), a reshape,
+    permutation, flatten, identity or crop, and into a nested model's own output. A
+    `keras.layers.Softmax` layer and `keras.ops.softmax` / `keras.ops.sigmoid` in a
+    functional model count as their activation.
 
     Args:
         model: a Keras model.
 
     Returns:
-        True if the final layer's activation is softmax or sigmoid.
+        The activation's lower-case name ("linear" for a layer without one), or None when
+        the model's output cannot be traced (a model without layers).
     """
-    layer = model.layers[-1]
-    activation = getattr(layer, "activation", None)
-    if activation is None:
-        return False
-    name = getattr(activation, "__name__", str(activation))
-    return name in _PROBABILITY_ACTIVATIONS
+    outputs = getattr(model, "outputs", None) if getattr(model, "built", True) else None
+    try:
+        operation = outputs[0]._keras_history.operation if outputs else None
+    except (AttributeError, IndexError, TypeError, ValueError):
+        operation = None
+    if operation is None:  # subclassed models: their last layer
+        layers = getattr(model, "layers", None)
+        operation = layers[-1] if layers else None
+    for _ in range(1000):
+        if operation is None:
+            return None
+        if isinstance(operation, keras.Model) and operation is not model:
+            return output_activation(operation)
+        kind = type(operation).__name__
+        if kind in ("Softmax", "Sigmoid", "LogSoftmax"):
+            return kind.lower() if kind != "LogSoftmax" else "log_softmax"
+        activation = getattr(operation, "activation", None)
+        name = _activation_name(activation) if activation is not None else None
+        passes = (kind in _PASSTHROUGH_LAYERS
+                  or (isinstance(operation, keras.layers.Activation) and name == "linear"))
+        if not passes:
+            return name if name is not None else "linear"
+        inputs = getattr(operation, "input", None)
+        try:
+            operation = inputs._keras_history.operation
+        except (AttributeError, ValueError):
+            return name
+    return None
+
+
+def ends_in_probabilities(model: keras.Model) -> bool:
+    """Whether `model`'s output is a softmax or sigmoid.
+
+    Builders end in a layer named after their output with `activation="softmax"` (the
+    default) or `activation=None` for logits. Losses and served outputs use this to decide
+    whether to apply softmax themselves. A model's own ending counts as well: a
+    `keras.layers.Softmax`, `keras.ops.softmax`, an `Activation("softmax")` followed by a
+    float32 `Activation("linear")` or a reshape, or a nested model ending in softmax
+    (see `output_activation`).
+
+    Args:
+        model: a Keras model.
+
+    Returns:
+        True if the activation that produces the output is softmax or sigmoid.
+    """
+    return output_activation(model) in _PROBABILITY_ACTIVATIONS
 
 
 class Task:

@@ -68,8 +68,23 @@ def test_colour_decorrelation_is_a_square_root_of_the_colour_covariance():
     with pytest.raises(vk.interpret.ArgumentError, match="same") as error:
         vk.interpret.colour_decorrelation(np.full((2, 4, 4, 3), 80.0))
     assert error.value.argument == "images"
-    with pytest.raises(vk.interpret.ArgumentError, match=r"\[N, H, W, 3\]"):
+    with pytest.raises(vk.interpret.ArgumentError, match=r"Greyscale images \(shape "
+                                                         r"\(2, 4, 4, 1\)\) have no colours"):
         vk.interpret.colour_decorrelation(np.zeros((2, 4, 4, 1)))
+    with pytest.raises(vk.interpret.ArgumentError, match=r"\[N, H, W, 3\]"):
+        vk.interpret.colour_decorrelation(np.zeros((4, 4, 2)))
+
+
+def test_colour_decorrelation_takes_one_image_and_says_when_pixels_look_0_to_1():
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
+    single = vk.interpret.colour_decorrelation(image)
+    np.testing.assert_array_equal(single, vk.interpret.colour_decorrelation(image[None]))
+    centred = image.reshape(-1, 3) / 255.0
+    np.testing.assert_allclose(single @ single.T, np.cov(centred, rowvar=False), atol=1e-6)
+    with pytest.warns(UserWarning, match=r"look scaled to 0..1.*255 times too small"):
+        scaled = vk.interpret.colour_decorrelation(image / 255.0)
+    np.testing.assert_allclose(scaled * 255.0, single, rtol=1e-4, atol=1e-7)
 
 
 def test_fourier_takes_a_colour_matrix(tiny_model):

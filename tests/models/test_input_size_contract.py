@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from tiny_models import NUM_CLASSES, documented_minimum, tiny_kwargs
 
 import visionkit as vk
+from visionkit.models.classification.simple_cnn import default_filters
+from visionkit.models.segmentation.segnet import default_stages
 
 NAMES = vk.models.available("classification") + vk.models.available("segmentation")
 LIMITED = [name for name in NAMES if documented_minimum(name) is not None]
@@ -46,8 +49,15 @@ def test_simple_cnn_needs_a_pixel_per_pooling():
 
 
 
-def test_simple_cnn_with_explicit_filters_builds_for_any_size_and_checks_a_known_side():
-    model = vk.models.build("simple_cnn", (None, None, 3), 3, filters=(4, 8))
-    assert model.input_shape == (None, None, None, 3)
-    with pytest.raises(ValueError, match="at least 4x4 pixels"):
-        vk.models.build("simple_cnn", (None, 3, 3), 3, filters=(4, 8))
+def test_a_side_given_as_none_takes_any_size():
+    # (None, None, 3) builds a network for images of any size (the style-transfer and
+    # feature-visualisation models); the minimum still holds on a side that is given.
+    model = vk.models.build("simple_cnn", (None, None, 3), NUM_CLASSES, filters=(4, 8))
+    assert tuple(model(np.zeros((1, 20, 28, 3), np.float32)).shape) == (1, NUM_CLASSES)
+    with pytest.raises(ValueError, match=r"least 4x4 pixels; received input_shape=\(None, 3, 3\)"):
+        vk.models.build("simple_cnn", (None, 3, 3), NUM_CLASSES, filters=(4, 8))
+    with pytest.raises(ValueError, match=r"input_shape=\(None, None, 3\) gives no height"):
+        vk.models.build("simple_cnn", (None, None, 3), NUM_CLASSES)
+    assert default_filters((None, 32, 1)) == default_filters((32, 32, 1))
+    assert default_stages((None, None, 3)) == 5
+    assert default_stages((None, 64, 3)) == default_stages((64, 64, 3)) == 4

@@ -11,6 +11,7 @@ from visionkit.train.batch_statistics import (
     MIN_VALUES_PER_CHANNEL,
     batch_norm_sample_counts,
     check_batch_norm_statistics,
+    smallest_batch,
 )
 
 
@@ -74,3 +75,37 @@ def test_the_warning_names_layers_sizes_and_the_batch_needed():
         warnings.simplefilter("error")
         check_batch_norm_statistics(_pooled_classifier((1, 1)), 3)
 
+
+
+def test_the_last_batch_of_an_epoch_is_checked_too():
+    # 18 images in batches of 8 end each epoch with a batch of 2: a 1x1 map then
+    # normalizes 2 values per channel, as a batch of 2 does.
+    assert smallest_batch(8, 18) == 2 and smallest_batch(8, 16) == 8
+    with pytest.warns(UserWarning) as caught:
+        counts = check_batch_norm_statistics(_pooled_classifier((1, 1)), 8, train_size=18)
+    assert [(count.layer, count.values_per_channel) for count in counts] == [("bn", 2)]
+    message = str(caught[0].message)
+    assert "last batch of each epoch (18 training images in batches of 8 leave 2)" in message
+    assert "divides 18 or leaves at least 3" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_batch_norm_statistics(_pooled_classifier((1, 1)), 8, train_size=16)
+        check_batch_norm_statistics(_pooled_classifier((1, 1)), 8, train_size=19)
+    # Two replicas split a batch of 8 into 4 each and the remainder of 2 into 1 each.
+    with pytest.warns(UserWarning, match="leaves at least 6"):
+        check_batch_norm_statistics(_pooled_classifier((1, 1)), 8, train_size=18, replicas=2)
+
+
+def test_fit_warns_about_the_last_batch_before_the_first_step(tmp_path):
+    import numpy as np
+
+    import visionkit as vk
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (18, 8, 8, 3)).astype("uint8")
+    data = vk.data.from_arrays(images, np.arange(18) % 10, batch_size=8,
+                               validation_split=0.0, seed=0)
+    with pytest.warns(UserWarning, match="last batch of each epoch"):
+        vk.train.fit(_pooled_classifier((1, 1)), data, epochs=1, steps_per_epoch=1,
+                     run_dir=tmp_path, verbose=0, evaluate=False, plots=False,
+                     tensorboard=False, backup=False, checkpoint=False)

@@ -4,6 +4,7 @@ test and models sized to their input."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -296,3 +297,20 @@ def test_segmentation_trains_on_cross_entropy_plus_dice_by_default():
     linear = keras.Model(inputs, keras.layers.Conv2D(3, 1)(inputs))
     assert float(task.loss(softmax)(masks, probabilities)) == pytest.approx(expected, rel=1e-5)
     assert float(task.loss(linear)(masks, logits)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_range_test_warns_when_the_loss_never_falls():
+    # A loss rising from the first rate: every rule would suggest the bottom of the
+    # range (the "minimum" rule 1e-7, below min_lr) without a falling loss to read.
+    rates = np.logspace(-6, 0, 40)
+    losses = 2.3 + np.linspace(0.0, 3.0, 40)
+    for method in ("minimum", "steepest", "valley"):
+        with pytest.warns(UserWarning, match=r"never fell below its value at the first "
+                                             r"rate, 1e-06 .*Lower min_lr"):
+            found = _read_off(rates, losses, method, sigma=1.6, skip_end=5)
+        assert found.minimum == pytest.approx(1e-6)
+    x = np.log10(rates)
+    falling = 2.0 - np.tanh((x + 3) * 1.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _read_off(rates, falling, "minimum")

@@ -75,3 +75,19 @@ def test_two_inputs_or_a_binary_sigmoid_are_refused_with_what_to_change(tiny_dig
                                 class_names=["cat", "dog"], validation_split=0.5)
     with pytest.raises(ValueError, match="single sigmoid unit"):
         check_model_against_data(_classifier(units=1, activation="sigmoid"), pairs)
+
+
+@pytest.mark.parametrize("masks", [np.zeros((4, 8, 8), int),
+                                   np.where(np.eye(8, dtype=bool), 255, 0)[None].repeat(4, 0)],
+                         ids=["background only", "background and ignored"])
+def test_masks_of_one_class_are_refused_naming_class_names(masks):
+    # Masks that show only the background give a one-class data set; the model built
+    # for it would end in a softmax over one unit.
+    data = vk.data.from_arrays(np.zeros((4, 8, 8, 3), "uint8"), masks=masks,
+                               task="segmentation", batch_size=2, validation_split=0.0)
+    assert data.num_classes == 1
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="softmax")(inputs))
+    with pytest.raises(ValueError, match=r"The data has 1 class \(\['0'\]\).*at least 2.*"
+                                         r"pass class_names"):
+        check_model_against_data(model, data)

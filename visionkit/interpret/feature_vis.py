@@ -41,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -77,23 +78,41 @@ def colour_decorrelation(images) -> np.ndarray:
 
     Args:
         images: `[N, H, W, 3]` pixels in 0..255 (NumPy or tensor), e.g. a sample of the
-            training set.
+            training set, or one image `[H, W, 3]`.
 
     Returns:
         float32 `[3, 3]`.
 
     Raises:
-        ArgumentError (a ValueError): naming `images` when they are not `[N, H, W, 3]`,
-            not finite, or of one colour (no covariance to factor).
+        ArgumentError (a ValueError): naming `images` when they are not `[N, H, W, 3]`
+            or `[H, W, 3]` (greyscale images are named as such), not finite, or of one
+            colour (no covariance to factor).
+
+    Warns:
+        UserWarning: for images whose values lie within 0..1 (scaled, not 0..255).
     """
     from visionkit.interpret.checks import ArgumentError
 
     array = np.asarray(images, dtype=np.float64)
+    if array.ndim == 3 and array.shape[-1] == 3:
+        array = array[np.newaxis]  # one image
+    if array.ndim == 4 and array.shape[-1] == 1:
+        raise ArgumentError("images", f"Greyscale images (shape {array.shape}) have no "
+                            "colours to decorrelate; filters on a one-channel model "
+                            "takes decorrelate=None.")
     if array.ndim != 4 or array.shape[-1] != 3 or array.size == 0:
-        raise ArgumentError("images", f"Expected images [N, H, W, 3] (RGB pixels in "
-                            f"0..255); received shape {array.shape}.")
+        raise ArgumentError("images", f"Expected images [N, H, W, 3] or one image "
+                            f"[H, W, 3] (RGB pixels in 0..255); received shape "
+                            f"{array.shape}.")
     if not np.isfinite(array).all():
         raise ArgumentError("images", "Expected finite pixels; received NaN or inf.")
+    low, high = float(array.min()), float(array.max())
+    if 0.0 < high <= 1.0 and low >= 0.0:
+        warnings.warn(f"colour_decorrelation: the images' values lie in [{low:g}, "
+                      f"{high:g}]: they look scaled to 0..1, and the matrix (for pixels in "
+                      "0..255) comes out 255 times too small; pass images * 255 "
+                      "(filters' use of it is unchanged: it normalizes the matrix).",
+                      stacklevel=2)
     covariance = np.cov(array.reshape(-1, 3) / 255.0, rowvar=False)
     if np.trace(covariance) <= 0:
         raise ArgumentError("images", "Expected images with more than one colour; "

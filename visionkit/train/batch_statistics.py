@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import keras
 
 __all__ = ["MIN_VALUES_PER_CHANNEL", "BatchNormCount", "batch_norm_sample_counts",
-           "check_batch_norm_statistics"]
+           "check_batch_norm_statistics", "smallest_batch"]
 
 # Two values per channel normalize to exactly +-1 (one bit) with an unbounded gradient;
 # from three on, the normalized values carry the inputs' order and spacing.
@@ -112,12 +112,35 @@ def batch_norm_sample_counts(model: keras.Model, batch_size: int) -> list[BatchN
     return counts
 
 
-def check_batch_norm_statistics(model: keras.Model, batch_size: int) -> list[BatchNormCount]:
+def smallest_batch(batch_size: int, train_size: int | None) -> int:
+    """The smallest batch an epoch trains on: its last one holds `train_size % batch_size`
+    images when that is not 0 (visionkit's pipelines keep the remainder).
+
+    Example:
+
+    >>> smallest_batch(8, 18), smallest_batch(8, 16), smallest_batch(8, None)
+    (2, 8, 8)
+    """
+    batch_size = int(batch_size)
+    if not train_size:
+        return batch_size
+    return int(train_size) % batch_size or batch_size
+
+
+def check_batch_norm_statistics(model: keras.Model, batch_size: int,
+                                train_size: int | None = None,
+                                replicas: int = 1) -> list[BatchNormCount]:
     """Warns once when batch-norm layers would normalize too few values in training.
+
+    Every epoch ends with its remainder batch (`train_size % batch_size` images), so
+    the layers are checked against the smaller of the two.
 
     Args:
         model: a built Keras model.
-        batch_size: the batch one replica normalizes in training.
+        batch_size: the global training batch.
+        train_size: the number of training images, or None when unknown (only
+            `batch_size` is checked). Defaults to None.
+        replicas: the replicas the batch is split across. Defaults to 1.
 
     Returns:
         The layers warned about (see `batch_norm_sample_counts`).
@@ -125,19 +148,34 @@ def check_batch_norm_statistics(model: keras.Model, batch_size: int) -> list[Bat
     Warns:
         UserWarning: naming how many layers normalize fewer than
             `MIN_VALUES_PER_CHANNEL` values per channel, up to three of them with their
-            map size, and the batch size that would be enough.
+            map size, and the batch size that would be enough (and, for the last batch
+            of an epoch, its size and `train_size`).
     """
-    counts = batch_norm_sample_counts(model, batch_size)
+    replicas = max(int(replicas), 1)
+    full = int(batch_size) // replicas
+    last = smallest_batch(batch_size, train_size) // replicas
+    if last < 1:  # some replicas get no image of the remainder: the others get one
+        last = 1
+    counts = batch_norm_sample_counts(model, min(full, last))
     if counts:
         examples = "; ".join(
             f"{count.layer} ({count.positions} position(s) per image -> "
             f"{count.values_per_channel} value(s))" for count in counts[:_EXAMPLES_SHOWN])
         needed = max(count.batch_needed for count in counts)
+        if last < full:
+            when = (f"in the last batch of each epoch ({int(train_size)} training images "
+                    f"in batches of {int(batch_size)} leave {smallest_batch(batch_size, train_size)})")
+            remedy = (f"Use a batch size that divides {int(train_size)} or leaves at least "
+                      f"{needed * replicas} images in the last batch, larger images, or "
+                      "freeze those layers.")
+        else:
+            when = f"with a batch of {full}"
+            remedy = (f"Use a batch of at least {needed * replicas}, larger images, or "
+                      "freeze those layers.")
         warnings.warn(
             f"{len(counts)} batch-normalization layer(s) of model {model.name!r} normalize "
-            f"fewer than {MIN_VALUES_PER_CHANNEL} values per channel in training with a "
-            f"batch of {int(batch_size)}: {examples}. Their outputs carry one bit or none "
-            "and their gradients can explode (a NaN model after one step). Use a batch "
-            f"of at least {needed}, larger images, or freeze those layers.",
+            f"fewer than {MIN_VALUES_PER_CHANNEL} values per channel in training {when}: "
+            f"{examples}. Their outputs carry one bit or none and their gradients can "
+            f"explode (a NaN model after one step). {remedy}",
             stacklevel=2)
     return counts

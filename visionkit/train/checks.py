@@ -27,18 +27,17 @@ from typing import Any
 import keras
 import numpy as np
 
+from visionkit.vocabulary import output_activation
+
 __all__ = ["check_model_against_data", "final_activation"]
 
 
 def final_activation(model: keras.Model) -> str | None:
-    """The name of the activation the model's output layer applies ("softmax", ...), or None."""
-    layer = model.layers[-1] if model.layers else None
-    if isinstance(layer, keras.layers.Softmax):
-        return "softmax"
-    activation = getattr(layer, "activation", None)
-    if activation is None:
-        return None
-    return getattr(activation, "__name__", str(activation))
+    """The name of the activation that produces the model's output ("softmax", ...), or None.
+
+    Traced back through float32 `Activation("linear")` casts, reshapes and nested models
+    (`visionkit.vocabulary.output_activation`)."""
+    return output_activation(model)
 
 
 def _output_shape(model: keras.Model, data: Any) -> tuple | None:
@@ -114,6 +113,13 @@ def check_model_against_data(model: keras.Model, data: Any) -> None:
     if not getattr(task, "outputs_are_classes", True):  # e.g. embedding dimensions
         return
     activation = final_activation(model)
+    if data.num_classes < 2 and not getattr(task, "multi_label", False):
+        raise ValueError(
+            f"The data has {data.num_classes} class ({list(data.class_names)}): a "
+            f"{task.name} model chooses between classes and needs at least 2 (a softmax "
+            "over one class is always 1.0 and nothing is learned). The targets hold one "
+            "class only; pass class_names with every class, including those these images "
+            "do not show (e.g. class_names=('background', 'object')).")
     if getattr(task, "multi_label", False) and activation == "softmax":
         raise ValueError(
             "The model ends in a softmax, which makes the classes compete (their "

@@ -46,6 +46,7 @@ from visionkit.train.evaluate import evaluate_with_examples
 from visionkit.train.explain_callback import ExplainCallback, explain_images
 from visionkit.train.fine_tune import fine_tune_fit, parse_fine_tune
 from visionkit.train.keras_compat import distributed_fit_fixes
+from visionkit.train.loss_names import resolve_loss, resolve_metrics
 from visionkit.train.optimizers import DEFAULT_LEARNING_RATES, make_optimizer
 from visionkit.train.precision import (
     rebuild_model,
@@ -288,12 +289,15 @@ def fit(
         inner = trained_model(model)  # a wrapper (distiller) trains the model it wraps
         trained_head = main_head(inner)  # GoogLeNet's auxiliary heads left out
         check_model_against_data(trained_head, data)  # clear errors before the first step
-        check_batch_norm_statistics(trained_head, data.batch_size // replicas)  # warns
+        check_batch_norm_statistics(  # warns; balanced sampling draws full batches only
+            trained_head, data.batch_size, None if sampling else len(data), replicas)
         if class_weight is not None:
             if loss is not None:
                 raise ValueError("Pass class_weight or loss, not both: class_weight replaces "
                                  "the task's loss with a class-weighted cross-entropy.")
             loss = class_weighted_loss(trained_head, data, class_weight)
+        loss = resolve_loss(loss, task, trained_head)  # visionkit's loss names
+        metrics = resolve_metrics(metrics, task, trained_head, data.num_classes)
         if adversarial is not None:
             model = adversarial_training(model, adversarial, data, seed)
         if model is not inner:  # the wrapper is compiled with its inner model's loss
@@ -341,6 +345,8 @@ def fit(
                 explain=task.explain_heatmaps))
     callback_list = order_for_resume(callback_list)  # the backup restores after the others
     resume_at = first_epoch(directory.backup) if directory is not None and backup else 0
+    if directory is not None and resume_at == 0 and chief:
+        directory.start_history()  # an earlier run's history is moved aside
 
     if verbose == "auto":  # a live progress bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2

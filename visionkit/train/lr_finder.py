@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import warnings
 from typing import Any
 
 import keras
@@ -183,6 +184,10 @@ def find_learning_rate(
         ValueError: for a bad range, step count, smoothing or method, or when every
             step's loss is NaN or infinite.
 
+    Warns:
+        UserWarning: when the smoothed loss never falls below its value at `min_lr`
+            (the suggestion is then the bottom of the range, not a measured rate).
+
     Example:
 
     >>> import visionkit as vk
@@ -253,6 +258,16 @@ def _read_off(rates: np.ndarray, losses: np.ndarray, method: str,
         valid_rates, valid = valid_rates[:-skip_end], valid[:-skip_end]
     at_minimum = int(np.argmin(valid))
     minimum = float(valid_rates[at_minimum])
+    if at_minimum == 0:
+        # Every rule reads a rate off a falling loss; without one the suggestion is the
+        # bottom of the range (the "minimum" rule a tenth below it), not a rate measured
+        # to train.
+        warnings.warn(
+            f"The range test's smoothed loss never fell below its value at the first "
+            f"rate, {valid_rates[0]:.2g} (from {valid[0]:.4g} to {valid[-1]:.4g} at "
+            f"{valid_rates[-1]:.2g}): the suggested rate is not read off a falling loss. "
+            "Lower min_lr, or check that the model trains (frozen layers, a loss that "
+            "cannot change).", stacklevel=3)
     # Slope per decade, up to the minimum (beyond it the loss rises by construction).
     stop = max(at_minimum, 1) + 1
     slopes = np.gradient(valid[:stop], np.log10(valid_rates[:stop]))

@@ -19,11 +19,16 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from typing import Any
 
 import numpy as np
 
 __all__ = ["RunDirectory", "write_json_atomic"]
+
+
+# What a history.csv cell holds for a metric its epoch did not log (Keras writes "NA").
+_MISSING = (None, "", "NA")
 
 
 class RunDirectory:
@@ -64,8 +69,36 @@ class RunDirectory:
         write_json_atomic(path, payload)
         return path
 
+    def start_history(self) -> str | None:
+        """Moves the history.csv of an earlier, finished run aside before a new run.
+
+        A run that does not resume (no backup to continue from) writes its own history:
+        Keras's CSVLogger appends rows under the header already in the file, so a run with
+        other metrics would put its values under the earlier run's column names. The old
+        file is kept as `history.previous-<n>.csv`, said once.
+
+        Returns:
+            The path the earlier history was moved to, or None when there was none.
+        """
+        if not os.path.exists(self.history_csv):
+            return None
+        index = 1
+        while os.path.exists(self.path(f"history.previous-{index}.csv")):
+            index += 1
+        kept = self.path(f"history.previous-{index}.csv")
+        os.replace(self.history_csv, kept)
+        warnings.warn(f"{self.root!r} holds the history of an earlier run that this run does "
+                      f"not resume (no backup to continue from); it was moved to {kept!r} "
+                      "and this run's history starts afresh in history.csv.", stacklevel=3)
+        return kept
+
     def read_history(self) -> dict[str, list[float]]:
-        """The per-epoch history from history.csv (empty if none was written)."""
+        """The per-epoch history from history.csv (empty if none was written).
+
+        Keras's CSVLogger writes "NA" for a metric an epoch did not log (every `val_`
+        column of a run without validation data); those cells are left out, and so is a
+        column with no value.
+        """
         import csv
 
         if not os.path.exists(self.history_csv):
@@ -73,7 +106,9 @@ class RunDirectory:
         with open(self.history_csv, newline="") as handle:
             rows = list(csv.DictReader(handle))
         keys = [k for k in (rows[0] if rows else {}) if k != "epoch"]
-        return {k: [float(row[k]) for row in rows if row.get(k) not in (None, "")] for k in keys}
+        history = {k: [float(row[k]) for row in rows if row.get(k) not in _MISSING]
+                   for k in keys}
+        return {k: values for k, values in history.items() if values}
 
     def __repr__(self) -> str:
         return f"RunDirectory({self.root!r})"

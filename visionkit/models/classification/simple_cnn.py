@@ -40,7 +40,13 @@ def default_filters(input_shape: tuple[int, ...]) -> tuple[int, ...]:
     >>> default_filters((64, 64, 3)), default_filters((32, 32, 1))
     ((32, 64, 128, 256, 256), (32, 64, 128, 256))
     """
-    side = int(min(input_shape[0], input_shape[1]))
+    known = [int(size) for size in input_shape[:2] if size is not None]
+    if not known:
+        raise ValueError("filters=None sizes simple_cnn to the image size, but input_shape="
+                         f"{tuple(input_shape)!r} gives no height or width; pass filters, "
+                         "e.g. filters=(32, 64, 128, 256, 256) (5 blocks, images of at "
+                         "least 32x32).")
+    side = min(known)
     blocks = 1
     while receptive_field(blocks) < side and side // 2 ** (blocks + 1) >= 2:
         blocks += 1
@@ -75,8 +81,9 @@ def simple_cnn(
         A `keras.Model` from images `[B,H,W,C]` to class scores `[B, num_classes]`.
 
     Raises:
-        ValueError: for empty `filters`, or images smaller than `2**len(filters)` pixels
-            on a side (naming the size received and the minimum).
+        ValueError: for empty `filters`, images smaller than `2**len(filters)` pixels
+            on a side (naming the size received and the minimum; a side given as None
+            takes any size), or `filters=None` with both sides None.
 
     Example:
 
@@ -89,7 +96,7 @@ def simple_cnn(
     if not filters:
         raise ValueError("Expected at least one entry in filters; received an empty tuple.")
     minimum = 2 ** len(filters)  # each block's 2x2 pooling halves the map (rounding down)
-    known = [side for side in input_shape[:2] if side is not None]  # None: any size
+    known = [int(size) for size in input_shape[:2] if size is not None]  # None: any size
     if known and min(known) < minimum:
         raise ValueError(f"simple_cnn with {len(filters)} blocks (filters={tuple(filters)}) "
                          f"halves the image {len(filters)} times and needs images of at "

@@ -76,8 +76,14 @@ def default_stages(input_shape: tuple[int, ...]) -> int:
 
     >>> default_stages((360, 480, 3)), default_stages((64, 64, 3)), default_stages((32, 32, 3))
     (5, 4, 3)
+
+    A side given as None (any size) leaves the other side to decide; with both None all
+    five stages are used.
     """
-    side = int(min(input_shape[0], input_shape[1]))
+    known = [int(size) for size in input_shape[:2] if size is not None]
+    if not known:  # any size (None, None, C): the paper's five stages
+        return _STAGES
+    side = min(known)
     stages = 1
     while stages < _STAGES and encoder_receptive_field(stages) < side:
         stages += 1
