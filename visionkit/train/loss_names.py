@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import keras
@@ -97,9 +98,12 @@ def resolve_loss(loss: Any, task: Task, model: keras.Model) -> Any:
 _METRIC_CLASSES = (SegmentationMeanIoU, DiceCoefficient, PixelAccuracy)
 
 # Every name `fit(metrics=[...])` understands for visionkit's segmentation metrics.
+# The default names are read from the signatures: building a metric at import would
+# start TensorFlow's runtime, which a multi-worker strategy must be created before.
 VISIONKIT_METRICS: dict[str, type] = {
     name.lower(): cls for cls in _METRIC_CLASSES
-    for name in (cls(2).name, cls.__name__, f"visionkit>{cls.__name__}")}
+    for name in (inspect.signature(cls.__init__).parameters["name"].default, cls.__name__,
+                 f"visionkit>{cls.__name__}")}
 
 # Keras metric names that count every pixel, the ignored ones included.
 _KERAS_PIXEL_METRICS = ("accuracy", "acc", "sparse_categorical_accuracy",
