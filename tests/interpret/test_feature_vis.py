@@ -56,6 +56,32 @@ def test_clipping_passes_the_gradient_except_outward_at_a_bound():
     np.testing.assert_allclose(gradient, [1.0, 0.0, -1.0, 1.0, 0.0, -1.0, -2.0])
 
 
+def _transform_case():
+    """Images, random transforms reaching past the borders, and the result of
+    ImageProjectiveTransformV3 (BILINEAR, REFLECT) on them."""
+    import tensorflow as tf
+
+    from visionkit.interpret import feature_vis
+
+    images = tf.constant(np.random.default_rng(0).uniform(0, 255, (4, 6, 9, 3)), tf.float32)
+    transforms = feature_vis._random_transforms(4, 6, 9, tf.constant([1, 2]), 30.0, 0.5,
+                                                90.0)
+    reference = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=[6, 9], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT").numpy()
+    return images, transforms, reference
+
+
+def test_compilable_transform_equals_tensorflows_projective_transform():
+    """The gather-based bilinear resampling (used under XLA) against ImageProjectiveTransformV3 on large
+    random shifts, zooms and rotations (pixels 0..255)."""
+    from visionkit.interpret import feature_vis
+
+    images, transforms, reference = _transform_case()
+    np.testing.assert_allclose(feature_vis._transform_compilable(images, transforms),
+                               reference, atol=1e-3)
+
+
 def test_fourier_images_have_the_model_size_and_excite_their_filter(tiny_model):
     ids = [1, 5]
     start = vk.interpret.filters(tiny_model, "conv2", ids, steps=1,
@@ -68,6 +94,30 @@ def test_fourier_images_have_the_model_size_and_excite_their_filter(tiny_model):
     after = np.diag(vk.interpret.filter_activations(tiny_model, "conv2",
                                                     pictures.astype("float32"), ids))
     assert (after > before).all(), (before, after)
+
+
+@pytest.mark.slow
+def test_fourier_compiles_with_xla(tiny_model):
+    """jit_compile=True (about 15 s of XLA compilation on a tiny model). XLA's float
+    rounding takes Adam elsewhere (its first steps move coefficients whose gradient is
+    rounding noise), so the images differ from the uncompiled ones; they excite their
+    filters as well. The transformation compiles (XLA has no kernel for
+    ImageProjectiveTransformV3) and equals the op."""
+    import tensorflow as tf
+
+    from visionkit.interpret import feature_vis
+
+    images, transforms, reference = _transform_case()
+    compiled = tf.function(feature_vis._transform_compilable, jit_compile=True)(
+        images, transforms)
+    np.testing.assert_allclose(compiled, reference, atol=1e-2)
+    ids = [1, 5]
+    start, compiled = (vk.interpret.filters(tiny_model, "conv2", ids, steps=steps,
+                                            jit_compile=True, parameterization="fourier",
+                                            verbose=0) for steps in (1, 12))
+    before, after = (np.diag(vk.interpret.filter_activations(
+        tiny_model, "conv2", pictures.astype("float32"), ids)) for pictures in (start, compiled))
+    assert compiled.shape == (2, 24, 32, 3) and (after > before).all(), (before, after)
 
 
 def test_colour_decorrelation_is_a_square_root_of_the_colour_covariance():

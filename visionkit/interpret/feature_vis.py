@@ -240,10 +240,48 @@ def _random_transforms(batch, height, width, key, jitter, scale, rotate) -> tf.T
     return tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
 
 
+def _reflect(coordinate: tf.Tensor, length: tf.Tensor) -> tf.Tensor:
+    """Coordinates outside [0, length - 1] reflected back inside, as TensorFlow's
+    `ImageProjectiveTransformV3` does with `fill_mode="REFLECT"` (d c b a | a b c d)."""
+    period = 2.0 * length
+    low = period * tf.math.floordiv(-coordinate, period) + coordinate
+    low = tf.where(low < -length, low + period, -low - 1.0)
+    high = coordinate - period * tf.floor(coordinate / period)
+    high = tf.where(high >= length, period - high - 1.0, high)
+    inside = tf.where(coordinate < 0, low, tf.where(coordinate > length - 1, high, coordinate))
+    return tf.clip_by_value(inside, 0.0, length - 1.0)
+
+
 def _transform(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
+    """`images` `[B, H, W, C]` resampled bilinearly through the affine `transforms`
+    `[B, 8]` (output -> input pixel coordinates), reflecting at the borders."""
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
         fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+
+
+def _transform_compilable(images: tf.Tensor, transforms: tf.Tensor) -> tf.Tensor:
+    """`_transform` written with gathers, so that XLA compiles it (`jit_compile=True`:
+    `ImageProjectiveTransformV3` has no XLA kernel). The same result for affine
+    transforms; the op is kept without XLA, where it is about 20% faster per step."""
+    shape = tf.shape(images)
+    height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+    rows, columns = tf.meshgrid(tf.range(height), tf.range(width), indexing="ij")
+    a0, a1, a2, b0, b1, b2 = (transforms[:, k, None, None] for k in range(6))
+    x = _reflect(a0 * columns + a1 * rows + a2, width)  # [B, H, W]
+    y = _reflect(b0 * columns + b1 * rows + b2, height)
+    x0, y0 = tf.floor(x), tf.floor(y)
+    x1 = tf.minimum(x0 + 1.0, width - 1.0)
+    y1 = tf.minimum(y0 + 1.0, height - 1.0)
+
+    def read(row, column):
+        index = tf.stack([tf.cast(row, tf.int32), tf.cast(column, tf.int32)], axis=-1)
+        return tf.gather_nd(images, index, batch_dims=1)
+
+    wx, wy = (x - x0)[..., None], (y - y0)[..., None]
+    top = read(y0, x0) * (1.0 - wx) + read(y0, x1) * wx
+    bottom = read(y1, x0) * (1.0 - wx) + read(y1, x1) * wx
+    return top * (1.0 - wy) + bottom * wy
 
 
 def _gram_similarity(features: tf.Tensor, groups: int, per_group: int) -> tf.Tensor:
@@ -285,8 +323,10 @@ def fourier_ascent_graph(extractor, height: int, width: int, channels: int,
                 tape.watch(spectrum)
                 images = _to_image(spectrum, scale_tensor, height, width, decorrelate, mix,
                                    squash)
-                transformed = _transform(images, _random_transforms(
-                    batch, height, width, tf.stack([seed, step]), jitter, scale, rotate))
+                transforms = _random_transforms(batch, height, width, tf.stack([seed, step]),
+                                                jitter, scale, rotate)
+                transformed = (_transform_compilable if jit_compile else _transform)(
+                    images, transforms)
                 transformed = tf.where(step < transformed_steps, transformed, images)
                 features = extractor(transformed, training=False)
                 per_filter_mean = tf.gather(tf.reduce_mean(features, axis=[1, 2]), ids,
