@@ -39,6 +39,49 @@ def test_colour_matrix_is_lucids():
         + 0.02 * (0.27 * (-0.09) - 0.0 * 0.27), rel=1e-5)
 
 
+def test_clipping_passes_the_gradient_except_outward_at_a_bound():
+    """Lucid's constrain_L_inf, by hand: x / max(1, |x|), and the ascent gradient
+    passes through except where x is at or past a bound and it pushes x further out."""
+    import tensorflow as tf
+
+    from visionkit.interpret.feature_vis import _clip_for_ascent
+
+    x = tf.constant([-2.0, -2.0, -0.5, 0.5, 1.0, 1.0, 3.0])
+    upstream = tf.constant([1.0, -1.0, -1.0, 1.0, 1.0, -1.0, -2.0])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = _clip_for_ascent(x)
+    gradient = tape.gradient(y, x, output_gradients=upstream)
+    np.testing.assert_allclose(y, [-1.0, -1.0, -0.5, 0.5, 1.0, 1.0, 1.0])
+    np.testing.assert_allclose(gradient, [1.0, 0.0, -1.0, 1.0, 0.0, -1.0, -2.0])
+
+
+def _transform_case():
+    """Images, random transforms reaching past the borders, and the result of
+    ImageProjectiveTransformV3 (BILINEAR, REFLECT) on them."""
+    import tensorflow as tf
+
+    from visionkit.interpret import feature_vis
+
+    images = tf.constant(np.random.default_rng(0).uniform(0, 255, (4, 6, 9, 3)), tf.float32)
+    transforms = feature_vis._random_transforms(4, 6, 9, tf.constant([1, 2]), 30.0, 0.5,
+                                                90.0)
+    reference = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=[6, 9], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT").numpy()
+    return images, transforms, reference
+
+
+def test_compilable_transform_equals_tensorflows_projective_transform():
+    """The gather-based bilinear resampling (used under XLA) against ImageProjectiveTransformV3 on large
+    random shifts, zooms and rotations (pixels 0..255)."""
+    from visionkit.interpret import feature_vis
+
+    images, transforms, reference = _transform_case()
+    np.testing.assert_allclose(feature_vis._transform_compilable(images, transforms),
+                               reference, atol=1e-3)
+
+
 def test_fourier_images_have_the_model_size_and_excite_their_filter(tiny_model):
     ids = [1, 5]
     start = vk.interpret.filters(tiny_model, "conv2", ids, steps=1,
@@ -51,6 +94,30 @@ def test_fourier_images_have_the_model_size_and_excite_their_filter(tiny_model):
     after = np.diag(vk.interpret.filter_activations(tiny_model, "conv2",
                                                     pictures.astype("float32"), ids))
     assert (after > before).all(), (before, after)
+
+
+@pytest.mark.slow
+def test_fourier_compiles_with_xla(tiny_model):
+    """jit_compile=True (about 15 s of XLA compilation on a tiny model). XLA's float
+    rounding takes Adam elsewhere (its first steps move coefficients whose gradient is
+    rounding noise), so the images differ from the uncompiled ones; they excite their
+    filters as well. The transformation compiles (XLA has no kernel for
+    ImageProjectiveTransformV3) and equals the op."""
+    import tensorflow as tf
+
+    from visionkit.interpret import feature_vis
+
+    images, transforms, reference = _transform_case()
+    compiled = tf.function(feature_vis._transform_compilable, jit_compile=True)(
+        images, transforms)
+    np.testing.assert_allclose(compiled, reference, atol=1e-2)
+    ids = [1, 5]
+    start, compiled = (vk.interpret.filters(tiny_model, "conv2", ids, steps=steps,
+                                            jit_compile=True, parameterization="fourier",
+                                            verbose=0) for steps in (1, 12))
+    before, after = (np.diag(vk.interpret.filter_activations(
+        tiny_model, "conv2", pictures.astype("float32"), ids)) for pictures in (start, compiled))
+    assert compiled.shape == (2, 24, 32, 3) and (after > before).all(), (before, after)
 
 
 def test_colour_decorrelation_is_a_square_root_of_the_colour_covariance():
@@ -119,6 +186,7 @@ def test_fourier_on_a_nested_backbone_with_diversity(nested_model):
     ({"octaves": 2}, "octaves"), ({"blur_every": 2}, "blur_every"),
     ({"decay": 0.1}, "decay"), ({"diversity": 1.0}, "diversity"),
     ({"scale": 1.5}, "scale"), ({"learning_rate": 0.0}, "learning_rate"),
+    ({"squash": "tanh"}, "squash"), ({"squash": None}, "squash"),
 ])
 def test_fourier_names_arguments_that_do_not_apply(tiny_model, arguments, named):
     with pytest.raises(vk.interpret.ArgumentError) as error:
@@ -130,6 +198,8 @@ def test_fourier_names_arguments_that_do_not_apply(tiny_model, arguments, named)
 def test_pixel_ascent_names_fourier_only_arguments(tiny_model):
     with pytest.raises(vk.interpret.ArgumentError, match="parameterization='fourier'"):
         vk.interpret.filters(tiny_model, "conv2", [0], steps=1, rotate=5.0)
+    with pytest.raises(vk.interpret.ArgumentError, match="parameterization='fourier'"):
+        vk.interpret.filters(tiny_model, "conv2", [0], steps=1, squash="sigmoid")
     with pytest.raises(vk.interpret.ArgumentError, match="'pixel' or 'fourier'"):
         vk.interpret.filters(tiny_model, "conv2", [0], steps=1, parameterization="lucid")
 
@@ -149,44 +219,55 @@ def test_decorrelation_needs_three_channels():
 
 @pytest.mark.slow
 def test_fourier_against_pixel_ascent_on_a_trained_model(trained_digits):
-    """Same 64 steps, each parameterization at its documented defaults, trained digits
-    CNN, filters 0-7 of relu3. Measured: Fourier reaches 0.78x the mean activation of
-    pixel ascent (per filter 0.66-0.90) with a top-half spectral energy share of 0.45
-    against 0.81; Lucid's own recipe (Adam 0.05, 512 steps) reaches 0.85x.
+    """The criterion on the digits CNN (relu3, 16x16, filters 0-7): same 64 steps, each
+    parameterization at its documented defaults. Measured: Fourier reaches 1.04x the
+    mean activation of pixel ascent (per filter 0.97-1.10) with a top-half spectral
+    energy share of 0.70 against 0.80 (white noise: 0.80). With Lucid's sigmoid instead
+    of the clipping: 0.77x at a share of 0.47, the smoother image at a lower activation.
 
-    The gap is the parameterization doing its job on a model trained on grey digits:
-    pixel ascent's activation comes mostly from colour the model never saw (made grey,
-    its images keep 0.12x of it), which the ImageNet colour decorrelation moves 3.7x and
-    7.5x slower than brightness, and from fine patterns, which the 1/f scale slows. Without the decorrelation and the
-    transformations the same parameterization passes pixel ascent (mean 1.02x at 256
-    steps), so the Fourier loop itself climbs the objective."""
+    The model was trained on grey digits: pixel ascent's activation comes mostly from
+    colour the model never saw (made grey, its images keep 0.12x of it). Trained with
+    seeds 1, 2 and 3 instead of 0: 1.05x, 1.07x and 1.03x at shares 0.69, 0.69 and 0.70
+    (pixel ascent 0.77, 0.80 and 0.83)."""
     model = trained_digits[0]
     ids = list(range(8))
+    _compare_with_pixel_ascent(model, "relu3", ids, grey_below=0.3)
 
+
+def _compare_with_pixel_ascent(model, layer, ids, grey_below, criterion=True, **options):
+    """Pixel ascent, Fourier (clipped, as default) and Fourier (sigmoid), 64 steps each:
+    prints the figures, asserts the criterion (with `criterion`) and returns them."""
     def activation(pictures):
-        return np.diag(vk.interpret.filter_activations(model, "relu3",
+        return np.diag(vk.interpret.filter_activations(model, layer,
                                                        np.asarray(pictures, "float32"), ids))
 
-    pixel = vk.interpret.filters(model, "relu3", ids, steps=64, verbose=0)
-    fourier = vk.interpret.filters(model, "relu3", ids, steps=64, parameterization="fourier",
-                                   verbose=0)
-    bare = vk.interpret.filters(model, "relu3", ids, steps=256, parameterization="fourier",
-                                learning_rate=0.5, decorrelate=False, jitter=0, scale=0.0,
-                                rotate=0.0, verbose=0)
-    shares = {"pixel": high_frequency_share(pixel), "fourier": high_frequency_share(fourier)}
+    pixel = vk.interpret.filters(model, layer, ids, steps=64, verbose=0)
+    fourier = vk.interpret.filters(model, layer, ids, steps=64, parameterization="fourier",
+                                   verbose=0, **options)
+    smooth = vk.interpret.filters(model, layer, ids, steps=64, parameterization="fourier",
+                                  squash="sigmoid", verbose=0, **options)
     reached = activation(pixel)
-    ratio = activation(fourier) / reached
+    ratio, smooth_ratio = activation(fourier) / reached, activation(smooth) / reached
+    shares = {name: high_frequency_share(images) for name, images in
+              (("pixel", pixel), ("fourier", fourier), ("sigmoid", smooth))}
     grey = pixel.astype("float32").mean(axis=-1, keepdims=True).repeat(3, axis=-1)
     grey_ratio = activation(grey) / reached
-    bare_ratio = activation(bare) / reached
-    print(f"fourier/pixel activation {ratio.mean():.3f} (per filter {ratio.round(2)}); "
-          f"top-half energy share fourier {shares['fourier'].mean():.3f} vs pixel "
-          f"{shares['pixel'].mean():.3f}; pixel made grey {grey_ratio.mean():.3f}; "
-          f"fourier without decorrelation and transforms, 256 steps {bare_ratio.mean():.3f}")
-    assert (shares["fourier"] < shares["pixel"] - 0.2).all()
-    assert ratio.mean() >= 0.75 and (ratio >= 0.6).all()
-    assert grey_ratio.mean() < 0.3  # the pixel-ascent activation is mostly colour
-    assert bare_ratio.mean() >= 1.0
+    print(f"{layer}: fourier/pixel activation {ratio.mean():.3f} (per filter "
+          f"{ratio.round(2)}); top-half energy share fourier {shares['fourier'].mean():.3f} "
+          f"(max {shares['fourier'].max():.3f}) vs pixel {shares['pixel'].mean():.3f}; "
+          f"sigmoid {smooth_ratio.mean():.3f} at share {shares['sigmoid'].mean():.3f}; "
+          f"pixel made grey {grey_ratio.mean():.3f}")
+    assert grey_ratio.mean() < grey_below  # pixel ascent's activation is mostly colour
+    assert shares["fourier"].mean() < shares["pixel"].mean()
+    if not criterion:
+        return ratio, smooth_ratio, shares
+    # the criterion: at least pixel ascent's activation, with less high-frequency energy
+    assert ratio.mean() >= 1.0 and (ratio >= 0.75).all()
+    assert shares["fourier"].mean() < shares["pixel"].mean() - 0.05
+    # the sigmoid trades activation for smoothness
+    assert smooth_ratio.mean() < ratio.mean() and (
+        shares["sigmoid"].mean() < shares["fourier"].mean() - 0.1)
+    return ratio, smooth_ratio, shares
 
 
 @pytest.fixture(scope="module")
@@ -211,61 +292,27 @@ def shapes_colour_model():
 
 @pytest.mark.slow
 def test_fourier_against_pixel_ascent_on_a_colour_model(shapes_colour_model):
-    """Same 64 steps, each parameterization at its documented defaults, a simple_cnn
-    trained on colour shapes, filters 0-7 of relu4. Measured (validation accuracy 0.53):
-    Fourier reaches 0.76x the mean activation of pixel ascent (per filter 0.66-0.96) with
-    a top-half spectral energy share of 0.32 against 0.78. The criterion's "at least
-    pixel ascent's activation" does NOT hold at the defaults, on colour data either;
-    this test pins the measured figures so a change in either method shows.
+    """The criterion on a simple_cnn trained on colour shapes (relu4, 48x48, filters
+    0-7): same 64 steps, each parameterization at its documented defaults. Measured
+    (validation accuracy 0.62): Fourier reaches 1.09x the mean activation of pixel
+    ascent (per filter 0.98-1.26) with a top-half spectral energy share of 0.67 against
+    0.79. With Lucid's sigmoid instead of the clipping: 0.79x at a share of 0.30.
+    Trained with seed 1 instead (validation accuracy 0.25): 1.04x (lowest filter 0.79)
+    at a share of 0.57 against 0.69.
 
-    Where the gap comes from (same model and steps, mean ratio to pixel ascent):
-    - the transformations: without them (and without decorrelation) the same loop reaches
-      1.13x; transformed for the first quarter of the steps instead of the first half,
-      0.86x (0.97x without decorrelation), at a higher HF share (0.38);
-    - Lucid's ImageNet colour decorrelation: off, 0.84x instead of 0.76x; estimated
-      from the training images (`colour_decorrelation`, nearly a rotation here since
-      the shapes' colours are random), 0.85x at a share of 0.33;
-    - colour again: made grey, pixel ascent's images keep only 0.14x of their activation
-      even on this colour-trained model (saturated colour the decorrelated sigmoid
-      parameterization reaches slowly);
-    - not the step budget (256 steps: 0.78x) nor the learning rate (0.05: 0.45x, 0.1:
-      0.60x, 0.6: 0.72x, 1.0: 0.63x)."""
+    Decorrelated with the training images' own colours (`colour_decorrelation`, nearly
+    a rotation here: the shapes' colours are random) instead of ImageNet's, measured:
+    0.96x (per filter 0.59-1.10) at a share of 0.73 with the clipping, 0.90x at 0.33
+    with the sigmoid: the data's statistics help the sigmoid (0.79x -> 0.90x), and
+    the ImageNet matrix, which slows colour against brightness, suits the clipping."""
     model, training_images = shapes_colour_model
     ids = list(range(8))
-
-    def activation(pictures):
-        return np.diag(vk.interpret.filter_activations(model, "relu4",
-                                                       np.asarray(pictures, "float32"), ids))
-
-    pixel = vk.interpret.filters(model, "relu4", ids, steps=64, verbose=0)
-    fourier = vk.interpret.filters(model, "relu4", ids, steps=64, parameterization="fourier",
-                                   verbose=0)
-    bare = vk.interpret.filters(model, "relu4", ids, steps=64, parameterization="fourier",
-                                decorrelate=False, jitter=0, scale=0.0, rotate=0.0,
-                                verbose=0)
-    own_colours = vk.interpret.filters(
-        model, "relu4", ids, steps=64, parameterization="fourier", verbose=0,
+    _compare_with_pixel_ascent(model, "relu4", ids, grey_below=0.3)
+    own, own_sigmoid, shares = _compare_with_pixel_ascent(
+        model, "relu4", ids, grey_below=0.3, criterion=False,
         decorrelate=vk.interpret.colour_decorrelation(training_images))
-    reached = activation(pixel)
-    ratio = activation(fourier) / reached
-    own_ratio = activation(own_colours) / reached
-    bare_ratio = activation(bare) / reached
-    grey = pixel.astype("float32").mean(axis=-1, keepdims=True).repeat(3, axis=-1)
-    grey_ratio = activation(grey) / reached
-    shares = {"pixel": high_frequency_share(pixel), "fourier": high_frequency_share(fourier)}
-    print(f"fourier/pixel activation {ratio.mean():.3f} (per filter {ratio.round(2)}); "
-          f"top-half energy share fourier {shares['fourier'].mean():.3f} vs pixel "
-          f"{shares['pixel'].mean():.3f}; decorrelated with the training images' colours "
-          f"{own_ratio.mean():.3f} (share {high_frequency_share(own_colours).mean():.3f}); "
-          f"without decorrelation and transforms "
-          f"{bare_ratio.mean():.3f}; pixel made grey {grey_ratio.mean():.3f}")
-    assert (shares["fourier"] < shares["pixel"] - 0.2).all()
-    assert ratio.mean() >= 0.65 and (ratio >= 0.5).all()
-    assert bare_ratio.mean() >= 1.0  # the Fourier loop itself outclimbs pixel ascent
-    # the data's own colour statistics suit the model better than ImageNet's
-    assert own_ratio.mean() > ratio.mean() + 0.03
-    assert (high_frequency_share(own_colours) < shares["pixel"] - 0.2).all()
-    assert grey_ratio.mean() < 0.3
+    assert own.mean() > 0.85 and own_sigmoid.mean() > 0.85
+    assert shares["sigmoid"].mean() < shares["pixel"].mean() - 0.3
 
 
 def test_diversity_makes_the_images_of_one_filter_less_alike(tiny_model):
@@ -293,7 +340,9 @@ def test_fourier_loop_is_adam_restarted_when_the_transformations_stop():
     """The optimization loop against Adam written out in NumPy (Kingma & Ba, 2015) whose
     moments and bias correction restart at step round(steps / 2), on an identity "model"
     (image b scores the mean of its channel ids[b]) with no transformations; the same
-    Adam without the restart lands elsewhere, so the check can fail. The loop runs
+    Adam without the restart lands elsewhere, so the check can fail. The images are
+    squashed by the sigmoid: through the clipping the identity objective's gradient is
+    constant, and Adam then steps the same with or without a restart. The loop runs
     eagerly (its Python function, as `tf.function` traces it) to keep the test fast."""
     import tensorflow as tf
 
@@ -302,7 +351,7 @@ def test_fourier_loop_is_adam_restarted_when_the_transformations_stop():
     height, width, channels, steps, rate, seed = 6, 8, 3, 5, 0.3, 3
     ids = np.array([0, 2], np.int32)
     run = feature_vis.fourier_ascent_graph(lambda images, training: images, height, width,
-                                           channels, True, 1, False)
+                                           channels, True, 1, False, squash="sigmoid")
     got = run.python_function(tf.constant(ids), tf.constant(seed), tf.constant(steps),
                               tf.constant(rate), *[tf.constant(0.0)] * 4).numpy()
 
@@ -325,7 +374,8 @@ def test_fourier_loop_is_adam_restarted_when_the_transformations_stop():
             variable = tf.constant(spectrum, tf.float32)
             with tf.GradientTape() as tape:
                 tape.watch(variable)
-                images = feature_vis._to_image(variable, scale, height, width, True)
+                images = feature_vis._to_image(variable, scale, height, width, True,
+                                               squash="sigmoid")
             gradient = -tape.gradient(images, variable, output_gradients=upstream).numpy()
             first = 0.9 * first + 0.1 * gradient
             second = 0.999 * second + 0.001 * gradient ** 2
@@ -335,7 +385,7 @@ def test_fourier_loop_is_adam_restarted_when_the_transformations_stop():
             spectrum = spectrum - rate * np.sqrt(1 - 0.999 ** count) / (
                 1 - 0.9 ** count) * first / (np.sqrt(second) + 1e-8)
         return feature_vis._to_image(tf.constant(spectrum, tf.float32), scale, height,
-                                     width, True).numpy()
+                                     width, True, squash="sigmoid").numpy()
 
     np.testing.assert_allclose(got, ascend(restart_at=round(steps / 2)), atol=2e-3)
     assert np.abs(got - ascend(restart_at=None)).max() > 0.05
