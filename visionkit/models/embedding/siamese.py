@@ -79,7 +79,8 @@ def siamese(
             digits 0-6 (8x8, a small flattened CNN, semi-hard triplets), the unseen
             7-9's verification AUC was 0.86-0.87 over 5 epochs without the projection,
             0.856 then 0.828 (epochs 3, 4) with 64 dimensions; at 16x16 without it,
-            0.902 (tests/metric/test_unseen_digits_slow.py). Defaults to 64.
+            0.902 (semi-hard) and 0.930 (batch-hard, margin 0.1;
+            tests/metric/test_unseen_digits_slow.py). Defaults to 64.
         backbone_options: options of a named backbone (e.g. `{"width_multiplier":
             0.25}`). Defaults to None.
         backbone_weights: weights of a named backbone ("imagenet" for keras.applications
