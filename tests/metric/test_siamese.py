@@ -41,12 +41,28 @@ def test_registry_builds_unit_length_embeddings_on_a_named_backbone(tmp_path):
                                np.asarray(model(_images())), atol=1e-5)
 
 
+def test_without_projection_the_embedding_is_the_normalised_backbone_features():
+    backbone = _tiny_backbone()
+    model = vk.models.build("siamese", input_shape=SHAPE, backbone=backbone,
+                            embedding_dim=None)
+    images = _images()
+    # Reference: the backbone's map, average-pooled in NumPy, divided by its length.
+    pooled = np.asarray(backbone(images)).mean(axis=(1, 2))
+    expected = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+    assert model.output_shape == (None, 16)
+    np.testing.assert_allclose(np.asarray(model(images)), expected, atol=1e-5)
+    assert not any(layer.name == "embedding_projection" for layer in model.layers)
+
+
 def test_registry_errors_name_the_argument():
     with pytest.raises(ValueError, match="no num_classes"):
         vk.models.build("siamese", input_shape=SHAPE, num_classes=10)
     with pytest.raises(ValueError, match="embedding_dim"):
         vk.models.build("siamese", input_shape=SHAPE, backbone=_tiny_backbone(),
                         embedding_dim=0)
+    with pytest.raises(ValueError, match="embedding_dim"):
+        vk.models.build("siamese", input_shape=SHAPE, backbone=_tiny_backbone(),
+                        embedding_dim="64")
     with pytest.raises(ValueError, match="needs num_classes"):
         vk.models.build("simple_cnn", input_shape=SHAPE)
     with pytest.raises(ValueError, match="Unknown backbone"):
