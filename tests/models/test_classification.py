@@ -13,13 +13,22 @@ import visionkit as vk
 TINY_SHAPE = (32, 40, 3)
 NUM_CLASSES = 3
 BATCH = 2
+# The large keras.applications models (over 4M parameters) take 5-18 s each here, so
+# `make test-heavy` runs them; `make test` keeps at least one of each family.
+HEAVY = {"densenet121", "efficientnet_b0", "efficientnet_b1", "mobilenet_v2",
+         "mobilenet_v3_large", "preact_resnet50", "resnet50", "resnet50_v2"}
+
+
+def classifiers():
+    return [pytest.param(name, marks=pytest.mark.heavy) if name in HEAVY else name
+            for name in vk.models.available("classification")]
 
 
 def raw_images(seed: int = 0, shape: tuple = TINY_SHAPE) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (BATCH, *shape), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("name", vk.models.available("classification"))
+@pytest.mark.parametrize("name", classifiers())
 def test_classifier_builds_trains_and_round_trips(name, tmp_path):
     keras.utils.set_random_seed(0)
     model = vk.models.build(name, input_shape=tiny_shape(name), num_classes=NUM_CLASSES,
