@@ -45,8 +45,7 @@ def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     saved = dict(pretrained._REGISTRY)
     yield home
-    pretrained._REGISTRY.clear()
-    pretrained._REGISTRY.update(saved)
+    pretrained._REGISTRY.restore(saved)
 
 
 def register(name: str, data: bytes, origin: str, algorithm: str = "sha256",
