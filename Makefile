@@ -1,6 +1,7 @@
 # visionkit: the README's commands.
 #   make demo   set up .venv and run the quickstart recipe on the embedded digits
 #   make test   set up .venv, lint with ruff, run the tests
+#   make test-heavy  the tests that start processes, run recipes or train detectors (CI runs both)
 #   make bench  run the benchmark scripts (prints measured ratios)
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.installed
 
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: demo test lint bench setup clean
+.PHONY: demo test test-heavy lint bench setup clean
 
 setup: $(STAMP)
 
@@ -31,6 +32,11 @@ lint: $(STAMP)
 # tests are listed at the end.
 test: lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=30
+
+# Tests marked `heavy` (fresh processes, whole recipes and CLI commands, detector and large
+# backbone training); `make test` leaves them out so it stays fast, CI runs both.
+test-heavy: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=30 -m "heavy and not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py

@@ -12,7 +12,30 @@ from collections.abc import Iterator
 import h5py
 
 
-class WeightsServer:
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 (a free port) around `handler`, started and
+    stopped as a context manager."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]) -> None:
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+class WeightsServer(LoopbackServer):
     """Serves `files` (name -> bytes) at http://127.0.0.1:PORT/NAME; 404 otherwise.
 
     Attributes:
@@ -40,21 +63,7 @@ class WeightsServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> WeightsServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(Handler)
 
 
 @contextlib.contextmanager

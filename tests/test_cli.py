@@ -11,6 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# Every test here starts `visionkit` in a fresh process: run by `make test-heavy`.
+pytestmark = pytest.mark.heavy
+
 ENVIRONMENT = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 

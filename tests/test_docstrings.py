@@ -23,6 +23,10 @@ def _examples(name: str) -> list[doctest.DocTest]:
 
 
 WITH_EXAMPLES = [name for name in MODULES if _examples(name)]
+# Examples that train and export whole models (6-13 s each): run by `make test-heavy`.
+HEAVY_EXAMPLES = {"visionkit.interpret.report", "visionkit.export.exporter",
+                  "visionkit.models.classification.applications", "visionkit.models.detection",
+                  "visionkit.data.check", "visionkit.export", "visionkit.export.loader"}
 
 
 def test_the_public_modules_have_examples():
@@ -31,7 +35,9 @@ def test_the_public_modules_have_examples():
         assert name in WITH_EXAMPLES, f"{name} has no docstring examples"
 
 
-@pytest.mark.parametrize("name", WITH_EXAMPLES)
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=pytest.mark.heavy) if name in HEAVY_EXAMPLES else name
+    for name in WITH_EXAMPLES])
 def test_docstring_examples(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # examples that write files write them here
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))

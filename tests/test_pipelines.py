@@ -17,6 +17,7 @@ RECIPES = sorted(p for p in glob.glob(os.path.join(ROOT, "pipelines", "*.yaml"))
                  if not p.endswith("digits_cnn.yaml"))
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("path", RECIPES, ids=os.path.basename)
 def test_recipe_runs_in_smoke_mode(path, tmp_path):
     recipe = smoke_recipe(load_recipe(path))

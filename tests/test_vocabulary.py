@@ -28,9 +28,52 @@ def test_register_task_refuses_a_second_class_under_a_taken_name():
     class Impostor(vocabulary.Task):
         name = "classification"
 
-    with pytest.raises(ValueError, match="taken by Classification"):
+    with pytest.raises(ValueError, match=r"already registered \(Classification\)"):
         vocabulary.register_task(Impostor)
     assert vocabulary.TASKS["classification"] is Classification
+
+
+def test_registry_registers_looks_up_and_names_unknown_entries():
+    table = vocabulary.Registry("widget", entries={"alpha": 1})
+    assert table.register("beta", 2) == 2
+
+    @table.register("gamma")
+    def gamma():
+        return 3
+
+    assert table.lookup("gamma") is gamma and table["alpha"] == 1
+    assert sorted(table) == ["alpha", "beta", "gamma"] and len(table) == 3
+    assert table.names(lambda value: value == 2) == ["beta"]
+    with pytest.raises(ValueError, match=r"^Unknown widget 'alpah'\. Did you mean 'alpha'\? "
+                                         r"Known widgets: alpha, beta, gamma\.$"):
+        table.lookup("alpah")
+    with pytest.raises(ValueError, match=r"Unknown widget 3\."):
+        table.lookup(3)  # not a name at all
+    with pytest.raises(ValueError, match=r"widget named 'beta' is already registered \(int\)"):
+        table.register("beta", 5)
+    table.register("beta", 5, replace=True)
+    assert table.pop("beta") == 5 and "beta" not in table
+    table.restore({"delta": 4})
+    assert dict(table) == {"delta": 4}
+    with pytest.raises(ValueError, match="Unknown widget 'beta'"):
+        table.pop("beta")
+
+
+def test_every_name_table_is_a_registry_with_the_one_lookup_error():
+    from visionkit import config, run
+    from visionkit.models import pretrained, registry
+    from visionkit.models.backbones import factory
+
+    for table, kind in [(vocabulary.TASKS, "task"), (registry._REGISTRY, "model"),
+                        (factory._BACKBONES, "backbone"), (pretrained._REGISTRY,
+                                                           "pretrained weights"),
+                        (run.DATA_SOURCES, "data source"), (config._DATA_SOURCES,
+                                                             "data source")]:
+        assert isinstance(table, vocabulary.Registry) and len(table) > 0
+        with pytest.raises(ValueError, match=f"^Unknown {kind} 'no such name'"):
+            table.lookup("no such name")
+    # The recipe schema and the recipe runner know the same data sources.
+    assert sorted(run.DATA_SOURCES) == sorted(config._DATA_SOURCES)
 
 
 @pytest.mark.parametrize("name, known, n, expected", [

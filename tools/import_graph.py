@@ -33,7 +33,7 @@ LAYERS: dict[str, int] = {
     "export": 3, "interpret": 3,
     "tasks": 4,
     "config": 5,
-    "run": 6, "weights_cli": 6,
+    "run": 6, "testing": 6, "weights_cli": 6,
     "cli": 7,
 }
 

@@ -49,7 +49,7 @@ from visionkit.data.albumentations_bridge import check_recipe_augment
 from visionkit.data.augment import PRESETS
 from visionkit.errors import VisionkitError
 from visionkit.models import get
-from visionkit.vocabulary import IGNORE_INDEX, did_you_mean, get_task
+from visionkit.vocabulary import IGNORE_INDEX, Registry, did_you_mean, get_task
 
 __all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "apply_overrides",
            "smoke_recipe"]
@@ -383,9 +383,11 @@ class Recipe(_Section):
         return os.path.join(self.export.root, self.export.name or self.name)
 
 
-_DATA_SOURCES: dict[str, type[BaseModel]] = {
+# The schema of each data source's section (`visionkit.run.DATA_SOURCES` holds their
+# loaders under the same names).
+_DATA_SOURCES: Registry[type[BaseModel]] = Registry("data source", entries={
     "digits": DigitsData, "shapes": ShapesData, "image_folder": ImageFolderData,
-    "mask_folder": MaskFolderData, "coco": CocoData, "voc": VocData, "yolo": YoloData}
+    "mask_folder": MaskFolderData, "coco": CocoData, "voc": VocData, "yolo": YoloData})
 
 
 def _field_names(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -33,7 +34,7 @@ from visionkit.export.formats import export_formats
 from visionkit.train.distill import distill_from_recipe
 from visionkit.train.distribute import resolve_strategy
 from visionkit.train.metric_losses import ContrastiveLoss, TripletLoss
-from visionkit.vocabulary import did_you_mean
+from visionkit.vocabulary import Registry, did_you_mean
 
 __all__ = ["run_recipe", "data_from_recipe", "augment_layers", "metric_loss_from_recipe"]
 
@@ -80,6 +81,65 @@ def _parameters(layer_class: type) -> set[str]:
     return set(inspect.signature(layer_class.__init__).parameters)
 
 
+# The recipe's data sources: `data.source` names the loader; each takes the source's
+# section of the recipe, the task and the options every source shares.
+DATA_SOURCES: Registry[Callable[..., Data]] = Registry("data source")
+
+
+@DATA_SOURCES.register("digits")
+def _digits(config: Any, task: str, common: dict[str, Any]) -> Data:
+    return vk_data.digits(**common)
+
+
+@DATA_SOURCES.register("shapes")
+def _shapes(config: Any, task: str, common: dict[str, Any]) -> Data:
+    extra = {"shapes_per_image": tuple(config.shapes_per_image)} \
+        if config.shapes_per_image is not None else {}
+    return vk_data.shapes(task, n=config.n, **common, **extra)
+
+
+@DATA_SOURCES.register("coco")
+def _coco(config: Any, task: str, common: dict[str, Any]) -> Data:
+    return vk_data.coco(config.annotations, config.images, max_boxes=config.max_boxes,
+                        cache=config.cache, val_annotations=config.val_annotations,
+                        test_annotations=config.test_annotations,
+                        val_images_dir=config.val_images, test_images_dir=config.test_images,
+                        on_bad_annotation=config.on_bad_annotation,
+                        trust_file_size=config.trust_file_size, **common)
+
+
+@DATA_SOURCES.register("voc")
+def _voc(config: Any, task: str, common: dict[str, Any]) -> Data:
+    return vk_data.voc(config.root, class_names=config.class_names,
+                       max_boxes=config.max_boxes, cache=config.cache,
+                       on_bad_annotation=config.on_bad_annotation,
+                       trust_file_size=config.trust_file_size, **common)
+
+
+@DATA_SOURCES.register("yolo")
+def _yolo(config: Any, task: str, common: dict[str, Any]) -> Data:
+    return vk_data.yolo(config.root, names=config.names, max_boxes=config.max_boxes,
+                        cache=config.cache, on_bad_annotation=config.on_bad_annotation,
+                        **common)
+
+
+@DATA_SOURCES.register("mask_folder")
+def _mask_folder(config: Any, task: str, common: dict[str, Any]) -> Data:
+    palette = None
+    if config.palette is not None:
+        palette = {tuple(entry["colour"]): int(entry["class_id"]) for entry in config.palette}
+    return vk_data.mask_folder(config.images, config.masks, class_names=config.class_names,
+                               palette=palette, ignore_index=config.ignore_index,
+                               value_map=config.value_map, **common)
+
+
+@DATA_SOURCES.register("image_folder")
+def _image_folder(config: Any, task: str, common: dict[str, Any]) -> Data:
+    return vk_data.image_folder(config.path, val_directory=config.val_path,
+                                test_directory=config.test_path, cache=config.cache,
+                                on_bad_file=config.on_bad_file, **common)
+
+
 def data_from_recipe(recipe: Recipe) -> Data:
     """Builds the recipe's `Data` set (limited to `recipe.limit` examples in smoke runs)."""
     config = recipe.data
@@ -90,41 +150,7 @@ def data_from_recipe(recipe: Recipe) -> Data:
         "augment": augment_layers(config.augment, recipe.seed, task=recipe.task),
         "seed": recipe.seed,
     }
-    if config.source == "digits":
-        data = vk_data.digits(**common)
-    elif config.source == "shapes":
-        extra = {"shapes_per_image": tuple(config.shapes_per_image)} \
-            if config.shapes_per_image is not None else {}
-        data = vk_data.shapes(recipe.task, n=config.n, **common, **extra)
-    elif config.source == "coco":
-        data = vk_data.coco(config.annotations, config.images, max_boxes=config.max_boxes,
-                            cache=config.cache, val_annotations=config.val_annotations,
-                            test_annotations=config.test_annotations,
-                            val_images_dir=config.val_images, test_images_dir=config.test_images,
-                            on_bad_annotation=config.on_bad_annotation,
-                            trust_file_size=config.trust_file_size, **common)
-    elif config.source == "voc":
-        data = vk_data.voc(config.root, class_names=config.class_names,
-                           max_boxes=config.max_boxes, cache=config.cache,
-                           on_bad_annotation=config.on_bad_annotation,
-                           trust_file_size=config.trust_file_size, **common)
-    elif config.source == "yolo":
-        data = vk_data.yolo(config.root, names=config.names, max_boxes=config.max_boxes,
-                            cache=config.cache, on_bad_annotation=config.on_bad_annotation,
-                            **common)
-    elif config.source == "mask_folder":
-        palette = None
-        if config.palette is not None:
-            palette = {tuple(entry["colour"]): int(entry["class_id"])
-                       for entry in config.palette}
-        data = vk_data.mask_folder(config.images, config.masks,
-                                   class_names=config.class_names, palette=palette,
-                                   ignore_index=config.ignore_index,
-                                   value_map=config.value_map, **common)
-    else:
-        data = vk_data.image_folder(config.path, val_directory=config.val_path,
-                                    test_directory=config.test_path,
-                                    cache=config.cache, on_bad_file=config.on_bad_file, **common)
+    data = DATA_SOURCES.lookup(config.source)(config, recipe.task, common)
     if recipe.limit is not None:
         data = data.take(*recipe.limit)
     if recipe.metric_learning is not None:  # P x K batches for the online-mined loss

@@ -23,15 +23,15 @@ Example:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 __all__ = ["BOUNDING_BOXES", "BOXES", "BOX_FORMAT", "BOX_PADDING", "IGNORE_INDEX", "IMAGES",
-           "LABELS", "SEGMENTATION_MASKS", "TASKS", "Task", "did_you_mean",
+           "LABELS", "Registry", "SEGMENTATION_MASKS", "TASKS", "Task", "did_you_mean",
            "ends_in_probabilities", "get_task", "output_activation", "predict_dataset",
            "register_task", "tasks_with"]
 
@@ -70,6 +70,108 @@ def did_you_mean(name: Any, known: Iterable[str], n: int = 1, cutoff: float = 0.
     """
     close = difflib.get_close_matches(str(name), list(known), n=n, cutoff=cutoff)
     return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+
+
+T = TypeVar("T")
+
+
+class Registry(Mapping[str, T], Generic[T]):
+    """A table from names to objects with one lookup error: visionkit's registries.
+
+    Models, backbones, pretrained weights, tasks and the recipe's data sources are each a
+    `Registry` (a timm-style registry): entries are added by `register` (directly or as
+    a decorator), looked up by `lookup`, whose error names the kind, offers the closest
+    names (`did_you_mean`) and lists the known ones. It is a read-only `Mapping` for
+    everything else (`in`, iteration, `len`, `items`).
+
+    Args:
+        kind: what an entry is, in the singular ("model", "backbone"): errors say
+            "Unknown model 'x'".
+        plural: the plural for "Known models: ..."; defaults to `kind + "s"`.
+        entries: the first entries, name to object.
+
+    Example:
+
+    >>> colours = Registry("colour")
+    >>> colours.register("red", (255, 0, 0))
+    (255, 0, 0)
+    >>> @colours.register("green")
+    ... def green():
+    ...     return (0, 255, 0)
+    >>> colours.lookup("red"), sorted(colours)
+    ((255, 0, 0), ['green', 'red'])
+    >>> colours.lookup("rde")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown colour 'rde'. Did you mean 'red'? Known colours: green, red.
+    """
+
+    def __init__(self, kind: str, plural: str | None = None,
+                 entries: Mapping[str, T] | None = None):
+        self.kind = kind
+        self.plural = plural or f"{kind}s"
+        self._entries: dict[str, T] = {}
+        for name, value in (entries or {}).items():
+            self.register(name, value)
+
+    def register(self, name: str, value: Any = ..., *, replace: bool = False) -> Any:
+        """Adds `value` under `name`; without a value, returns a decorator that adds
+        what it decorates (and returns it unchanged).
+
+        Raises:
+            ValueError: when `name` is taken by another object and `replace` is False.
+        """
+        if value is ...:
+            def decorator(obj: T) -> T:
+                self.register(name, obj, replace=replace)
+                return obj
+            return decorator
+        holder = self._entries.get(name)
+        if holder is not None and holder is not value and not replace:
+            held = getattr(holder, "__qualname__", None) or type(holder).__name__
+            raise ValueError(f"A {self.kind} named {name!r} is already registered "
+                             f"({held}); pass replace=True to replace it.")
+        self._entries[name] = value
+        return value
+
+    def lookup(self, name: Any) -> T:
+        """The entry `name`.
+
+        Raises:
+            ValueError: for an unknown name: "Unknown <kind> 'x'. Did you mean ...?
+                Known <kinds>: ...".
+        """
+        if not isinstance(name, str) or name not in self._entries:
+            hint = did_you_mean(name, self._entries, n=3)
+            raise ValueError(f"Unknown {self.kind} {name!r}.{hint} Known {self.plural}: "
+                             f"{', '.join(sorted(self._entries)) or 'none'}.")
+        return self._entries[name]
+
+    def pop(self, name: str) -> T:
+        """Removes and returns the entry `name` (the error of `lookup` when unknown)."""
+        self.lookup(name)
+        return self._entries.pop(name)
+
+    def restore(self, entries: Mapping[str, T]) -> None:
+        """Replaces every entry by `entries` (a snapshot taken with `dict(registry)`)."""
+        self._entries = dict(entries)
+
+    def names(self, where: Callable[[T], bool] | None = None) -> list[str]:
+        """Sorted names, optionally only those whose entry satisfies `where`."""
+        return sorted(name for name, entry in self._entries.items()
+                      if where is None or where(entry))
+
+    def __getitem__(self, name: str) -> T:
+        return self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, {len(self)} entries)"
 
 
 _PROBABILITY_ACTIVATIONS = ("softmax", "sigmoid")
@@ -362,7 +464,7 @@ def predict_dataset(model: keras.Model, dataset: tf.data.Dataset) -> tuple[np.nd
     return np.concatenate(targets), np.concatenate(outputs)
 
 
-TASKS: dict[str, type[Task]] = {}
+TASKS: Registry[type[Task]] = Registry("task")
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -371,11 +473,7 @@ def register_task(cls: type[Task]) -> type[Task]:
     Raises:
         ValueError: when another class already holds the name.
     """
-    holder = TASKS.get(cls.name)
-    if holder is not None and holder is not cls:
-        raise ValueError(f"Task name {cls.name!r} is taken by {holder.__qualname__}.")
-    TASKS[cls.name] = cls
-    return cls
+    return TASKS.register(cls.name, cls)
 
 
 def get_task(task: str | Task, **options: Any) -> Task:
@@ -398,10 +496,7 @@ def get_task(task: str | Task, **options: Any) -> Task:
             raise ValueError(f"Task options {sorted(options)} need a task name; received "
                              f"the task object {task!r}.")
         return task
-    if task not in TASKS:
-        raise ValueError(f"Unknown task {task!r}.{did_you_mean(task, TASKS)} "
-                         f"Known tasks: {sorted(TASKS)}.")
-    return TASKS[task](**options)
+    return TASKS.lookup(task)(**options)
 
 
 def tasks_with(attribute: str) -> tuple[str, ...]:

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from vk_data_helpers import save_image, solid
+
+from visionkit.testing import save_image, solid
 
 # GIF and palette colours are web-safe (multiples of 51): PIL's default palette holds them
 # exactly, so nothing is dithered.

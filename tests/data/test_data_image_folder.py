@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-from vk_data_helpers import save_image, solid, truncated_jpeg, write_bytes
 
 import visionkit as vk
 from visionkit.errors import BadFileError, DataError, DataWarning
+from visionkit.testing import save_image, solid, truncated_jpeg, write_bytes
 
 TARGET = (24, 32)  # non-square, and unlike every source size
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from vk_data_helpers import save_image
 
 import visionkit as vk
 from visionkit.data.synthetic import generate_shapes
 from visionkit.errors import DataError
+from visionkit.testing import save_image
 
 
 def all_batches(dataset):

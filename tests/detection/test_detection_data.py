@@ -8,11 +8,11 @@ import warnings
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import visionkit as vk
 from visionkit.data.boxes import clip_box_batch
 from visionkit.errors import BadFileError, DataError, DataWarning
+from visionkit.testing import write_images
 
 # Three images of different sizes; boxes in xyxy pixel-edge coordinates of each image.
 SCENES = {
@@ -23,16 +23,12 @@ SCENES = {
 NAMES = ["cat", "dog", "bird"]
 
 
-def _write_images(folder):
-    os.makedirs(folder, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for name, ((height, width), _, _) in SCENES.items():
-        Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(
-            os.path.join(folder, name))
+# (height, width) of each scene's image, for visionkit.testing.write_images.
+SIZES = {name: size for name, (size, _, _) in SCENES.items()}
 
 
 def write_coco(root, category_ids=(11, 22, 33)):
-    _write_images(os.path.join(root, "images"))
+    write_images(os.path.join(root, "images"), SIZES)
     images, annotations = [], []
     for image_id, (name, ((height, width), boxes, labels)) in enumerate(SCENES.items(), 1):
         images.append({"id": image_id, "file_name": name, "width": width, "height": height})
@@ -50,7 +46,7 @@ def write_coco(root, category_ids=(11, 22, 33)):
 
 
 def write_voc(root):
-    _write_images(os.path.join(root, "JPEGImages"))
+    write_images(os.path.join(root, "JPEGImages"), SIZES)
     os.makedirs(os.path.join(root, "Annotations"), exist_ok=True)
     for name, ((height, width), boxes, labels) in SCENES.items():
         objects = "".join(
@@ -65,7 +61,7 @@ def write_voc(root):
 
 
 def write_yolo(root):
-    _write_images(os.path.join(root, "images"))
+    write_images(os.path.join(root, "images"), SIZES)
     os.makedirs(os.path.join(root, "labels"), exist_ok=True)
     with open(os.path.join(root, "classes.txt"), "w") as handle:
         handle.write("\n".join(NAMES) + "\n")

@@ -68,6 +68,7 @@ def test_registry_backbones_serve_the_heads():
     assert {"yolov8", "retinanet"} <= set(vk.models.available("detection"))
 
 
+@pytest.mark.heavy
 def test_fit_reports_coco_map_and_writes_the_figures(run):
     for key in ("map", "map50", "ap_per_class", "num_examples"):
         assert key in run.metrics
@@ -79,6 +80,7 @@ def test_fit_reports_coco_map_and_writes_the_figures(run):
         assert "map50" in json.load(handle)
 
 
+@pytest.mark.heavy
 def test_evaluate_agrees_with_coco_map_on_the_own_prediction_path(run, data):
     images, truths = [], []
     for batch_images, targets in data.val:
@@ -92,6 +94,7 @@ def test_evaluate_agrees_with_coco_map_on_the_own_prediction_path(run, data):
     assert vk.train.evaluate(run.model, data)["map"] == pytest.approx(expected["map"])
 
 
+@pytest.mark.heavy
 def test_checkpoint_round_trips_through_keras_files(run, data):
     images = next(iter(data.val))[0].numpy()
     # The checkpoint holds the best epoch's weights; the run ended on the same (only) one.
@@ -102,6 +105,7 @@ def test_checkpoint_round_trips_through_keras_files(run, data):
         np.testing.assert_allclose(np.asarray(theirs[key]), np.asarray(ours[key]), atol=1e-4)
 
 
+@pytest.mark.heavy
 def test_exported_detector_serves_the_own_boxes_in_a_process_without_visionkit(
         run, data, exported, tmp_path):
     images = np.concatenate([batch.numpy() for batch, _ in data.val]).astype(np.uint8)
@@ -143,6 +147,7 @@ def test_exported_detector_serves_the_own_boxes_in_a_process_without_visionkit(
     assert (served_doubled["boxes"][~valid] == -1).all()
 
 
+@pytest.mark.heavy
 def test_predict_lists_and_draws_the_detections(run, exported, data, tmp_path):
     from PIL import Image
 

@@ -33,8 +33,7 @@ def coco_mirror(tmp_path, monkeypatch):
     monkeypatch.setenv("VISIONKIT_WEIGHTS_MIRROR", str(folder))
     monkeypatch.setenv("VISIONKIT_WEIGHTS_OFFLINE", "1")
     yield folder / builtin.file_name
-    pretrained._REGISTRY.clear()
-    pretrained._REGISTRY.update(saved)
+    pretrained._REGISTRY.restore(saved)
 
 
 def test_yolov8_coco_backbone_weights_load_bit_exactly(coco_mirror):

@@ -34,6 +34,7 @@ def _colour_images(count: int, size) -> np.ndarray:
     return np.broadcast_to(colours[:, None, None, :], (count, *size, 3)).astype(np.uint8)
 
 
+@pytest.mark.heavy
 def test_int8_keeps_softmax_and_argmax_float_and_agrees_on_top1(tmp_path):
     model = _uncertain_classifier((16, 24, 3))
     images = _colour_images(60, (16, 24))

@@ -71,6 +71,7 @@ def segmenter_export(tmp_path_factory):
     return model, vk.export.saved_model(model, root, data=data)
 
 
+@pytest.mark.heavy
 def test_served_mask_equals_keras_argmax_at_the_sent_resolution(segmenter_export, tmp_path):
     model, path = segmenter_export
     rng = np.random.default_rng(2)
@@ -102,6 +103,7 @@ def test_served_mask_equals_keras_argmax_at_the_sent_resolution(segmenter_export
     assert np.all(masks[1, h2:] == -1) and np.all(masks[1, :, w2:] == -1)
 
 
+@pytest.mark.heavy
 def test_predict_writes_the_mask_and_an_overlay(segmenter_export, tmp_path):
     model, path = segmenter_export
     image = np.random.default_rng(3).integers(0, 256, (30, 22, 3), dtype=np.uint8)

@@ -84,6 +84,7 @@ def _keras_probabilities(model, images: np.ndarray) -> np.ndarray:
     return np.asarray(model(pixels, training=False))
 
 
+@pytest.mark.heavy
 def test_fresh_process_matches_keras_at_model_size(child_outputs, tiny_model, val_images):
     outputs, _ = child_outputs
     expected = _keras_probabilities(tiny_model, val_images)
@@ -97,6 +98,7 @@ def test_fresh_process_matches_keras_at_model_size(child_outputs, tiny_model, va
     assert np.ptp(expected, axis=0).max() > 0.05
 
 
+@pytest.mark.heavy
 def test_fresh_process_resizes_other_sizes_like_tf_image_resize(child_outputs, tiny_model):
     outputs, other = child_outputs
     expected = _keras_probabilities(tiny_model, other)
@@ -111,6 +113,7 @@ def test_fresh_process_resizes_other_sizes_like_tf_image_resize(child_outputs, t
     assert np.abs(aliased - expected).max() > 10 * TOLERANCE
 
 
+@pytest.mark.heavy
 def test_fresh_process_serve_bytes_on_png_matches(child_outputs, tiny_model, val_images):
     outputs, _ = child_outputs
     expected = _keras_probabilities(tiny_model, val_images)
@@ -118,6 +121,7 @@ def test_fresh_process_serve_bytes_on_png_matches(child_outputs, tiny_model, val
     np.testing.assert_allclose(outputs["png_probabilities"], expected, atol=TOLERANCE, rtol=0)
 
 
+@pytest.mark.heavy
 def test_saved_model_cli_lists_both_signatures(exported):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     result = subprocess.run([cli, "show", "--all", "--dir", exported], capture_output=True,

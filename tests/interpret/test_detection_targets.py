@@ -81,6 +81,7 @@ def test_bad_detection_targets(detector):
         vk.interpret.resolve_target(detector, {"box": [1, 2, 3]})
 
 
+@pytest.mark.heavy
 def test_occlusion_of_a_detector_equals_a_naive_loop(detector, images):
     target = {"class_id": 0, "box": BOX}
     heat = vk.interpret.occlusion(detector, images, target=target, patch_size=32, stride=32,
@@ -97,6 +98,7 @@ def test_occlusion_of_a_detector_equals_a_naive_loop(detector, images):
     np.testing.assert_allclose(heat, expected, atol=1e-5)
 
 
+@pytest.mark.heavy
 def test_gradients_of_the_box_score_match_finite_differences(detector, images):
     """Integrated gradients over a tiny path is the directional derivative, whose
     integral must equal the score's change (completeness)."""
@@ -117,6 +119,7 @@ def test_gradients_of_the_box_score_match_finite_differences(detector, images):
     assert np.corrcoef(salient.ravel(), from_path.ravel())[0, 1] > 0.99
 
 
+@pytest.mark.heavy
 def test_grad_cam_of_a_detector(detector, images):
     cam = vk.interpret.grad_cam(detector, images, target={"class_id": 0, "box": BOX})
     assert cam.shape == (2, SIZE, SIZE) and np.isfinite(cam).all()
@@ -139,6 +142,7 @@ def test_eigen_cam_of_a_detector_needs_no_target(detector, images):
     assert cam.shape == (2, SIZE, SIZE) and np.isfinite(cam).all() and cam.max() == 1
 
 
+@pytest.mark.heavy
 def test_deletion_curve_of_a_detector_scores_the_box_target(detector, images):
     target = {"class_id": 1, "box": BOX}
     curve = vk.interpret.metrics.deletion(detector, images, np.ones((2, SIZE, SIZE)),

@@ -6,6 +6,7 @@ import os
 import re
 
 import numpy as np
+import pytest
 
 import visionkit as vk
 
@@ -56,6 +57,7 @@ def test_activations_average_over_channels(tiny_model, tiny_images):
     np.testing.assert_allclose(mean, full.mean(axis=-1), atol=1e-6)
 
 
+@pytest.mark.heavy
 def test_a_recipe_asks_for_the_report_after_training(tmp_path, repo_root):
     from visionkit.config import load_recipe, smoke_recipe
     from visionkit.run import run_recipe

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import visionkit as vk
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
-from vk_data_helpers import save_image, solid  # noqa: E402
+from visionkit.testing import save_image, solid
 
 
 def _coded_arrays(counts, size=8):

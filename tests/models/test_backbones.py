@@ -10,6 +10,7 @@ import pytest
 
 import visionkit as vk
 from visionkit.models.backbones import available_backbones, build_backbone
+from visionkit.testing import random_images
 
 # Non-square, and not the same multiple of 32 on both sides.
 HEIGHT, WIDTH = 64, 96
@@ -26,10 +27,6 @@ def tiny_options(name: str) -> dict:
     return {}
 
 
-def raw_images(shape: tuple = SHAPE, batch: int = 2, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (batch, *shape), dtype=np.uint8)
-
-
 def test_available_backbones_lists_own_and_application_families():
     names = available_backbones()
     assert names == sorted(names)
@@ -44,7 +41,7 @@ def test_backbone_levels_have_the_right_sizes(name):
     backbone = build_backbone(name, SHAPE, **tiny_options(name))
     assert backbone.name == f"{name}_backbone"
     assert sorted(backbone.output) == ["P1", "P2", "P3", "P4", "P5"]
-    features = backbone(raw_images(), training=False)
+    features = backbone(random_images(SHAPE), training=False)
     for level in range(1, 6):
         feature = np.asarray(features[f"P{level}"])
         assert feature.shape[:3] == (2, HEIGHT // 2**level, WIDTH // 2**level), level
@@ -85,7 +82,7 @@ def test_local_weights_file_round_trip(name, tmp_path):
     keras.utils.set_random_seed(1)
     fresh = build_backbone(name, SHAPE, **options)
     loaded = build_backbone(name, SHAPE, weights=path, **options)
-    images = raw_images()
+    images = random_images(SHAPE)
     expected = np.asarray(original(images)["P5"])
     np.testing.assert_array_equal(np.asarray(loaded(images)["P5"]), expected)
     assert not np.allclose(np.asarray(fresh(images)["P5"]), expected)
@@ -109,7 +106,7 @@ def test_legacy_keras_applications_file_loads_and_preprocesses_like_keras(tmp_pa
         warnings.simplefilter("ignore")  # Keras warns that .h5 is a legacy format
         reference.save(path)
     backbone = build_backbone("mobilenet_v2", SHAPE, weights=path, width_multiplier=0.35)
-    images = raw_images()
+    images = random_images(SHAPE)
     # keras.applications.mobilenet_v2.preprocess_input: "tf" mode, 0..255 -> -1..1.
     expected = reference(images.astype("float32") / 127.5 - 1.0)
     np.testing.assert_allclose(np.asarray(backbone(images)["P5"]), np.asarray(expected),
@@ -118,7 +115,7 @@ def test_legacy_keras_applications_file_loads_and_preprocesses_like_keras(tmp_pa
 
 def test_densenet_normalizes_like_keras_preprocess_input():
     backbone = build_backbone("densenet121", (32, 32, 3))
-    images = raw_images((32, 32, 3)).astype("float32")
+    images = random_images((32, 32, 3)).astype("float32")
     expected = keras.applications.densenet.preprocess_input(images.copy())
     np.testing.assert_allclose(np.asarray(backbone.get_layer("preprocess")(images)),
                                expected, atol=1e-4)
@@ -146,7 +143,7 @@ def test_unknown_options_are_refused():
 
 def test_any_input_size_when_left_open():
     backbone = build_backbone("resnet18", (None, None, 3), width_multiplier=0.125)
-    features = backbone(raw_images((64, 128, 3), batch=1))
+    features = backbone(random_images((64, 128, 3), batch=1))
     assert tuple(features["P5"].shape[1:3]) == (2, 4)
 
 
@@ -154,7 +151,7 @@ def test_backbone_round_trips_through_keras_file(tmp_path):
     backbone = build_backbone("mobilenet_v3_large", SHAPE, width_multiplier=0.35)
     backbone.save(tmp_path / "backbone.keras")
     restored = keras.saving.load_model(tmp_path / "backbone.keras")
-    images = raw_images()
+    images = random_images(SHAPE)
     for level in ("P1", "P5"):
         np.testing.assert_allclose(np.asarray(restored(images)[level]),
                                    np.asarray(backbone(images)[level]), atol=1e-5)

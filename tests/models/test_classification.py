@@ -5,55 +5,38 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from tiny_models import tiny_kwargs, tiny_shape
 
 import visionkit as vk
+from visionkit.testing import random_images, run_model_test, tiny_input_shape, tiny_model_kwargs
 
 # Non-square on purpose: a model that mixes up height and width fails here.
 TINY_SHAPE = (32, 40, 3)
 NUM_CLASSES = 3
 BATCH = 2
+# The large keras.applications models (over 4M parameters) take 5-18 s each here, so
+# `make test-heavy` runs them; `make test` keeps at least one of each family.
+HEAVY = {"densenet121", "efficientnet_b0", "efficientnet_b1", "mobilenet_v2",
+         "mobilenet_v3_large", "preact_resnet50", "resnet50", "resnet50_v2"}
 
 
-def raw_images(seed: int = 0, shape: tuple = TINY_SHAPE) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (BATCH, *shape), dtype=np.uint8)
+def classifiers():
+    return [pytest.param(name, marks=pytest.mark.heavy) if name in HEAVY else name
+            for name in vk.models.available("classification")]
 
 
-@pytest.mark.parametrize("name", vk.models.available("classification"))
-def test_classifier_builds_trains_and_round_trips(name, tmp_path):
-    keras.utils.set_random_seed(0)
-    model = vk.models.build(name, input_shape=tiny_shape(name), num_classes=NUM_CLASSES,
-                            **tiny_kwargs(name))
-    images = raw_images(shape=tiny_shape(name))
-
-    probabilities = np.asarray(model(images, training=False))
-    assert probabilities.shape == (BATCH, NUM_CLASSES)
-    assert probabilities.dtype == np.float32
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+@pytest.mark.parametrize("name", classifiers())
+def test_classifier_builds_trains_and_round_trips(name):
+    # Shape, float32 softmax, one step moving the stem and the classifier, .keras round
+    # trip without custom_objects (atol 1e-6): visionkit.testing.run_model_test.
+    model = run_model_test(name, tiny_input_shape(name), NUM_CLASSES, batch_size=BATCH,
+                           init_kwargs=tiny_model_kwargs(name))
     assert model.get_layer("predictions").dtype == "float32"
-
-    # One training step on raw uint8 pixels changes the weights.
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy",
-                  run_eagerly=True)
-    before = [np.array(w) for w in model.trainable_weights]
-    model.train_on_batch(images, np.array([0, 2]))
-    after = [np.array(w) for w in model.trainable_weights]
-    # The first convolution (gradients reach the stem) and the classifier both move.
-    assert not np.array_equal(before[0], after[0])
-    assert not np.array_equal(before[-1], after[-1])
-
-    # .keras round trip without custom_objects gives the same outputs.
-    path = tmp_path / f"{name}.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    np.testing.assert_allclose(np.asarray(restored(images, training=False)),
-                               np.asarray(model(images, training=False)), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", vk.models.available("classification"))
 def test_classifier_logits(name):
-    model = vk.models.build(name, input_shape=tiny_shape(name), num_classes=NUM_CLASSES,
-                            activation=None, **tiny_kwargs(name))
+    model = vk.models.build(name, input_shape=tiny_input_shape(name), num_classes=NUM_CLASSES,
+                            activation=None, **tiny_model_kwargs(name))
     assert model.get_layer("predictions").get_config()["activation"] == "linear"
     assert model.output_shape == (None, NUM_CLASSES)
 
@@ -122,7 +105,7 @@ def test_backbone_weights_go_into_the_classifier(name, options, p5_consumer, tmp
     else:  # own family: the same layers, inline
         features, outputs = model, model.get_layer(p5_consumer).input
     p5 = keras.Model(features.input, outputs)
-    images = raw_images(shape=(32, 32, 3))
+    images = random_images((32, 32, 3), BATCH)
     np.testing.assert_allclose(np.asarray(p5(images)), np.asarray(backbone(images)["P5"]),
                                atol=1e-5)
 
@@ -135,7 +118,7 @@ def test_whole_model_weights_round_trip(tmp_path):
     keras.utils.set_random_seed(3)
     loaded = vk.models.build("resnet18", TINY_SHAPE, NUM_CLASSES, width_multiplier=0.125,
                              weights=path)
-    images = raw_images()
+    images = random_images(TINY_SHAPE, BATCH)
     np.testing.assert_array_equal(np.asarray(loaded(images)), np.asarray(model(images)))
 
 

@@ -8,11 +8,12 @@ import re
 
 import numpy as np
 import pytest
-from tiny_models import NUM_CLASSES, documented_minimum, tiny_kwargs
+from tiny_models import documented_minimum
 
 import visionkit as vk
 from visionkit.models.classification.simple_cnn import default_filters
 from visionkit.models.segmentation.segnet import default_stages
+from visionkit.testing import NUM_CLASSES, tiny_model_kwargs
 
 NAMES = vk.models.available("classification") + vk.models.available("segmentation")
 LIMITED = [name for name in NAMES if documented_minimum(name) is not None]
@@ -33,7 +34,7 @@ def test_one_pixel_below_the_minimum_is_refused_naming_both(name, axis):
     shape = [minimum, minimum, 3]
     shape[axis] -= 1
     with pytest.raises(ValueError) as error:
-        vk.models.build(name, tuple(shape), NUM_CLASSES, **tiny_kwargs(name))
+        vk.models.build(name, tuple(shape), NUM_CLASSES, **tiny_model_kwargs(name))
     message = str(error.value)
     assert f"at least {minimum}x{minimum}" in message, message
     assert re.search(rf"\(?{shape[0]}, {shape[1]}, 3\)?", message), message

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import pytest
 from pretrained_helpers import (
+    LoopbackServer,
     WeightsServer,
     closed_port_url,
     digest,
@@ -45,8 +46,7 @@ def isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     saved = dict(pretrained._REGISTRY)
     yield home
-    pretrained._REGISTRY.clear()
-    pretrained._REGISTRY.update(saved)
+    pretrained._REGISTRY.restore(saved)
 
 
 def register(name: str, data: bytes, origin: str, algorithm: str = "sha256",
@@ -380,12 +380,11 @@ def test_cli_fetch_fills_the_cache_from_a_folder_mirror_and_list_shows_it(run, t
     assert rows["mobilenet_v2_imagenet"]["cached"] is False
 
 
-class FaultyServer:
+class FaultyServer(LoopbackServer):
     """Serves one body at /ok/NAME, a login page at /page/NAME, a trickle at /slow/NAME."""
 
     def __init__(self, body: bytes, trickle_delay: float = 0.2) -> None:
         import http.server
-        import threading
 
         page = b"<!DOCTYPE html>\n<html><body>Proxy login required</body></html>"
 
@@ -409,18 +408,7 @@ class FaultyServer:
             def log_message(self, *args) -> None:
                 pass
 
-        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-
-    def __enter__(self) -> FaultyServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.mark.parametrize("algorithm", ["sha256", None])

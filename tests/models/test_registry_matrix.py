@@ -19,9 +19,10 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from tiny_models import NUM_CLASSES, minimal_shape, raw_images, tiny_kwargs
+from tiny_models import minimal_shape
 
 import visionkit as vk
+from visionkit.testing import NUM_CLASSES, random_images, tiny_model_kwargs
 from visionkit.train.batch_statistics import batch_norm_sample_counts
 
 NAMES = vk.models.available("classification") + vk.models.available("segmentation")
@@ -66,12 +67,12 @@ def labels_for(name: str, images: np.ndarray) -> np.ndarray:
 def test_registered_model_trains_exports_explains_and_saves(name, saved, tmp_path):
     keras.utils.set_random_seed(0)
     shape = minimal_shape(name)
-    model = vk.models.build(name, shape, NUM_CLASSES, **tiny_kwargs(name))
+    model = vk.models.build(name, shape, NUM_CLASSES, **tiny_model_kwargs(name))
     # The smallest sound batch: 2, or what a batch norm on a vector needs (LeNet-5's F6).
     batch = max([BATCH] + [count.batch_needed
                            for count in batch_norm_sample_counts(model, BATCH)])
     assert batch_norm_sample_counts(model, batch) == []
-    images = raw_images(shape, batch=batch).astype("float32")
+    images = random_images(shape, batch=batch).astype("float32")
     labels = labels_for(name, images)
 
     # One training step, compiled with XLA, moves the first and the last weights, and
@@ -90,12 +91,12 @@ def test_registered_model_trains_exports_explains_and_saves(name, saved, tmp_pat
     class_names = [f"class_{i}" for i in range(NUM_CLASSES)]
     path = vk.export.saved_model(model, tmp_path / name, task=task_of(name),
                                  class_names=class_names)
-    served = vk.export.load(path)(raw_images(shape, seed=1))
-    expected = np.asarray(model(raw_images(shape, seed=1).astype("float32"), training=False))
+    served = vk.export.load(path)(random_images(shape, seed=1))
+    expected = np.asarray(model(random_images(shape, seed=1).astype("float32"), training=False))
     np.testing.assert_allclose(served["probabilities"], expected, atol=1e-4)
 
     # Grad-CAM on the default layer.
-    cam = vk.interpret.grad_cam(model, raw_images(shape, seed=2), target=1)
+    cam = vk.interpret.grad_cam(model, random_images(shape, seed=2), target=1)
     assert cam.shape == (2, *shape[:2]) and np.isfinite(cam).all()
     assert cam.min() >= 0.0 and cam.max() <= 1.0
 

@@ -27,6 +27,7 @@ def test_padding_mirrors_as_numpy_does(shape):
     np.testing.assert_array_equal(np.asarray(CropToReference()([padded, images])), images)
 
 
+@pytest.mark.heavy
 def test_a_unet_trains_and_serves_at_a_size_its_poolings_do_not_divide(tmp_path):
     data = vk.data.shapes("segmentation", n=16, image_size=SIZE, seed=0, batch_size=4,
                           validation_split=0.25)

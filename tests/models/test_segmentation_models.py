@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 import visionkit as vk
+from visionkit.testing import random_images, run_model_test, tiny_model_kwargs
 
 # Non-square on purpose: a decoder that mixes up height and width fails here.
 TINY_SHAPE = (32, 64, 3)
@@ -25,23 +26,6 @@ SEGNET_PAPER_PARAMETERS = 29.5e6
 CAMVID_CLASSES = 11
 
 
-def tiny_kwargs(name: str) -> dict:
-    """Small widths so the sweep stays fast."""
-    parameters = inspect.signature(vk.models.get(name).builder).parameters
-    if name == "unet":
-        return {"depth": 2, "filters": 4}
-    if name == "segnet":
-        return {"width_multiplier": 1 / 16}
-    if name == "deeplabv3plus":
-        return {"backbone": "resnet18", "width_multiplier": 0.125, "aspp_filters": 8,
-                "low_level_filters": 4}
-    kwargs = {"decoder_filters": (8, 8, 8, 8, 8)}
-    if "efficientnet" not in name:
-        kwargs["width_multiplier"] = 0.35 if "mobilenet" in name else 0.125
-    assert "kwargs" in parameters or "decoder_filters" in parameters
-    return kwargs
-
-
 # Deep keras.applications encoders take 20-30 s each to build, step and reload on 2
 # cores; they run with the slow tests (`pytest -m slow`).
 SLOW_MODELS = {"unet_efficientnet_b0", "unet_mobilenet_v2", "unet_resnet50", "unet_resnet34"}
@@ -52,10 +36,6 @@ def sweep(names):
             for name in names]
 
 
-def raw_images(seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (BATCH, *TINY_SHAPE), dtype=np.uint8)
-
-
 def test_the_registry_knows_the_issue_models():
     names = vk.models.available("segmentation")
     for name in ("unet", "segnet", "deeplabv3plus", "unet_resnet34", "unet_mobilenet_v3_small"):
@@ -63,39 +43,22 @@ def test_the_registry_knows_the_issue_models():
 
 
 @pytest.mark.parametrize("name", sweep(vk.models.available("segmentation")))
-def test_segmenter_builds_trains_and_round_trips(name, tmp_path):
-    keras.utils.set_random_seed(0)
-    model = vk.models.build(name, input_shape=TINY_SHAPE, num_classes=NUM_CLASSES,
-                            **tiny_kwargs(name))
-    images = raw_images()
-    probabilities = np.asarray(model(images, training=False))
-    assert probabilities.shape == (BATCH, *TINY_SHAPE[:2], NUM_CLASSES)
-    assert probabilities.dtype == np.float32
-    np.testing.assert_allclose(probabilities.sum(axis=-1), 1.0, rtol=1e-5)
-
-    masks = np.random.default_rng(1).integers(0, NUM_CLASSES, (BATCH, *TINY_SHAPE[:2]))
-    masks[:, :4] = 255  # ignored rows
-    task = vk.tasks.get_task("segmentation")
-    model.compile(optimizer=keras.optimizers.SGD(0.1), loss=task.loss(model), run_eagerly=True)
-    before = [np.array(w) for w in model.trainable_weights]
-    loss = model.train_on_batch(images, masks)
-    assert np.isfinite(loss)
-    after = [np.array(w) for w in model.trainable_weights]
-    assert not np.array_equal(before[0], after[0])      # gradients reach the stem
-    assert not np.array_equal(before[-1], after[-1])    # and the classifier
-
-    path = tmp_path / f"{name}.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    np.testing.assert_allclose(np.asarray(restored(images, training=False)),
-                               np.asarray(model(images, training=False)), atol=1e-5)
+def test_segmenter_builds_trains_and_round_trips(name):
+    # Per-pixel float32 softmax of the input's size, one step with the task's loss (top
+    # rows of the masks ignored) moving the stem and the classifier, .keras round trip
+    # (atol 1e-5): visionkit.testing.run_model_test.
+    options = tiny_model_kwargs(name)
+    parameters = inspect.signature(vk.models.get(name).builder).parameters
+    assert "kwargs" in parameters or set(options) <= set(parameters)
+    run_model_test(name, TINY_SHAPE, NUM_CLASSES, batch_size=BATCH, init_kwargs=options,
+                   expected_output_shape=(BATCH, *TINY_SHAPE[:2], NUM_CLASSES), atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["unet", "segnet", "deeplabv3plus", "unet_resnet18"])
 def test_segmenter_logits(name):
-    model = vk.models.build(name, TINY_SHAPE, NUM_CLASSES, activation=None, **tiny_kwargs(name))
+    model = vk.models.build(name, TINY_SHAPE, NUM_CLASSES, activation=None, **tiny_model_kwargs(name))
     assert not vk.tasks.ends_in_probabilities(model)
-    logits = np.asarray(model(raw_images()))
+    logits = np.asarray(model(random_images(TINY_SHAPE, BATCH)))
     assert logits.shape == (BATCH, *TINY_SHAPE[:2], NUM_CLASSES)
     assert not np.allclose(logits.sum(axis=-1), 1.0)
 
@@ -152,7 +115,8 @@ def test_segnet_trains_one_step_with_xla():
 
 
 def test_deeplab_uses_dilated_convolutions():
-    model = vk.models.build("deeplabv3plus", TINY_SHAPE, NUM_CLASSES, **tiny_kwargs("deeplabv3plus"))
+    model = vk.models.build("deeplabv3plus", TINY_SHAPE, NUM_CLASSES,
+                            **tiny_model_kwargs("deeplabv3plus"))
     rates = sorted(layer.dilation_rate[0] for layer in model.layers
                    if isinstance(layer, keras.layers.Conv2D) and layer.name.startswith("aspp"))
     assert {6, 12, 18} <= set(rates)
@@ -162,7 +126,7 @@ def test_deeplab_uses_dilated_convolutions():
     ("unet", (30, 60, 3)), ("segnet", (24, 40, 3)), ("deeplabv3plus", (40, 36, 3)),
     ("unet_resnet18", (36, 50, 3))])
 def test_sizes_that_do_not_divide_are_padded_inside_and_cropped_back(name, shape):
-    model = vk.models.build(name, shape, NUM_CLASSES, **tiny_kwargs(name))
+    model = vk.models.build(name, shape, NUM_CLASSES, **tiny_model_kwargs(name))
     assert model.output_shape == (None, shape[0], shape[1], NUM_CLASSES)
     assert model.layers[-1].name == "predictions"  # still the scoring layer
     images = np.random.default_rng(0).uniform(0, 255, (1, *shape)).astype("float32")

@@ -1,4 +1,5 @@
-"""Writers of broken, unusual and hostile files for the robustness tests."""
+"""Writers of broken PNG files for the robustness tests (the ordinary writers are in
+`visionkit.testing`)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,10 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+
+from visionkit.testing import noise, save_image
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def save(path: Path, pixels: np.ndarray, mode: str | None = None, **save_args) -> Path:
-    """Writes uint8 pixels (`[H, W, 3]` or `[H, W]`), optionally converted to `mode`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(pixels)
-    if mode is not None:
-        image = image.convert(mode)
-    image.save(path, **save_args)
-    return path
-
-
-def noise(height: int, width: int, seed: int = 0, block: int = 1) -> np.ndarray:
-    """Random RGB pixels, constant over `block` x `block` squares (JPEG keeps them)."""
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (-(-height // block), -(-width // block), 3), dtype=np.uint8)
-    return np.repeat(np.repeat(small, block, 0), block, 1)[:height, :width]
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -60,38 +45,12 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
 
 def png_with_bad_crc(path: Path, seed: int = 0) -> Path:
     """A valid PNG whose IDAT checksum is wrong (the pixel data itself is intact)."""
-    save(path, noise(12, 16, seed))
+    save_image(path, noise(12, 16, seed))
     data = bytearray(path.read_bytes())
     start = data.find(b"IDAT")
     length = struct.unpack(">I", data[start - 4:start])[0]
     data[start + 4 + length] ^= 0xFF
     path.write_bytes(bytes(data))
-    return path
-
-
-def truncated_jpeg(path: Path, seed: int = 0) -> Path:
-    save(path, noise(64, 64, seed), quality=90)
-    data = path.read_bytes()
-    path.write_bytes(data[: len(data) // 2])
-    return path
-
-
-def write(path: Path, data: bytes | str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        path.write_text(data, encoding="utf-8")
-    else:
-        path.write_bytes(data)
-    return path
-
-
-def with_orientation(path: Path, pixels: np.ndarray, orientation: int, **save_args) -> Path:
-    """Saves `pixels` as stored with an EXIF orientation tag (a viewer turns them)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(pixels)
-    exif = image.getexif()
-    exif[0x0112] = orientation
-    image.save(path, exif=exif, **save_args)
     return path
 
 

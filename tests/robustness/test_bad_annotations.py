@@ -10,10 +10,10 @@ import json
 
 import numpy as np
 import pytest
-from robustness_helpers import noise, save, write
 
 import visionkit as vk
 from visionkit.errors import BadFileError, DataError
+from visionkit.testing import noise, save_image, write_bytes
 
 IMAGE = {"id": 1, "file_name": "a.png", "width": 16, "height": 12}
 ANNOTATION = {"id": 5, "image_id": 1, "category_id": 3, "bbox": [2, 2, 6, 5]}
@@ -21,10 +21,10 @@ CATEGORY = {"id": 3, "name": "cat"}
 
 
 def _coco(tmp_path, spec) -> str:
-    save(tmp_path / "images" / "a.png", noise(12, 16))
-    save(tmp_path / "images" / "b.png", noise(12, 16, seed=1))
+    save_image(tmp_path / "images" / "a.png", noise(12, 16))
+    save_image(tmp_path / "images" / "b.png", noise(12, 16, seed=1))
     text = spec if isinstance(spec, str) else json.dumps(spec)
-    return str(write(tmp_path / "instances.json", text))
+    return str(write_bytes(tmp_path / "instances.json", text))
 
 
 def _spec(**changes):
@@ -67,8 +67,8 @@ def test_bad_coco_file_is_named(tmp_path, case):
 
 
 def _voc(tmp_path, xml: str, name: str = "a.xml") -> str:
-    save(tmp_path / "JPEGImages" / "a.png", noise(12, 16))
-    return str(write(tmp_path / "Annotations" / name, xml))
+    save_image(tmp_path / "JPEGImages" / "a.png", noise(12, 16))
+    return str(write_bytes(tmp_path / "Annotations" / name, xml))
 
 
 OBJECT = ("<object><name>cat</name><bndbox><xmin>3</xmin><ymin>3</ymin><xmax>8</xmax>"
@@ -106,10 +106,10 @@ def test_bad_voc_file_is_named(tmp_path, case):
 
 
 def _yolo(tmp_path, label: bytes | str | None) -> str:
-    save(tmp_path / "images" / "a.png", noise(12, 16))
-    save(tmp_path / "images" / "b.png", noise(12, 16, seed=1))
-    write(tmp_path / "labels" / "b.txt", "0 0.5 0.5 0.25 0.25\n")
-    return str(write(tmp_path / "labels" / "a.txt", label)) if label is not None else ""
+    save_image(tmp_path / "images" / "a.png", noise(12, 16))
+    save_image(tmp_path / "images" / "b.png", noise(12, 16, seed=1))
+    write_bytes(tmp_path / "labels" / "b.txt", "0 0.5 0.5 0.25 0.25\n")
+    return str(write_bytes(tmp_path / "labels" / "a.txt", label)) if label is not None else ""
 
 
 YOLO_CASES = {
@@ -153,7 +153,7 @@ def test_coco_with_no_annotations_at_all_keeps_every_image(tmp_path):
 
 def test_voc_annotation_without_objects_is_kept_as_background(tmp_path):
     _voc(tmp_path, f"<annotation><filename>a.png</filename>{OBJECT}</annotation>")
-    save(tmp_path / "JPEGImages" / "b.png", noise(12, 16, seed=1))
+    save_image(tmp_path / "JPEGImages" / "b.png", noise(12, 16, seed=1))
     _voc(tmp_path, "<annotation><filename>b.png</filename></annotation>", name="b.xml")
     data = vk.data.voc(tmp_path, image_size=(12, 16), validation_split=0)
     assert data.train_size == 2 and len(_background(data)) == 1

@@ -13,35 +13,26 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image, ImageOps
-from robustness_helpers import (
-    all_examples,
-    noise,
-    png_16bit,
-    png_header_only,
-    png_with_bad_crc,
-    save,
-    truncated_jpeg,
-    with_orientation,
-    write,
-)
+from robustness_helpers import all_examples, png_16bit, png_header_only, png_with_bad_crc
 
 import visionkit as vk
 from visionkit.data import files
 from visionkit.errors import BadFileError, DataError, DataWarning
+from visionkit.testing import noise, save_image, truncated_jpeg, write_bytes
 
 
 def _good_tree(root, per_class: int = 2):
     for name in ("a", "b"):
         for i in range(per_class):
-            save(root / name / f"good{i}.png", noise(10, 14, seed=ord(name) + i))
+            save_image(root / name / f"good{i}.png", noise(10, 14, seed=ord(name) + i))
     return root
 
 
 BAD_FILES = {
     "truncated JPEG": (lambda p: truncated_jpeg(p / "cut.jpg"), "truncated"),
     "PNG with a bad CRC": (lambda p: png_with_bad_crc(p / "crc.png"), "checksum"),
-    "zero-byte file": (lambda p: write(p / "empty.jpg", b""), "not an image"),
-    "text named .jpg": (lambda p: write(p / "notes.jpg", "shopping list"), "not an image"),
+    "zero-byte file": (lambda p: write_bytes(p / "empty.jpg", b""), "not an image"),
+    "text named .jpg": (lambda p: write_bytes(p / "notes.jpg", "shopping list"), "not an image"),
     "30000x30000 header": (lambda p: png_header_only(p / "bomb.png", 30000, 30000),
                            "max_image_pixels=89,478,485"),
     # Between PIL's limit and twice it, PIL only warns and would decode 270 MB.
@@ -106,7 +97,7 @@ def _one_image_set(tmp_path, write_image, image_size):
     """A two-class folder: class "a" holds the image under test, "b" a filler."""
     root = tmp_path / "set"
     path = write_image(root / "a")
-    save(root / "b" / "filler.png", noise(image_size[0], image_size[1], seed=9))
+    save_image(root / "b" / "filler.png", noise(image_size[0], image_size[1], seed=9))
     data = vk.data.image_folder(root, image_size=image_size, validation_split=0.0)
     images, labels = all_examples(data)
     return path, images[list(labels).index(0)]
@@ -135,7 +126,7 @@ def test_cmyk_jpeg_has_pils_colours(tmp_path):
     rows, columns = np.mgrid[0:32, 0:48]
     smooth = np.stack([columns * 5, rows * 7, (rows + columns) * 3], -1).astype(np.uint8)
     path, image = _one_image_set(
-        tmp_path, lambda d: save(d / "print.jpg", smooth, "CMYK", quality=95), (32, 48))
+        tmp_path, lambda d: save_image(d / "print.jpg", smooth, "CMYK", quality=95), (32, 48))
     assert Image.open(path).mode == "CMYK"
     reference = np.asarray(Image.open(path).convert("RGB")).astype(np.float32)
     # Two JPEG decoders agree to a few levels on smooth content; wrong CMYK handling
@@ -150,8 +141,8 @@ def test_palette_png_with_transparency_and_grayscale_become_rgb(tmp_path):
     palette = Image.fromarray(pixels).convert("P")
     (root / "a").mkdir(parents=True)
     palette.save(root / "a" / "palette.png", transparency=0)
-    save(root / "b" / "gray.png", pixels[..., 0], "L")
-    save(root / "b" / "rgb.png", pixels)
+    save_image(root / "b" / "gray.png", pixels[..., 0], "L")
+    save_image(root / "b" / "rgb.png", pixels)
     data = vk.data.image_folder(root, image_size=(10, 12), validation_split=0.0)
     images, labels = all_examples(data)
     assert images.shape[-1] == 3
@@ -170,7 +161,7 @@ def test_exif_rotated_jpeg_is_upright_as_a_viewer_shows_it(tmp_path, orientation
     stored = noise(24, 40, seed=orientation, block=8)  # 40 wide, 24 high as stored
     shown = (24, 40) if orientation == 3 else (40, 24)
     path, image = _one_image_set(
-        tmp_path, lambda d: with_orientation(d / "photo.jpg", stored, orientation, quality=95),
+        tmp_path, lambda d: save_image(d / "photo.jpg", stored, orientation=orientation, quality=95),
         shown)
     with Image.open(path) as opened:
         assert opened.getexif()[0x0112] == orientation
@@ -186,7 +177,7 @@ def test_exif_rotated_jpeg_is_upright_as_a_viewer_shows_it(tmp_path, orientation
 @pytest.mark.parametrize("orientation", [1, 2, 3, 4, 5, 6, 7, 8])
 def test_apply_orientation_matches_pil_exif_transpose(tmp_path, orientation):
     pixels = noise(5, 7, seed=orientation)
-    path = with_orientation(tmp_path / "o.png", pixels, orientation)
+    path = save_image(tmp_path / "o.png", pixels, orientation=orientation)
     scan = files.scan_image_files([str(path)])
     assert scan.bad == [] and scan.orientations[str(path)] == orientation
     with Image.open(path) as opened:
@@ -197,12 +188,12 @@ def test_apply_orientation_matches_pil_exif_transpose(tmp_path, orientation):
 
 def test_non_ascii_and_space_file_names(tmp_path):
     root = tmp_path / "données d'été"
-    save(root / "chats" / "café au lait 1.png", noise(8, 8, 1))
-    save(root / "chats" / "日本 語.jpg", noise(8, 8, 2))
-    save(root / "chiens" / "ü ö ä.png", noise(8, 8, 3))
+    save_image(root / "chats" / "café au lait 1.png", noise(8, 8, 1))
+    save_image(root / "chats" / "日本 語.jpg", noise(8, 8, 2))
+    save_image(root / "chiens" / "ü ö ä.png", noise(8, 8, 3))
     data = vk.data.image_folder(root, image_size=(8, 8), validation_split=0.0)
     assert len(all_examples(data)[0]) == 3
-    bad = str(write(root / "chiens" / "façade ß.jpg", b"not a jpeg"))
+    bad = str(write_bytes(root / "chiens" / "façade ß.jpg", b"not a jpeg"))
     with pytest.raises(BadFileError) as error:
         vk.data.image_folder(root, image_size=(8, 8))
     assert error.value.path == bad and bad in str(error.value)
@@ -211,7 +202,7 @@ def test_non_ascii_and_space_file_names(tmp_path):
 def test_empty_class_folder_is_named(tmp_path):
     root = _good_tree(tmp_path / "set")
     (root / "c").mkdir()
-    write(root / "c" / "readme.txt", "no images yet")
+    write_bytes(root / "c" / "readme.txt", "no images yet")
     with pytest.raises(DataError, match=r"have none: \['c'\]"):
         vk.data.image_folder(root)
 
@@ -228,15 +219,15 @@ def test_train_and_validation_class_folders_that_differ_are_named(tmp_path):
 
 def _mask_set(root, stems=("x", "y", "z")):
     for i, stem in enumerate(stems):
-        save(root / "images" / f"{stem}.png", noise(6, 8, seed=i))
-        save(root / "masks" / f"{stem}.png", (np.arange(48).reshape(6, 8) % 2).astype(np.uint8))
+        save_image(root / "images" / f"{stem}.png", noise(6, 8, seed=i))
+        save_image(root / "masks" / f"{stem}.png", (np.arange(48).reshape(6, 8) % 2).astype(np.uint8))
     return root / "images", root / "masks"
 
 
 @pytest.mark.parametrize("second", ["x.bmp", "x.jpg"])
 def test_two_masks_with_one_stem_are_named(tmp_path, second):
     images, masks = _mask_set(tmp_path)
-    save(masks / second, np.zeros((6, 8), np.uint8))
+    save_image(masks / second, np.zeros((6, 8), np.uint8))
     with pytest.raises(DataError) as error:
         vk.data.mask_folder(images, masks, image_size=(6, 8))
     message = str(error.value)
@@ -247,7 +238,7 @@ def test_two_masks_with_one_stem_are_named(tmp_path, second):
 def test_a_jpeg_mask_is_refused_as_lossy(tmp_path):
     images, masks = _mask_set(tmp_path)
     (masks / "y.png").unlink()
-    save(masks / "y.jpg", np.zeros((6, 8), np.uint8))
+    save_image(masks / "y.jpg", np.zeros((6, 8), np.uint8))
     with pytest.raises(DataError, match="lossy") as error:
         vk.data.mask_folder(images, masks, image_size=(6, 8))
     assert str(images / "y.png") in str(error.value)
@@ -256,7 +247,7 @@ def test_a_jpeg_mask_is_refused_as_lossy(tmp_path):
 def test_bad_image_or_mask_in_a_mask_folder(tmp_path):
     images, masks = _mask_set(tmp_path)
     bad = str(truncated_jpeg(images / "w.jpg"))
-    save(masks / "w.png", np.zeros((64, 64), np.uint8))
+    save_image(masks / "w.png", np.zeros((64, 64), np.uint8))
     with pytest.raises(BadFileError) as error:
         vk.data.mask_folder(images, masks, image_size=(6, 8))
     assert error.value.path == bad and "truncated" in error.value.reason
@@ -270,11 +261,11 @@ def test_bad_image_or_mask_in_a_mask_folder(tmp_path):
 def test_exif_rotated_image_lines_up_with_its_displayed_mask(tmp_path):
     stored = noise(8, 12, seed=5, block=4)  # 12 wide, 8 high as stored; shown 8x12 turned
     shown = np.asarray(ImageOps.exif_transpose(
-        Image.open(with_orientation(tmp_path / "images" / "p.png", stored, 6))))
+        Image.open(save_image(tmp_path / "images" / "p.png", stored, orientation=6))))
     mask = (shown[..., 0] > 127).astype(np.uint8)  # drawn on the image as displayed
-    save(tmp_path / "masks" / "p.png", mask)
-    save(tmp_path / "images" / "q.png", noise(12, 8, seed=6))
-    save(tmp_path / "masks" / "q.png", np.zeros((12, 8), np.uint8))
+    save_image(tmp_path / "masks" / "p.png", mask)
+    save_image(tmp_path / "images" / "q.png", noise(12, 8, seed=6))
+    save_image(tmp_path / "masks" / "q.png", np.zeros((12, 8), np.uint8))
     data = vk.data.mask_folder(tmp_path / "images", tmp_path / "masks", image_size=(12, 8),
                                validation_split=0.0, class_names=["dark", "bright"])
     for example in data.train_examples:

@@ -13,6 +13,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHORT = ["--set", "train.epochs=2", "--set", "train.steps_per_epoch=6",
          "--set", "data.image_size=[16,16]", "--set", "train.verbose=0"]
@@ -34,6 +36,7 @@ def _outcome(run_dir: str) -> tuple[str, dict]:
         return history, json.load(handle)
 
 
+@pytest.mark.heavy
 def test_seeded_digits_recipe_repeats_exactly_in_fresh_processes(tmp_path):
     runs = {name: (str(tmp_path / name), seed) for name, seed in
             (("first", 0), ("second", 0), ("other_seed", 1))}

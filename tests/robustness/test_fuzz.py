@@ -20,10 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from robustness_helpers import PNG_SIGNATURE, noise, save, write
+from robustness_helpers import PNG_SIGNATURE
 
 import visionkit as vk
 from visionkit.errors import VisionkitError
+from visionkit.testing import noise, save_image, write_bytes
 
 pytestmark = pytest.mark.filterwarnings("ignore::visionkit.errors.DataWarning")
 
@@ -64,8 +65,8 @@ image_bytes = st.one_of(
 def test_image_folder_on_arbitrary_bytes(data, extension):
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        write(root / "a" / f"fuzzed{extension}", data)
-        save(root / "b" / "good.png", noise(6, 9))
+        write_bytes(root / "a" / f"fuzzed{extension}", data)
+        save_image(root / "b" / "good.png", noise(6, 9))
         try:
             loaded = vk.data.image_folder(root, image_size=(4, 4), validation_split=0.0)
         except VisionkitError:
@@ -134,8 +135,8 @@ def _loads_or_refuses(load) -> None:
 def test_coco_on_arbitrary_structures(spec):
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        save(root / "images" / "a.png", noise(12, 16))
-        path = write(root / "instances.json", json.dumps(spec))
+        save_image(root / "images" / "a.png", noise(12, 16))
+        path = write_bytes(root / "instances.json", json.dumps(spec))
         _loads_or_refuses(lambda: vk.data.coco(path, root / "images", image_size=(8, 8),
                                                validation_split=0))
 
@@ -177,8 +178,8 @@ def _voc_xml(tree: dict) -> bytes:
 def test_voc_on_arbitrary_xml(content):
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        save(root / "JPEGImages" / "a.png", noise(12, 16))
-        write(root / "Annotations" / "a.xml", content)
+        save_image(root / "JPEGImages" / "a.png", noise(12, 16))
+        write_bytes(root / "Annotations" / "a.xml", content)
         _loads_or_refuses(lambda: vk.data.voc(root, image_size=(8, 8), validation_split=0))
 
 
@@ -195,18 +196,18 @@ yolo_line = st.one_of(
 def test_yolo_on_arbitrary_label_lines(content):
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        save(root / "images" / "a.png", noise(12, 16))
-        write(root / "labels" / "a.txt", content)
+        save_image(root / "images" / "a.png", noise(12, 16))
+        write_bytes(root / "labels" / "a.txt", content)
         _loads_or_refuses(lambda: vk.data.yolo(root, names=["a", "b"], image_size=(8, 8),
                                                validation_split=0))
 
 
 def test_fuzz_inputs_include_loadable_ones(tmp_path):
     """The strategies reach the success path too (else the properties say little)."""
-    save(tmp_path / "images" / "a.png", noise(12, 16))
+    save_image(tmp_path / "images" / "a.png", noise(12, 16))
     spec = {"images": [{"id": 1, "file_name": "a.png"}], "annotations": [],
             "categories": [{"id": 3}]}
-    path = write(tmp_path / "instances.json", json.dumps(spec))
+    path = write_bytes(tmp_path / "instances.json", json.dumps(spec))
     assert vk.data.coco(path, tmp_path / "images", validation_split=0).train_size == 1
     assert os.path.getsize(path) > 0
 
@@ -221,7 +222,7 @@ def test_a_gif_tensorflow_cannot_decode_is_named_before_training(tmp_path):
              b"\x00\xa0\x81\x01\x04\x11\n\x04P\xc0@\xc5\x85\x0e\x15 P\xb8 a\xc1\x04\x0f\x166d@"
              b"\xc0!A\x08\x14&:\xa4\xf8\x00b\x84\x08\r\x15\x1e\x1c\x18@b\x85\x87\x80\x00;")
     damaged = b"GIF87a\t\x00\x06\x00\x00\x00\x00" + frame
-    write(tmp_path / "a" / "bad.gif", damaged)
-    save(tmp_path / "b" / "good.png", noise(6, 9))
+    write_bytes(tmp_path / "a" / "bad.gif", damaged)
+    save_image(tmp_path / "b" / "good.png", noise(6, 9))
     with pytest.raises(BadFileError, match=r"bad\.gif"):
         vk.data.image_folder(tmp_path, image_size=(4, 4), validation_split=0.0)

@@ -78,6 +78,7 @@ def _history(run_dir) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
+@pytest.mark.heavy
 def test_run_killed_mid_epoch_resumes_at_the_epoch_boundary(tmp_path):
     run_dir = str(tmp_path / "run")
     first = _start(run_dir, pause="2:2")  # inside epoch 3 of 4

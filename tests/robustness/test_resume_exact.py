@@ -65,6 +65,7 @@ def _assert_same(resumed, reference):
                                    atol=LOSS_TOLERANCE, err_msg=key)
 
 
+@pytest.mark.heavy
 def test_plateau_counters_and_the_cut_rate_survive_an_interruption(tmp_path):
     _fit(tmp_path / "reference", "plateau")
     reference = _history(tmp_path / "reference")

@@ -13,19 +13,19 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from robustness_helpers import noise, save, write
 
 import visionkit as vk
 from visionkit import cli
 from visionkit.config import RecipeError, load_recipe
 from visionkit.errors import DataError
+from visionkit.testing import noise, save_image, write_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _hostile_recipe(tmp_path) -> tuple[Path, Path]:
     marker = tmp_path / "code-ran"
-    recipe = write(tmp_path / "recipe.yaml", (
+    recipe = write_bytes(tmp_path / "recipe.yaml", (
         "name: hostile\ntask: classification\n"
         f"data: !!python/object/apply:os.system ['touch {marker}']\n"))
     return recipe, marker
@@ -118,19 +118,19 @@ def test_visionkit_source_neither_pickles_nor_evaluates():
 @pytest.fixture
 def outside_image(tmp_path) -> Path:
     """A real image next to (outside) the images root, so a path to it would load."""
-    return save(tmp_path / "secret.png", noise(12, 16))
+    return save_image(tmp_path / "secret.png", noise(12, 16))
 
 
 @pytest.mark.parametrize("file_name", ["../secret.png", "ABSOLUTE", "sub/../../secret.png",
                                        "link/secret.png"])
 def test_coco_paths_leaving_the_images_root_are_refused(tmp_path, outside_image, file_name):
     images = tmp_path / "images"
-    save(images / "a.png", noise(12, 16))
+    save_image(images / "a.png", noise(12, 16))
     os.symlink(tmp_path, images / "link")
     file_name = str(outside_image) if file_name == "ABSOLUTE" else file_name
     spec = {"images": [{"id": 1, "file_name": "a.png"}, {"id": 7, "file_name": file_name}],
             "annotations": [], "categories": [{"id": 1, "name": "thing"}]}
-    path = write(tmp_path / "instances.json", json.dumps(spec))
+    path = write_bytes(tmp_path / "instances.json", json.dumps(spec))
     with pytest.raises(DataError, match="points outside the images root") as error:
         vk.data.coco(path, images)
     assert f"{path} images[1] (id 7) file_name" in str(error.value)
@@ -139,9 +139,9 @@ def test_coco_paths_leaving_the_images_root_are_refused(tmp_path, outside_image,
 
 @pytest.mark.parametrize("file_name", ["../secret.png", "ABSOLUTE"])
 def test_voc_paths_leaving_the_images_root_are_refused(tmp_path, outside_image, file_name):
-    save(tmp_path / "JPEGImages" / "a.png", noise(12, 16))
+    save_image(tmp_path / "JPEGImages" / "a.png", noise(12, 16))
     file_name = str(outside_image) if file_name == "ABSOLUTE" else file_name
-    xml = write(tmp_path / "Annotations" / "a.xml",
+    xml = write_bytes(tmp_path / "Annotations" / "a.xml",
                 f"<annotation><filename>{file_name}</filename></annotation>")
     with pytest.raises(DataError, match="points outside the images root") as error:
         vk.data.voc(tmp_path)

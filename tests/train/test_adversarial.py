@@ -24,13 +24,20 @@ def _linear(weights, bias):
     return model
 
 
-def test_an_adversarial_step_is_an_optimizer_step_on_the_attacked_batch():
-    rng = np.random.default_rng(0)
+def _problem(seed: int):
+    """Seeded (weights, bias) of a small linear classifier, six raw images, their labels
+    and the from-logits loss."""
+    rng = np.random.default_rng(seed)
     weights = rng.normal(0, 0.002, (int(np.prod(SHAPE)), 3)).astype("float32")
     bias = np.zeros(3, "float32")
     images = rng.uniform(0, 255, (6, *SHAPE)).astype("float32")
     labels = np.array([0, 1, 2, 0, 1, 2])
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return weights, bias, images, labels, keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True)
+
+
+def test_an_adversarial_step_is_an_optimizer_step_on_the_attacked_batch():
+    weights, bias, images, labels, loss = _problem(seed=0)
 
     wrapper = AdversarialTraining(_linear(weights, bias), ATTACK)
     wrapper.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)
@@ -54,12 +61,7 @@ def test_an_adversarial_step_is_an_optimizer_step_on_the_attacked_batch():
 
 @pytest.mark.parametrize("fraction", [0.5, 0.34])
 def test_a_clean_fraction_keeps_the_first_images_of_each_batch_clean(fraction):
-    rng = np.random.default_rng(1)
-    weights = rng.normal(0, 0.002, (int(np.prod(SHAPE)), 3)).astype("float32")
-    bias = np.zeros(3, "float32")
-    images = rng.uniform(0, 255, (6, *SHAPE)).astype("float32")
-    labels = np.array([0, 1, 2, 0, 1, 2])
-    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    weights, bias, images, labels, loss = _problem(seed=1)
 
     wrapper = AdversarialTraining(_linear(weights, bias), {**ATTACK, "clean_fraction": fraction})
     wrapper.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)

@@ -44,6 +44,7 @@ def _free_ports(count: int) -> list[int]:
             s.close()
 
 
+@pytest.mark.heavy
 def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
 import visionkit as vk
 from visionkit.tasks.multilabel import multilabel_scores
+from visionkit.testing import write_images
 
 
 def _naive_average_precision(truth, scores):
@@ -38,16 +38,9 @@ def test_scores_match_naive_counts_and_a_class_without_positives_is_undefined():
     assert result["exact_match"] == pytest.approx(1 / 5)  # only row 1 is entirely right
 
 
-def _write_images(folder, count):
-    rng = np.random.default_rng(0)
-    for index in range(count):
-        Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(
-            folder / f"{index}.png")
-
-
 @pytest.mark.parametrize("separator", [" ", "|", ";"])
 def test_a_csv_of_files_and_labels_becomes_multi_hot_targets(tmp_path, separator):
-    _write_images(tmp_path, 4)
+    write_images(tmp_path, {f"{index}.png": (12, 10) for index in range(4)})
     rows = ["file,labels", f"0.png,cat{separator}dog", "1.png,dog", "2.png,", "3.png,bird"]
     (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
     data = vk.data.multilabel_csv(tmp_path / "labels.csv", image_size=(8, 8),
@@ -60,7 +53,7 @@ def test_a_csv_of_files_and_labels_becomes_multi_hot_targets(tmp_path, separator
 
 
 def test_bad_csv_rows_are_named(tmp_path):
-    _write_images(tmp_path, 2)
+    write_images(tmp_path, {"0.png": (12, 10), "1.png": (12, 10)})
     (tmp_path / "mixed.csv").write_text("0.png,cat|dog\n1.png,cat;dog\n")
     with pytest.raises(ValueError, match="both '\\|' and ';'"):
         vk.data.multilabel_csv(tmp_path / "mixed.csv")

@@ -75,6 +75,7 @@ def _run(script, *arguments, environment=None, timeout=300):
                           timeout=timeout)
 
 
+@pytest.mark.heavy
 def test_mirrored_replicas_follow_the_single_device_loss_curve(tmp_path):
     completed = _run(MIRRORED, tmp_path / "run")
     assert completed.returncode == 0, completed.stderr[-3000:]

@@ -46,7 +46,7 @@ from typing import Any
 import keras
 
 from visionkit.errors import VisionkitError
-from visionkit.vocabulary import did_you_mean
+from visionkit.vocabulary import Registry
 
 __all__ = [
     "CacheNotWritableError",
@@ -166,7 +166,8 @@ class PretrainedWeights:
                              f"file_name={self.file_name!r} for {self.name!r}.")
 
 
-_REGISTRY: dict[str, PretrainedWeights] = {}
+_REGISTRY: Registry[PretrainedWeights] = Registry("pretrained weights",
+                                                 plural="pretrained weights")
 
 
 def register_pretrained(entry: PretrainedWeights, replace: bool = False) -> PretrainedWeights:
@@ -178,18 +179,17 @@ def register_pretrained(entry: PretrainedWeights, replace: bool = False) -> Pret
     if entry.name in _REGISTRY and not replace:
         raise ValueError(f"Pretrained weights named {entry.name!r} are already registered; "
                          "pass replace=True to replace them.")
-    _REGISTRY[entry.name] = entry
-    return entry
+    return _REGISTRY.register(entry.name, entry, replace=True)
 
 
 def unregister_pretrained(name: str) -> PretrainedWeights:
     """Removes and returns the entry `name`."""
-    return _REGISTRY.pop(get_pretrained(name).name)
+    return _REGISTRY.pop(name)
 
 
 def available_pretrained(backbone: str | None = None) -> list[str]:
     """Sorted registry names, optionally only those of one backbone."""
-    return sorted(n for n, e in _REGISTRY.items() if backbone is None or e.backbone == backbone)
+    return _REGISTRY.names(lambda entry: backbone is None or entry.backbone == backbone)
 
 
 def get_pretrained(name: str) -> PretrainedWeights:
@@ -198,11 +198,7 @@ def get_pretrained(name: str) -> PretrainedWeights:
     Raises:
         ValueError: for an unknown name, with close matches.
     """
-    if name not in _REGISTRY:
-        hint = did_you_mean(name, _REGISTRY, n=3, cutoff=0.5)
-        raise ValueError(f"Unknown pretrained weights {name!r}.{hint} Known names: "
-                         f"{', '.join(available_pretrained())}.")
-    return _REGISTRY[name]
+    return _REGISTRY.lookup(name)
 
 
 def datasets_of(backbone: str) -> list[str]:

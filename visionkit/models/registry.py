@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from visionkit.vocabulary import did_you_mean, get_task
+from visionkit.vocabulary import Registry, get_task
 
 __all__ = ["register", "get", "available", "build", "ModelEntry"]
 
@@ -34,7 +34,7 @@ class ModelEntry:
     description: str = ""
 
 
-_REGISTRY: dict[str, ModelEntry] = {}
+_REGISTRY: Registry[ModelEntry] = Registry("model")
 
 
 def register(name: str, task: str, description: str = "") -> Callable:
@@ -49,7 +49,8 @@ def register(name: str, task: str, description: str = "") -> Callable:
             raise ValueError(f"A model named {name!r} is already registered.")
         doc = description or (builder.__doc__ or "").strip().splitlines()[0:1]
         text = doc if isinstance(doc, str) else (doc[0] if doc else "")
-        _REGISTRY[name] = ModelEntry(name=name, task=task, builder=builder, description=text)
+        _REGISTRY.register(name, ModelEntry(name=name, task=task, builder=builder,
+                                            description=text))
         return builder
 
     return decorator
@@ -61,16 +62,12 @@ def get(name: str) -> ModelEntry:
     Raises:
         ValueError: for an unknown name, with close matches and the known names.
     """
-    if name not in _REGISTRY:
-        hint = did_you_mean(name, _REGISTRY, n=3, cutoff=0.5)
-        raise ValueError(
-            f"Unknown model {name!r}.{hint} Known models: {', '.join(sorted(_REGISTRY))}.")
-    return _REGISTRY[name]
+    return _REGISTRY.lookup(name)
 
 
 def available(task: str | None = None) -> list[str]:
     """Sorted names the registry knows, optionally only those of one task."""
-    return sorted(n for n, e in _REGISTRY.items() if task is None or e.task == task)
+    return _REGISTRY.names(lambda entry: task is None or entry.task == task)
 
 
 def build(name: str, input_shape: tuple[int, ...], num_classes: int | None = None,

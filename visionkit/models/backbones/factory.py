@@ -34,7 +34,7 @@ from visionkit.models.backbones.weights import (
 )
 from visionkit.models.common import raw_image_input
 from visionkit.models.pretrained import fetch, find_pretrained, is_published_file
-from visionkit.vocabulary import did_you_mean
+from visionkit.vocabulary import Registry
 
 __all__ = ["BACKBONE_MIN_SIZE", "available_backbones", "build_backbone", "backbone_features"]
 
@@ -65,7 +65,7 @@ def _application(family: str) -> Callable[..., dict]:
 # `visionkit.models.backbones.residual_options`).
 _RESIDUAL_OPTIONS = ("width_multiplier", "attention", "stochastic_depth")
 
-_BACKBONES: dict[str, _BackboneEntry] = {
+_BACKBONES: Registry[_BackboneEntry] = Registry("backbone", entries={
     "vgg11": _BackboneEntry(_own(vgg_features, depth=11), ("width_multiplier", "batch_norm")),
     "vgg16": _BackboneEntry(_own(vgg_features, depth=16), ("width_multiplier", "batch_norm")),
     "resnet18": _BackboneEntry(_own(resnet_features, depth=18), _RESIDUAL_OPTIONS),
@@ -79,7 +79,7 @@ _BACKBONES: dict[str, _BackboneEntry] = {
         _application(family),
         ("width_multiplier",) if APPLICATION_FAMILIES[family].width_argument else (),
         application=True) for family in APPLICATION_FAMILIES},
-}
+})
 
 
 def available_backbones() -> list[str]:
@@ -90,15 +90,11 @@ def available_backbones() -> list[str]:
     >>> "resnet50" in available_backbones()
     True
     """
-    return sorted(_BACKBONES)
+    return _BACKBONES.names()
 
 
 def _entry(name: str) -> _BackboneEntry:
-    if name not in _BACKBONES:
-        hint = did_you_mean(name, _BACKBONES, n=3, cutoff=0.5)
-        raise ValueError(f"Unknown backbone {name!r}.{hint} Known backbones: "
-                         f"{', '.join(available_backbones())}.")
-    return _BACKBONES[name]
+    return _BACKBONES.lookup(name)
 
 
 def _check_input_shape(name: str, input_shape: tuple, application: bool) -> tuple:
