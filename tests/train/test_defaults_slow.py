@@ -65,7 +65,10 @@ def test_segmenters_reach_075_mean_iou_on_shapes_within_12_epochs(name, kwargs):
 
 
 def test_yolov8_reaches_05_map50_on_shapes_in_its_default_epochs():
-    """The data of pipelines/shapes_yolov8.yaml (4,000 images, batch 16, 1-3 shapes)."""
+    """The data of pipelines/shapes_yolov8.yaml (4,000 images, batch 16, 1-3 shapes).
+
+    Measured (yolo_v8_xs, 20 epochs, Adam 2e-3 with 2 warmup epochs and cosine decay):
+    validation mAP@.5 0.217 at epoch 5, 0.451 at 10, 0.590 at 15, 0.597 at 20."""
     data = vk.data.shapes("detection", n=4000, image_size=(64, 64), batch_size=16,
                           shapes_per_image=(1, 3), seed=0)
     run = vk.train.fit("yolov8", data, seed=0, verbose=0)
