@@ -41,7 +41,7 @@ def lenet5(
     64x64 `vk.data.shapes` (shapes anywhere in the image) it reached 0.524 validation
     accuracy after 10 epochs at `vk.train.fit`'s defaults, 0.561 with S4 pooled to the
     paper's 5x5 (a 1x1 C5), 0.571 with 4x the filters in C1 and C3 or with a 4x4 S2,
-    0.341 with the average over positions; the maximum over positions reached 0.963.
+    0.344 with the average over positions; the maximum over positions reached 0.963.
     The output layer
     is a dense classifier rather than the paper's RBF units. By default the layers are
     the modern ones: batch norm (Ioffe & Szegedy 2015) after each convolution and after
