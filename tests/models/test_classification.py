@@ -203,3 +203,27 @@ def test_lenet5_paper_layers_without_batch_norm():
     assert isinstance(default.get_layer("s4"), keras.layers.MaxPooling2D)
     # Batch norm replaces each bias: 2 trainable and 2 moving values per channel.
     assert default.count_params() == expected - (6 + 16 + 120 + 84) + 4 * (6 + 16 + 120 + 84)
+
+
+def test_lenet5_replicates_c5_over_larger_inputs():
+    """Above 28x28 C5 is a map (10x10 at 64x64) and F6 reads each map's maximum over
+    positions: the parameter count is the paper's at every size, and an object moved by
+    8 pixels (two S2/S4 strides) gets the same scores, which a flattened C5 would not.
+    (At 96x96 C5 is 18x18 and its 32-pixel windows that see the object stay inside the
+    map in both places.)"""
+    small = vk.models.build("lenet5", (28, 28, 3), 5)
+    assert vk.models.build("lenet5", (64, 64, 3), 5).get_layer("c5").output.shape[1:] == (
+        10, 10, 120)
+    model = vk.models.build("lenet5", (96, 96, 3), 5)
+    assert model.count_params() == small.count_params()
+    images = np.zeros((2, 96, 96, 3), np.uint8)
+    images[0, 36:54, 38:50] = (200, 40, 90)
+    images[1, 44:62, 46:58] = (200, 40, 90)
+    maps = keras.Model(model.input, [model.get_layer("c5").output, model.output])
+    c5, scores = (np.asarray(value) for value in maps(images, training=False))
+    np.testing.assert_allclose(c5[0, :16, :16], c5[1, 2:, 2:], atol=1e-5)
+    np.testing.assert_allclose(scores[0], scores[1], atol=1e-6)
+    paper = vk.models.build("lenet5", (64, 64, 3), 5, batch_norm=False)
+    assert paper.get_layer("c5").output.shape[1:] == (10, 10, 120)
+    assert paper.count_params() == vk.models.build(
+        "lenet5", (28, 28, 3), 5, batch_norm=False).count_params()

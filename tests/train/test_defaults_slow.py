@@ -26,11 +26,9 @@ def _shapes(task, n):
         "still rising; validation near chance for the first 6 epochs); its last stage "
         "sees 2x2 maps at 64x64; without the stem's max pool (stem_pool=False, 4x4, four "
         "times the compute) not measured yet"))),
-    pytest.param("lenet5", marks=pytest.mark.xfail(strict=True, reason=(
-        "not met yet: measured 0.524 after 10 epochs at the defaults with the modern "
-        "layers (batch norm, ReLU, max pooling; training 0.595, loss still falling "
-        "0.97); the former default (batch norm, tanh, average pooling) stayed at chance "
-        "(0.183), as did tanh with batch norm on F6 too after 4 epochs"))),
+    # C5 replicated over the input, F6 on each map's maximum over positions: measured
+    # 0.963 (epoch 9; 0.946 at epoch 10); with C5's positions flattened into F6, 0.524.
+    "lenet5",
 ])
 def test_classifiers_reach_90_percent_on_shapes_within_10_epochs(name):
     run = vk.train.fit(name, _shapes("classification", 2048), seed=0, verbose=0)
@@ -67,7 +65,10 @@ def test_segmenters_reach_075_mean_iou_on_shapes_within_12_epochs(name, kwargs):
 
 
 def test_yolov8_reaches_05_map50_on_shapes_in_its_default_epochs():
-    """The data of pipelines/shapes_yolov8.yaml (4,000 images, batch 16, 1-3 shapes)."""
+    """The data of pipelines/shapes_yolov8.yaml (4,000 images, batch 16, 1-3 shapes).
+
+    Measured (yolo_v8_xs, 20 epochs, Adam 2e-3 with 2 warmup epochs and cosine decay):
+    validation mAP@.5 0.217 at epoch 5, 0.451 at 10, 0.590 at 15, 0.597 at 20."""
     data = vk.data.shapes("detection", n=4000, image_size=(64, 64), batch_size=16,
                           shapes_per_image=(1, 3), seed=0)
     run = vk.train.fit("yolov8", data, seed=0, verbose=0)
