@@ -53,9 +53,9 @@ def test_explicit_arguments_always_win():
 
 
 @pytest.mark.parametrize(("task", "batch_size"), [
-    ("classification", 32), ("segmentation", 8), ("detection", 32)])
+    ("classification", 32), ("segmentation", 4), ("detection", 32)])
 def test_embedded_shapes_batch_by_the_task_unless_told(task, batch_size):
-    """Segmentation batches 8 images (four times the steps of 32 in the same epochs);
+    """Segmentation batches 4 images (eight times the steps of 32 in the same epochs);
     an explicit batch size wins."""
     assert vk.vocabulary.get_task(task).batch_size == batch_size
     data = vk.data.shapes(task, n=40, image_size=(32, 32), seed=0)

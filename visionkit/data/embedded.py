@@ -99,7 +99,7 @@ def shapes(
             first ones of the list above), or None for all five. Defaults to None.
         validation_split: stratified fraction held out. Defaults to 0.2.
         batch_size: examples per batch, or None for the task's
-            (`Task.batch_size`: 8 for "segmentation", else 32).
+            (`Task.batch_size`: 4 for "segmentation", else 32).
             Defaults to None.
         augment: augmentation of the train split (see `Data`). Defaults to "none".
         noise: standard deviation of the pixel noise in 0..255 units. Defaults to 8.0.
