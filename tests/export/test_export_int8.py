@@ -68,3 +68,54 @@ def test_int8_keeps_softmax_and_argmax_float_and_agrees_on_top1(tmp_path):
     assert report["top1_agreement"] >= 0.98
     served = vk.export.load(path)(images)
     assert np.array_equal(served["class_id"], np.argmax(probabilities, axis=-1))
+
+
+def _shared_scale_classifier(shape) -> keras.Model:
+    """Class logits 0.5 x the mean colour (0..0.5) concatenated with an offset of 100 (a
+    detector head's box distances beside its class logits), then sliced back out.
+
+    int8 gives a concatenation one scale for all its inputs: 100 / 255 = 0.39 per step,
+    coarser than the logits' differences, so fully int8 the classes collapse.
+    """
+    inputs = keras.Input(shape)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
+    logits = keras.layers.Dense(3, name="logits")
+    offset = keras.layers.Dense(1, name="offset")
+    joined = keras.layers.Concatenate(name="head")([logits(x), offset(x)])
+    taken = keras.layers.Lambda(lambda t: t[:, :3], name="take")(joined)
+    model = keras.Model(inputs, keras.layers.Softmax(name="probabilities")(taken))
+    logits.kernel.assign(0.5 * np.eye(3, dtype="float32"))
+    offset.kernel.assign(np.zeros((3, 1), "float32"))
+    offset.bias.assign(np.full((1,), 100.0, "float32"))
+    return model
+
+
+def test_int8_keeps_a_scale_sharing_concatenation_float_and_says_so(tmp_path):
+    images = np.ascontiguousarray(_colour_images(40, (8, 8)))
+    model = _shared_scale_classifier((8, 8, 3))
+    logits = np.mean(images, axis=(1, 2)) / 255 * 0.5
+    ranked = np.sort(logits, axis=-1)
+    # Every image's top two logits differ by less than one step of the shared scale.
+    assert np.all(ranked[:, -1] - ranked[:, -2] < 100 / 255)
+    data = vk.data.from_arrays(images, np.zeros(40, int), class_names=["r", "g", "b"],
+                               validation_split=0.25, batch_size=8)
+    with pytest.warns(UserWarning, match=r"int8 litert export .* keeps 4 of \d+ int8 "
+                                         r"tensors in float32.*head") as caught:
+        path = vk.export.litert(model, tmp_path, data=data, quantize="int8")
+    assert len([w for w in caught if "in float32" in str(w.message)]) == 1
+    metadata = json.load(open(os.path.join(path, "visionkit.json")))
+    assert {"logits", "offset", "head", "take"} <= set(metadata["float_layers"])
+    assert metadata["float_tensors"] == 4
+    assert metadata["parity"]["top1_agreement"] == 1.0
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=open(os.path.join(path, "model.tflite"),
+                                                 "rb").read())
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    dtypes = {op["op_name"]: tensors[op["outputs"][0]]["dtype"]
+              for op in interpreter._get_ops_details()}
+    assert dtypes["CONCATENATION"] == np.float32
+    assert dtypes["MEAN"] == np.int8  # the rest stays int8
+    served = vk.export.load(path)(images)
+    assert np.array_equal(served["class_id"], np.argmax(logits, axis=-1))
