@@ -44,10 +44,12 @@ def test_int8_keeps_softmax_and_argmax_float_and_agrees_on_top1(tmp_path):
 
     data = vk.data.from_arrays(images, np.zeros(60, int), class_names=["r", "g", "b"],
                                validation_split=0.25, batch_size=8)
-    path = vk.export.litert(model, tmp_path, data=data, quantize="int8")
+    # 45 training images, fewer than the 100 asked for: the count recorded is the one used.
+    with pytest.warns(UserWarning, match="uses 45 training images.*representative_count=100"):
+        path = vk.export.litert(model, tmp_path, data=data, quantize="int8")
     metadata = json.load(open(os.path.join(path, "visionkit.json")))
     assert metadata["representative_dataset"] == {"source": "data.train_examples",
-                                                  "count": 100, "seed": 0}
+                                                  "count": 45, "seed": 0, "requested": 100}
     assert metadata["parity"]["images"] == 15  # every validation image
     from ai_edge_litert.interpreter import Interpreter
 

@@ -121,17 +121,28 @@ def litert(model: keras.Model, directory: str | os.PathLike, data: Data | None =
                              "select_tf_ops": bool(select_tf_ops),
                              "runtime": "tf.lite.Interpreter (Flex)" if select_tf_ops
                              else "ai_edge_litert.interpreter.Interpreter"}
+    calibration = None
     if quantize == "int8":
+        # The training split's decoded, resized, unaugmented uint8 images: what serving
+        # receives after the recorded preprocessing.
+        calibration = _representative_images(data, None, representative_count,
+                                             representative_seed)
         extra["representative_dataset"] = {"source": "data.train_examples",
-                                           "count": int(representative_count),
+                                           "count": len(calibration),
                                            "seed": int(representative_seed)}
+        if len(calibration) < representative_count:
+            extra["representative_dataset"]["requested"] = int(representative_count)
+            warnings.warn(
+                f"int8 calibration of {model.name!r} uses {len(calibration)} training "
+                f"images, all the data has, fewer than representative_count="
+                f"{representative_count}: activation ranges rarer than 1 in "
+                f"{len(calibration)} images are clipped.", stacklevel=2)
 
     debuggers: list = []
 
     def convert(function, spec, path: str) -> None:
-        contents = _convert_litert(function, model, quantize, select_tf_ops, data,
-                                   spec.image_size, representative_count,
-                                   representative_seed, debuggers)
+        contents = _convert_litert(function, model, quantize, select_tf_ops, calibration,
+                                   debuggers)
         with open(path, "wb") as file:
             file.write(contents)
 
@@ -151,7 +162,7 @@ def litert(model: keras.Model, directory: str | os.PathLike, data: Data | None =
             f"{error}{tried} The int8 tensors with the largest quantization error (root "
             f"mean squared error in units of the tensor's int8 step; about 0.29 is a "
             f"rounding error alone), from tf.lite.experimental.QuantizationDebugger on the "
-            f"{representative_count} calibration images: {'; '.join(worst)}. Export "
+            f"{len(calibration)} calibration images: {'; '.join(worst)}. Export "
             f"quantize='float16' or 'dynamic', or float32.") from error
 
 
@@ -431,8 +442,8 @@ def _representative_images(data: Data, image_size, count: int, seed: int):
     return images
 
 
-def _convert_litert(function, model, quantize, select_tf_ops, data, image_size, count,
-                    seed, debuggers: list | None = None) -> bytes:
+def _convert_litert(function, model, quantize, select_tf_ops, calibration=None,
+                    debuggers: list | None = None) -> bytes:
     module = tf.Module()
     module.serve = function
     with tempfile.TemporaryDirectory(prefix="visionkit-litert-") as folder:
@@ -451,10 +462,8 @@ def _convert_litert(function, model, quantize, select_tf_ops, data, image_size, 
         if quantize == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if quantize == "int8":
-            images = _representative_images(data, image_size, count, seed)
-
             def representative():
-                for image in images:
+                for image in calibration:
                     yield {INPUT_NAME: image[np.newaxis]}
 
             converter.representative_dataset = representative
