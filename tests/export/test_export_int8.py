@@ -121,3 +121,32 @@ def test_int8_keeps_a_scale_sharing_concatenation_float_and_says_so(tmp_path):
     assert dtypes["MEAN"] == np.int8  # the rest stays int8
     served = vk.export.load(path)(images)
     assert np.array_equal(served["class_id"], np.argmax(logits, axis=-1))
+
+
+def test_int8_that_float_ops_cannot_save_is_refused_naming_layers(tmp_path):
+    # The class is the channel with the most pixels one grey level brighter: mean colours
+    # differ by 1/64 of a grey level, below any int8 step of a 0..1 mean (1/255 of it),
+    # whichever single op stays float.
+    rng = np.random.default_rng(3)
+    images = np.full((40, 8, 8, 3), 100, np.uint8)
+    winners = rng.integers(0, 3, 40)
+    for image, winner in zip(images, winners):
+        for channel in range(3):
+            count = 10 + (1 if channel == winner else 0)
+            image[..., channel].flat[rng.choice(64, count, replace=False)] += 1
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
+    dense = keras.layers.Dense(3, activation="softmax", name="predictions")
+    model = keras.Model(inputs, dense(x))
+    dense.kernel.assign(1000 * np.eye(3, dtype="float32"))
+    assert np.array_equal(np.argmax(model.predict(images.astype("float32"), verbose=0), -1),
+                          winners)
+    data = vk.data.from_arrays(images, winners, class_names=["r", "g", "b"],
+                               validation_split=0.25, batch_size=8)
+    with pytest.raises(vk.export.ExportVerificationError) as caught:
+        vk.export.litert(model, tmp_path, data=data, quantize="int8")
+    message = str(caught.value)
+    assert "top1_agreement = " in message and "Nothing was written" in message
+    assert "ranked int8 ops in float32 did not restore parity either" in message
+    assert " in layer 'predictions'" in message or " in layer 'global_average" in message
+    assert not [entry for entry in os.listdir(tmp_path) if entry.isdigit()]
