@@ -80,7 +80,10 @@ def litert(model: keras.Model, directory: str | os.PathLike, data: Data | None =
         quantize: None (float32), "float16" (float16 weights), "dynamic" (int8 weights,
             float activations) or "int8" (int8 weights and activations, calibrated on
             `representative_count` training images of `data` drawn with
-            `representative_seed`; needs `data`). Defaults to None.
+            `representative_seed`; needs `data`; softmax, sigmoid, argmax and NMS stay
+            float32, and when parity fails the ops that lost most precision follow,
+            step by step, up to half of them: listed as `float_layers` in
+            `visionkit.json`, with a warning). Defaults to None.
         task, class_names: as for `vk.export.saved_model`, when `data` is not given.
         select_tf_ops: allow TensorFlow select ops for ops LiteRT lacks; such a file
             needs the Flex delegate (TensorFlow's `tf.lite.Interpreter`), not the
