@@ -1,4 +1,11 @@
-"""Four models trained on the embedded data: LiteRT and ONNX exports equal Keras (slow)."""
+"""Four models trained on the embedded data: LiteRT and ONNX exports equal Keras (slow).
+
+The models are the export benchmark's (`benchmarks/export.py` `MODELS`: the recipes'
+models at small sizes, fit's defaults, each for its epochs). Set
+`VISIONKIT_EXPORT_MODELS=<folder>` to train them once and reuse them (`<name>.keras`).
+
+FIGURES
+"""
 
 from __future__ import annotations
 
@@ -21,56 +28,71 @@ SHOWN = ("max_abs_probabilities", "top1_agreement", "mask_agreement", "mask_miou
          "map50_drop", "images")
 
 
-def _trained_models(epochs: int):
-    """`(name, (model, data))` per model, each trained when reached (figures come early)."""
+def _trained_models():
+    """`(name, (model, data))` per model, each trained (or loaded) when reached."""
     spec = importlib.util.spec_from_file_location("export_benchmark", BENCHMARK)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    cache = os.environ.get("VISIONKIT_EXPORT_MODELS")
     for name in module.MODELS:
-        yield from module.train_models(epochs, (name,)).items()
+        yield from module.train_models(names=(name,), cache_dir=cache).items()
+
+
+# SegNet's max-unpooling switches move a value one pixel wherever two values of a 2x2
+# window nearly tie and any rounding reorders them: its quantized exports are refused,
+# naming that cause, while their masks still agree and (int8) its mIoU against the truth
+# stays within 2 points.
+REFUSED = {("segnet", "litert_f16"), ("segnet", "litert_int8")}
+
+
+def _measured(message: str) -> dict[str, float]:
+    figures = re.search(r"\(measured: ([^)]*)\)", message).group(1)
+    return {name: float(value) for name, value in
+            (item.rsplit(" ", 1) for item in figures.split(", "))}
 
 
 @pytest.mark.slow
 def test_four_trained_models_export_with_parity(tmp_path):
-    refused = {}
-    for name, (model, data) in _trained_models(epochs=2):
+    for name, (model, data) in _trained_models():
         for label, export, options in (("litert", vk.export.litert, {}),
                                        ("onnx", vk.export.onnx, {}),
                                        ("litert_f16", vk.export.litert, {"quantize": "float16"}),
                                        ("litert_int8", vk.export.litert, {"quantize": "int8"})):
             root = tmp_path / f"{name}_{label}"
-            try:
-                path = export(model, root, data=data, **options)
-            except ExportVerificationError as error:
-                # float32 must hold. A quantized export of a model it does not fit (a
-                # 2-epoch model's near-tied classes, SegNet's switches) is refused: no
-                # version, every measured figure stated, int8 naming its worst layers.
-                assert label in ("litert_f16", "litert_int8"), (name, label, str(error))
-                message = str(error)
-                assert re.search(r"= [0-9.e-]+ \(must be", message), message
-                assert "(measured: " in message and "Nothing was written" in message
-                if label == "litert_int8":
-                    assert "largest quantization error" in message, message
-                    assert " in layer '" in message, message
+            if (name, label) in REFUSED:
+                with pytest.raises(ExportVerificationError) as caught:
+                    export(model, root, data=data, **options)
+                message = str(caught.value)
+                measured = _measured(message)
+                print(name, label, "REFUSED", measured)
+                assert "MaxUnpooling2D" in message and "Nothing was written" in message
                 assert not [entry for entry in os.listdir(root) if entry.isdigit()]
-                refused[f"{name} {label}"] = message
-                print(name, label, "REFUSED:", message)
+                assert measured["mask_agreement"] >= 0.98
+                if label == "litert_int8":
+                    assert measured["miou_drop"] <= 0.02
                 continue
+            path = export(model, root, data=data, **options)
             # The validation images of `data` with their truth: 16 for float32 and
             # float16, 100 for int8.
             report = vk.export.check(path, model=model, data=data)
             print(name, label, {k: round(v, 6) for k, v in report.items() if k in SHOWN})
             assert report["passed"], (name, label, report["failures"])
             if label in ("litert", "onnx"):
-                if "max_abs_probabilities" in report:
-                    assert report["max_abs_probabilities"] <= 1e-4
-                if "mask_agreement" in report:
-                    assert report["mask_agreement"] >= 0.999
-                if "map50" in report:
-                    assert report["map50"] >= 0.99
+                assert report.get("max_abs_probabilities", 0.0) <= 1e-4
+                assert report.get("mask_agreement", 1.0) >= 0.999
+                assert report.get("map50", 1.0) >= 0.99
+            if label == "litert_f16":
+                assert report.get("max_abs_probabilities", 0.0) <= 1e-2
             if label == "litert_int8":
                 for key in ("top1_agreement", "mask_agreement"):
                     assert report.get(key, 1.0) >= 0.98
-                assert report.get("miou_drop", 0.0) <= 0.02
-                assert report.get("map50_drop", 0.0) <= 0.02
-    print("int8 refused:", sorted(refused))
+                # mIoU / mAP50 within 2 points of the Keras model's against the truth,
+                # else (the Keras model below 0.5 there) against its own outputs.
+                if report.get("reference_miou", 1.0) >= 0.5:
+                    assert report.get("miou_drop", 0.0) <= 0.02
+                else:
+                    assert report["mask_miou"] >= 0.98
+                if report.get("reference_map50_truth", 1.0) >= 0.5:
+                    assert report.get("map50_drop", 0.0) <= 0.02
+                else:
+                    assert report["map50"] >= 0.98
