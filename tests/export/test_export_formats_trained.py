@@ -18,6 +18,11 @@ for int8; Keras accuracy against the truth in brackets):
   int8 refused (pixels 0.991, mIoU drop against the truth 0.0001, but mIoU against
   Keras's own masks 0.80 < 0.98, the bar for a model below 0.5 mIoU), even with 40 of
   80 int8 ops in float32: every op's int8 error is at rounding level (<= 0.30 steps).
+- YOLOv8 (xs backbone, FPN depth 1, shapes, 8 epochs, val mAP50 0.019): float32 and
+  float16 detections mAP50 1.0 against Keras's; int8 refused: the head's concatenations
+  lose 5.7, 2.4 and 2.2 bits to shared scales and go float first, but with 98 of 196
+  ops float the detections reach mAP50 0.24 against Keras's own (0.033 vs 0.025 against
+  the truth: no drop).
 """
 
 from __future__ import annotations
@@ -55,7 +60,10 @@ MODELS = ("classifier", "unet", "segnet", "yolov8")
 # window nearly tie and any rounding reorders them: its quantized exports are refused,
 # naming that cause, while their masks still agree and (int8) its mIoU against the truth
 # stays within 2 points.
-REFUSED = {("segnet", "litert_f16"), ("segnet", "litert_int8")}
+# YOLOv8 at 8 epochs detects little (mAP50 0.025 against the truth): its int8 detections
+# match the truth as well as Keras's do (0.033), but not Keras's own near-threshold boxes
+# (mAP50 0.24 against them, the bar for a model below 0.5), even with half its ops float.
+REFUSED = {("segnet", "litert_f16"), ("segnet", "litert_int8"), ("yolov8", "litert_int8")}
 
 
 def _measured(message: str) -> dict[str, float]:
@@ -83,11 +91,18 @@ def test_trained_model_exports_with_parity(tmp_path, name):
                 message = str(caught.value)
                 measured = _measured(message)
                 print(name, label, "REFUSED", measured)
-                assert "MaxUnpooling2D" in message and "Nothing was written" in message
+                assert "Nothing was written" in message
                 assert not [entry for entry in os.listdir(root) if entry.isdigit()]
-                assert measured["mask_agreement"] >= 0.98
+                if name == "segnet":
+                    assert "MaxUnpooling2D" in message
+                    assert measured["mask_agreement"] >= 0.98
                 if label == "litert_int8":
-                    assert measured["miou_drop"] <= 0.02
+                    assert "did not restore parity either" in message
+                    assert measured.get("miou_drop", 0.0) <= 0.02
+                    assert measured.get("map50_drop", 0.0) <= 0.02
+                if name == "yolov8":  # the head's concatenations were found and kept float
+                    assert "CONCATENATION in layer" in message
+                    assert "bits lost to a scale shared" in message
                 continue
             path = export(model, root, data=data, **options)
             # The validation images of `data` with their truth: 16 for float32 and
