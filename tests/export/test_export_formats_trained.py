@@ -1,4 +1,29 @@
-"""Four models trained on the embedded data: LiteRT and ONNX exports equal Keras (slow)."""
+"""Four models trained on the embedded data: LiteRT and ONNX exports equal Keras (slow).
+
+The models are the export benchmark's (`benchmarks/export.py` `MODELS`: the recipes'
+models at small sizes, fit's defaults, each for its epochs). Set
+`VISIONKIT_EXPORT_MODELS=<folder>` to train them once and reuse them (`<name>.keras`).
+
+Measured (2-core CPU, validation images of each data set: 16 for float32 / float16, 100
+for int8; Keras accuracy against the truth in brackets):
+
+- classifier (simple_cnn 32-64-128, digits, 15 epochs, val accuracy 0.953): LiteRT and
+  ONNX probabilities within 1e-6; float16 within 0.0017; int8 top-1 agreement 0.99, all
+  layers int8.
+- U-Net (depth 3, 8 filters, shapes, 20 epochs, val mIoU 0.763): float32 within 8e-6,
+  masks 1.0; float16 within 0.0085, masks 0.9999; int8 pixels 0.996, mIoU 0.7532 against
+  the truth vs Keras's 0.7533 (drop 0.0001), all layers int8.
+- SegNet (width 0.125, shapes, 10 epochs, val mIoU 0.291): float32 within 3e-6, masks
+  1.0; float16 refused (probabilities off by 0.28 where a switch flips; masks 0.9995);
+  int8 refused (pixels 0.991, mIoU drop against the truth 0.0001, but mIoU against
+  Keras's own masks 0.80 < 0.98, the bar for a model below 0.5 mIoU), even with 40 of
+  80 int8 ops in float32: every op's int8 error is at rounding level (<= 0.30 steps).
+- YOLOv8 (xs backbone, FPN depth 1, shapes, 8 epochs, val mAP50 0.019): float32 and
+  float16 detections mAP50 1.0 against Keras's; int8 refused: the head's concatenations
+  lose 5.7, 2.4 and 2.2 bits to shared scales and go float first, but with 98 of 196
+  ops float the detections reach mAP50 0.24 against Keras's own (0.033 vs 0.025 against
+  the truth: no drop).
+"""
 
 from __future__ import annotations
 
@@ -21,56 +46,86 @@ SHOWN = ("max_abs_probabilities", "top1_agreement", "mask_agreement", "mask_miou
          "map50_drop", "images")
 
 
-def _trained_models(epochs: int):
-    """`(name, (model, data))` per model, each trained when reached (figures come early)."""
+def _benchmark():
     spec = importlib.util.spec_from_file_location("export_benchmark", BENCHMARK)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    for name in module.MODELS:
-        yield from module.train_models(epochs, (name,)).items()
+    return module
+
+
+MODELS = ("classifier", "unet", "segnet", "yolov8")
+
+
+# SegNet's max-unpooling switches move a value one pixel wherever two values of a 2x2
+# window nearly tie and any rounding reorders them: its quantized exports are refused,
+# naming that cause, while their masks still agree and (int8) its mIoU against the truth
+# stays within 2 points.
+# YOLOv8 at 8 epochs detects little (mAP50 0.025 against the truth): its int8 detections
+# match the truth as well as Keras's do (0.033), but not Keras's own near-threshold boxes
+# (mAP50 0.24 against them, the bar for a model below 0.5), even with half its ops float.
+REFUSED = {("segnet", "litert_f16"), ("segnet", "litert_int8"), ("yolov8", "litert_int8")}
+
+
+def _measured(message: str) -> dict[str, float]:
+    figures = re.search(r"\(measured: ([^)]*)\)", message).group(1)
+    return {name: float(value) for name, value in
+            (item.rsplit(" ", 1) for item in figures.split(", "))}
 
 
 @pytest.mark.slow
-def test_four_trained_models_export_with_parity(tmp_path):
-    refused = {}
-    for name, (model, data) in _trained_models(epochs=2):
+@pytest.mark.parametrize("name", MODELS)
+def test_trained_model_exports_with_parity(tmp_path, name):
+    module = _benchmark()
+    assert tuple(module.MODELS) == MODELS
+    trained = module.train_models(names=(name,),
+                                  cache_dir=os.environ.get("VISIONKIT_EXPORT_MODELS"))
+    for model, data in trained.values():
         for label, export, options in (("litert", vk.export.litert, {}),
                                        ("onnx", vk.export.onnx, {}),
                                        ("litert_f16", vk.export.litert, {"quantize": "float16"}),
                                        ("litert_int8", vk.export.litert, {"quantize": "int8"})):
             root = tmp_path / f"{name}_{label}"
-            try:
-                path = export(model, root, data=data, **options)
-            except ExportVerificationError as error:
-                # float32 must hold. A quantized export of a model it does not fit (a
-                # 2-epoch model's near-tied classes, SegNet's switches) is refused: no
-                # version, every measured figure stated, int8 naming its worst layers.
-                assert label in ("litert_f16", "litert_int8"), (name, label, str(error))
-                message = str(error)
-                assert re.search(r"= [0-9.e-]+ \(must be", message), message
-                assert "(measured: " in message and "Nothing was written" in message
-                if label == "litert_int8":
-                    assert "largest quantization error" in message, message
-                    assert " in layer '" in message, message
+            if (name, label) in REFUSED:
+                with pytest.raises(ExportVerificationError) as caught:
+                    export(model, root, data=data, **options)
+                message = str(caught.value)
+                measured = _measured(message)
+                print(name, label, "REFUSED", measured)
+                assert "Nothing was written" in message
                 assert not [entry for entry in os.listdir(root) if entry.isdigit()]
-                refused[f"{name} {label}"] = message
-                print(name, label, "REFUSED:", message)
+                if name == "segnet":
+                    assert "MaxUnpooling2D" in message
+                    assert measured["mask_agreement"] >= 0.98
+                if label == "litert_int8":
+                    assert "did not restore parity either" in message
+                    assert measured.get("miou_drop", 0.0) <= 0.02
+                    assert measured.get("map50_drop", 0.0) <= 0.02
+                if name == "yolov8":  # the head's concatenations were found and kept float
+                    assert "CONCATENATION in layer" in message
+                    assert "bits lost to a scale shared" in message
                 continue
+            path = export(model, root, data=data, **options)
             # The validation images of `data` with their truth: 16 for float32 and
             # float16, 100 for int8.
             report = vk.export.check(path, model=model, data=data)
             print(name, label, {k: round(v, 6) for k, v in report.items() if k in SHOWN})
             assert report["passed"], (name, label, report["failures"])
             if label in ("litert", "onnx"):
-                if "max_abs_probabilities" in report:
-                    assert report["max_abs_probabilities"] <= 1e-4
-                if "mask_agreement" in report:
-                    assert report["mask_agreement"] >= 0.999
-                if "map50" in report:
-                    assert report["map50"] >= 0.99
+                assert report.get("max_abs_probabilities", 0.0) <= 1e-4
+                assert report.get("mask_agreement", 1.0) >= 0.999
+                assert report.get("map50", 1.0) >= 0.99
+            if label == "litert_f16":
+                assert report.get("max_abs_probabilities", 0.0) <= 1e-2
             if label == "litert_int8":
                 for key in ("top1_agreement", "mask_agreement"):
                     assert report.get(key, 1.0) >= 0.98
-                assert report.get("miou_drop", 0.0) <= 0.02
-                assert report.get("map50_drop", 0.0) <= 0.02
-    print("int8 refused:", sorted(refused))
+                # mIoU / mAP50 within 2 points of the Keras model's against the truth,
+                # else (the Keras model below 0.5 there) against its own outputs.
+                if report.get("reference_miou", 1.0) >= 0.5:
+                    assert report.get("miou_drop", 0.0) <= 0.02
+                else:
+                    assert report["mask_miou"] >= 0.98
+                if report.get("reference_map50_truth", 1.0) >= 0.5:
+                    assert report.get("map50_drop", 0.0) <= 0.02
+                else:
+                    assert report["map50"] >= 0.98

@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +80,10 @@ def litert(model: keras.Model, directory: str | os.PathLike, data: Data | None =
         quantize: None (float32), "float16" (float16 weights), "dynamic" (int8 weights,
             float activations) or "int8" (int8 weights and activations, calibrated on
             `representative_count` training images of `data` drawn with
-            `representative_seed`; needs `data`). Defaults to None.
+            `representative_seed`; needs `data`; softmax, sigmoid, argmax and NMS stay
+            float32, and when parity fails the ops that lost most precision follow,
+            step by step, up to half of them: listed as `float_layers` in
+            `visionkit.json`, with a warning). Defaults to None.
         task, class_names: as for `vk.export.saved_model`, when `data` is not given.
         select_tf_ops: allow TensorFlow select ops for ops LiteRT lacks; such a file
             needs the Flex delegate (TensorFlow's `tf.lite.Interpreter`), not the
@@ -120,32 +124,48 @@ def litert(model: keras.Model, directory: str | os.PathLike, data: Data | None =
                              "select_tf_ops": bool(select_tf_ops),
                              "runtime": "tf.lite.Interpreter (Flex)" if select_tf_ops
                              else "ai_edge_litert.interpreter.Interpreter"}
+    calibration = None
     if quantize == "int8":
+        # The training split's decoded, resized, unaugmented uint8 images: what serving
+        # receives after the recorded preprocessing.
+        calibration = _representative_images(data, None, representative_count,
+                                             representative_seed)
         extra["representative_dataset"] = {"source": "data.train_examples",
-                                           "count": int(representative_count),
+                                           "count": len(calibration),
                                            "seed": int(representative_seed)}
+        if len(calibration) < representative_count:
+            extra["representative_dataset"]["requested"] = int(representative_count)
+            warnings.warn(
+                f"int8 calibration of {model.name!r} uses {len(calibration)} training "
+                f"images, all the data has, fewer than representative_count="
+                f"{representative_count}: activation ranges rarer than 1 in "
+                f"{len(calibration)} images are clipped.", stacklevel=2)
 
     debuggers: list = []
 
     def convert(function, spec, path: str) -> None:
-        contents = _convert_litert(function, model, quantize, select_tf_ops, data,
-                                   spec.image_size, representative_count,
-                                   representative_seed, debuggers)
+        contents = _convert_litert(function, model, quantize, select_tf_ops, calibration,
+                                   debuggers)
         with open(path, "wb") as file:
             file.write(contents)
 
+    selective = _SelectiveQuantization(debuggers, model) if quantize == "int8" else None
     try:
         return _export(model, directory, data, "litert", convert, task, class_names,
-                       version, verify, quantize, extra)
+                       version, verify, quantize, extra,
+                       refine=selective.refine if selective is not None else None)
     except ExportVerificationError as error:
         if not debuggers:
             raise
-        worst = _worst_quantized_layers(debuggers[0], model)
+        worst = selective.worst(5)
+        tried = (f" Keeping the worst {selective.float_count} of "
+                 f"{len(selective.ranked())} ranked int8 ops in float32 did not restore parity either."
+                 if selective.float_count else "")
         raise ExportVerificationError(
-            f"{error} The int8 tensors with the largest quantization error (root mean "
-            f"squared error in units of the tensor's int8 step; about 0.29 is a rounding "
-            f"error alone), from tf.lite.experimental.QuantizationDebugger on the "
-            f"{representative_count} calibration images: {'; '.join(worst)}. Export "
+            f"{error}{tried} The int8 tensors with the largest quantization error (root "
+            f"mean squared error in units of the tensor's int8 step; about 0.29 is a "
+            f"rounding error alone), from tf.lite.experimental.QuantizationDebugger on the "
+            f"{len(calibration)} calibration images: {'; '.join(worst)}. Export "
             f"quantize='float16' or 'dynamic', or float32.") from error
 
 
@@ -242,7 +262,7 @@ def export_formats(model: keras.Model, root: str | os.PathLike, formats: Sequenc
 
 
 def _export(model, directory, data, export_format, convert, task, class_names, version,
-            verify, quantize, extra) -> str:
+            verify, quantize, extra, refine=None) -> str:
     spec = _export_spec(model, data, task, class_names)
     preprocessing = _serving_preprocessing(data, spec.image_size)
     directory = os.fspath(directory)
@@ -254,7 +274,8 @@ def _export(model, directory, data, export_format, convert, task, class_names, v
     version = _choose_version(directory, version)
     with staged_version(directory, version) as (staging_dir, version_dir):
         function = portable_function(model, spec.task, spec.image_size)
-        convert(function, spec, os.path.join(staging_dir, MODEL_FILES[export_format]))
+        model_path = os.path.join(staging_dir, MODEL_FILES[export_format])
+        convert(function, spec, model_path)
         metadata = build_metadata(
             task=spec.task.name, input_shape=spec.input_shape, class_names=spec.class_names,
             version=version, model_name=model.name,
@@ -270,15 +291,24 @@ def _export(model, directory, data, export_format, convert, task, class_names, v
                       "preprocessing block", **to_json_value(extra, "extra")})
         write_assets(staging_dir, spec.class_names, metadata)
         if verify:
-            predictor = PortablePredictor(staging_dir)
             # A 98% top-1 bar on 16 images allows no disagreement at all: quantized
             # exports are checked on more images.
             images = verification_images(data, spec.image_size,
                                          CHECK_IMAGES if quantize in (None, "float16")
                                          else CHECK_IMAGES_QUANTIZED)
-            metrics = check_against_model(predictor, model, spec.task, images,
-                                          verification_truth(data, spec.task, len(images)))
-            failed = parity.failures(metrics, quantize)
+            truth = verification_truth(data, spec.task, len(images))
+            expected = keras_outputs(model, spec.task, images, batch_size_for(spec.task))
+            while True:
+                metrics = check_against_model(PortablePredictor(staging_dir), model,
+                                              spec.task, images, truth, expected=expected)
+                failed = parity.failures(metrics, quantize)
+                # int8: keep the worst-quantized tensors in float32, step by step, until
+                # parity holds (`_SelectiveQuantization`).
+                change = refine(model_path, metrics) if failed and refine else None
+                if change is None:
+                    break
+                metadata.update(to_json_value(change, "extra"))
+                write_assets(staging_dir, spec.class_names, metadata)
             if failed:
                 measured = ", ".join(f"{name} {value:.4g}" for name, value in metrics.items()
                                      if "latency" not in name)
@@ -286,10 +316,37 @@ def _export(model, directory, data, export_format, convert, task, class_names, v
                     f"The {export_format} export ({quantize or 'float32'}) of {model.name!r} "
                     f"differs from the Keras model on {len(images)} "
                     f"images: {'; '.join(failed)} (measured: {measured}). Nothing was "
-                    f"written.")
+                    f"written.{_switch_hint(model, quantize)}")
             metadata["parity"] = {"images": len(images), **metrics}
             write_assets(staging_dir, spec.class_names, metadata)
+    if metadata.get("float_layers"):
+        layers = metadata["float_layers"]
+        warnings.warn(
+            f"The {quantize} {export_format} export of {model.name!r} keeps "
+            f"{metadata['float_tensors']} of {metadata['quantized_tensors']} int8 tensors "
+            f"in float32 (those that lost most precision: a scale shared with a wider "
+            f"tensor, or the largest int8 error), in {len(layers)} layer(s): "
+            f"{', '.join(layers[:5])}{', ...' if len(layers) > 5 else ''} (all listed "
+            f"under 'float_layers' in visionkit.json): with every layer int8, parity with "
+            f"the Keras model failed. The file is larger and slower than a full int8 "
+            f"one.", stacklevel=3)
     return version_dir
+
+
+def _switch_hint(model: keras.Model, quantize: str | None) -> str:
+    """Why a model with max-unpooling switches (SegNet) misses quantized parity, or ""."""
+    from visionkit.models.layers.max_unpooling import MaxUnpooling2D
+
+    unpooling = [layer.name for layer in _all_layers(model)
+                 if isinstance(layer, MaxUnpooling2D)]
+    if not unpooling or quantize is None:
+        return ""
+    return (f" The model's MaxUnpooling2D layers ({', '.join(sorted(unpooling)[:4])}) put "
+            f"each value back at its 2x2 window's maximum: where two values nearly tie, "
+            f"the rounding of {quantize} moves it one pixel (measured on a trained "
+            f"SegNet: 0.02-0.1% of the switches, probabilities off by up to 0.3 at those "
+            f"pixels, the same in Keras itself with float16-rounded weights). This is the "
+            f"model's sensitivity, not a conversion fault: export float32 (quantize=None).")
 
 
 def _refuse_mixed_root(directory: str, export_format: str) -> None:
@@ -369,18 +426,25 @@ def keras_outputs(model: keras.Model, task, images: np.ndarray,
 
 
 def check_against_model(predictor, model: keras.Model, task, images: np.ndarray,
-                        truth: Any = None) -> dict[str, float]:
+                        truth: Any = None,
+                        expected: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """Parity metrics and per-image latency of `predictor` against `model` on `images`
-    (with `truth`, their ground truth, also both sides' task accuracy)."""
+    (with `truth`, their ground truth, also both sides' task accuracy; with `expected`,
+    the Keras model's outputs computed before, and no Keras latency)."""
     start = time.perf_counter()
-    expected = keras_outputs(model, task, images, batch_size_for(task))
-    keras_ms = 1000 * (time.perf_counter() - start) / len(images)
+    timed = expected is None
+    if expected is None:
+        expected = keras_outputs(model, task, images, batch_size_for(task))
+    keras_ms = 1000 * (time.perf_counter() - start) / len(images) if timed else None
     predictor(images[:1])
     start = time.perf_counter()
     served = predictor(images)
     served_ms = 1000 * (time.perf_counter() - start) / len(images)
     metrics = parity.measure(task, expected, served, truth)
-    return {**metrics, "latency_ms": served_ms, "keras_latency_ms": keras_ms}
+    latency = {"latency_ms": served_ms}
+    if keras_ms is not None:
+        latency["keras_latency_ms"] = keras_ms
+    return {**metrics, **latency}
 
 
 # -- LiteRT conversion -------------------------------------------------------------------
@@ -397,8 +461,8 @@ def _representative_images(data: Data, image_size, count: int, seed: int):
     return images
 
 
-def _convert_litert(function, model, quantize, select_tf_ops, data, image_size, count,
-                    seed, debuggers: list | None = None) -> bytes:
+def _convert_litert(function, model, quantize, select_tf_ops, calibration=None,
+                    debuggers: list | None = None) -> bytes:
     module = tf.Module()
     module.serve = function
     with tempfile.TemporaryDirectory(prefix="visionkit-litert-") as folder:
@@ -417,10 +481,8 @@ def _convert_litert(function, model, quantize, select_tf_ops, data, image_size, 
         if quantize == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if quantize == "int8":
-            images = _representative_images(data, image_size, count, seed)
-
             def representative():
-                for image in images:
+                for image in calibration:
                     yield {INPUT_NAME: image[np.newaxis]}
 
             converter.representative_dataset = representative
@@ -457,33 +519,202 @@ def _convert_int8(converter, representative, debuggers: list | None = None) -> b
     return debugger.get_nondebug_quantized_model()
 
 
-def _worst_quantized_layers(debugger, model, count: int = 5) -> list[str]:
-    """The `count` int8 tensors with the largest RMSE / scale, named with their layers."""
-    import csv
-    import io
+# Selective quantization (TensorFlow's quantization-debugger guide): when the int8 file
+# fails parity, the tensors whose int8 error exceeds SENSITIVE_ERROR steps (root mean
+# squared error / scale on the calibration images; rounding alone gives 0.29) stay in
+# float32 first, then the worst 2x, 4x, ... of them, until parity holds or
+# MAX_FLOAT_FRACTION of the int8 tensors would be float (then the export is refused).
+SENSITIVE_ERROR = 0.7
+MAX_FLOAT_FRACTION = 0.5
 
-    try:
-        debugger.run()
-        buffer = io.StringIO()
-        debugger.layer_statistics_dump(buffer)
-    except Exception as error:  # the report must not hide the parity failure
-        return [f"(the per-layer report failed: {type(error).__name__}: {error})"]
-    layer_names = {layer.name for layer in _all_layers(model)}
-    rows = []
-    for row in csv.DictReader(io.StringIO(buffer.getvalue())):
+
+class _SelectiveQuantization:
+    """Keeps the int8 ops that lose the most precision in float32, more each step.
+
+    Ranks once, on the fully int8 model: first the ops that impose a shared scale
+    coarser than an input's own range by `SHARED_SCALE_BITS` or more
+    (`_shared_scale_losses`, worst first), then every tensor by
+    `QuantizationDebugger`'s per-op error against the float model on the calibration
+    images (root mean squared error / scale). The first step keeps in float32 the
+    shared-scale ops and the tensors above `SENSITIVE_ERROR`; each further step twice
+    as many of the ranked. Each step re-quantizes the calibrated model with them as
+    `denylisted_nodes` (no new calibration).
+    """
+
+    def __init__(self, debuggers: list, model: keras.Model) -> None:
+        self.debuggers = debuggers
+        self.model = model
+        self.float_count = 0
+        self.tensor_count = 0
+        self._ranked: list[tuple[float, tuple[str, ...], str, str]] | None = None
+        self._first_step = 0
+
+    def ranked(self) -> list[tuple[float, tuple[str, ...], str, str]]:
+        """`(error, tensor names, op name, layer name)`, in the order they go float:
+        shared-scale ops (error in bits lost), then the debugger's (in int8 steps)."""
+        if self._ranked is None:
+            import csv
+            import io
+
+            debugger = self.debuggers[0]
+            layer_names = {layer.name for layer in _all_layers(self.model)}
+            shared = _shared_scale_losses(debugger.calibrated_model,
+                                          debugger.get_nondebug_quantized_model(),
+                                          layer_names)
+            debugger.run()
+            buffer = io.StringIO()
+            debugger.layer_statistics_dump(buffer)
+            rows = []
+            for row in csv.DictReader(io.StringIO(buffer.getvalue())):
+                try:
+                    error = float(row["mean_squared_error"]) ** 0.5 / float(row["scale"])
+                except (KeyError, TypeError, ValueError, ZeroDivisionError):
+                    continue
+                if not np.isfinite(error):
+                    continue
+                tensor = row.get("tensor_name", "")
+                rows.append((error, (tensor,), row.get("op_name", "?"),
+                             _layer_of(tensor, layer_names)))
+            rows.sort(key=lambda row: -row[0])
+            names = {name for _, tensors, _, _ in shared for name in tensors}
+            self._ranked = shared + [row for row in rows if row[1][0] not in names]
+            self._first_step = len(shared) + sum(error > SENSITIVE_ERROR
+                                                 for error, *_ in rows)
+            self.tensor_count = len(rows)
+            self.shared = shared
+        return self._ranked
+
+    def worst(self, count: int = 5) -> list[str]:
+        """The `count` first-ranked as `"<op> in layer '<layer>' <error>"`."""
         try:
-            error = float(row["mean_squared_error"]) ** 0.5 / float(row["scale"])
-        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            ranked = self.ranked()
+        except Exception as error:  # the report must not hide the parity failure
+            return [f"(the per-layer report failed: {type(error).__name__}: {error})"]
+        shared = len(self.shared)
+        return [f"{op} in layer {layer!r} " + (
+            f"{error:.1f} bits lost to a scale shared by {len(tensors)} tensors"
+            if rank < shared else f"{error:.2f}")
+                for rank, (error, tensors, op, layer) in enumerate(ranked[:count])
+                ] or ["(none measured)"]
+
+    def refine(self, path: str, metrics: dict[str, float]) -> dict[str, Any] | None:
+        """Rewrites `path` with more ops in float32; None when no step is left."""
+        ranked = self.ranked()
+        limit = int(MAX_FLOAT_FRACTION * len(ranked))
+        count = 2 * self.float_count if self.float_count else max(1, self._first_step)
+        count = min(count, limit)
+        if count <= self.float_count:
+            return None
+        self.float_count = count
+        kept = ranked[:count]
+        debugger = self.debuggers[0]
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+            denylisted_ops=list(INT8_FLOAT_OPS),
+            denylisted_nodes=[name for _, tensors, _, _ in kept for name in tensors])
+        with open(path, "wb") as file:
+            file.write(debugger.get_nondebug_quantized_model())
+        layer_names = {layer.name for layer in _all_layers(self.model)}
+        names = [name for _, tensors, _, _ in kept for name in tensors]
+        return {"float_layers": list(dict.fromkeys(_layer_of(name, layer_names)
+                                                   for name in names)),
+                "float_tensors": len(names),
+                "quantized_tensors": sum(len(tensors) for _, tensors, _, _ in ranked),
+                "float_tensor_errors": {name: round(error, 3)
+                                        for error, tensors, _, _ in kept
+                                        for name in tensors}}
+
+
+# A tensor whose int8 scale is at least 2**SHARED_SCALE_BITS times coarser than its own
+# calibrated range needs had its scale imposed by an op that shares one scale among its
+# inputs (a concatenation: YOLOv8's head joins box distances and class logits).
+SHARED_SCALE_BITS = 2
+
+
+def _shared_scale_losses(calibrated: bytes, quantized: bytes,
+                         layer_names: set[str]) -> list[tuple[float, tuple[str, ...], str, str]]:
+    """`(bits lost, tensors, op, layer)` per group of tensors forced onto a coarser scale.
+
+    Compares each int8 activation's scale in `quantized` with the range calibration
+    measured for it in `calibrated` (min/max in the flatbuffer): its own range spans
+    255 steps; a tensor given a shared, coarser scale spans `255 / 2**bits`. The
+    quantizer gives one scale to every tensor joined by a scale-sharing op (a
+    concatenation, the slices and reshapes around it), and keeps it for the neighbours of
+    an op kept in float: the whole group must go to `denylisted_nodes` together.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(calibrated, 0)
+    graph = model.Subgraphs(0)
+    ranges = {}
+    for index in range(graph.TensorsLength()):
+        tensor = graph.Tensors(index)
+        quantization = tensor.Quantization()
+        if quantization is None or quantization.MinLength() == 0:
             continue
-        tensor = row.get("tensor_name", "")
-        layers = [part for part in re.split(r"[/;:@]", tensor) if part in layer_names]
-        # Keras names traced layers `<layer>_1`: strip the call suffix.
-        layers += [part.rsplit("_", 1)[0] for part in re.split(r"[/;:@]", tensor)
-                   if part.rsplit("_", 1)[0] in layer_names and not layers]
-        label = f"{row.get('op_name', '?')} in layer {layers[0] if layers else tensor!r}"
-        rows.append((error, label))
-    rows.sort(reverse=True)
-    return [f"{label} {error:.2f}" for error, label in rows[:count]] or ["(none measured)"]
+        low = min(float(np.min(quantization.MinAsNumpy())), 0.0)
+        high = max(float(np.max(quantization.MaxAsNumpy())), 0.0)
+        ranges[tensor.Name().decode()] = high - low
+    interpreter = Interpreter(model_content=quantized)
+    tensors = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
+    # The op list is what TensorFlow's own QuantizationDebugger reads too.
+    operations = interpreter._get_ops_details()
+    producer = {index: op for op in operations for index in op["outputs"]}
+    parent = {index: index for index in producer}
+
+    def root(index: int) -> int:
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    def int8_scale(index: int) -> float | None:
+        detail = tensors.get(index)
+        if detail is None or detail["dtype"] != np.int8 or index not in producer:
+            return None
+        return detail["quantization"][0] or None
+
+    for op in operations:
+        for output in op["outputs"]:
+            for index in op["inputs"]:
+                if int8_scale(index) is not None and int8_scale(index) == int8_scale(output):
+                    parent[root(index)] = root(output)
+    groups: dict[int, list[int]] = {}
+    for index in producer:
+        if int8_scale(index) is not None:
+            groups.setdefault(root(index), []).append(index)
+    losses = []
+    for members in groups.values():
+        bits, worst = 0.0, members[0]
+        for index in members:
+            own = ranges.get(tensors[index]["name"])
+            if own:
+                lost = float(np.log2(255 * int8_scale(index) / own))
+                if lost > bits:
+                    bits, worst = lost, index
+        if bits < SHARED_SCALE_BITS or len(members) < 2:
+            continue
+        names = tuple(tensors[index]["name"] for index in members)
+        sharer = next((producer[index] for index in members
+                       if producer[index]["op_name"] in ("CONCATENATION", "PACK")),
+                      producer[worst])
+        name = tensors[sharer["outputs"][0]]["name"]
+        losses.append((bits, names, sharer["op_name"], _layer_of(name, layer_names)))
+    return sorted(losses, key=lambda row: -row[0])
+
+
+def _layer_of(tensor: str, layer_names: set[str]) -> str:
+    """The Keras layer a converted tensor's name comes from (else the tensor's name).
+
+    The converter names a fused tensor `<scope>/<layer>_1/<op>;<scope>/...`: the
+    innermost layer of its first part, with Keras's call suffix `_1` stripped.
+    """
+    for part in reversed(re.split(r"[/:@]", tensor.split(";")[0])):
+        if part in layer_names:
+            return part
+        if part.rsplit("_", 1)[0] in layer_names:
+            return part.rsplit("_", 1)[0]
+    return tensor
 
 
 _OP_PATTERN = re.compile(r"'(tf\.[A-Za-z0-9_]+)'|\b(tf\.[A-Z][A-Za-z0-9_]+)\b")
