@@ -106,3 +106,16 @@ def test_smoke_shrinks_a_recipe():
     assert smoke.data.image_size == (64, 64)
     assert smoke.limit == (64, 32)
     assert recipe.train.epochs == 50, "the original recipe is unchanged"
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("imagefolder", r"data\.source: Unknown data source 'imagefolder'\. "
+                    r"Did you mean 'image_folder'"),
+    ("ImageFolder", r"Unknown data source 'ImageFolder'\. Did you mean 'image_folder'"),
+    (None, r"data\.source: Unknown data source None\.( Did you mean [^?]*\?)? Known data "
+           r"sources: coco, digits, image_folder, mask_folder, shapes, voc, yolo\."),
+])
+def test_an_unknown_data_source_gets_the_registry_error(source, expected):
+    with pytest.raises(RecipeError, match=expected):
+        parse_recipe(_with(data={"source": source, "path": "x"}))
+

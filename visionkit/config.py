@@ -421,6 +421,13 @@ def _format_errors(error: ValidationError, source: str) -> str:
             lines.append(f"  {path}: unknown field.{hint} Valid fields here: {', '.join(valid)}.")
         elif item["type"] == "missing":
             lines.append(f"  {path}: required field is missing.")
+        elif item["type"] == "union_tag_invalid":  # data.source: the registry's message
+            given = item.get("input")
+            try:
+                _DATA_SOURCES.lookup(given.get("source") if isinstance(given, dict)
+                                     else item.get("ctx", {}).get("tag"))
+            except ValueError as unknown:
+                lines.append(f"  {path}.source: {unknown}")
         else:
             received = item.get("input")
             lines.append(f"  {path}: {item['msg']} (received {received!r}).")
