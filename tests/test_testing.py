@@ -80,6 +80,37 @@ def test_a_wrong_output_shape_fails():
                                run_training_check=False, run_saving_check=False)
 
 
+
+@pytest.mark.parametrize("wrap", [lambda t: {"probabilities": t}, lambda t: [t, t]])
+def test_a_model_with_several_or_named_outputs_is_refused_by_name(wrap):
+    # A dict output used to be read as a 0-d array: "expected output shape (2, 3),
+    # received ()".
+    def named(input_shape, num_classes):
+        model = _dense_builder(input_shape, num_classes)
+        return keras.Model(model.input, wrap(model.output))
+
+    with pytest.raises(ValueError, match=r"named: run_model_test checks a model with one "
+                                         r"tensor output; received a (dict|list)"):
+        testing.run_model_test(named, SHAPE, 3, run_saving_check=False)
+
+
+class _PerPixel(keras.Model):
+    """A subclassed model: its output shape is unknown until it is called."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.scale = keras.layers.Rescaling(1 / 255.0)
+        self.head = keras.layers.Conv2D(num_classes, 1, activation="softmax")
+
+    def call(self, images):
+        return self.head(self.scale(images))
+
+
+def test_a_subclassed_builder_is_called_before_its_task_is_inferred():
+    model = testing.run_model_test(lambda shape, classes: _PerPixel(classes), SHAPE, 3,
+                                   run_saving_check=False)
+    assert tuple(model(testing.random_images(SHAPE)).shape) == (2, 8, 12, 3)
+
 def test_a_frozen_stem_fails_the_training_check():
     def frozen_stem(input_shape, num_classes):
         inputs = keras.Input(input_shape)

@@ -405,7 +405,8 @@ def run_model_test(name_or_builder: str | Callable[..., keras.Model],
 
     Raises:
         AssertionError: if a check fails.
-        ValueError: if `name_or_builder` or `task` is an unknown name.
+        ValueError: if `name_or_builder` or `task` is an unknown name, or the model
+            returns a dict, list or tuple of outputs rather than one tensor.
 
     Example:
 
@@ -423,14 +424,20 @@ def run_model_test(name_or_builder: str | Callable[..., keras.Model],
     else:
         model = name_or_builder(input_shape, num_classes, **init_kwargs)
         label = getattr(name_or_builder, "__name__", repr(name_or_builder))
-        task = task or ("classification" if len(model.output_shape) == 2 else "segmentation")
+    images = random_images(input_shape, batch_size, seed)
+    raw_outputs = model(images, training=False)
+    if isinstance(raw_outputs, (Mapping, list, tuple)):
+        keys = list(raw_outputs) if isinstance(raw_outputs, Mapping) else len(raw_outputs)
+        raise ValueError(f"{label}: run_model_test checks a model with one tensor output; "
+                         f"received a {type(raw_outputs).__name__} of outputs ({keys}).")
+    outputs = np.asarray(raw_outputs)
+    if task is None:
+        task = "classification" if outputs.ndim == 2 else "segmentation"
     task = get_task(task)
     if expected_output_shape is None:
         expected_output_shape = ((batch_size, *input_shape[:2], num_classes)
                                  if task.output_rank == 4 else (batch_size, num_classes))
-    images = random_images(input_shape, batch_size, seed)
 
-    outputs = np.asarray(model(images, training=False))
     assert outputs.shape == tuple(expected_output_shape), (
         f"{label}: expected output shape {tuple(expected_output_shape)}, received "
         f"{outputs.shape}")
