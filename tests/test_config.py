@@ -119,3 +119,19 @@ def test_an_unknown_data_source_gets_the_registry_error(source, expected):
     with pytest.raises(RecipeError, match=expected):
         parse_recipe(_with(data={"source": source, "path": "x"}))
 
+
+
+@pytest.mark.parametrize("task, model, given, expected", [
+    ("segmentation", "unet", None, 4),  # the task's row, as vk.data.shapes batches
+    ("classification", "simple_cnn", None, 32),
+    ("segmentation", "unet", 32, 32),  # the user's own is kept
+    ("segmentation", "unet", 1, 1),
+])
+def test_a_recipe_without_a_batch_size_takes_the_tasks(task, model, given, expected):
+    from visionkit.vocabulary import get_task
+
+    data = {"source": "shapes"} | ({} if given is None else {"batch_size": given})
+    recipe = parse_recipe({"name": "t", "task": task, "data": data, "model": {"name": model}})
+    assert recipe.data.batch_size == expected
+    if given is None:
+        assert expected == get_task(task).batch_size

@@ -49,7 +49,7 @@ from visionkit.data.albumentations_bridge import check_recipe_augment
 from visionkit.data.augment import PRESETS
 from visionkit.errors import VisionkitError
 from visionkit.models import get
-from visionkit.vocabulary import IGNORE_INDEX, Registry, did_you_mean, get_task
+from visionkit.vocabulary import IGNORE_INDEX, TASKS, Registry, did_you_mean, get_task
 
 __all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "apply_overrides",
            "smoke_recipe"]
@@ -363,6 +363,17 @@ class Recipe(_Section):
     distill: DistillConfig | None = None
     limit: tuple[int, int] | None = Field(
         default=None, description="(train, val) example caps, used by smoke runs")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_batch_size_by_default(cls, raw: Any) -> Any:
+        # A data section without `batch_size` batches by the task's row, as
+        # `vk.data.shapes` does (4 images for segmentation, 32 otherwise).
+        data = raw.get("data") if isinstance(raw, dict) else None
+        task = raw.get("task", "classification") if isinstance(raw, dict) else None
+        if isinstance(data, dict) and "batch_size" not in data and task in TASKS:
+            raw = {**raw, "data": {**data, "batch_size": get_task(task).batch_size}}
+        return raw
 
     @model_validator(mode="after")
     def _embedding_models_with_metric_learning(self) -> Recipe:

@@ -301,8 +301,8 @@ class Task:
         monitor_mode: "max" or "min".
         output_rank: the rank of the model's output `fit` checks before training (2:
             `[batch, classes]`, 4: `[batch, height, width, classes]`), or None.
-        batch_size: examples per batch of the task's embedded data when none is given
-            (`vk.data.shapes`).
+        batch_size: examples per batch of the task's embedded data (`vk.data.shapes`) and
+            of a recipe's data section when none is given.
     """
 
     name: str = ""
