@@ -132,3 +132,25 @@ def test_registry_takes_a_redefinition_of_the_same_function_but_not_another():
     with pytest.raises(ValueError, match=r"widget named 'w' is already registered"):
         table.register("w", other)
     assert table.lookup("w")() == 2
+
+
+def test_a_model_builder_registered_again_by_a_rerun_cell_replaces_its_entry():
+    from visionkit.models import registry
+
+    saved = dict(registry._REGISTRY)
+    source = ("@register('brk_rerun', task='classification')\n"
+              "def brk_rerun(input_shape, num_classes):\n    return {value}\n")
+    namespace: dict = {"register": registry.register}
+    try:
+        exec(source.format(value=1), namespace)
+        exec(source.format(value=2), namespace)  # the cell run again: no error
+        assert registry.get("brk_rerun").builder(None, None) == 2
+        with pytest.raises(ValueError, match=r"model named 'brk_rerun' is already registered"):
+            registry.register("brk_rerun", task="classification")(lambda *args: 3)
+        with pytest.raises(ValueError, match=r"model named 'resnet18' is already registered "
+                                             r"\(visionkit\.models\."):
+            exec(source.replace("brk_rerun'", "resnet18'").format(value=4), namespace)
+        with pytest.raises(TypeError, match="model name must be a string"):
+            registry.register(7, task="classification")(lambda *args: 5)
+    finally:
+        registry._REGISTRY.restore(saved)
