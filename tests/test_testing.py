@@ -74,6 +74,22 @@ def test_logits_are_checked_against_the_expectation():
                                run_training_check=False, run_saving_check=False)
 
 
+
+def test_a_sigmoid_single_label_classifier_fails_naming_its_activation():
+    # The message used to say "(softmax)" of a model ending in sigmoid.
+    with pytest.raises(AssertionError, match=r"outputs do not sum to 1 over the classes "
+                                             r"\(output activation 'sigmoid'\).*multilabel"):
+        testing.run_model_test(_dense_builder, SHAPE, 3, init_kwargs={"activation": "sigmoid"},
+                               run_training_check=False, run_saving_check=False)
+
+
+def test_a_multilabel_model_ending_in_softmax_fails_and_sigmoid_passes():
+    with pytest.raises(AssertionError, match=r"multilabel model ends in softmax"):
+        testing.run_model_test(_dense_builder, SHAPE, 3, task="multilabel",
+                               run_training_check=False, run_saving_check=False)
+    testing.run_model_test(_dense_builder, SHAPE, 3, task="multilabel",
+                           init_kwargs={"activation": "sigmoid"}, run_saving_check=False)
+
 def test_a_wrong_output_shape_fails():
     with pytest.raises(AssertionError, match=r"expected output shape \(2, 5\), received \(2, 3\)"):
         testing.run_model_test(_dense_builder, SHAPE, 3, expected_output_shape=(2, 5),

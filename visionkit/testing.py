@@ -370,7 +370,8 @@ def run_model_test(name_or_builder: str | Callable[..., keras.Model],
     The checks, each an `AssertionError` naming the model and what differs:
     1. the output on `batch_size` random raw uint8 images has `expected_output_shape`
        and `expected_output_dtype`; the model ends in probabilities exactly when
-       `ends_in_probabilities` says so, and then they sum to 1 over the last axis;
+       `ends_in_probabilities` says so, and then they sum to 1 over the last axis
+       (single-label tasks); a multi-label model does not end in softmax;
     2. one SGD step (learning rate 0.1) with the task's own loss (for segmentation,
        one that leaves out `IGNORE_INDEX` pixels) gives a finite loss and moves the
        first and the last trainable weights (gradients reach the stem and the head);
@@ -447,9 +448,17 @@ def run_model_test(name_or_builder: str | Callable[..., keras.Model],
         f"{label}: expected ends_in_probabilities {ends_in_probabilities}, received "
         f"{not ends_in_probabilities} (output activation "
         f"{vocabulary.output_activation(model)!r})")
+    activation = vocabulary.output_activation(model)
     if ends_in_probabilities and not task.multi_label:
-        np.testing.assert_allclose(outputs.sum(axis=-1), 1.0, rtol=1e-5,
-                                   err_msg=f"{label}: outputs do not sum to 1 (softmax)")
+        np.testing.assert_allclose(
+            outputs.sum(axis=-1), 1.0, rtol=1e-5,
+            err_msg=f"{label}: the {task.name} outputs do not sum to 1 over the classes "
+                    f"(output activation {activation!r}): a single-label task needs softmax "
+                    f"probabilities, or logits with ends_in_probabilities=False; independent "
+                    f"sigmoid scores are a multi-label model (task='multilabel')")
+    assert not (task.multi_label and activation == "softmax"), (
+        f"{label}: a {task.name} model ends in softmax, whose scores compete (they sum to "
+        f"1, so two present labels cannot both pass 0.5); it needs sigmoid scores or logits")
 
     if run_training_check:
         if targets is None:
