@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
 
 import keras
@@ -187,6 +188,21 @@ def test_write_images_writes_each_size(tmp_path):
         drawn = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
         assert np.array_equal(np.asarray(first), drawn)  # PNG keeps the drawn pixels
 
+
+
+@pytest.mark.parametrize("pixels", [np.full((4, 5, 3), 0.5), np.full((4, 5), 0.5, np.float32),
+                                    np.full((4, 5, 3), 300, np.int64),
+                                    np.zeros((2, 4, 5, 3), np.uint8)])
+def test_save_image_refuses_pixels_that_are_not_uint8_naming_them(tmp_path, pixels):
+    # Floats in 0..1 failed inside PIL ("Cannot handle this data type", "cannot write
+    # mode F as PNG") without saying what was expected.
+    with pytest.raises(ValueError, match=rf"save_image writes uint8 pixels 0\.\.255.*received "
+                                         rf"{pixels.dtype} of shape {re.escape(str(pixels.shape))}"):
+        testing.save_image(tmp_path / "a.png", pixels)
+    assert not (tmp_path / "a.png").exists()
+    grey16 = np.array([[0, 40000]], np.uint16)  # a 16-bit grey image is written as is
+    assert np.asarray(Image.open(testing.save_image(tmp_path / "g.png", grey16))).tolist() \
+        == [[0, 40000]]
 
 def test_write_mask_is_lossless_and_refuses_bad_masks(tmp_path):
     mask = np.array([[0, 1, 2], [255, 7, 0]], np.int64)

@@ -117,7 +117,8 @@ def save_image(path: str | Path, pixels: np.ndarray, mode: str | None = None,
 
     Args:
         path: the file; its suffix picks the format (`.png`, `.jpg`, `.bmp`, ...).
-        pixels: uint8 `[H, W, 3]`, `[H, W, 4]` or `[H, W]`.
+        pixels: uint8 `[H, W, 3]`, `[H, W, 4]` or `[H, W]` (also bool or uint16
+            `[H, W]`).
         mode: a PIL mode to convert to before saving (`"P"`, `"CMYK"`, `"I;16"`, ...),
             or None to keep the array's.
         orientation: an EXIF orientation tag (1..8) to store, or None for none. The
@@ -128,7 +129,8 @@ def save_image(path: str | Path, pixels: np.ndarray, mode: str | None = None,
         The path written, as a `Path`.
 
     Raises:
-        ValueError: if `orientation` is not 1..8.
+        ValueError: if `orientation` is not 1..8, or `pixels` are not uint8 (or bool,
+            or uint16 `[H, W]`) of rank 2 or 3.
 
     Example:
 
@@ -136,6 +138,13 @@ def save_image(path: str | Path, pixels: np.ndarray, mode: str | None = None,
     >>> Image.open(path).getexif()[0x0112]
     6
     """
+    pixels = np.asarray(pixels)
+    grey16 = pixels.dtype == np.uint16 and pixels.ndim == 2
+    if not (pixels.dtype in (np.uint8, np.bool_) or grey16) or pixels.ndim not in (2, 3):
+        raise ValueError(
+            f"save_image writes uint8 pixels 0..255 [H, W], [H, W, 3] or [H, W, 4] (or uint16 "
+            f"[H, W]); received {pixels.dtype} of shape {pixels.shape}. Convert first, e.g. "
+            f"(pixels * 255).round().astype(np.uint8) for floats in 0..1.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(pixels)
