@@ -106,3 +106,32 @@ def test_smoke_shrinks_a_recipe():
     assert smoke.data.image_size == (64, 64)
     assert smoke.limit == (64, 32)
     assert recipe.train.epochs == 50, "the original recipe is unchanged"
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("imagefolder", r"data\.source: Unknown data source 'imagefolder'\. "
+                    r"Did you mean 'image_folder'"),
+    ("ImageFolder", r"Unknown data source 'ImageFolder'\. Did you mean 'image_folder'"),
+    (None, r"data\.source: Unknown data source None\.( Did you mean [^?]*\?)? Known data "
+           r"sources: coco, digits, image_folder, mask_folder, shapes, voc, yolo\."),
+])
+def test_an_unknown_data_source_gets_the_registry_error(source, expected):
+    with pytest.raises(RecipeError, match=expected):
+        parse_recipe(_with(data={"source": source, "path": "x"}))
+
+
+
+@pytest.mark.parametrize("task, model, given, expected", [
+    ("segmentation", "unet", None, 4),  # the task's row, as vk.data.shapes batches
+    ("classification", "simple_cnn", None, 32),
+    ("segmentation", "unet", 32, 32),  # the user's own is kept
+    ("segmentation", "unet", 1, 1),
+])
+def test_a_recipe_without_a_batch_size_takes_the_tasks(task, model, given, expected):
+    from visionkit.vocabulary import get_task
+
+    data = {"source": "shapes"} | ({} if given is None else {"batch_size": given})
+    recipe = parse_recipe({"name": "t", "task": task, "data": data, "model": {"name": model}})
+    assert recipe.data.batch_size == expected
+    if given is None:
+        assert expected == get_task(task).batch_size

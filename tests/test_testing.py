@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
 
 import keras
@@ -74,11 +75,58 @@ def test_logits_are_checked_against_the_expectation():
                                run_training_check=False, run_saving_check=False)
 
 
+
+def test_a_sigmoid_single_label_classifier_fails_naming_its_activation():
+    # The message used to say "(softmax)" of a model ending in sigmoid.
+    with pytest.raises(AssertionError, match=r"outputs do not sum to 1 over the classes "
+                                             r"\(output activation 'sigmoid'\).*multilabel"):
+        testing.run_model_test(_dense_builder, SHAPE, 3, init_kwargs={"activation": "sigmoid"},
+                               run_training_check=False, run_saving_check=False)
+
+
+def test_a_multilabel_model_ending_in_softmax_fails_and_sigmoid_passes():
+    with pytest.raises(AssertionError, match=r"multilabel model ends in softmax"):
+        testing.run_model_test(_dense_builder, SHAPE, 3, task="multilabel",
+                               run_training_check=False, run_saving_check=False)
+    testing.run_model_test(_dense_builder, SHAPE, 3, task="multilabel",
+                           init_kwargs={"activation": "sigmoid"}, run_saving_check=False)
+
 def test_a_wrong_output_shape_fails():
     with pytest.raises(AssertionError, match=r"expected output shape \(2, 5\), received \(2, 3\)"):
         testing.run_model_test(_dense_builder, SHAPE, 3, expected_output_shape=(2, 5),
                                run_training_check=False, run_saving_check=False)
 
+
+
+@pytest.mark.parametrize("wrap", [lambda t: {"probabilities": t}, lambda t: [t, t]])
+def test_a_model_with_several_or_named_outputs_is_refused_by_name(wrap):
+    # A dict output used to be read as a 0-d array: "expected output shape (2, 3),
+    # received ()".
+    def named(input_shape, num_classes):
+        model = _dense_builder(input_shape, num_classes)
+        return keras.Model(model.input, wrap(model.output))
+
+    with pytest.raises(ValueError, match=r"named: run_model_test checks a model with one "
+                                         r"tensor output; received a (dict|list)"):
+        testing.run_model_test(named, SHAPE, 3, run_saving_check=False)
+
+
+class _PerPixel(keras.Model):
+    """A subclassed model: its output shape is unknown until it is called."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.scale = keras.layers.Rescaling(1 / 255.0)
+        self.head = keras.layers.Conv2D(num_classes, 1, activation="softmax")
+
+    def call(self, images):
+        return self.head(self.scale(images))
+
+
+def test_a_subclassed_builder_is_called_before_its_task_is_inferred():
+    model = testing.run_model_test(lambda shape, classes: _PerPixel(classes), SHAPE, 3,
+                                   run_saving_check=False)
+    assert tuple(model(testing.random_images(SHAPE)).shape) == (2, 8, 12, 3)
 
 def test_a_frozen_stem_fails_the_training_check():
     def frozen_stem(input_shape, num_classes):
@@ -140,6 +188,21 @@ def test_write_images_writes_each_size(tmp_path):
         drawn = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
         assert np.array_equal(np.asarray(first), drawn)  # PNG keeps the drawn pixels
 
+
+
+@pytest.mark.parametrize("pixels", [np.full((4, 5, 3), 0.5), np.full((4, 5), 0.5, np.float32),
+                                    np.full((4, 5, 3), 300, np.int64),
+                                    np.zeros((2, 4, 5, 3), np.uint8)])
+def test_save_image_refuses_pixels_that_are_not_uint8_naming_them(tmp_path, pixels):
+    # Floats in 0..1 failed inside PIL ("Cannot handle this data type", "cannot write
+    # mode F as PNG") without saying what was expected.
+    with pytest.raises(ValueError, match=rf"save_image writes uint8 pixels 0\.\.255.*received "
+                                         rf"{pixels.dtype} of shape {re.escape(str(pixels.shape))}"):
+        testing.save_image(tmp_path / "a.png", pixels)
+    assert not (tmp_path / "a.png").exists()
+    grey16 = np.array([[0, 40000]], np.uint16)  # a 16-bit grey image is written as is
+    assert np.asarray(Image.open(testing.save_image(tmp_path / "g.png", grey16))).tolist() \
+        == [[0, 40000]]
 
 def test_write_mask_is_lossless_and_refuses_bad_masks(tmp_path):
     mask = np.array([[0, 1, 2], [255, 7, 0]], np.int64)

@@ -90,3 +90,67 @@ def test_conventions_have_one_definition():
     assert boxes.PAD_VALUE == vocabulary.BOX_PADDING == -1
     assert Classification.target_key == vocabulary.LABELS
     assert Segmentation.target_key == vocabulary.SEGMENTATION_MASKS
+
+
+@pytest.mark.parametrize("name, error", [(3, TypeError), (None, TypeError),
+                                         (("a",), TypeError), ("", ValueError),
+                                         ("  ", ValueError)])
+def test_registry_refuses_names_that_are_not_strings_or_are_empty(name, error):
+    # A non-string name used to be stored: `names()` then failed on sorting and
+    # `lookup(3)` called the registered entry unknown.
+    table = vocabulary.Registry("widget", entries={"alpha": 1})
+    with pytest.raises(error, match=r"widget name must"):
+        table.register(name, 2)
+    assert table.names() == ["alpha"]
+
+
+def test_registry_indexed_as_a_dict_names_the_unknown_entry():
+    table = vocabulary.Registry("widget", entries={"alpha": 1})
+    with pytest.raises(KeyError) as caught:
+        table["alpah"]
+    assert str(caught.value) == ("Unknown widget 'alpah'. Did you mean 'alpha'? "
+                                 "Known widgets: alpha.")
+    assert table.get("alpah") is None and "alpah" not in table and 3 not in table
+    assert table.get("alpha") == 1 and "alpha" in table
+
+
+def test_registry_takes_a_redefinition_of_the_same_function_but_not_another():
+    # A notebook cell or importlib.reload runs the decorator again with a new function
+    # object of the same module and qualified name: that replaces the entry.
+    table = vocabulary.Registry("widget")
+    namespace: dict = {}
+    source = "def build():\n    return {value}\n"
+    exec(source.format(value=1), namespace)
+    table.register("w", namespace["build"])
+    exec(source.format(value=2), namespace)
+    table.register("w", namespace["build"])
+    assert table.lookup("w")() == 2
+
+    def other():
+        return 3
+
+    with pytest.raises(ValueError, match=r"widget named 'w' is already registered"):
+        table.register("w", other)
+    assert table.lookup("w")() == 2
+
+
+def test_a_model_builder_registered_again_by_a_rerun_cell_replaces_its_entry():
+    from visionkit.models import registry
+
+    saved = dict(registry._REGISTRY)
+    source = ("@register('brk_rerun', task='classification')\n"
+              "def brk_rerun(input_shape, num_classes):\n    return {value}\n")
+    namespace: dict = {"register": registry.register}
+    try:
+        exec(source.format(value=1), namespace)
+        exec(source.format(value=2), namespace)  # the cell run again: no error
+        assert registry.get("brk_rerun").builder(None, None) == 2
+        with pytest.raises(ValueError, match=r"model named 'brk_rerun' is already registered"):
+            registry.register("brk_rerun", task="classification")(lambda *args: 3)
+        with pytest.raises(ValueError, match=r"model named 'resnet18' is already registered "
+                                             r"\(visionkit\.models\."):
+            exec(source.replace("brk_rerun'", "resnet18'").format(value=4), namespace)
+        with pytest.raises(TypeError, match="model name must be a string"):
+            registry.register(7, task="classification")(lambda *args: 5)
+    finally:
+        registry._REGISTRY.restore(saved)

@@ -49,7 +49,7 @@ from visionkit.data.albumentations_bridge import check_recipe_augment
 from visionkit.data.augment import PRESETS
 from visionkit.errors import VisionkitError
 from visionkit.models import get
-from visionkit.vocabulary import IGNORE_INDEX, Registry, did_you_mean, get_task
+from visionkit.vocabulary import IGNORE_INDEX, TASKS, Registry, did_you_mean, get_task
 
 __all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "apply_overrides",
            "smoke_recipe"]
@@ -364,6 +364,17 @@ class Recipe(_Section):
     limit: tuple[int, int] | None = Field(
         default=None, description="(train, val) example caps, used by smoke runs")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_batch_size_by_default(cls, raw: Any) -> Any:
+        # A data section without `batch_size` batches by the task's row, as
+        # `vk.data.shapes` does (4 images for segmentation, 32 otherwise).
+        data = raw.get("data") if isinstance(raw, dict) else None
+        task = raw.get("task", "classification") if isinstance(raw, dict) else None
+        if isinstance(data, dict) and "batch_size" not in data and task in TASKS:
+            raw = {**raw, "data": {**data, "batch_size": get_task(task).batch_size}}
+        return raw
+
     @model_validator(mode="after")
     def _embedding_models_with_metric_learning(self) -> Recipe:
         embedding = not get_task(get(self.model.name).task).outputs_are_classes
@@ -421,6 +432,13 @@ def _format_errors(error: ValidationError, source: str) -> str:
             lines.append(f"  {path}: unknown field.{hint} Valid fields here: {', '.join(valid)}.")
         elif item["type"] == "missing":
             lines.append(f"  {path}: required field is missing.")
+        elif item["type"] == "union_tag_invalid":  # data.source: the registry's message
+            given = item.get("input")
+            try:
+                _DATA_SOURCES.lookup(given.get("source") if isinstance(given, dict)
+                                     else item.get("ctx", {}).get("tag"))
+            except ValueError as unknown:
+                lines.append(f"  {path}.source: {unknown}")
         else:
             received = item.get("input")
             lines.append(f"  {path}: {item['msg']} (received {received!r}).")

@@ -117,7 +117,8 @@ def save_image(path: str | Path, pixels: np.ndarray, mode: str | None = None,
 
     Args:
         path: the file; its suffix picks the format (`.png`, `.jpg`, `.bmp`, ...).
-        pixels: uint8 `[H, W, 3]`, `[H, W, 4]` or `[H, W]`.
+        pixels: uint8 `[H, W, 3]`, `[H, W, 4]` or `[H, W]` (also bool or uint16
+            `[H, W]`).
         mode: a PIL mode to convert to before saving (`"P"`, `"CMYK"`, `"I;16"`, ...),
             or None to keep the array's.
         orientation: an EXIF orientation tag (1..8) to store, or None for none. The
@@ -128,7 +129,8 @@ def save_image(path: str | Path, pixels: np.ndarray, mode: str | None = None,
         The path written, as a `Path`.
 
     Raises:
-        ValueError: if `orientation` is not 1..8.
+        ValueError: if `orientation` is not 1..8, or `pixels` are not uint8 (or bool,
+            or uint16 `[H, W]`) of rank 2 or 3.
 
     Example:
 
@@ -136,6 +138,13 @@ def save_image(path: str | Path, pixels: np.ndarray, mode: str | None = None,
     >>> Image.open(path).getexif()[0x0112]
     6
     """
+    pixels = np.asarray(pixels)
+    grey16 = pixels.dtype == np.uint16 and pixels.ndim == 2
+    if not (pixels.dtype in (np.uint8, np.bool_) or grey16) or pixels.ndim not in (2, 3):
+        raise ValueError(
+            f"save_image writes uint8 pixels 0..255 [H, W], [H, W, 3] or [H, W, 4] (or uint16 "
+            f"[H, W]); received {pixels.dtype} of shape {pixels.shape}. Convert first, e.g. "
+            f"(pixels * 255).round().astype(np.uint8) for floats in 0..1.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     image = Image.fromarray(pixels)
@@ -370,7 +379,8 @@ def run_model_test(name_or_builder: str | Callable[..., keras.Model],
     The checks, each an `AssertionError` naming the model and what differs:
     1. the output on `batch_size` random raw uint8 images has `expected_output_shape`
        and `expected_output_dtype`; the model ends in probabilities exactly when
-       `ends_in_probabilities` says so, and then they sum to 1 over the last axis;
+       `ends_in_probabilities` says so, and then they sum to 1 over the last axis
+       (single-label tasks); a multi-label model does not end in softmax;
     2. one SGD step (learning rate 0.1) with the task's own loss (for segmentation,
        one that leaves out `IGNORE_INDEX` pixels) gives a finite loss and moves the
        first and the last trainable weights (gradients reach the stem and the head);
@@ -405,7 +415,8 @@ def run_model_test(name_or_builder: str | Callable[..., keras.Model],
 
     Raises:
         AssertionError: if a check fails.
-        ValueError: if `name_or_builder` or `task` is an unknown name.
+        ValueError: if `name_or_builder` or `task` is an unknown name, or the model
+            returns a dict, list or tuple of outputs rather than one tensor.
 
     Example:
 
@@ -423,14 +434,20 @@ def run_model_test(name_or_builder: str | Callable[..., keras.Model],
     else:
         model = name_or_builder(input_shape, num_classes, **init_kwargs)
         label = getattr(name_or_builder, "__name__", repr(name_or_builder))
-        task = task or ("classification" if len(model.output_shape) == 2 else "segmentation")
+    images = random_images(input_shape, batch_size, seed)
+    raw_outputs = model(images, training=False)
+    if isinstance(raw_outputs, (Mapping, list, tuple)):
+        keys = list(raw_outputs) if isinstance(raw_outputs, Mapping) else len(raw_outputs)
+        raise ValueError(f"{label}: run_model_test checks a model with one tensor output; "
+                         f"received a {type(raw_outputs).__name__} of outputs ({keys}).")
+    outputs = np.asarray(raw_outputs)
+    if task is None:
+        task = "classification" if outputs.ndim == 2 else "segmentation"
     task = get_task(task)
     if expected_output_shape is None:
         expected_output_shape = ((batch_size, *input_shape[:2], num_classes)
                                  if task.output_rank == 4 else (batch_size, num_classes))
-    images = random_images(input_shape, batch_size, seed)
 
-    outputs = np.asarray(model(images, training=False))
     assert outputs.shape == tuple(expected_output_shape), (
         f"{label}: expected output shape {tuple(expected_output_shape)}, received "
         f"{outputs.shape}")
@@ -440,9 +457,17 @@ def run_model_test(name_or_builder: str | Callable[..., keras.Model],
         f"{label}: expected ends_in_probabilities {ends_in_probabilities}, received "
         f"{not ends_in_probabilities} (output activation "
         f"{vocabulary.output_activation(model)!r})")
+    activation = vocabulary.output_activation(model)
     if ends_in_probabilities and not task.multi_label:
-        np.testing.assert_allclose(outputs.sum(axis=-1), 1.0, rtol=1e-5,
-                                   err_msg=f"{label}: outputs do not sum to 1 (softmax)")
+        np.testing.assert_allclose(
+            outputs.sum(axis=-1), 1.0, rtol=1e-5,
+            err_msg=f"{label}: the {task.name} outputs do not sum to 1 over the classes "
+                    f"(output activation {activation!r}): a single-label task needs softmax "
+                    f"probabilities, or logits with ends_in_probabilities=False; independent "
+                    f"sigmoid scores are a multi-label model (task='multilabel')")
+    assert not (task.multi_label and activation == "softmax"), (
+        f"{label}: a {task.name} model ends in softmax, whose scores compete (they sum to "
+        f"1, so two present labels cannot both pass 0.5); it needs sigmoid scores or logits")
 
     if run_training_check:
         if targets is None:

@@ -31,9 +31,9 @@ import numpy as np
 import tensorflow as tf
 
 __all__ = ["BOUNDING_BOXES", "BOXES", "BOX_FORMAT", "BOX_PADDING", "IGNORE_INDEX", "IMAGES",
-           "LABELS", "Registry", "SEGMENTATION_MASKS", "TASKS", "Task", "did_you_mean",
-           "ends_in_probabilities", "get_task", "output_activation", "predict_dataset",
-           "register_task", "tasks_with"]
+           "LABELS", "Registry", "SEGMENTATION_MASKS", "TASKS", "Task", "UnknownNameError",
+           "did_you_mean", "ends_in_probabilities", "get_task", "output_activation",
+           "predict_dataset", "register_task", "tasks_with"]
 
 # Batch keys.
 IMAGES = "images"
@@ -73,6 +73,24 @@ def did_you_mean(name: Any, known: Iterable[str], n: int = 1, cutoff: float = 0.
 
 
 T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """The `KeyError` of `registry[name]` for an unknown name, with `lookup`'s message
+    (a `KeyError`, so `in`, `.get` and other `Mapping` use work as for a dict)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def _redefinition(old: Any, new: Any) -> bool:
+    """Whether `new` is `old` defined again: both functions or classes of the same module
+    and qualified name (a re-run notebook cell, `importlib.reload`)."""
+    def origin(obj: Any) -> tuple[Any, Any] | None:
+        if not callable(obj) or not hasattr(obj, "__qualname__"):
+            return None
+        return getattr(obj, "__module__", None), obj.__qualname__
+    return origin(old) is not None and origin(old) == origin(new)
 
 
 class Registry(Mapping[str, T], Generic[T]):
@@ -118,16 +136,29 @@ class Registry(Mapping[str, T], Generic[T]):
         """Adds `value` under `name`; without a value, returns a decorator that adds
         what it decorates (and returns it unchanged).
 
+        A name is taken once: registering another object under it raises, except a
+        redefinition of the same function or class (same module and qualified name, as
+        when a notebook cell or `importlib.reload` runs the decorator again), which
+        replaces the entry.
+
         Raises:
-            ValueError: when `name` is taken by another object and `replace` is False.
+            TypeError: when `name` is not a string.
+            ValueError: when `name` is empty or blank, or taken by another object and
+                `replace` is False.
         """
+        if not isinstance(name, str):
+            raise TypeError(f"A {self.kind} name must be a string; received "
+                            f"{type(name).__name__} {name!r}.")
+        if not name.strip():
+            raise ValueError(f"A {self.kind} name must not be empty; received {name!r}.")
         if value is ...:
             def decorator(obj: T) -> T:
                 self.register(name, obj, replace=replace)
                 return obj
             return decorator
         holder = self._entries.get(name)
-        if holder is not None and holder is not value and not replace:
+        if holder is not None and holder is not value and not replace \
+                and not _redefinition(holder, value):
             held = getattr(holder, "__qualname__", None) or type(holder).__name__
             raise ValueError(f"A {self.kind} named {name!r} is already registered "
                              f"({held}); pass replace=True to replace it.")
@@ -162,7 +193,16 @@ class Registry(Mapping[str, T], Generic[T]):
                       if where is None or where(entry))
 
     def __getitem__(self, name: str) -> T:
-        return self._entries[name]
+        if isinstance(name, str) and name in self._entries:
+            return self._entries[name]
+        try:
+            self.lookup(name)
+        except ValueError as error:
+            raise UnknownNameError(str(error)) from None
+        raise AssertionError("unreachable")
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
@@ -261,8 +301,8 @@ class Task:
         monitor_mode: "max" or "min".
         output_rank: the rank of the model's output `fit` checks before training (2:
             `[batch, classes]`, 4: `[batch, height, width, classes]`), or None.
-        batch_size: examples per batch of the task's embedded data when none is given
-            (`vk.data.shapes`).
+        batch_size: examples per batch of the task's embedded data (`vk.data.shapes`) and
+            of a recipe's data section when none is given.
     """
 
     name: str = ""

@@ -133,3 +133,19 @@ def test_task_and_class_errors():
         vk.data.shapes(image_size=(8, 8))
     with pytest.raises(ValueError, match="noise"):
         generate_shapes(2, noise=-1.0)
+
+
+@pytest.mark.parametrize("given, expected", [(None, 4), (8, 8), (np.int64(2), 2)])
+def test_segmentation_batches_by_the_task_unless_given_its_own(given, expected):
+    data = vk.data.shapes("segmentation", n=16, image_size=(16, 16), batch_size=given)
+    assert data.batch_size == expected and type(data.batch_size) is int
+    images, masks = next(iter(data.train))
+    assert images.shape[0] == masks.shape[0] == expected
+
+
+@pytest.mark.parametrize("batch_size", [0, 2.5, "4", True])
+def test_a_batch_size_that_is_not_a_whole_number_is_named(batch_size):
+    # 2.5 and "4" failed inside tf.data without naming batch_size; True batched 1 image.
+    with pytest.raises(ValueError, match=r"Expected batch_size as a whole number >= 1; "
+                                         rf"received batch_size={batch_size!r}\."):
+        vk.data.shapes("segmentation", n=16, image_size=(16, 16), batch_size=batch_size)

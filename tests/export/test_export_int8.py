@@ -151,3 +151,17 @@ def test_int8_that_float_ops_cannot_save_is_refused_naming_layers(tmp_path):
     assert "ranked int8 ops in float32 did not restore parity either" in message
     assert " in layer 'predictions'" in message or " in layer 'global_average" in message
     assert not [entry for entry in os.listdir(tmp_path) if entry.isdigit()]
+
+
+@pytest.mark.parametrize("count", [0, -1, 2.5, "100", True])
+def test_int8_refuses_a_calibration_count_that_is_not_a_whole_number(tmp_path, count):
+    # -1 used to calibrate on every training image (tf.data's take(-1)) and 0 to fail
+    # with "the data's training split is empty".
+    images = _colour_images(8, (8, 8))
+    data = vk.data.from_arrays(images, np.zeros(8, int), class_names=["r", "g", "b"],
+                               validation_split=0.25, batch_size=4)
+    with pytest.raises(ValueError, match=r"representative_count to be a whole number .*"
+                                         rf"received representative_count={count!r}"):
+        vk.export.litert(_uncertain_classifier((8, 8, 3)), tmp_path, data=data,
+                         quantize="int8", representative_count=count)
+    assert not os.listdir(tmp_path)

@@ -67,6 +67,10 @@ def test_registry_errors_name_the_argument():
         vk.models.build("simple_cnn", input_shape=SHAPE)
     with pytest.raises(ValueError, match="Unknown backbone"):
         vk.models.build("siamese", input_shape=SHAPE, backbone="resnet19")
+    # Not a name: the error shows what was given (it said '18' and 'None', as strings).
+    for given in (18, None):
+        with pytest.raises(ValueError, match=rf"^Unknown backbone {given}\. Known backbones"):
+            vk.models.build("siamese", input_shape=SHAPE, backbone=given)
 
 
 def test_pair_model_shares_one_set_of_weights():

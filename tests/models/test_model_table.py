@@ -51,3 +51,14 @@ def test_the_tables_counts_are_the_built_models(repo_root):
             model = vk.models.build(name, input_shape, int(classes))
         first = re.match(r"[\d,]+", parameters).group(0)
         assert first == f"{model.count_params():,}", (name, first, model.count_params())
+
+
+def test_lenet5s_counts_are_the_built_models_at_every_layer_choice(repo_root):
+    # Both layer choices of LeNet-5 (the slow test checks every row's
+    # first count): C5's maximum over positions changed LeNet-5's count (was 92,672).
+    _, _, shape, parameters = table_rows(repo_root)["lenet5"]
+    modern, paper = re.fullmatch(r"([\d,]+) \(batch norm\); `batch_norm=False`: ([\d,]+)",
+                                 parameters).groups()
+    assert shape == "32x32x3, 10"
+    assert modern == f"{vk.models.build('lenet5', (32, 32, 3), 10).count_params():,}"
+    assert paper == f"{vk.models.build('lenet5', (32, 32, 3), 10, batch_norm=False).count_params():,}"

@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from visionkit.data.augment import (
@@ -160,8 +161,11 @@ class Data:
         object.__setattr__(self, "task", get_task(self.task))
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
-        if int(self.batch_size) < 1:
-            raise ValueError(f"Expected batch_size >= 1; received batch_size={self.batch_size!r}.")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)) \
+                or self.batch_size < 1:
+            raise ValueError(f"Expected batch_size as a whole number >= 1; received "
+                             f"batch_size={self.batch_size!r}.")
+        object.__setattr__(self, "batch_size", int(self.batch_size))
         if self.train_size < 1:
             raise ValueError("The training split is empty: no examples to train on.")
         if (self.train_records is None) != (self.decode is None):

@@ -102,7 +102,8 @@ def litert(model: keras.Model, directory: str | os.PathLike, data: Data | None =
             fallback (`quantize=None`, `select_tf_ops=True`, or ONNX / SavedModel).
         ExportVerificationError: if parity with the Keras model fails; nothing is
             written.
-        ValueError: for an unknown `quantize`, or "int8" without `data`.
+        ValueError: for an unknown `quantize`, or "int8" without `data` or with a
+            `representative_count` that is not a whole number >= 1.
 
     Example:
 
@@ -120,6 +121,11 @@ def litert(model: keras.Model, directory: str | os.PathLike, data: Data | None =
     if quantize == "int8" and data is None:
         raise ValueError("quantize='int8' calibrates on a representative sample of the "
                          "training images: pass data=<the Data set the model was trained on>.")
+    if quantize == "int8" and (isinstance(representative_count, bool) or not isinstance(
+            representative_count, (int, np.integer)) or representative_count < 1):
+        raise ValueError(f"Expected representative_count to be a whole number of int8 "
+                         f"calibration images >= 1; received representative_count="
+                         f"{representative_count!r}.")
     extra: dict[str, Any] = {"quantization": quantize or "float32",
                              "select_tf_ops": bool(select_tf_ops),
                              "runtime": "tf.lite.Interpreter (Flex)" if select_tf_ops

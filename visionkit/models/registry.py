@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from visionkit.vocabulary import Registry, get_task
+from visionkit.vocabulary import Registry, _redefinition, get_task
 
 __all__ = ["register", "get", "available", "build", "ModelEntry"]
 
@@ -40,17 +40,23 @@ _REGISTRY: Registry[ModelEntry] = Registry("model")
 def register(name: str, task: str, description: str = "") -> Callable:
     """Decorator that registers a model builder under `name` for `task`.
 
+    Registering the same builder again (a re-run notebook cell or `importlib.reload`:
+    the same module and qualified name) replaces its entry.
+
     Raises:
-        ValueError: if `name` is already registered.
+        ValueError: if `name` is already registered to another builder.
+        TypeError: if `name` is not a string.
     """
 
     def decorator(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
-        if name in _REGISTRY:
-            raise ValueError(f"A model named {name!r} is already registered.")
+        held = _REGISTRY.get(name) if isinstance(name, str) else None
+        if held is not None and not _redefinition(held.builder, builder):
+            raise ValueError(f"A model named {name!r} is already registered "
+                             f"({held.builder.__module__}.{held.builder.__qualname__}).")
         doc = description or (builder.__doc__ or "").strip().splitlines()[0:1]
         text = doc if isinstance(doc, str) else (doc[0] if doc else "")
         _REGISTRY.register(name, ModelEntry(name=name, task=task, builder=builder,
-                                            description=text))
+                                            description=text), replace=held is not None)
         return builder
 
     return decorator

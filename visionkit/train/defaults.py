@@ -35,9 +35,9 @@ Where the values come from:
   reached 0.738 in batches of 8 and 0.761 in batches of 4.
 - Epochs: 10 for classification, 12 for segmentation, 20 for detection (what the
   embedded data sets need at these rates; see the README's table).
-- Batch size (the task's `batch_size`, read by `vk.data.shapes` when it is given none): 32, and 4
-  for segmentation, where every image carries thousands of labelled pixels, so a batch
-  of 4 still averages the loss over 16,384 of them at 64x64, and eight times as many
+- Batch size (the task's `batch_size`, read by `vk.data.shapes` and recipes when given
+  none): 32, and 4 for segmentation, where every image carries thousands of labelled
+  pixels, so a batch of 4 still averages the loss over 16,384 of them at 64x64, and eight times as many
   steps fit in the same epochs. A short run of a segmentation network from scratch is
   limited by its number of steps: U-Net with 16 filters on 1,024 shapes images, 12
   epochs, cross-entropy + Dice, reached mean IoU 0.461 at 32 (26 steps an epoch),

@@ -121,7 +121,7 @@ def siamese(
                 f"include_top=False.")
         features = _deepest(backbone(inputs))
     else:
-        features = _deepest(backbone_features(str(backbone), inputs, weights=backbone_weights,
+        features = _deepest(backbone_features(backbone, inputs, weights=backbone_weights,
                                               **dict(backbone_options or {})))
     if len(features.shape) == 4:
         features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
