@@ -312,7 +312,7 @@ def test_summary_counts_the_attention_layers_flops():
 @pytest.mark.parametrize("name", ["zfnet", "googlenet", "densenet_bc", "preact_resnet18",
                                   "wide_resnet"])
 def test_summary_reports_every_new_builder(name):
-    from tiny_models import tiny_model
+    from visionkit.testing import tiny_model
 
     model = tiny_model(name)
     info = vk.models.summary(model)

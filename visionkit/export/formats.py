@@ -34,6 +34,7 @@ from visionkit.export.metadata import build_metadata, to_json_value, write_asset
 from visionkit.export.portable import INPUT_NAME, batch_size_for, portable_function
 from visionkit.export.runtimes import FORMAT_NAMES, MODEL_FILES, PortablePredictor
 from visionkit.export.verify import ExportVerificationError, reference_outputs
+from visionkit.models.layers.max_unpooling import MaxUnpooling2D
 from visionkit.vocabulary import BOUNDING_BOXES, SEGMENTATION_MASKS, get_task
 
 if TYPE_CHECKING:
@@ -341,8 +342,6 @@ def _export(model, directory, data, export_format, convert, task, class_names, v
 
 def _switch_hint(model: keras.Model, quantize: str | None) -> str:
     """Why a model with max-unpooling switches (SegNet) misses quantized parity, or ""."""
-    from visionkit.models.layers.max_unpooling import MaxUnpooling2D
-
     unpooling = [layer.name for layer in _all_layers(model)
                  if isinstance(layer, MaxUnpooling2D)]
     if not unpooling or quantize is None:
