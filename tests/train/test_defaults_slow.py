@@ -26,7 +26,8 @@ def _shapes(task, n):
         "still rising; validation near chance for the first 6 epochs); its last stage "
         "sees 2x2 maps at 64x64; without the stem's max pool (stem_pool=False, 4x4, four "
         "times the compute) not measured yet; batch-norm momentum 0.9 (instead of "
-        "Keras's 0.99) did worse: 0.651 (training 0.772, at chance for 4 epochs)"))),
+        "Keras's 0.99) did worse: 0.651 (training 0.772, at chance for 4 epochs); SGD "
+        "with Nesterov momentum at fit's SGD rate 0.05 stayed at chance (0.234)"))),
     # C5 replicated over the input, F6 on each map's maximum over positions: measured
     # 0.963 (epoch 9; 0.946 at epoch 10); with C5's positions flattened into F6, 0.524.
     "lenet5",
