@@ -193,13 +193,10 @@ class Registry(Mapping[str, T], Generic[T]):
                       if where is None or where(entry))
 
     def __getitem__(self, name: str) -> T:
-        if isinstance(name, str) and name in self._entries:
-            return self._entries[name]
         try:
-            self.lookup(name)
+            return self.lookup(name)
         except ValueError as error:
             raise UnknownNameError(str(error)) from None
-        raise AssertionError("unreachable")
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name in self._entries
