@@ -370,7 +370,8 @@ class Recipe(_Section):
         # A data section without `batch_size` batches by the task's row, as
         # `vk.data.shapes` does (4 images for segmentation, 32 otherwise).
         data = raw.get("data") if isinstance(raw, dict) else None
-        task = raw.get("task", "classification") if isinstance(raw, dict) else None
+        task = raw.get("task", cls.model_fields["task"].default) \
+            if isinstance(raw, dict) else None
         if isinstance(data, dict) and "batch_size" not in data and task in TASKS:
             raw = {**raw, "data": {**data, "batch_size": get_task(task).batch_size}}
         return raw
