@@ -15,12 +15,14 @@ from visionkit.models.classification.backbone_head import (
     load_backbone_weights,
 )
 from visionkit.models.common import check_activation, classifier_output, raw_image_input
+from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 
 __all__ = ["densenet_bc"]
 
 
 @register("densenet_bc", task="classification")
+@fill_docstring(shapes=CLASSIFIER_SHAPES)
 def densenet_bc(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -65,14 +67,7 @@ def densenet_bc(
             `build_backbone("densenet_bc", ...)` with the same options. Defaults to None.
         name: model name. Defaults to "densenet_bc".
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for an unknown depth, bad blocks, growth rate or compression, an input

@@ -15,6 +15,7 @@ from visionkit.models.classification.backbone_head import (
     load_backbone_weights,
 )
 from visionkit.models.common import check_activation, classifier_output, raw_image_input
+from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 
 __all__ = ["preact_resnet18", "preact_resnet34", "preact_resnet50", "wide_resnet"]
@@ -72,14 +73,7 @@ _PREACT_DOC = """Pre-activation ResNet-{depth}: {blocks} residual units, BN-ReLU
             Defaults to None.
         name: model name. Defaults to "preact_resnet{depth}".
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for an input smaller than 32x32, a bad `activation`, `attention` or
@@ -110,7 +104,9 @@ def _preact_builder(depth: int, kind: str, blocks: int):
                        stochastic_depth, activation, weights, backbone_weights, name)
 
     builder.__name__ = builder.__qualname__ = f"preact_resnet{depth}"
-    builder.__doc__ = _PREACT_DOC.format(depth=depth, kind=kind, blocks=blocks)
+    builder.__doc__ = _PREACT_DOC.format(depth=depth, kind=kind, blocks=blocks,
+                                         shapes="{shapes}")
+    builder = fill_docstring(shapes=CLASSIFIER_SHAPES)(builder)
     return register(f"preact_resnet{depth}", task="classification")(builder)
 
 
@@ -120,6 +116,7 @@ preact_resnet50 = _preact_builder(50, "thrice: 1x1, 3x3, 1x1 to 4x the filters",
 
 
 @register("wide_resnet", task="classification")
+@fill_docstring(shapes=CLASSIFIER_SHAPES)
 def wide_resnet(
     input_shape: tuple[int, int, int] = (32, 32, 3),
     num_classes: int = 10,
@@ -161,14 +158,7 @@ def wide_resnet(
         weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
         name: model name. Defaults to "wide_resnet".
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for a bad depth, widen factor, `activation`, `attention` or
