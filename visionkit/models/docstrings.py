@@ -12,7 +12,7 @@ import textwrap
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["fill_docstring", "CLASSIFIER_SHAPES"]
+__all__ = ["fill_docstring", "CLASSIFIER_SHAPES", "SEGMENTER_SHAPES"]
 
 _Function = TypeVar("_Function", bound=Callable)
 
@@ -23,6 +23,18 @@ Input shape:
 
 Output shape:
     `[B, num_classes]`.
+
+Returns:
+    A `keras.Model`.
+"""
+
+# The same for a segmentation builder: one map of class scores per pixel.
+SEGMENTER_SHAPES = """
+Input shape:
+    `[B, H, W, C]` raw pixels 0..255.
+
+Output shape:
+    `[B, H, W, num_classes]`.
 
 Returns:
     A `keras.Model`.

@@ -6,14 +6,9 @@ import os
 
 import keras
 
-from visionkit.models.backbones.blocks import check_width_multiplier
-from visionkit.models.backbones.factory import BACKBONE_MIN_SIZE
 from visionkit.models.backbones.preact_resnet import preact_resnet_features, wide_resnet_features
 from visionkit.models.backbones.weights import check_weights, load_weights
-from visionkit.models.classification.backbone_head import (
-    check_image_size,
-    load_backbone_weights,
-)
+from visionkit.models.classification.backbone_head import check_image_size, inline_classifier
 from visionkit.models.common import check_activation, classifier_output, raw_image_input
 from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
@@ -27,20 +22,13 @@ WIDE_RESNET_MIN_SIZE = 8
 def _preact(depth: int, input_shape: tuple, num_classes: int, width_multiplier: float,
             dropout: float, attention: str | None, stochastic_depth: float,
             activation: str | None, weights, backbone_weights, name: str) -> keras.Model:
-    check_activation(activation)
-    check_weights(weights)
-    check_width_multiplier(width_multiplier)
-    shape = check_image_size(name, input_shape, BACKBONE_MIN_SIZE)
-    inputs = raw_image_input(shape)
-    features = preact_resnet_features(inputs, depth, width_multiplier, attention,
-                                      stochastic_depth)
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features["P5"])
-    outputs = classifier_output(x, num_classes, activation, dropout)
-    model = keras.Model(inputs, outputs, name=name)
-    load_backbone_weights(model, f"preact_resnet{depth}", shape, backbone_weights,
-                          width_multiplier=width_multiplier, attention=attention,
-                          stochastic_depth=stochastic_depth)
-    return load_weights(model, weights)
+    return inline_classifier(
+        name, f"preact_resnet{depth}", input_shape,
+        lambda inputs: preact_resnet_features(inputs, depth, width_multiplier, attention,
+                                              stochastic_depth),
+        num_classes, activation, dropout, weights, backbone_weights,
+        width_multiplier=width_multiplier, attention=attention,
+        stochastic_depth=stochastic_depth)
 
 
 _PREACT_DOC = """Pre-activation ResNet-{depth}: {blocks} residual units, BN-ReLU before each convolution.

@@ -6,15 +6,8 @@ import os
 
 import keras
 
-from visionkit.models.backbones.blocks import check_width_multiplier
-from visionkit.models.backbones.factory import BACKBONE_MIN_SIZE
 from visionkit.models.backbones.resnet import resnet_features
-from visionkit.models.backbones.weights import check_weights, load_weights
-from visionkit.models.classification.backbone_head import (
-    check_image_size,
-    load_backbone_weights,
-)
-from visionkit.models.common import check_activation, classifier_output, raw_image_input
+from visionkit.models.classification.backbone_head import inline_classifier
 from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 
@@ -26,20 +19,13 @@ def _resnet(depth: int, input_shape: tuple, num_classes: int, width_multiplier: 
             backbone_weights: str | os.PathLike | None, name: str,
             attention: str | None = None, stochastic_depth: float = 0.0,
             stem_pool: bool = True) -> keras.Model:
-    check_activation(activation)
-    check_weights(weights)
-    check_width_multiplier(width_multiplier)
-    shape = check_image_size(name, input_shape, BACKBONE_MIN_SIZE)
-    inputs = raw_image_input(shape)
-    features = resnet_features(inputs, depth, width_multiplier, attention, stochastic_depth,
-                               stem_pool=bool(stem_pool))
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features["P5"])
-    outputs = classifier_output(x, num_classes, activation, dropout)
-    model = keras.Model(inputs, outputs, name=name)
-    load_backbone_weights(model, f"resnet{depth}", shape, backbone_weights,
-                          width_multiplier=width_multiplier, attention=attention,
-                          stochastic_depth=stochastic_depth)
-    return load_weights(model, weights)
+    return inline_classifier(
+        name, f"resnet{depth}", input_shape,
+        lambda inputs: resnet_features(inputs, depth, width_multiplier, attention,
+                                       stochastic_depth, stem_pool=bool(stem_pool)),
+        num_classes, activation, dropout, weights, backbone_weights,
+        width_multiplier=width_multiplier, attention=attention,
+        stochastic_depth=stochastic_depth)
 
 
 # The Args and Raises the three builders share (see `fill_docstring`).
