@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -28,10 +29,18 @@ def _val_arrays(data):
     return np.concatenate(images), np.concatenate(labels)
 
 
-def test_fit_writes_the_run_directory(tmp_path, tiny_digits):
-    run = vk.train.fit(_tiny_model(tiny_digits), tiny_digits, epochs=2,
-                       run_dir=tmp_path / "run", verbose=0)
-    root = tmp_path / "run"
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_digits):
+    """A two-epoch run with the default options (plots, evaluation, TensorBoard): one fit
+    that the tests of its run directory share."""
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    return vk.train.fit(_tiny_model(tiny_digits), tiny_digits, epochs=2, run_dir=run_dir,
+                        verbose=0)
+
+
+def test_fit_writes_the_run_directory(finished_run, tiny_digits):
+    run = finished_run
+    root = Path(run.run_dir)
     with open(root / "history.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
@@ -187,11 +196,10 @@ def _scalars(folder):
             for tag in accumulator.Tags()["tensors"]}
 
 
-def test_tensorboard_logs_hold_the_epoch_values(tmp_path, tiny_digits):
-    run = vk.train.fit(_tiny_model(tiny_digits), tiny_digits, epochs=2, run_dir=tmp_path / "run",
-                       verbose=0, evaluate=False, plots=False)
-    train = _scalars(tmp_path / "run" / "tensorboard" / "train")
-    validation = _scalars(tmp_path / "run" / "tensorboard" / "validation")
+def test_tensorboard_logs_hold_the_epoch_values(finished_run):
+    run = finished_run
+    train = _scalars(Path(run.run_dir) / "tensorboard" / "train")
+    validation = _scalars(Path(run.run_dir) / "tensorboard" / "validation")
     np.testing.assert_allclose(train["epoch_loss"], run.history["loss"], rtol=1e-6)
     np.testing.assert_allclose(validation["epoch_accuracy"], run.history["val_accuracy"],
                                rtol=1e-6)

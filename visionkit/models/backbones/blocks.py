@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import keras
 
-__all__ = ["BATCH_NORM_EPSILON", "check_width_multiplier", "conv_bn_relu", "scaled_width"]
+__all__ = ["BATCH_NORM_EPSILON", "bn_relu", "check_width_multiplier", "conv", "conv_bn_relu",
+           "scaled_width"]
 
 # keras.applications' ResNet and DenseNet use 1.001e-5: the paper's 1e-5, nudged above
 # cuDNN's minimum epsilon of 1e-5.
@@ -44,3 +45,16 @@ def conv_bn_relu(x: keras.KerasTensor, filters: int, kernel_size: int, name: str
     if relu:
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     return x
+
+
+def bn_relu(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
+    """BatchNormalization -> ReLU (a pre-activation), named `{name}_bn` and `{name}_relu`."""
+    x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def conv(x: keras.KerasTensor, filters: int, kernel_size: int, name: str, strides: int = 1
+         ) -> keras.KerasTensor:
+    """Conv2D ("same" padding, no bias, He-normal init) named `name`."""
+    return keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
+                               use_bias=False, kernel_initializer="he_normal", name=name)(x)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import keras
 
-from visionkit.models.backbones.blocks import BATCH_NORM_EPSILON
+from visionkit.models.backbones.blocks import BATCH_NORM_EPSILON, bn_relu, conv
 from visionkit.models.common import rescale
 
 __all__ = ["DENSENET_BLOCKS", "densenet_bc_features"]
@@ -30,21 +30,10 @@ _BOTTLENECK_FACTOR = 4
 _STEM_FACTOR = 2
 
 
-def _bn_relu(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
-    x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, name=f"{name}_bn")(x)
-    return keras.layers.ReLU(name=f"{name}_relu")(x)
-
-
-def _conv(x: keras.KerasTensor, filters: int, kernel: int, name: str, strides: int = 1
-          ) -> keras.KerasTensor:
-    return keras.layers.Conv2D(filters, kernel, strides=strides, padding="same",
-                               use_bias=False, kernel_initializer="he_normal", name=name)(x)
-
-
 def _dense_layer(x: keras.KerasTensor, growth_rate: int, name: str) -> keras.KerasTensor:
     """BN-ReLU-Conv(1x1, 4k)-BN-ReLU-Conv(3x3, k), concatenated to the input ("B")."""
-    y = _conv(_bn_relu(x, f"{name}_0"), _BOTTLENECK_FACTOR * growth_rate, 1, f"{name}_1_conv")
-    y = _conv(_bn_relu(y, f"{name}_1"), growth_rate, 3, f"{name}_2_conv")
+    y = conv(bn_relu(x, f"{name}_0"), _BOTTLENECK_FACTOR * growth_rate, 1, f"{name}_1_conv")
+    y = conv(bn_relu(y, f"{name}_1"), growth_rate, 3, f"{name}_2_conv")
     return keras.layers.Concatenate(name=f"{name}_concat")([x, y])
 
 
@@ -83,8 +72,8 @@ def densenet_bc_features(inputs: keras.KerasTensor, blocks: Sequence[int] = DENS
     if not 0.0 < float(compression) <= 1.0:
         raise ValueError(f"Expected compression in (0, 1]; received compression={compression!r}.")
     x = rescale(inputs)
-    x = _conv(x, _STEM_FACTOR * int(growth_rate), 7, "conv1_conv", strides=2)
-    x = _bn_relu(x, "conv1")
+    x = conv(x, _STEM_FACTOR * int(growth_rate), 7, "conv1_conv", strides=2)
+    x = bn_relu(x, "conv1")
     features = {"P1": x}
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
     for index, layers in enumerate(blocks):
@@ -92,9 +81,9 @@ def densenet_bc_features(inputs: keras.KerasTensor, blocks: Sequence[int] = DENS
         for layer_index in range(1, layers + 1):
             x = _dense_layer(x, int(growth_rate), f"conv{stage}_block{layer_index}")
         if stage < 5:
-            x = _bn_relu(x, f"pool{stage}")
+            x = bn_relu(x, f"pool{stage}")
             features[f"P{stage}"] = x
-            x = _conv(x, int(x.shape[-1] * float(compression)), 1, f"pool{stage}_conv")
+            x = conv(x, int(x.shape[-1] * float(compression)), 1, f"pool{stage}_conv")
             x = keras.layers.AveragePooling2D(2, strides=2, padding="same",
                                               name=f"pool{stage}_pool")(x)
     x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, name="bn")(x)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import keras
 
-from visionkit.models.backbones.blocks import BATCH_NORM_EPSILON, scaled_width
+from visionkit.models.backbones.blocks import bn_relu, conv, scaled_width
 from visionkit.models.backbones.residual_options import (
     branch_attention,
     check_attention,
@@ -35,18 +35,6 @@ WIDE_RESNET_BASE_WIDTHS = (16, 32, 64)
 _WIDE_STEM_FILTERS = 16
 
 
-def _bn_relu(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
-    x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, name=f"{name}_bn")(x)
-    return keras.layers.ReLU(name=f"{name}_relu")(x)
-
-
-def _conv(x: keras.KerasTensor, filters: int, kernel: int, name: str, strides: int = 1
-          ) -> keras.KerasTensor:
-    return keras.layers.Conv2D(filters, kernel, strides=strides, padding="same",
-                               use_bias=False, kernel_initializer="he_normal",
-                               name=name)(x)
-
-
 def preact_block(x: keras.KerasTensor, filters: int, strides: int, name: str,
                  bottleneck: bool = False, dropout: float = 0.0,
                  attention: str | None = None, survival: float = 1.0) -> keras.KerasTensor:
@@ -59,21 +47,21 @@ def preact_block(x: keras.KerasTensor, filters: int, strides: int, name: str,
     follows each one). Layers are named `{name}_preact_bn`, `{name}_1_conv`, ...
     """
     out_filters = filters * _BOTTLENECK_EXPANSION if bottleneck else filters
-    preact = _bn_relu(x, f"{name}_preact")
+    preact = bn_relu(x, f"{name}_preact")
     if strides == 1 and x.shape[-1] == out_filters:
         shortcut = x
     else:
-        shortcut = _conv(preact, out_filters, 1, f"{name}_0_conv", strides)
+        shortcut = conv(preact, out_filters, 1, f"{name}_0_conv", strides)
     if bottleneck:
-        y = _conv(preact, filters, 1, f"{name}_1_conv")
-        y = _conv(_bn_relu(y, f"{name}_1"), filters, 3, f"{name}_2_conv", strides)
-        y = _conv(_bn_relu(y, f"{name}_2"), out_filters, 1, f"{name}_3_conv")
+        y = conv(preact, filters, 1, f"{name}_1_conv")
+        y = conv(bn_relu(y, f"{name}_1"), filters, 3, f"{name}_2_conv", strides)
+        y = conv(bn_relu(y, f"{name}_2"), out_filters, 1, f"{name}_3_conv")
     else:
-        y = _conv(preact, filters, 3, f"{name}_1_conv", strides)
-        y = _bn_relu(y, f"{name}_1")
+        y = conv(preact, filters, 3, f"{name}_1_conv", strides)
+        y = bn_relu(y, f"{name}_1")
         if dropout:
             y = keras.layers.Dropout(dropout, name=f"{name}_dropout")(y)
-        y = _conv(y, filters, 3, f"{name}_2_conv")
+        y = conv(y, filters, 3, f"{name}_2_conv")
     y = branch_attention(y, attention, name)
     return merge_branch(shortcut, y, survival, name=f"{name}_add")
 
@@ -108,8 +96,8 @@ def preact_resnet_features(inputs: keras.KerasTensor, depth: int,
     survivals = iter(survival_probabilities(sum(blocks_per_stage),
                                             check_stochastic_depth(stochastic_depth)))
     x = rescale(inputs)
-    x = _conv(x, scaled_width(_STEM_FILTERS, width_multiplier), 7, "conv1_conv", strides=2)
-    x = _bn_relu(x, "conv1")
+    x = conv(x, scaled_width(_STEM_FILTERS, width_multiplier), 7, "conv1_conv", strides=2)
+    x = bn_relu(x, "conv1")
     features = {"P1": x}
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
     for stage_index, blocks in enumerate(blocks_per_stage):
@@ -122,7 +110,7 @@ def preact_resnet_features(inputs: keras.KerasTensor, depth: int,
                              survival=next(survivals))
         x = non_local_after(x, attention, stage)
         features[f"P{stage}"] = x
-    features["P5"] = _bn_relu(x, "post")
+    features["P5"] = bn_relu(x, "post")
     return features
 
 
@@ -152,7 +140,7 @@ def wide_resnet_features(inputs: keras.KerasTensor, depth: int, widen_factor: fl
     blocks = (int(depth) - 4) // 6
     survivals = iter(survival_probabilities(3 * blocks, check_stochastic_depth(stochastic_depth)))
     x = rescale(inputs)
-    x = _conv(x, _WIDE_STEM_FILTERS, 3, "conv1_conv")
+    x = conv(x, _WIDE_STEM_FILTERS, 3, "conv1_conv")
     for group, base in enumerate(WIDE_RESNET_BASE_WIDTHS):
         stage = group + 2
         filters = scaled_width(base, widen_factor)
@@ -161,4 +149,4 @@ def wide_resnet_features(inputs: keras.KerasTensor, depth: int, widen_factor: fl
             x = preact_block(x, filters, strides, f"conv{stage}_block{block_index}",
                              dropout=dropout, attention=attention, survival=next(survivals))
         x = non_local_after(x, attention, stage)
-    return _bn_relu(x, "post")
+    return bn_relu(x, "post")

@@ -20,6 +20,7 @@ from visionkit.models.backbones.blocks import check_width_multiplier, scaled_wid
 from visionkit.models.backbones.weights import check_weights, load_weights
 from visionkit.models.classification.backbone_head import check_image_size
 from visionkit.models.common import check_activation, classifier_output, raw_image_input, rescale
+from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.layers.local_response_normalization import LocalResponseNormalization
 from visionkit.models.registry import register
 
@@ -91,6 +92,7 @@ def _classic(table: tuple, input_shape: tuple, num_classes: int, width_multiplie
 
 
 @register("alexnet", task="classification")
+@fill_docstring(shapes=CLASSIFIER_SHAPES)
 def alexnet(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -126,14 +128,7 @@ def alexnet(
         weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
         name: model name. Defaults to "alexnet".
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for an input smaller than 63x63, `towers` not 1 or 2, a bad
@@ -154,6 +149,7 @@ def alexnet(
 
 
 @register("zfnet", task="classification")
+@fill_docstring(shapes=CLASSIFIER_SHAPES)
 def zfnet(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -184,14 +180,7 @@ def zfnet(
         weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
         name: model name. Defaults to "zfnet".
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for an input smaller than 63x63, a bad `activation` or `fc_units`,

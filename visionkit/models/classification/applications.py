@@ -15,6 +15,7 @@ import os
 import keras
 
 from visionkit.models.classification.backbone_head import application_classifier
+from visionkit.models.docstrings import fill_docstring
 from visionkit.models.registry import register
 
 __all__ = [
@@ -31,7 +32,46 @@ __all__ = [
 _HEAD_DROPOUT = 0.2
 
 
+# The Args, shapes and Raises every builder here shares (see `fill_docstring`).
+_IMAGE_ARGS = """
+input_shape: `(height, width, 3)` of raw 0..255 RGB images, at least 32x32.
+    Defaults to (224, 224, 3).
+num_classes: number of classes. Defaults to 1000.
+"""
+
+_HEAD_ARGS = """
+dropout: dropout before the classifier. Defaults to 0.2.
+activation: final activation, "softmax" or None for logits. Defaults to "softmax".
+weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
+    (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
+    head). Defaults to None.
+backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
+    Keras's cache; see `visionkit weights`), or a local backbone weights file: a
+    `.weights.h5` file saved from `build_backbone("{name}", ...)`, or a no-top
+    `.h5` file of this family. Defaults to None.
+name: model name. Defaults to "{name}".
+"""
+
+_SHAPES_AND_RAISES = """
+Input shape:
+    `[B, H, W, 3]` raw pixels 0..255.
+
+Output shape:
+    `[B, num_classes]`.
+
+Returns:
+    A `keras.Model` with the nested backbone model `"{name}_backbone"`.
+
+Raises:
+    ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
+        weights that do not fit (see `build_backbone`).
+    WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
+"""
+
+
 @register("mobilenet_v2", task="classification")
+@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
+                shapes_and_raises=_SHAPES_AND_RAISES)
 def mobilenet_v2(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -52,34 +92,11 @@ def mobilenet_v2(
           https://arxiv.org/abs/1801.04381) (Sandler et al., CVPR 2018)
 
     Args:
-        input_shape: `(height, width, 3)` of raw 0..255 RGB images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
+        {image_args}
         width_multiplier: MobileNet's width multiplier `alpha`. Defaults to 1.0.
-        dropout: dropout before the classifier. Defaults to 0.2.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
-            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
-            head). Defaults to None.
-        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
-            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
-            `.weights.h5` file saved from `build_backbone("mobilenet_v2", ...)`, or a no-top
-            `.h5` file of this family. Defaults to None.
-        name: model name. Defaults to "mobilenet_v2".
+        {head_args}
 
-    Input shape:
-        `[B, H, W, 3]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model` with the nested backbone model `"mobilenet_v2_backbone"`.
-
-    Raises:
-        ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            weights that do not fit (see `build_backbone`).
-        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
+    {shapes_and_raises}
 
     Example:
 
@@ -92,6 +109,8 @@ def mobilenet_v2(
 
 
 @register("mobilenet_v3_small", task="classification")
+@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
+                shapes_and_raises=_SHAPES_AND_RAISES)
 def mobilenet_v3_small(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -112,34 +131,11 @@ def mobilenet_v3_small(
           https://arxiv.org/abs/1905.02244) (Howard et al., ICCV 2019)
 
     Args:
-        input_shape: `(height, width, 3)` of raw 0..255 RGB images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
+        {image_args}
         width_multiplier: MobileNet's width multiplier `alpha`. Defaults to 1.0.
-        dropout: dropout before the classifier. Defaults to 0.2.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
-            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
-            head). Defaults to None.
-        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
-            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
-            `.weights.h5` file saved from `build_backbone("mobilenet_v3_small", ...)`, or a no-top
-            `.h5` file of this family. Defaults to None.
-        name: model name. Defaults to "mobilenet_v3_small".
+        {head_args}
 
-    Input shape:
-        `[B, H, W, 3]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model` with the nested backbone model `"mobilenet_v3_small_backbone"`.
-
-    Raises:
-        ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            weights that do not fit (see `build_backbone`).
-        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
+    {shapes_and_raises}
 
     Example:
 
@@ -152,6 +148,8 @@ def mobilenet_v3_small(
 
 
 @register("mobilenet_v3_large", task="classification")
+@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
+                shapes_and_raises=_SHAPES_AND_RAISES)
 def mobilenet_v3_large(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -172,34 +170,11 @@ def mobilenet_v3_large(
           https://arxiv.org/abs/1905.02244) (Howard et al., ICCV 2019)
 
     Args:
-        input_shape: `(height, width, 3)` of raw 0..255 RGB images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
+        {image_args}
         width_multiplier: MobileNet's width multiplier `alpha`. Defaults to 1.0.
-        dropout: dropout before the classifier. Defaults to 0.2.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
-            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
-            head). Defaults to None.
-        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
-            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
-            `.weights.h5` file saved from `build_backbone("mobilenet_v3_large", ...)`, or a no-top
-            `.h5` file of this family. Defaults to None.
-        name: model name. Defaults to "mobilenet_v3_large".
+        {head_args}
 
-    Input shape:
-        `[B, H, W, 3]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model` with the nested backbone model `"mobilenet_v3_large_backbone"`.
-
-    Raises:
-        ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            weights that do not fit (see `build_backbone`).
-        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
+    {shapes_and_raises}
 
     Example:
 
@@ -212,6 +187,8 @@ def mobilenet_v3_large(
 
 
 @register("efficientnet_b0", task="classification")
+@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
+                shapes_and_raises=_SHAPES_AND_RAISES)
 def efficientnet_b0(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -232,33 +209,10 @@ def efficientnet_b0(
           https://arxiv.org/abs/1905.11946) (Tan & Le, ICML 2019)
 
     Args:
-        input_shape: `(height, width, 3)` of raw 0..255 RGB images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
-        dropout: dropout before the classifier. Defaults to 0.2.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
-            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
-            head). Defaults to None.
-        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
-            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
-            `.weights.h5` file saved from `build_backbone("efficientnet_b0", ...)`, or a no-top
-            `.h5` file of this family. Defaults to None.
-        name: model name. Defaults to "efficientnet_b0".
+        {image_args}
+        {head_args}
 
-    Input shape:
-        `[B, H, W, 3]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model` with the nested backbone model `"efficientnet_b0_backbone"`.
-
-    Raises:
-        ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            weights that do not fit (see `build_backbone`).
-        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
+    {shapes_and_raises}
 
     Example:
 
@@ -271,6 +225,8 @@ def efficientnet_b0(
 
 
 @register("efficientnet_b1", task="classification")
+@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
+                shapes_and_raises=_SHAPES_AND_RAISES)
 def efficientnet_b1(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -291,33 +247,10 @@ def efficientnet_b1(
           https://arxiv.org/abs/1905.11946) (Tan & Le, ICML 2019)
 
     Args:
-        input_shape: `(height, width, 3)` of raw 0..255 RGB images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
-        dropout: dropout before the classifier. Defaults to 0.2.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
-            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
-            head). Defaults to None.
-        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
-            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
-            `.weights.h5` file saved from `build_backbone("efficientnet_b1", ...)`, or a no-top
-            `.h5` file of this family. Defaults to None.
-        name: model name. Defaults to "efficientnet_b1".
+        {image_args}
+        {head_args}
 
-    Input shape:
-        `[B, H, W, 3]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model` with the nested backbone model `"efficientnet_b1_backbone"`.
-
-    Raises:
-        ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            weights that do not fit (see `build_backbone`).
-        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
+    {shapes_and_raises}
 
     Example:
 
@@ -330,6 +263,8 @@ def efficientnet_b1(
 
 
 @register("densenet121", task="classification")
+@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
+                shapes_and_raises=_SHAPES_AND_RAISES)
 def densenet121(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -350,33 +285,10 @@ def densenet121(
           https://arxiv.org/abs/1608.06993) (Huang et al., CVPR 2017)
 
     Args:
-        input_shape: `(height, width, 3)` of raw 0..255 RGB images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
-        dropout: dropout before the classifier. Defaults to 0.2.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
-            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
-            head). Defaults to None.
-        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
-            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
-            `.weights.h5` file saved from `build_backbone("densenet121", ...)`, or a no-top
-            `.h5` file of this family. Defaults to None.
-        name: model name. Defaults to "densenet121".
+        {image_args}
+        {head_args}
 
-    Input shape:
-        `[B, H, W, 3]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model` with the nested backbone model `"densenet121_backbone"`.
-
-    Raises:
-        ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            weights that do not fit (see `build_backbone`).
-        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
+    {shapes_and_raises}
 
     Example:
 
@@ -389,6 +301,8 @@ def densenet121(
 
 
 @register("resnet50_v2", task="classification")
+@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
+                shapes_and_raises=_SHAPES_AND_RAISES)
 def resnet50_v2(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -408,33 +322,10 @@ def resnet50_v2(
           https://arxiv.org/abs/1603.05027) (He et al., ECCV 2016)
 
     Args:
-        input_shape: `(height, width, 3)` of raw 0..255 RGB images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
-        dropout: dropout before the classifier. Defaults to 0.2.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None, a local `.weights.h5` file for the whole model, or "imagenet"
-            (the same as `backbone_weights="imagenet"`: a pretrained backbone under a new
-            head). Defaults to None.
-        backbone_weights: None, "imagenet" (the file Keras publishes, fetched once into
-            Keras's cache; see `visionkit weights`), or a local backbone weights file: a
-            `.weights.h5` file saved from `build_backbone("resnet50_v2", ...)`, or a no-top
-            `.h5` file of this family. Defaults to None.
-        name: model name. Defaults to "resnet50_v2".
+        {image_args}
+        {head_args}
 
-    Input shape:
-        `[B, H, W, 3]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model` with the nested backbone model `"resnet50_v2_backbone"`.
-
-    Raises:
-        ValueError: for an input smaller than 32x32 or not RGB, a bad `activation`, or
-            weights that do not fit (see `build_backbone`).
-        WeightsUnavailableError: when "imagenet" weights are neither cached nor fetchable.
+    {shapes_and_raises}
 
     Example:
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import keras
 
 from visionkit.models.backbones import build_backbone
 from visionkit.models.backbones.blocks import check_width_multiplier
+from visionkit.models.backbones.factory import BACKBONE_MIN_SIZE
 from visionkit.models.backbones.weights import (
     check_weights,
     copy_weights_by_name,
@@ -16,7 +18,8 @@ from visionkit.models.backbones.weights import (
 )
 from visionkit.models.common import check_activation, classifier_output, raw_image_input
 
-__all__ = ["application_classifier", "check_image_size", "load_backbone_weights"]
+__all__ = ["application_classifier", "check_image_size", "inline_classifier",
+           "load_backbone_weights"]
 
 
 def check_image_size(model_name: str, input_shape: tuple, minimum: int) -> tuple:
@@ -43,6 +46,37 @@ def load_backbone_weights(model: keras.Model, backbone_name: str, input_shape: t
         return
     backbone = build_backbone(backbone_name, input_shape, weights=backbone_weights, **options)
     copy_weights_by_name(backbone, model)
+
+
+def inline_classifier(name: str, backbone_name: str, input_shape: tuple,
+                      features: Callable[[keras.KerasTensor], dict], num_classes: int,
+                      activation: str | None, dropout: float,
+                      weights: str | os.PathLike | None,
+                      backbone_weights: str | os.PathLike | None, **backbone_options
+                      ) -> keras.Model:
+    """A classifier on an own backbone's trunk wired inline: P5 -> average pool -> dense.
+
+    `features(inputs)` wires the trunk with the backbone's own function, so the model is
+    one flat graph whose layers carry the backbone's names: `backbone_weights` (a file
+    saved from `build_backbone(backbone_name, input_shape, **backbone_options)`) are
+    copied in by name, then `weights` load into the whole model. The head is global
+    average pooling ("avg_pool"), `dropout` and the dense "predictions" layer.
+
+    Raises:
+        ValueError: for a bad `activation`, `weights` or `width_multiplier` (in
+            `backbone_options`), or an input smaller than the backbones' minimum.
+    """
+    check_activation(activation)
+    check_weights(weights)
+    if "width_multiplier" in backbone_options:
+        check_width_multiplier(backbone_options["width_multiplier"])
+    shape = check_image_size(name, input_shape, BACKBONE_MIN_SIZE)
+    inputs = raw_image_input(shape)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features(inputs)["P5"])
+    outputs = classifier_output(x, num_classes, activation, dropout)
+    model = keras.Model(inputs, outputs, name=name)
+    load_backbone_weights(model, backbone_name, shape, backbone_weights, **backbone_options)
+    return load_weights(model, weights)
 
 
 def application_classifier(family: str, input_shape: tuple, num_classes: int,

@@ -8,19 +8,15 @@ from collections.abc import Sequence
 import keras
 
 from visionkit.models.backbones.densenet import DENSENET_BLOCKS, densenet_bc_features
-from visionkit.models.backbones.factory import BACKBONE_MIN_SIZE
-from visionkit.models.backbones.weights import check_weights, load_weights
-from visionkit.models.classification.backbone_head import (
-    check_image_size,
-    load_backbone_weights,
-)
-from visionkit.models.common import check_activation, classifier_output, raw_image_input
+from visionkit.models.classification.backbone_head import inline_classifier
+from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 
 __all__ = ["densenet_bc"]
 
 
 @register("densenet_bc", task="classification")
+@fill_docstring(shapes=CLASSIFIER_SHAPES)
 def densenet_bc(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -65,14 +61,7 @@ def densenet_bc(
             `build_backbone("densenet_bc", ...)` with the same options. Defaults to None.
         name: model name. Defaults to "densenet_bc".
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for an unknown depth, bad blocks, growth rate or compression, an input
@@ -84,19 +73,13 @@ def densenet_bc(
     >>> model.get_layer("relu").output.shape
     (None, 1, 1, 8)
     """
-    check_activation(activation)
-    check_weights(weights)
     if blocks is None:
         if depth not in DENSENET_BLOCKS:
             raise ValueError(f"Expected depth in {sorted(DENSENET_BLOCKS)} (or blocks=...); "
                              f"received depth={depth!r}.")
         blocks = DENSENET_BLOCKS[depth]
-    shape = check_image_size(name, input_shape, BACKBONE_MIN_SIZE)
-    inputs = raw_image_input(shape)
-    features = densenet_bc_features(inputs, blocks, growth_rate, compression)
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features["P5"])
-    outputs = classifier_output(x, num_classes, activation, dropout)
-    model = keras.Model(inputs, outputs, name=name)
-    load_backbone_weights(model, "densenet_bc", shape, backbone_weights, blocks=tuple(blocks),
-                          growth_rate=growth_rate, compression=compression)
-    return load_weights(model, weights)
+    return inline_classifier(
+        name, "densenet_bc", input_shape,
+        lambda inputs: densenet_bc_features(inputs, blocks, growth_rate, compression),
+        num_classes, activation, dropout, weights, backbone_weights, blocks=tuple(blocks),
+        growth_rate=growth_rate, compression=compression)

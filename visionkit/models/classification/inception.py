@@ -10,6 +10,7 @@ from visionkit.models.backbones.blocks import check_width_multiplier, conv_bn_re
 from visionkit.models.backbones.weights import check_weights, load_weights
 from visionkit.models.classification.backbone_head import check_image_size
 from visionkit.models.common import check_activation, classifier_output, raw_image_input, rescale
+from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 
 __all__ = ["inception_mini"]
@@ -49,6 +50,7 @@ def inception_module(x: keras.KerasTensor, filters: tuple[int, ...], name: str
 
 
 @register("inception_mini", task="classification")
+@fill_docstring(shapes=CLASSIFIER_SHAPES)
 def inception_mini(
     input_shape: tuple[int, int, int] = (32, 32, 3),
     num_classes: int = 10,
@@ -80,14 +82,7 @@ def inception_mini(
         weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
         name: model name. Defaults to "inception_mini".
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for an input smaller than 16x16, a bad `activation`, or "imagenet".

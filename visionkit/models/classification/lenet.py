@@ -9,6 +9,7 @@ import keras
 from visionkit.models.backbones.weights import check_weights, load_weights
 from visionkit.models.classification.backbone_head import check_image_size
 from visionkit.models.common import check_activation, classifier_output, raw_image_input, rescale
+from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 
 __all__ = ["lenet5"]
@@ -20,6 +21,7 @@ LENET_MIN_SIZE = 28
 
 
 @register("lenet5", task="classification")
+@fill_docstring(shapes=CLASSIFIER_SHAPES)
 def lenet5(
     input_shape: tuple[int, int, int] = (32, 32, 3),
     num_classes: int = 10,
@@ -66,14 +68,7 @@ def lenet5(
             paper's (`tanh`, average pooling). Defaults to True.
         name: model name. Defaults to "lenet5".
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for an input smaller than 28x28, a bad `activation`, or "imagenet".

@@ -6,15 +6,11 @@ import os
 
 import keras
 
-from visionkit.models.backbones.blocks import check_width_multiplier
-from visionkit.models.backbones.factory import BACKBONE_MIN_SIZE
 from visionkit.models.backbones.preact_resnet import preact_resnet_features, wide_resnet_features
 from visionkit.models.backbones.weights import check_weights, load_weights
-from visionkit.models.classification.backbone_head import (
-    check_image_size,
-    load_backbone_weights,
-)
+from visionkit.models.classification.backbone_head import check_image_size, inline_classifier
 from visionkit.models.common import check_activation, classifier_output, raw_image_input
+from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 
 __all__ = ["preact_resnet18", "preact_resnet34", "preact_resnet50", "wide_resnet"]
@@ -26,20 +22,13 @@ WIDE_RESNET_MIN_SIZE = 8
 def _preact(depth: int, input_shape: tuple, num_classes: int, width_multiplier: float,
             dropout: float, attention: str | None, stochastic_depth: float,
             activation: str | None, weights, backbone_weights, name: str) -> keras.Model:
-    check_activation(activation)
-    check_weights(weights)
-    check_width_multiplier(width_multiplier)
-    shape = check_image_size(name, input_shape, BACKBONE_MIN_SIZE)
-    inputs = raw_image_input(shape)
-    features = preact_resnet_features(inputs, depth, width_multiplier, attention,
-                                      stochastic_depth)
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features["P5"])
-    outputs = classifier_output(x, num_classes, activation, dropout)
-    model = keras.Model(inputs, outputs, name=name)
-    load_backbone_weights(model, f"preact_resnet{depth}", shape, backbone_weights,
-                          width_multiplier=width_multiplier, attention=attention,
-                          stochastic_depth=stochastic_depth)
-    return load_weights(model, weights)
+    return inline_classifier(
+        name, f"preact_resnet{depth}", input_shape,
+        lambda inputs: preact_resnet_features(inputs, depth, width_multiplier, attention,
+                                              stochastic_depth),
+        num_classes, activation, dropout, weights, backbone_weights,
+        width_multiplier=width_multiplier, attention=attention,
+        stochastic_depth=stochastic_depth)
 
 
 _PREACT_DOC = """Pre-activation ResNet-{depth}: {blocks} residual units, BN-ReLU before each convolution.
@@ -72,14 +61,7 @@ _PREACT_DOC = """Pre-activation ResNet-{depth}: {blocks} residual units, BN-ReLU
             Defaults to None.
         name: model name. Defaults to "preact_resnet{depth}".
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for an input smaller than 32x32, a bad `activation`, `attention` or
@@ -110,7 +92,9 @@ def _preact_builder(depth: int, kind: str, blocks: int):
                        stochastic_depth, activation, weights, backbone_weights, name)
 
     builder.__name__ = builder.__qualname__ = f"preact_resnet{depth}"
-    builder.__doc__ = _PREACT_DOC.format(depth=depth, kind=kind, blocks=blocks)
+    builder.__doc__ = _PREACT_DOC.format(depth=depth, kind=kind, blocks=blocks,
+                                         shapes="{shapes}")
+    builder = fill_docstring(shapes=CLASSIFIER_SHAPES)(builder)
     return register(f"preact_resnet{depth}", task="classification")(builder)
 
 
@@ -120,6 +104,7 @@ preact_resnet50 = _preact_builder(50, "thrice: 1x1, 3x3, 1x1 to 4x the filters",
 
 
 @register("wide_resnet", task="classification")
+@fill_docstring(shapes=CLASSIFIER_SHAPES)
 def wide_resnet(
     input_shape: tuple[int, int, int] = (32, 32, 3),
     num_classes: int = 10,
@@ -161,14 +146,7 @@ def wide_resnet(
         weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
         name: model name. Defaults to "wide_resnet".
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for a bad depth, widen factor, `activation`, `attention` or

@@ -6,15 +6,9 @@ import os
 
 import keras
 
-from visionkit.models.backbones.blocks import check_width_multiplier
-from visionkit.models.backbones.factory import BACKBONE_MIN_SIZE
 from visionkit.models.backbones.resnet import resnet_features
-from visionkit.models.backbones.weights import check_weights, load_weights
-from visionkit.models.classification.backbone_head import (
-    check_image_size,
-    load_backbone_weights,
-)
-from visionkit.models.common import check_activation, classifier_output, raw_image_input
+from visionkit.models.classification.backbone_head import inline_classifier
+from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 
 __all__ = ["resnet18", "resnet34", "resnet50"]
@@ -25,23 +19,47 @@ def _resnet(depth: int, input_shape: tuple, num_classes: int, width_multiplier: 
             backbone_weights: str | os.PathLike | None, name: str,
             attention: str | None = None, stochastic_depth: float = 0.0,
             stem_pool: bool = True) -> keras.Model:
-    check_activation(activation)
-    check_weights(weights)
-    check_width_multiplier(width_multiplier)
-    shape = check_image_size(name, input_shape, BACKBONE_MIN_SIZE)
-    inputs = raw_image_input(shape)
-    features = resnet_features(inputs, depth, width_multiplier, attention, stochastic_depth,
-                               stem_pool=bool(stem_pool))
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features["P5"])
-    outputs = classifier_output(x, num_classes, activation, dropout)
-    model = keras.Model(inputs, outputs, name=name)
-    load_backbone_weights(model, f"resnet{depth}", shape, backbone_weights,
-                          width_multiplier=width_multiplier, attention=attention,
-                          stochastic_depth=stochastic_depth)
-    return load_weights(model, weights)
+    return inline_classifier(
+        name, f"resnet{depth}", input_shape,
+        lambda inputs: resnet_features(inputs, depth, width_multiplier, attention,
+                                       stochastic_depth, stem_pool=bool(stem_pool)),
+        num_classes, activation, dropout, weights, backbone_weights,
+        width_multiplier=width_multiplier, attention=attention,
+        stochastic_depth=stochastic_depth)
+
+
+# The Args and Raises the three builders share (see `fill_docstring`).
+_ARGS = """
+input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
+    Defaults to (224, 224, 3).
+num_classes: number of classes. Defaults to 1000.
+width_multiplier: scales every convolution's filters. Defaults to 1.0.
+dropout: dropout before the classifier (the paper has none). Defaults to 0.0.
+activation: final activation, "softmax" or None for logits. Defaults to "softmax".
+weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+backbone_weights: None or a local `.weights.h5` file saved from
+    `build_backbone("{name}", ...)` with the same input shape and width.
+    Defaults to None.
+name: model name. Defaults to "{name}".
+attention: None, "se", "cbam" (on every residual branch) or "non_local" (one
+    block after conv4_x); see `resnet_features`. Defaults to None.
+stochastic_depth: drop probability of the last block (1 - p_L), decaying
+    linearly to 0 at the first (Huang et al. 2016). Defaults to 0.0.
+stem_pool: the stem's 3x3 stride-2 max pool; False leaves it out, so the last
+    stage's map is 1/16 of the input rather than 1/32 (4x4 rather than 2x2 at
+    64x64, at four times the compute; the CIFAR ResNets of the paper have no
+    pool). Defaults to True.
+"""
+
+_RAISES = """
+Raises:
+    ValueError: for an input smaller than 32x32, a bad `activation`, `attention` or
+        `stochastic_depth`, or "imagenet".
+"""
 
 
 @register("resnet18", task="classification")
+@fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES, raises=_RAISES)
 def resnet18(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -69,38 +87,11 @@ def resnet18(
           (He et al., CVPR 2016)
 
     Args:
-        input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
-        width_multiplier: scales every convolution's filters. Defaults to 1.0.
-        dropout: dropout before the classifier (the paper has none). Defaults to 0.0.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        backbone_weights: None or a local `.weights.h5` file saved from
-            `build_backbone("resnet18", ...)` with the same input shape and width.
-            Defaults to None.
-        name: model name. Defaults to "resnet18".
-        attention: None, "se", "cbam" (on every residual branch) or "non_local" (one
-            block after conv4_x); see `resnet_features`. Defaults to None.
-        stochastic_depth: drop probability of the last block (1 - p_L), decaying
-            linearly to 0 at the first (Huang et al. 2016). Defaults to 0.0.
-        stem_pool: the stem's 3x3 stride-2 max pool; False leaves it out, so the last
-            stage's map is 1/16 of the input rather than 1/32 (4x4 rather than 2x2 at
-            64x64, at four times the compute; the CIFAR ResNets of the paper have no
-            pool). Defaults to True.
+        {args}
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
+    {shapes}
 
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
-
-    Raises:
-        ValueError: for an input smaller than 32x32, a bad `activation`, `attention` or
-            `stochastic_depth`, or "imagenet".
+    {raises}
 
     Example:
 
@@ -114,6 +105,7 @@ def resnet18(
 
 
 @register("resnet34", task="classification")
+@fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES, raises=_RAISES)
 def resnet34(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -136,38 +128,11 @@ def resnet34(
           (He et al., CVPR 2016)
 
     Args:
-        input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
-        width_multiplier: scales every convolution's filters. Defaults to 1.0.
-        dropout: dropout before the classifier (the paper has none). Defaults to 0.0.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        backbone_weights: None or a local `.weights.h5` file saved from
-            `build_backbone("resnet34", ...)` with the same input shape and width.
-            Defaults to None.
-        name: model name. Defaults to "resnet34".
-        attention: None, "se", "cbam" (on every residual branch) or "non_local" (one
-            block after conv4_x); see `resnet_features`. Defaults to None.
-        stochastic_depth: drop probability of the last block (1 - p_L), decaying
-            linearly to 0 at the first (Huang et al. 2016). Defaults to 0.0.
-        stem_pool: the stem's 3x3 stride-2 max pool; False leaves it out, so the last
-            stage's map is 1/16 of the input rather than 1/32 (4x4 rather than 2x2 at
-            64x64, at four times the compute; the CIFAR ResNets of the paper have no
-            pool). Defaults to True.
+        {args}
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
+    {shapes}
 
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
-
-    Raises:
-        ValueError: for an input smaller than 32x32, a bad `activation`, `attention` or
-            `stochastic_depth`, or "imagenet".
+    {raises}
 
     Example:
 
@@ -181,6 +146,7 @@ def resnet34(
 
 
 @register("resnet50", task="classification")
+@fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES, raises=_RAISES)
 def resnet50(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -207,38 +173,11 @@ def resnet50(
           (He et al., CVPR 2016)
 
     Args:
-        input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
-        width_multiplier: scales every convolution's filters. Defaults to 1.0.
-        dropout: dropout before the classifier (the paper has none). Defaults to 0.0.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        backbone_weights: None or a local `.weights.h5` file saved from
-            `build_backbone("resnet50", ...)` with the same input shape and width.
-            Defaults to None.
-        name: model name. Defaults to "resnet50".
-        attention: None, "se", "cbam" (on every residual branch) or "non_local" (one
-            block after conv4_x); see `resnet_features`. Defaults to None.
-        stochastic_depth: drop probability of the last block (1 - p_L), decaying
-            linearly to 0 at the first (Huang et al. 2016). Defaults to 0.0.
-        stem_pool: the stem's 3x3 stride-2 max pool; False leaves it out, so the last
-            stage's map is 1/16 of the input rather than 1/32 (4x4 rather than 2x2 at
-            64x64, at four times the compute; the CIFAR ResNets of the paper have no
-            pool). Defaults to True.
+        {args}
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
+    {shapes}
 
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
-
-    Raises:
-        ValueError: for an input smaller than 32x32, a bad `activation`, `attention` or
-            `stochastic_depth`, or "imagenet".
+    {raises}
 
     Example:
 

@@ -10,6 +10,7 @@ from visionkit.models.backbones.blocks import check_width_multiplier, scaled_wid
 from visionkit.models.backbones.weights import check_weights, load_weights
 from visionkit.models.classification.backbone_head import check_image_size
 from visionkit.models.common import check_activation, classifier_output, raw_image_input, rescale
+from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 
 __all__ = ["squeezenet"]
@@ -40,6 +41,7 @@ def fire_module(x: keras.KerasTensor, squeeze: int, expand: int, name: str
 
 
 @register("squeezenet", task="classification")
+@fill_docstring(shapes=CLASSIFIER_SHAPES)
 def squeezenet(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -72,14 +74,7 @@ def squeezenet(
         weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
         name: model name. Defaults to "squeezenet".
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for an input smaller than 32x32, a bad `activation`, or "imagenet".

@@ -15,6 +15,7 @@ from visionkit.models.classification.backbone_head import (
     load_backbone_weights,
 )
 from visionkit.models.common import check_activation, classifier_output, raw_image_input
+from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 
 __all__ = ["vgg11", "vgg16"]
@@ -43,7 +44,26 @@ def _vgg(depth: int, input_shape: tuple, num_classes: int, width_multiplier: flo
     return load_weights(model, weights)
 
 
+# The Args both builders share (see `fill_docstring`).
+_ARGS = """
+input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
+    Defaults to (224, 224, 3).
+num_classes: number of classes. Defaults to 1000.
+width_multiplier: scales the convolutions' filters. Defaults to 1.0.
+fc_units: units of each of the two hidden dense layers. Defaults to 4096.
+dropout: dropout after each hidden dense layer. Defaults to 0.5.
+batch_norm: batch norm after every convolution (VGG-BN). Defaults to False.
+activation: final activation, "softmax" or None for logits. Defaults to "softmax".
+weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+backbone_weights: None or a local `.weights.h5` file saved from
+    `build_backbone("{name}", ...)` with the same input shape and options.
+    Defaults to None.
+name: model name. Defaults to "{name}".
+"""
+
+
 @register("vgg11", task="classification")
+@fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES)
 def vgg11(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -68,28 +88,9 @@ def vgg11(
           https://arxiv.org/abs/1409.1556) (Simonyan & Zisserman, ICLR 2015)
 
     Args:
-        input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
-        width_multiplier: scales the convolutions' filters. Defaults to 1.0.
-        fc_units: units of each of the two hidden dense layers. Defaults to 4096.
-        dropout: dropout after each hidden dense layer. Defaults to 0.5.
-        batch_norm: batch norm after every convolution (VGG-BN). Defaults to False.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        backbone_weights: None or a local `.weights.h5` file saved from
-            `build_backbone("vgg11", ...)` with the same input shape and options.
-            Defaults to None.
-        name: model name. Defaults to "vgg11".
+        {args}
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for an input smaller than 32x32, a bad `activation`, or "imagenet".
@@ -105,6 +106,7 @@ def vgg11(
 
 
 @register("vgg16", task="classification")
+@fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES)
 def vgg16(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -130,28 +132,9 @@ def vgg16(
           https://arxiv.org/abs/1409.1556) (Simonyan & Zisserman, ICLR 2015)
 
     Args:
-        input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
-        width_multiplier: scales the convolutions' filters. Defaults to 1.0.
-        fc_units: units of each of the two hidden dense layers. Defaults to 4096.
-        dropout: dropout after each hidden dense layer. Defaults to 0.5.
-        batch_norm: batch norm after every convolution (VGG-BN). Defaults to False.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        backbone_weights: None or a local `.weights.h5` file saved from
-            `build_backbone("vgg16", ...)` with the same input shape and options.
-            Defaults to None.
-        name: model name. Defaults to "vgg16".
+        {args}
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for an input smaller than 32x32, a bad `activation`, or "imagenet".

@@ -18,6 +18,7 @@ from visionkit.models.backbones import backbone_features
 from visionkit.models.backbones.weights import load_weights
 from visionkit.models.classification.backbone_head import load_backbone_weights
 from visionkit.models.common import check_activation
+from visionkit.models.docstrings import SEGMENTER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 from visionkit.models.segmentation.head import crop_to_input, padded_input
 
@@ -41,6 +42,7 @@ def _conv_bn_relu(x, filters: int, kernel_size: int, name: str, dilation_rate: i
 
 
 @register("deeplabv3plus", task="segmentation")
+@fill_docstring(shapes=SEGMENTER_SHAPES)
 def deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int,
                   backbone: str = "resnet50", atrous_rates: Sequence[int] = DEFAULT_ATROUS_RATES,
                   aspp_filters: int = 256, low_level_filters: int = 48,
@@ -72,14 +74,7 @@ def deeplabv3plus(input_shape: tuple[int, int, int], num_classes: int,
         weights: a local `.weights.h5` file of this whole model.
         name: the model's name. Defaults to "deeplabv3plus".
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, H, W, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Example:
 

@@ -11,6 +11,7 @@ import keras
 
 from visionkit.models.backbones.vgg import VGG_CONVS_PER_STAGE, VGG_STAGE_FILTERS
 from visionkit.models.common import rescale
+from visionkit.models.docstrings import SEGMENTER_SHAPES, fill_docstring
 from visionkit.models.layers.max_unpooling import MaxUnpooling2D
 from visionkit.models.registry import register
 from visionkit.models.segmentation.head import padded_input, segmentation_output
@@ -98,6 +99,7 @@ def _conv_bn_relu(x, filters: int, name: str):
 
 
 @register("segnet", task="segmentation")
+@fill_docstring(shapes=SEGMENTER_SHAPES)
 def segnet(input_shape: tuple[int, int, int], num_classes: int, width_multiplier: float = 1.0,
            activation: str | None = "softmax", stages: int | None = None,
            name: str = "segnet") -> keras.Model:
@@ -124,14 +126,7 @@ def segnet(input_shape: tuple[int, int, int], num_classes: int, width_multiplier
             Defaults to None.
         name: the model's name. Defaults to "segnet".
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, H, W, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for a width multiplier <= 0 or stages outside 1..5.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 
 from visionkit.models.common import rescale
+from visionkit.models.docstrings import SEGMENTER_SHAPES, fill_docstring
 from visionkit.models.layers.attention_gate import AttentionGate
 from visionkit.models.registry import register
 from visionkit.models.segmentation.head import padded_input, segmentation_output
@@ -61,6 +62,7 @@ def conv_block(x: keras.KerasTensor, filters: int, name: str, batch_norm: bool =
 
 
 @register("unet", task="segmentation")
+@fill_docstring(shapes=SEGMENTER_SHAPES)
 def unet(input_shape: tuple[int, int, int], num_classes: int, depth: int = 4,
          filters: int = 64, decoder: str = "transpose", batch_norm: bool = True,
          dropout: float = 0.0, activation: str | None = "softmax",
@@ -95,14 +97,7 @@ def unet(input_shape: tuple[int, int, int], num_classes: int, depth: int = 4,
             connection is scaled by an `AttentionGate` whose gating signal is the
             decoder's map one level deeper (before upsampling). Defaults to None.
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, H, W, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Raises:
         ValueError: for a bad depth, decoder, filters or input size.

@@ -18,6 +18,7 @@ import keras
 from visionkit.models.backbones import backbone_features
 from visionkit.models.backbones.weights import load_weights
 from visionkit.models.classification.backbone_head import load_backbone_weights
+from visionkit.models.docstrings import SEGMENTER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 from visionkit.models.segmentation.head import padded_input, segmentation_output
 from visionkit.models.segmentation.unet import check_unet_attention, conv_block, gate_skip
@@ -32,6 +33,7 @@ DEFAULT_DECODER_FILTERS = (256, 128, 64, 32, 16)
 _LEVELS = 5
 
 
+@fill_docstring(shapes=SEGMENTER_SHAPES)
 def unet_on_backbone(backbone: str, input_shape: tuple[int, int, int], num_classes: int,
                      decoder_filters: Sequence[int] = DEFAULT_DECODER_FILTERS,
                      batch_norm: bool = True, width_multiplier: float | None = None,
@@ -63,14 +65,7 @@ def unet_on_backbone(backbone: str, input_shape: tuple[int, int, int], num_class
             driven by the decoder's map one level deeper (Oktay et al. 2018).
             Defaults to None.
 
-    Input shape:
-        `[B, H, W, C]` raw pixels 0..255.
-
-    Output shape:
-        `[B, H, W, num_classes]`.
-
-    Returns:
-        A `keras.Model`.
+    {shapes}
 
     Example:
 
