@@ -39,6 +39,18 @@ def test_the_section_chooses_the_loss():
         model={"name": "simple_cnn"}, metric_learning=None))) is None
 
 
+def test_the_recipe_names_the_plain_flattened_network_without_projection():
+    import visionkit as vk
+
+    recipe = load_recipe(RECIPE)
+    model = vk.models.build(recipe.model.name, input_shape=(*recipe.data.image_size, 3),
+                            **recipe.model.args)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("Conv2D") == 4 and "BatchNormalization" not in kinds
+    assert "Flatten" in kinds and "Dense" not in kinds
+    assert model.output_shape == (None, 8 * 8 * 64)
+
+
 def test_bad_sections_are_errors_naming_the_field():
     with pytest.raises(RecipeError, match="metric_learning.mining"):
         parse_recipe(_raw(metric_learning={"mining": "hardest"}))
