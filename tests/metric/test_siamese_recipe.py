@@ -31,12 +31,24 @@ def _raw(**changes):
 def test_the_section_chooses_the_loss():
     recipe = load_recipe(RECIPE)
     loss = metric_loss_from_recipe(recipe)
-    assert isinstance(loss, TripletLoss) and (loss.mining, loss.margin) == ("semi_hard", 0.2)
+    assert isinstance(loss, TripletLoss) and (loss.mining, loss.margin) == ("batch_hard", 0.1)
     recipe = parse_recipe(_raw(metric_learning={"loss": "contrastive", "margin": 0.5}))
     loss = metric_loss_from_recipe(recipe)
     assert isinstance(loss, ContrastiveLoss) and loss.margin == 0.5
     assert metric_loss_from_recipe(parse_recipe(_raw(
         model={"name": "simple_cnn"}, metric_learning=None))) is None
+
+
+def test_the_recipe_names_the_plain_flattened_network_without_projection():
+    import visionkit as vk
+
+    recipe = load_recipe(RECIPE)
+    model = vk.models.build(recipe.model.name, input_shape=(*recipe.data.image_size, 3),
+                            **recipe.model.args)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("Conv2D") == 4 and "BatchNormalization" not in kinds
+    assert "Flatten" in kinds and "Dense" not in kinds
+    assert model.output_shape == (None, 8 * 8 * 64)
 
 
 def test_bad_sections_are_errors_naming_the_field():
@@ -71,5 +83,5 @@ def test_cli_runs_the_recipe_in_smoke_mode_and_predicts_embeddings(tmp_path):
                            "--json")
     assert completed.returncode == 0, completed.stderr[-2000:]
     embedding = np.array(json.loads(completed.stdout)[0]["embedding"])
-    assert embedding.shape == (64,)
+    assert embedding.shape == (8 * 8 * 64,)  # the plain CNN's last map at 16x16, flattened
     assert np.linalg.norm(embedding) == pytest.approx(1.0, abs=1e-5)

@@ -1,19 +1,27 @@
 """Metric learning on classes never seen: train on digits 0-6, retrieve and verify 7-9.
 
-One training run (module fixture) serves both tests: a siamese network on the digits at
-16x16 whose backbone is four 3x3 ReLU convolutions (32, 32, 2x2 pool, 64, 64) without
-batch norm, flattened (4,096 features) and L2-normalised without a projection
-(`embedding_dim=None`), batch-hard triplet loss (margin 0.1), P x K = 7 x 8, Adam 1e-3
-at a constant rate, 7 epochs keeping the epoch of lowest loss on the held-out 15% of
-0-6, no augmentation. Measured on 2 shared cores (62 s): recall@1 0.998, recall@5
-1.000, verification AUC 0.930 on the 533 images of 7-9 (the same network untrained:
-0.996, 0.998, 0.821). The former configuration (ResNet-18 a quarter wide on 32x32,
-global average pooling, batch norm, a 64-d projection, semi-hard, margin 0.2,
-translation/rotation/zoom augmentation, 3 epochs) gave recall@1 0.929 and AUC 0.674.
+The configuration is the recipe's (pipelines/digits_siamese.yaml, read here): a siamese
+network on the digits at 16x16 whose backbone is "plain_cnn", four 3x3 ReLU
+convolutions (32, 32, 2x2 pool, 64, 64) without batch norm, flattened (4,096 features,
+`pooling="flatten"`) and L2-normalised without a projection (`embedding_dim=None`),
+batch-hard triplet loss (margin 0.1), P x K = 7 x 8, Adam 1e-3 at a constant rate, 7
+epochs keeping the epoch of lowest loss on the held-out 15% of 0-6, no augmentation.
+One run per seed (0, 1, 2; the seed draws the split, the weights and the batches).
+Measured on 2 shared cores (339 s for the three): verification AUC on the 533 images
+of 7-9 0.946, 0.936, 0.916 (mean 0.933, spread 0.030), recall@1 0.996, 0.998, 0.996,
+recall@5 1.000, 1.000, 0.998 (the same networks untrained: AUC 0.821, 0.837, 0.836).
+The same seed-0 configuration written as a hand-built network gave 0.930 in an earlier
+process: runs are not bit-reproducible across processes on this CPU. The former
+recipe (ResNet-18 a quarter wide on 32x32, global average pooling, batch norm, a 64-d
+projection, semi-hard, margin 0.2, translation/rotation/zoom augmentation, 3 epochs)
+gave recall@1 0.929 and AUC 0.674.
 
 The AUC is computed right: it equals scikit-learn's roc_auc_score over every distinct
 pair on unit-length embeddings (test_retrieval_metrics.py, on the model's own outputs
-too; Euclidean distance on unit vectors orders pairs as cosine similarity does). Raw
+too; Euclidean distance on unit vectors orders pairs as cosine similarity does): all
+141,778 pairs of the 533 images (179, 174, 180 of 7, 8, 9), 47,092 of one class and
+94,686 of two, no sampling. Given the embeddings it has no noise; the training does:
+0.916-0.946 over three seeds, and 0.01-0.03 from one epoch to the next within a fit. Raw
 8x8 pixels of 7-9 give 0.823 (cosine 0.811; per pair of classes 7/8 0.82, 7/9 0.88,
 8/9 0.76), PCA fit on 0-6 0.815, LDA fit on 0-6 0.757, NCA fit on 0-6 0.788, a
 within-class whitening of the pixels fit on 0-6 (KISSME-like) 0.70-0.78, and only an
@@ -59,27 +67,57 @@ epochs and fell: the more the network separated 0-6, the less its distances orde
 the pairs of 7-9 (8 and 9 are the closest
 pair, 0.76 on raw pixels). Seven training classes give the embedding few directions to
 learn; recall@1 >= 0.9 is met by raw pixels (0.991) and by the untrained network as
-well, so it alone does not show that training on 0-6 helped, while the AUC does (0.821
-untrained -> 0.930).
+well, so it alone does not show that training on 0-6 helped, while the AUC does (0.821-0.837
+untrained -> 0.916-0.946).
+
+Measured on top of the recipe's configuration without reaching 0.95 (seed 0 unless
+said; figures after each epoch of one fit, on 7-9; "0-6 val" is the held-out 15% of the
+training classes, the only split a choice may read):
+- the course of one fit (12 epochs): 0.876, 0.919, 0.940, 0.926, 0.938, 0.930, 0.932,
+  0.924, 0.904, 0.889, 0.897, 0.915, while everything measured on 0-6 val kept
+  improving (AUC 0.956 -> 0.999, loss 0.103 -> 0.010): choosing the epoch by 0-6 val
+  (lowest loss or highest AUC) picks late epochs (0.915 of 12, 0.924 of 10), never the
+  peak on 7-9, which moves from seed to seed and is not for the test classes to choose;
+- weight averaging: Keras's `use_ema=True` (momentum 0.99, evaluated with the averaged
+  weights) 0.839 after epoch 1 rising to 0.936 (epoch 8), 0.926 at epoch 12; averaging
+  the weights of the last 2, 3, 5 or 6 epochs (SWA-like) 0.900-0.909;
+- Adam 3e-4 for 15 epochs: peak 0.9505 after epoch 8, then 0.903-0.942 (0.903 last; the
+  lowest 0-6 val loss, epoch 13, 0.933); SWA of its last 2-7 epochs 0.902-0.922;
+- centering the features on the mean of the 0-6 training images before normalising
+  (SimpleShot's CL2N, Wang et al. 2019): 0.880-0.934 (below the plain features from
+  epoch 3 on); pooled multi-scale features (the first stage's pooled map and the last
+  map, each normalised, concatenated): 0.847-0.921;
+- dropout 0.5 before the normalisation: 0.862-0.927 (0.905 after 10 epochs);
+- a rho-regularisation-like term (after Roth et al. 2020: with probability 0.3 an
+  anchor's hardest negative is replaced by a random other positive, keeping
+  within-class spread), 20 epochs: 0.841 rising to 0.945 (epoch 10), then 0.905-0.928;
+  with EMA 0.99 steady at 0.925-0.928 over epochs 12-19 (0.925 at 20), SWA 0.921-0.923.
+- choosing the epoch by held-out training classes instead of images (train on 0-4,
+  validate on every image of 5-6): 7-9 fell to 0.819-0.892 (five training classes
+  instead of seven), and the held-out classes' AUC peaked at epoch 7 (0.968) where 7-9
+  peaked at epoch 2 (correlation over 12 epochs 0.30): the epoch it picks gave 0.871.
+Test-time flips are not valid for digits and were not tried.
 """
 
 from __future__ import annotations
+
+import os
 
 import keras
 import numpy as np
 import pytest
 
 import visionkit as vk
-from visionkit.train.metric_losses import TripletLoss
+from visionkit.config import load_recipe
+from visionkit.run import metric_loss_from_recipe
 from visionkit.train.retrieval_metrics import recall_at_k, verification_auc
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RECIPE = os.path.join(ROOT, "pipelines", "digits_siamese.yaml")
 SEEN = list(range(7))
 UNSEEN = [7, 8, 9]
 NAMES = [str(digit) for digit in range(10)]
-EPOCHS = 7
-IMAGE_SIZE = (16, 16)
-MINING = "batch_hard"
-MARGIN = 0.1
+SEEDS = (0, 1, 2)
 
 
 def _digits(classes):
@@ -90,37 +128,30 @@ def _digits(classes):
     return (bunch.images[keep] * (255.0 / 16.0)).astype("float32"), bunch.target[keep]
 
 
-def _plain_cnn(size: int) -> keras.Model:
-    """Four 3x3 ReLU convolutions (32, 32, pool, 64, 64) without batch norm, flattened:
-    the spatial layout that tells digits apart is kept (no global pooling)."""
-    inputs = keras.Input((size, size, 3))
-    x = keras.layers.Rescaling(1 / 255.0)(inputs)
-    for filters in (32, 32, None, 64, 64):
-        x = (keras.layers.MaxPooling2D()(x) if filters is None else
-             keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x))
-    return keras.Model(inputs, keras.layers.Flatten()(x), name="plain_cnn")
-
-
-@pytest.fixture(scope="module")
-def unseen_metrics():
-    keras.utils.set_random_seed(0)
+def _train_on_seen_and_evaluate_unseen(recipe, seed):
+    """The recipe's network, loss, batches and training on digits 0-6 (its validation
+    split held out of them), evaluated on every image of 7-9."""
+    size = tuple(recipe.data.image_size)
     images, labels = _digits(SEEN)
-    size = IMAGE_SIZE[0]
-    seen = vk.data.from_arrays(images, labels, class_names=NAMES, image_size=IMAGE_SIZE,
-                               validation_split=0.15, seed=0)
-    balanced = vk.data.class_balanced(seen, classes_per_batch=7, images_per_class=8)
+    seen = vk.data.from_arrays(images, labels, class_names=NAMES, image_size=size,
+                               validation_split=recipe.data.validation_split, seed=seed)
+    section = recipe.metric_learning
+    balanced = vk.data.class_balanced(seen, classes_per_batch=section.classes_per_batch,
+                                      images_per_class=section.images_per_class)
     unseen_images, unseen_labels = _digits(UNSEEN)
     unseen = vk.data.from_arrays(unseen_images, unseen_labels, class_names=NAMES,
-                                 image_size=IMAGE_SIZE, val_images=unseen_images,
-                                 val_labels=unseen_labels, seed=0)
-    model = vk.models.build("siamese", input_shape=(size, size, 3),
-                            backbone=_plain_cnn(size), embedding_dim=None)
+                                 image_size=size, val_images=unseen_images,
+                                 val_labels=unseen_labels, seed=seed)
+    keras.utils.set_random_seed(seed)
+    model = vk.models.build(recipe.model.name, input_shape=(*size, 3), **recipe.model.args)
     untrained = vk.train.evaluate(model, unseen.val, task="embedding")
-    run = vk.train.fit(model, balanced, epochs=EPOCHS,
-                       loss=TripletLoss(margin=MARGIN, mining=MINING), learning_rate=1e-3,
-                       schedule="constant", verbose=0, seed=0)
+    train = recipe.train
+    run = vk.train.fit(model, balanced, epochs=train.epochs,
+                       loss=metric_loss_from_recipe(recipe), optimizer=train.optimizer, learning_rate=train.learning_rate,
+                       schedule=train.schedule, verbose=0, seed=seed)
     metrics = vk.train.evaluate(run.model, unseen.val, task="embedding")
-    print("unseen 7-9:", metrics, "untrained:", untrained)
+    print(f"seed {seed}: unseen 7-9 {metrics}, epoch kept {run.weights_epoch}, "
+          f"untrained {untrained}")
     assert metrics["num_examples"] == len(unseen_labels) and metrics["num_classes"] == 3
     # The task's figures agree with the metric functions on the model's embeddings.
     batches = list(unseen.val)
@@ -132,16 +163,26 @@ def unseen_metrics():
     return metrics
 
 
+@pytest.fixture(scope="module")
+def unseen_metrics():
+    """One training run per seed of the recipe's configuration (about 70 s each)."""
+    recipe = load_recipe(RECIPE)
+    per_seed = [_train_on_seen_and_evaluate_unseen(recipe, seed) for seed in SEEDS]
+    aucs = [m["verification_auc"] for m in per_seed]
+    print(f"verification AUC over seeds {SEEDS}: {np.round(aucs, 4).tolist()}, mean "
+          f"{np.mean(aucs):.4f}, spread (max - min) {np.ptp(aucs):.4f}")
+    return per_seed
+
+
 @pytest.mark.slow
 def test_recall_at_1_on_unseen_digits(unseen_metrics):
-    assert unseen_metrics["recall_at_1"] >= 0.9
+    assert all(m["recall_at_1"] >= 0.9 for m in unseen_metrics)
 
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
-    "not met: verification AUC on 7-9 measured 0.930 in this configuration (untrained "
-    "0.821, raw pixels 0.823); the best of every loss, layer, resolution, margin and "
-    "augmentation tried was 0.948 in one epoch of nine, 0.930 in one fit (module "
-    "docstring)"))
+    "not met: verification AUC on 7-9 of the recipe's configuration 0.946, 0.936, 0.916 "
+    "over seeds 0-2 (mean 0.933); weight averaging, selection on 0-6, lower rates, "
+    "centering and spread regularisation stayed below 0.95 too (module docstring)"))
 def test_verification_auc_on_unseen_digits(unseen_metrics):
-    assert unseen_metrics["verification_auc"] >= 0.95
+    assert np.mean([m["verification_auc"] for m in unseen_metrics]) >= 0.95

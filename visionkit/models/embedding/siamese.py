@@ -37,11 +37,16 @@ import keras
 
 from visionkit.models.backbones import backbone_features
 from visionkit.models.common import raw_image_input
+from visionkit.models.embedding.plain_cnn import PLAIN_CNN, plain_cnn_features
 from visionkit.models.layers.euclidean_distance import EuclideanDistance
 from visionkit.models.registry import register
 from visionkit.vocabulary import ends_in_probabilities
 
-__all__ = ["siamese", "siamese_pair"]
+__all__ = ["POOLINGS", "siamese", "siamese_pair"]
+
+# How a feature map [B, h, w, C] becomes a vector: global average pooling ([B, C]) or
+# flattening ([B, h * w * C], keeping the spatial layout).
+POOLINGS = ("avg", "flatten")
 
 
 def _deepest(features: Any) -> keras.KerasTensor:
@@ -63,6 +68,7 @@ def siamese(
     backbone_weights: str | os.PathLike | None = None,
     dropout: float = 0.0,
     name: str = "siamese",
+    pooling: str = "avg",
 ) -> keras.Model:
     """The shared branch of a siamese network: backbone -> pool -> dense -> L2 norm.
 
@@ -70,9 +76,11 @@ def siamese(
         input_shape: `(height, width, channels)` of raw 0..255 images. Defaults to
             (64, 64, 3).
         backbone: a name from `vk.models.available_backbones()` (wired into this model's
-            graph, so every layer is addressable by name), or a `keras.Model` taking raw
-            images and returning a P-dict, a feature map `[B, h, w, C]` or features
-            `[B, C]`. Defaults to "resnet18".
+            graph, so every layer is addressable by name), "plain_cnn" (3x3 ReLU
+            convolutions without batch norm, `visionkit.models.embedding.plain_cnn`;
+            option `stages`, for images from 8x8), or a `keras.Model` taking raw images
+            and returning a P-dict, a feature map `[B, h, w, C]` or features `[B, C]`.
+            Defaults to "resnet18".
         embedding_dim: dimensions of the embedding (a dense projection of the pooled
             features), or None for no projection: the pooled (or flattened, for a
             backbone returning `[B, C]`) features themselves, L2-normalised. Trained on
@@ -82,11 +90,17 @@ def siamese(
             0.902 (semi-hard) and 0.930 (batch-hard, margin 0.1;
             tests/metric/test_unseen_digits_slow.py). Defaults to 64.
         backbone_options: options of a named backbone (e.g. `{"width_multiplier":
-            0.25}`). Defaults to None.
+            0.25}`, or `{"stages": [[32, 32], [64, 64]]}` for "plain_cnn"). Defaults to
+            None.
         backbone_weights: weights of a named backbone ("imagenet" for keras.applications
             families). Defaults to None (random).
         dropout: dropout before the projection. Defaults to 0.
         name: model name. Defaults to "siamese".
+        pooling: how the backbone's deepest map `[B, h, w, C]` becomes features:
+            "avg" (global average pooling, `[B, C]`) or "flatten" (`[B, h * w * C]`, the
+            spatial layout kept; layer "flatten"). Ignored for a backbone returning
+            features `[B, C]`. On the unseen digits flattening scored 0.02-0.05 higher
+            verification AUC than averaging. Defaults to "avg".
 
     Shapes:
         Input `[B, H, W, C]` raw pixels; output float32 `[B, embedding_dim]` (`[B, C]`,
@@ -96,8 +110,8 @@ def siamese(
         A `keras.Model`.
 
     Raises:
-        ValueError: for `embedding_dim < 1`, dropout outside [0, 1), an unknown backbone
-            or option, or a backbone model whose output is not a feature map or ends in
+        ValueError: for `embedding_dim < 1`, dropout outside [0, 1), an unknown backbone,
+            option or pooling, or a backbone model whose output is not a feature map or ends in
             class probabilities (a classifier's head, e.g. keras.applications with
             `include_top=True`).
     """
@@ -108,6 +122,9 @@ def siamese(
                          f"embedding_dim={embedding_dim!r}.")
     if not 0.0 <= float(dropout) < 1.0:
         raise ValueError(f"Expected 0 <= dropout < 1; received dropout={dropout!r}.")
+    if pooling not in POOLINGS:
+        raise ValueError(f"Expected pooling to be one of {POOLINGS}; received "
+                         f"pooling={pooling!r}.")
     inputs = raw_image_input(input_shape)
     if isinstance(backbone, keras.Model):
         if backbone_options or backbone_weights is not None:
@@ -120,10 +137,22 @@ def siamese(
                 f"class probabilities (softmax/sigmoid). For keras.applications, pass "
                 f"include_top=False.")
         features = _deepest(backbone(inputs))
+    elif backbone == PLAIN_CNN:
+        if backbone_weights is not None or set(backbone_options or {}) - {"stages"}:
+            raise ValueError(f"Backbone {PLAIN_CNN!r} takes only the option 'stages' and no "
+                             f"weights (it trains from scratch); received backbone_options="
+                             f"{backbone_options!r}, backbone_weights={backbone_weights!r}.")
+        features = plain_cnn_features(inputs, **dict(backbone_options or {}))
     else:
         features = _deepest(backbone_features(backbone, inputs, weights=backbone_weights,
                                               **dict(backbone_options or {})))
-    if len(features.shape) == 4:
+    if len(features.shape) == 4 and pooling == "flatten":
+        if None in tuple(features.shape)[1:]:
+            raise ValueError(f"pooling='flatten' needs a feature map of known size; "
+                             f"received shape {tuple(features.shape)} (give input_shape a "
+                             f"height and width, or use pooling='avg').")
+        features = keras.layers.Flatten(name="flatten")(features)
+    elif len(features.shape) == 4:
         features = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features)
     elif len(features.shape) != 2:
         raise ValueError(f"Expected the backbone to return feature maps [B, h, w, C] or "
