@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.box_drops import DroppedBoxes
 from visionkit.data.boxes import MIN_BOX_SIDE, PAD_VALUE
 from visionkit.vocabulary import Task, did_you_mean, get_task
 
@@ -187,6 +188,7 @@ def albumentations_augmenter(compose: Any, task: str | Task
     check_compose(compose, task)
     copies = _PerThread(compose)
     label_fields = _label_fields(compose)
+    dropped = DroppedBoxes("albumentations Compose")
     checked_sizes: set[tuple[int, ...]] = set()
 
     def augment(example: dict, seed: tf.Tensor | None = None) -> dict:
@@ -214,7 +216,7 @@ def albumentations_augmenter(compose: Any, task: str | Task
 
         def run(seed_values, image, *targets):
             return _apply(copies.get(), seed_values, image, targets, has_mask, has_boxes,
-                          label_fields)
+                          label_fields, dropped)
 
         outputs = tf.numpy_function(run, inputs, types, stateful=True,
                                     name="albumentations")
@@ -523,7 +525,8 @@ def _seeded(compose: Any, seed_values: np.ndarray) -> None:
 
 
 def _apply(compose: Any, seed_values: np.ndarray, image: np.ndarray, targets: tuple,
-           has_mask: bool, has_boxes: bool, label_fields: tuple[str, ...]) -> list[np.ndarray]:
+           has_mask: bool, has_boxes: bool, label_fields: tuple[str, ...],
+           dropped: DroppedBoxes | None = None) -> list[np.ndarray]:
     """The NumPy side: one example through the Compose (see the module docstring)."""
     _seeded(compose, seed_values)
     height, width = image.shape[:2]
@@ -582,6 +585,8 @@ def _apply(compose: Any, seed_values: np.ndarray, image: np.ndarray, targets: tu
         out_labels = np.full((count,), PAD_VALUE, np.int32)
         out_boxes[:len(rows)] = coordinates
         out_labels[:len(rows)] = labels[rows]
+        if dropped is not None:
+            dropped.record(labels, out_labels)
         result += [out_boxes, out_labels]
     return result
 

@@ -49,7 +49,8 @@ import tensorflow as tf
 
 from visionkit.data import transforms
 from visionkit.data.albumentations_bridge import check_compose, is_albumentations
-from visionkit.vocabulary import Task
+from visionkit.data.box_drops import DroppedBoxes, track_dropped_boxes
+from visionkit.vocabulary import BOUNDING_BOXES, LABELS, Task
 
 __all__ = ["AugmentationPlan", "FlipAndJitter", "Geometric", "PRESETS", "RandomResizedCrop",
            "build_augmenter", "check_augment", "plan_augmentation", "preset_layers"]
@@ -243,6 +244,7 @@ class AugmentationPlan:
             return None
         # Even with nothing left to do on the batch (the crop fused into decoding), the
         # task's hooks run: they clip moved boxes and pad those that left the image.
+        dropped = DroppedBoxes(_describe(self))
 
         def apply(batch: dict, seed: tf.Tensor) -> dict:
             held = {key: value for key, value in batch.items() if key in _HELD_OUT_KEYS}
@@ -258,7 +260,8 @@ class AugmentationPlan:
                 inputs = transform(inputs, seed)
             if include_example and self.example is not None:
                 inputs = self.example(inputs, transforms.sub_seed(seed, 200))
-            return task.finish_augmented({**inputs, **held}, tuple(images.shape[1:3]))
+            return _counted(dropped, batch, task.finish_augmented(
+                {**inputs, **held}, tuple(images.shape[1:3])))
 
         return apply
 
@@ -418,6 +421,8 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
         layers = list(augment)
     if not layers:
         return None
+    dropped = DroppedBoxes("Keras layers " + ", ".join(type(layer).__name__
+                                                        for layer in layers))
 
     def apply(batch: dict) -> dict:
         held = {key: value for key, value in batch.items() if key in _HELD_OUT_KEYS}
@@ -432,9 +437,27 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
             for layer in layers:
                 inputs = layer(inputs, training=True)
         inputs["images"] = tf.cast(inputs["images"], tf.float32)
-        return task.finish_augmented({**inputs, **held}, tuple(inputs["images"].shape[1:3]))
+        return _counted(dropped, batch, task.finish_augmented(
+            {**inputs, **held}, tuple(inputs["images"].shape[1:3])))
 
     return apply
+
+
+def _counted(counter: DroppedBoxes, before: dict, after: dict) -> dict:
+    """`after`, with the boxes augmentation dropped between `before` and it counted."""
+    if BOUNDING_BOXES not in before or BOUNDING_BOXES not in after:
+        return after
+    targets = dict(after[BOUNDING_BOXES])
+    targets[LABELS] = track_dropped_boxes(counter, before[BOUNDING_BOXES][LABELS],
+                                          targets[LABELS])
+    return {**after, BOUNDING_BOXES: targets}
+
+
+def _describe(plan: AugmentationPlan) -> str:
+    """How warnings name a plan's augmentation."""
+    parts = [type(stage).__name__ for stage in (plan.crop, plan.batch, plan.example)
+             if stage is not None]
+    return "preset " + " + ".join(parts) if plan.seeded else "augmentation"
 
 
 def plan_augmentation(augment: Any, task: Task, seed: int | None = None) -> AugmentationPlan:
