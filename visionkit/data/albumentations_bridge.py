@@ -237,30 +237,6 @@ def albumentations_augmenter(compose: Any, task: str | Task
     return augment
 
 
-def batch_augmenter(compose: Any, task: str | Task) -> Callable[[dict], dict]:
-    """The Compose as a function on batch dicts: each image augmented on its own.
-
-    For callers that hold batches (`build_augmenter`); `Data` runs the bridge per
-    example before batching instead, where it runs in parallel.
-
-    Example:
-
-    >>> import albumentations as A
-    >>> augment = batch_augmenter(A.Compose([A.HorizontalFlip(p=1.0)]), "classification")
-    >>> batch = {"images": tf.reshape(tf.range(8, dtype=tf.float32), [2, 1, 4, 1]),
-    ...          "labels": tf.constant([0, 1])}
-    >>> augment(batch)["images"][:, 0, :, 0].numpy().tolist()
-    [[3.0, 2.0, 1.0, 0.0], [7.0, 6.0, 5.0, 4.0]]
-    """
-    augment = albumentations_augmenter(compose, task)
-
-    def apply(batch: dict) -> dict:
-        signature = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape[1:], t.dtype), batch)
-        return tf.map_fn(augment, batch, fn_output_signature=signature)
-
-    return apply
-
-
 def recipe_to_dict(section: Mapping[str, Any], task: str | Task | None = None,
                    where: str = "data.augment") -> dict[str, Any]:
     """A recipe's albumentations section in albumentations' own serialization format.
