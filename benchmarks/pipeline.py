@@ -136,6 +136,25 @@ def keras_layers(geometric_only: bool = False):
     return layers + [keras.layers.RandomContrast(0.2, value_range=(0, 255))]
 
 
+def fused_jitter():
+    """The per-image part of "standard" (flip, brightness, contrast) on whole batches."""
+    from visionkit.data.augment import STANDARD_FLIP_AND_JITTER
+
+    def apply(batch: dict) -> dict:
+        return STANDARD_FLIP_AND_JITTER(batch, tf.random.uniform([2], 0, 2**31 - 1, tf.int64))
+
+    return apply
+
+
+def keras_jitter():
+    """The Keras layers doing what `fused_jitter` does."""
+    import keras
+
+    return [keras.layers.RandomFlip("horizontal"),
+            keras.layers.RandomBrightness(0.1, value_range=(0, 255)),
+            keras.layers.RandomContrast(0.2, value_range=(0, 255))]
+
+
 def keras_baseline(root: str, size: tuple[int, int], augment: bool) -> tf.data.Dataset:
     """What a Keras user writes: the directory loader, prefetch, augmentation layers."""
     import keras
@@ -204,6 +223,14 @@ def run_size(root: str, paths: list[str], size: tuple[int, int], batches: int, r
                       lambda: data.with_augmentation("geometric").train),
         "keras chain": ("visionkit + Keras Flip/Rotation/Zoom/Translation",
                         lambda: data.with_augmentation(preset_layers("geometric")).train),
+        "light": ('visionkit "light" (flip + translation, one warp)',
+                  lambda: data.with_augmentation("light").train),
+        "keras light": ("visionkit + Keras Flip/Translation",
+                        lambda: data.with_augmentation(preset_layers("light")).train),
+        "jitter": ("visionkit flip + brightness + contrast (fused)",
+                   lambda: data.with_augmentation(fused_jitter()).train),
+        "keras jitter": ("visionkit + Keras Flip/Brightness/Contrast",
+                         lambda: data.with_augmentation(keras_jitter()).train),
     }
     figures = {key: 0.0 for key in pipelines}
     cpu = {key: float("inf") for key in pipelines}
@@ -227,6 +254,12 @@ def run_size(root: str, paths: list[str], size: tuple[int, int], batches: int, r
     print(f"  geometric, one warp vs the separate Keras layers: "
           f"{figures['geometric'] / figures['keras chain']:.2f}x "
           f"(CPU per image: {cpu['keras chain'] / cpu['geometric']:.2f}x)")
+    print(f"  light, one warp vs Keras Flip + Translation: "
+          f"{figures['light'] / figures['keras light']:.2f}x "
+          f"(CPU per image: {cpu['keras light'] / cpu['light']:.2f}x)")
+    print(f"  flip + brightness + contrast, fused vs the Keras layers: "
+          f"{figures['jitter'] / figures['keras jitter']:.2f}x "
+          f"(CPU per image: {cpu['keras jitter'] / cpu['jitter']:.2f}x)")
     first, second = cache_epochs(root, size)
     figures.update({"epoch 1": first, "epoch 2": second})
     show("epoch 1", "cache=True, epoch 1 (decodes)")

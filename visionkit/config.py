@@ -44,15 +44,17 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from visionkit.data.albumentations_bridge import check_recipe_augment
 from visionkit.data.augment import PRESETS
 from visionkit.errors import VisionkitError
 from visionkit.models import get
+from visionkit.train.options import AdversarialConfig, FineTuneConfig, TrainConfig
 from visionkit.vocabulary import IGNORE_INDEX, TASKS, Registry, did_you_mean, get_task
 
 __all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "apply_overrides",
-           "smoke_recipe"]
+           "smoke_recipe", "AdversarialConfig", "FineTuneConfig", "TrainConfig"]
 
 
 class RecipeError(VisionkitError, ValueError):
@@ -67,15 +69,17 @@ AugmentLayer = dict[str, Any]
 
 
 class AlbumentationsAugment(_Section):
-    """albumentations transforms applied image by image (`augment: {albumentations: [...]}`).
+    """albumentations transforms applied image by image (`augment: {albumentations: ...}`).
 
-    Entries are `{transform: Name, **arguments}` (compositions such as OneOf take a
-    `transforms` list); detection data get `bbox_params` in the "pascal_voc" format with
-    `label_fields: [labels]`, updated with `bbox_params` here (e.g. `min_visibility`).
-    See `visionkit.data.albumentations_bridge`.
+    `albumentations` is albumentations' own serialization (as `A.to_dict` writes it) or
+    the shorthand list of entries `{transform: Name, **arguments}` (compositions such as
+    OneOf take a `transforms` list); either is read by `A.from_dict`. Detection data get
+    `bbox_params` in the "pascal_voc" format with `label_fields: [labels]`, updated with
+    `bbox_params` here (e.g. `min_visibility`). See
+    `visionkit.data.albumentations_bridge.recipe_to_dict`.
     """
 
-    albumentations: list[dict[str, Any]]
+    albumentations: list[dict[str, Any]] | dict[str, Any]
     bbox_params: dict[str, Any] | None = None
 
 
@@ -184,8 +188,10 @@ class YoloData(_DataBase):
     on_bad_annotation: Literal["error", "skip"] = "error"
 
 
-DataConfig = Annotated[DigitsData | ShapesData | ImageFolderData | MaskFolderData | CocoData
-                       | VocData | YoloData, Field(discriminator="source")]
+# A data section validates against the schema its `source` names in `_DATA_SOURCES`
+# (read when a recipe is validated, so sources registered later are accepted).
+DataConfig = _DataBase
+DataSection = _DataBase  # the base of every data source's schema (its shared fields)
 
 
 class ModelConfig(_Section):
@@ -199,73 +205,6 @@ class ModelConfig(_Section):
     def _known(cls, value: str) -> str:
         get(value)  # raises with close matches
         return value
-
-
-class FineTuneConfig(_Section):
-    """`train.fine_tune`: two-phase transfer learning, as `vk.train.fit(fine_tune=...)`."""
-
-    freeze_epochs: Annotated[int, Field(ge=1)]
-    unfreeze: Literal["all", "last_k_blocks"] = "all"
-    k: Annotated[int, Field(ge=1, le=5)] | None = None
-    learning_rate_factor: Annotated[float, Field(gt=0, le=1)] = 0.1
-
-    @model_validator(mode="after")
-    def _k_with_last_k_blocks(self) -> FineTuneConfig:
-        if (self.k is None) == (self.unfreeze == "last_k_blocks"):
-            raise ValueError("k (stages to unfreeze) goes with unfreeze='last_k_blocks' and "
-                             f"only with it; received k={self.k!r}, "
-                             f"unfreeze={self.unfreeze!r}")
-        return self
-
-
-class AdversarialConfig(_Section):
-    """`train.adversarial`: adversarial training, as `vk.train.fit(adversarial=...)`.
-
-    Pixel units (0..255); see `visionkit.attacks`. Unset keys take the attack's
-    defaults (10 steps of 2.5 * epsilon / steps for pgd).
-    """
-
-    method: Literal["pgd", "fgsm"] = "pgd"
-    epsilon: Annotated[float, Field(ge=0, le=255)] = 8.0
-    steps: Annotated[int, Field(ge=1)] | None = None
-    step_size: Annotated[float, Field(gt=0)] | None = None
-    norm: Literal["inf", "2"] = "inf"
-    random_start: bool | None = None
-    clean_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None  # share left clean
-
-
-class TrainConfig(_Section):
-    """Training options, as in `vk.train.fit`."""
-
-    epochs: Annotated[int, Field(ge=1)] | None = None  # None: the task's (train.defaults)
-    optimizer: Literal["sgd", "adam", "adamw", "rmsprop", "adagrad"] = "adam"
-    learning_rate: Annotated[float, Field(gt=0)] | None = None
-    schedule: Literal["constant", "cosine", "plateau"] | None = None
-    warmup_epochs: Annotated[float, Field(ge=0)] | None = None
-    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
-    nesterov: bool = False
-    weight_decay: Annotated[float, Field(ge=0)] | None = None
-    early_stopping: Annotated[int, Field(ge=1)] | None = None
-    mixed_precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
-    jit_compile: Literal["auto"] | bool = "auto"
-    strategy: Literal["mirrored", "multi_worker", "tpu"] | None = None
-    scale_learning_rate: bool = True
-    global_batch_size: Annotated[int, Field(ge=1)] | None = None
-    data_service: Annotated[str, Field(pattern=r"^grpc(\+local)?://.+:\d+$")] | None = None
-    steps_per_epoch: Annotated[int, Field(ge=1)] | None = None
-    validation_steps: Annotated[int, Field(ge=1)] | None = None
-    run_dir: str | None = None
-    verbose: Literal["auto", 0, 1, 2] = "auto"
-    fine_tune: FineTuneConfig | None = None
-    adversarial: AdversarialConfig | None = None
-
-    @model_validator(mode="after")
-    def _freeze_within_epochs(self) -> TrainConfig:
-        if self.fine_tune is not None and self.epochs is not None and \
-                self.fine_tune.freeze_epochs > self.epochs:  # None: checked at fit
-            raise ValueError(f"fine_tune.freeze_epochs={self.fine_tune.freeze_epochs} is more "
-                             f"than epochs={self.epochs}")
-        return self
 
 
 class TeacherConfig(_Section):
@@ -364,6 +303,19 @@ class Recipe(_Section):
     limit: tuple[int, int] | None = Field(
         default=None, description="(train, val) example caps, used by smoke runs")
 
+    @field_validator("data", mode="wrap")
+    @classmethod
+    def _data_of_its_source(cls, value: Any, handler: Any) -> Any:
+        # The schema of the named source, looked up in the registry at validation time.
+        if not isinstance(value, dict):
+            return handler(value)
+        try:
+            schema = _DATA_SOURCES.lookup(value.get("source"))
+        except ValueError as unknown:
+            raise PydanticCustomError("unknown_data_source", "{message}",
+                                      {"message": str(unknown)}) from None
+        return schema.model_validate(value)
+
     @model_validator(mode="before")
     @classmethod
     def _task_batch_size_by_default(cls, raw: Any) -> Any:
@@ -396,20 +348,23 @@ class Recipe(_Section):
 
 
 # The schema of each data source's section (`visionkit.run.DATA_SOURCES` holds their
-# loaders under the same names).
+# loaders under the same names; `visionkit.run.register_data_source` adds to both).
 _DATA_SOURCES: Registry[type[BaseModel]] = Registry("data source", entries={
     "digits": DigitsData, "shapes": ShapesData, "image_folder": ImageFolderData,
     "mask_folder": MaskFolderData, "coco": CocoData, "voc": VocData, "yolo": YoloData})
+DATA_SOURCE_SCHEMAS = _DATA_SOURCES
 
 
-def _field_names(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]:
+def _field_names(model: type[BaseModel], location: tuple[Any, ...], raw: Any) -> list[str]:
     """The valid keys at `location` of the recipe schema (for "did you mean")."""
     current: Any = model
-    for part in location:
+    for depth, part in enumerate(location):
         if isinstance(part, int):
             continue
-        if part in _DATA_SOURCES:  # pydantic's tag of the chosen data source
-            current = _DATA_SOURCES[part]
+        if depth == 0 and part == "data":  # the schema of the source the recipe names
+            source = raw.get("data", {}).get("source") if isinstance(raw, dict) and \
+                isinstance(raw.get("data"), dict) else None
+            current = _DATA_SOURCES.get(source, DataSection)
             continue
         fields = getattr(current, "model_fields", {})
         annotation = fields[part].annotation if part in fields else None
@@ -420,26 +375,19 @@ def _field_names(model: type[BaseModel], location: tuple[Any, ...]) -> list[str]
     return list(getattr(current, "model_fields", {}))
 
 
-def _format_errors(error: ValidationError, source: str) -> str:
+def _format_errors(error: ValidationError, source: str, raw: Any = None) -> str:
     lines = []
     for item in error.errors():
         location = tuple(item["loc"])
-        # Drop the discriminator tag pydantic inserts ("data.digits.path" -> "data.path").
-        shown = [str(p) for p in location if p not in _DATA_SOURCES]
-        path = ".".join(shown) or "(top level)"
+        path = ".".join(str(p) for p in location) or "(top level)"
         if item["type"] == "extra_forbidden":
-            valid = _field_names(Recipe, location[:-1])
+            valid = _field_names(Recipe, location[:-1], raw)
             hint = did_you_mean(location[-1], valid)
             lines.append(f"  {path}: unknown field.{hint} Valid fields here: {', '.join(valid)}.")
         elif item["type"] == "missing":
             lines.append(f"  {path}: required field is missing.")
-        elif item["type"] == "union_tag_invalid":  # data.source: the registry's message
-            given = item.get("input")
-            try:
-                _DATA_SOURCES.lookup(given.get("source") if isinstance(given, dict)
-                                     else item.get("ctx", {}).get("tag"))
-            except ValueError as unknown:
-                lines.append(f"  {path}.source: {unknown}")
+        elif item["type"] == "unknown_data_source":  # the registry's message
+            lines.append(f"  {path}.source: {item['msg']}")
         else:
             received = item.get("input")
             lines.append(f"  {path}: {item['msg']} (received {received!r}).")
@@ -458,7 +406,7 @@ def parse_recipe(raw: dict[str, Any], source: str = "<dict>") -> Recipe:
     try:
         return Recipe.model_validate(raw)
     except ValidationError as error:
-        raise RecipeError(_format_errors(error, source)) from None
+        raise RecipeError(_format_errors(error, source, raw)) from None
     except ValueError as error:  # raised by validators that call into visionkit
         raise RecipeError(f"Invalid recipe {source}: {error}") from None
 

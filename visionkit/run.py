@@ -27,8 +27,8 @@ from visionkit import export as vk_export
 from visionkit import interpret as vk_interpret
 from visionkit import models as vk_models
 from visionkit import train as vk_train
-from visionkit.config import AlbumentationsAugment, Recipe
-from visionkit.data.albumentations_bridge import compose_from_entries
+from visionkit.config import DATA_SOURCE_SCHEMAS, AlbumentationsAugment, DataSection, Recipe
+from visionkit.data.albumentations_bridge import compose_from_recipe
 from visionkit.data.pipeline import Data
 from visionkit.export.formats import export_formats
 from visionkit.train.distill import distill_from_recipe
@@ -36,7 +36,8 @@ from visionkit.train.distribute import resolve_strategy
 from visionkit.train.metric_losses import ContrastiveLoss, TripletLoss
 from visionkit.vocabulary import Registry, did_you_mean
 
-__all__ = ["run_recipe", "data_from_recipe", "augment_layers", "metric_loss_from_recipe"]
+__all__ = ["run_recipe", "data_from_recipe", "augment_layers", "metric_loss_from_recipe",
+           "register_data_source"]
 
 _DEFAULT = object()
 
@@ -46,7 +47,7 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
 
     Each entry is `{"layer": "RandomRotation", **arguments}` naming a Keras layer. An
     `{albumentations: [...]}` section becomes an `albumentations.Compose` for `task`
-    (see `visionkit.data.albumentations_bridge.compose_from_entries`).
+    read by `A.from_dict` (see `visionkit.data.albumentations_bridge.recipe_to_dict`).
 
     Raises:
         ValueError: for a name that is not a Keras layer (with close matches) or bad
@@ -55,8 +56,7 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
     if isinstance(spec, str):
         return spec
     if isinstance(spec, AlbumentationsAugment):
-        return compose_from_entries(spec.albumentations, task=task,
-                                    bbox_params=spec.bbox_params)
+        return compose_from_recipe(spec.model_dump(exclude_none=True), task=task)
     layers = []
     for entry in spec:
         arguments = dict(entry)
@@ -84,6 +84,49 @@ def _parameters(layer_class: type) -> set[str]:
 # The recipe's data sources: `data.source` names the loader; each takes the source's
 # section of the recipe, the task and the options every source shares.
 DATA_SOURCES: Registry[Callable[..., Data]] = Registry("data source")
+
+
+def register_data_source(name: str, schema: type[DataSection],
+                         loader: Callable[..., Data]) -> None:
+    """Makes `name` a recipe data source: `data: {source: name, ...}` validates against
+    `schema` and loads with `loader`.
+
+    Args:
+        name: the `data.source` value.
+        schema: the section's pydantic model, a subclass of `visionkit.config.DataSection`
+            (which brings `image_size`, `batch_size`, `validation_split`, `augment`) with
+            a `source` field and the source's own fields; unknown keys fail naming them.
+        loader: `loader(config, task, common) -> Data`, given the validated section, the
+            recipe's task and the options every source shares (`image_size`,
+            `batch_size`, `validation_split`, `augment`, `seed`) as keyword arguments
+            for the `vk.data` function it calls.
+
+    Raises:
+        TypeError: when `schema` is not a `DataSection` subclass.
+        ValueError: when `name` is taken (see `visionkit.vocabulary.Registry.register`).
+
+    Example:
+
+    >>> from visionkit.config import DATA_SOURCE_SCHEMAS, DataSection, parse_recipe
+    >>> class SmallDigits(DataSection):
+    ...     source: str
+    >>> register_data_source("small_digits", SmallDigits,
+    ...                      lambda config, task, common: vk_data.digits(**common))
+    >>> recipe = parse_recipe({"name": "r", "data": {"source": "small_digits"},
+    ...                        "model": {"name": "simple_cnn"}})
+    >>> type(recipe.data).__name__
+    'SmallDigits'
+    >>> _ = DATA_SOURCE_SCHEMAS.pop("small_digits"), DATA_SOURCES.pop("small_digits")
+    """
+    if not (isinstance(schema, type) and issubclass(schema, DataSection)):
+        raise TypeError(f"Expected the schema of data source {name!r} as a subclass of "
+                        f"visionkit.config.DataSection; received {schema!r}.")
+    DATA_SOURCE_SCHEMAS.register(name, schema)
+    try:
+        DATA_SOURCES.register(name, loader)
+    except ValueError:
+        DATA_SOURCE_SCHEMAS.pop(name)
+        raise
 
 
 @DATA_SOURCES.register("digits")
@@ -206,24 +249,13 @@ def run_recipe(recipe: Recipe, run_dir: str | None | object = _DEFAULT,
 
         fit_function = distill_from_recipe(recipe, data, directory)
     run = fit_function(
-        model, data, epochs=options.epochs, run_dir=directory, optimizer=options.optimizer,
-        learning_rate=options.learning_rate, schedule=options.schedule,
-        warmup_epochs=options.warmup_epochs,
-        # a recipe's own data.augment wins; left out, fit applies the task's preset
-        augment=data.augment if "augment" in recipe.data.model_fields_set else "auto",
-        momentum=options.momentum, nesterov=options.nesterov,
-        weight_decay=options.weight_decay, early_stopping=options.early_stopping,
-        mixed_precision=options.mixed_precision, jit_compile=options.jit_compile,
-        strategy=strategy, scale_learning_rate=options.scale_learning_rate,
-        global_batch_size=options.global_batch_size, data_service=options.data_service,
-        steps_per_epoch=options.steps_per_epoch,
-        validation_steps=options.validation_steps, seed=recipe.seed, verbose=options.verbose,
-        fine_tune=options.fine_tune.model_dump() if options.fine_tune else None,
-        loss=metric_loss_from_recipe(recipe),
-        adversarial=options.adversarial.model_dump(exclude_none=True)
-        if options.adversarial else None,
-        recipe=raw if raw is not None else recipe.model_dump(mode="json"),
-    )
+        model, data, **{
+            **options.fit_arguments(),  # every train: option under fit's own name
+            "run_dir": directory, "strategy": strategy, "seed": recipe.seed,
+            # a recipe's own data.augment wins; left out, fit applies the task's preset
+            "augment": data.augment if "augment" in recipe.data.model_fields_set else "auto",
+            "loss": metric_loss_from_recipe(recipe),
+            "recipe": raw if raw is not None else recipe.model_dump(mode="json")})
     result.update(run=run, metrics=run.metrics)
     if run.chief and (export if export is not None else recipe.export.enabled):
         root = os.path.join(export_root, recipe.export.name or recipe.name) if export_root \

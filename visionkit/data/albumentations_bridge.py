@@ -60,6 +60,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import inspect
 import random
 import threading
 import warnings
@@ -69,11 +70,12 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.box_drops import DroppedBoxes
 from visionkit.data.boxes import MIN_BOX_SIDE, PAD_VALUE
 from visionkit.vocabulary import Task, did_you_mean, get_task
 
 __all__ = ["BOX_FORMAT", "albumentations_augmenter", "check_compose", "compose_from_entries",
-           "is_albumentations"]
+           "compose_from_recipe", "is_albumentations", "recipe_to_dict"]
 
 # The albumentations box format of visionkit's boxes: xyxy in pixels.
 BOX_FORMAT = "pascal_voc"
@@ -186,6 +188,7 @@ def albumentations_augmenter(compose: Any, task: str | Task
     check_compose(compose, task)
     copies = _PerThread(compose)
     label_fields = _label_fields(compose)
+    dropped = DroppedBoxes("albumentations Compose")
     checked_sizes: set[tuple[int, ...]] = set()
 
     def augment(example: dict, seed: tf.Tensor | None = None) -> dict:
@@ -213,7 +216,7 @@ def albumentations_augmenter(compose: Any, task: str | Task
 
         def run(seed_values, image, *targets):
             return _apply(copies.get(), seed_values, image, targets, has_mask, has_boxes,
-                          label_fields)
+                          label_fields, dropped)
 
         outputs = tf.numpy_function(run, inputs, types, stateful=True,
                                     name="albumentations")
@@ -234,54 +237,123 @@ def albumentations_augmenter(compose: Any, task: str | Task
     return augment
 
 
-def batch_augmenter(compose: Any, task: str | Task) -> Callable[[dict], dict]:
-    """The Compose as a function on batch dicts: each image augmented on its own.
+def recipe_to_dict(section: Mapping[str, Any], task: str | Task | None = None,
+                   where: str = "data.augment") -> dict[str, Any]:
+    """A recipe's albumentations section in albumentations' own serialization format.
 
-    For callers that hold batches (`build_augmenter`); `Data` runs the bridge per
-    example before batching instead, where it runs in parallel.
+    The section is `{"albumentations": ..., "bbox_params": {...}}`, where
+    `albumentations` is either
+
+    - albumentations' serialization (what `A.to_dict(compose)` returns, or its
+      `"transform"` part): `{"__version__": ..., "transform": {"__class_fullname__":
+      "Compose", "transforms": [...], ...}}`, used as written; or
+    - the shorthand list of entries `{"transform": Name, **arguments}` (compositions
+      such as `OneOf` take their children as a `transforms` list of entries), converted
+      here: each entry becomes `{"__class_fullname__": Name, **arguments}` and an entry
+      without `p` gets its transform's own default `p` (albumentations' reader would
+      otherwise take 0.5, e.g. for `Resize`, whose default is 1.0).
+
+    For a task with boxes, a Compose without `bbox_params` gets them in the
+    "pascal_voc" format with `label_fields=["labels"]`, updated with the section's
+    `bbox_params` (e.g. `{"min_visibility": 0.3}`). No `seed` is set: `Data` seeds
+    every image (see the module docstring).
+
+    Args:
+        section: the recipe's `augment` mapping.
+        task: the task of the data, or None.
+        where: how messages name the section. Defaults to "data.augment".
+
+    Returns:
+        A dict for `A.from_dict`.
+
+    Raises:
+        ValueError: for an unknown key, an entry without `transform`, an unknown
+            transform name (naming the entry, with close matches), or `bbox_params` on
+            data without boxes.
 
     Example:
 
-    >>> import albumentations as A
-    >>> augment = batch_augmenter(A.Compose([A.HorizontalFlip(p=1.0)]), "classification")
-    >>> batch = {"images": tf.reshape(tf.range(8, dtype=tf.float32), [2, 1, 4, 1]),
-    ...          "labels": tf.constant([0, 1])}
-    >>> augment(batch)["images"][:, 0, :, 0].numpy().tolist()
-    [[3.0, 2.0, 1.0, 0.0], [7.0, 6.0, 5.0, 4.0]]
+    >>> serialized = recipe_to_dict({"albumentations": [{"transform": "Resize",
+    ...                                                  "height": 8, "width": 8}]})
+    >>> serialized["transform"]["transforms"]
+    [{'__class_fullname__': 'Resize', 'height': 8, 'width': 8, 'p': 1}]
     """
-    augment = albumentations_augmenter(compose, task)
+    import albumentations as A
 
-    def apply(batch: dict) -> dict:
-        signature = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape[1:], t.dtype), batch)
-        return tf.map_fn(augment, batch, fn_output_signature=signature)
+    for key in section:
+        if key not in _RECIPE_KEYS:
+            hint = did_you_mean(key, _RECIPE_KEYS)
+            raise ValueError(f"{where}: unknown key {key!r}.{hint} Expected a preset name, "
+                             "a list of Keras layer entries, or a mapping with "
+                             "'albumentations' (a list of transform entries, or "
+                             "albumentations' own A.to_dict form) and optional "
+                             "'bbox_params'.")
+    if "albumentations" not in section:
+        raise ValueError(f"{where}: a mapping needs 'albumentations', a list of entries "
+                         "like {transform: HorizontalFlip, p: 0.5}.")
+    given = section["albumentations"]
+    here = f"{where}.albumentations"
+    if isinstance(given, Mapping):
+        serialized = copy.deepcopy(dict(given))
+        if "transform" not in serialized and "__class_fullname__" in serialized:
+            serialized = {"transform": serialized}
+        if not isinstance(serialized.get("transform"), Mapping) or \
+                "__class_fullname__" not in serialized["transform"]:
+            raise ValueError(f"{here}: expected albumentations' serialization "
+                             "({__version__: ..., transform: {__class_fullname__: Compose, "
+                             f"transforms: [...]}}, as A.to_dict writes it); received "
+                             f"{given!r}.")
+    elif isinstance(given, list):
+        serialized = {"__version__": A.__version__, "transform": {
+            "__class_fullname__": "Compose", "transforms": _entries_to_dict(given, here)}}
+    else:
+        raise ValueError(f"{here}: expected a list of entries like {{transform: "
+                         f"HorizontalFlip, p: 0.5}}; received {given!r}.")
+    bbox_params = section.get("bbox_params")
+    if bbox_params is not None and not isinstance(bbox_params, Mapping):
+        raise ValueError(f"{where}.bbox_params: expected a mapping of A.BboxParams "
+                         f"arguments; received {bbox_params!r}.")
+    compose = serialized["transform"]
+    if task is not None and get_task(task).bounding_box_format is not None:
+        if compose.get("bbox_params") is None or bbox_params:
+            compose["bbox_params"] = {"format": BOX_FORMAT, "label_fields": ["labels"],
+                                      **dict(compose.get("bbox_params") or {}),
+                                      **dict(bbox_params or {})}
+    elif bbox_params and task is not None:
+        raise ValueError(f"{where}: bbox_params apply to detection data only; received "
+                         f"{dict(bbox_params)!r} for task {get_task(task).name!r}.")
+    return serialized
 
-    return apply
+
+def compose_from_recipe(section: Mapping[str, Any], task: str | Task | None = None,
+                        where: str = "data.augment") -> Any:
+    """The `albumentations.Compose` of a recipe's section, read by `A.from_dict`.
+
+    Args:
+        section, task, where: as `recipe_to_dict`.
+
+    Returns:
+        An `albumentations.Compose`, checked for `task` (`check_compose`).
+
+    Raises:
+        ValueError: as `recipe_to_dict`; for arguments a transform rejects (naming the
+            entry); for a Compose that does not fit `task`.
+
+    Example:
+
+    >>> compose = compose_from_recipe({"albumentations": [{"transform": "HorizontalFlip"}]})
+    >>> [(type(t).__name__, t.p) for t in compose.transforms]
+    [('HorizontalFlip', 0.5)]
+    """
+    serialized = recipe_to_dict(section, task, where)
+    compose = _from_dict(serialized["transform"], f"{where}.albumentations")
+    return check_compose(compose, task)
 
 
 def compose_from_entries(entries: Sequence[Mapping[str, Any]], task: str | Task | None = None,
                          bbox_params: Mapping[str, Any] | None = None,
                          where: str = "data.augment.albumentations") -> Any:
-    """Builds an `albumentations.Compose` from a recipe's list of transform entries.
-
-    Each entry is `{"transform": Name, **arguments}` naming an albumentations transform;
-    compositions (`OneOf`, `SomeOf`, `Sequential`, ...) take their children as a
-    `transforms` list of entries. For a task with boxes, the Compose gets
-    `bbox_params` in the "pascal_voc" format with `label_fields=["labels"]`, updated
-    with `bbox_params` (e.g. `{"min_visibility": 0.3}`). No `seed=` is set: `Data`
-    seeds every image (see the module docstring).
-
-    Args:
-        entries: the transform entries.
-        task: the task of the data, or None.
-        bbox_params: extra `A.BboxParams` arguments. Defaults to None.
-        where: how messages name the list. Defaults to "data.augment.albumentations".
-
-    Returns:
-        An `albumentations.Compose`.
-
-    Raises:
-        ValueError: for an entry without `transform`, an unknown transform name (naming
-            the entry, with close matches), or arguments the transform rejects.
+    """`compose_from_recipe` for a list of shorthand entries (and optional `bbox_params`).
 
     Example:
 
@@ -293,49 +365,19 @@ def compose_from_entries(entries: Sequence[Mapping[str, Any]], task: str | Task 
     ...
     ValueError: data.augment.albumentations[0]: 'HorizontalFlp' is not an albumentations transform. Did you mean 'HorizontalFlip'? ...
     """
-    import albumentations as A
-
-    transforms = _build_entries(entries, where)
-    params = None
-    if task is not None and get_task(task).bounding_box_format is not None:
-        arguments = {"format": BOX_FORMAT, "label_fields": ["labels"], **dict(bbox_params or {})}
-        try:
-            params = A.BboxParams(**arguments)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{where}: bad bbox_params {dict(bbox_params or {})}: "
-                             f"{error}") from None
-    elif bbox_params:
-        raise ValueError(f"{where}: bbox_params apply to detection data only; received "
-                         f"{dict(bbox_params)!r} for task {get_task(task).name if task else None!r}.")
-    compose = A.Compose(transforms, bbox_params=params)
-    return check_compose(compose, task)
+    section = {"albumentations": list(entries), "bbox_params": bbox_params}
+    return compose_from_recipe(section, task, where.removesuffix(".albumentations"))
 
 
 def check_recipe_augment(value: Mapping[str, Any]) -> None:
-    """Validates a recipe's `augment: {albumentations: [...], bbox_params: {...}}` mapping.
+    """Validates a recipe's `augment: {albumentations: ..., bbox_params: {...}}` mapping
+    by building it (see `compose_from_recipe`; the task's checks run when the data is
+    built).
 
     Raises:
-        ValueError: naming the unknown key or the bad entry (see `compose_from_entries`).
+        ValueError: naming the unknown key or the bad entry.
     """
-    for key in value:
-        if key not in _RECIPE_KEYS:
-            hint = did_you_mean(key, _RECIPE_KEYS)
-            raise ValueError(f"data.augment: unknown key {key!r}.{hint} Expected a preset name, "
-                             "a list of Keras layer entries, or a mapping with "
-                             "'albumentations' (a list of transform entries) and optional "
-                             "'bbox_params'.")
-    if "albumentations" not in value:
-        raise ValueError("data.augment: a mapping needs 'albumentations', a list of entries "
-                         "like {transform: HorizontalFlip, p: 0.5}.")
-    entries = value["albumentations"]
-    if not isinstance(entries, list):
-        raise ValueError("data.augment.albumentations: expected a list of entries like "
-                         f"{{transform: HorizontalFlip, p: 0.5}}; received {entries!r}.")
-    bbox_params = value.get("bbox_params")
-    if bbox_params is not None and not isinstance(bbox_params, Mapping):
-        raise ValueError("data.augment.bbox_params: expected a mapping of A.BboxParams "
-                         f"arguments; received {bbox_params!r}.")
-    _build_entries(entries, "data.augment.albumentations")
+    compose_from_recipe(value)
 
 
 # -- internals -----------------------------------------------------------------------------
@@ -375,10 +417,11 @@ def _transform_names() -> list[str]:
                   and issubclass(getattr(A, name), (A.BasicTransform, A.BaseCompose)))
 
 
-def _build_entries(entries: Sequence[Mapping[str, Any]], where: str) -> list[Any]:
+def _entries_to_dict(entries: Sequence[Any], where: str) -> list[dict[str, Any]]:
+    """Shorthand entries -> albumentations' serialized transforms (see `recipe_to_dict`)."""
     import albumentations as A
 
-    transforms = []
+    serialized = []
     for index, entry in enumerate(entries):
         here = f"{where}[{index}]"
         if not isinstance(entry, Mapping) or "transform" not in entry:
@@ -398,18 +441,56 @@ def _build_entries(entries: Sequence[Mapping[str, Any]], where: str) -> list[Any
             children = arguments.pop("transforms", None)
             if not isinstance(children, list):
                 raise ValueError(f"{here}: {name} needs 'transforms', a list of entries.")
-            arguments["transforms"] = _build_entries(children, f"{here}.transforms")
-        try:
-            with warnings.catch_warnings():  # unknown arguments: checked just below
-                warnings.simplefilter("ignore", UserWarning)
-                transform = transform_class(**arguments)
-        except Exception as error:  # albumentations validates arguments with pydantic
-            raise ValueError(f"{here}: cannot build {name} with {arguments}: {error}") from None
-        invalid = getattr(transform, "invalid_args", None)
-        if invalid:
-            raise ValueError(f"{here}: {name} takes no argument(s) {', '.join(invalid)}.")
-        transforms.append(transform)
-    return transforms
+            arguments["transforms"] = _entries_to_dict(children, f"{here}.transforms")
+        if "p" not in arguments:  # the transform's own default, not the reader's 0.5
+            default = inspect.signature(transform_class).parameters.get("p")
+            if default is not None and default.default is not inspect.Parameter.empty:
+                arguments["p"] = default.default
+        serialized.append({"__class_fullname__": name, **arguments})
+    return serialized
+
+
+def _from_dict(transform: Mapping[str, Any], where: str) -> Any:
+    """`A.from_dict` of one serialized transform (and its children); an argument the
+    transform rejects or ignores fails naming the entry."""
+    import albumentations as A
+
+    name = transform.get("__class_fullname__")
+    try:
+        with warnings.catch_warnings():  # unknown arguments: checked just below
+            warnings.simplefilter("ignore", UserWarning)
+            built = A.from_dict({"transform": dict(transform)})
+    except Exception as error:  # albumentations validates arguments with pydantic
+        children = transform.get("transforms")
+        for index, child in enumerate(children if isinstance(children, list) else []):
+            _from_dict(child, _child_where(transform, where, index))  # names a bad child
+        if str(name).rpartition(".")[2] not in _transform_names():
+            hint = did_you_mean(str(name).rpartition(".")[2], _transform_names(), n=3)
+            raise ValueError(f"{where}: {name!r} is not an albumentations transform.{hint}"
+                             ) from None
+        arguments = {k: v for k, v in transform.items() if k != "__class_fullname__"}
+        raise ValueError(f"{where}: cannot build {name} with {arguments}: {error}") from None
+    _check_arguments(built, transform, where)
+    return built
+
+
+def _check_arguments(built: Any, transform: Mapping[str, Any], where: str) -> None:
+    """Fails for an argument a built transform (or one of its children) ignored."""
+    invalid = getattr(built, "invalid_args", None)
+    if invalid:
+        raise ValueError(f"{where}: {type(built).__name__} takes no argument(s) "
+                         f"{', '.join(invalid)}.")
+    children = transform.get("transforms")
+    if isinstance(children, list):
+        for index, (child, serialized) in enumerate(zip(built.transforms, children)):
+            _check_arguments(child, serialized, _child_where(transform, where, index))
+
+
+def _child_where(transform: Mapping[str, Any], where: str, index: int) -> str:
+    """How messages name child `index`: the Compose's own list is the recipe's list."""
+    if transform.get("__class_fullname__") == "Compose":
+        return f"{where}[{index}]"
+    return f"{where}.transforms[{index}]"
 
 
 def _seeded(compose: Any, seed_values: np.ndarray) -> None:
@@ -420,7 +501,8 @@ def _seeded(compose: Any, seed_values: np.ndarray) -> None:
 
 
 def _apply(compose: Any, seed_values: np.ndarray, image: np.ndarray, targets: tuple,
-           has_mask: bool, has_boxes: bool, label_fields: tuple[str, ...]) -> list[np.ndarray]:
+           has_mask: bool, has_boxes: bool, label_fields: tuple[str, ...],
+           dropped: DroppedBoxes | None = None) -> list[np.ndarray]:
     """The NumPy side: one example through the Compose (see the module docstring)."""
     _seeded(compose, seed_values)
     height, width = image.shape[:2]
@@ -479,6 +561,8 @@ def _apply(compose: Any, seed_values: np.ndarray, image: np.ndarray, targets: tu
         out_labels = np.full((count,), PAD_VALUE, np.int32)
         out_boxes[:len(rows)] = coordinates
         out_labels[:len(rows)] = labels[rows]
+        if dropped is not None:
+            dropped.record(labels, out_labels)
         result += [out_boxes, out_labels]
     return result
 

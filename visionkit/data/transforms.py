@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 
+import keras
 import tensorflow as tf
 
 __all__ = ["compose", "crop_batch", "flip_example", "flip_matrix", "jitter", "rotation_matrix",
@@ -202,12 +203,13 @@ def keras_transform(matrix: tf.Tensor) -> tf.Tensor:
 
 def warp(images: tf.Tensor, matrix: tf.Tensor, interpolation: str = "BILINEAR",
          fill_value: float = 0.0) -> tf.Tensor:
-    """One projective warp of a batch (the op Keras's image layers use)."""
+    """One projective warp of a batch: Keras's own `keras.ops.image.affine_transform`
+    (the op its image layers use), constant fill."""
     dtype = images.dtype
-    warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=tf.cast(images, tf.float32), transforms=keras_transform(matrix),
-        output_shape=tf.shape(images)[1:3], fill_value=fill_value,
-        interpolation=interpolation, fill_mode="CONSTANT")
+    warped = keras.ops.image.affine_transform(
+        tf.cast(images, tf.float32), keras_transform(matrix),
+        interpolation=interpolation.lower(), fill_mode="constant", fill_value=fill_value,
+        data_format="channels_last")
     return tf.cast(warped, dtype)
 
 

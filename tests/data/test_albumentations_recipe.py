@@ -1,0 +1,70 @@
+"""A recipe's albumentations section is read by albumentations' own `A.from_dict`."""
+
+import albumentations as A
+import pytest
+import yaml
+
+from visionkit.config import RecipeError, parse_recipe
+from visionkit.data.albumentations_bridge import compose_from_recipe, recipe_to_dict
+from visionkit.run import augment_layers
+
+SHORTHAND = [
+    {"transform": "HorizontalFlip", "p": 0.5},
+    {"transform": "Resize", "height": 16, "width": 16},  # no p: Resize's own default
+    {"transform": "OneOf", "p": 0.8, "transforms": [{"transform": "Blur", "blur_limit": 3},
+                                                    {"transform": "GaussNoise", "p": 0.5}]},
+]
+
+
+def _recipe(augment, task="classification"):
+    return {"name": "a", "task": task, "data": {"source": "shapes", "n": 8,
+                                                "image_size": [16, 16], "augment": augment},
+            "model": {"name": "simple_cnn"}}
+
+
+def test_the_shorthand_and_albumentations_own_form_build_the_same_compose():
+    by_hand = A.Compose([A.HorizontalFlip(p=0.5), A.Resize(16, 16),
+                         A.OneOf([A.Blur(blur_limit=3), A.GaussNoise(p=0.5)], p=0.8)])
+    from_shorthand = compose_from_recipe({"albumentations": SHORTHAND})
+    assert A.to_dict(from_shorthand) == A.to_dict(by_hand)
+    # albumentations' reader alone would give Resize p=0.5; the entry keeps its default.
+    assert from_shorthand.transforms[1].p == A.Resize(16, 16).p == 1.0
+    # A.to_dict's output, written into a YAML recipe and read back, is the same Compose.
+    written = yaml.safe_dump({"augment": {"albumentations": A.to_dict(by_hand)}})
+    recipe = parse_recipe(_recipe(yaml.safe_load(written)["augment"]))
+    rebuilt = augment_layers(recipe.data.augment, seed=0, task="classification")
+    assert A.to_dict(rebuilt) == A.to_dict(by_hand)
+    # The shorthand goes through that same form.
+    assert A.to_dict(A.from_dict(recipe_to_dict({"albumentations": SHORTHAND}))) == \
+        A.to_dict(by_hand)
+
+
+def test_detection_recipes_get_pascal_voc_boxes_in_either_form():
+    native = A.to_dict(A.Compose([A.HorizontalFlip(p=0.5)]))
+    for section in ({"albumentations": native, "bbox_params": {"min_visibility": 0.3}},
+                    {"albumentations": [{"transform": "HorizontalFlip"}],
+                     "bbox_params": {"min_visibility": 0.3}}):
+        compose = compose_from_recipe(section, task="detection")
+        params = compose.processors["bboxes"].params
+        assert (params.format, list(params.label_fields), params.min_visibility) == \
+            ("pascal_voc", ["labels"], 0.3)
+    with pytest.raises(ValueError, match="bbox_params apply to detection data only"):
+        compose_from_recipe({"albumentations": native, "bbox_params": {"min_area": 4}},
+                            task="segmentation")
+
+
+@pytest.mark.parametrize("serialized, message", [
+    ({"__class_fullname__": "Compose", "transforms": [
+        {"__class_fullname__": "HorizontalFlip", "p": 0.5},
+        {"__class_fullname__": "OneOf", "p": 1.0,
+         "transforms": [{"__class_fullname__": "Blurr", "p": 1.0}]}]},
+     r"albumentations\[1\]\.transforms\[0\]: 'Blurr' is not an albumentations transform\. "
+     r"Did you mean 'Blur'"),
+    ({"__class_fullname__": "Compose", "transforms": [
+        {"__class_fullname__": "Affine", "p": 0.5, "rotate": "a lot"}]},
+     r"albumentations\[0\]: cannot build Affine"),
+    ({"transforms": []}, r"expected albumentations' serialization"),
+])
+def test_a_bad_serialized_section_names_the_transform(serialized, message):
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe(_recipe({"albumentations": serialized}))

@@ -1,0 +1,121 @@
+"""The recipe's `train:` section is fit's signature: same options, same defaults, all passed."""
+
+import inspect
+
+import pytest
+
+from visionkit import config, run
+from visionkit.config import RecipeError, parse_recipe
+from visionkit.train.fit import Run, fit
+from visionkit.train.options import RECIPE_TYPES, SET_ELSEWHERE, TrainConfig
+
+
+def test_every_fit_option_is_in_the_recipe_schema_or_named_as_set_elsewhere():
+    fit_options = set(inspect.signature(fit).parameters)
+    in_schema = set(TrainConfig.model_fields)
+    # A new fit option fails here until the recipe knows it (RECIPE_TYPES) or says where
+    # a recipe sets it instead (SET_ELSEWHERE).
+    assert fit_options - in_schema - set(SET_ELSEWHERE) == set()
+    # ... and the schema has no option fit does not take, nor one listed twice.
+    assert in_schema - fit_options == set()
+    assert set(RECIPE_TYPES) - fit_options == set()
+    assert in_schema & set(SET_ELSEWHERE) == set()
+    assert config.TrainConfig is TrainConfig  # the recipe schema's own section
+
+
+def test_the_schema_defaults_are_fits_defaults():
+    parameters = inspect.signature(fit).parameters
+    defaults = {name: field.default for name, field in TrainConfig.model_fields.items()}
+    assert defaults == {name: parameters[name].default for name in defaults}
+
+
+# A value other than fit's default for every option (a new option must be added here).
+NON_DEFAULT = {
+    "epochs": 3, "run_dir": "runs/options", "optimizer": "sgd", "learning_rate": 0.01,
+    "schedule": "constant", "warmup_epochs": 0.5, "momentum": 0.8, "nesterov": True,
+    "weight_decay": 1e-4, "early_stopping": 2, "checkpoint": False, "tensorboard": False,
+    "backup": False, "mixed_precision": "float32", "jit_compile": False, "strategy": None,
+    "scale_learning_rate": False, "global_batch_size": 64,
+    "data_service": "grpc://localhost:5050", "steps_per_epoch": 2, "validation_steps": 1,
+    "verbose": 0, "evaluate": False, "plots": False, "fine_tune": {"freeze_epochs": 1},
+    "restore_best": False, "class_weight": [1.0, 2.0], "sampling": "balanced",
+    "explain_every": 2, "adversarial": {"epsilon": 4.0},
+}
+
+
+def test_the_runner_passes_every_train_option_to_fit_under_its_name(monkeypatch):
+    assert set(NON_DEFAULT) == set(TrainConfig.model_fields)
+    captured = {}
+
+    def fake_fit(model, data, **options):
+        captured.update(options)
+        return Run(model=model, history={}, metrics={})
+
+    monkeypatch.setattr(run.vk_train, "fit", fake_fit)
+    recipe = parse_recipe({"name": "options", "seed": 7,
+                           "data": {"source": "digits", "image_size": [8, 8]},
+                           "model": {"name": "simple_cnn", "args": {"filters": [4]}},
+                           "train": NON_DEFAULT, "export": {"enabled": False}})
+    run.run_recipe(recipe, run_dir="runs/elsewhere")
+    expected = {**NON_DEFAULT, "run_dir": "runs/elsewhere",  # the caller's run_dir wins
+                "fine_tune": {"freeze_epochs": 1, "unfreeze": "all", "k": None,
+                              "learning_rate_factor": 0.1},
+                "adversarial": {"method": "pgd", "epsilon": 4.0, "norm": "inf"}}
+    assert {name: captured[name] for name in expected} == expected
+    assert captured["seed"] == 7 and captured["augment"] == "auto"
+    assert set(captured) <= set(inspect.signature(fit).parameters)
+
+
+@pytest.mark.parametrize("train, message", [
+    ({"class_weight": "balance"}, r"train\.class_weight"),
+    ({"sampling": "uniform"}, r"train\.sampling"),
+    ({"explain_every": 0}, r"train\.explain_every"),
+    ({"restore_bets": False}, r"train\.restore_bets: unknown field\. Did you mean "
+                              r"'restore_best'"),
+])
+def test_the_new_train_options_are_validated(train, message):
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe({"name": "t", "data": {"source": "digits"},
+                      "model": {"name": "simple_cnn"}, "train": train})
+
+
+@pytest.fixture
+def sensor_source():
+    """A data source a user registers: its own schema field and loader."""
+    class SensorData(config.DataSection):
+        source: str
+        gain: float = 1.0
+
+    loaded = []
+
+    def load(section, task, common):
+        loaded.append((section.gain, task, common["image_size"]))
+        return run.vk_data.digits(**common)
+
+    run.register_data_source("sensor", SensorData, load)
+    yield loaded
+    config.DATA_SOURCE_SCHEMAS.pop("sensor")
+    run.DATA_SOURCES.pop("sensor")
+
+
+def test_a_registered_data_source_is_accepted_by_a_recipe(sensor_source):
+    raw = {"name": "s", "data": {"source": "sensor", "gain": 2.5, "image_size": [8, 8]},
+           "model": {"name": "simple_cnn"}}
+    recipe = parse_recipe(raw)
+    assert type(recipe.data).__name__ == "SensorData" and recipe.data.gain == 2.5
+    data = run.data_from_recipe(recipe)
+    assert sensor_source == [(2.5, "classification", (8, 8))] and data.image_size == (8, 8)
+    # Its section is as strict as the built-in ones.
+    with pytest.raises(RecipeError, match=r"data\.gian: unknown field\. Did you mean 'gain'"):
+        parse_recipe({**raw, "data": {"source": "sensor", "gian": 2.5}})
+
+
+def test_an_unregistered_source_is_unknown_and_registration_is_checked():
+    with pytest.raises(RecipeError, match=r"data\.source: Unknown data source 'sensor'"):
+        parse_recipe({"name": "s", "data": {"source": "sensor"},
+                      "model": {"name": "simple_cnn"}})
+    with pytest.raises(TypeError, match="subclass of visionkit.config.DataSection"):
+        run.register_data_source("sensor", dict, lambda *args: None)
+    with pytest.raises(ValueError, match="already registered"):
+        run.register_data_source("digits", config.DataSection, lambda *args: None)
+    assert "sensor" not in config.DATA_SOURCE_SCHEMAS and "sensor" not in run.DATA_SOURCES

@@ -1,0 +1,115 @@
+"""Boxes an augmentation drops: counted, and said once with examples.
+
+A geometric augmentation (a preset's warp or crop, Keras layers, an albumentations
+Compose) can move a box out of the image, or leave less than `MIN_BOX_SIDE` pixels of it
+inside; the box then becomes -1 padding and its object is no longer a target. Each
+augmenting pipeline counts those boxes in a `DroppedBoxes` and warns the first time one
+is dropped, naming how many of the batch's boxes left and their class ids; later drops
+are added to the count without a new warning (`dropped_box_totals()` reads the counts of
+the process).
+
+Example:
+
+>>> import numpy as np
+>>> counter = DroppedBoxes("example")
+>>> import warnings
+>>> with warnings.catch_warnings(record=True) as caught:
+...     warnings.simplefilter("always")
+...     _ = counter.record(np.array([[0, 3, -1]]), np.array([[0, -1, -1]]))
+...     _ = counter.record(np.array([[2, -1, -1]]), np.array([[-1, -1, -1]]))
+>>> len(caught), counter.dropped, counter.boxes
+(1, 2, 3)
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from visionkit.data.boxes import MIN_BOX_SIDE
+
+__all__ = ["DroppedBoxes", "dropped_box_totals", "track_dropped_boxes"]
+
+_TOTALS = {"boxes": 0, "dropped": 0}
+_TOTALS_LOCK = threading.Lock()
+# Class ids a warning shows at most.
+_EXAMPLES = 10
+
+
+class DroppedBoxes:
+    """Counts the boxes one augmentation drops; warns at the first drop.
+
+    Args:
+        source: what augments, as the warning names it (e.g. 'preset "geometric"').
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.boxes = 0
+        self.dropped = 0
+        self._warned = False
+        self._lock = threading.Lock()
+
+    def record(self, before: np.ndarray, after: np.ndarray) -> np.int64:
+        """Counts one batch (or example): class ids `[..., N]` before and after, -1 for
+        padding. Rows may be compacted (albumentations) or kept in place (warps): the
+        count per image is the difference; the examples are the ids that went missing.
+        Returns the number dropped."""
+        before, after = np.asarray(before), np.asarray(after)
+        kept_before = (before >= 0).reshape(-1, before.shape[-1]) if before.size else \
+            np.zeros((0, 0), bool)
+        kept_after = (after >= 0).reshape(-1, after.shape[-1]) if after.size else \
+            np.zeros((0, 0), bool)
+        boxes = int(kept_before.sum())
+        lost = int(np.maximum(kept_before.sum(-1) - kept_after.sum(-1), 0).sum()) \
+            if boxes else 0
+        with _TOTALS_LOCK:
+            _TOTALS["boxes"] += boxes
+            _TOTALS["dropped"] += lost
+        with self._lock:
+            self.boxes += boxes
+            self.dropped += lost
+            first = lost > 0 and not self._warned
+            self._warned = self._warned or first
+        if first:
+            ids = _missing_ids(before.reshape(-1, before.shape[-1]),
+                               after.reshape(-1, after.shape[-1]))
+            warnings.warn(
+                f"Augmentation ({self.source}) dropped {lost} of the {boxes} boxes of a "
+                f"batch: moved out of the image, or with less than {MIN_BOX_SIDE} pixel "
+                f"left inside (class ids {ids[:_EXAMPLES]}); they became -1 padding. "
+                "Further drops are counted without another warning "
+                "(visionkit.data.box_drops.dropped_box_totals()).", stacklevel=2)
+        return np.int64(lost)
+
+
+def _missing_ids(before: np.ndarray, after: np.ndarray) -> list[int]:
+    """Class ids present before and missing after, image by image (with multiplicity)."""
+    missing: list[int] = []
+    for old, new in zip(before, after):
+        remaining = list(new[new >= 0])
+        for class_id in old[old >= 0]:
+            if class_id in remaining:
+                remaining.remove(class_id)
+            else:
+                missing.append(int(class_id))
+    return missing
+
+
+def track_dropped_boxes(counter: DroppedBoxes, before_labels: tf.Tensor,
+                        after_labels: tf.Tensor) -> tf.Tensor:
+    """Graph code: `after_labels`, once `counter` has recorded the batch (one
+    `tf.numpy_function` call per batch)."""
+    recorded = tf.numpy_function(counter.record, [before_labels, after_labels], tf.int64,
+                                 stateful=True, name="count_dropped_boxes")
+    with tf.control_dependencies([recorded]):
+        return tf.identity(after_labels)
+
+
+def dropped_box_totals() -> dict[str, int]:
+    """`{"boxes": seen, "dropped": dropped}` over every augmentation of this process."""
+    with _TOTALS_LOCK:
+        return dict(_TOTALS)
