@@ -160,3 +160,12 @@ def test_int8_detector_is_held_to_the_truth_when_keras_is_trained():
     assert metrics["map50_drop"] == pytest.approx(0.25, abs=0.01)
     assert [line.split(" =")[0] for line in parity.failures(metrics, "int8")] == [
         "map50_drop"]
+
+
+def test_table_prints_the_maximum_and_the_share_without_rounding_across_the_bar():
+    table = parity.format_table([{"format": "litert", "max_abs_probabilities": 0.31,
+                                  parity.PIXELS_WITHIN: 0.99895, "mask_agreement": 0.9996}])
+    header, row = table.splitlines()
+    assert header.split() == ["format", "max_abs_probabilities", parity.PIXELS_WITHIN,
+                              "mask_agreement"]
+    assert row.split() == ["litert", "0.3100", "0.99895", "0.99960"]

@@ -288,6 +288,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
     def cell(value: Any) -> str:
         if isinstance(value, float):
+            if 0.99 <= value < 1.0:  # a share near its 99.9% bar: 0.99895 is not 0.9990
+                return f"{value:.5f}"
             return f"{value:.3g}" if abs(value) < 1e-2 and value else f"{value:.4f}"
         return str(value)
 
