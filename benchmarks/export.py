@@ -40,9 +40,8 @@ MODELS = {
     # images, which a short SegNet run needs (visionkit.train.defaults).
     "segnet": ("segnet", {"width_multiplier": 0.25, "stages": 4}, "shapes", "segmentation",
                (64, 64), {"n": 1536, "batch_size": 8}, {"epochs": 16}),
-    # fit's detection defaults (20 epochs of Adam at 2e-3, warmup + cosine).
     "yolov8": ("yolov8", {"backbone": "yolo_v8_xs", "fpn_depth": 1}, "shapes", "detection",
-               (64, 64), {"n": 1600, "batch_size": 16}, {}),
+               (64, 64), {"n": 1600, "batch_size": 16}, {"epochs": 8}),
 }
 
 
