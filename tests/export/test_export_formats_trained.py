@@ -13,27 +13,31 @@ for int8; Keras accuracy against the truth in brackets):
 - U-Net (depth 3, 8 filters, shapes, 20 epochs, val mIoU 0.763): float32 within 8e-6,
   masks 1.0; float16 within 0.0085, masks 0.9999; int8 pixels 0.996, mIoU 0.7532 against
   the truth vs Keras's 0.7533 (drop 0.0001), all layers int8.
-- SegNet (width 0.125, shapes, 10 epochs, val mIoU 0.291): float32 within 3e-6, masks
-  1.0; float16 refused (probabilities off by 0.28 where a switch flips; masks 0.9995);
-  int8 refused (pixels 0.991, mIoU drop against the truth 0.0001, but mIoU against
-  Keras's own masks 0.80 < 0.98, the bar for a model below 0.5 mIoU), even with 40 of
-  80 int8 ops in float32: every op's int8 error is at rounding level (<= 0.30 steps).
+- SegNet (width 0.25, 4 stages, shapes, batches of 8, 16 epochs, val mIoU 0.757):
+  float32 LiteRT within 4e-6 and ONNX within 3e-6, masks 1.0; float16 refused: largest
+  difference 0.19, within 1e-2 on 99.21% of the pixels (< 99.9%: a max-unpooling switch
+  flipped at a coarse decoder stage moves a block of pixels; Keras with float16-rounded
+  weights 99.26%), masks 0.9996, mIoU 0.7216 vs Keras's 0.7211; int8 (all layers int8)
+  pixels 0.9925, mIoU against the truth 0.7470 vs Keras's 0.7466 (largest difference
+  0.70, within 1e-2 on 86.5% of pixels, reported, not a bar for int8).
 - YOLOv8 (xs backbone, FPN depth 1, shapes, 8 epochs, val mAP50 0.019): float32 and
   float16 detections mAP50 1.0 against Keras's; int8 refused: the head's concatenations
   lose 5.7, 2.4 and 2.2 bits to shared scales and go float first, but with 98 of 196
   ops float the detections reach mAP50 0.24 against Keras's own (0.033 vs 0.025 against
-  the truth: no drop).
+  the truth: no drop; the bar against Keras's own holds for a model below 0.5).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 
 import pytest
 
 import visionkit as vk
+from visionkit.export import parity
 from visionkit.export.verify import ExportVerificationError
 
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert (the export extra) is not installed")
@@ -41,9 +45,9 @@ pytest.importorskip("onnxruntime", reason="onnxruntime (the export extra) is not
 pytest.importorskip("tf2onnx", reason="tf2onnx (the export extra) is not installed")
 
 BENCHMARK = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "export.py")
-SHOWN = ("max_abs_probabilities", "top1_agreement", "mask_agreement", "mask_miou", "miou",
-         "reference_miou", "miou_drop", "map50", "map50_truth", "reference_map50_truth",
-         "map50_drop", "images")
+SHOWN = ("max_abs_probabilities", "pixels_within_1e-2", "top1_agreement", "mask_agreement",
+         "mask_miou", "miou", "reference_miou", "miou_drop", "map50", "map50_truth",
+         "reference_map50_truth", "map50_drop", "images")
 
 
 def _benchmark():
@@ -56,14 +60,13 @@ def _benchmark():
 MODELS = ("classifier", "unet", "segnet", "yolov8")
 
 
-# SegNet's max-unpooling switches move a value one pixel wherever two values of a 2x2
-# window nearly tie and any rounding reorders them: its quantized exports are refused,
-# naming that cause, while their masks still agree and (int8) its mIoU against the truth
-# stays within 2 points.
+# SegNet's float16 export: a max-unpooling switch that float16 rounding flips at a coarse
+# decoder stage moves a block of output pixels, more than 0.1% of them, as it does in
+# Keras with float16-rounded weights; masks and mIoU are unchanged. Refused, naming that.
 # YOLOv8 at 8 epochs detects little (mAP50 0.025 against the truth): its int8 detections
 # match the truth as well as Keras's do (0.033), but not Keras's own near-threshold boxes
 # (mAP50 0.24 against them, the bar for a model below 0.5), even with half its ops float.
-REFUSED = {("segnet", "litert_f16"), ("segnet", "litert_int8"), ("yolov8", "litert_int8")}
+REFUSED = {("segnet", "litert_f16"), ("yolov8", "litert_int8")}
 
 
 def _measured(message: str) -> dict[str, float]:
@@ -93,39 +96,47 @@ def test_trained_model_exports_with_parity(tmp_path, name):
                 print(name, label, "REFUSED", measured)
                 assert "Nothing was written" in message
                 assert not [entry for entry in os.listdir(root) if entry.isdigit()]
-                if name == "segnet":
+                if name == "segnet":  # only the per-pixel share fails; masks and mIoU hold
                     assert "MaxUnpooling2D" in message
-                    assert measured["mask_agreement"] >= 0.98
-                if label == "litert_int8":
-                    assert "did not restore parity either" in message
-                    assert measured.get("miou_drop", 0.0) <= 0.02
-                    assert measured.get("map50_drop", 0.0) <= 0.02
+                    assert measured[parity.PIXELS_WITHIN] < 0.999
+                    assert measured["mask_agreement"] >= 0.999
+                    assert measured["miou_drop"] <= 0.02
                 if name == "yolov8":  # the head's concatenations were found and kept float
+                    assert "did not restore parity either" in message
                     assert "CONCATENATION in layer" in message
                     assert "bits lost to a scale shared" in message
+                    assert measured["map50_drop"] <= 0.02
                 continue
             path = export(model, root, data=data, **options)
             # The validation images of `data` with their truth: 16 for float32 and
             # float16, 100 for int8.
             report = vk.export.check(path, model=model, data=data)
-            print(name, label, {k: round(v, 6) for k, v in report.items() if k in SHOWN})
+            with open(os.path.join(path, "visionkit.json")) as file:
+                metadata = json.load(file)
+            print(name, label, {k: round(v, 6) for k, v in report.items() if k in SHOWN},
+                  "float layers:", metadata.get("float_layers", []))
             assert report["passed"], (name, label, report["failures"])
+            assert metadata["parity"]["images"] == report["images"]
             if label in ("litert", "onnx"):
                 assert report.get("max_abs_probabilities", 0.0) <= 1e-4
                 assert report.get("mask_agreement", 1.0) >= 0.999
                 assert report.get("map50", 1.0) >= 0.99
             if label == "litert_f16":
-                assert report.get("max_abs_probabilities", 0.0) <= 1e-2
+                if data.task.name == "segmentation":  # per pixel: share within 1e-2, masks
+                    assert report[parity.PIXELS_WITHIN] >= 0.999
+                    assert report["mask_agreement"] >= 0.99
+                    assert report["miou_drop"] <= 0.02
+                else:
+                    assert report.get("max_abs_probabilities", 0.0) <= 1e-2
             if label == "litert_int8":
                 for key in ("top1_agreement", "mask_agreement"):
                     assert report.get(key, 1.0) >= 0.98
-                # mIoU / mAP50 within 2 points of the Keras model's against the truth,
-                # else (the Keras model below 0.5 there) against its own outputs.
-                if report.get("reference_miou", 1.0) >= 0.5:
-                    assert report.get("miou_drop", 0.0) <= 0.02
-                else:
-                    assert report["mask_miou"] >= 0.98
-                if report.get("reference_map50_truth", 1.0) >= 0.5:
-                    assert report.get("map50_drop", 0.0) <= 0.02
-                else:
-                    assert report["map50"] >= 0.98
+                # Trained models: mIoU / mAP50 within 2 points of the Keras model's
+                # against the truth (Keras's own accuracy there >= 0.5).
+                if "reference_miou" in report:
+                    assert report["reference_miou"] >= parity.MIN_REFERENCE_ACCURACY
+                    assert report["miou_drop"] <= 0.02
+                if "reference_map50_truth" in report:
+                    assert report["reference_map50_truth"] >= parity.MIN_REFERENCE_ACCURACY
+                    assert report["map50_drop"] <= 0.02
+

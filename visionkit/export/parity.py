@@ -4,9 +4,11 @@ Both sides get the same uint8 images at the model's input size. Measures, per ta
 
 - classification: `max_abs_probabilities` (largest absolute difference of any class
   probability), `top1_agreement` (fraction of images with the same `class_id`);
-- segmentation: `max_abs_probabilities`, `mask_agreement` (fraction of pixels with the
-  same class), `mask_miou` (mean over classes present on either side of the IoU between
-  the export's mask and the Keras model's);
+- segmentation: `max_abs_probabilities`, `pixels_within_1e-2` (fraction of pixels whose
+  probabilities of every class are within `PIXEL_TOLERANCE` = 1e-2 of the Keras model's),
+  `mask_agreement` (fraction of pixels with the same class), `mask_miou` (mean over
+  classes present on either side of the IoU between the export's mask and the Keras
+  model's);
 - a class the export picks that ties exactly with the Keras model's choice (the same
   reference probability: a saturated sigmoid head, equal logits) counts as agreeing,
   since argmax's tie-break differs between runtimes;
@@ -22,13 +24,38 @@ the classes present in either) and `map50_truth`, `reference_map50_truth`,
 
 Thresholds (`THRESHOLDS`) depend on the quantization: float32 probabilities within
 1e-4, masks equal on >= 99.9% of pixels, detections mAP50 >= 0.99 against Keras's own;
-float16 probabilities within 1e-2; dynamic-range and int8 top-1 agreement >= 98%
+float16 probabilities within 1e-2 (a segmenter's per pixel: see below), detections
+mAP50 >= 0.98 against Keras's own; dynamic-range and int8 top-1 agreement >= 98%
 (classes, and pixels of masks) and the task's mIoU / mAP50 within 2 points of the
 Keras (float32) model's. Without ground truth, or when the Keras model's own mIoU /
 mAP50 against it is below `MIN_REFERENCE_ACCURACY` (0.5), the quantized mIoU / mAP50
 bar is taken against the Keras model's own masks / detections (>= 0.98), which is
 stricter: a class the Keras model paints on a few pixels weighs as much as the
 background there.
+
+float16 on a segmenter is judged per pixel, the way float32's masks are: its
+probabilities within 1e-2 of the Keras model's on >= 99.9% of the pixels
+(`pixels_within_1e-2`), its masks equal on >= 99% of them and its mIoU within 2 points,
+instead of one maximum over every probability of every pixel, which is still measured
+and printed (`max_abs_probabilities`) but not held to 1e-2: the maximum over
+N x H x W x K values is the verdict of the single worst pixel (numpy's
+`assert_allclose` likewise reports the share of mismatched elements). A fault of the
+conversion moves every pixel (all probabilities 0.02 off: share 0); a model whose
+output is not a smooth function of its weights moves some. SegNet is such a model: its
+max-unpooling puts each value back where its 2x2 window's maximum was, and where two
+values of a window nearly tie any rounding of the weights moves it. Measured on a
+SegNet trained on the shapes (width 0.25, 4 stages, 16 epochs in batches of 8,
+validation mIoU 0.757), 16 validation images (65,536 pixels): float16 LiteRT largest
+difference 0.19, within 1e-2 on 99.21% of the pixels, masks equal on 99.96%, mIoU
+against the truth 0.7216 vs Keras's 0.7211; Keras itself with its weights rounded to
+float16 differs from Keras the same way (0.27, 99.26%, masks 99.96%; 0.02-0.04% of each
+unpooling layer's switches flipped). A switch flipped at a coarse decoder stage (8x8 at
+a 64x64 input) moves a block of output pixels, not one (0 to 133 of an image's 4,096
+were off by more than 1e-2), so that SegNet's float16 export is refused even per pixel,
+naming its unpooling layers; the bar is not lowered to the figure one model reached.
+U-Net's float16 export is within 0.0085 everywhere. A classifier's output is one vector
+per image: its float16 export keeps the strict maximum (measured 0.0017 on the digits
+classifier), as do float32 exports of every task.
 
 Example:
 
@@ -50,14 +77,21 @@ from visionkit.train.detection_metrics import coco_map
 from visionkit.vocabulary import Task, get_task
 
 __all__ = ["measure", "failures", "THRESHOLDS", "format_table", "class_parity", "mask_parity",
-           "detection_parity"]
+           "detection_parity", "PIXEL_TOLERANCE", "PIXELS_WITHIN"]
+
+# The float16 bar on probabilities (the issue's "float16 within 1e-2"), applied per pixel
+# to a segmenter: `PIXELS_WITHIN` names the share of pixels within it.
+PIXEL_TOLERANCE = 1e-2
+PIXELS_WITHIN = "pixels_within_1e-2"
 
 # metric -> ("max" | "min", bound) per quantization (None: float32).
 THRESHOLDS: dict[str | None, dict[str, tuple[str, float]]] = {
     None: {"max_abs_probabilities": ("max", 1e-4), "top1_agreement": ("min", 1.0),
            "mask_agreement": ("min", 0.999), "map50": ("min", 0.99)},
-    "float16": {"max_abs_probabilities": ("max", 1e-2), "top1_agreement": ("min", 0.98),
-                "mask_agreement": ("min", 0.99), "map50": ("min", 0.98)},
+    "float16": {"max_abs_probabilities": ("max", PIXEL_TOLERANCE),
+                "top1_agreement": ("min", 0.98), PIXELS_WITHIN: ("min", 0.999),
+                "mask_agreement": ("min", 0.99), "miou_drop": ("max", 0.02),
+                "mask_miou": ("min", 0.98), "map50": ("min", 0.98)},
     "dynamic": {"top1_agreement": ("min", 0.98), "mask_agreement": ("min", 0.98),
                 "miou_drop": ("max", 0.02), "map50_drop": ("max", 0.02),
                 "mask_miou": ("min", 0.98), "map50": ("min", 0.98)},
@@ -74,6 +108,10 @@ THRESHOLDS: dict[str | None, dict[str, tuple[str, float]]] = {
 _REPLACED_BY_TRUTH = {"mask_miou": ("miou_drop", "reference_miou"),
                       "map50": ("map50_drop", "reference_map50_truth")}
 MIN_REFERENCE_ACCURACY = 0.5
+# A bar a per-pixel measure replaces where the quantization gives that measure a bar
+# (float16 segmenters: the share of pixels within 1e-2 instead of the largest difference
+# over every pixel; see the module docstring).
+_REPLACED_PER_PIXEL = {"max_abs_probabilities": PIXELS_WITHIN}
 
 
 def measure(task: str | Task, reference: Mapping[str, np.ndarray],
@@ -139,12 +177,17 @@ def class_parity(reference: Mapping[str, np.ndarray],
 
 def mask_parity(reference: Mapping[str, np.ndarray],
                 served: Mapping[str, np.ndarray]) -> dict[str, float]:
-    """`max_abs_probabilities`, `mask_agreement` and `mask_miou` of served
-    `probabilities` `[B, H, W, K]` and `mask` `[B, H, W]` (a segmenter's parity)."""
+    """`max_abs_probabilities`, `pixels_within_1e-2` (share of the `B x H x W` pixels
+    whose `K` probabilities are all within `PIXEL_TOLERANCE`), `mask_agreement` and
+    `mask_miou` of served `probabilities` `[B, H, W, K]` and `mask` `[B, H, W]` (a
+    segmenter's parity)."""
     mine = _tied_to_reference(np.asarray(served["mask"]), np.asarray(reference["mask"]),
                               reference["probabilities"])
     theirs = np.asarray(reference["mask"])
-    return {"max_abs_probabilities": _max_abs_probabilities(reference, served),
+    difference = np.abs(np.asarray(served["probabilities"], np.float64)
+                        - reference["probabilities"])
+    return {"max_abs_probabilities": float(np.max(difference)),
+            PIXELS_WITHIN: float(np.mean(np.all(difference <= PIXEL_TOLERANCE, axis=-1))),
             "mask_agreement": float(np.mean(mine == theirs)),
             "mask_miou": _mean_iou(mine, theirs)}
 
@@ -234,6 +277,9 @@ def failures(metrics: Mapping[str, float], quantize: str | None) -> list[str]:
         if drop in metrics and drop in bars and metrics.get(
                 accuracy, 0.0) >= MIN_REFERENCE_ACCURACY:
             continue
+        share = _REPLACED_PER_PIXEL.get(name)
+        if share in metrics and share in bars:
+            continue
         value = metrics[name]
         ok = value <= bound if kind == "max" else value >= bound
         if not ok or not np.isfinite(value):
@@ -250,6 +296,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
     def cell(value: Any) -> str:
         if isinstance(value, float):
+            if 0.99 <= value < 1.0:  # a share near its 99.9% bar: 0.99895 is not 0.9990
+                return f"{value:.5f}"
             return f"{value:.3g}" if abs(value) < 1e-2 and value else f"{value:.4f}"
         return str(value)
 
