@@ -46,6 +46,9 @@ def test_classifier_logits(name):
     ("resnet50", 25_636_712),    # keras.applications.ResNet50 (conv biases + batch norm)
     ("vgg11", 132_863_336),      # configuration A of the paper (torchvision's count)
     ("squeezenet", 1_235_496),   # SqueezeNet v1.1 (torchvision's squeezenet1_1)
+    # torchvision's resnet18 (He et al.'s 11.7M): 11,689,512, + 4,800 convolution biases
+    # (one per batch-normed channel) + 9,600 batch-norm moving means and variances.
+    ("resnet18", 11_703_912),
 ])
 def test_exact_parameter_counts(name, expected):
     model = vk.models.build(name, input_shape=(224, 224, 3), num_classes=1000)
@@ -75,6 +78,29 @@ def test_resnet_stem_pool_sets_the_last_map(side, stem_pool, p5_side):
                             stem_pool=stem_pool)
     assert model.get_layer("avg_pool").input.shape[1:3] == (p5_side, p5_side)
     assert any(layer.name == "pool1_pool" for layer in model.layers) == stem_pool
+
+
+@pytest.mark.parametrize("options", [{"zero_init_residual": True}, {}], ids=["zero", "default"])
+def test_resnet_zero_init_residual_starts_every_block_as_its_shortcut(options):
+    """Goyal et al. (2017), section 5.1: with the branch's last batch-norm gamma at 0 an
+    identity block's output is its input (already ReLU'd) at initialisation, in training
+    and inference mode; with the paper's gamma = 1 (the default) it is not."""
+    zero_init_residual = bool(options)
+    keras.utils.set_random_seed(0)
+    model = vk.models.build("resnet18", TINY_SHAPE, NUM_CLASSES, width_multiplier=0.125,
+                            **options)
+    blocks = ["conv2_block1_out", "conv2_block2_out", "conv5_block1_out", "conv5_block2_out"]
+    probe = keras.Model(model.input, [model.get_layer(name).output for name in blocks])
+    images = random_images(TINY_SHAPE, BATCH)
+    for training in (False, True):
+        before2, after2, before5, after5 = (np.asarray(t) for t in probe(images,
+                                                                          training=training))
+        assert np.abs(before5).max() > 0
+        for before, after in ((before2, after2), (before5, after5)):
+            assert np.allclose(after, before) == zero_init_residual
+    gammas = model.get_layer("conv3_block1_2_bn").gamma.numpy()
+    assert (gammas == 0).all() == zero_init_residual
+    assert (model.get_layer("conv3_block1_1_bn").gamma.numpy() == 1).all()
 
 
 def test_application_classifier_nests_its_backbone():

@@ -27,7 +27,13 @@ def _shapes(task, n):
         "sees 2x2 maps at 64x64; without the stem's max pool (stem_pool=False, 4x4, four "
         "times the compute) not measured yet; batch-norm momentum 0.9 (instead of "
         "Keras's 0.99) did worse: 0.651 (training 0.772, at chance for 4 epochs); SGD "
-        "with Nesterov momentum at fit's SGD rate 0.05 stayed at chance (0.234)"))),
+        "with Nesterov momentum at fit's SGD rate 0.05 stayed at chance (0.234); Adam "
+        "1e-3 instead of 3e-3 underfit more: 0.498 (training 0.224, 0.254, 0.278, 0.347, "
+        "0.416, 0.477, 0.526, 0.568, 0.637, 0.665; validation at chance until epoch 6); "
+        "zero_init_residual=True kept training at chance for 3 epochs at 3e-3 and at 1e-3 "
+        "(stopped there); stem_pool=False: 158-406 s an epoch against 65-243 with the "
+        "pool (load 3-14), training at chance for 3 epochs (0.198, 0.208, 0.201; first "
+        "validation loss 25), stopped there"))),
     # C5 replicated over the input, F6 on each map's maximum over positions: measured
     # 0.963 (epoch 9; 0.946 at epoch 10); with C5's positions flattened into F6, 0.524.
     "lenet5",

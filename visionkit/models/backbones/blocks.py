@@ -32,16 +32,19 @@ def check_width_multiplier(width_multiplier: float) -> float:
 
 
 def conv_bn_relu(x: keras.KerasTensor, filters: int, kernel_size: int, name: str,
-                 strides: int = 1, use_bias: bool = False, relu: bool = True
-                 ) -> keras.KerasTensor:
+                 strides: int = 1, use_bias: bool = False, relu: bool = True,
+                 gamma_initializer: str = "ones") -> keras.KerasTensor:
     """Conv2D ("same" padding, He-normal init) -> BatchNormalization -> optional ReLU.
 
-    The layers are named `{name}_conv`, `{name}_bn` and `{name}_relu`.
+    The layers are named `{name}_conv`, `{name}_bn` and `{name}_relu`; `gamma_initializer`
+    is the batch norm's scale's ("zeros" for the last one of a residual branch).
     """
     x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
                             use_bias=use_bias, kernel_initializer="he_normal",
                             name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON, name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(epsilon=BATCH_NORM_EPSILON,
+                                        gamma_initializer=gamma_initializer,
+                                        name=f"{name}_bn")(x)
     if relu:
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     return x

@@ -1,8 +1,11 @@
 """ResNet stages (basic and bottleneck residual blocks), returned as the P1..P5 dict.
 
-Reference:
+References:
     - [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
       (He et al., CVPR 2016; arXiv 2015)
+    - [Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour](
+      https://arxiv.org/abs/1706.02677) (Goyal et al. 2017), section 5.1: the last batch
+      norm of each residual branch starts with gamma = 0 (`zero_init_residual`)
 """
 
 from __future__ import annotations
@@ -42,21 +45,24 @@ def _shortcut(x: keras.KerasTensor, filters: int, strides: int, name: str
 
 
 def _basic_block(x: keras.KerasTensor, filters: int, strides: int, name: str,
-                 attention: str | None = None, survival: float = 1.0) -> keras.KerasTensor:
-    """Two 3x3 convolutions (ResNet-18/34)."""
+                 attention: str | None = None, survival: float = 1.0,
+                 last_gamma: str = "ones") -> keras.KerasTensor:
+    """Two 3x3 convolutions (ResNet-18/34); `last_gamma` initialises the second's batch norm."""
     shortcut = _shortcut(x, filters, strides, name)
     y = conv_bn_relu(x, filters, 3, strides=strides, use_bias=True, name=f"{name}_1")
-    y = conv_bn_relu(y, filters, 3, use_bias=True, relu=False, name=f"{name}_2")
+    y = conv_bn_relu(y, filters, 3, use_bias=True, relu=False, name=f"{name}_2",
+                     gamma_initializer=last_gamma)
     y = branch_attention(y, attention, name)
     y = merge_branch(shortcut, y, survival, name=f"{name}_add")
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
 
 def _bottleneck_block(x: keras.KerasTensor, filters: int, strides: int, name: str,
-                      attention: str | None = None, survival: float = 1.0
-                      ) -> keras.KerasTensor:
+                      attention: str | None = None, survival: float = 1.0,
+                      last_gamma: str = "ones") -> keras.KerasTensor:
     """1x1 reduce, 3x3, 1x1 expand by 4 (ResNet-50 and deeper).
 
+    `last_gamma` initialises the batch norm of the expanding 1x1 convolution.
     The stride sits on the 3x3 convolution (the "v1.5" placement torchvision uses); the
     parameter count is the same as with the stride on the first 1x1.
     """
@@ -64,7 +70,7 @@ def _bottleneck_block(x: keras.KerasTensor, filters: int, strides: int, name: st
     y = conv_bn_relu(x, filters, 1, use_bias=True, name=f"{name}_1")
     y = conv_bn_relu(y, filters, 3, strides=strides, use_bias=True, name=f"{name}_2")
     y = conv_bn_relu(y, filters * _BOTTLENECK_EXPANSION, 1, use_bias=True, relu=False,
-                     name=f"{name}_3")
+                     name=f"{name}_3", gamma_initializer=last_gamma)
     y = branch_attention(y, attention, name)
     y = merge_branch(shortcut, y, survival, name=f"{name}_add")
     return keras.layers.ReLU(name=f"{name}_out")(y)
@@ -72,7 +78,8 @@ def _bottleneck_block(x: keras.KerasTensor, filters: int, strides: int, name: st
 
 def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: float = 1.0,
                     attention: str | None = None, stochastic_depth: float = 0.0,
-                    stem_pool: bool = True) -> dict[str, keras.KerasTensor]:
+                    stem_pool: bool = True, zero_init_residual: bool = False
+                    ) -> dict[str, keras.KerasTensor]:
     """Wires a ResNet trunk onto `inputs` (raw 0..255 pixels).
 
     Used by both `build_backbone("resnet50", ...)` and the `resnet50` classifier. Layer
@@ -96,6 +103,11 @@ def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: flo
         stem_pool: the 3x3 stride-2 max pool after conv1; False leaves it out, so P2..P5
             are at 1/2..1/16 of the input (the classifiers do so on small inputs).
             Defaults to True.
+        zero_init_residual: start the last batch norm of every residual branch with
+            gamma = 0, so each block starts as its shortcut and the network as a
+            shallow one (Goyal et al. 2017, section 5.1; torchvision's
+            `zero_init_residual`, timm's `zero_init_last`). False keeps the paper's
+            gamma = 1. Defaults to False.
 
     Returns:
         A dict `{"P1": conv1 output [B, H/2, W/2, 64w], "P2": conv2_x output
@@ -121,7 +133,8 @@ def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: flo
         for block_index in range(1, blocks + 1):
             strides = 2 if block_index == 1 and stage > 2 else 1
             x = block(x, filters, strides, name=f"conv{stage}_block{block_index}",
-                      attention=attention, survival=next(survivals))
+                      attention=attention, survival=next(survivals),
+                      last_gamma="zeros" if zero_init_residual else "ones")
         x = non_local_after(x, attention, stage)
         features[f"P{stage}"] = x
     return features
