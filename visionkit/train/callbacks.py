@@ -161,7 +161,7 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             "lower learning_rate.")
 
     def _stop(self) -> None:
-        if self._model is not None:
+        if self.model is not None:
             self.model.stop_training = True
 
     def _kept(self) -> str:
