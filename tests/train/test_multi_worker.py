@@ -144,3 +144,17 @@ def test_shards_split_the_training_records_without_overlap():
     assert set().union(*keys) == {row.tobytes() for row in everything}
     with pytest.raises(ValueError, match="index=3"):
         data.shard(3, 3)
+
+
+def test_the_explicit_loop_is_for_multi_worker_strategies_only():
+    import keras
+    import tensorflow as tf
+
+    from visionkit.train.multi_worker import is_multi_worker, multi_worker_fit
+
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0"])
+    assert not is_multi_worker(None) and not is_multi_worker(mirrored)
+    with pytest.raises(ValueError, match="received MirroredStrategy"):
+        multi_worker_fit(keras.Sequential([keras.layers.Dense(1)]), mirrored, None, epochs=1,
+                         steps=1, validation=None, validation_steps=None, callbacks=[],
+                         verbose=0)
