@@ -16,9 +16,11 @@ The callbacks cost a fixed time per epoch, so the ratio depends on how long an e
 takes (at 64x64 about 2.5 s on a quiet 2-core machine; at 32x32 about 1 s). Measured per
 epoch for this 1M-parameter CNN with Adam (CPU time): Keras's best-only `.keras`
 checkpoint 256 ms when the monitored value improves (every epoch early in a run), the
-epoch backup 180 ms when Keras writes it as HDF5 on the training thread (visionkit now
-copies the variables and writes them in the background: a few ms on the training
-thread), TensorBoard scalars 4 ms, the CSV log and per-batch callbacks under 1 ms.
+epoch backup 180 ms when Keras writes it as HDF5 on the training thread, TensorBoard
+scalars 4 ms, the CSV log and per-batch callbacks under 1 ms. visionkit now copies the
+variables on the training thread and writes both the backup and the best checkpoint in
+the background (`visionkit.train.background_save`, `visionkit.train.resume`), the
+checkpoint only when the monitored value improves.
 
 Usage: python benchmarks/train.py [--epochs 6] [--repeats 3] [--image-size 64]
 """

@@ -27,7 +27,7 @@ PACKAGE = ROOT / "visionkit"
 
 # The layering, lowest first. A unit may import units of a lower or equal rank only.
 LAYERS: dict[str, int] = {
-    "errors": 0, "version": 0, "vocabulary": 0, "attacks": 0,
+    "errors": 0, "version": 0, "vocabulary": 0, "attacks": 0, "keras_internals": 0,
     "data": 1, "models": 1, "plot": 1,
     "train": 2,
     "export": 3, "interpret": 3,

@@ -30,6 +30,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from visionkit.keras_internals import producing_layer
+
 __all__ = ["BOUNDING_BOXES", "BOXES", "BOX_FORMAT", "BOX_PADDING", "IGNORE_INDEX", "IMAGES",
            "LABELS", "Registry", "SEGMENTATION_MASKS", "TASKS", "Task", "UnknownNameError",
            "did_you_mean", "ends_in_probabilities", "get_task", "output_activation",
@@ -241,7 +243,7 @@ def output_activation(model: keras.Model) -> str | None:
     """
     outputs = getattr(model, "outputs", None) if getattr(model, "built", True) else None
     try:
-        operation = outputs[0]._keras_history.operation if outputs else None
+        operation = producing_layer(outputs[0]) if outputs else None
     except (AttributeError, IndexError, TypeError, ValueError):
         operation = None
     if operation is None:  # subclassed models: their last layer
@@ -263,7 +265,7 @@ def output_activation(model: keras.Model) -> str | None:
             return name if name is not None else "linear"
         inputs = getattr(operation, "input", None)
         try:
-            operation = inputs._keras_history.operation
+            operation = producing_layer(inputs)
         except (AttributeError, ValueError):
             return name
     return None

@@ -12,16 +12,38 @@ import textwrap
 import numpy as np
 import pytest
 
-WORKER = textwrap.dedent("""
+# A model without batch normalization (whose statistics are per replica), on unshuffled,
+# unaugmented batches: two workers on halves of each global batch must then compute what
+# one process computes on the whole global batch.
+COMMON = textwrap.dedent("""
+    import dataclasses
+    import keras
+    import visionkit as vk
+
+    def tiny_model():
+        return keras.Sequential([
+            keras.Input((12, 12, 3)), keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10, activation="softmax")], name="tiny")
+
+    def tiny_data(batch_size):
+        data = vk.data.digits(image_size=(12, 12), batch_size=batch_size, seed=0)
+        return dataclasses.replace(data.take(96, 32), shuffle_buffer=1)
+
+    OPTIONS = dict(epochs=2, seed=0, learning_rate=0.01, scale_learning_rate=False,
+                   augment="none", verbose=0, plots=False)
+""")
+
+WORKER = COMMON + textwrap.dedent("""
     import json, os, sys
     out = sys.argv[1]
     import numpy as np
-    import visionkit as vk
 
     strategy = vk.train.distribute.resolve_strategy("multi_worker")
-    data = vk.data.digits(image_size=(12, 12), batch_size=8, seed=0).take(96, 32)
-    run = vk.train.fit("simple_cnn", data, epochs=2, strategy=strategy, seed=0,
-                       run_dir=os.path.join(out, "run"), verbose=0, plots=False)
+    data = tiny_data(8)
+    run = vk.train.fit(tiny_model, data, strategy=strategy, run_dir=os.path.join(out, "run"),
+                       **OPTIONS)
     index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
     if run.chief:
         vk.export.saved_model(run.model, os.path.join(out, "export"), data=data)
@@ -77,11 +99,24 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path):
     assert len(reports[0]["history"]["loss"]) == 2
     np.testing.assert_allclose(reports[0]["history"]["loss"], reports[1]["history"]["loss"],
                                rtol=1e-6)
+    # One process on the global batches of 16 (each the union of the workers' halves:
+    # the shards take every other record) computes the same losses and weights.
+    namespace: dict = {}
+    exec(COMMON, namespace)
+    alone = namespace["vk"].train.fit(namespace["tiny_model"], namespace["tiny_data"](16),
+                                      evaluate=False, **namespace["OPTIONS"])
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(reports[0]["history"][key], alone.history[key],
+                                   rtol=1e-4, err_msg=key)
     # Gradients were all-reduced: both workers end with the same trainable weights.
     weights = [np.load(tmp_path / f"worker{i}" / f"worker_{i}.npz") for i in range(2)]
     assert len(weights[0].files) > 0
     for name in weights[0].files:
         np.testing.assert_allclose(weights[0][name], weights[1][name], atol=1e-6)
+    # ... and the weights of one process (the best epoch's in both: the same histories).
+    assert alone.weights_epoch in (1, 2)
+    for name, expected in zip(weights[0].files, alone.model.trainable_weights):
+        np.testing.assert_allclose(weights[0][name], np.asarray(expected), atol=1e-5)
     # Training moved the weights (the all-reduce did not zero the gradients).
     assert reports[0]["history"]["loss"][1] < reports[0]["history"]["loss"][0]
     # Only the chief wrote a run directory and an export.
@@ -109,3 +144,17 @@ def test_shards_split_the_training_records_without_overlap():
     assert set().union(*keys) == {row.tobytes() for row in everything}
     with pytest.raises(ValueError, match="index=3"):
         data.shard(3, 3)
+
+
+def test_the_explicit_loop_is_for_multi_worker_strategies_only():
+    import keras
+    import tensorflow as tf
+
+    from visionkit.train.multi_worker import is_multi_worker, multi_worker_fit
+
+    mirrored = tf.distribute.MirroredStrategy(["/cpu:0"])
+    assert not is_multi_worker(None) and not is_multi_worker(mirrored)
+    with pytest.raises(ValueError, match="received MirroredStrategy"):
+        multi_worker_fit(keras.Sequential([keras.layers.Dense(1)]), mirrored, None, epochs=1,
+                         steps=1, validation=None, validation_steps=None, callbacks=[],
+                         verbose=0)

@@ -56,6 +56,7 @@ from visionkit.interpret.layers import (
     graph_of,
     spatial_layer_names,
 )
+from visionkit.keras_internals import tensor_history
 from visionkit.models.detection import is_detector
 
 __all__ = ["ModelAdapter", "OutputHead", "adapt", "check_images", "output_head"]
@@ -104,7 +105,7 @@ def _activation_name(layer) -> str:
 
 def _producer(tensor) -> keras.layers.Layer | None:
     """The innermost layer producing `tensor`, descending into nested models."""
-    history = getattr(tensor, "_keras_history", None)
+    history = tensor_history(tensor)
     if history is None:
         return None
     operation = history.operation
@@ -239,7 +240,7 @@ class ModelAdapter:
         self.head = output_head(self.scored, tensor)
 
     def _output_index(self, output, outputs, names, require_output) -> int | None:
-        producers = [getattr(getattr(t, "_keras_history", None), "operation", None)
+        producers = [getattr(tensor_history(t), "operation", None)
                      for t in outputs]
         labels = [names[i] if i < len(names) else (getattr(producers[i], "name", str(i)))
                   for i in range(len(outputs))]

@@ -25,6 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from visionkit.keras_internals import functional_graph, run_through_graph
+
 __all__ = ["all_layers", "cam_layer", "check_images", "conv_layer_names", "feature_model",
            "find_layer", "graph_of", "last_spatial_layer", "pooled_feature_layer",
            "spatial_layer_names"]
@@ -36,11 +38,7 @@ _POOL_TYPES = (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPoolin
 def graph_of(model) -> keras.Model | None:
     """The functional graph behind `model`: itself, a built Sequential's inner graph, or
     None (a subclassed model, or a Sequential never built, whose layers are opaque)."""
-    if isinstance(model, keras.Sequential):
-        return getattr(model, "_functional", None)
-    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
-        return model
-    return None
+    return functional_graph(model)
 
 
 def _is_functional(layer) -> bool:
@@ -225,7 +223,7 @@ def _trace(model: keras.Model, inputs, wanted: set[str], found: dict, stop: bool
         return outputs
 
     try:
-        return graph_of(model)._run_through_graph(inputs, operation_fn=lambda op: op, call_fn=call)
+        return run_through_graph(graph_of(model), inputs, call)
     except ValueError:
         # Stopping early leaves the model's outputs unset, which Keras rejects for
         # outputs nested in a dict (detectors); the wanted tensors are recorded anyway.

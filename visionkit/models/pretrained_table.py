@@ -1,7 +1,7 @@
 """The published weights files visionkit knows: names, origins and hashes.
 
-Facts copied from the installed keras.applications sources (Keras 3.15:
-`keras/src/applications/{mobilenet_v2,mobilenet_v3,efficientnet,densenet,resnet}.py`:
+Facts copied from the installed keras.applications sources (Keras 3.15, the package's
+`applications/{mobilenet_v2,mobilenet_v3,efficientnet,densenet,resnet}.py`:
 `BASE_WEIGHT(S)_PATH`, the no-top file names and `WEIGHTS_HASHES[...][1]` / `file_hash`)
 and from keras-cv's YOLOv8 backbone presets that carried `weights_url` / `weights_hash`
 (`yolo_v8_backbone_presets.py`, keras-cv 0.6; 0.9 moved them to Kaggle handles without

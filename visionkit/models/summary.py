@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from visionkit.keras_internals import functional_graph, graph_nodes_by_depth
 from visionkit.vocabulary import did_you_mean
 
 __all__ = ["LayerSummary", "ModelSummary", "OPTIMIZER_COPIES", "summary"]
@@ -273,11 +274,7 @@ def _optimizer_copies(optimizer: str | keras.optimizers.Optimizer) -> tuple[int,
 
 def _graph(model: keras.Layer) -> keras.Model | None:
     """The functional graph of a functional or Sequential model (None otherwise)."""
-    if isinstance(model, keras.Sequential):
-        return getattr(model, "_functional", None)
-    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth"):
-        return model
-    return None
+    return functional_graph(model)
 
 
 def _input_infos(graph: keras.Model, input_shape: tuple | None) -> list[_TensorInfo]:
@@ -301,8 +298,9 @@ def _walk(graph: keras.Model, inputs: list[_TensorInfo], prefix: str, batch_size
           layers: list[LayerSummary]) -> list[_TensorInfo]:
     """Visits the graph in dependency order, appending one `LayerSummary` per call."""
     infos = {id(tensor): info for tensor, info in zip(graph.inputs, inputs)}
-    for depth in sorted(graph._nodes_by_depth, reverse=True):
-        for node in graph._nodes_by_depth[depth]:
+    nodes = graph_nodes_by_depth(graph)
+    for depth in sorted(nodes, reverse=True):
+        for node in nodes[depth]:
             if node.is_input or any(id(t) not in infos for t in node.input_tensors):
                 continue
             arguments = [infos[id(t)] for t in node.input_tensors]

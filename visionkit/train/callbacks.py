@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ import keras
 import tensorflow as tf
 
 from visionkit.errors import VisionkitError
+from visionkit.train.background_save import SnapshotWriter, wait_for_pending_saves
 from visionkit.train.detection_metrics import coco_map
 
 __all__ = ["EpochTensorBoard", "StopOnNonFiniteLoss", "NonFiniteLossError", "BestCheckpoint",
@@ -161,8 +163,9 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             "lower learning_rate.")
 
     def _stop(self) -> None:
-        if self._model is not None:
+        if self.model is not None:
             self.model.stop_training = True
+        wait_for_pending_saves()  # the last good checkpoint is on disk before the error
 
     def _kept(self) -> str:
         if self.checkpoint and os.path.exists(self.checkpoint):
@@ -182,6 +185,11 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
     the callback is made (`fit` makes it just before training), it reads the record back
     as Keras's `initial_value_threshold`, so that only a better epoch replaces the
     checkpoint.
+
+    The checkpoint is written only when the monitored value improves, and off the
+    training thread (`visionkit.train.background_save`): the weights and optimizer
+    variables are copied when the epoch ends and written while the next epoch trains;
+    the record follows the file, and training's end waits for both.
 
     Args:
         filepath: the `.keras` checkpoint.
@@ -206,6 +214,7 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
         super().__init__(os.fspath(filepath), monitor=monitor, mode=mode,
                          save_best_only=True, initial_value_threshold=self._resumed_best(
                              monitor))
+        self._writer = SnapshotWriter()
 
     def _resumed_best(self, monitor: str) -> float | None:
         if self.resume_dir is None or not os.path.isdir(self.resume_dir):
@@ -220,14 +229,38 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
 
         super().set_model(trained_model(model))  # a wrapper's checkpoint is its inner model
 
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        before = self.best
-        super().on_epoch_end(epoch, logs)
-        if self.best is not before and os.path.exists(self.filepath):
-            from visionkit.train.run_dir import write_json_atomic
+    def _improved(self, current: float) -> bool:
+        if not math.isfinite(current):
+            return False
+        if self.best is None:
+            return True
+        return current < self.best if self.mode == "min" else current > self.best
 
-            write_json_atomic(self.record_path, {"epoch": epoch + 1, "monitor": self.monitor,
-                                                 "value": float(self.best)})
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        current = (logs or {}).get(self.monitor)
+        if current is None:  # Keras saves every epoch then, and says so
+            warnings.warn(f"Can save best model only with {self.monitor} available.",
+                          stacklevel=2)
+            self._save(epoch, None)
+            return
+        current = float(current)
+        if self._improved(current):
+            self.best = current
+            self._save(epoch, current)
+
+    def _save(self, epoch: int, value: float | None) -> None:
+        from visionkit.train.run_dir import write_json_atomic
+
+        def record() -> None:
+            if value is not None:
+                write_json_atomic(self.record_path, {"epoch": epoch + 1,
+                                                     "monitor": self.monitor, "value": value})
+
+        self._writer.save(self.model, self.filepath, then=record)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._writer.wait()  # the checkpoint and its record are on disk
+        super().on_train_end(logs)
 
 
 def read_best_record(path: str | os.PathLike) -> dict[str, Any] | None:

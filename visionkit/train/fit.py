@@ -45,8 +45,8 @@ from visionkit.train.distribute import (
 from visionkit.train.evaluate import evaluate_with_examples
 from visionkit.train.explain_callback import ExplainCallback, explain_images
 from visionkit.train.fine_tune import fine_tune_fit, parse_fine_tune
-from visionkit.train.keras_compat import distributed_fit_fixes
 from visionkit.train.loss_names import resolve_loss, resolve_metrics
+from visionkit.train.multi_worker import is_multi_worker, multi_worker_fit
 from visionkit.train.optimizers import DEFAULT_LEARNING_RATES, make_optimizer
 from visionkit.train.precision import (
     rebuild_model,
@@ -350,24 +350,23 @@ def fit(
 
     if verbose == "auto":  # a live progress bar on a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
-    with distributed_fit_fixes(model):
-        if fine_tune is not None:  # frozen backbone, then unfrozen at a lower rate
-            def compile_phase(phase_optimizer: keras.optimizers.Optimizer) -> None:
-                with distribution.scope() if distribution is not None else \
-                        contextlib.nullcontext():
-                    compile_for_task(task, model, with_loss_scaling(phase_optimizer, model),
-                                 num_classes=data.num_classes, loss=loss, metrics=metrics,
-                                 jit_compile=use_xla)
+    if fine_tune is not None:  # frozen backbone, then unfrozen at a lower rate
+        def compile_phase(phase_optimizer: keras.optimizers.Optimizer) -> None:
+            with distribution.scope() if distribution is not None else \
+                    contextlib.nullcontext():
+                compile_for_task(task, model, with_loss_scaling(phase_optimizer, model),
+                             num_classes=data.num_classes, loss=loss, metrics=metrics,
+                             jit_compile=use_xla)
 
-            history = fine_tune_fit(
-                model, fine_tune, int(epochs), callback_list, compile_phase,
-                lambda until, start, phase_callbacks: _keras_fit(
-                    model, data, until, steps, val, val_steps, phase_callbacks, verbose,
-                    data_service, distribution, initial_epoch=start,
-                    first_epoch=max(start, resume_at)), resume_at=resume_at)
-        else:
-            history = _keras_fit(model, data, epochs, steps, val, val_steps, callback_list,
-                                 verbose, data_service, distribution, first_epoch=resume_at)
+        history = fine_tune_fit(
+            model, fine_tune, int(epochs), callback_list, compile_phase,
+            lambda until, start, phase_callbacks: _keras_fit(
+                model, data, until, steps, val, val_steps, phase_callbacks, verbose,
+                data_service, distribution, initial_epoch=start,
+                first_epoch=max(start, resume_at)), resume_at=resume_at)
+    else:
+        history = _keras_fit(model, data, epochs, steps, val, val_steps, callback_list,
+                             verbose, data_service, distribution, first_epoch=resume_at)
     full_history = directory.read_history() if directory is not None else {}
     history_values = full_history or {k: [float(v) for v in vs] for k, vs in history.history.items()}
     epochs_run = len(next(iter(history_values.values()), []))
@@ -410,6 +409,13 @@ def _keras_fit(model: keras.Model, data: Data, epochs: int, steps: int,
                initial_epoch: int = 0, first_epoch: int = 0) -> keras.callbacks.History:
     """Keras's fit on one repeated training dataset with explicit steps per epoch."""
     _build_optimizer(model, strategy)
+    if is_multi_worker(strategy):  # Keras's fit fails there: visionkit's explicit loop
+        return multi_worker_fit(
+            model, strategy, labels_for_every_output(  # raises for auxiliary heads
+                _training_input(data, data_service, strategy, first_epoch), model),
+            epochs=int(epochs), steps=steps, validation=_validation_input(val),
+            validation_steps=val_steps, callbacks=callbacks, verbose=verbose,
+            initial_epoch=max(int(initial_epoch), int(first_epoch)))
     return model.fit(
         labels_for_every_output(_training_input(data, data_service, strategy, first_epoch),
                                 model),

@@ -7,6 +7,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from visionkit.keras_internals import flatten_layers, producing_layer
+
 __all__ = ["resolve_mixed_precision", "resolve_jit_compile", "rebuild_model",
            "PRECISIONS", "has_accelerator", "float16_layers", "with_loss_scaling"]
 
@@ -84,7 +86,7 @@ def rebuild_model(model: keras.Model, policy: str = "float32", force: bool = Fal
 
 def _output_layers(model: keras.Model) -> list[keras.layers.Layer]:
     outputs = tf.nest.flatten(model.outputs)
-    return [tensor._keras_history.operation for tensor in outputs]
+    return [producing_layer(tensor) for tensor in outputs]
 
 
 def _rewrite_policies(node: Any, policy: str, keep: set[str], top_level: bool) -> None:
@@ -104,7 +106,7 @@ def _rewrite_policies(node: Any, policy: str, keep: set[str], top_level: bool) -
 def float16_layers(model: keras.Model) -> list[str]:
     """Names of the layers (at any depth of nested models) that compute in float16."""
     names = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in flatten_layers(model):
         if getattr(layer, "compute_dtype", None) == "float16" and layer.weights:
             names.append(layer.name)
     return names

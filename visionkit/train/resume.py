@@ -39,6 +39,14 @@ from typing import Any
 import keras
 import numpy as np
 
+from visionkit.keras_internals import (
+    backup_batch,
+    backup_epoch,
+    backup_metadata_path,
+    flatten_layers,
+    seed_generators,
+)
+
 __all__ = ["ResumableBackup", "LearningRateLog", "first_epoch", "callback_state",
            "set_callback_state"]
 
@@ -103,8 +111,8 @@ def set_callback_state(callback: keras.callbacks.Callback, state: dict[str, Any]
 
 def _seed_generators(model: keras.Model) -> list[Any]:
     generators = []
-    for layer in model._flatten_layers(include_self=True, recursive=True):
-        generators += list(getattr(layer, "_seed_generators", []) or [])
+    for layer in flatten_layers(model, include_self=True):
+        generators += seed_generators(layer)
     return generators
 
 
@@ -226,7 +234,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             from visionkit.train.run_dir import write_json_atomic
 
             # Keras's own record of the finished epoch, last: it points at saved weights.
-            write_json_atomic(self._training_metadata_path, metadata)
+            write_json_atomic(backup_metadata_path(self), metadata)
         except BaseException as error:  # raised on the training thread at the next wait
             self._writer_error = error
 
@@ -264,7 +272,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
     def _save_model(self) -> None:
         # The callbacks' state for this epoch is written first, keyed by epoch, so that
         # whichever weights Keras's own (double) checkpoint restores, their state is there.
-        epoch = self._current_epoch
+        epoch = backup_epoch(self)
         os.makedirs(self.backup_dir, exist_ok=True)
         state_path = os.path.join(self.backup_dir, STATE_FILE)
         try:
@@ -301,7 +309,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self._wait_for_writer()
         self._writer = threading.Thread(
             target=self._write_weights, name="visionkit-backup",
-            args=(weights, {"epoch": epoch, "batch": self._last_batch_seen}))
+            args=(weights, {"epoch": epoch, "batch": backup_batch(self)}))
         self._writer.start()
 
 
