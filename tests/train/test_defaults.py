@@ -257,11 +257,23 @@ def test_segnet_encoder_field_matches_the_pixels_one_unit_sees():
 
 
 def test_segnet_depth_follows_the_input_size():
-    """The fewest VGG16 stages whose field covers the shorter side: the paper's five on
-    CamVid's 360x480, four at 64x64 (a 4x4 bottleneck, not 2x2), three at 32x32."""
-    assert [default_stages((side, side, 3)) for side in (16, 32, 64, 100, 101, 224)] == [
-        2, 3, 4, 4, 5, 5]
-    assert default_stages((360, 480, 3)) == 5
+    """The fewest VGG16 stages whose field covers the shorter side, no more than keep
+    the bottleneck at least 4x4: the paper's five on CamVid's 360x480 and from 128 pixels
+    up, four at 64x64 (a 4x4 bottleneck, not 2x2), three at 48x48 (6x6; four would leave
+    3x3) and at 32x32."""
+    assert [default_stages((side, side, 3)) for side in (8, 16, 31, 32, 48, 64, 100, 127,
+                                                         128, 224)] == [
+        1, 2, 2, 3, 3, 4, 4, 4, 5, 5]
+    assert default_stages((360, 480, 3)) == default_stages((480, 360, 3)) == 5
+    assert default_stages((64, 640, 3)) == 4  # the shorter side decides
+    for side in range(8, 400):
+        stages = default_stages((side, side, 3))
+        assert side / 2 ** stages >= 4, side  # the bottleneck stays at least 4x4
+        # one stage fewer would leave the image wider than the field, one more would
+        # shrink the bottleneck below 4x4 (or exceed VGG16's five)
+        assert stages == 1 or encoder_receptive_field(stages - 1) < side, side
+        assert (stages == 5 or encoder_receptive_field(stages) >= side
+                or side / 2 ** (stages + 1) < 4), side
     model = vk.models.build("segnet", (64, 64, 3), 6, width_multiplier=1 / 64)
     unpooling = [layer for layer in model.layers
                  if isinstance(layer, vk.models.layers.MaxUnpooling2D)]
@@ -270,6 +282,21 @@ def test_segnet_depth_follows_the_input_size():
     assert model.output_shape == (None, 64, 64, 6)
     with pytest.raises(ValueError, match="stages"):
         vk.models.build("segnet", (64, 64, 3), 6, stages=6)
+
+
+def test_segnet_bottleneck_at_64_and_224_and_the_papers_depth_when_asked():
+    """224x224 keeps the paper's five stages (a 7x7 bottleneck, as VGG16's; 64x64 stops
+    at four, 4x4, above); stages=5 builds the paper's network at 64x64 all the same
+    (2x2)."""
+    def bottleneck(model):
+        pools = [layer for layer in model.layers
+                 if isinstance(layer, keras.layers.MaxPooling2D)]
+        return len(pools), tuple(pools[-1].output.shape[1:3])
+
+    assert bottleneck(vk.models.build("segnet", (224, 224, 3), 2, width_multiplier=1 / 64)
+                      ) == (5, (7, 7))
+    assert bottleneck(vk.models.build("segnet", (64, 64, 3), 2, width_multiplier=1 / 64,
+                                      stages=5)) == (5, (2, 2))
 
 
 def test_segmentation_trains_on_cross_entropy_plus_dice_by_default():

@@ -47,7 +47,8 @@ Where the values come from:
   0.738 at 8 and 0.761 at 4 (205 steps an epoch, still rising; validation followed
   training throughout, so neither batch norm's statistics nor overfitting limit it).
   Keras's DeepLabV3+ example trains at 4, the U-Net paper at 1 tile, Ultralytics at 16.
-  SegNet (a quarter width) did not gain: 0.649 at 8, 0.597 at 4.
+  SegNet (a quarter width) did not gain: 0.649 at 8, 0.597 at 4; at half width 0.646
+  at 4 (training 0.670, still rising).
 
 Example:
 
