@@ -119,3 +119,36 @@ def test_an_unregistered_source_is_unknown_and_registration_is_checked():
     with pytest.raises(ValueError, match="already registered"):
         run.register_data_source("digits", config.DataSection, lambda *args: None)
     assert "sensor" not in config.DATA_SOURCE_SCHEMAS and "sensor" not in run.DATA_SOURCES
+
+
+@pytest.mark.parametrize("train, field", [
+    ({"early_stopping": True}, "early_stopping"),  # not patience 1
+    ({"epochs": True}, "epochs"),
+    ({"explain_every": True}, "explain_every"),
+    ({"steps_per_epoch": False}, "steps_per_epoch"),
+    ({"fine_tune": {"freeze_epochs": True}}, "fine_tune.freeze_epochs"),
+])
+def test_a_count_written_as_a_yaml_boolean_fails_instead_of_reading_as_1(train, field):
+    with pytest.raises(RecipeError, match=rf"train\.{field}: .*not the boolean"):
+        parse_recipe({"name": "t", "data": {"source": "digits"},
+                      "model": {"name": "simple_cnn"}, "train": train})
+
+
+@pytest.mark.parametrize("train, field", [
+    ({"learning_rate": float("inf")}, "learning_rate"),  # YAML `.inf`
+    ({"warmup_epochs": float("inf")}, "warmup_epochs"),
+    ({"class_weight": [1.0, float("inf")]}, "class_weight"),
+    ({"adversarial": {"epsilon": float("nan")}}, "adversarial.epsilon"),
+])
+def test_yaml_infinities_and_nans_are_rejected_in_train(train, field):
+    with pytest.raises(RecipeError, match=rf"train\.{field}"):
+        parse_recipe({"name": "t", "data": {"source": "digits"},
+                      "model": {"name": "simple_cnn"}, "train": train})
+
+
+def test_numbers_written_as_yaml_strings_still_read_as_numbers():
+    # YAML 1.1 reads `1e-3` (no dot) as a string.
+    recipe = parse_recipe({"name": "t", "data": {"source": "digits"},
+                           "model": {"name": "simple_cnn"},
+                           "train": {"learning_rate": "1e-3", "epochs": "3"}})
+    assert recipe.train.learning_rate == 0.001 and recipe.train.epochs == 3
