@@ -68,3 +68,18 @@ def test_detection_recipes_get_pascal_voc_boxes_in_either_form():
 def test_a_bad_serialized_section_names_the_transform(serialized, message):
     with pytest.raises(RecipeError, match=message):
         parse_recipe(_recipe({"albumentations": serialized}))
+
+
+def test_a_hand_written_serialized_transform_without_p_keeps_its_own_default_p():
+    # A.to_dict always writes p; a hand-written form may leave it out, and albumentations'
+    # reader would then apply Resize / CenterCrop to half the images only.
+    serialized = {"__class_fullname__": "Compose", "transforms": [
+        {"__class_fullname__": "CenterCrop", "height": 12, "width": 12},
+        {"__class_fullname__": "OneOf", "transforms": [
+            {"__class_fullname__": "Resize", "height": 16, "width": 16}]},
+        {"__class_fullname__": "HorizontalFlip", "p": 0.25}]}
+    compose = compose_from_recipe({"albumentations": serialized})
+    resize = compose.transforms[1].transforms[0]
+    assert [compose.transforms[0].p, compose.transforms[1].p, resize.p,
+            compose.transforms[2].p] == [A.CenterCrop(12, 12).p, A.OneOf([]).p,
+                                         A.Resize(16, 16).p, 0.25] == [1.0, 0.5, 1.0, 0.25]

@@ -246,7 +246,8 @@ def recipe_to_dict(section: Mapping[str, Any], task: str | Task | None = None,
 
     - albumentations' serialization (what `A.to_dict(compose)` returns, or its
       `"transform"` part): `{"__version__": ..., "transform": {"__class_fullname__":
-      "Compose", "transforms": [...], ...}}`, used as written; or
+      "Compose", "transforms": [...], ...}}`, used as written (a transform written
+      without `p` gets its own default `p`, as below); or
     - the shorthand list of entries `{"transform": Name, **arguments}` (compositions
       such as `OneOf` take their children as a `transforms` list of entries), converted
       here: each entry becomes `{"__class_fullname__": Name, **arguments}` and an entry
@@ -303,6 +304,7 @@ def recipe_to_dict(section: Mapping[str, Any], task: str | Task | None = None,
                              "({__version__: ..., transform: {__class_fullname__: Compose, "
                              f"transforms: [...]}}, as A.to_dict writes it); received "
                              f"{given!r}.")
+        _fill_default_p(serialized["transform"])
     elif isinstance(given, list):
         serialized = {"__version__": A.__version__, "transform": {
             "__class_fullname__": "Compose", "transforms": _entries_to_dict(given, here)}}
@@ -442,12 +444,34 @@ def _entries_to_dict(entries: Sequence[Any], where: str) -> list[dict[str, Any]]
             if not isinstance(children, list):
                 raise ValueError(f"{here}: {name} needs 'transforms', a list of entries.")
             arguments["transforms"] = _entries_to_dict(children, f"{here}.transforms")
-        if "p" not in arguments:  # the transform's own default, not the reader's 0.5
-            default = inspect.signature(transform_class).parameters.get("p")
-            if default is not None and default.default is not inspect.Parameter.empty:
-                arguments["p"] = default.default
+        _default_p(transform_class, arguments)
         serialized.append({"__class_fullname__": name, **arguments})
     return serialized
+
+
+def _default_p(transform_class: type, arguments: dict[str, Any]) -> None:
+    """Sets `p` to the transform's own default when missing (the reader takes 0.5)."""
+    if "p" not in arguments:
+        default = inspect.signature(transform_class).parameters.get("p")
+        if default is not None and default.default is not inspect.Parameter.empty:
+            arguments["p"] = default.default
+
+
+def _fill_default_p(transform: Any) -> None:
+    """`_default_p` through a serialized transform and its children, in place (a
+    hand-written `A.to_dict` form may leave `p` out; `A.to_dict` itself always writes it)."""
+    import albumentations as A
+
+    if not isinstance(transform, dict):
+        return
+    name = str(transform.get("__class_fullname__", "")).rpartition(".")[2]
+    transform_class = getattr(A, name, None)
+    if isinstance(transform_class, type) and \
+            issubclass(transform_class, (A.BasicTransform, A.BaseCompose)):
+        _default_p(transform_class, transform)
+    children = transform.get("transforms")
+    for child in children if isinstance(children, list) else []:
+        _fill_default_p(child)
 
 
 def _from_dict(transform: Mapping[str, Any], where: str) -> Any:
