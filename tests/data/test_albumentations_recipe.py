@@ -83,3 +83,26 @@ def test_a_hand_written_serialized_transform_without_p_keeps_its_own_default_p()
     assert [compose.transforms[0].p, compose.transforms[1].p, resize.p,
             compose.transforms[2].p] == [A.CenterCrop(12, 12).p, A.OneOf([]).p,
                                          A.Resize(16, 16).p, 0.25] == [1.0, 0.5, 1.0, 0.25]
+
+
+def test_a_detection_compose_with_label_fields_augments_data_without_boxes():
+    # A.save of a detection pipeline (bbox_params and keypoint_params with label fields)
+    # reused for classification: albumentations alone fails "'label_fields' are not valid".
+    import numpy as np
+
+    from visionkit.data.albumentations_bridge import _apply
+
+    compose = A.Compose(
+        [A.HorizontalFlip(p=1.0)],
+        bbox_params=A.BboxParams(format="pascal_voc", label_fields=["class_labels"]),
+        keypoint_params=A.KeypointParams(format="xy", label_fields=["keypoint_labels"]))
+    image = np.arange(2 * 3 * 1, dtype=np.uint8).reshape(2, 3, 1)
+    flipped, = _apply(compose, np.array([1]), image, (), has_mask=False, has_boxes=False,
+                      label_fields=())
+    np.testing.assert_array_equal(flipped, image[:, ::-1])
+    # ... and boxes still move, with the keypoint label field left empty.
+    out = _apply(compose, np.array([1]), np.zeros([4, 4, 3], np.uint8),
+                 (np.array([[0, 0, 1, 2]], np.float32), np.array([5], np.int32)),
+                 has_mask=False, has_boxes=True, label_fields=("class_labels",))
+    np.testing.assert_array_equal(out[1], [[3, 0, 4, 2]])
+    assert out[2].tolist() == [5]

@@ -551,6 +551,7 @@ def _apply(compose: Any, seed_values: np.ndarray, image: np.ndarray, targets: tu
         data["bboxes"] = np.concatenate([coordinates, rows[:, None].astype(np.float32)], axis=1)
         for field in label_fields:
             data[field] = labels[rows]
+    _empty_targets(compose, data)
     out = compose(**data)
     augmented = np.asarray(out["image"])
     if augmented.ndim == 2:
@@ -589,6 +590,18 @@ def _apply(compose: Any, seed_values: np.ndarray, image: np.ndarray, targets: tu
             dropped.record(labels, out_labels)
         result += [out_boxes, out_labels]
     return result
+
+
+def _empty_targets(compose: Any, data: dict[str, Any]) -> None:
+    """Empty boxes / keypoints and label fields for the Compose's `bbox_params` /
+    `keypoint_params` the data has no targets for (a detection Compose reused on
+    classification data, keypoint_params visionkit does not feed): albumentations
+    otherwise fails with "Your 'label_fields' are not valid"."""
+    for target, processor in getattr(compose, "processors", {}).items():
+        columns = 4 if target == "bboxes" else len(str(processor.params.format))
+        data.setdefault(target, np.zeros((0, columns), np.float32))
+        for field in processor.params.label_fields or ():
+            data.setdefault(field, np.zeros((0,), np.int32))
 
 
 def _check_output_size(compose: Any, shape: tuple[int, ...], with_mask: bool) -> None:
