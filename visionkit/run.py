@@ -87,7 +87,7 @@ DATA_SOURCES: Registry[Callable[..., Data]] = Registry("data source")
 
 
 def register_data_source(name: str, schema: type[DataSection],
-                         loader: Callable[..., Data]) -> None:
+                         loader: Callable[..., Data], replace: bool = False) -> None:
     """Makes `name` a recipe data source: `data: {source: name, ...}` validates against
     `schema` and loads with `loader`.
 
@@ -101,9 +101,16 @@ def register_data_source(name: str, schema: type[DataSection],
             `batch_size`, `validation_split`, `augment`, `seed`) as keyword arguments
             for the `vk.data` function it calls.
 
+        replace: whether to replace a source already registered under `name` (a
+            built-in one too). Defaults to False.
+
     Raises:
-        TypeError: when `schema` is not a `DataSection` subclass.
-        ValueError: when `name` is taken (see `visionkit.vocabulary.Registry.register`).
+        TypeError: when `schema` is not a `DataSection` subclass with a `source` field.
+        ValueError: when `name` is taken and `replace` is False (see
+            `visionkit.vocabulary.Registry.register`).
+
+    A loader that returns anything but a `Data` set fails when the recipe's data is built
+    (TypeError naming the source).
 
     Example:
 
@@ -121,11 +128,15 @@ def register_data_source(name: str, schema: type[DataSection],
     if not (isinstance(schema, type) and issubclass(schema, DataSection)):
         raise TypeError(f"Expected the schema of data source {name!r} as a subclass of "
                         f"visionkit.config.DataSection; received {schema!r}.")
-    DATA_SOURCE_SCHEMAS.register(name, schema)
+    if "source" not in schema.model_fields:  # every recipe would fail "unknown field"
+        raise TypeError(f"The schema of data source {name!r} ({schema.__name__}) needs a "
+                        "`source` field (e.g. `source: str`), the recipe's data.source.")
+    schemas = dict(DATA_SOURCE_SCHEMAS)  # a built-in schema passed again replaces itself
+    DATA_SOURCE_SCHEMAS.register(name, schema, replace=replace)
     try:
-        DATA_SOURCES.register(name, loader)
+        DATA_SOURCES.register(name, loader, replace=replace)
     except ValueError:
-        DATA_SOURCE_SCHEMAS.pop(name)
+        DATA_SOURCE_SCHEMAS.restore(schemas)
         raise
 
 
@@ -194,6 +205,10 @@ def data_from_recipe(recipe: Recipe) -> Data:
         "seed": recipe.seed,
     }
     data = DATA_SOURCES.lookup(config.source)(config, recipe.task, common)
+    if not isinstance(data, Data):
+        raise TypeError(f"The loader of data source {config.source!r} returned "
+                        f"{type(data).__name__}; expected a visionkit Data set (what the "
+                        "vk.data functions return, e.g. vk.data.from_arrays(...)).")
     if recipe.limit is not None:
         data = data.take(*recipe.limit)
     if recipe.metric_learning is not None:  # P x K batches for the online-mined loss

@@ -116,9 +116,63 @@ def test_an_unregistered_source_is_unknown_and_registration_is_checked():
                       "model": {"name": "simple_cnn"}})
     with pytest.raises(TypeError, match="subclass of visionkit.config.DataSection"):
         run.register_data_source("sensor", dict, lambda *args: None)
+    class Other(config.DataSection):
+        source: str
+
     with pytest.raises(ValueError, match="already registered"):
-        run.register_data_source("digits", config.DataSection, lambda *args: None)
+        run.register_data_source("digits", Other, lambda *args: None)
+    # The built-in schema passed again with another loader: the loader's name is taken,
+    # and the built-in source is left whole.
+    with pytest.raises(ValueError, match="already registered"):
+        run.register_data_source("digits", config.DigitsData, lambda *args: None)
+    assert config.DATA_SOURCE_SCHEMAS["digits"] is config.DigitsData
     assert "sensor" not in config.DATA_SOURCE_SCHEMAS and "sensor" not in run.DATA_SOURCES
+
+
+def test_a_schema_without_source_fails_at_registration_not_in_every_recipe():
+    class NoSource(config.DataSection):
+        gain: float = 1.0
+
+    with pytest.raises(TypeError, match=r"'sensor' \(NoSource\) needs a `source` field"):
+        run.register_data_source("sensor", NoSource, lambda *args: None)
+    assert "sensor" not in config.DATA_SOURCE_SCHEMAS and "sensor" not in run.DATA_SOURCES
+
+
+def test_a_loader_that_returns_no_data_set_fails_naming_the_source():
+    class Wrong(config.DataSection):
+        source: str
+
+    run.register_data_source("wrong", Wrong, lambda section, task, common: (None, None))
+    try:
+        recipe = parse_recipe({"name": "w", "data": {"source": "wrong"},
+                               "model": {"name": "simple_cnn"}, "limit": [4, 4]})
+        with pytest.raises(TypeError, match="data source 'wrong' returned tuple; expected "
+                                            "a visionkit Data set"):
+            run.data_from_recipe(recipe)
+    finally:
+        config.DATA_SOURCE_SCHEMAS.pop("wrong"), run.DATA_SOURCES.pop("wrong")
+
+
+def test_replace_shadows_a_built_in_source_as_the_taken_name_message_says():
+    original = config.DATA_SOURCE_SCHEMAS["digits"], run.DATA_SOURCES["digits"]
+
+    class MyDigits(config.DataSection):
+        source: str
+        scale: float = 1.0
+
+    def load(section, task, common):
+        return run.vk_data.digits(**common)
+
+    with pytest.raises(ValueError, match="pass replace=True"):
+        run.register_data_source("digits", MyDigits, load)
+    run.register_data_source("digits", MyDigits, load, replace=True)
+    try:
+        recipe = parse_recipe({"name": "d", "data": {"source": "digits", "scale": 2.0},
+                               "model": {"name": "simple_cnn"}})
+        assert type(recipe.data) is MyDigits and run.DATA_SOURCES["digits"] is load
+    finally:
+        config.DATA_SOURCE_SCHEMAS.register("digits", original[0], replace=True)
+        run.DATA_SOURCES.register("digits", original[1], replace=True)
 
 
 @pytest.mark.parametrize("train, field", [
