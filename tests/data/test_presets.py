@@ -381,3 +381,20 @@ def test_standard_crops_images_turned_by_their_exif_orientation(tmp_path):
         assert np.ptp(column_profile) < 20  # no boundary across the width
         rows_seen += np.ptp(row_profile) > 100
     assert rows_seen  # some crops show the boundary, as a row
+
+
+@pytest.mark.parametrize("layer_format", ["yxyx", "xywh", "rel_xyxy"])
+def test_a_keras_layer_told_another_box_format_fails_naming_it(layer_format):
+    # visionkit's boxes are xyxy pixels: a layer reading them as another format would
+    # move them wrongly (measured: every box of a flipped batch dropped).
+    from visionkit.data.augment import build_augmenter
+    from visionkit.vocabulary import get_task
+
+    flip = keras.layers.RandomFlip("horizontal", seed=1, bounding_box_format=layer_format)
+    with pytest.raises(ValueError, match=rf"layer 1 \(RandomFlip\) has bounding_box_format="
+                                         rf"'{layer_format}', but detection boxes are 'xyxy'"):
+        build_augmenter([keras.layers.RandomBrightness(0.1), flip], get_task("detection"))
+    # Boxes in the task's format, or data without boxes, are fine.
+    assert build_augmenter([flip], get_task("classification")) is not None
+    assert build_augmenter([keras.layers.RandomFlip(bounding_box_format="xyxy")],
+                           get_task("detection")) is not None

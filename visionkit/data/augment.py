@@ -405,7 +405,8 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
     Raises:
         ValueError, TypeError: as `check_augment`; TypeError for a preset name other
             than "none" or an albumentations Compose (use `plan_augmentation`, or
-            `Data.with_augmentation`).
+            `Data.with_augmentation`); ValueError for a layer whose
+            `bounding_box_format` is not the task's ("xyxy" for detection).
 
     Example:
 
@@ -431,6 +432,7 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
         layers = list(augment)
     if not layers:
         return None
+    _check_box_formats(layers, task)
     dropped = DroppedBoxes("Keras layers " + ", ".join(type(layer).__name__
                                                         for layer in layers))
 
@@ -451,6 +453,19 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
             {**inputs, **held}, tuple(inputs["images"].shape[1:3])))
 
     return apply
+
+
+def _check_box_formats(layers: Sequence[keras.layers.Layer], task: Task) -> None:
+    """Fails for a Keras layer told another box format than the task's boxes (a layer
+    with `bounding_box_format="xywh"` would move visionkit's xyxy boxes wrongly)."""
+    expected = task.bounding_box_format
+    for position, layer in enumerate(layers):
+        given = getattr(layer, "bounding_box_format", None)
+        if expected is not None and given is not None and given != expected:
+            raise ValueError(
+                f"Keras augmentation layer {position} ({type(layer).__name__}) has "
+                f"bounding_box_format={given!r}, but {task.name} boxes are {expected!r} "
+                f"(pixels): create it with bounding_box_format={expected!r}.")
 
 
 def _counted(counter: DroppedBoxes, before: dict, after: dict) -> dict:
