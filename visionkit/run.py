@@ -34,7 +34,7 @@ from visionkit.export.formats import export_formats
 from visionkit.train.distill import distill_from_recipe
 from visionkit.train.distribute import resolve_strategy
 from visionkit.train.metric_losses import ContrastiveLoss, TripletLoss
-from visionkit.vocabulary import Registry, did_you_mean
+from visionkit.vocabulary import Registry, did_you_mean, get_task
 
 __all__ = ["run_recipe", "data_from_recipe", "augment_layers", "metric_loss_from_recipe",
            "register_data_source"]
@@ -49,6 +49,9 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
     `{albumentations: [...]}` section becomes an `albumentations.Compose` for `task`
     read by `A.from_dict` (see `visionkit.data.albumentations_bridge.recipe_to_dict`).
 
+    For a task with boxes, a Keras preprocessing layer built without
+    `bounding_box_format` gets the task's ("xyxy"), so it moves the boxes.
+
     Raises:
         ValueError: for a name that is not a Keras layer (with close matches) or bad
             arguments (naming the layer).
@@ -57,6 +60,7 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
         return spec
     if isinstance(spec, AlbumentationsAugment):
         return compose_from_recipe(spec.model_dump(exclude_none=True), task=task)
+    box_format = None if task is None else get_task(task).bounding_box_format
     layers = []
     for entry in spec:
         arguments = dict(entry)
@@ -69,7 +73,11 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
         if seed is not None and "seed" not in arguments and "seed" in _parameters(layer_class):
             arguments["seed"] = seed
         try:
-            layers.append(layer_class(**arguments))
+            layer = layer_class(**arguments)
+            if box_format is not None and "bounding_box_format" in vars(layer) and \
+                    layer.bounding_box_format is None:  # moves the task's boxes
+                layer = layer_class(**arguments, bounding_box_format=box_format)
+            layers.append(layer)
         except (TypeError, ValueError) as error:
             raise ValueError(f"data.augment: cannot build {name} with {arguments}: {error}") from None
     return layers

@@ -398,3 +398,21 @@ def test_a_keras_layer_told_another_box_format_fails_naming_it(layer_format):
     assert build_augmenter([flip], get_task("classification")) is not None
     assert build_augmenter([keras.layers.RandomFlip(bounding_box_format="xyxy")],
                            get_task("detection")) is not None
+
+
+def test_recipe_keras_layer_entries_move_detection_boxes_without_naming_a_format():
+    from visionkit.data.augment import build_augmenter
+    from visionkit.run import augment_layers
+    from visionkit.vocabulary import get_task
+
+    entries = [{"layer": "RandomFlip", "mode": "horizontal"}]
+    assert augment_layers(entries, 0, task="classification")[0].bounding_box_format is None
+    layers = augment_layers(entries, 1, task="detection")
+    assert layers[0].bounding_box_format == "xyxy"
+    batch = {"images": tf.zeros([8, 16, 16, 3]), "bounding_boxes": {
+        "boxes": tf.constant([[[1.0, 2.0, 5.0, 10.0]]] * 8),
+        "labels": tf.constant([[1]] * 8)}}
+    boxes = build_augmenter(layers, get_task("detection"))(batch)["bounding_boxes"]["boxes"]
+    # Each box kept or mirrored about x = 8 (16 pixels wide); both happen in 8 images.
+    rows = {tuple(row) for row in boxes.numpy()[:, 0].tolist()}
+    assert rows == {(1.0, 2.0, 5.0, 10.0), (11.0, 2.0, 15.0, 10.0)}
