@@ -416,3 +416,24 @@ def test_recipe_keras_layer_entries_move_detection_boxes_without_naming_a_format
     # Each box kept or mirrored about x = 8 (16 pixels wide); both happen in 8 images.
     rows = {tuple(row) for row in boxes.numpy()[:, 0].tolist()}
     assert rows == {(1.0, 2.0, 5.0, 10.0), (11.0, 2.0, 15.0, 10.0)}
+
+
+def test_keras_random_crop_is_refused_for_boxes_while_it_moves_them_along_swapped_axes():
+    from visionkit.data.augment import _keras_random_crop_moves_boxes_right, build_augmenter
+    from visionkit.vocabulary import get_task
+
+    # An independent check of the layer: a 10x10 crop 5 pixels from the left of a 10x20
+    # image moves the box [2, 2, 8, 8] to x - 5 (clipped: [0, 2, 3, 8]).
+    layer = keras.layers.RandomCrop(10, 10, bounding_box_format="xyxy")
+    moved = layer.transform_bounding_boxes(
+        {"boxes": np.array([[[2.0, 2.0, 8.0, 8.0]]], np.float32),
+         "labels": np.array([[1]])}, (0, 5), training=True)["boxes"]
+    right = np.allclose(np.asarray(moved), [[[0.0, 2.0, 3.0, 8.0]]])
+    assert _keras_random_crop_moves_boxes_right() == right
+    if right:  # a Keras version with the fix: the layer is used
+        assert build_augmenter([layer], get_task("detection")) is not None
+    else:
+        with pytest.raises(ValueError, match=r"layer 0 \(RandomCrop\).*keras#23518"):
+            build_augmenter([layer], get_task("detection"))
+    assert build_augmenter([keras.layers.RandomCrop(10, 10)],
+                           get_task("classification")) is not None

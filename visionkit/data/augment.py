@@ -60,10 +60,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from visionkit.data import transforms
@@ -466,6 +468,28 @@ def _check_box_formats(layers: Sequence[keras.layers.Layer], task: Task) -> None
                 f"Keras augmentation layer {position} ({type(layer).__name__}) has "
                 f"bounding_box_format={given!r}, but {task.name} boxes are {expected!r} "
                 f"(pixels): create it with bounding_box_format={expected!r}.")
+        if expected is not None and isinstance(layer, keras.layers.RandomCrop) and \
+                not _keras_random_crop_moves_boxes_right():
+            raise ValueError(
+                f"Keras augmentation layer {position} (RandomCrop): this Keras version "
+                f"({keras.__version__}) shifts boxes by the crop's vertical offset along x "
+                "and its horizontal offset along y (keras-team/keras#23518), so the boxes "
+                "would no longer match the objects. Crop with the 'standard' preset or an "
+                "albumentations Compose (A.RandomCrop with bbox_params) instead.")
+
+
+@functools.cache
+def _keras_random_crop_moves_boxes_right() -> bool:
+    """Whether `keras.layers.RandomCrop` shifts xyxy boxes by (left, top): a 3x3 crop
+    one pixel from the left must move the box [2, 0, 3, 1] to [1, 0, 2, 1]."""
+    layer = keras.layers.RandomCrop(3, 3, bounding_box_format="xyxy")
+    boxes = {"boxes": np.array([[[2.0, 0.0, 3.0, 1.0]]], np.float32),
+             "labels": np.array([[1]], np.int32)}
+    try:
+        moved = layer.transform_bounding_boxes(boxes, (0, 1), training=True)["boxes"]
+    except Exception:  # noqa: BLE001 - another transformation layout: not verified
+        return False
+    return bool(np.allclose(np.asarray(moved), [[[1.0, 0.0, 2.0, 1.0]]]))
 
 
 def _counted(counter: DroppedBoxes, before: dict, after: dict) -> dict:
