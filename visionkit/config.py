@@ -375,6 +375,19 @@ def _field_names(model: type[BaseModel], location: tuple[Any, ...], raw: Any) ->
     return list(getattr(current, "model_fields", {}))
 
 
+def _section_of(location: tuple[Any, ...], raw: Any) -> str:
+    """" It belongs in the train section." for a key written in the wrong section."""
+    key = location[-1]
+    if len(location) > 1 and key in Recipe.model_fields:
+        return f" It belongs at the top level of the recipe ({key})."
+    homes = [section for section in Recipe.model_fields
+             if (section,) != tuple(location[:-1])
+             and key in _field_names(Recipe, (section,), raw)]
+    if not homes:
+        return ""
+    return f" It belongs in the {' or '.join(homes)} section ({homes[0]}.{key})."
+
+
 def _format_errors(error: ValidationError, source: str, raw: Any = None) -> str:
     lines = []
     for item in error.errors():
@@ -382,7 +395,7 @@ def _format_errors(error: ValidationError, source: str, raw: Any = None) -> str:
         path = ".".join(str(p) for p in location) or "(top level)"
         if item["type"] == "extra_forbidden":
             valid = _field_names(Recipe, location[:-1], raw)
-            hint = did_you_mean(location[-1], valid)
+            hint = _section_of(location, raw) or did_you_mean(location[-1], valid)
             lines.append(f"  {path}: unknown field.{hint} Valid fields here: {', '.join(valid)}.")
         elif item["type"] == "missing":
             lines.append(f"  {path}: required field is missing.")

@@ -206,3 +206,20 @@ def test_numbers_written_as_yaml_strings_still_read_as_numbers():
                            "model": {"name": "simple_cnn"},
                            "train": {"learning_rate": "1e-3", "epochs": "3"}})
     assert recipe.train.learning_rate == 0.001 and recipe.train.epochs == 3
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"train": {"batch_size": 8}},  # not "did you mean global_batch_size"
+     r"train\.batch_size: unknown field\. It belongs in the data section \(data\.batch_size\)"),
+    ({"train": {"augment": "light"}}, r"train\.augment: .* the data section \(data\.augment\)"),
+    ({"train": {"seed": 3}}, r"train\.seed: .* at the top level of the recipe \(seed\)"),
+    ({"epochs": 3}, r"  epochs: unknown field\. It belongs in the train section \(train\.epochs\)"),
+    ({"model": {"name": "simple_cnn", "learning_rate": 0.1}},
+     r"model\.learning_rate: .* the train section \(train\.learning_rate\)"),
+    ({"train": {"loss": "triplet"}}, r"train\.loss: .* metric_learning section"),
+])
+def test_an_option_in_the_wrong_section_names_its_section(raw, message):
+    recipe = {"name": "t", "data": {"source": "digits"}, "model": {"name": "simple_cnn"},
+              **raw}
+    with pytest.raises(RecipeError, match=message):
+        parse_recipe(recipe)
