@@ -318,6 +318,15 @@ class Recipe(_Section):
 
     @model_validator(mode="before")
     @classmethod
+    def _empty_sections_take_defaults(cls, raw: Any) -> Any:
+        # `train:` with every option commented out is YAML null: the section's defaults.
+        if isinstance(raw, dict):
+            raw = {key: value for key, value in raw.items()
+                   if value is not None or key not in ("train", "export", "interpret")}
+        return raw
+
+    @model_validator(mode="before")
+    @classmethod
     def _task_batch_size_by_default(cls, raw: Any) -> Any:
         # A data section without `batch_size` batches by the task's row, as
         # `vk.data.shapes` does (4 images for segmentation, 32 otherwise).

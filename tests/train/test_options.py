@@ -223,3 +223,20 @@ def test_an_option_in_the_wrong_section_names_its_section(raw, message):
               **raw}
     with pytest.raises(RecipeError, match=message):
         parse_recipe(recipe)
+
+
+def test_a_section_whose_options_are_all_commented_out_takes_its_defaults():
+    import yaml
+
+    text = """
+name: t
+data: {source: digits}
+model: {name: simple_cnn}
+train:
+  # epochs: 3
+export:
+"""
+    recipe = parse_recipe(yaml.safe_load(text))
+    assert recipe.train == TrainConfig() and recipe.export == type(recipe.export)()
+    with pytest.raises(RecipeError, match=r"  data: "):  # data has no defaults
+        parse_recipe({"name": "t", "data": None, "model": {"name": "simple_cnn"}})
