@@ -106,3 +106,21 @@ def test_a_detection_compose_with_label_fields_augments_data_without_boxes():
                  has_mask=False, has_boxes=True, label_fields=("class_labels",))
     np.testing.assert_array_equal(out[1], [[3, 0, 4, 2]])
     assert out[2].tolist() == [5]
+
+
+def test_albumentations_1x_serialized_always_apply_is_read_as_p():
+    # What albumentations 1.x's A.to_dict wrote (always_apply on every transform);
+    # albumentations 2 rejects the argument.
+    old = {"__version__": "1.3.0", "transform": {
+        "__class_fullname__": "Compose", "p": 1.0, "bbox_params": None, "transforms": [
+            {"__class_fullname__": "HorizontalFlip", "always_apply": False, "p": 0.5},
+            {"__class_fullname__": "OneOf", "p": 0.9, "transforms": [
+                {"__class_fullname__": "RandomBrightnessContrast", "always_apply": True,
+                 "p": 0.2}]}]}}
+    with pytest.warns(UserWarning, match=r"always_apply=True \(albumentations 1\.x\) is read "
+                                         r"as p=1\.0 for 1 transform\(s\): "
+                                         r"RandomBrightnessContrast \(p=0\.2\)"):
+        compose = compose_from_recipe({"albumentations": old})
+    assert [compose.transforms[0].p, compose.transforms[1].p,
+            compose.transforms[1].transforms[0].p] == [0.5, 0.9, 1.0]
+    assert old["transform"]["transforms"][0]["always_apply"] is False  # input untouched
