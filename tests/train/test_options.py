@@ -240,3 +240,15 @@ export:
     assert recipe.train == TrainConfig() and recipe.export == type(recipe.export)()
     with pytest.raises(RecipeError, match=r"  data: "):  # data has no defaults
         parse_recipe({"name": "t", "data": None, "model": {"name": "simple_cnn"}})
+
+
+def test_class_weight_by_class_name_is_accepted_as_fit_accepts_it():
+    from visionkit.train.balance import resolve_class_weights
+
+    recipe = parse_recipe({"name": "t", "data": {"source": "digits"},
+                           "model": {"name": "simple_cnn"},
+                           "train": {"class_weight": {"cat": 2.0, 1: 0.5, "2": 3.0}}})
+    weights = recipe.train.fit_arguments()["class_weight"]
+    assert weights == {"cat": 2.0, 1: 0.5, 2: 3.0}  # "2" (JSON keys) is class id 2
+    assert resolve_class_weights(weights, None, ["cat", "dog", "bird"]).tolist() == \
+        [2.0, 0.5, 3.0]

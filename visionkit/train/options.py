@@ -113,7 +113,10 @@ RECIPE_TYPES: dict[str, Any] = {
     "plots": bool,
     "fine_tune": FineTuneConfig | None,
     "restore_best": bool,
-    "class_weight": Literal["balanced"] | dict[int, Annotated[float, Field(ge=0)]]
+    # {class id or class name: weight}, as fit takes it ("0" from JSON is id 0).
+    "class_weight": Literal["balanced"]
+    | dict[Annotated[int | str, Field(union_mode="left_to_right")],
+           Annotated[float, Field(ge=0)]]
     | list[Annotated[float, Field(ge=0)]] | None,
     "sampling": Literal["balanced"] | None,
     "explain_every": PositiveInt | None,
