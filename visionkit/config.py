@@ -50,7 +50,7 @@ from visionkit.data.albumentations_bridge import check_recipe_augment
 from visionkit.data.augment import PRESETS
 from visionkit.errors import VisionkitError
 from visionkit.models import get
-from visionkit.train.options import AdversarialConfig, FineTuneConfig, TrainConfig
+from visionkit.train.options import AdversarialConfig, FineTuneConfig, PositiveInt, TrainConfig
 from visionkit.vocabulary import IGNORE_INDEX, TASKS, Registry, did_you_mean, get_task
 
 __all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "apply_overrides",
@@ -85,7 +85,7 @@ class AlbumentationsAugment(_Section):
 
 class _DataBase(_Section):
     image_size: tuple[Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)]] = (32, 32)
-    batch_size: Annotated[int, Field(ge=1)] = 32
+    batch_size: PositiveInt = 32
     validation_split: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
     augment: str | list[AugmentLayer] | AlbumentationsAugment = "none"
 
@@ -122,7 +122,7 @@ class ShapesData(_DataBase):
     source: Literal["shapes"]
     n: Annotated[int, Field(ge=2)] = 512
     # Detection: inclusive (min, max) shapes per image.
-    shapes_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None = None
+    shapes_per_image: tuple[PositiveInt, PositiveInt] | None = None
 
 
 class ImageFolderData(_DataBase):
@@ -155,7 +155,7 @@ class CocoData(_DataBase):
     source: Literal["coco"]
     annotations: str
     images: str
-    max_boxes: Annotated[int, Field(ge=1)] | None = None
+    max_boxes: PositiveInt | None = None
     cache: bool | str = False
     val_annotations: str | None = None
     test_annotations: str | None = None
@@ -171,7 +171,7 @@ class VocData(_DataBase):
     source: Literal["voc"]
     root: str
     class_names: list[str] | None = None
-    max_boxes: Annotated[int, Field(ge=1)] | None = None
+    max_boxes: PositiveInt | None = None
     cache: bool | str = False
     on_bad_annotation: Literal["error", "skip"] = "error"
     trust_file_size: bool = False
@@ -183,7 +183,7 @@ class YoloData(_DataBase):
     source: Literal["yolo"]
     root: str
     names: str | list[str] | None = None
-    max_boxes: Annotated[int, Field(ge=1)] | None = None
+    max_boxes: PositiveInt | None = None
     cache: bool | str = False
     on_bad_annotation: Literal["error", "skip"] = "error"
 
@@ -214,7 +214,7 @@ class TeacherConfig(_Section):
     name: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     checkpoint: str | None = None
-    epochs: Annotated[int, Field(ge=1)] | None = None  # None: the task's default
+    epochs: PositiveInt | None = None  # None: the task's default
     learning_rate: Annotated[float, Field(gt=0)] | None = None
 
     @model_validator(mode="after")
@@ -251,9 +251,9 @@ class InterpretConfig(_Section):
 
     enabled: bool = False
     out_dir: str | None = Field(default=None, description="default: RUN_DIR/report")
-    images: Annotated[int, Field(ge=1)] = 8
-    filter_steps: Annotated[int, Field(ge=1)] = 64
-    dream_steps: Annotated[int, Field(ge=1)] = 20
+    images: PositiveInt = 8
+    filter_steps: PositiveInt = 64
+    dream_steps: PositiveInt = 20
     embed_points: Annotated[int, Field(ge=5)] = 2000
 
 

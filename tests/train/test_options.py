@@ -252,3 +252,13 @@ def test_class_weight_by_class_name_is_accepted_as_fit_accepts_it():
     assert weights == {"cat": 2.0, 1: 0.5, 2: 3.0}  # "2" (JSON keys) is class id 2
     assert resolve_class_weights(weights, None, ["cat", "dog", "bird"]).tolist() == \
         [2.0, 0.5, 3.0]
+
+
+@pytest.mark.parametrize("section, field", [
+    ({"data": {"source": "digits", "batch_size": True}}, "data.batch_size"),
+    ({"interpret": {"images": True}}, "interpret.images"),
+])
+def test_counts_in_other_sections_refuse_yaml_booleans_too(section, field):
+    with pytest.raises(RecipeError, match=rf"{field}: .*not the boolean"):
+        parse_recipe({"name": "t", "data": {"source": "digits"},
+                      "model": {"name": "simple_cnn"}, **section})
