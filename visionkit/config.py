@@ -92,6 +92,8 @@ class _DataBase(_Section):
     @field_validator("augment", mode="before")
     @classmethod
     def _check_albumentations(cls, value: Any) -> Any:
+        if value is None:  # `augment:` left empty in YAML, as augment=None in Python
+            return "none"
         if isinstance(value, dict):  # names the bad entry, with close transform names
 
             check_recipe_augment(value)

@@ -262,3 +262,9 @@ def test_counts_in_other_sections_refuse_yaml_booleans_too(section, field):
     with pytest.raises(RecipeError, match=rf"{field}: .*not the boolean"):
         parse_recipe({"name": "t", "data": {"source": "digits"},
                       "model": {"name": "simple_cnn"}, **section})
+
+
+def test_an_empty_augment_means_none_as_augment_none_does_in_python():
+    recipe = parse_recipe({"name": "t", "data": {"source": "digits", "augment": None},
+                           "model": {"name": "simple_cnn"}})
+    assert recipe.data.augment == "none"
