@@ -50,7 +50,7 @@ from visionkit.data.albumentations_bridge import check_recipe_augment
 from visionkit.data.augment import PRESETS
 from visionkit.errors import VisionkitError
 from visionkit.models import get
-from visionkit.train.options import AdversarialConfig, FineTuneConfig, TrainConfig
+from visionkit.train.options import AdversarialConfig, FineTuneConfig, PositiveInt, TrainConfig
 from visionkit.vocabulary import IGNORE_INDEX, TASKS, Registry, did_you_mean, get_task
 
 __all__ = ["Recipe", "RecipeError", "load_recipe", "parse_recipe", "apply_overrides",
@@ -85,13 +85,15 @@ class AlbumentationsAugment(_Section):
 
 class _DataBase(_Section):
     image_size: tuple[Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)]] = (32, 32)
-    batch_size: Annotated[int, Field(ge=1)] = 32
+    batch_size: PositiveInt = 32
     validation_split: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
     augment: str | list[AugmentLayer] | AlbumentationsAugment = "none"
 
     @field_validator("augment", mode="before")
     @classmethod
     def _check_albumentations(cls, value: Any) -> Any:
+        if value is None:  # `augment:` left empty in YAML, as augment=None in Python
+            return "none"
         if isinstance(value, dict):  # names the bad entry, with close transform names
 
             check_recipe_augment(value)
@@ -122,7 +124,7 @@ class ShapesData(_DataBase):
     source: Literal["shapes"]
     n: Annotated[int, Field(ge=2)] = 512
     # Detection: inclusive (min, max) shapes per image.
-    shapes_per_image: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] | None = None
+    shapes_per_image: tuple[PositiveInt, PositiveInt] | None = None
 
 
 class ImageFolderData(_DataBase):
@@ -155,7 +157,7 @@ class CocoData(_DataBase):
     source: Literal["coco"]
     annotations: str
     images: str
-    max_boxes: Annotated[int, Field(ge=1)] | None = None
+    max_boxes: PositiveInt | None = None
     cache: bool | str = False
     val_annotations: str | None = None
     test_annotations: str | None = None
@@ -171,7 +173,7 @@ class VocData(_DataBase):
     source: Literal["voc"]
     root: str
     class_names: list[str] | None = None
-    max_boxes: Annotated[int, Field(ge=1)] | None = None
+    max_boxes: PositiveInt | None = None
     cache: bool | str = False
     on_bad_annotation: Literal["error", "skip"] = "error"
     trust_file_size: bool = False
@@ -183,7 +185,7 @@ class YoloData(_DataBase):
     source: Literal["yolo"]
     root: str
     names: str | list[str] | None = None
-    max_boxes: Annotated[int, Field(ge=1)] | None = None
+    max_boxes: PositiveInt | None = None
     cache: bool | str = False
     on_bad_annotation: Literal["error", "skip"] = "error"
 
@@ -214,7 +216,7 @@ class TeacherConfig(_Section):
     name: str | None = None
     args: dict[str, Any] = Field(default_factory=dict)
     checkpoint: str | None = None
-    epochs: Annotated[int, Field(ge=1)] | None = None  # None: the task's default
+    epochs: PositiveInt | None = None  # None: the task's default
     learning_rate: Annotated[float, Field(gt=0)] | None = None
 
     @model_validator(mode="after")
@@ -251,9 +253,9 @@ class InterpretConfig(_Section):
 
     enabled: bool = False
     out_dir: str | None = Field(default=None, description="default: RUN_DIR/report")
-    images: Annotated[int, Field(ge=1)] = 8
-    filter_steps: Annotated[int, Field(ge=1)] = 64
-    dream_steps: Annotated[int, Field(ge=1)] = 20
+    images: PositiveInt = 8
+    filter_steps: PositiveInt = 64
+    dream_steps: PositiveInt = 20
     embed_points: Annotated[int, Field(ge=5)] = 2000
 
 
@@ -318,6 +320,15 @@ class Recipe(_Section):
 
     @model_validator(mode="before")
     @classmethod
+    def _empty_sections_take_defaults(cls, raw: Any) -> Any:
+        # `train:` with every option commented out is YAML null: the section's defaults.
+        if isinstance(raw, dict):
+            raw = {key: value for key, value in raw.items()
+                   if value is not None or key not in ("train", "export", "interpret")}
+        return raw
+
+    @model_validator(mode="before")
+    @classmethod
     def _task_batch_size_by_default(cls, raw: Any) -> Any:
         # A data section without `batch_size` batches by the task's row, as
         # `vk.data.shapes` does (4 images for segmentation, 32 otherwise).
@@ -375,6 +386,19 @@ def _field_names(model: type[BaseModel], location: tuple[Any, ...], raw: Any) ->
     return list(getattr(current, "model_fields", {}))
 
 
+def _section_of(location: tuple[Any, ...], raw: Any) -> str:
+    """" It belongs in the train section." for a key written in the wrong section."""
+    key = location[-1]
+    if len(location) > 1 and key in Recipe.model_fields:
+        return f" It belongs at the top level of the recipe ({key})."
+    homes = [section for section in Recipe.model_fields
+             if (section,) != tuple(location[:-1])
+             and key in _field_names(Recipe, (section,), raw)]
+    if not homes:
+        return ""
+    return f" It belongs in the {' or '.join(homes)} section ({homes[0]}.{key})."
+
+
 def _format_errors(error: ValidationError, source: str, raw: Any = None) -> str:
     lines = []
     for item in error.errors():
@@ -382,7 +406,7 @@ def _format_errors(error: ValidationError, source: str, raw: Any = None) -> str:
         path = ".".join(str(p) for p in location) or "(top level)"
         if item["type"] == "extra_forbidden":
             valid = _field_names(Recipe, location[:-1], raw)
-            hint = did_you_mean(location[-1], valid)
+            hint = _section_of(location, raw) or did_you_mean(location[-1], valid)
             lines.append(f"  {path}: unknown field.{hint} Valid fields here: {', '.join(valid)}.")
         elif item["type"] == "missing":
             lines.append(f"  {path}: required field is missing.")

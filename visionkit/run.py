@@ -34,7 +34,7 @@ from visionkit.export.formats import export_formats
 from visionkit.train.distill import distill_from_recipe
 from visionkit.train.distribute import resolve_strategy
 from visionkit.train.metric_losses import ContrastiveLoss, TripletLoss
-from visionkit.vocabulary import Registry, did_you_mean
+from visionkit.vocabulary import Registry, did_you_mean, get_task
 
 __all__ = ["run_recipe", "data_from_recipe", "augment_layers", "metric_loss_from_recipe",
            "register_data_source"]
@@ -49,6 +49,9 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
     `{albumentations: [...]}` section becomes an `albumentations.Compose` for `task`
     read by `A.from_dict` (see `visionkit.data.albumentations_bridge.recipe_to_dict`).
 
+    For a task with boxes, a Keras preprocessing layer built without
+    `bounding_box_format` gets the task's ("xyxy"), so it moves the boxes.
+
     Raises:
         ValueError: for a name that is not a Keras layer (with close matches) or bad
             arguments (naming the layer).
@@ -57,6 +60,7 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
         return spec
     if isinstance(spec, AlbumentationsAugment):
         return compose_from_recipe(spec.model_dump(exclude_none=True), task=task)
+    box_format = None if task is None else get_task(task).bounding_box_format
     layers = []
     for entry in spec:
         arguments = dict(entry)
@@ -69,7 +73,11 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
         if seed is not None and "seed" not in arguments and "seed" in _parameters(layer_class):
             arguments["seed"] = seed
         try:
-            layers.append(layer_class(**arguments))
+            layer = layer_class(**arguments)
+            if box_format is not None and "bounding_box_format" in vars(layer) and \
+                    layer.bounding_box_format is None:  # moves the task's boxes
+                layer = layer_class(**arguments, bounding_box_format=box_format)
+            layers.append(layer)
         except (TypeError, ValueError) as error:
             raise ValueError(f"data.augment: cannot build {name} with {arguments}: {error}") from None
     return layers
@@ -87,7 +95,7 @@ DATA_SOURCES: Registry[Callable[..., Data]] = Registry("data source")
 
 
 def register_data_source(name: str, schema: type[DataSection],
-                         loader: Callable[..., Data]) -> None:
+                         loader: Callable[..., Data], replace: bool = False) -> None:
     """Makes `name` a recipe data source: `data: {source: name, ...}` validates against
     `schema` and loads with `loader`.
 
@@ -101,9 +109,16 @@ def register_data_source(name: str, schema: type[DataSection],
             `batch_size`, `validation_split`, `augment`, `seed`) as keyword arguments
             for the `vk.data` function it calls.
 
+        replace: whether to replace a source already registered under `name` (a
+            built-in one too). Defaults to False.
+
     Raises:
-        TypeError: when `schema` is not a `DataSection` subclass.
-        ValueError: when `name` is taken (see `visionkit.vocabulary.Registry.register`).
+        TypeError: when `schema` is not a `DataSection` subclass with a `source` field.
+        ValueError: when `name` is taken and `replace` is False (see
+            `visionkit.vocabulary.Registry.register`).
+
+    A loader that returns anything but a `Data` set fails when the recipe's data is built
+    (TypeError naming the source).
 
     Example:
 
@@ -121,11 +136,15 @@ def register_data_source(name: str, schema: type[DataSection],
     if not (isinstance(schema, type) and issubclass(schema, DataSection)):
         raise TypeError(f"Expected the schema of data source {name!r} as a subclass of "
                         f"visionkit.config.DataSection; received {schema!r}.")
-    DATA_SOURCE_SCHEMAS.register(name, schema)
+    if "source" not in schema.model_fields:  # every recipe would fail "unknown field"
+        raise TypeError(f"The schema of data source {name!r} ({schema.__name__}) needs a "
+                        "`source` field (e.g. `source: str`), the recipe's data.source.")
+    schemas = dict(DATA_SOURCE_SCHEMAS)  # a built-in schema passed again replaces itself
+    DATA_SOURCE_SCHEMAS.register(name, schema, replace=replace)
     try:
-        DATA_SOURCES.register(name, loader)
+        DATA_SOURCES.register(name, loader, replace=replace)
     except ValueError:
-        DATA_SOURCE_SCHEMAS.pop(name)
+        DATA_SOURCE_SCHEMAS.restore(schemas)
         raise
 
 
@@ -194,6 +213,10 @@ def data_from_recipe(recipe: Recipe) -> Data:
         "seed": recipe.seed,
     }
     data = DATA_SOURCES.lookup(config.source)(config, recipe.task, common)
+    if not isinstance(data, Data):
+        raise TypeError(f"The loader of data source {config.source!r} returned "
+                        f"{type(data).__name__}; expected a visionkit Data set (what the "
+                        "vk.data functions return, e.g. vk.data.from_arrays(...)).")
     if recipe.limit is not None:
         data = data.take(*recipe.limit)
     if recipe.metric_learning is not None:  # P x K batches for the online-mined loss

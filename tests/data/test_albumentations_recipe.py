@@ -68,3 +68,59 @@ def test_detection_recipes_get_pascal_voc_boxes_in_either_form():
 def test_a_bad_serialized_section_names_the_transform(serialized, message):
     with pytest.raises(RecipeError, match=message):
         parse_recipe(_recipe({"albumentations": serialized}))
+
+
+def test_a_hand_written_serialized_transform_without_p_keeps_its_own_default_p():
+    # A.to_dict always writes p; a hand-written form may leave it out, and albumentations'
+    # reader would then apply Resize / CenterCrop to half the images only.
+    serialized = {"__class_fullname__": "Compose", "transforms": [
+        {"__class_fullname__": "CenterCrop", "height": 12, "width": 12},
+        {"__class_fullname__": "OneOf", "transforms": [
+            {"__class_fullname__": "Resize", "height": 16, "width": 16}]},
+        {"__class_fullname__": "HorizontalFlip", "p": 0.25}]}
+    compose = compose_from_recipe({"albumentations": serialized})
+    resize = compose.transforms[1].transforms[0]
+    assert [compose.transforms[0].p, compose.transforms[1].p, resize.p,
+            compose.transforms[2].p] == [A.CenterCrop(12, 12).p, A.OneOf([]).p,
+                                         A.Resize(16, 16).p, 0.25] == [1.0, 0.5, 1.0, 0.25]
+
+
+def test_a_detection_compose_with_label_fields_augments_data_without_boxes():
+    # A.save of a detection pipeline (bbox_params and keypoint_params with label fields)
+    # reused for classification: albumentations alone fails "'label_fields' are not valid".
+    import numpy as np
+
+    from visionkit.data.albumentations_bridge import _apply
+
+    compose = A.Compose(
+        [A.HorizontalFlip(p=1.0)],
+        bbox_params=A.BboxParams(format="pascal_voc", label_fields=["class_labels"]),
+        keypoint_params=A.KeypointParams(format="xy", label_fields=["keypoint_labels"]))
+    image = np.arange(2 * 3 * 1, dtype=np.uint8).reshape(2, 3, 1)
+    flipped, = _apply(compose, np.array([1]), image, (), has_mask=False, has_boxes=False,
+                      label_fields=())
+    np.testing.assert_array_equal(flipped, image[:, ::-1])
+    # ... and boxes still move, with the keypoint label field left empty.
+    out = _apply(compose, np.array([1]), np.zeros([4, 4, 3], np.uint8),
+                 (np.array([[0, 0, 1, 2]], np.float32), np.array([5], np.int32)),
+                 has_mask=False, has_boxes=True, label_fields=("class_labels",))
+    np.testing.assert_array_equal(out[1], [[3, 0, 4, 2]])
+    assert out[2].tolist() == [5]
+
+
+def test_albumentations_1x_serialized_always_apply_is_read_as_p():
+    # What albumentations 1.x's A.to_dict wrote (always_apply on every transform);
+    # albumentations 2 rejects the argument.
+    old = {"__version__": "1.3.0", "transform": {
+        "__class_fullname__": "Compose", "p": 1.0, "bbox_params": None, "transforms": [
+            {"__class_fullname__": "HorizontalFlip", "always_apply": False, "p": 0.5},
+            {"__class_fullname__": "OneOf", "p": 0.9, "transforms": [
+                {"__class_fullname__": "RandomBrightnessContrast", "always_apply": True,
+                 "p": 0.2}]}]}}
+    with pytest.warns(UserWarning, match=r"always_apply=True \(albumentations 1\.x\) is read "
+                                         r"as p=1\.0 for 1 transform\(s\): "
+                                         r"RandomBrightnessContrast \(p=0\.2\)"):
+        compose = compose_from_recipe({"albumentations": old})
+    assert [compose.transforms[0].p, compose.transforms[1].p,
+            compose.transforms[1].transforms[0].p] == [0.5, 0.9, 1.0]
+    assert old["transform"]["transforms"][0]["always_apply"] is False  # input untouched

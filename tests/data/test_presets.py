@@ -381,3 +381,59 @@ def test_standard_crops_images_turned_by_their_exif_orientation(tmp_path):
         assert np.ptp(column_profile) < 20  # no boundary across the width
         rows_seen += np.ptp(row_profile) > 100
     assert rows_seen  # some crops show the boundary, as a row
+
+
+@pytest.mark.parametrize("layer_format", ["yxyx", "xywh", "rel_xyxy"])
+def test_a_keras_layer_told_another_box_format_fails_naming_it(layer_format):
+    # visionkit's boxes are xyxy pixels: a layer reading them as another format would
+    # move them wrongly (measured: every box of a flipped batch dropped).
+    from visionkit.data.augment import build_augmenter
+    from visionkit.vocabulary import get_task
+
+    flip = keras.layers.RandomFlip("horizontal", seed=1, bounding_box_format=layer_format)
+    with pytest.raises(ValueError, match=rf"layer 1 \(RandomFlip\) has bounding_box_format="
+                                         rf"'{layer_format}', but detection boxes are 'xyxy'"):
+        build_augmenter([keras.layers.RandomBrightness(0.1), flip], get_task("detection"))
+    # Boxes in the task's format, or data without boxes, are fine.
+    assert build_augmenter([flip], get_task("classification")) is not None
+    assert build_augmenter([keras.layers.RandomFlip(bounding_box_format="xyxy")],
+                           get_task("detection")) is not None
+
+
+def test_recipe_keras_layer_entries_move_detection_boxes_without_naming_a_format():
+    from visionkit.data.augment import build_augmenter
+    from visionkit.run import augment_layers
+    from visionkit.vocabulary import get_task
+
+    entries = [{"layer": "RandomFlip", "mode": "horizontal"}]
+    assert augment_layers(entries, 0, task="classification")[0].bounding_box_format is None
+    layers = augment_layers(entries, 1, task="detection")
+    assert layers[0].bounding_box_format == "xyxy"
+    batch = {"images": tf.zeros([8, 16, 16, 3]), "bounding_boxes": {
+        "boxes": tf.constant([[[1.0, 2.0, 5.0, 10.0]]] * 8),
+        "labels": tf.constant([[1]] * 8)}}
+    boxes = build_augmenter(layers, get_task("detection"))(batch)["bounding_boxes"]["boxes"]
+    # Each box kept or mirrored about x = 8 (16 pixels wide); both happen in 8 images.
+    rows = {tuple(row) for row in boxes.numpy()[:, 0].tolist()}
+    assert rows == {(1.0, 2.0, 5.0, 10.0), (11.0, 2.0, 15.0, 10.0)}
+
+
+def test_keras_random_crop_is_refused_for_boxes_while_it_moves_them_along_swapped_axes():
+    from visionkit.data.augment import _keras_random_crop_moves_boxes_right, build_augmenter
+    from visionkit.vocabulary import get_task
+
+    # An independent check of the layer: a 10x10 crop 5 pixels from the left of a 10x20
+    # image moves the box [2, 2, 8, 8] to x - 5 (clipped: [0, 2, 3, 8]).
+    layer = keras.layers.RandomCrop(10, 10, bounding_box_format="xyxy")
+    moved = layer.transform_bounding_boxes(
+        {"boxes": np.array([[[2.0, 2.0, 8.0, 8.0]]], np.float32),
+         "labels": np.array([[1]])}, (0, 5), training=True)["boxes"]
+    right = np.allclose(np.asarray(moved), [[[0.0, 2.0, 3.0, 8.0]]])
+    assert _keras_random_crop_moves_boxes_right() == right
+    if right:  # a Keras version with the fix: the layer is used
+        assert build_augmenter([layer], get_task("detection")) is not None
+    else:
+        with pytest.raises(ValueError, match=r"layer 0 \(RandomCrop\).*keras#23518"):
+            build_augmenter([layer], get_task("detection"))
+    assert build_augmenter([keras.layers.RandomCrop(10, 10)],
+                           get_task("classification")) is not None

@@ -246,7 +246,8 @@ def recipe_to_dict(section: Mapping[str, Any], task: str | Task | None = None,
 
     - albumentations' serialization (what `A.to_dict(compose)` returns, or its
       `"transform"` part): `{"__version__": ..., "transform": {"__class_fullname__":
-      "Compose", "transforms": [...], ...}}`, used as written; or
+      "Compose", "transforms": [...], ...}}`, used as written (a transform written
+      without `p` gets its own default `p`, as below); or
     - the shorthand list of entries `{"transform": Name, **arguments}` (compositions
       such as `OneOf` take their children as a `transforms` list of entries), converted
       here: each entry becomes `{"__class_fullname__": Name, **arguments}` and an entry
@@ -303,12 +304,14 @@ def recipe_to_dict(section: Mapping[str, Any], task: str | Task | None = None,
                              "({__version__: ..., transform: {__class_fullname__: Compose, "
                              f"transforms: [...]}}, as A.to_dict writes it); received "
                              f"{given!r}.")
+        _fill_default_p(serialized["transform"])
     elif isinstance(given, list):
         serialized = {"__version__": A.__version__, "transform": {
             "__class_fullname__": "Compose", "transforms": _entries_to_dict(given, here)}}
     else:
         raise ValueError(f"{here}: expected a list of entries like {{transform: "
                          f"HorizontalFlip, p: 0.5}}; received {given!r}.")
+    _always_apply_as_p(serialized["transform"], here)
     bbox_params = section.get("bbox_params")
     if bbox_params is not None and not isinstance(bbox_params, Mapping):
         raise ValueError(f"{where}.bbox_params: expected a mapping of A.BboxParams "
@@ -442,12 +445,54 @@ def _entries_to_dict(entries: Sequence[Any], where: str) -> list[dict[str, Any]]
             if not isinstance(children, list):
                 raise ValueError(f"{here}: {name} needs 'transforms', a list of entries.")
             arguments["transforms"] = _entries_to_dict(children, f"{here}.transforms")
-        if "p" not in arguments:  # the transform's own default, not the reader's 0.5
-            default = inspect.signature(transform_class).parameters.get("p")
-            if default is not None and default.default is not inspect.Parameter.empty:
-                arguments["p"] = default.default
+        _default_p(transform_class, arguments)
         serialized.append({"__class_fullname__": name, **arguments})
     return serialized
+
+
+def _default_p(transform_class: type, arguments: dict[str, Any]) -> None:
+    """Sets `p` to the transform's own default when missing (the reader takes 0.5)."""
+    if "p" not in arguments:
+        default = inspect.signature(transform_class).parameters.get("p")
+        if default is not None and default.default is not inspect.Parameter.empty:
+            arguments["p"] = default.default
+
+
+def _always_apply_as_p(transform: Any, where: str) -> None:
+    """albumentations 1.x's `always_apply` (written by its `A.to_dict` on every transform;
+    albumentations 2 removed it) in place: False is dropped, True becomes p=1.0, said once."""
+    changed: list[str] = []
+
+    def visit(node: Any) -> None:
+        if not isinstance(node, dict):
+            return
+        if node.pop("always_apply", False):
+            changed.append(f"{node.get('__class_fullname__')} (p={node.get('p', 'unset')})")
+            node["p"] = 1.0
+        for child in node.get("transforms") or []:
+            visit(child)
+
+    visit(transform)
+    if changed:
+        warnings.warn(f"{where}: always_apply=True (albumentations 1.x) is read as p=1.0 for "
+                      f"{len(changed)} transform(s): {', '.join(changed[:10])}.", stacklevel=3)
+
+
+def _fill_default_p(transform: Any) -> None:
+    """`_default_p` through a serialized transform and its children, in place (a
+    hand-written `A.to_dict` form may leave `p` out; `A.to_dict` itself always writes it)."""
+    import albumentations as A
+
+    if not isinstance(transform, dict):
+        return
+    name = str(transform.get("__class_fullname__", "")).rpartition(".")[2]
+    transform_class = getattr(A, name, None)
+    if isinstance(transform_class, type) and \
+            issubclass(transform_class, (A.BasicTransform, A.BaseCompose)):
+        _default_p(transform_class, transform)
+    children = transform.get("transforms")
+    for child in children if isinstance(children, list) else []:
+        _fill_default_p(child)
 
 
 def _from_dict(transform: Mapping[str, Any], where: str) -> Any:
@@ -527,6 +572,7 @@ def _apply(compose: Any, seed_values: np.ndarray, image: np.ndarray, targets: tu
         data["bboxes"] = np.concatenate([coordinates, rows[:, None].astype(np.float32)], axis=1)
         for field in label_fields:
             data[field] = labels[rows]
+    _empty_targets(compose, data)
     out = compose(**data)
     augmented = np.asarray(out["image"])
     if augmented.ndim == 2:
@@ -565,6 +611,18 @@ def _apply(compose: Any, seed_values: np.ndarray, image: np.ndarray, targets: tu
             dropped.record(labels, out_labels)
         result += [out_boxes, out_labels]
     return result
+
+
+def _empty_targets(compose: Any, data: dict[str, Any]) -> None:
+    """Empty boxes / keypoints and label fields for the Compose's `bbox_params` /
+    `keypoint_params` the data has no targets for (a detection Compose reused on
+    classification data, keypoint_params visionkit does not feed): albumentations
+    otherwise fails with "Your 'label_fields' are not valid"."""
+    for target, processor in getattr(compose, "processors", {}).items():
+        columns = 4 if target == "bboxes" else len(str(processor.params.format))
+        data.setdefault(target, np.zeros((0, columns), np.float32))
+        for field in processor.params.label_fields or ():
+            data.setdefault(field, np.zeros((0,), np.int32))
 
 
 def _check_output_size(compose: Any, shape: tuple[int, ...], with_mask: bool) -> None:

@@ -60,10 +60,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from visionkit.data import transforms
@@ -405,7 +407,8 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
     Raises:
         ValueError, TypeError: as `check_augment`; TypeError for a preset name other
             than "none" or an albumentations Compose (use `plan_augmentation`, or
-            `Data.with_augmentation`).
+            `Data.with_augmentation`); ValueError for a layer whose
+            `bounding_box_format` is not the task's ("xyxy" for detection).
 
     Example:
 
@@ -431,6 +434,7 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
         layers = list(augment)
     if not layers:
         return None
+    _check_box_formats(layers, task)
     dropped = DroppedBoxes("Keras layers " + ", ".join(type(layer).__name__
                                                         for layer in layers))
 
@@ -451,6 +455,41 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
             {**inputs, **held}, tuple(inputs["images"].shape[1:3])))
 
     return apply
+
+
+def _check_box_formats(layers: Sequence[keras.layers.Layer], task: Task) -> None:
+    """Fails for a Keras layer told another box format than the task's boxes (a layer
+    with `bounding_box_format="xywh"` would move visionkit's xyxy boxes wrongly)."""
+    expected = task.bounding_box_format
+    for position, layer in enumerate(layers):
+        given = getattr(layer, "bounding_box_format", None)
+        if expected is not None and given is not None and given != expected:
+            raise ValueError(
+                f"Keras augmentation layer {position} ({type(layer).__name__}) has "
+                f"bounding_box_format={given!r}, but {task.name} boxes are {expected!r} "
+                f"(pixels): create it with bounding_box_format={expected!r}.")
+        if expected is not None and isinstance(layer, keras.layers.RandomCrop) and \
+                not _keras_random_crop_moves_boxes_right():
+            raise ValueError(
+                f"Keras augmentation layer {position} (RandomCrop): this Keras version "
+                f"({keras.__version__}) shifts boxes by the crop's vertical offset along x "
+                "and its horizontal offset along y (keras-team/keras#23518), so the boxes "
+                "would no longer match the objects. Crop with the 'standard' preset or an "
+                "albumentations Compose (A.RandomCrop with bbox_params) instead.")
+
+
+@functools.cache
+def _keras_random_crop_moves_boxes_right() -> bool:
+    """Whether `keras.layers.RandomCrop` shifts xyxy boxes by (left, top): a 3x3 crop
+    one pixel from the left must move the box [2, 0, 3, 1] to [1, 0, 2, 1]."""
+    layer = keras.layers.RandomCrop(3, 3, bounding_box_format="xyxy")
+    boxes = {"boxes": np.array([[[2.0, 0.0, 3.0, 1.0]]], np.float32),
+             "labels": np.array([[1]], np.int32)}
+    try:
+        moved = layer.transform_bounding_boxes(boxes, (0, 1), training=True)["boxes"]
+    except Exception:  # noqa: BLE001 - another transformation layout: not verified
+        return False
+    return bool(np.allclose(np.asarray(moved), [[[1.0, 0.0, 2.0, 1.0]]]))
 
 
 def _counted(counter: DroppedBoxes, before: dict, after: dict) -> dict:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
 from visionkit.train.fit import fit
 
@@ -36,15 +36,27 @@ __all__ = ["AdversarialConfig", "FineTuneConfig", "RECIPE_TYPES", "SET_ELSEWHERE
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: YAML's .inf / .nan are numbers, and no option takes them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _not_a_boolean(value: Any) -> Any:
+    """A count given as `true`/`false` (e.g. `early_stopping: true`) would read as 1/0."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number, not the boolean {value!r} (YAML "
+                         "reads true/yes/on as booleans; write the count, or null for none)")
+    return value
+
+
+PositiveInt = Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=1)]
 
 
 class FineTuneConfig(_Section):
     """`train.fine_tune`: two-phase transfer learning, as `vk.train.fit(fine_tune=...)`."""
 
-    freeze_epochs: Annotated[int, Field(ge=1)]
+    freeze_epochs: PositiveInt
     unfreeze: Literal["all", "last_k_blocks"] = "all"
-    k: Annotated[int, Field(ge=1, le=5)] | None = None
+    k: Annotated[int, BeforeValidator(_not_a_boolean), Field(ge=1, le=5)] | None = None
     learning_rate_factor: Annotated[float, Field(gt=0, le=1)] = 0.1
 
     @model_validator(mode="after")
@@ -65,14 +77,12 @@ class AdversarialConfig(_Section):
 
     method: Literal["pgd", "fgsm"] = "pgd"
     epsilon: Annotated[float, Field(ge=0, le=255)] = 8.0
-    steps: Annotated[int, Field(ge=1)] | None = None
+    steps: PositiveInt | None = None
     step_size: Annotated[float, Field(gt=0)] | None = None
     norm: Literal["inf", "2"] = "inf"
     random_start: bool | None = None
     clean_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None  # share left clean
 
-
-PositiveInt = Annotated[int, Field(ge=1)]
 
 # The recipe type of each `fit` option a recipe's `train:` section holds (the name and the
 # default come from fit's signature).
@@ -103,7 +113,10 @@ RECIPE_TYPES: dict[str, Any] = {
     "plots": bool,
     "fine_tune": FineTuneConfig | None,
     "restore_best": bool,
-    "class_weight": Literal["balanced"] | dict[int, Annotated[float, Field(ge=0)]]
+    # {class id or class name: weight}, as fit takes it ("0" from JSON is id 0).
+    "class_weight": Literal["balanced"]
+    | dict[Annotated[int | str, Field(union_mode="left_to_right")],
+           Annotated[float, Field(ge=0)]]
     | list[Annotated[float, Field(ge=0)]] | None,
     "sampling": Literal["balanced"] | None,
     "explain_every": PositiveInt | None,
