@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from visionkit.train.callbacks import read_best_record
+from visionkit.train.callbacks import improves, read_best_record
 
 __all__ = ["BestWeights"]
 
@@ -57,19 +57,12 @@ class BestWeights(keras.callbacks.Callback):
 
         super().set_model(trained_model(model))  # a wrapper keeps its inner model's weights
 
-    def _better(self, value: float) -> bool:
-        if not np.isfinite(value):
-            return False
-        if self.best_value is None:
-            return True
-        return value < self.best_value if self.mode == "min" else value > self.best_value
-
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         value = (logs or {}).get(self.monitor)
         if value is None:
             return
         value = float(value)
-        if self._better(value):
+        if improves(value, self.best_value, self.mode):
             self.best_epoch, self.best_value = epoch + 1, value
             if self.checkpoint is None:
                 self._weights = [np.array(w) for w in self.model.get_weights()]

@@ -175,6 +175,19 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         return "No checkpoint was being written (pass a run_dir to keep one)."
 
 
+def improves(value: float, best: float | None, mode: str) -> bool:
+    """Whether a finite monitored `value` beats `best` (None: nothing yet) in `mode` "min"/"max".
+
+    >>> improves(0.5, 0.6, "min"), improves(0.5, 0.6, "max"), improves(float("nan"), None, "min")
+    (True, False, False)
+    """
+    if not math.isfinite(value):
+        return False
+    if best is None:
+        return True
+    return value < best if mode == "min" else value > best
+
+
 class BestCheckpoint(keras.callbacks.ModelCheckpoint):
     """Keras's best-only `ModelCheckpoint` that survives a resumed run.
 
@@ -229,13 +242,6 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
 
         super().set_model(trained_model(model))  # a wrapper's checkpoint is its inner model
 
-    def _improved(self, current: float) -> bool:
-        if not math.isfinite(current):
-            return False
-        if self.best is None:
-            return True
-        return current < self.best if self.mode == "min" else current > self.best
-
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         current = (logs or {}).get(self.monitor)
         if current is None:  # Keras saves every epoch then, and says so
@@ -244,7 +250,7 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
             self._save(epoch, None)
             return
         current = float(current)
-        if self._improved(current):
+        if improves(current, self.best, self.mode):
             self.best = current
             self._save(epoch, current)
 
