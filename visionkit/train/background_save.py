@@ -26,7 +26,7 @@ from collections.abc import Callable
 import keras
 import numpy as np
 
-__all__ = ["SnapshotWriter", "wait_for_pending_saves"]
+__all__ = ["SnapshotWriter", "optimizer_variables", "wait_for_pending_saves"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ def wait_for_pending_saves() -> None:
             thread.join()
 
 
-def _optimizer_variables(model: keras.Model) -> list:
+def optimizer_variables(model: keras.Model) -> list:
+    """The model's optimizer variables (none before it is compiled)."""
     optimizer = getattr(model, "optimizer", None)
     return list(optimizer.variables) if optimizer is not None else []
 
@@ -89,7 +90,7 @@ class SnapshotWriter:
             logger.debug("Saving %s on the training thread: %s", model.name, error)
             return None
         pairs = [(model.weights, shadow.weights),
-                 (_optimizer_variables(model), _optimizer_variables(shadow))]
+                 (optimizer_variables(model), optimizer_variables(shadow))]
         if any([tuple(v.shape) for v in mine] != [tuple(v.shape) for v in theirs]
                for mine, theirs in pairs):
             logger.debug("Saving %s on the training thread: its rebuilt variables differ.",
@@ -114,11 +115,11 @@ class SnapshotWriter:
             return
         weights = model.get_weights()
         optimizer = [np.array(keras.ops.convert_to_numpy(v)) for v in
-                     _optimizer_variables(model)]
+                     optimizer_variables(model)]
 
         def write() -> None:
             shadow.set_weights(weights)
-            for variable, value in zip(_optimizer_variables(shadow), optimizer):
+            for variable, value in zip(optimizer_variables(shadow), optimizer):
                 variable.assign(value)
             self._write(shadow, path, then)
 

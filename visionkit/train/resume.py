@@ -46,6 +46,7 @@ from visionkit.keras_internals import (
     flatten_layers,
     seed_generators,
 )
+from visionkit.train.background_save import optimizer_variables
 
 __all__ = ["ResumableBackup", "LearningRateLog", "first_epoch", "callback_state",
            "set_callback_state"]
@@ -190,10 +191,6 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         self._wait_for_writer()  # before Keras removes the backup folder
         super().on_train_end(logs)
 
-    def _optimizer_variables(self) -> list[Any]:
-        optimizer = getattr(self.model, "optimizer", None)
-        return list(optimizer.variables) if optimizer is not None else []
-
     def _restore_weights(self) -> None:
         path = os.path.join(self.backup_dir, WEIGHTS_FILE)
         if not os.path.exists(path):
@@ -203,7 +200,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             optimizer.build(self.model.trainable_variables)  # as Keras's restore does
         with np.load(path) as saved:
             for group, variables in (("weights", self.model.weights),
-                                     ("optimizer", self._optimizer_variables())):
+                                     ("optimizer", optimizer_variables(self.model))):
                 names = sorted((n for n in saved.files if n.startswith(f"{group}/")),
                                key=lambda n: int(n.rsplit("/", 1)[1]))
                 shapes = [tuple(saved[n].shape) for n in names]
@@ -305,7 +302,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
         weights = {f"weights/{index}": np.array(variable, copy=True)
                    for index, variable in enumerate(self.model.weights)}
         weights.update({f"optimizer/{index}": np.array(variable, copy=True)
-                        for index, variable in enumerate(self._optimizer_variables())})
+                        for index, variable in enumerate(optimizer_variables(self.model))})
         self._wait_for_writer()
         self._writer = threading.Thread(
             target=self._write_weights, name="visionkit-backup",
