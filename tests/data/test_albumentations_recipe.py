@@ -1,6 +1,7 @@
 """A recipe's albumentations section is read by albumentations' own `A.from_dict`."""
 
 import albumentations as A
+import numpy as np
 import pytest
 import yaml
 
@@ -117,10 +118,60 @@ def test_albumentations_1x_serialized_always_apply_is_read_as_p():
             {"__class_fullname__": "OneOf", "p": 0.9, "transforms": [
                 {"__class_fullname__": "RandomBrightnessContrast", "always_apply": True,
                  "p": 0.2}]}]}}
-    with pytest.warns(UserWarning, match=r"always_apply=True \(albumentations 1\.x\) is read "
-                                         r"as p=1\.0 for 1 transform\(s\): "
-                                         r"RandomBrightnessContrast \(p=0\.2\)"):
+    with pytest.warns(UserWarning, match=r"1 albumentations 1\.x argument\(s\) read in their "
+                                         r"albumentations 2 form: RandomBrightnessContrast "
+                                         r"always_apply=True -> p=1\.0 \(was p=0\.2\)"):
         compose = compose_from_recipe({"albumentations": old})
     assert [compose.transforms[0].p, compose.transforms[1].p,
             compose.transforms[1].transforms[0].p] == [0.5, 0.9, 1.0]
     assert old["transform"]["transforms"][0]["always_apply"] is False  # input untouched
+
+
+def test_albumentations_1x_renamed_arguments_are_read_in_their_2x_form():
+    # Arguments as albumentations 1.4's A.to_dict wrote them; albumentations 2 renamed
+    # each (its reader would reject or ignore them).
+    old = {"__version__": "1.4.24", "transform": {
+        "__class_fullname__": "Compose", "p": 1.0, "transforms": [
+            {"__class_fullname__": "RandomResizedCrop", "height": 24, "width": 32,
+             "scale": [0.5, 1.0], "p": 1.0},
+            {"__class_fullname__": "ImageCompression", "quality_lower": 70, "p": 0.5},
+            {"__class_fullname__": "Downscale", "scale_min": 0.5, "scale_max": 0.75,
+             "p": 0.5},
+            {"__class_fullname__": "CoarseDropout", "max_holes": 6, "max_height": 4,
+             "min_height": 2, "max_width": 5, "fill_value": 127, "p": 0.5},
+            {"__class_fullname__": "GaussNoise", "var_limit": [16.0, 64.0], "mean": 51,
+             "p": 0.5},
+            {"__class_fullname__": "RandomFog", "fog_coef_upper": 0.6, "p": 0.5},
+            {"__class_fullname__": "Rotate", "limit": 10, "border_mode": 0, "value": 114,
+             "mask_value": 255, "p": 0.5}]}}
+    with pytest.warns(UserWarning, match=r"12 albumentations 1\.x argument\(s\) read in their "
+                                         r"albumentations 2 form: RandomResizedCrop height, "
+                                         r"width -> size=\(24, 32\); ImageCompression "
+                                         r"quality_lower -> quality_range=\(70, 100\)"):
+        compose = compose_from_recipe({"albumentations": old})
+    crop, jpeg, down, dropout, noise, fog, rotate = compose.transforms
+    assert tuple(crop.size) == (24, 32)
+    assert tuple(jpeg.quality_range) == (70, 100)  # 1.x's quality_upper default
+    assert tuple(down.scale_range) == (0.5, 0.75)
+    assert tuple(dropout.num_holes_range) == (6, 6)  # 1.x: min_holes defaults to max
+    assert tuple(dropout.hole_height_range) == (2, 4)
+    assert tuple(dropout.hole_width_range) == (5, 5)
+    assert dropout.fill == 127
+    # variance 16..64 in 0..255 units: standard deviation 4..8 pixels levels.
+    np.testing.assert_allclose(noise.std_range, (4 / 255, 8 / 255))
+    np.testing.assert_allclose(noise.mean_range, (0.2, 0.2))
+    assert tuple(fog.fog_coef_range) == (0.3, 0.6)
+    assert (rotate.fill, rotate.fill_mask) == (114, 255)
+    assert old["transform"]["transforms"][1]["quality_lower"] == 70  # input untouched
+
+
+def test_albumentations_2x_arguments_pass_unchanged_and_unwarned():
+    import warnings
+
+    new = [{"transform": "ImageCompression", "quality_range": [60, 90], "p": 1.0},
+           {"transform": "Rotate", "limit": 5, "fill": 3, "p": 1.0}]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compose = compose_from_recipe({"albumentations": new})
+    assert tuple(compose.transforms[0].quality_range) == (60, 90)
+    assert compose.transforms[1].fill == 3

@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.albumentations_legacy import translate_1x_arguments
 from visionkit.data.box_drops import DroppedBoxes
 from visionkit.data.boxes import MIN_BOX_SIDE, PAD_VALUE
 from visionkit.vocabulary import Task, did_you_mean, get_task
@@ -311,7 +312,7 @@ def recipe_to_dict(section: Mapping[str, Any], task: str | Task | None = None,
     else:
         raise ValueError(f"{here}: expected a list of entries like {{transform: "
                          f"HorizontalFlip, p: 0.5}}; received {given!r}.")
-    _always_apply_as_p(serialized["transform"], here)
+    translate_1x_arguments(serialized["transform"], here)
     bbox_params = section.get("bbox_params")
     if bbox_params is not None and not isinstance(bbox_params, Mapping):
         raise ValueError(f"{where}.bbox_params: expected a mapping of A.BboxParams "
@@ -456,26 +457,6 @@ def _default_p(transform_class: type, arguments: dict[str, Any]) -> None:
         default = inspect.signature(transform_class).parameters.get("p")
         if default is not None and default.default is not inspect.Parameter.empty:
             arguments["p"] = default.default
-
-
-def _always_apply_as_p(transform: Any, where: str) -> None:
-    """albumentations 1.x's `always_apply` (written by its `A.to_dict` on every transform;
-    albumentations 2 removed it) in place: False is dropped, True becomes p=1.0, said once."""
-    changed: list[str] = []
-
-    def visit(node: Any) -> None:
-        if not isinstance(node, dict):
-            return
-        if node.pop("always_apply", False):
-            changed.append(f"{node.get('__class_fullname__')} (p={node.get('p', 'unset')})")
-            node["p"] = 1.0
-        for child in node.get("transforms") or []:
-            visit(child)
-
-    visit(transform)
-    if changed:
-        warnings.warn(f"{where}: always_apply=True (albumentations 1.x) is read as p=1.0 for "
-                      f"{len(changed)} transform(s): {', '.join(changed[:10])}.", stacklevel=3)
 
 
 def _fill_default_p(transform: Any) -> None:

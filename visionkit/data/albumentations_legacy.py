@@ -1,0 +1,177 @@
+"""albumentations 1.x serializations read by albumentations 2: renamed arguments.
+
+albumentations 2.0 removed `always_apply` and renamed the arguments of many transforms
+(pairs of bounds became one range, `value`/`mask_value` became `fill`/`fill_mask`, ...).
+A Compose saved with albumentations 1.x's `A.to_dict`, or a recipe copied from a 1.x
+tutorial, then fails in `A.from_dict` or, worse, has its arguments ignored. This module
+rewrites those arguments into their 2.x form before the reader sees them, and says once
+which it rewrote. Each rule below follows the 1.x signature (its defaults fill a bound
+given alone) and the 2.x one installed (albumentations 2.0.8's parameter names):
+
+- `always_apply=True` -> `p=1.0` (`always_apply=False` is dropped).
+- `RandomResizedCrop`, `RandomSizedCrop`: `height`, `width` -> `size=(height, width)`.
+- `ImageCompression`: `quality_lower` (99), `quality_upper` (100) -> `quality_range`.
+- `Downscale`: `scale_min` (0.25), `scale_max` (0.25) -> `scale_range`.
+- `CoarseDropout`: `min_holes`/`max_holes` (8) -> `num_holes_range`, `min_height`/
+  `max_height` (8) -> `hole_height_range`, `min_width`/`max_width` (8) ->
+  `hole_width_range` (a missing minimum is the maximum, as in 1.x), `fill_value` ->
+  `fill`, `mask_fill_value` -> `fill_mask`.
+- `GaussNoise`: `var_limit` (variance in squared 0..255 units, default (10, 50); a
+  single value v is (0, v)) -> `std_range = sqrt(var_limit) / 255` (a standard
+  deviation as a fraction of the maximum value, albumentations 2's unit); `mean` (0..255)
+  -> `mean_range = (mean / 255, mean / 255)`.
+- `RandomFog`: `fog_coef_lower` (0.3), `fog_coef_upper` (1) -> `fog_coef_range`;
+  `RandomRain`: `slant_lower` (-10), `slant_upper` (10) -> `slant_range`;
+  `RandomShadow`: `num_shadows_lower` (1), `num_shadows_upper` (2) ->
+  `num_shadows_limit`; `RandomSunFlare`: `num_flare_circles_lower` (6),
+  `num_flare_circles_upper` (10) -> `num_flare_circles_range`, `angle_lower` (0),
+  `angle_upper` (1) -> `angle_range`.
+- Any transform whose 2.x signature has `fill`/`fill_mask`: `value` -> `fill`,
+  `mask_value` -> `fill_mask` (Rotate, Affine, ShiftScaleRotate, PadIfNeeded, ...).
+
+An argument is rewritten only when the 2.x name is absent and the installed transform
+takes the new name and not the old one, so a 2.x serialization passes unchanged.
+
+Example:
+
+>>> import warnings
+>>> transform = {"__class_fullname__": "Compose", "transforms": [
+...     {"__class_fullname__": "ImageCompression", "quality_lower": 80, "p": 1.0}]}
+>>> with warnings.catch_warnings(record=True) as caught:
+...     warnings.simplefilter("always")
+...     translate_1x_arguments(transform, "data.augment.albumentations")
+>>> transform["transforms"][0]
+{'__class_fullname__': 'ImageCompression', 'p': 1.0, 'quality_range': (80, 100)}
+>>> len(caught)
+1
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["translate_1x_arguments"]
+
+# (transform, old lower, old upper, 1.x lower default, 1.x upper default, new name);
+# None as a default: the other bound.
+_BOUND_PAIRS: tuple[tuple[str, str, str, Any, Any, str], ...] = (
+    ("ImageCompression", "quality_lower", "quality_upper", 99, 100, "quality_range"),
+    ("Downscale", "scale_min", "scale_max", 0.25, 0.25, "scale_range"),
+    ("CoarseDropout", "min_holes", "max_holes", None, 8, "num_holes_range"),
+    ("CoarseDropout", "min_height", "max_height", None, 8, "hole_height_range"),
+    ("CoarseDropout", "min_width", "max_width", None, 8, "hole_width_range"),
+    ("RandomFog", "fog_coef_lower", "fog_coef_upper", 0.3, 1.0, "fog_coef_range"),
+    ("RandomRain", "slant_lower", "slant_upper", -10, 10, "slant_range"),
+    ("RandomShadow", "num_shadows_lower", "num_shadows_upper", 1, 2, "num_shadows_limit"),
+    ("RandomSunFlare", "num_flare_circles_lower", "num_flare_circles_upper", 6, 10,
+     "num_flare_circles_range"),
+    ("RandomSunFlare", "angle_lower", "angle_upper", 0, 1, "angle_range"),
+)
+# (transform or None for any, old name, new name): renamed one to one.
+_RENAMED: tuple[tuple[str | None, str, str], ...] = (
+    ("CoarseDropout", "fill_value", "fill"),
+    ("CoarseDropout", "mask_fill_value", "fill_mask"),
+    (None, "value", "fill"),
+    (None, "mask_value", "fill_mask"),
+)
+_SIZED_CROPS = ("RandomResizedCrop", "RandomSizedCrop")
+# The warning lists at most this many rewrites.
+_EXAMPLES = 10
+
+
+def translate_1x_arguments(transform: Any, where: str) -> None:
+    """Rewrites albumentations 1.x arguments of a serialized transform and its children
+    into their albumentations 2 form, in place (see the module docstring), and warns
+    once, listing the rewrites.
+
+    Args:
+        transform: a serialized transform (`A.to_dict(compose)["transform"]`): a dict with
+            `__class_fullname__`, its arguments and, for compositions, `transforms`.
+        where: how the warning names the section (e.g. "data.augment.albumentations").
+    """
+    changes: list[str] = []
+    _visit(transform, changes)
+    if changes:
+        shown = "; ".join(changes[:_EXAMPLES]) + ("; ..." if len(changes) > _EXAMPLES else "")
+        warnings.warn(f"{where}: {len(changes)} albumentations 1.x argument(s) read in their "
+                      f"albumentations 2 form: {shown}.", stacklevel=3)
+
+
+def _visit(node: Any, changes: list[str]) -> None:
+    if not isinstance(node, dict):
+        return
+    name = str(node.get("__class_fullname__", "")).rpartition(".")[2]
+    parameters = _parameters(name)
+    if node.pop("always_apply", False):
+        changes.append(f"{name} always_apply=True -> p=1.0 (was p={node.get('p', 'unset')})")
+        node["p"] = 1.0
+    if parameters:
+        for rule in _RULES:
+            rule(name, node, parameters, changes)
+    for child in node.get("transforms") or []:
+        _visit(child, changes)
+
+
+def _parameters(name: str) -> frozenset[str]:
+    """The installed albumentations transform's argument names (empty if unknown)."""
+    import albumentations as A
+
+    transform_class = getattr(A, name, None)
+    if not isinstance(transform_class, type):
+        return frozenset()
+    return frozenset(inspect.signature(transform_class).parameters)
+
+
+def _takes(parameters: frozenset[str], old: str, new: str, node: dict) -> bool:
+    return new in parameters and old not in parameters and new not in node
+
+
+def _sized_crop(name: str, node: dict, parameters: frozenset[str], changes: list[str]) -> None:
+    if name in _SIZED_CROPS and "height" in node and "width" in node and \
+            _takes(parameters, "height", "size", node):
+        node["size"] = (node.pop("height"), node.pop("width"))
+        changes.append(f"{name} height, width -> size={node['size']}")
+
+
+def _bound_pairs(name: str, node: dict, parameters: frozenset[str], changes: list[str]) -> None:
+    for owner, lower, upper, lower_default, upper_default, new in _BOUND_PAIRS:
+        if owner != name or (lower not in node and upper not in node) or \
+                not _takes(parameters, upper, new, node):
+            continue
+        given = ", ".join(key for key in (lower, upper) if key in node)
+        high = node.pop(upper, upper_default)
+        low = node.pop(lower, lower_default)
+        low = high if low is None else low
+        node[new] = (low, high)
+        changes.append(f"{name} {given} -> {new}={node[new]}")
+
+
+def _renamed(name: str, node: dict, parameters: frozenset[str], changes: list[str]) -> None:
+    for owner, old, new in _RENAMED:
+        if owner in (None, name) and old in node and _takes(parameters, old, new, node):
+            node[new] = node.pop(old)
+            changes.append(f"{name} {old} -> {new}={node[new]!r}")
+
+
+def _gauss_noise(name: str, node: dict, parameters: frozenset[str], changes: list[str]) -> None:
+    if name != "GaussNoise":
+        return
+    if "var_limit" in node and _takes(parameters, "var_limit", "std_range", node):
+        given = node.pop("var_limit")
+        low, high = (0.0, given) if isinstance(given, (int, float)) else given
+        node["std_range"] = (math.sqrt(low) / 255.0, math.sqrt(high) / 255.0)
+        changes.append(f"GaussNoise var_limit={given!r} (0..255 squared) -> std_range="
+                       f"({node['std_range'][0]:.4g}, {node['std_range'][1]:.4g}) "
+                       "(sqrt / 255)")
+    if "mean" in node and _takes(parameters, "mean", "mean_range", node):
+        mean = node.pop("mean")
+        node["mean_range"] = (mean / 255.0, mean / 255.0)
+        changes.append(f"GaussNoise mean={mean!r} -> mean_range={node['mean_range']}")
+
+
+_RULES: tuple[Callable[[str, dict, frozenset[str], list[str]], None], ...] = (
+    _sized_crop, _bound_pairs, _renamed, _gauss_noise)
