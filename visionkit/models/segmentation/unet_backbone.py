@@ -10,6 +10,7 @@ Reference:
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Sequence
 
@@ -102,10 +103,25 @@ def _register(backbone: str) -> None:
     def builder(input_shape: tuple[int, int, int], num_classes: int, **kwargs) -> keras.Model:
         return unet_on_backbone(backbone, input_shape, num_classes, **kwargs)
 
-    builder.__name__ = f"unet_{backbone}"
-    builder.__doc__ = (f"U-Net on the {backbone} backbone; keyword arguments as "
-                       "`unet_on_backbone`.")
+    builder.__name__ = builder.__qualname__ = f"unet_{backbone}"
+    # help() and inspect.signature show unet_on_backbone's options, less `backbone`.
+    signature = inspect.signature(unet_on_backbone)
+    builder.__signature__ = signature.replace(parameters=[
+        parameter for name, parameter in signature.parameters.items() if name != "backbone"])
+    builder.__doc__ = _wrapper_doc(backbone)
     register(f"unet_{backbone}", task="segmentation")(builder)
+
+
+def _wrapper_doc(backbone: str) -> str:
+    """`unet_on_backbone`'s docstring for the builder of one backbone: its own summary and
+    example, without the `backbone` argument."""
+    doc = inspect.cleandoc(unet_on_backbone.__doc__ or "")
+    body = doc.split("\n\n", 1)[1].split("Example:")[0].rstrip()
+    body = "\n".join(line for line in body.splitlines()
+                     if not line.lstrip().startswith("backbone: "))
+    return (f"A U-Net whose contracting path is the {backbone} backbone "
+            f"(`unet_on_backbone(\"{backbone}\", ...)`).\n\n{body}\n\n"
+            f"Example:\n\n>>> model = vk.models.build(\"unet_{backbone}\", (64, 64, 3), 2)\n")
 
 
 for _backbone in UNET_BACKBONES:
