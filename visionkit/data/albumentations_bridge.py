@@ -589,7 +589,7 @@ def _apply(compose: Any, seed_values: np.ndarray, image: np.ndarray, targets: tu
         out_boxes[:len(rows)] = coordinates
         out_labels[:len(rows)] = labels[rows]
         if dropped is not None:
-            dropped.record(labels, out_labels)
+            dropped.record(labels, out_labels, boxes)
         result += [out_boxes, out_labels]
     return result
 

@@ -498,7 +498,7 @@ def _counted(counter: DroppedBoxes, before: dict, after: dict) -> dict:
         return after
     targets = dict(after[BOUNDING_BOXES])
     targets[LABELS] = track_dropped_boxes(counter, before[BOUNDING_BOXES][LABELS],
-                                          targets[LABELS])
+                                          targets[LABELS], before[BOUNDING_BOXES]["boxes"])
     return {**after, BOUNDING_BOXES: targets}
 
 

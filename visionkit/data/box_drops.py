@@ -53,12 +53,17 @@ class DroppedBoxes:
         self._warned = False
         self._lock = threading.Lock()
 
-    def record(self, before: np.ndarray, after: np.ndarray) -> np.int64:
+    def record(self, before: np.ndarray, after: np.ndarray,
+               before_boxes: np.ndarray | None = None) -> np.int64:
         """Counts one batch (or example): class ids `[..., N]` before and after, -1 for
         padding. Rows may be compacted (albumentations) or kept in place (warps): the
         count per image is the difference; the examples are the ids that went missing.
+        `before_boxes` (`[..., N, 4]` xyxy pixels, optional): the boxes before
+        augmenting; those already narrower or lower than `MIN_BOX_SIDE` would be
+        dropped by any augmentation, and the warning says how many of the drops they are.
         Returns the number dropped."""
         before, after = np.asarray(before), np.asarray(after)
+        tiny = _tiny_boxes(before, before_boxes)
         kept_before = (before >= 0).reshape(-1, before.shape[-1]) if before.size else \
             np.zeros((0, 0), bool)
         kept_after = (after >= 0).reshape(-1, after.shape[-1]) if after.size else \
@@ -77,13 +82,27 @@ class DroppedBoxes:
         if first:
             ids = _missing_ids(before.reshape(-1, before.shape[-1]),
                                after.reshape(-1, after.shape[-1]))
+            already = min(tiny, lost)
+            cause = (f" {already} of them were already narrower or lower than "
+                     f"{MIN_BOX_SIDE} pixel before augmenting (the data's boxes: any "
+                     "augmentation drops them; fix or remove them in the annotations)."
+                     if already else "")
             warnings.warn(
                 f"Augmentation ({self.source}) dropped {lost} of the {boxes} boxes of a "
                 f"batch: moved out of the image, or with less than {MIN_BOX_SIDE} pixel "
-                f"left inside (class ids {ids[:_EXAMPLES]}); they became -1 padding. "
+                f"left inside (class ids {ids[:_EXAMPLES]}); they became -1 padding.{cause} "
                 "Further drops are counted without another warning "
                 "(visionkit.data.box_drops.dropped_box_totals()).", stacklevel=2)
         return np.int64(lost)
+
+
+def _tiny_boxes(labels: np.ndarray, boxes: np.ndarray | None) -> int:
+    """How many labelled boxes have a side under `MIN_BOX_SIDE` (0 without boxes)."""
+    if boxes is None:
+        return 0
+    boxes = np.asarray(boxes, np.float64).reshape(labels.shape + (4,))
+    small = np.minimum(boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1])
+    return int(np.sum((labels >= 0) & (small < MIN_BOX_SIDE)))
 
 
 def _missing_ids(before: np.ndarray, after: np.ndarray) -> list[int]:
@@ -100,11 +119,12 @@ def _missing_ids(before: np.ndarray, after: np.ndarray) -> list[int]:
 
 
 def track_dropped_boxes(counter: DroppedBoxes, before_labels: tf.Tensor,
-                        after_labels: tf.Tensor) -> tf.Tensor:
+                        after_labels: tf.Tensor, before_boxes: tf.Tensor) -> tf.Tensor:
     """Graph code: `after_labels`, once `counter` has recorded the batch (one
-    `tf.numpy_function` call per batch)."""
-    recorded = tf.numpy_function(counter.record, [before_labels, after_labels], tf.int64,
-                                 stateful=True, name="count_dropped_boxes")
+    `tf.numpy_function` call per batch); `before_boxes` are the boxes before augmenting
+    (see `DroppedBoxes.record`)."""
+    recorded = tf.numpy_function(counter.record, [before_labels, after_labels, before_boxes],
+                                 tf.int64, stateful=True, name="count_dropped_boxes")
     with tf.control_dependencies([recorded]):
         return tf.identity(after_labels)
 
