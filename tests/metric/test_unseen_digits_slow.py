@@ -96,6 +96,39 @@ training classes, the only split a choice may read):
   validate on every image of 5-6): 7-9 fell to 0.819-0.892 (five training classes
   instead of seven), and the held-out classes' AUC peaked at epoch 7 (0.968) where 7-9
   peaked at epoch 2 (correlation over 12 epochs 0.30): the epoch it picks gave 0.871.
+Measured later, without reaching 0.95 either (the recipe's network written by hand
+with each change, every variant over seeds 0, 1, 2 in one process; figures on 7-9 per
+seed, then the mean; recall@1 stayed 0.96-1.00 throughout; "+9 shifts" is the test-time
+augmentation below applied to the same networks):
+- the recipe's configuration itself, again: 0.951, 0.899, 0.915 (mean 0.922; 0-6 val
+  AUC 0.9996), one more measure of the spread between processes and seeds;
+- test-time augmentation of the embedding (the mean of the unit embeddings of the image
+  shifted by -1, 0, +1 pixel at 16x16, renormalised), on those networks: 5 shifts
+  (none, up, down, left, right) 0.959, 0.912, 0.919 (mean 0.930), 9 shifts 0.961,
+  0.916, 0.917 (mean 0.931): +0.01 on every variant below too, never enough; 0-6 val
+  did not see it (0.9996 -> 0.9991), so no split of 0-6 would have chosen it;
+- the soft-margin batch-hard triplet, softplus(d_ap - d_an) instead of the hinge
+  (Hermans et al. 2017): 0.856, 0.868, 0.877 (mean 0.867; +9 shifts 0.878; 0-6 val
+  0.9987): like a large margin (0.5 gave 0.878) it never stops pushing 0-6 apart;
+- each image's pixels standardised (zero mean, unit standard deviation) before the
+  network: 0.893, 0.893, 0.909 (mean 0.898; +9 shifts 0.905);
+- each image's pixels scaled to unit L2 norm (times the square root of their count, so
+  a pixel is ~1) before the network: 0.941, 0.902, 0.918 (mean 0.920; +9 shifts 0.952,
+  0.910, 0.925, mean 0.929): the same as without;
+- a multi-layer embedding (the last maps of both stages flattened, 8,192 + 4,096
+  features, each L2-normalised, concatenated, normalised): 0.909, 0.912, 0.907 (mean
+  0.909; +9 shifts 0.915; 0-6 val 0.9976);
+- three plain_cnn branches in one model (different initialisations, their unit
+  embeddings concatenated, 12,288-d, three times the cost of training and inference):
+  one triplet loss on the concatenation 0.935, 0.892, 0.907 (mean 0.911; +9 shifts
+  0.919); a triplet loss per branch (an ensemble of three branches trained
+  independently on the same batches) 0.945, 0.920, 0.928 (mean 0.931; +9 shifts 0.949,
+  0.922, 0.931, mean 0.934), the best of these and still below 0.95 on every seed;
+- distance-weighted negatives (Wu et al. 2017; inverse density of the 4,096-d sphere,
+  distances clipped at 0.5, none past 1.4, the farthest positive, margin 0.1): 0.929,
+  0.895, 0.912 (mean 0.912; +9 shifts 0.917). At 4,096 dimensions the weights pick
+  the nearest negative beyond 0.5 almost surely: close to batch-hard (and the
+  non-negative ReLU features are not spread over the sphere, as the weights assume).
 Test-time flips are not valid for digits and were not tried.
 """
 
@@ -183,6 +216,7 @@ def test_recall_at_1_on_unseen_digits(unseen_metrics):
 @pytest.mark.xfail(strict=True, reason=(
     "not met: verification AUC on 7-9 of the recipe's configuration 0.946, 0.936, 0.916 "
     "over seeds 0-2 (mean 0.933); weight averaging, selection on 0-6, lower rates, "
-    "centering and spread regularisation stayed below 0.95 too (module docstring)"))
+    "centering, spread regularisation, soft-margin or distance-weighted triplets, "
+    "test-time shifts and three-branch ensembles stayed below 0.95 too (module docstring)"))
 def test_verification_auc_on_unseen_digits(unseen_metrics):
     assert np.mean([m["verification_auc"] for m in unseen_metrics]) >= 0.95
