@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import keras
 
@@ -17,14 +18,26 @@ from visionkit.models.classification.backbone_head import (
 from visionkit.models.common import check_activation, classifier_output, raw_image_input
 from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
+from visionkit.models.variants import variant
 
 __all__ = ["vgg11", "vgg16"]
 
 
-def _vgg(depth: int, input_shape: tuple, num_classes: int, width_multiplier: float,
-         fc_units: int, dropout: float, batch_norm: bool, activation: str | None,
-         weights: str | os.PathLike | None, backbone_weights: str | os.PathLike | None,
-         name: str) -> keras.Model:
+def _vgg(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    num_classes: int = 1000,
+    width_multiplier: float = 1.0,
+    fc_units: int = 4096,
+    dropout: float = 0.5,
+    batch_norm: bool = False,
+    activation: str | None = "softmax",
+    weights: str | os.PathLike | None = None,
+    backbone_weights: str | os.PathLike | None = None,
+    name: str = "vgg",
+    *,
+    depth: int,
+) -> keras.Model:
+    """The builder `vgg11` and `vgg16` are variants of (`variant`)."""
     check_activation(activation)
     check_weights(weights)
     check_width_multiplier(width_multiplier)
@@ -62,26 +75,13 @@ name: model name. Defaults to "{name}".
 """
 
 
-@register("vgg11", task="classification")
-@fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES)
-def vgg11(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    width_multiplier: float = 1.0,
-    fc_units: int = 4096,
-    dropout: float = 0.5,
-    batch_norm: bool = False,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    backbone_weights: str | os.PathLike | None = None,
-    name: str = "vgg11",
-) -> keras.Model:
-    """VGG-11: 8 3x3 convolutions in five max-pooled stages, then two dense layers.
+# Each variant's docstring: the family's text with its depth and parameter count.
+_DOC = """VGG-{depth}: {convolutions} 3x3 convolutions in five max-pooled stages, then two dense layers.
 
-    The trunk is the `vgg11` backbone's (`visionkit.models.backbones`), wired inline
+    The trunk is the `{name}` backbone's (`visionkit.models.backbones`), wired inline
     so the model is one flat graph; then Flatten, two ReLU dense layers of `fc_units`
     with dropout, and the classifier. At 224x224x3 with 1000 classes and the defaults the
-    model has 132,863,336 parameters (the paper's 133 million).
+    model has {parameters}.
 
     Reference:
         - [Very Deep Convolutional Networks for Large-Scale Image Recognition](
@@ -97,53 +97,19 @@ def vgg11(
 
     Example:
 
-    >>> model = vgg11((32, 32, 3), num_classes=3, width_multiplier=0.125, fc_units=16)
+    >>> model = {name}((32, 32, 3), num_classes=3, width_multiplier=0.125, fc_units=16)
     >>> model.output_shape
     (None, 3)
     """
-    return _vgg(11, input_shape, num_classes, width_multiplier, fc_units, dropout,
-                batch_norm, activation, weights, backbone_weights, name)
 
 
-@register("vgg16", task="classification")
-@fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES)
-def vgg16(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    width_multiplier: float = 1.0,
-    fc_units: int = 4096,
-    dropout: float = 0.5,
-    batch_norm: bool = False,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    backbone_weights: str | os.PathLike | None = None,
-    name: str = "vgg16",
-) -> keras.Model:
-    """VGG-16: 13 3x3 convolutions in five max-pooled stages, then two dense layers.
+def _variant(depth: int, convolutions: int, parameters: str) -> Callable[..., keras.Model]:
+    builder = variant(_vgg, f"vgg{depth}", _DOC, depth=depth,
+                      doc_fields={"convolutions": convolutions, "parameters": parameters})
+    builder = fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES)(builder)
+    return register(f"vgg{depth}", task="classification")(builder)
 
-    The trunk is the `vgg16` backbone's (`visionkit.models.backbones`), wired inline
-    so the model is one flat graph; then Flatten, two ReLU dense layers of `fc_units`
-    with dropout, and the classifier. At 224x224x3 with 1000 classes and the defaults the
-    model has 138,357,544 parameters (the paper's 138 million; keras.applications'
-    VGG16 count).
 
-    Reference:
-        - [Very Deep Convolutional Networks for Large-Scale Image Recognition](
-          https://arxiv.org/abs/1409.1556) (Simonyan & Zisserman, ICLR 2015)
-
-    Args:
-        {args}
-
-    {shapes}
-
-    Raises:
-        ValueError: for an input smaller than 32x32, a bad `activation`, or "imagenet".
-
-    Example:
-
-    >>> model = vgg16((32, 32, 3), num_classes=3, width_multiplier=0.125, fc_units=16)
-    >>> model.output_shape
-    (None, 3)
-    """
-    return _vgg(16, input_shape, num_classes, width_multiplier, fc_units, dropout,
-                batch_norm, activation, weights, backbone_weights, name)
+vgg11 = _variant(11, 8, "132,863,336 parameters (the paper's 133 million)")
+vgg16 = _variant(16, 13, """138,357,544 parameters (the paper's 138 million; keras.applications'
+    VGG16 count)""")
