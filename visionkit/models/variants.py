@@ -26,7 +26,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["variant"]
+__all__ = ["compile_builder", "fill_fields", "variant"]
 
 
 class _Placeholders(dict):
@@ -34,6 +34,71 @@ class _Placeholders(dict):
 
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
+
+
+def compile_builder(name: str, parameters: list[inspect.Parameter], target: Callable,
+                    module_globals: dict[str, Any], fixed: dict[str, Any] | None = None,
+                    return_annotation: Any = inspect.Signature.empty) -> Callable:
+    """A function `name(<parameters>)` that returns `target(**fixed, <its arguments>)`.
+
+    The function is compiled in the module whose globals are `module_globals`, as
+    dataclasses compiles `__init__`, so its `__globals__` and `__module__` are that
+    module's (doctest finds its Example there, pickle finds it by name) and Python
+    itself reports a missing or unknown argument, as for a hand-written `def`.
+
+    Args:
+        name: the function's name.
+        parameters: its parameters in order (positional-or-keyword, keyword-only and
+            `**kwargs` ones), with their defaults and annotations.
+        target: what it calls, with every argument by keyword.
+        module_globals: the `__dict__` of the module it belongs to.
+        fixed: further keyword arguments for `target`. Defaults to None.
+        return_annotation: its return annotation. Defaults to none.
+
+    Returns:
+        The function.
+
+    Raises:
+        TypeError: for a positional-only or `*args` parameter.
+    """
+    header, call = [], []
+    defaults: dict[str, Any] = {}
+    keyword_only = False
+    for parameter in parameters:
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.VAR_POSITIONAL):
+            raise TypeError(f"Expected parameters without positional-only or *args ones; "
+                            f"received {parameter}.")
+        if parameter.kind is parameter.VAR_KEYWORD:
+            header.append(f"**{parameter.name}")
+            call.append(f"**{parameter.name}")
+            continue
+        if parameter.kind is parameter.KEYWORD_ONLY and not keyword_only:
+            header.append("*")
+            keyword_only = True
+        text = parameter.name
+        if parameter.default is not parameter.empty:
+            defaults[f"_default_{parameter.name}"] = parameter.default
+            text += f"=_default_{parameter.name}"
+        header.append(text)
+        call.append(f"{parameter.name}={parameter.name}")
+    source = (f"def _make({', '.join(['_target', '_fixed', *defaults])}):\n"
+              f"    def {name}({', '.join(header)}):\n"
+              f"        return _target(**_fixed, {', '.join(call)})\n"
+              f"    return {name}\n")
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<builder {name}>", "exec"), module_globals, namespace)  # noqa: S102
+    function = namespace["_make"](target, dict(fixed or {}), *defaults.values())
+    function.__qualname__ = name
+    function.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters
+                                if parameter.annotation is not parameter.empty}
+    if return_annotation is not inspect.Signature.empty:
+        function.__annotations__["return"] = return_annotation
+    return function
+
+
+def fill_fields(doc: str, **fields: Any) -> str:
+    """`doc` with `{key}` formatted in for each of `fields`; any other `{key}` is kept."""
+    return doc.format_map(_Placeholders(fields))
 
 
 def variant(base: Callable, name: str, doc: str, doc_fields: dict[str, Any] | None = None,
@@ -64,44 +129,9 @@ def variant(base: Callable, name: str, doc: str, doc_fields: dict[str, Any] | No
     unknown = sorted(set(fixed) - set(signature.parameters))
     if unknown:
         raise TypeError(f"{base.__qualname__} takes no {unknown}; received fixed={fixed!r}.")
-    parameters, header, call = [], [], []
-    defaults: dict[str, Any] = {}
-    keyword_only = False
-    for parameter in signature.parameters.values():
-        if parameter.name in fixed:
-            continue
-        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.VAR_POSITIONAL):
-            raise TypeError(f"Expected {base.__qualname__} without positional-only or *args "
-                            f"parameters; received {parameter}.")
-        if parameter.name == "name":
-            parameter = parameter.replace(default=name)
-        parameters.append(parameter)
-        if parameter.kind is parameter.VAR_KEYWORD:
-            header.append(f"**{parameter.name}")
-            call.append(f"**{parameter.name}")
-            continue
-        if parameter.kind is parameter.KEYWORD_ONLY and not keyword_only:
-            header.append("*")
-            keyword_only = True
-        text = parameter.name
-        if parameter.default is not parameter.empty:
-            defaults[f"_default_{parameter.name}"] = parameter.default
-            text += f"=_default_{parameter.name}"
-        header.append(text)
-        call.append(f"{parameter.name}={parameter.name}")
-    # The function is compiled in `base`'s module, as dataclasses compiles __init__, so
-    # its __globals__ and __module__ are that module's (doctest finds its Example).
-    source = (f"def _make({', '.join(['_base', '_fixed', *defaults])}):\n"
-              f"    def {name}({', '.join(header)}):\n"
-              f"        return _base(**_fixed, {', '.join(call)})\n"
-              f"    return {name}\n")
-    namespace: dict[str, Any] = {}
-    exec(compile(source, f"<variant {name} of {base.__qualname__}>", "exec"),  # noqa: S102
-         base.__globals__, namespace)
-    function = namespace["_make"](base, dict(fixed), *defaults.values())
-    function.__qualname__ = name
-    function.__annotations__ = {key: value for key, value in base.__annotations__.items()
-                                if key not in fixed}
-    fields = _Placeholders(name=name, **fixed, **(doc_fields or {}))
-    function.__doc__ = doc.format_map(fields)
+    parameters = [parameter.replace(default=name) if parameter.name == "name" else parameter
+                  for parameter in signature.parameters.values() if parameter.name not in fixed]
+    function = compile_builder(name, parameters, base, base.__globals__, fixed,
+                               signature.return_annotation)
+    function.__doc__ = fill_fields(doc, name=name, **fixed, **(doc_fields or {}))
     return function
