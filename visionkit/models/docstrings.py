@@ -12,9 +12,15 @@ import textwrap
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["fill_docstring", "CLASSIFIER_SHAPES", "SEGMENTER_SHAPES"]
+__all__ = ["fill_docstring", "ACTIVATION_AND_WEIGHTS_ARGS", "CLASSIFIER_SHAPES", "SEGMENTER_SHAPES"]
 
 _Function = TypeVar("_Function", bound=Callable)
+
+# The Args `activation` and `weights` of a builder without pretrained weights.
+ACTIVATION_AND_WEIGHTS_ARGS = """\
+activation: final activation, "softmax" or None for logits. Defaults to "softmax".
+weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+"""
 
 # The shapes and return value of a classifier builder's docstring (`fill_docstring`).
 CLASSIFIER_SHAPES = """

@@ -37,6 +37,12 @@ _ZFNET = ((96, 7, 2, 1, 1), (256, 5, 2, 0, 1), (384, 3, 1, 1, 1), (384, 3, 1, 1,
           (256, 3, 1, 1, 1))
 _POOL_AFTER = (1, 2, 5)
 _FC_UNITS = 4096
+# The Args AlexNet and ZFNet share besides the standard ones (see `fill_docstring`).
+_CLASSIC_ARGS = """
+width_multiplier: scales every convolution's filters. Defaults to 1.0.
+fc_units: units of fc6 and fc7. Defaults to 4096.
+dropout: dropout before fc6 and fc7. Defaults to 0.5.
+"""
 # Smallest input whose pool5 is still at least 1x1 (conv1, three 3x3/2 max pools).
 ALEXNET_MIN_SIZE = 63
 ZFNET_MIN_SIZE = 63
@@ -84,7 +90,7 @@ def _classic(inputs: keras.KerasTensor, table: tuple, num_classes: int,
 
 
 @register("alexnet", task="classification")
-@fill_docstring(shapes=CLASSIFIER_SHAPES)
+@fill_docstring(shapes=CLASSIFIER_SHAPES, classic_args=_CLASSIC_ARGS)
 @classifier(minimum=ALEXNET_MIN_SIZE)
 def alexnet(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
             towers: int = 1, width_multiplier: float = 1.0, fc_units: int = _FC_UNITS,
@@ -104,9 +110,7 @@ def alexnet(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
     Args:
         {image_args}
         towers: 1 (single tower) or 2 (the original grouped towers). Defaults to 1.
-        width_multiplier: scales every convolution's filters. Defaults to 1.0.
-        fc_units: units of fc6 and fc7. Defaults to 4096.
-        dropout: dropout before fc6 and fc7. Defaults to 0.5.
+        {classic_args}
         {output_args}
 
     {shapes}
@@ -129,7 +133,7 @@ def alexnet(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
 
 
 @register("zfnet", task="classification")
-@fill_docstring(shapes=CLASSIFIER_SHAPES)
+@fill_docstring(shapes=CLASSIFIER_SHAPES, classic_args=_CLASSIC_ARGS)
 @classifier(minimum=ZFNET_MIN_SIZE)
 def zfnet(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
           width_multiplier: float = 1.0, fc_units: int = _FC_UNITS,
@@ -145,9 +149,7 @@ def zfnet(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
 
     Args:
         {image_args}
-        width_multiplier: scales every convolution's filters. Defaults to 1.0.
-        fc_units: units of fc6 and fc7. Defaults to 4096.
-        dropout: dropout before fc6 and fc7. Defaults to 0.5.
+        {classic_args}
         {output_args}
 
     {shapes}

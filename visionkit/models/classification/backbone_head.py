@@ -19,7 +19,7 @@ from visionkit.models.backbones.weights import (
     load_weights,
 )
 from visionkit.models.common import check_activation, classifier_output, raw_image_input
-from visionkit.models.docstrings import fill_docstring
+from visionkit.models.docstrings import ACTIVATION_AND_WEIGHTS_ARGS, fill_docstring
 from visionkit.models.variants import compile_builder, fill_fields
 
 __all__ = ["application_classifier", "check_image_size", "classifier", "inline_classifier",
@@ -70,17 +70,15 @@ def inline_classifier(name: str, backbone_name: str, input_shape: tuple,
         ValueError: for a bad `activation`, `weights` or `width_multiplier` (in
             `backbone_options`), or an input smaller than the backbones' minimum.
     """
-    check_activation(activation)
-    check_weights(weights)
-    if "width_multiplier" in backbone_options:
-        check_width_multiplier(backbone_options["width_multiplier"])
-    shape = check_image_size(name, input_shape, BACKBONE_MIN_SIZE)
-    inputs = raw_image_input(shape)
-    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features(inputs)["P5"])
-    outputs = classifier_output(x, num_classes, activation, dropout)
-    model = keras.Model(inputs, outputs, name=name)
-    load_backbone_weights(model, backbone_name, shape, backbone_weights, **backbone_options)
-    return load_weights(model, weights)
+    def wire(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
+             **options: Any) -> keras.KerasTensor:
+        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features(inputs)["P5"])
+        return classifier_output(x, num_classes, activation, dropout)
+
+    width = {key: value for key, value in backbone_options.items() if key == "width_multiplier"}
+    return own_classifier(wire, BACKBONE_MIN_SIZE, input_shape, num_classes, activation,
+                          weights, name, backbone=(backbone_name, backbone_weights,
+                                                   backbone_options), **width)
 
 
 def application_classifier(family: str, input_shape: tuple, num_classes: int,
@@ -118,12 +116,17 @@ def application_classifier(family: str, input_shape: tuple, num_classes: int,
 
 def own_classifier(wire: Callable[..., Any], minimum: int, input_shape: tuple,
                    num_classes: int, activation: str | None,
-                   weights: str | os.PathLike | None, name: str, **options: Any) -> keras.Model:
+                   weights: str | os.PathLike | None, name: str,
+                   backbone: tuple[str, str | os.PathLike | None, dict] | None = None,
+                   **options: Any) -> keras.Model:
     """A classifier wired by `wire(inputs, num_classes, activation, **options)`.
 
     Validates the arguments every own classifier takes (`activation`, `weights`, a
     `width_multiplier` among `options`, an input of at least `minimum` pixels), wires
-    the model onto a raw-pixel input and loads `weights` into it.
+    the model onto a raw-pixel input and loads `weights` into it. With `backbone`
+    `(backbone name, backbone_weights, backbone options)`, for a model wired with an own
+    backbone's function, the backbone's weights are copied in first
+    (`load_backbone_weights`).
 
     Raises:
         ValueError: for a bad `activation`, `weights` or `width_multiplier`, or an
@@ -136,7 +139,11 @@ def own_classifier(wire: Callable[..., Any], minimum: int, input_shape: tuple,
     shape = check_image_size(name, input_shape, minimum)
     inputs = raw_image_input(shape)
     outputs = wire(inputs, num_classes, activation, **options)
-    return load_weights(keras.Model(inputs, outputs, name=name), weights)
+    model = keras.Model(inputs, outputs, name=name)
+    if backbone is not None:
+        backbone_name, backbone_weights, backbone_options = backbone
+        load_backbone_weights(model, backbone_name, shape, backbone_weights, **backbone_options)
+    return load_weights(model, weights)
 
 
 # The Args every builder made by `classifier` shares, before and after its own.
@@ -145,11 +152,7 @@ input_shape: `(height, width, channels)` of raw 0..255 images, at least {minimum
     Defaults to {input_shape}.
 num_classes: number of classes. Defaults to {num_classes}.
 """
-_OUTPUT_ARGS = """
-activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-name: model name. Defaults to "{name}".
-"""
+_OUTPUT_ARGS = ACTIVATION_AND_WEIGHTS_ARGS + 'name: model name. Defaults to "{name}".\n'
 
 
 def classifier(minimum: int, input_shape: tuple[int, int, int] = (224, 224, 3),

@@ -9,7 +9,11 @@ import keras
 from visionkit.models.backbones.preact_resnet import preact_resnet_features, wide_resnet_features
 from visionkit.models.classification.backbone_head import classifier, inline_classifier
 from visionkit.models.common import classifier_output
-from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
+from visionkit.models.docstrings import (
+    ACTIVATION_AND_WEIGHTS_ARGS,
+    CLASSIFIER_SHAPES,
+    fill_docstring,
+)
 from visionkit.models.registry import register
 
 __all__ = ["preact_resnet18", "preact_resnet34", "preact_resnet50", "wide_resnet"]
@@ -53,8 +57,7 @@ _PREACT_DOC = """Pre-activation ResNet-{depth}: {blocks} residual units, BN-ReLU
             block after conv4_x). Defaults to None.
         stochastic_depth: drop probability of the last unit (1 - p_L), decaying
             linearly to 0 at the first (Huang et al. 2016). Defaults to 0.0.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+        {activation_and_weights}
         backbone_weights: None or a local `.weights.h5` file saved from
             `build_backbone("preact_resnet{depth}", ...)` with the same options.
             Defaults to None.
@@ -92,8 +95,10 @@ def _preact_builder(depth: int, kind: str, blocks: int):
 
     builder.__name__ = builder.__qualname__ = f"preact_resnet{depth}"
     builder.__doc__ = _PREACT_DOC.format(depth=depth, kind=kind, blocks=blocks,
-                                         shapes="{shapes}")
-    builder = fill_docstring(shapes=CLASSIFIER_SHAPES)(builder)
+                                         shapes="{shapes}",
+                                         activation_and_weights="{activation_and_weights}")
+    builder = fill_docstring(shapes=CLASSIFIER_SHAPES,
+                             activation_and_weights=ACTIVATION_AND_WEIGHTS_ARGS)(builder)
     return register(f"preact_resnet{depth}", task="classification")(builder)
 
 

@@ -9,7 +9,11 @@ import keras
 
 from visionkit.models.backbones.resnet import resnet_features
 from visionkit.models.classification.backbone_head import inline_classifier
-from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
+from visionkit.models.docstrings import (
+    ACTIVATION_AND_WEIGHTS_ARGS,
+    CLASSIFIER_SHAPES,
+    fill_docstring,
+)
 from visionkit.models.registry import register
 from visionkit.models.variants import variant
 
@@ -50,8 +54,7 @@ input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
 num_classes: number of classes. Defaults to 1000.
 width_multiplier: scales every convolution's filters. Defaults to 1.0.
 dropout: dropout before the classifier (the paper has none). Defaults to 0.0.
-activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+""" + ACTIVATION_AND_WEIGHTS_ARGS + """\
 backbone_weights: None or a local `.weights.h5` file saved from
     `build_backbone("{name}", ...)` with the same input shape and width.
     Defaults to None.

@@ -7,16 +7,15 @@ from collections.abc import Callable
 
 import keras
 
-from visionkit.models.backbones.blocks import check_width_multiplier
 from visionkit.models.backbones.factory import BACKBONE_MIN_SIZE
 from visionkit.models.backbones.vgg import vgg_features
-from visionkit.models.backbones.weights import check_weights, load_weights
-from visionkit.models.classification.backbone_head import (
-    check_image_size,
-    load_backbone_weights,
+from visionkit.models.classification.backbone_head import own_classifier
+from visionkit.models.common import classifier_output
+from visionkit.models.docstrings import (
+    ACTIVATION_AND_WEIGHTS_ARGS,
+    CLASSIFIER_SHAPES,
+    fill_docstring,
 )
-from visionkit.models.common import check_activation, classifier_output, raw_image_input
-from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 from visionkit.models.variants import variant
 
@@ -38,23 +37,23 @@ def _vgg(
     depth: int,
 ) -> keras.Model:
     """The builder `vgg11` and `vgg16` are variants of (`variant`)."""
-    check_activation(activation)
-    check_weights(weights)
-    check_width_multiplier(width_multiplier)
-    shape = check_image_size(name, input_shape, BACKBONE_MIN_SIZE)
     if int(fc_units) < 1:
         raise ValueError(f"Expected fc_units >= 1; received fc_units={fc_units!r}.")
-    inputs = raw_image_input(shape)
-    features = vgg_features(inputs, depth, width_multiplier, batch_norm)
-    x = keras.layers.Flatten(name="flatten")(features["P5"])
-    for index in (1, 2):
-        x = keras.layers.Dense(fc_units, activation="relu", name=f"fc{index}")(x)
-        x = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
-    outputs = classifier_output(x, num_classes, activation)
-    model = keras.Model(inputs, outputs, name=name)
-    load_backbone_weights(model, f"vgg{depth}", shape, backbone_weights,
-                          width_multiplier=width_multiplier, batch_norm=batch_norm)
-    return load_weights(model, weights)
+
+    def wire(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
+             width_multiplier: float) -> keras.KerasTensor:
+        features = vgg_features(inputs, depth, width_multiplier, batch_norm)
+        x = keras.layers.Flatten(name="flatten")(features["P5"])
+        for index in (1, 2):
+            x = keras.layers.Dense(fc_units, activation="relu", name=f"fc{index}")(x)
+            x = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
+        return classifier_output(x, num_classes, activation)
+
+    return own_classifier(wire, BACKBONE_MIN_SIZE, input_shape, num_classes, activation,
+                          weights, name, width_multiplier=width_multiplier,
+                          backbone=(f"vgg{depth}", backbone_weights,
+                                    {"width_multiplier": width_multiplier,
+                                     "batch_norm": batch_norm}))
 
 
 # The Args both builders share (see `fill_docstring`).
@@ -66,8 +65,7 @@ width_multiplier: scales the convolutions' filters. Defaults to 1.0.
 fc_units: units of each of the two hidden dense layers. Defaults to 4096.
 dropout: dropout after each hidden dense layer. Defaults to 0.5.
 batch_norm: batch norm after every convolution (VGG-BN). Defaults to False.
-activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+""" + ACTIVATION_AND_WEIGHTS_ARGS + """\
 backbone_weights: None or a local `.weights.h5` file saved from
     `build_backbone("{name}", ...)` with the same input shape and options.
     Defaults to None.
