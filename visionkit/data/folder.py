@@ -26,7 +26,7 @@ from visionkit.data.given_splits import (
     split_folders,
 )
 from visionkit.data.pipeline import Data
-from visionkit.data.preprocessing import Preprocessing
+from visionkit.data.preprocessing import Preprocessing, check_image_size
 from visionkit.data.split import split_indices
 from visionkit.errors import BadFileError, DataError, DataWarning, format_file_list
 
@@ -159,7 +159,7 @@ def image_folder(
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"Expected interpolation to be one of {INTERPOLATIONS}; received "
                          f"interpolation={interpolation!r}.")
-    size = _check_image_size(image_size)
+    size = check_image_size(image_size)
     directory = os.fspath(directory)
     given = split_folders(directory) if val_directory is None and test_directory is None \
         else None
@@ -270,17 +270,6 @@ def _other_split(folder: str, what: str, train_folders: list[str], directory: st
         raise DataError(f"Expected the same class folders in {what} as in directory; "
                         + _difference(train_folders, folders, directory, folder) + ".")
     return _files_per_class(folder, names)
-
-
-def _check_image_size(image_size) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"Expected image_size as (height, width); received {image_size!r}."
-                         ) from None
-    if height < 1 or width < 1:
-        raise ValueError(f"Expected a positive image_size; received {image_size!r}.")
-    return height, width
 
 
 def _class_folders(directory: str) -> list[str]:

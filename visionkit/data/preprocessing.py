@@ -84,6 +84,32 @@ CHANNEL_RULES = {"output": "rgb", "grayscale": "replicate", "alpha": "drop",
                  "animation": "first_frame"}
 
 
+def check_image_size(image_size: Any, minimum: int = 1, reason: str = "") -> tuple[int, int]:
+    """`image_size` as `(height, width)` integers of at least `minimum` pixels each.
+
+    Args:
+        image_size: the `(height, width)` a user gave.
+        minimum: the smallest side, in pixels. Defaults to 1.
+        reason: why the minimum, said after it in the error. Defaults to "".
+
+    Returns:
+        `(height, width)` as ints.
+
+    Raises:
+        ValueError: for a value that is not two integers, or a side below `minimum`.
+    """
+    try:
+        height, width = (int(side) for side in image_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"Expected image_size as (height, width); received "
+                         f"{image_size!r}.") from None
+    if height < minimum or width < minimum:
+        expected = ("a positive image_size" if minimum == 1
+                    else f"image_size of at least ({minimum}, {minimum}){reason}")
+        raise ValueError(f"Expected {expected}; received {image_size!r}.")
+    return height, width
+
+
 @dataclasses.dataclass(frozen=True)
 class Preprocessing:
     """How encoded image bytes (or decoded uint8 arrays) become model pixels.
@@ -116,14 +142,7 @@ class Preprocessing:
     source: str = "data"
 
     def __post_init__(self) -> None:
-        try:
-            height, width = (int(side) for side in self.image_size)
-        except (TypeError, ValueError):
-            raise ValueError(f"Expected image_size as (height, width); received "
-                             f"{self.image_size!r}.") from None
-        if height < 1 or width < 1:
-            raise ValueError(f"Expected a positive image_size; received {self.image_size!r}.")
-        object.__setattr__(self, "image_size", (height, width))
+        object.__setattr__(self, "image_size", check_image_size(self.image_size))
         for name, allowed in (("resize_method", RESIZE_METHODS),
                               ("orientation", ORIENTATIONS), ("fit", FITS),
                               ("source", ("data", "defaults"))):

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from visionkit.data.preprocessing import check_image_size
 from visionkit.vocabulary import did_you_mean
 
 __all__ = ["SHAPE_NAMES", "ShapeScenes", "generate_shapes", "resolve_shape_classes"]
@@ -231,16 +232,8 @@ def generate_shapes(
 
 
 def _check_size(image_size: tuple[int, int]) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in image_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"Expected image_size as (height, width); received {image_size!r}."
-                         ) from None
     # Below 16 pixels a star, a cross and a circle are no longer told apart.
-    if height < 16 or width < 16:
-        raise ValueError("Expected image_size of at least (16, 16) for the shapes to stay "
-                         f"recognisable; received {image_size!r}.")
-    return height, width
+    return check_image_size(image_size, 16, " for the shapes to stay recognisable")
 
 
 def _draw_scene(rng: np.random.Generator, size: tuple[int, int], classes: np.ndarray,

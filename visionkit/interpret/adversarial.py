@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -47,6 +48,20 @@ __all__ = ["pgd"]
 MAX_STEPS = 1000
 # Probabilities are floored here before the log, so an underflowed score stays finite.
 _SMALLEST_SCORE = 1e-30
+
+
+def attack_outputs(run: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor, tf.Tensor]],
+                   images: tf.Tensor, method: str) -> dict[str, np.ndarray]:
+    """What `fgsm` and `pgd` return, from `run(images)` -> (adversarial images, classes
+    before, classes after).
+
+    Raises:
+        ArgumentError (a ValueError): when the adversarial images are not finite.
+    """
+    adversarial, before, after = (t.numpy() for t in run(images))
+    check_finite_result(adversarial, method)
+    return {"adversarial": adversarial, "perturbation": adversarial - images.numpy(),
+            "original_class": before, "adversarial_class": after, "flipped": before != after}
 
 
 def pgd(model: keras.Model, images: Any, target: Any = None, epsilon: float = 8.0,
@@ -134,7 +149,4 @@ def pgd(model: keras.Model, images: Any, target: Any = None, epsilon: float = 8.
         after = target_object.prepare(scored(adversarial, training=False))
         return adversarial, target_object.classes(state), target_object.classes(after)
 
-    adversarial, before, after = (t.numpy() for t in run(images))
-    check_finite_result(adversarial, "pgd")
-    return {"adversarial": adversarial, "perturbation": adversarial - images.numpy(),
-            "original_class": before, "adversarial_class": after, "flipped": before != after}
+    return attack_outputs(run, images, "pgd")

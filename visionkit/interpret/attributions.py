@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.interpret.adapter import ModelAdapter, adapt
+from visionkit.interpret.adversarial import attack_outputs
 from visionkit.interpret.checks import (
     ArgumentError,
     check_finite_result,
@@ -280,7 +281,4 @@ def fgsm(model: keras.Model, images: Any, target: Any = None, epsilon: float = 8
         after = target_object.prepare(model(adversarial, training=False))
         return adversarial, target_object.classes(state), target_object.classes(after)
 
-    adversarial, before, after = (t.numpy() for t in run(images))
-    check_finite_result(adversarial, "fgsm")
-    return {"adversarial": adversarial, "perturbation": adversarial - images.numpy(),
-            "original_class": before, "adversarial_class": after, "flipped": before != after}
+    return attack_outputs(run, images, "fgsm")

@@ -371,7 +371,6 @@ def fourier_filters(model, layer, filters, steps, jitter, blur_every, decay, oct
                     image_size, seed, jit_compile, learning_rate, scale, rotate, decorrelate,
                     diversity, images_per_filter, squash="clip") -> np.ndarray:
     """`filters(..., parameterization="fourier")`: see its docstring for the arguments."""
-    from visionkit.interpret.adapter import adapt
     from visionkit.interpret.checks import (
         ArgumentError,
         check_finite_result,
@@ -379,14 +378,11 @@ def fourier_filters(model, layer, filters, steps, jitter, blur_every, decay, oct
         check_int,
         refuse_foreign_options,
     )
-    from visionkit.interpret.filters import _filter_ids, _image_size, _objective_layer
+    from visionkit.interpret.filters import _filter_setup, _image_size, _objective_layer
 
     refuse_foreign_options({"octaves": (octaves, 1), "blur_every": (blur_every, 0),
                             "decay": (decay, 0)}, "fourier", "pixel")
-    adapter = adapt(model, require_output=False)
-    ids = _filter_ids(adapter, layer, filters)
-    adapter.require_float_input("filters")
-    steps = check_int(steps, "steps", minimum=1)
+    adapter, ids, steps = _filter_setup(model, layer, filters, steps)
     jitter = check_float(jitter, "jitter", minimum=0.0)
     learning_rate = check_float(learning_rate, "learning_rate", minimum=0.0, above=True)
     scale = check_float(scale, "scale", minimum=0.0)

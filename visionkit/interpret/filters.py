@@ -50,6 +50,20 @@ _START_NOISE = 4.0  # start images: grey plus uniform noise of this amplitude
 _BLUR_KERNEL = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float32) / 16.0  # 3x3 binomial
 
 
+def _filter_setup(model: keras.Model, layer: str, filters: Iterable[int] | int | None,
+                  steps: Any) -> tuple[ModelAdapter, np.ndarray, int]:
+    """What every filter visualisation checks first: the model (float input), the layer's
+    filter ids and `steps` >= 1.
+
+    Raises:
+        ArgumentError (a ValueError): naming `layer`, `filters` or `steps`.
+    """
+    adapter = adapt(model, require_output=False)
+    ids = _filter_ids(adapter, layer, filters)
+    adapter.require_float_input("filters")
+    return adapter, ids, check_int(steps, "steps", minimum=1)
+
+
 def _filter_ids(adapter: ModelAdapter, layer: str, ids: Iterable[int] | int | None,
                 argument: str = "filters") -> np.ndarray:
     channels = adapter.channels(layer)
@@ -175,10 +189,7 @@ def filters(model: keras.Model, layer: str, filters: Iterable[int] | int | None 
                     "diversity": (diversity, 0.0), "images_per_filter": (images_per_filter, 1),
                     "squash": (squash, "clip")}
     refuse_foreign_options(fourier_only, "pixel", "fourier")
-    adapter = adapt(model, require_output=False)
-    ids = _filter_ids(adapter, layer, filters)
-    adapter.require_float_input("filters")
-    steps = check_int(steps, "steps", minimum=1)
+    adapter, ids, steps = _filter_setup(model, layer, filters, steps)
     step_size = check_float(step_size, "step_size", minimum=0.0, above=True)
     jitter = check_int(jitter, "jitter", minimum=0)
     blur_every = check_int(blur_every, "blur_every", minimum=0)

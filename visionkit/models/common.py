@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 
-__all__ = ["raw_image_input", "rescale", "classifier_output", "check_activation",
+__all__ = ["raw_image_input", "rescale", "classifier_output", "check_activation", "positive_ints",
            "PIXEL_SCALE"]
 
 # Models take raw pixels in 0..255 and rescale inside (DESIGN.md, principle 1).
@@ -45,3 +47,16 @@ def classifier_output(features: keras.KerasTensor, num_classes: int,
         features = keras.layers.Dropout(dropout, name="head_dropout")(features)
     return keras.layers.Dense(num_classes, activation=activation, dtype="float32",
                               name="predictions")(features)
+
+
+def positive_ints(**values: Any) -> tuple[int, ...]:
+    """A layer's sizes and counts as ints, each checked to be at least 1.
+
+    Raises:
+        ValueError: naming every value when one is below 1.
+    """
+    if any(int(value) < 1 for value in values.values()):
+        expected = " and ".join(f"{name} >= 1" for name in values)
+        received = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        raise ValueError(f"Expected {expected}; received {received}.")
+    return tuple(int(value) for value in values.values())

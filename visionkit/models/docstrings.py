@@ -12,9 +12,15 @@ import textwrap
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["fill_docstring", "CLASSIFIER_SHAPES", "SEGMENTER_SHAPES"]
+__all__ = ["fill_docstring", "ACTIVATION_AND_WEIGHTS_ARGS", "CLASSIFIER_SHAPES", "SEGMENTER_SHAPES"]
 
 _Function = TypeVar("_Function", bound=Callable)
+
+# The Args `activation` and `weights` of a builder without pretrained weights.
+ACTIVATION_AND_WEIGHTS_ARGS = """\
+activation: final activation, "softmax" or None for logits. Defaults to "softmax".
+weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+"""
 
 # The shapes and return value of a classifier builder's docstring (`fill_docstring`).
 CLASSIFIER_SHAPES = """
@@ -47,7 +53,8 @@ def fill_docstring(**fragments: str) -> Callable[[_Function], _Function]:
     Builders of one family share most of their Args, shapes and Raises; as Keras's
     applications do, the shared text is written once and formatted in. A line of the
     docstring holding only `{key}` is replaced by `fragments[key]` (dedented, then
-    indented as that line); `{name}` in a fragment becomes the function's name.
+    indented as that line; an empty fragment removes the line); `{name}` in a fragment
+    becomes the function's name.
 
     Args:
         **fragments: text per placeholder key.
@@ -84,7 +91,7 @@ def fill_docstring(**fragments: str) -> Callable[[_Function], _Function]:
             for index in reversed(places):
                 indent = lines[index][: len(lines[index]) - len(lines[index].lstrip())]
                 lines[index: index + 1] = [indent + line if line else line
-                                           for line in text.split("\n")]
+                                           for line in (text.split("\n") if text else [])]
         function.__doc__ = "\n".join(lines)
         return function
 

@@ -543,14 +543,20 @@ def _has_signature(path: str, file_name: str) -> bool:
     return True
 
 
+def _discard(part: str) -> int:
+    """Removes a rejected download and returns its size in bytes, for the error."""
+    size = os.path.getsize(part)
+    os.remove(part)
+    return size
+
+
 def _accept(entry: PretrainedWeights, source: str, part: str, path: str) -> None:
     """Checks the downloaded `part` against the published hash and moves it into place."""
     if entry.file_hash is not None:
         algorithm = entry.hash_algorithm or "md5"
         actual = _hash_file(part, algorithm)
         if actual != entry.file_hash.lower():
-            size = os.path.getsize(part)
-            os.remove(part)
+            size = _discard(part)
             raise WeightsHashError(
                 f"The file {entry.file_name!r} from {source} has {algorithm} {actual} "
                 f"({size} bytes), not the published {entry.file_hash}: it is partial, "
@@ -559,8 +565,7 @@ def _accept(entry: PretrainedWeights, source: str, part: str, path: str) -> None
         os.replace(part, path)
         return
     if not _has_signature(part, entry.file_name):
-        size = os.path.getsize(part)
-        os.remove(part)
+        size = _discard(part)
         raise WeightsHashError(
             f"The file {entry.file_name!r} from {source} ({size} bytes) is not an "
             f"{'HDF5' if entry.file_name.lower().endswith(('.h5', '.hdf5')) else 'zip'} "

@@ -10,12 +10,12 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.data.arrays import from_arrays
-from visionkit.data.synthetic import generate_shapes
+from visionkit.data.synthetic import ShapeScenes
 from visionkit.export.parity import class_parity
 from visionkit.interpret.targets import ClassScore
 from visionkit.plot import confusion_matrix as plot_confusion_matrix
 from visionkit.tasks.explained import ExplainedTask
-from visionkit.train.defaults import ADAPTIVE_LEARNING_RATES, DECOUPLED_WEIGHT_DECAY, TaskDefaults
+from visionkit.train.defaults import adaptive_defaults
 from visionkit.vocabulary import ends_in_probabilities, predict_dataset, register_task
 
 __all__ = ["Classification"]
@@ -37,9 +37,7 @@ class Classification(ExplainedTask):
     single_label = True
     attackable = True
     distillable = True
-    training_defaults = TaskDefaults(
-        epochs=10, learning_rates={**ADAPTIVE_LEARNING_RATES, "sgd": 0.05},
-        weight_decay=DECOUPLED_WEIGHT_DECAY, augment="light")
+    training_defaults = adaptive_defaults(epochs=10, augment="light", sgd=0.05)
     # One shape per image, its class as the label.
     shapes_per_image = (1, 1)
 
@@ -65,11 +63,13 @@ class Classification(ExplainedTask):
         if len(class_names) < 2:
             raise ValueError("Expected at least 2 shape classes for classification; received "
                              f"classes={list(class_names)!r}.")
-        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=class_names,
-                                 shapes_per_image=self.shapes_per_image, noise=noise)
+        return super().shapes_data(class_names, n, image_size, seed, noise,
+                                   self.shapes_per_image, validation_split, batch_size, augment)
+
+    def _data_from_scenes(self, scenes: ShapeScenes, per_image: tuple[int, int],
+                          **split: Any) -> Any:
         return from_arrays(scenes.images, scenes.instance_classes,
-                           class_names=scenes.class_names, validation_split=validation_split,
-                           batch_size=batch_size, augment=augment, seed=seed)
+                           class_names=scenes.class_names, **split)
 
     def parity(self, reference: dict[str, np.ndarray],
                served: dict[str, np.ndarray]) -> dict[str, float]:

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from visionkit.data.boxes import clip_box_batch
 from visionkit.data.detection import detection_from_arrays
-from visionkit.data.synthetic import generate_shapes
+from visionkit.data.synthetic import ShapeScenes
 from visionkit.export.parity import detection_parity
 from visionkit.export.portable import portable_detections
 from visionkit.interpret.targets import DetectionScore
@@ -26,7 +26,7 @@ from visionkit.models.detection.anchors import anchor_centres
 from visionkit.plot.boxes import draw_detections, ground_truth_vs_predictions
 from visionkit.tasks.explained import ExplainedTask
 from visionkit.train.callbacks import MeanAveragePrecisionCallback
-from visionkit.train.defaults import ADAPTIVE_LEARNING_RATES, DECOUPLED_WEIGHT_DECAY, TaskDefaults
+from visionkit.train.defaults import adaptive_defaults
 from visionkit.train.detection_metrics import coco_map
 from visionkit.vocabulary import register_task
 
@@ -63,10 +63,8 @@ class Detection(ExplainedTask):
     class_count_unit = "objects"
     # 20 epochs at adam 2e-3 without augmentation: the shapes recipe measured mAP@.5 0.74
     # in 20 epochs (boxes that leave the image are dropped by translation).
-    training_defaults = TaskDefaults(
-        epochs=20, learning_rates={**ADAPTIVE_LEARNING_RATES, "adam": 2e-3, "adamw": 2e-3,
-                                   "sgd": 0.01},
-        weight_decay=DECOUPLED_WEIGHT_DECAY, augment="none")
+    training_defaults = adaptive_defaults(epochs=20, augment="none", adam=2e-3, adamw=2e-3,
+                                          sgd=0.01)
     # Several shapes per scene, each with its xyxy box; padded with -1 to the maximum.
     shapes_per_image = (1, 4)
 
@@ -222,17 +220,12 @@ class Detection(ExplainedTask):
         labels = labels[labels >= 0]  # rows past the boxes hold BOX_PADDING (-1)
         return np.bincount(labels, minlength=num_classes)[:num_classes].astype(np.int64)
 
-    def shapes_data(self, class_names: tuple[str, ...], n: int, image_size: tuple[int, int],
-                    seed: int | None, noise: float, shapes_per_image: tuple[int, int] | None,
-                    validation_split: float, batch_size: int, augment: Any) -> Any:
-        per_image = tuple(shapes_per_image or self.shapes_per_image)
-        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=class_names,
-                                 shapes_per_image=per_image, noise=noise)
+    def _data_from_scenes(self, scenes: ShapeScenes, per_image: tuple[int, int],
+                          **split: Any) -> Any:
         return detection_from_arrays(
-            scenes.images, [scenes.boxes_of(i) for i in range(n)],
-            [scenes.classes_of(i) for i in range(n)], scenes.class_names,
-            validation_split=validation_split, batch_size=batch_size, augment=augment,
-            seed=seed, max_boxes=int(per_image[1]))
+            scenes.images, [scenes.boxes_of(i) for i in range(len(scenes.images))],
+            [scenes.classes_of(i) for i in range(len(scenes.images))], scenes.class_names,
+            max_boxes=int(per_image[1]), **split)
 
     def portable_outputs(self, model: keras.Model, outputs: Any,
                          image_size: tuple[int, int]) -> dict[str, tf.Tensor]:

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.train.defaults import ADAPTIVE_LEARNING_RATES, DECOUPLED_WEIGHT_DECAY, TaskDefaults
+from visionkit.train.defaults import adaptive_defaults
 from visionkit.train.metric_losses import TripletLoss
 from visionkit.train.retrieval_metrics import recall_at_k, verification_auc
 from visionkit.train.triplet_coverage import AnchorsWithTriplets, TripletCoverage
@@ -56,9 +56,7 @@ class Embedding(Task):
     outputs_are_classes = False
     # Trains on class-balanced P x K batches (visionkit.data.class_balanced) at
     # classification's rates; no preset augmentation.
-    training_defaults = TaskDefaults(
-        epochs=10, learning_rates={**ADAPTIVE_LEARNING_RATES, "sgd": 0.05},
-        weight_decay=DECOUPLED_WEIGHT_DECAY, augment="none")
+    training_defaults = adaptive_defaults(epochs=10, augment="none", sgd=0.05)
 
     def class_counts(self, target: Any, num_classes: int) -> np.ndarray:
         return np.bincount(np.asarray(target, np.int64).reshape(-1),

@@ -10,10 +10,10 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.data.multilabel import multilabel_from_lists
-from visionkit.data.synthetic import generate_shapes
+from visionkit.data.synthetic import ShapeScenes
 from visionkit.interpret.targets import ClassScore
 from visionkit.tasks.explained import ExplainedTask
-from visionkit.train.defaults import ADAPTIVE_LEARNING_RATES, DECOUPLED_WEIGHT_DECAY, TaskDefaults
+from visionkit.train.defaults import adaptive_defaults
 from visionkit.vocabulary import ends_in_probabilities, predict_dataset, register_task
 
 __all__ = ["MultiLabelClassification", "DEFAULT_THRESHOLD"]
@@ -60,9 +60,7 @@ class MultiLabelClassification(ExplainedTask):
     multi_label = True
     attackable = True
     # Trains like classification (independent sigmoids).
-    training_defaults = TaskDefaults(
-        epochs=10, learning_rates={**ADAPTIVE_LEARNING_RATES, "sgd": 0.05},
-        weight_decay=DECOUPLED_WEIGHT_DECAY, augment="light")
+    training_defaults = adaptive_defaults(epochs=10, augment="light", sgd=0.05)
     # Several shapes per image; the label is the set of their classes.
     shapes_per_image = (1, 3)
 
@@ -75,17 +73,13 @@ class MultiLabelClassification(ExplainedTask):
         present = np.asarray(target, np.float64).reshape(-1, num_classes) > 0.5
         return present.sum(axis=0).astype(np.int64)
 
-    def shapes_data(self, class_names: tuple[str, ...], n: int, image_size: tuple[int, int],
-                    seed: int | None, noise: float, shapes_per_image: tuple[int, int] | None,
-                    validation_split: float, batch_size: int, augment: Any) -> Any:
-        per_image = tuple(shapes_per_image or self.shapes_per_image)
-        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=class_names,
-                                 shapes_per_image=per_image, noise=noise)
+    def _data_from_scenes(self, scenes: ShapeScenes, per_image: tuple[int, int],
+                          **split: Any) -> Any:
         # A shape may hide at most half of an earlier one, so every drawn shape shows.
         return multilabel_from_lists(
-            scenes.images, [sorted(set(scenes.classes_of(i).tolist())) for i in range(n)],
-            class_names=scenes.class_names, validation_split=validation_split,
-            batch_size=batch_size, augment=augment, seed=seed, threshold=self.threshold)
+            scenes.images,
+            [sorted(set(scenes.classes_of(i).tolist())) for i in range(len(scenes.images))],
+            class_names=scenes.class_names, threshold=self.threshold, **split)
 
     def loss(self, model: keras.Model) -> keras.losses.Loss:
         return keras.losses.BinaryCrossentropy(from_logits=not ends_in_probabilities(model),

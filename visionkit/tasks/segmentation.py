@@ -10,14 +10,14 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.data.masks import segmentation_from_arrays
-from visionkit.data.synthetic import generate_shapes
+from visionkit.data.synthetic import ShapeScenes
 from visionkit.export.parity import mask_parity
 from visionkit.interpret.targets import SegmentationScore
 from visionkit.plot import confusion_matrix as plot_confusion_matrix
 from visionkit.plot.masks import overlay_mask, segmentation_grid
 from visionkit.tasks.explained import ExplainedTask
 from visionkit.train import segmentation_metrics as seg
-from visionkit.train.defaults import ADAPTIVE_LEARNING_RATES, DECOUPLED_WEIGHT_DECAY, TaskDefaults
+from visionkit.train.defaults import adaptive_defaults
 from visionkit.train.losses import CrossEntropyDice
 from visionkit.train.segmentation_metrics import PixelAccuracy, SegmentationMeanIoU
 from visionkit.vocabulary import IGNORE_INDEX, ends_in_probabilities, register_task
@@ -73,9 +73,7 @@ class Segmentation(ExplainedTask):
     attackable = True
     distillable = True
     class_count_unit = "pixels"
-    training_defaults = TaskDefaults(
-        epochs=12, learning_rates={**ADAPTIVE_LEARNING_RATES, "sgd": 0.05},
-        weight_decay=DECOUPLED_WEIGHT_DECAY, augment="light")
+    training_defaults = adaptive_defaults(epochs=12, augment="light", sgd=0.05)
     # Several shapes per scene and the exact per-pixel class map (class 0 "background").
     shapes_per_image = (1, 3)
 
@@ -90,18 +88,12 @@ class Segmentation(ExplainedTask):
         mask = mask[(mask != IGNORE_INDEX) & (mask >= 0)]
         return np.bincount(mask, minlength=num_classes)[:num_classes].astype(np.int64)
 
-    def shapes_data(self, class_names: tuple[str, ...], n: int, image_size: tuple[int, int],
-                    seed: int | None, noise: float, shapes_per_image: tuple[int, int] | None,
-                    validation_split: float, batch_size: int, augment: Any) -> Any:
-        per_image = tuple(shapes_per_image or self.shapes_per_image)
-        scenes = generate_shapes(n, image_size=image_size, seed=seed, classes=class_names,
-                                 shapes_per_image=per_image, noise=noise)
+    def _data_from_scenes(self, scenes: ShapeScenes, per_image: tuple[int, int],
+                          **split: Any) -> Any:
         # Class 0 is the background; shape class i becomes i + 1.
         return segmentation_from_arrays(
             scenes.images, scenes.class_maps(background=-1) + 1,
-            class_names=("background", *scenes.class_names),
-            validation_split=validation_split, batch_size=batch_size, augment=augment,
-            seed=seed)
+            class_names=("background", *scenes.class_names), **split)
 
     def portable_outputs(self, model: keras.Model, outputs: Any,
                          image_size: tuple[int, int]) -> dict[str, tf.Tensor]:

@@ -101,6 +101,19 @@ ADAPTIVE_LEARNING_RATES = {"adam": 3e-3, "adamw": 3e-3, "rmsprop": 1e-3, "adagra
 DECOUPLED_WEIGHT_DECAY = {"sgd": 5e-4, "adamw": 1e-4}
 
 
+def adaptive_defaults(epochs: int, augment: str, **learning_rates: float) -> TaskDefaults:
+    """A task's row at the shared adaptive rates and decoupled weight decays.
+
+    Args:
+        epochs: epochs of a run.
+        augment: the augmentation preset of the train split.
+        **learning_rates: the task's own rates per optimizer name (SGD's always), over
+            `ADAPTIVE_LEARNING_RATES`.
+    """
+    return TaskDefaults(epochs=epochs, learning_rates={**ADAPTIVE_LEARNING_RATES, **learning_rates},
+                        weight_decay=DECOUPLED_WEIGHT_DECAY, augment=augment)
+
+
 class _TaskDefaultsTable(Mapping):
     """Task name -> `TaskDefaults`, read from each registered task's `training_defaults`.
 

@@ -59,48 +59,28 @@ class ApplicationFamily:
     extra_arguments: dict = field(default_factory=dict)
 
 
-_MOBILENET_V2_TAPS = {
-    "P1": ("block_1_expand_relu", OUTPUT),
-    "P2": ("block_3_expand_relu", OUTPUT),
-    "P3": ("block_6_expand_relu", OUTPUT),
-    "P4": ("block_13_expand_relu", OUTPUT),
-    "P5": ("out_relu", OUTPUT),
-}
-_MOBILENET_V3_SMALL_TAPS = {
-    "P1": ("expanded_conv_depthwise_pad", INPUT),
-    "P2": ("expanded_conv_1_depthwise_pad", INPUT),
-    "P3": ("expanded_conv_3_depthwise_pad", INPUT),
-    "P4": ("expanded_conv_8_depthwise_pad", INPUT),
-    "P5": (MODEL_OUTPUT, OUTPUT),
-}
-_MOBILENET_V3_LARGE_TAPS = {
-    "P1": ("expanded_conv_1_depthwise_pad", INPUT),
-    "P2": ("expanded_conv_3_depthwise_pad", INPUT),
-    "P3": ("expanded_conv_6_depthwise_pad", INPUT),
-    "P4": ("expanded_conv_12_depthwise_pad", INPUT),
-    "P5": (MODEL_OUTPUT, OUTPUT),
-}
-_EFFICIENTNET_TAPS = {
-    "P1": ("block2a_expand_activation", OUTPUT),
-    "P2": ("block3a_expand_activation", OUTPUT),
-    "P3": ("block4a_expand_activation", OUTPUT),
-    "P4": ("block6a_expand_activation", OUTPUT),
-    "P5": ("top_activation", OUTPUT),
-}
-_DENSENET_TAPS = {
-    "P1": ("conv1_relu", OUTPUT),
-    "P2": ("pool2_relu", OUTPUT),
-    "P3": ("pool3_relu", OUTPUT),
-    "P4": ("pool4_relu", OUTPUT),
-    "P5": ("relu", OUTPUT),
-}
-_RESNET_V2_TAPS = {
-    "P1": ("conv1_conv", OUTPUT),
-    "P2": ("conv2_block3_preact_relu", OUTPUT),
-    "P3": ("conv3_block4_preact_relu", OUTPUT),
-    "P4": ("conv4_block6_preact_relu", OUTPUT),
-    "P5": ("post_relu", OUTPUT),
-}
+
+
+def _taps(*layers: str, port: str = OUTPUT) -> dict[str, tuple[str, str]]:
+    """P1..P5 taps on the given layers, in order, all at `port` but the model output."""
+    return {f"P{level}": (layer, OUTPUT if layer == MODEL_OUTPUT else port)
+            for level, layer in enumerate(layers, start=1)}
+
+
+_MOBILENET_V2_TAPS = _taps("block_1_expand_relu", "block_3_expand_relu", "block_6_expand_relu",
+                           "block_13_expand_relu", "out_relu")
+_MOBILENET_V3_SMALL_TAPS = _taps(
+    "expanded_conv_depthwise_pad", "expanded_conv_1_depthwise_pad",
+    "expanded_conv_3_depthwise_pad", "expanded_conv_8_depthwise_pad", MODEL_OUTPUT, port=INPUT)
+_MOBILENET_V3_LARGE_TAPS = _taps(
+    "expanded_conv_1_depthwise_pad", "expanded_conv_3_depthwise_pad",
+    "expanded_conv_6_depthwise_pad", "expanded_conv_12_depthwise_pad", MODEL_OUTPUT, port=INPUT)
+_EFFICIENTNET_TAPS = _taps("block2a_expand_activation", "block3a_expand_activation",
+                           "block4a_expand_activation", "block6a_expand_activation",
+                           "top_activation")
+_DENSENET_TAPS = _taps("conv1_relu", "pool2_relu", "pool3_relu", "pool4_relu", "relu")
+_RESNET_V2_TAPS = _taps("conv1_conv", "conv2_block3_preact_relu", "conv3_block4_preact_relu",
+                        "conv4_block6_preact_relu", "post_relu")
 
 _MOBILENET_V2_PAPER = ("MobileNetV2: Inverted Residuals and Linear Bottlenecks "
                        "(Sandler et al., CVPR 2018), https://arxiv.org/abs/1801.04381")

@@ -21,7 +21,7 @@ from visionkit.models.backbones.residual_options import (
     non_local_after,
     survival_probabilities,
 )
-from visionkit.models.backbones.resnet import RESNET_BLOCKS
+from visionkit.models.backbones.resnet import residual_stages
 from visionkit.models.common import rescale
 
 __all__ = ["preact_block", "preact_resnet_features", "wide_resnet_features",
@@ -88,29 +88,20 @@ def preact_resnet_features(inputs: keras.KerasTensor, depth: int,
         `{"P1": stem [B, H/2, W/2, 64w], "P2".."P4": stage outputs, "P5": the last
         stage after the final BN-ReLU [B, H/32, W/32, 512w or 2048w]}`.
     """
-    if depth not in RESNET_BLOCKS:
-        raise ValueError(f"Expected ResNet depth in {sorted(RESNET_BLOCKS)}; "
-                         f"received depth={depth!r}.")
-    check_attention(attention)
-    block_type, blocks_per_stage = RESNET_BLOCKS[depth]
-    survivals = iter(survival_probabilities(sum(blocks_per_stage),
-                                            check_stochastic_depth(stochastic_depth)))
     x = rescale(inputs)
     x = conv(x, scaled_width(_STEM_FILTERS, width_multiplier), 7, "conv1_conv", strides=2)
     x = bn_relu(x, "conv1")
     features = {"P1": x}
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
-    for stage_index, blocks in enumerate(blocks_per_stage):
-        stage = stage_index + 2
-        filters = scaled_width(_STEM_FILTERS * 2**stage_index, width_multiplier)
-        for block_index in range(1, blocks + 1):
-            strides = 2 if block_index == 1 and stage > 2 else 1
-            x = preact_block(x, filters, strides, f"conv{stage}_block{block_index}",
-                             bottleneck=block_type == "bottleneck", attention=attention,
-                             survival=next(survivals))
-        x = non_local_after(x, attention, stage)
-        features[f"P{stage}"] = x
-    features["P5"] = bn_relu(x, "post")
+
+    def block(x: keras.KerasTensor, filters: int, strides: int, name: str, bottleneck: bool,
+              survival: float) -> keras.KerasTensor:
+        return preact_block(x, filters, strides, name, bottleneck=bottleneck,
+                            attention=attention, survival=survival)
+
+    features.update(residual_stages(x, depth, width_multiplier, attention, stochastic_depth,
+                                    block))
+    features["P5"] = bn_relu(features["P5"], "post")
     return features
 
 

@@ -10,6 +10,8 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 
 from visionkit.models.backbones.blocks import conv_bn_relu, scaled_width
@@ -23,7 +25,7 @@ from visionkit.models.backbones.residual_options import (
 )
 from visionkit.models.common import rescale
 
-__all__ = ["RESNET_BLOCKS", "resnet_features"]
+__all__ = ["RESNET_BLOCKS", "residual_stages", "resnet_features"]
 
 # Table 1 of the paper: residual blocks per stage (conv2_x .. conv5_x) and block type.
 RESNET_BLOCKS = {
@@ -113,28 +115,66 @@ def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: flo
         A dict `{"P1": conv1 output [B, H/2, W/2, 64w], "P2": conv2_x output
         [B, H/4, W/4, 64w or 256w], ..., "P5": conv5_x output [B, H/32, W/32, ...]}`.
     """
-    if depth not in RESNET_BLOCKS:
-        raise ValueError(f"Expected ResNet depth in {sorted(RESNET_BLOCKS)}; "
-                         f"received depth={depth!r}.")
-    check_attention(attention)
-    block_type, blocks_per_stage = RESNET_BLOCKS[depth]
-    block = _basic_block if block_type == "basic" else _bottleneck_block
-    survivals = iter(survival_probabilities(sum(blocks_per_stage),
-                                            check_stochastic_depth(stochastic_depth)))
     x = rescale(inputs)
     x = conv_bn_relu(x, scaled_width(_STEM_FILTERS, width_multiplier), 7, strides=2,
                      use_bias=True, name="conv1")
     features = {"P1": x}
     if stem_pool:
         x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
+    last_gamma = "zeros" if zero_init_residual else "ones"
+
+    def block(x: keras.KerasTensor, filters: int, strides: int, name: str, bottleneck: bool,
+              survival: float) -> keras.KerasTensor:
+        wire = _bottleneck_block if bottleneck else _basic_block
+        return wire(x, filters, strides, name=name, attention=attention, survival=survival,
+                    last_gamma=last_gamma)
+
+    return {**features, **residual_stages(x, depth, width_multiplier, attention,
+                                          stochastic_depth, block)}
+
+
+def residual_stages(x: keras.KerasTensor, depth: int, width_multiplier: float,
+                    attention: str | None, stochastic_depth: float,
+                    block: Callable[..., keras.KerasTensor]) -> dict[str, keras.KerasTensor]:
+    """Wires ResNet's four stages (conv2_x..conv5_x, Table 1) onto the stem's output `x`.
+
+    Shared by the ResNet and pre-activation ResNet trunks: stage s (2..5) has
+    `RESNET_BLOCKS[depth]` blocks of 64 * 2^(s - 2) filters (times `width_multiplier`),
+    the first with stride 2 from conv3_x on; block l of L survives with the linearly
+    decaying probability of `stochastic_depth`; a non-local block follows conv4_x with
+    `attention="non_local"`.
+
+    Args:
+        x: the stem's output.
+        depth: 18, 34 or 50.
+        width_multiplier: scales every block's filters.
+        attention: None, "se", "cbam" or "non_local".
+        stochastic_depth: drop probability of the last block.
+        block: `block(x, filters, strides, name, bottleneck, survival)` wires one block
+            named `conv{stage}_block{index}`.
+
+    Returns:
+        `{"P2": conv2_x output, ..., "P5": conv5_x output}`.
+
+    Raises:
+        ValueError: for a depth not in `RESNET_BLOCKS`, a bad `attention` or
+            `stochastic_depth`.
+    """
+    if depth not in RESNET_BLOCKS:
+        raise ValueError(f"Expected ResNet depth in {sorted(RESNET_BLOCKS)}; "
+                         f"received depth={depth!r}.")
+    check_attention(attention)
+    block_type, blocks_per_stage = RESNET_BLOCKS[depth]
+    survivals = iter(survival_probabilities(sum(blocks_per_stage),
+                                            check_stochastic_depth(stochastic_depth)))
+    features = {}
     for stage_index, blocks in enumerate(blocks_per_stage):
         stage = stage_index + 2
         filters = scaled_width(_STEM_FILTERS * 2**stage_index, width_multiplier)
         for block_index in range(1, blocks + 1):
             strides = 2 if block_index == 1 and stage > 2 else 1
-            x = block(x, filters, strides, name=f"conv{stage}_block{block_index}",
-                      attention=attention, survival=next(survivals),
-                      last_gamma="zeros" if zero_init_residual else "ones")
+            x = block(x, filters, strides, f"conv{stage}_block{block_index}",
+                      block_type == "bottleneck", next(survivals))
         x = non_local_after(x, attention, stage)
         features[f"P{stage}"] = x
     return features

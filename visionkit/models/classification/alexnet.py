@@ -12,14 +12,12 @@ References:
 from __future__ import annotations
 
 import math
-import os
 
 import keras
 
-from visionkit.models.backbones.blocks import check_width_multiplier, scaled_width
-from visionkit.models.backbones.weights import check_weights, load_weights
-from visionkit.models.classification.backbone_head import check_image_size
-from visionkit.models.common import check_activation, classifier_output, raw_image_input, rescale
+from visionkit.models.backbones.blocks import scaled_width
+from visionkit.models.classification.backbone_head import classifier
+from visionkit.models.common import classifier_output, rescale
 from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.layers.local_response_normalization import LocalResponseNormalization
 from visionkit.models.registry import register
@@ -39,6 +37,12 @@ _ZFNET = ((96, 7, 2, 1, 1), (256, 5, 2, 0, 1), (384, 3, 1, 1, 1), (384, 3, 1, 1,
           (256, 3, 1, 1, 1))
 _POOL_AFTER = (1, 2, 5)
 _FC_UNITS = 4096
+# The Args AlexNet and ZFNet share besides the standard ones (see `fill_docstring`).
+_CLASSIC_ARGS = """
+width_multiplier: scales every convolution's filters. Defaults to 1.0.
+fc_units: units of fc6 and fc7. Defaults to 4096.
+dropout: dropout before fc6 and fc7. Defaults to 0.5.
+"""
 # Smallest input whose pool5 is still at least 1x1 (conv1, three 3x3/2 max pools).
 ALEXNET_MIN_SIZE = 63
 ZFNET_MIN_SIZE = 63
@@ -59,16 +63,11 @@ def _ceil_mode_pool(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
     return keras.layers.MaxPooling2D(3, strides=2, name=name)(x)
 
 
-def _classic(table: tuple, input_shape: tuple, num_classes: int, width_multiplier: float,
-             fc_units: int, dropout: float, normalization: bool, ceil_mode: bool,
-             activation: str | None, weights, name: str, minimum: int) -> keras.Model:
-    check_activation(activation)
-    check_weights(weights)
-    check_width_multiplier(width_multiplier)
-    shape = check_image_size(name, input_shape, minimum)
+def _classic(inputs: keras.KerasTensor, table: tuple, num_classes: int,
+             width_multiplier: float, fc_units: int, dropout: float, normalization: bool,
+             ceil_mode: bool, activation: str | None) -> keras.KerasTensor:
     if int(fc_units) < 1:
         raise ValueError(f"Expected fc_units >= 1; received fc_units={fc_units!r}.")
-    inputs = raw_image_input(shape)
     x = rescale(inputs)
     for index, (filters, kernel, stride, padding, groups) in enumerate(table, start=1):
         width = scaled_width(filters, width_multiplier)
@@ -87,23 +86,15 @@ def _classic(table: tuple, input_shape: tuple, num_classes: int, width_multiplie
     for index in (6, 7):
         x = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
         x = keras.layers.Dense(fc_units, activation="relu", name=f"fc{index}")(x)
-    outputs = classifier_output(x, num_classes, activation)
-    return load_weights(keras.Model(inputs, outputs, name=name), weights)
+    return classifier_output(x, num_classes, activation)
 
 
 @register("alexnet", task="classification")
-@fill_docstring(shapes=CLASSIFIER_SHAPES)
-def alexnet(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    towers: int = 1,
-    width_multiplier: float = 1.0,
-    fc_units: int = _FC_UNITS,
-    dropout: float = 0.5,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    name: str = "alexnet",
-) -> keras.Model:
+@fill_docstring(shapes=CLASSIFIER_SHAPES, classic_args=_CLASSIC_ARGS)
+@classifier(minimum=ALEXNET_MIN_SIZE)
+def alexnet(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
+            towers: int = 1, width_multiplier: float = 1.0, fc_units: int = _FC_UNITS,
+            dropout: float = 0.5) -> keras.KerasTensor:
     """AlexNet: five convolutions (11x11/4, 5x5, three 3x3), three max pools, three dense.
 
     `towers=1` (the default) is the single-tower network of Krizhevsky's "one weird
@@ -117,16 +108,10 @@ def alexnet(
     Dropout 0.5 precedes fc6 and fc7 (Section 4.2).
 
     Args:
-        input_shape: `(height, width, channels)` of raw 0..255 images, at least 63x63.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
+        {image_args}
         towers: 1 (single tower) or 2 (the original grouped towers). Defaults to 1.
-        width_multiplier: scales every convolution's filters. Defaults to 1.0.
-        fc_units: units of fc6 and fc7. Defaults to 4096.
-        dropout: dropout before fc6 and fc7. Defaults to 0.5.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        name: model name. Defaults to "alexnet".
+        {classic_args}
+        {output_args}
 
     {shapes}
 
@@ -143,23 +128,16 @@ def alexnet(
     if towers not in (1, 2):
         raise ValueError(f"Expected towers to be 1 or 2; received towers={towers!r}.")
     table = _ALEXNET_ONE_TOWER if towers == 1 else _ALEXNET_TWO_TOWERS
-    return _classic(table, input_shape, num_classes, width_multiplier, fc_units, dropout,
-                    normalization=towers == 2, ceil_mode=False, activation=activation,
-                    weights=weights, name=name, minimum=ALEXNET_MIN_SIZE)
+    return _classic(inputs, table, num_classes, width_multiplier, fc_units, dropout,
+                    normalization=towers == 2, ceil_mode=False, activation=activation)
 
 
 @register("zfnet", task="classification")
-@fill_docstring(shapes=CLASSIFIER_SHAPES)
-def zfnet(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    width_multiplier: float = 1.0,
-    fc_units: int = _FC_UNITS,
-    dropout: float = 0.5,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    name: str = "zfnet",
-) -> keras.Model:
+@fill_docstring(shapes=CLASSIFIER_SHAPES, classic_args=_CLASSIC_ARGS)
+@classifier(minimum=ZFNET_MIN_SIZE)
+def zfnet(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
+          width_multiplier: float = 1.0, fc_units: int = _FC_UNITS,
+          dropout: float = 0.5) -> keras.KerasTensor:
     """ZFNet: AlexNet with a 7x7/2 first layer and a 5x5/2 second layer, in one tower.
 
     Zeiler & Fergus (2013), Fig. 3: conv1 96 7x7/2, 3x3/2 max pool, contrast
@@ -170,15 +148,9 @@ def zfnet(
     224x224x3 with 1000 classes the model has 62,357,608 parameters.
 
     Args:
-        input_shape: `(height, width, channels)` of raw 0..255 images, at least 63x63.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
-        width_multiplier: scales every convolution's filters. Defaults to 1.0.
-        fc_units: units of fc6 and fc7. Defaults to 4096.
-        dropout: dropout before fc6 and fc7. Defaults to 0.5.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        name: model name. Defaults to "zfnet".
+        {image_args}
+        {classic_args}
+        {output_args}
 
     {shapes}
 
@@ -192,6 +164,5 @@ def zfnet(
     >>> [model.get_layer(n).output.shape[1] for n in ("conv1", "pool1", "conv2", "pool5")]
     [30, 15, 6, 1]
     """
-    return _classic(_ZFNET, input_shape, num_classes, width_multiplier, fc_units, dropout,
-                    normalization=True, ceil_mode=True, activation=activation,
-                    weights=weights, name=name, minimum=ZFNET_MIN_SIZE)
+    return _classic(inputs, _ZFNET, num_classes, width_multiplier, fc_units, dropout,
+                    normalization=True, ceil_mode=True, activation=activation)

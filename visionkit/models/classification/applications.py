@@ -11,12 +11,15 @@ layer. Each backbone applies its family's preprocessing to raw 0..255 pixels.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import keras
 
+from visionkit.models.backbones.applications import APPLICATION_FAMILIES
 from visionkit.models.classification.backbone_head import application_classifier
 from visionkit.models.docstrings import fill_docstring
 from visionkit.models.registry import register
+from visionkit.models.variants import variant
 
 __all__ = [
     "densenet121",
@@ -69,10 +72,8 @@ Raises:
 """
 
 
-@register("mobilenet_v2", task="classification")
-@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
-                shapes_and_raises=_SHAPES_AND_RAISES)
-def mobilenet_v2(
+
+def _application(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
     width_multiplier: float = 1.0,
@@ -80,258 +81,87 @@ def mobilenet_v2(
     activation: str | None = "softmax",
     weights: str | os.PathLike | None = None,
     backbone_weights: str | os.PathLike | None = None,
-    name: str = "mobilenet_v2",
+    name: str = "application",
+    *,
+    family: str,
 ) -> keras.Model:
-    """MobileNetV2 (keras.applications): inverted residual blocks with linear bottlenecks.
+    """The builder every classifier here is a variant of (`variant`); families without a
+    width multiplier fix `width_multiplier=None`."""
+    return application_classifier(family, input_shape, num_classes, width_multiplier,
+                                  dropout, activation, weights, backbone_weights, name)
 
-    The `mobilenet_v2` backbone, global average pooling, dropout and the dense classifier.
-    The backbone scales raw pixels to -1..1 (the family's "tf" preprocessing).
+
+# Each builder's docstring: the family's title, preprocessing and paper.
+_DOC = """{title}
+
+    The `{name}` backbone, global average pooling, dropout and the dense classifier.
+    The backbone {preprocessing}
 
     Reference:
-        - [MobileNetV2: Inverted Residuals and Linear Bottlenecks](
-          https://arxiv.org/abs/1801.04381) (Sandler et al., CVPR 2018)
+        - [{paper}](
+          {url}) ({authors})
 
     Args:
         {image_args}
-        width_multiplier: MobileNet's width multiplier `alpha`. Defaults to 1.0.
+        {width_arg}
         {head_args}
 
     {shapes_and_raises}
 
     Example:
 
-    >>> model = mobilenet_v2((32, 32, 3), num_classes=3, width_multiplier=0.35)
+    >>> model = {name}((32, 32, 3), num_classes=3{width_example})
     >>> model.output_shape
     (None, 3)
     """
-    return application_classifier("mobilenet_v2", input_shape, num_classes, width_multiplier,
-                                  dropout, activation, weights, backbone_weights, name)
+
+_WIDTH_ARG = "width_multiplier: MobileNet's width multiplier `alpha`. Defaults to 1.0."
 
 
-@register("mobilenet_v3_small", task="classification")
-@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
-                shapes_and_raises=_SHAPES_AND_RAISES)
-def mobilenet_v3_small(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    width_multiplier: float = 1.0,
-    dropout: float = _HEAD_DROPOUT,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    backbone_weights: str | os.PathLike | None = None,
-    name: str = "mobilenet_v3_small",
-) -> keras.Model:
-    """MobileNetV3-Small (keras.applications): searched blocks with squeeze-excite and hard-swish.
-
-    The `mobilenet_v3_small` backbone, global average pooling, dropout and the dense classifier.
-    The backbone scales raw pixels with MobileNetV3's own rescaling layer.
-
-    Reference:
-        - [Searching for MobileNetV3](
-          https://arxiv.org/abs/1905.02244) (Howard et al., ICCV 2019)
-
-    Args:
-        {image_args}
-        width_multiplier: MobileNet's width multiplier `alpha`. Defaults to 1.0.
-        {head_args}
-
-    {shapes_and_raises}
-
-    Example:
-
-    >>> model = mobilenet_v3_small((32, 32, 3), num_classes=3, width_multiplier=0.35)
-    >>> model.output_shape
-    (None, 3)
-    """
-    return application_classifier("mobilenet_v3_small", input_shape, num_classes, width_multiplier,
-                                  dropout, activation, weights, backbone_weights, name)
+def _classifier(family: str, title: str, preprocessing: str, paper: str, url: str,
+                authors: str) -> Callable[..., keras.Model]:
+    width = APPLICATION_FAMILIES[family].width_argument
+    builder = variant(
+        _application, family, _DOC, family=family, **({} if width else {"width_multiplier": None}),
+        doc_fields={"title": title, "preprocessing": preprocessing, "paper": paper, "url": url,
+                    "authors": authors, "width_example": ", width_multiplier=0.35" if width else ""})
+    builder = fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
+                             width_arg=_WIDTH_ARG if width else "",
+                             shapes_and_raises=_SHAPES_AND_RAISES)(builder)
+    return register(family, task="classification")(builder)
 
 
-@register("mobilenet_v3_large", task="classification")
-@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
-                shapes_and_raises=_SHAPES_AND_RAISES)
-def mobilenet_v3_large(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    width_multiplier: float = 1.0,
-    dropout: float = _HEAD_DROPOUT,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    backbone_weights: str | os.PathLike | None = None,
-    name: str = "mobilenet_v3_large",
-) -> keras.Model:
-    """MobileNetV3-Large (keras.applications): searched blocks with squeeze-excite and hard-swish.
+_TF_PREPROCESSING = """scales raw pixels to -1..1 (the family's "tf" preprocessing)."""
+_MOBILENET_V3 = ("searched blocks with squeeze-excite and hard-swish.",
+                 "scales raw pixels with MobileNetV3's own rescaling layer.",
+                 "Searching for MobileNetV3", "https://arxiv.org/abs/1905.02244",
+                 "Howard et al., ICCV 2019")
+_EFFICIENTNET = ("""scales raw pixels with EfficientNet's own rescaling and
+    normalization layers.""", "EfficientNet: Rethinking Model Scaling for Convolutional Neural "
+                 "Networks", "https://arxiv.org/abs/1905.11946", "Tan & Le, ICML 2019")
 
-    The `mobilenet_v3_large` backbone, global average pooling, dropout and the dense classifier.
-    The backbone scales raw pixels with MobileNetV3's own rescaling layer.
-
-    Reference:
-        - [Searching for MobileNetV3](
-          https://arxiv.org/abs/1905.02244) (Howard et al., ICCV 2019)
-
-    Args:
-        {image_args}
-        width_multiplier: MobileNet's width multiplier `alpha`. Defaults to 1.0.
-        {head_args}
-
-    {shapes_and_raises}
-
-    Example:
-
-    >>> model = mobilenet_v3_large((32, 32, 3), num_classes=3, width_multiplier=0.35)
-    >>> model.output_shape
-    (None, 3)
-    """
-    return application_classifier("mobilenet_v3_large", input_shape, num_classes, width_multiplier,
-                                  dropout, activation, weights, backbone_weights, name)
-
-
-@register("efficientnet_b0", task="classification")
-@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
-                shapes_and_raises=_SHAPES_AND_RAISES)
-def efficientnet_b0(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    dropout: float = _HEAD_DROPOUT,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    backbone_weights: str | os.PathLike | None = None,
-    name: str = "efficientnet_b0",
-) -> keras.Model:
-    """EfficientNet-B0 (keras.applications): MBConv blocks found by architecture search.
-
-    The `efficientnet_b0` backbone, global average pooling, dropout and the dense classifier.
-    The backbone scales raw pixels with EfficientNet's own rescaling and
-    normalization layers.
-
-    Reference:
-        - [EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks](
-          https://arxiv.org/abs/1905.11946) (Tan & Le, ICML 2019)
-
-    Args:
-        {image_args}
-        {head_args}
-
-    {shapes_and_raises}
-
-    Example:
-
-    >>> model = efficientnet_b0((32, 32, 3), num_classes=3)
-    >>> model.output_shape
-    (None, 3)
-    """
-    return application_classifier("efficientnet_b0", input_shape, num_classes, None,
-                                  dropout, activation, weights, backbone_weights, name)
-
-
-@register("efficientnet_b1", task="classification")
-@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
-                shapes_and_raises=_SHAPES_AND_RAISES)
-def efficientnet_b1(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    dropout: float = _HEAD_DROPOUT,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    backbone_weights: str | os.PathLike | None = None,
-    name: str = "efficientnet_b1",
-) -> keras.Model:
-    """EfficientNet-B1 (keras.applications): B0 compound-scaled (depth x1.1, resolution 240).
-
-    The `efficientnet_b1` backbone, global average pooling, dropout and the dense classifier.
-    The backbone scales raw pixels with EfficientNet's own rescaling and
-    normalization layers.
-
-    Reference:
-        - [EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks](
-          https://arxiv.org/abs/1905.11946) (Tan & Le, ICML 2019)
-
-    Args:
-        {image_args}
-        {head_args}
-
-    {shapes_and_raises}
-
-    Example:
-
-    >>> model = efficientnet_b1((32, 32, 3), num_classes=3)
-    >>> model.output_shape
-    (None, 3)
-    """
-    return application_classifier("efficientnet_b1", input_shape, num_classes, None,
-                                  dropout, activation, weights, backbone_weights, name)
-
-
-@register("densenet121", task="classification")
-@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
-                shapes_and_raises=_SHAPES_AND_RAISES)
-def densenet121(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    dropout: float = _HEAD_DROPOUT,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    backbone_weights: str | os.PathLike | None = None,
-    name: str = "densenet121",
-) -> keras.Model:
-    """DenseNet-121 (keras.applications): dense blocks where every layer sees all earlier maps.
-
-    The `densenet121` backbone, global average pooling, dropout and the dense classifier.
-    The backbone normalizes raw pixels with ImageNet's mean and standard deviation
-    (the family's "torch" preprocessing).
-
-    Reference:
-        - [Densely Connected Convolutional Networks](
-          https://arxiv.org/abs/1608.06993) (Huang et al., CVPR 2017)
-
-    Args:
-        {image_args}
-        {head_args}
-
-    {shapes_and_raises}
-
-    Example:
-
-    >>> model = densenet121((32, 32, 3), num_classes=3)
-    >>> model.output_shape
-    (None, 3)
-    """
-    return application_classifier("densenet121", input_shape, num_classes, None,
-                                  dropout, activation, weights, backbone_weights, name)
-
-
-@register("resnet50_v2", task="classification")
-@fill_docstring(image_args=_IMAGE_ARGS, head_args=_HEAD_ARGS,
-                shapes_and_raises=_SHAPES_AND_RAISES)
-def resnet50_v2(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    dropout: float = _HEAD_DROPOUT,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    backbone_weights: str | os.PathLike | None = None,
-    name: str = "resnet50_v2",
-) -> keras.Model:
-    """ResNet50V2 (keras.applications): pre-activation bottleneck residual blocks.
-
-    The `resnet50_v2` backbone, global average pooling, dropout and the dense classifier.
-    The backbone scales raw pixels to -1..1 (the family's "tf" preprocessing).
-
-    Reference:
-        - [Identity Mappings in Deep Residual Networks](
-          https://arxiv.org/abs/1603.05027) (He et al., ECCV 2016)
-
-    Args:
-        {image_args}
-        {head_args}
-
-    {shapes_and_raises}
-
-    Example:
-
-    >>> model = resnet50_v2((32, 32, 3), num_classes=3)
-    >>> model.output_shape
-    (None, 3)
-    """
-    return application_classifier("resnet50_v2", input_shape, num_classes, None,
-                                  dropout, activation, weights, backbone_weights, name)
+mobilenet_v2 = _classifier(
+    "mobilenet_v2", "MobileNetV2 (keras.applications): inverted residual blocks with linear "
+    "bottlenecks.", _TF_PREPROCESSING, "MobileNetV2: Inverted Residuals and Linear Bottlenecks",
+    "https://arxiv.org/abs/1801.04381", "Sandler et al., CVPR 2018")
+mobilenet_v3_small = _classifier(
+    "mobilenet_v3_small", f"MobileNetV3-Small (keras.applications): {_MOBILENET_V3[0]}",
+    *_MOBILENET_V3[1:])
+mobilenet_v3_large = _classifier(
+    "mobilenet_v3_large", f"MobileNetV3-Large (keras.applications): {_MOBILENET_V3[0]}",
+    *_MOBILENET_V3[1:])
+efficientnet_b0 = _classifier(
+    "efficientnet_b0", "EfficientNet-B0 (keras.applications): MBConv blocks found by "
+    "architecture search.", *_EFFICIENTNET)
+efficientnet_b1 = _classifier(
+    "efficientnet_b1", "EfficientNet-B1 (keras.applications): B0 compound-scaled (depth x1.1, "
+    "resolution 240).", *_EFFICIENTNET)
+densenet121 = _classifier(
+    "densenet121", "DenseNet-121 (keras.applications): dense blocks where every layer sees all "
+    "earlier maps.", """normalizes raw pixels with ImageNet's mean and standard deviation
+    (the family's "torch" preprocessing).""", "Densely Connected Convolutional Networks",
+    "https://arxiv.org/abs/1608.06993", "Huang et al., CVPR 2017")
+resnet50_v2 = _classifier(
+    "resnet50_v2", "ResNet50V2 (keras.applications): pre-activation bottleneck residual blocks.",
+    _TF_PREPROCESSING, "Identity Mappings in Deep Residual Networks",
+    "https://arxiv.org/abs/1603.05027", "He et al., ECCV 2016")

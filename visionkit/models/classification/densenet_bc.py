@@ -9,14 +9,18 @@ import keras
 
 from visionkit.models.backbones.densenet import DENSENET_BLOCKS, densenet_bc_features
 from visionkit.models.classification.backbone_head import inline_classifier
-from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
+from visionkit.models.docstrings import (
+    ACTIVATION_AND_WEIGHTS_ARGS,
+    CLASSIFIER_SHAPES,
+    fill_docstring,
+)
 from visionkit.models.registry import register
 
 __all__ = ["densenet_bc"]
 
 
 @register("densenet_bc", task="classification")
-@fill_docstring(shapes=CLASSIFIER_SHAPES)
+@fill_docstring(shapes=CLASSIFIER_SHAPES, activation_and_weights=ACTIVATION_AND_WEIGHTS_ARGS)
 def densenet_bc(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     num_classes: int = 1000,
@@ -55,8 +59,7 @@ def densenet_bc(
         growth_rate: k. Defaults to 32.
         compression: theta in (0, 1]. Defaults to 0.5.
         dropout: dropout before the classifier. Defaults to 0.0.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+        {activation_and_weights}
         backbone_weights: None or a local `.weights.h5` file saved from
             `build_backbone("densenet_bc", ...)` with the same options. Defaults to None.
         name: model name. Defaults to "densenet_bc".

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-
 import keras
 
-from visionkit.models.backbones.blocks import check_width_multiplier
 from visionkit.models.backbones.factory import BACKBONE_MIN_SIZE
 from visionkit.models.backbones.googlenet import (
     AUXILIARY_TAPS,
     auxiliary_classifier,
     googlenet_features,
 )
-from visionkit.models.backbones.weights import check_weights, load_weights
-from visionkit.models.classification.backbone_head import check_image_size
-from visionkit.models.common import check_activation, classifier_output, raw_image_input
+from visionkit.models.classification.backbone_head import classifier
+from visionkit.models.common import classifier_output
 from visionkit.models.registry import register
 
 __all__ = ["AUXILIARY_LOSS_WEIGHTS", "drop_auxiliary_classifiers", "googlenet"]
@@ -27,16 +23,10 @@ _DROPOUT = 0.4
 
 
 @register("googlenet", task="classification")
-def googlenet(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    width_multiplier: float = 1.0,
-    dropout: float = _DROPOUT,
-    auxiliary_classifiers: bool = False,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    name: str = "googlenet",
-) -> keras.Model:
+@classifier(minimum=BACKBONE_MIN_SIZE)
+def googlenet(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
+              width_multiplier: float = 1.0, dropout: float = _DROPOUT,
+              auxiliary_classifiers: bool = False) -> keras.KerasTensor | dict:
     """GoogLeNet: nine Inception modules (Szegedy et al. 2015, Table 1).
 
     The network of Table 1: conv1 7x7/2, max pool, LRN, conv2 1x1 and 3x3, LRN, max
@@ -60,16 +50,12 @@ def googlenet(
           (Szegedy et al., CVPR 2015)
 
     Args:
-        input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
+        {image_args}
         width_multiplier: scales every convolution's filters. Defaults to 1.0.
         dropout: dropout before the classifier. Defaults to 0.4.
         auxiliary_classifiers: add the two training-time auxiliary classifiers.
             Defaults to False.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        name: model name. Defaults to "googlenet".
+        {output_args}
 
     Input shape:
         `[B, H, W, C]` raw pixels 0..255.
@@ -91,11 +77,6 @@ def googlenet(
     >>> drop_auxiliary_classifiers(model).output_shape
     (None, 3)
     """
-    check_activation(activation)
-    check_weights(weights)
-    check_width_multiplier(width_multiplier)
-    shape = check_image_size(name, input_shape, BACKBONE_MIN_SIZE)
-    inputs = raw_image_input(shape)
     taps = AUXILIARY_TAPS if auxiliary_classifiers else ()
     features = googlenet_features(inputs, width_multiplier, taps)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(features["P5"])
@@ -105,7 +86,7 @@ def googlenet(
         for index, tap in enumerate(AUXILIARY_TAPS, start=1):
             outputs[f"aux{index}"] = auxiliary_classifier(
                 features[tap], num_classes, f"aux{index}", width_multiplier, activation)
-    return load_weights(keras.Model(inputs, outputs, name=name), weights)
+    return outputs
 
 
 def drop_auxiliary_classifiers(model: keras.Model) -> keras.Model:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import keras
 
-from visionkit.models.backbones.blocks import check_width_multiplier, conv_bn_relu, scaled_width
-from visionkit.models.backbones.weights import check_weights, load_weights
-from visionkit.models.classification.backbone_head import check_image_size
-from visionkit.models.common import check_activation, classifier_output, raw_image_input, rescale
+from visionkit.models.backbones.blocks import conv_bn_relu, scaled_width
+from visionkit.models.classification.backbone_head import classifier
+from visionkit.models.common import classifier_output, rescale
 from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 
@@ -51,15 +48,9 @@ def inception_module(x: keras.KerasTensor, filters: tuple[int, ...], name: str
 
 @register("inception_mini", task="classification")
 @fill_docstring(shapes=CLASSIFIER_SHAPES)
-def inception_mini(
-    input_shape: tuple[int, int, int] = (32, 32, 3),
-    num_classes: int = 10,
-    width_multiplier: float = 0.5,
-    dropout: float = 0.4,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    name: str = "inception_mini",
-) -> keras.Model:
+@classifier(minimum=INCEPTION_MIN_SIZE, input_shape=(32, 32, 3), num_classes=10)
+def inception_mini(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
+                   width_multiplier: float = 0.5, dropout: float = 0.4) -> keras.KerasTensor:
     """A small GoogLeNet: a 3x3 stem and five Inception modules with 1x1 bottlenecks.
 
     Stem (3x3 conv, stride 1) -> max pool -> modules 3a, 3b -> max pool -> 4a, 4b ->
@@ -73,14 +64,10 @@ def inception_mini(
           (Szegedy et al., CVPR 2015)
 
     Args:
-        input_shape: `(height, width, channels)` of raw 0..255 images, at least 16x16.
-            Defaults to (32, 32, 3).
-        num_classes: number of classes. Defaults to 10.
+        {image_args}
         width_multiplier: scales GoogLeNet's filter counts. Defaults to 0.5.
         dropout: dropout before the classifier (the paper's 0.4). Defaults to 0.4.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        name: model name. Defaults to "inception_mini".
+        {output_args}
 
     {shapes}
 
@@ -93,11 +80,6 @@ def inception_mini(
     >>> model.get_layer("inception3a_concat").output.shape
     (None, 16, 16, 32)
     """
-    check_activation(activation)
-    check_weights(weights)
-    check_width_multiplier(width_multiplier)
-    shape = check_image_size(name, input_shape, INCEPTION_MIN_SIZE)
-    inputs = raw_image_input(shape)
     x = conv_bn_relu(rescale(inputs), scaled_width(_STEM_FILTERS, width_multiplier), 3,
                      name="stem")
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="stem_pool")(x)
@@ -108,5 +90,4 @@ def inception_mini(
             x = keras.layers.MaxPooling2D(3, strides=2, padding="same",
                                           name=f"{module_name}_downsample")(x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    outputs = classifier_output(x, num_classes, activation, dropout)
-    return load_weights(keras.Model(inputs, outputs, name=name), weights)
+    return classifier_output(x, num_classes, activation, dropout)

@@ -9,7 +9,11 @@ import keras
 from visionkit.models.backbones.weights import check_weights, load_weights
 from visionkit.models.classification.backbone_head import check_image_size
 from visionkit.models.common import check_activation, classifier_output, raw_image_input, rescale
-from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
+from visionkit.models.docstrings import (
+    ACTIVATION_AND_WEIGHTS_ARGS,
+    CLASSIFIER_SHAPES,
+    fill_docstring,
+)
 from visionkit.models.registry import register
 
 __all__ = ["lenet5"]
@@ -21,7 +25,7 @@ LENET_MIN_SIZE = 28
 
 
 @register("lenet5", task="classification")
-@fill_docstring(shapes=CLASSIFIER_SHAPES)
+@fill_docstring(shapes=CLASSIFIER_SHAPES, activation_and_weights=ACTIVATION_AND_WEIGHTS_ARGS)
 def lenet5(
     input_shape: tuple[int, int, int] = (32, 32, 3),
     num_classes: int = 10,
@@ -62,8 +66,7 @@ def lenet5(
         input_shape: `(height, width, channels)` of raw 0..255 images, at least 28x28.
             Defaults to (32, 32, 3).
         num_classes: number of classes. Defaults to 10.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+        {activation_and_weights}
         batch_norm: the modern layers (batch norm, ReLU, max pooling); False for the
             paper's (`tanh`, average pooling). Defaults to True.
         name: model name. Defaults to "lenet5".

@@ -7,10 +7,13 @@ import os
 import keras
 
 from visionkit.models.backbones.preact_resnet import preact_resnet_features, wide_resnet_features
-from visionkit.models.backbones.weights import check_weights, load_weights
-from visionkit.models.classification.backbone_head import check_image_size, inline_classifier
-from visionkit.models.common import check_activation, classifier_output, raw_image_input
-from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
+from visionkit.models.classification.backbone_head import classifier, inline_classifier
+from visionkit.models.common import classifier_output
+from visionkit.models.docstrings import (
+    ACTIVATION_AND_WEIGHTS_ARGS,
+    CLASSIFIER_SHAPES,
+    fill_docstring,
+)
 from visionkit.models.registry import register
 
 __all__ = ["preact_resnet18", "preact_resnet34", "preact_resnet50", "wide_resnet"]
@@ -54,8 +57,7 @@ _PREACT_DOC = """Pre-activation ResNet-{depth}: {blocks} residual units, BN-ReLU
             block after conv4_x). Defaults to None.
         stochastic_depth: drop probability of the last unit (1 - p_L), decaying
             linearly to 0 at the first (Huang et al. 2016). Defaults to 0.0.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+        {activation_and_weights}
         backbone_weights: None or a local `.weights.h5` file saved from
             `build_backbone("preact_resnet{depth}", ...)` with the same options.
             Defaults to None.
@@ -93,8 +95,10 @@ def _preact_builder(depth: int, kind: str, blocks: int):
 
     builder.__name__ = builder.__qualname__ = f"preact_resnet{depth}"
     builder.__doc__ = _PREACT_DOC.format(depth=depth, kind=kind, blocks=blocks,
-                                         shapes="{shapes}")
-    builder = fill_docstring(shapes=CLASSIFIER_SHAPES)(builder)
+                                         shapes="{shapes}",
+                                         activation_and_weights="{activation_and_weights}")
+    builder = fill_docstring(shapes=CLASSIFIER_SHAPES,
+                             activation_and_weights=ACTIVATION_AND_WEIGHTS_ARGS)(builder)
     return register(f"preact_resnet{depth}", task="classification")(builder)
 
 
@@ -105,18 +109,11 @@ preact_resnet50 = _preact_builder(50, "thrice: 1x1, 3x3, 1x1 to 4x the filters",
 
 @register("wide_resnet", task="classification")
 @fill_docstring(shapes=CLASSIFIER_SHAPES)
-def wide_resnet(
-    input_shape: tuple[int, int, int] = (32, 32, 3),
-    num_classes: int = 10,
-    depth: int = 28,
-    widen_factor: float = 10,
-    dropout: float = 0.0,
-    attention: str | None = None,
-    stochastic_depth: float = 0.0,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    name: str = "wide_resnet",
-) -> keras.Model:
+@classifier(minimum=WIDE_RESNET_MIN_SIZE, input_shape=(32, 32, 3), num_classes=10)
+def wide_resnet(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
+                depth: int = 28, widen_factor: float = 10, dropout: float = 0.0,
+                attention: str | None = None, stochastic_depth: float = 0.0
+                ) -> keras.KerasTensor:
     """Wide ResNet WRN-d-k: a CIFAR pre-activation ResNet with k times wider groups.
 
     Zagoruyko & Komodakis 2016, Table 1: a 3x3 convolution of 16 filters, three groups
@@ -133,18 +130,14 @@ def wide_resnet(
           (Zagoruyko & Komodakis, BMVC 2016)
 
     Args:
-        input_shape: `(height, width, channels)` of raw 0..255 images, at least 8x8.
-            Defaults to (32, 32, 3).
-        num_classes: number of classes. Defaults to 10.
+        {image_args}
         depth: d, total depth; (d - 4) must be a multiple of 6. Defaults to 28.
         widen_factor: k, the width multiplier of the groups. Defaults to 10.
         dropout: dropout between the convolutions of each block. Defaults to 0.0.
         attention: None, "se", "cbam" or "non_local" (one block after the last group).
             Defaults to None.
         stochastic_depth: drop probability of the last block. Defaults to 0.0.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        name: model name. Defaults to "wide_resnet".
+        {output_args}
 
     {shapes}
 
@@ -158,11 +151,6 @@ def wide_resnet(
     >>> model.get_layer("post_relu").output.shape
     (None, 8, 8, 64)
     """
-    check_activation(activation)
-    check_weights(weights)
-    shape = check_image_size(name, input_shape, WIDE_RESNET_MIN_SIZE)
-    inputs = raw_image_input(shape)
     x = wide_resnet_features(inputs, depth, widen_factor, dropout, attention, stochastic_depth)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    outputs = classifier_output(x, num_classes, activation)
-    return load_weights(keras.Model(inputs, outputs, name=name), weights)
+    return classifier_output(x, num_classes, activation)

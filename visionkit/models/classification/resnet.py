@@ -3,22 +3,40 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import keras
 
 from visionkit.models.backbones.resnet import resnet_features
 from visionkit.models.classification.backbone_head import inline_classifier
-from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
+from visionkit.models.docstrings import (
+    ACTIVATION_AND_WEIGHTS_ARGS,
+    CLASSIFIER_SHAPES,
+    fill_docstring,
+)
 from visionkit.models.registry import register
+from visionkit.models.variants import variant
 
 __all__ = ["resnet18", "resnet34", "resnet50"]
 
 
-def _resnet(depth: int, input_shape: tuple, num_classes: int, width_multiplier: float,
-            dropout: float, activation: str | None, weights: str | os.PathLike | None,
-            backbone_weights: str | os.PathLike | None, name: str,
-            attention: str | None = None, stochastic_depth: float = 0.0,
-            stem_pool: bool = True, zero_init_residual: bool = False) -> keras.Model:
+def _resnet(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    num_classes: int = 1000,
+    width_multiplier: float = 1.0,
+    dropout: float = 0.0,
+    activation: str | None = "softmax",
+    weights: str | os.PathLike | None = None,
+    backbone_weights: str | os.PathLike | None = None,
+    name: str = "resnet",
+    attention: str | None = None,
+    stochastic_depth: float = 0.0,
+    stem_pool: bool = True,
+    zero_init_residual: bool = False,
+    *,
+    depth: int,
+) -> keras.Model:
+    """The builder `resnet18`, `resnet34` and `resnet50` are variants of (`variant`)."""
     return inline_classifier(
         name, f"resnet{depth}", input_shape,
         lambda inputs: resnet_features(inputs, depth, width_multiplier, attention,
@@ -36,8 +54,7 @@ input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
 num_classes: number of classes. Defaults to 1000.
 width_multiplier: scales every convolution's filters. Defaults to 1.0.
 dropout: dropout before the classifier (the paper has none). Defaults to 0.0.
-activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+""" + ACTIVATION_AND_WEIGHTS_ARGS + """\
 backbone_weights: None or a local `.weights.h5` file saved from
     `build_backbone("{name}", ...)` with the same input shape and width.
     Defaults to None.
@@ -67,142 +84,52 @@ Raises:
 """
 
 
-@register("resnet18", task="classification")
-@fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES, raises=_RAISES)
-def resnet18(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    width_multiplier: float = 1.0,
-    dropout: float = 0.0,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    backbone_weights: str | os.PathLike | None = None,
-    name: str = "resnet18",
-    attention: str | None = None,
-    stochastic_depth: float = 0.0,
-    stem_pool: bool = True,
-    zero_init_residual: bool = False,
-) -> keras.Model:
-    """ResNet-18: eight basic residual blocks (two 3x3 convolutions each).
+# Each variant's docstring: the family's text with its depth and blocks.
+_DOC = """ResNet-{depth}: {summary}
 
-    The trunk is the `resnet18` backbone's (`visionkit.models.backbones`), wired inline so
+    {details}
+
+    References:
+        - [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
+          (He et al., CVPR 2016)
+        - [Accurate, Large Minibatch SGD](https://arxiv.org/abs/1706.02677) (Goyal et
+          al. 2017), section 5.1: `zero_init_residual`
+
+    Args:
+        {args}
+
+    {shapes}
+
+    {raises}
+
+    Example:
+
+    >>> model = {name}((32, 32, 3), num_classes=3, width_multiplier=0.125)
+    >>> model.output_shape
+    (None, 3)
+    """
+
+
+def _variant(depth: int, summary: str, details: str) -> Callable[..., keras.Model]:
+    builder = variant(_resnet, f"resnet{depth}", _DOC, depth=depth,
+                      doc_fields={"summary": summary, "details": details})
+    builder = fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES, raises=_RAISES)(builder)
+    return register(f"resnet{depth}", task="classification")(builder)
+
+
+resnet18 = _variant(18, "eight basic residual blocks (two 3x3 convolutions each).", """\
+The trunk is the `resnet18` backbone's (`visionkit.models.backbones`), wired inline so
     the model is one flat graph: a 7x7 stride-2 stem and 3x3 max pool (optional, see
     `stem_pool`), four stages of
     [2, 2, 2, 2] blocks with projection shortcuts where the shape changes, batch norm
     after every convolution, He-normal initialisation; then global average pooling and
-    the classifier.
-
-    References:
-        - [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
-          (He et al., CVPR 2016)
-        - [Accurate, Large Minibatch SGD](https://arxiv.org/abs/1706.02677) (Goyal et
-          al. 2017), section 5.1: `zero_init_residual`
-
-    Args:
-        {args}
-
-    {shapes}
-
-    {raises}
-
-    Example:
-
-    >>> model = resnet18((32, 32, 3), num_classes=3, width_multiplier=0.125)
-    >>> model.output_shape
-    (None, 3)
-    """
-    return _resnet(18, input_shape, num_classes, width_multiplier, dropout, activation,
-                   weights, backbone_weights, name, attention, stochastic_depth,
-                   stem_pool, zero_init_residual)
-
-
-@register("resnet34", task="classification")
-@fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES, raises=_RAISES)
-def resnet34(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    width_multiplier: float = 1.0,
-    dropout: float = 0.0,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    backbone_weights: str | os.PathLike | None = None,
-    name: str = "resnet34",
-    attention: str | None = None,
-    stochastic_depth: float = 0.0,
-    stem_pool: bool = True,
-    zero_init_residual: bool = False,
-) -> keras.Model:
-    """ResNet-34: sixteen basic residual blocks (two 3x3 convolutions each).
-
-    As `resnet18`, with [3, 4, 6, 3] blocks per stage.
-
-    References:
-        - [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
-          (He et al., CVPR 2016)
-        - [Accurate, Large Minibatch SGD](https://arxiv.org/abs/1706.02677) (Goyal et
-          al. 2017), section 5.1: `zero_init_residual`
-
-    Args:
-        {args}
-
-    {shapes}
-
-    {raises}
-
-    Example:
-
-    >>> model = resnet34((32, 32, 3), num_classes=3, width_multiplier=0.125)
-    >>> model.output_shape
-    (None, 3)
-    """
-    return _resnet(34, input_shape, num_classes, width_multiplier, dropout, activation,
-                   weights, backbone_weights, name, attention, stochastic_depth,
-                   stem_pool, zero_init_residual)
-
-
-@register("resnet50", task="classification")
-@fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES, raises=_RAISES)
-def resnet50(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    width_multiplier: float = 1.0,
-    dropout: float = 0.0,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    backbone_weights: str | os.PathLike | None = None,
-    name: str = "resnet50",
-    attention: str | None = None,
-    stochastic_depth: float = 0.0,
-    stem_pool: bool = True,
-    zero_init_residual: bool = False,
-) -> keras.Model:
-    """ResNet-50: sixteen bottleneck residual blocks (1x1 reduce, 3x3, 1x1 expand by 4).
-
-    As `resnet18`, with bottleneck blocks, [3, 4, 6, 3] per stage. Convolutions keep
+    the classifier.""")
+resnet34 = _variant(34, "sixteen basic residual blocks (two 3x3 convolutions each).",
+                    "As `resnet18`, with [3, 4, 6, 3] blocks per stage.")
+resnet50 = _variant(50, "sixteen bottleneck residual blocks (1x1 reduce, 3x3, 1x1 expand by 4).",
+                    """\
+As `resnet18`, with bottleneck blocks, [3, 4, 6, 3] per stage. Convolutions keep
     their biases before batch norm, as keras.applications' ResNet50 does, so at
     224x224x3 with 1000 classes the model has exactly its 25,636,712 parameters. The
     stride of a downsampling block sits on its 3x3 convolution ("ResNet v1.5"); the
-    parameter count does not depend on it.
-
-    References:
-        - [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
-          (He et al., CVPR 2016)
-        - [Accurate, Large Minibatch SGD](https://arxiv.org/abs/1706.02677) (Goyal et
-          al. 2017), section 5.1: `zero_init_residual`
-
-    Args:
-        {args}
-
-    {shapes}
-
-    {raises}
-
-    Example:
-
-    >>> model = resnet50((32, 32, 3), num_classes=3, width_multiplier=0.125)
-    >>> model.output_shape
-    (None, 3)
-    """
-    return _resnet(50, input_shape, num_classes, width_multiplier, dropout, activation,
-                   weights, backbone_weights, name, attention, stochastic_depth,
-                   stem_pool, zero_init_residual)
+    parameter count does not depend on it.""")

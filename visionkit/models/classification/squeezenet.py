@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import keras
 
-from visionkit.models.backbones.blocks import check_width_multiplier, scaled_width
-from visionkit.models.backbones.weights import check_weights, load_weights
-from visionkit.models.classification.backbone_head import check_image_size
-from visionkit.models.common import check_activation, classifier_output, raw_image_input, rescale
+from visionkit.models.backbones.blocks import scaled_width
+from visionkit.models.classification.backbone_head import classifier
+from visionkit.models.common import classifier_output, rescale
 from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 
@@ -42,15 +39,9 @@ def fire_module(x: keras.KerasTensor, squeeze: int, expand: int, name: str
 
 @register("squeezenet", task="classification")
 @fill_docstring(shapes=CLASSIFIER_SHAPES)
-def squeezenet(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    width_multiplier: float = 1.0,
-    dropout: float = 0.5,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    name: str = "squeezenet",
-) -> keras.Model:
+@classifier(minimum=SQUEEZENET_MIN_SIZE)
+def squeezenet(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
+               width_multiplier: float = 1.0, dropout: float = 0.5) -> keras.KerasTensor:
     """SqueezeNet v1.1: a 3x3 stride-2 conv, eight fire modules, three max pools.
 
     The v1.1 layout (conv1 with 64 3x3 filters; pools after conv1, fire3 and fire5)
@@ -65,14 +56,10 @@ def squeezenet(
           size](https://arxiv.org/abs/1602.07360) (Iandola et al., 2016)
 
     Args:
-        input_shape: `(height, width, channels)` of raw 0..255 images, at least 32x32.
-            Defaults to (224, 224, 3).
-        num_classes: number of classes. Defaults to 1000.
+        {image_args}
         width_multiplier: scales every convolution's filters. Defaults to 1.0.
         dropout: dropout on the last fire module's output. Defaults to 0.5.
-        activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-        weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
-        name: model name. Defaults to "squeezenet".
+        {output_args}
 
     {shapes}
 
@@ -84,11 +71,6 @@ def squeezenet(
     >>> squeezenet((224, 224, 3), num_classes=1000).count_params()
     1235496
     """
-    check_activation(activation)
-    check_weights(weights)
-    check_width_multiplier(width_multiplier)
-    shape = check_image_size(name, input_shape, SQUEEZENET_MIN_SIZE)
-    inputs = raw_image_input(shape)
     x = keras.layers.Conv2D(scaled_width(_CONV1_FILTERS, width_multiplier), 3, strides=2,
                             activation="relu", kernel_initializer="he_normal",
                             name="conv1")(rescale(inputs))
@@ -100,5 +82,4 @@ def squeezenet(
             x = keras.layers.MaxPooling2D(3, strides=2, name=f"{fire_name}_pool")(x)
     x = keras.layers.Dropout(dropout, name="fire9_dropout")(x)
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    outputs = classifier_output(x, num_classes, activation)
-    return load_weights(keras.Model(inputs, outputs, name=name), weights)
+    return classifier_output(x, num_classes, activation)

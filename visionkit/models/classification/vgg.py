@@ -3,45 +3,57 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import keras
 
-from visionkit.models.backbones.blocks import check_width_multiplier
 from visionkit.models.backbones.factory import BACKBONE_MIN_SIZE
 from visionkit.models.backbones.vgg import vgg_features
-from visionkit.models.backbones.weights import check_weights, load_weights
-from visionkit.models.classification.backbone_head import (
-    check_image_size,
-    load_backbone_weights,
+from visionkit.models.classification.backbone_head import own_classifier
+from visionkit.models.common import classifier_output
+from visionkit.models.docstrings import (
+    ACTIVATION_AND_WEIGHTS_ARGS,
+    CLASSIFIER_SHAPES,
+    fill_docstring,
 )
-from visionkit.models.common import check_activation, classifier_output, raw_image_input
-from visionkit.models.docstrings import CLASSIFIER_SHAPES, fill_docstring
 from visionkit.models.registry import register
+from visionkit.models.variants import variant
 
 __all__ = ["vgg11", "vgg16"]
 
 
-def _vgg(depth: int, input_shape: tuple, num_classes: int, width_multiplier: float,
-         fc_units: int, dropout: float, batch_norm: bool, activation: str | None,
-         weights: str | os.PathLike | None, backbone_weights: str | os.PathLike | None,
-         name: str) -> keras.Model:
-    check_activation(activation)
-    check_weights(weights)
-    check_width_multiplier(width_multiplier)
-    shape = check_image_size(name, input_shape, BACKBONE_MIN_SIZE)
+def _vgg(
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    num_classes: int = 1000,
+    width_multiplier: float = 1.0,
+    fc_units: int = 4096,
+    dropout: float = 0.5,
+    batch_norm: bool = False,
+    activation: str | None = "softmax",
+    weights: str | os.PathLike | None = None,
+    backbone_weights: str | os.PathLike | None = None,
+    name: str = "vgg",
+    *,
+    depth: int,
+) -> keras.Model:
+    """The builder `vgg11` and `vgg16` are variants of (`variant`)."""
     if int(fc_units) < 1:
         raise ValueError(f"Expected fc_units >= 1; received fc_units={fc_units!r}.")
-    inputs = raw_image_input(shape)
-    features = vgg_features(inputs, depth, width_multiplier, batch_norm)
-    x = keras.layers.Flatten(name="flatten")(features["P5"])
-    for index in (1, 2):
-        x = keras.layers.Dense(fc_units, activation="relu", name=f"fc{index}")(x)
-        x = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
-    outputs = classifier_output(x, num_classes, activation)
-    model = keras.Model(inputs, outputs, name=name)
-    load_backbone_weights(model, f"vgg{depth}", shape, backbone_weights,
-                          width_multiplier=width_multiplier, batch_norm=batch_norm)
-    return load_weights(model, weights)
+
+    def wire(inputs: keras.KerasTensor, num_classes: int, activation: str | None,
+             width_multiplier: float) -> keras.KerasTensor:
+        features = vgg_features(inputs, depth, width_multiplier, batch_norm)
+        x = keras.layers.Flatten(name="flatten")(features["P5"])
+        for index in (1, 2):
+            x = keras.layers.Dense(fc_units, activation="relu", name=f"fc{index}")(x)
+            x = keras.layers.Dropout(dropout, name=f"fc{index}_dropout")(x)
+        return classifier_output(x, num_classes, activation)
+
+    return own_classifier(wire, BACKBONE_MIN_SIZE, input_shape, num_classes, activation,
+                          weights, name, width_multiplier=width_multiplier,
+                          backbone=(f"vgg{depth}", backbone_weights,
+                                    {"width_multiplier": width_multiplier,
+                                     "batch_norm": batch_norm}))
 
 
 # The Args both builders share (see `fill_docstring`).
@@ -53,8 +65,7 @@ width_multiplier: scales the convolutions' filters. Defaults to 1.0.
 fc_units: units of each of the two hidden dense layers. Defaults to 4096.
 dropout: dropout after each hidden dense layer. Defaults to 0.5.
 batch_norm: batch norm after every convolution (VGG-BN). Defaults to False.
-activation: final activation, "softmax" or None for logits. Defaults to "softmax".
-weights: None or a local `.weights.h5` file for the whole model. Defaults to None.
+""" + ACTIVATION_AND_WEIGHTS_ARGS + """\
 backbone_weights: None or a local `.weights.h5` file saved from
     `build_backbone("{name}", ...)` with the same input shape and options.
     Defaults to None.
@@ -62,26 +73,13 @@ name: model name. Defaults to "{name}".
 """
 
 
-@register("vgg11", task="classification")
-@fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES)
-def vgg11(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    width_multiplier: float = 1.0,
-    fc_units: int = 4096,
-    dropout: float = 0.5,
-    batch_norm: bool = False,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    backbone_weights: str | os.PathLike | None = None,
-    name: str = "vgg11",
-) -> keras.Model:
-    """VGG-11: 8 3x3 convolutions in five max-pooled stages, then two dense layers.
+# Each variant's docstring: the family's text with its depth and parameter count.
+_DOC = """VGG-{depth}: {convolutions} 3x3 convolutions in five max-pooled stages, then two dense layers.
 
-    The trunk is the `vgg11` backbone's (`visionkit.models.backbones`), wired inline
+    The trunk is the `{name}` backbone's (`visionkit.models.backbones`), wired inline
     so the model is one flat graph; then Flatten, two ReLU dense layers of `fc_units`
     with dropout, and the classifier. At 224x224x3 with 1000 classes and the defaults the
-    model has 132,863,336 parameters (the paper's 133 million).
+    model has {parameters}.
 
     Reference:
         - [Very Deep Convolutional Networks for Large-Scale Image Recognition](
@@ -97,53 +95,19 @@ def vgg11(
 
     Example:
 
-    >>> model = vgg11((32, 32, 3), num_classes=3, width_multiplier=0.125, fc_units=16)
+    >>> model = {name}((32, 32, 3), num_classes=3, width_multiplier=0.125, fc_units=16)
     >>> model.output_shape
     (None, 3)
     """
-    return _vgg(11, input_shape, num_classes, width_multiplier, fc_units, dropout,
-                batch_norm, activation, weights, backbone_weights, name)
 
 
-@register("vgg16", task="classification")
-@fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES)
-def vgg16(
-    input_shape: tuple[int, int, int] = (224, 224, 3),
-    num_classes: int = 1000,
-    width_multiplier: float = 1.0,
-    fc_units: int = 4096,
-    dropout: float = 0.5,
-    batch_norm: bool = False,
-    activation: str | None = "softmax",
-    weights: str | os.PathLike | None = None,
-    backbone_weights: str | os.PathLike | None = None,
-    name: str = "vgg16",
-) -> keras.Model:
-    """VGG-16: 13 3x3 convolutions in five max-pooled stages, then two dense layers.
+def _variant(depth: int, convolutions: int, parameters: str) -> Callable[..., keras.Model]:
+    builder = variant(_vgg, f"vgg{depth}", _DOC, depth=depth,
+                      doc_fields={"convolutions": convolutions, "parameters": parameters})
+    builder = fill_docstring(args=_ARGS, shapes=CLASSIFIER_SHAPES)(builder)
+    return register(f"vgg{depth}", task="classification")(builder)
 
-    The trunk is the `vgg16` backbone's (`visionkit.models.backbones`), wired inline
-    so the model is one flat graph; then Flatten, two ReLU dense layers of `fc_units`
-    with dropout, and the classifier. At 224x224x3 with 1000 classes and the defaults the
-    model has 138,357,544 parameters (the paper's 138 million; keras.applications'
-    VGG16 count).
 
-    Reference:
-        - [Very Deep Convolutional Networks for Large-Scale Image Recognition](
-          https://arxiv.org/abs/1409.1556) (Simonyan & Zisserman, ICLR 2015)
-
-    Args:
-        {args}
-
-    {shapes}
-
-    Raises:
-        ValueError: for an input smaller than 32x32, a bad `activation`, or "imagenet".
-
-    Example:
-
-    >>> model = vgg16((32, 32, 3), num_classes=3, width_multiplier=0.125, fc_units=16)
-    >>> model.output_shape
-    (None, 3)
-    """
-    return _vgg(16, input_shape, num_classes, width_multiplier, fc_units, dropout,
-                batch_norm, activation, weights, backbone_weights, name)
+vgg11 = _variant(11, 8, "132,863,336 parameters (the paper's 133 million)")
+vgg16 = _variant(16, 13, """138,357,544 parameters (the paper's 138 million; keras.applications'
+    VGG16 count)""")

@@ -12,6 +12,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from visionkit.models.common import positive_ints
+
 __all__ = ["AttentionGate"]
 
 
@@ -54,11 +56,8 @@ class AttentionGate(keras.layers.Layer):
 
     def __init__(self, inter_channels: int, factor: int = 2, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if int(inter_channels) < 1 or int(factor) < 1:
-            raise ValueError(f"Expected inter_channels >= 1 and factor >= 1; received "
-                             f"inter_channels={inter_channels!r}, factor={factor!r}.")
-        self.inter_channels = int(inter_channels)
-        self.factor = int(factor)
+        self.inter_channels, self.factor = positive_ints(inter_channels=inter_channels,
+                                                         factor=factor)
 
     def build(self, input_shape):
         x_shape, g_shape = input_shape

@@ -12,6 +12,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from visionkit.models.common import positive_ints
+
 __all__ = ["CBAM"]
 
 
@@ -51,11 +53,7 @@ class CBAM(keras.layers.Layer):
 
     def __init__(self, ratio: int = 16, kernel_size: int = 7, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if int(ratio) < 1 or int(kernel_size) < 1:
-            raise ValueError(f"Expected ratio >= 1 and kernel_size >= 1; received "
-                             f"ratio={ratio!r}, kernel_size={kernel_size!r}.")
-        self.ratio = int(ratio)
-        self.kernel_size = int(kernel_size)
+        self.ratio, self.kernel_size = positive_ints(ratio=ratio, kernel_size=kernel_size)
 
     def build(self, input_shape):
         channels = int(input_shape[-1])

@@ -18,6 +18,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from visionkit.models.common import positive_ints
+
 __all__ = ["PadToMultiple", "padded_size"]
 
 
@@ -75,9 +77,7 @@ class PadToMultiple(keras.layers.Layer):
 
     def __init__(self, multiple: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if int(multiple) < 1:
-            raise ValueError(f"Expected multiple >= 1; received multiple={multiple!r}.")
-        self.multiple = int(multiple)
+        (self.multiple,) = positive_ints(multiple=multiple)
 
     def call(self, inputs):
         static = self.compute_output_shape(tuple(inputs.shape))

@@ -12,6 +12,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from visionkit.models.common import positive_ints
+
 __all__ = ["SqueezeExcitation"]
 
 
@@ -48,9 +50,7 @@ class SqueezeExcitation(keras.layers.Layer):
 
     def __init__(self, ratio: int = 16, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if int(ratio) < 1:
-            raise ValueError(f"Expected ratio >= 1; received ratio={ratio!r}.")
-        self.ratio = int(ratio)
+        (self.ratio,) = positive_ints(ratio=ratio)
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
