@@ -146,3 +146,29 @@ def test_unet_backbone_weights_go_into_the_encoder(tmp_path):
         for mine, theirs in zip(model.get_layer(layer.name).weights, layer.weights):
             np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
     assert tf.reduce_all(tf.equal(model.get_layer("decoder0_conv1").kernel.shape[-1], 8))
+
+
+def test_segnet_basic_is_the_papers_layout():
+    """SegNet-Basic (Badrinarayanan et al. 2015, section 3.1) on CamVid (360x480, 11
+    classes), counted by hand: a 7x7 convolution of 64 filters without bias in each of 4
+    encoders (3 -> 64, then 64 -> 64) and 4 decoders (64 -> 64), 4 parameters per channel
+    in each of the 8 batch norms, the 1x1 classifier with its bias; ReLU after the
+    encoders' batch norms only."""
+    model = vk.models.build("segnet", (360, 480, 3), CAMVID_CLASSES, variant="basic")
+    by_hand = (49 * 3 * 64 + 7 * 49 * 64 * 64 + 8 * 4 * 64 + 64 * CAMVID_CLASSES
+               + CAMVID_CLASSES)
+    assert model.count_params() == by_hand == 1_417_099
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [layer.kernel_size for layer in convs] == [(7, 7)] * 8 + [(1, 1)]
+    assert not any(layer.use_bias for layer in convs[:-1])
+    relus = [layer.name for layer in model.layers if isinstance(layer, keras.layers.ReLU)]
+    assert relus == [f"block{stage}_1_relu" for stage in (1, 2, 3, 4)]
+    assert sum(isinstance(layer, vk.models.layers.MaxUnpooling2D) for layer in model.layers) == 4
+    with pytest.raises(ValueError, match="variant"):
+        vk.models.build("segnet", TINY_SHAPE, NUM_CLASSES, variant="vgg19")
+    with pytest.raises(ValueError, match="kernel_size"):
+        vk.models.build("segnet", TINY_SHAPE, NUM_CLASSES, kernel_size=5)
+    with pytest.raises(ValueError, match="kernel_size"):
+        vk.models.build("segnet", TINY_SHAPE, NUM_CLASSES, variant="basic", kernel_size=4)
+    with pytest.raises(ValueError, match="stages"):
+        vk.models.build("segnet", TINY_SHAPE, NUM_CLASSES, variant="basic", stages=5)

@@ -13,7 +13,13 @@ import tensorflow as tf
 
 import visionkit as vk
 from visionkit.models.classification.simple_cnn import default_filters, receptive_field
-from visionkit.models.segmentation.segnet import default_stages, encoder_receptive_field
+from visionkit.models.segmentation.segnet import (
+    BASIC_KERNEL_SIZE,
+    basic_kernel_size,
+    basic_receptive_field,
+    default_stages,
+    encoder_receptive_field,
+)
 from visionkit.train.defaults import TASK_DEFAULTS, choose_defaults, warmup_epochs_for
 from visionkit.train.lr_finder import _read_off, longest_valley
 
@@ -341,3 +347,43 @@ def test_range_test_warns_when_the_loss_never_falls():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _read_off(rates, falling, "minimum")
+
+
+@pytest.mark.parametrize("kernel_size", [5, 7])
+def test_segnet_basic_field_matches_the_pixels_one_unit_sees(kernel_size):
+    """`basic_receptive_field` against SegNet-Basic's built encoder (all-ones kernels,
+    batch norm at its initial identity, one bright row per image on black): the paper's
+    7x7 kernels see 106 pixels, as it states; 5x5, 76."""
+    size = 128
+    model = vk.models.build("segnet", (size, size, 1), 2, width_multiplier=1 / 64,
+                            variant="basic", kernel_size=kernel_size)
+    features = keras.Model(model.inputs, model.get_layer("block4_pool").output)
+    for layer in features.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            layer.kernel.assign(tf.ones_like(layer.kernel))
+    images = np.zeros((size, size, size, 1), np.float32)
+    for row in range(size):
+        images[row, row, size // 2] = 255.0
+    maps = features.predict(images, verbose=0, batch_size=size)
+    centre = maps.shape[1] // 2
+    seen = np.flatnonzero(maps[:, centre, centre, 0] > 0)
+    assert seen.max() - seen.min() + 1 == basic_receptive_field(kernel_size)
+    assert basic_receptive_field(BASIC_KERNEL_SIZE) == 106  # the paper's window
+
+
+def test_segnet_basic_kernel_follows_the_input_size():
+    """The smallest odd kernel whose field covers the shorter side, at most the paper's
+    7: 3 up to 46 pixels, 5 up to 76 (64x64), 7 above; three stages below 64 pixels."""
+    assert [basic_kernel_size((side, side, 3)) for side in (32, 46, 47, 64, 76, 77, 360)] == [
+        3, 3, 5, 5, 5, 7, 7]
+    for side in range(16, 300):
+        kernel = basic_kernel_size((side, side, 3))
+        assert kernel == 7 or basic_receptive_field(kernel) >= side
+        assert kernel == 3 or basic_receptive_field(kernel - 2) < side
+    model = vk.models.build("segnet", (64, 64, 3), 6, width_multiplier=1 / 64, variant="basic")
+    assert model.get_layer("block1_1_conv").kernel_size == (5, 5)
+    assert tuple(model.get_layer("block4_pool").output.shape[1:3]) == (4, 4)
+    small = vk.models.build("segnet", (32, 32, 3), 6, width_multiplier=1 / 64, variant="basic")
+    assert sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in small.layers) == 3
+    assert small.get_layer("block1_1_conv").kernel_size == (
+        basic_kernel_size((32, 32, 3), stages=3), ) * 2

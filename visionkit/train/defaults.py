@@ -48,7 +48,8 @@ Where the values come from:
   training throughout, so neither batch norm's statistics nor overfitting limit it).
   Keras's DeepLabV3+ example trains at 4, the U-Net paper at 1 tile, Ultralytics at 16.
   SegNet (a quarter width) did not gain: 0.649 at 8, 0.597 at 4; at half width 0.646
-  at 4 (training 0.670, still rising).
+  at 4 (training 0.670, still rising); the paper's SegNet-Basic (`segnet(variant="basic")`,
+  5x5 kernels at 64x64) 0.721 at 4 (training 0.765).
   Classification keeps 32: ResNet-18 on 2,048 shapes images in batches of 8 (205 steps
   an epoch) was at chance as long as in batches of 32 (training accuracy 0.194, 0.235,
   0.277 over its first 3 epochs; see tests/train/test_defaults_slow.py).
