@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import _heavy_node_ids, _is_listed
+from heavy_tier import heavy_node_ids, is_listed
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_every_entry_names_an_existing_file_and_test_function():
-    entries = _heavy_node_ids()
+    entries = heavy_node_ids()
     assert entries, "tests/heavy_tier.txt lists no tests"
     missing = []
     for entry in entries:
@@ -28,10 +28,10 @@ def test_every_entry_names_an_existing_file_and_test_function():
 
 def test_a_listed_file_or_function_covers_its_tests_and_nothing_else():
     listed = ("tests/a.py", "tests/b.py::test_f", "tests/c.py::test_g[x]")
-    assert _is_listed("tests/a.py::test_anything[1]", listed)
-    assert _is_listed("tests/b.py::test_f", listed)
-    assert _is_listed("tests/b.py::test_f[param]", listed)
-    assert not _is_listed("tests/b.py::test_f_other", listed)
-    assert _is_listed("tests/c.py::test_g[x]", listed)
-    assert not _is_listed("tests/c.py::test_g[y]", listed)
-    assert not _is_listed("tests/ab.py::test_h", listed)
+    assert is_listed("tests/a.py::test_anything[1]", listed)
+    assert is_listed("tests/b.py::test_f", listed)
+    assert is_listed("tests/b.py::test_f[param]", listed)
+    assert not is_listed("tests/b.py::test_f_other", listed)
+    assert is_listed("tests/c.py::test_g[x]", listed)
+    assert not is_listed("tests/c.py::test_g[y]", listed)
+    assert not is_listed("tests/ab.py::test_h", listed)
