@@ -27,7 +27,8 @@ given alone) and the 2.x one installed (albumentations 2.0.8's parameter names):
   `num_flare_circles_upper` (10) -> `num_flare_circles_range`, `angle_lower` (0),
   `angle_upper` (1) -> `angle_range`.
 - Any transform whose 2.x signature has `fill`/`fill_mask`: `value` -> `fill`,
-  `mask_value` -> `fill_mask` (Rotate, Affine, ShiftScaleRotate, PadIfNeeded, ...).
+  `mask_value` -> `fill_mask` (Rotate, Affine, ShiftScaleRotate, PadIfNeeded, ...); the
+  `None` 1.x's `A.to_dict` wrote for them (OpenCV pads with 0) -> 0.
 
 An argument is rewritten only when the 2.x name is absent and the installed transform
 takes the new name and not the old one, so a 2.x serialization passes unchanged.
@@ -71,12 +72,16 @@ _BOUND_PAIRS: tuple[tuple[str, str, str, Any, Any, str], ...] = (
      "num_flare_circles_range"),
     ("RandomSunFlare", "angle_lower", "angle_upper", 0, 1, "angle_range"),
 )
-# (transform or None for any, old name, new name): renamed one to one.
-_RENAMED: tuple[tuple[str | None, str, str], ...] = (
-    ("CoarseDropout", "fill_value", "fill"),
-    ("CoarseDropout", "mask_fill_value", "fill_mask"),
-    (None, "value", "fill"),
-    (None, "mask_value", "fill_mask"),
+_KEEP = object()
+# (transform or None for any, old name, new name, what an old None becomes): renamed one
+# to one. 1.x's A.to_dict wrote value=None, mask_value=None (OpenCV then pads with 0),
+# which albumentations 2's fill/fill_mask reject; CoarseDropout's mask_fill_value=None
+# (mask unchanged) means what 2.x's fill_mask=None means.
+_RENAMED: tuple[tuple[str | None, str, str, Any], ...] = (
+    ("CoarseDropout", "fill_value", "fill", _KEEP),
+    ("CoarseDropout", "mask_fill_value", "fill_mask", _KEEP),
+    (None, "value", "fill", 0),
+    (None, "mask_value", "fill_mask", 0),
 )
 _SIZED_CROPS = ("RandomResizedCrop", "RandomSizedCrop")
 # The warning lists at most this many rewrites.
@@ -151,10 +156,12 @@ def _bound_pairs(name: str, node: dict, parameters: frozenset[str], changes: lis
 
 
 def _renamed(name: str, node: dict, parameters: frozenset[str], changes: list[str]) -> None:
-    for owner, old, new in _RENAMED:
+    for owner, old, new, none_as in _RENAMED:
         if owner in (None, name) and old in node and _takes(parameters, old, new, node):
-            node[new] = node.pop(old)
-            changes.append(f"{name} {old} -> {new}={node[new]!r}")
+            value = node.pop(old)
+            node[new] = none_as if value is None and none_as is not _KEEP else value
+            shown = f"{old}=None" if value is None else old
+            changes.append(f"{name} {shown} -> {new}={node[new]!r}")
 
 
 def _gauss_noise(name: str, node: dict, parameters: frozenset[str], changes: list[str]) -> None:
