@@ -2,6 +2,8 @@
 
 import warnings
 
+import pytest
+
 from visionkit.data.albumentations_bridge import compose_from_recipe
 
 
@@ -39,3 +41,38 @@ def test_1x_unset_border_values_as_to_dict_wrote_them_are_read_as_zero():
     assert (shift.fill, shift.fill_mask, pad.fill, pad.fill_mask) == (0, 0, 0, 0)
     assert dropout.fill_mask is None
     assert "ShiftScaleRotate value=None -> fill=0" in message
+
+
+def test_1x_enum_and_renamed_border_arguments_are_read_in_their_2x_form():
+    # 1.x's A.to_dict wrote ImageCompression's compression_type as its enum's value
+    # (ImageCompressionType.JPEG = 0, WEBP = 1); Affine took cval, cval_mask and mode,
+    # Perspective pad_val, mask_pad_val and pad_mode, Channel/GridDropout fill_value.
+    section = _old(
+        {"__class_fullname__": "albumentations.augmentations.transforms.ImageCompression",
+         "always_apply": False, "p": 0.5, "quality_lower": 80, "quality_upper": 100,
+         "compression_type": 1},
+        {"__class_fullname__": "Affine", "scale": [0.9, 1.1], "cval": 114, "cval_mask": 255,
+         "mode": 0, "p": 0.5},
+        {"__class_fullname__": "Perspective", "scale": [0.05, 0.1], "pad_mode": 0,
+         "pad_val": 7, "mask_pad_val": 9, "p": 0.5},
+        {"__class_fullname__": "ChannelDropout", "fill_value": 3, "p": 0.5},
+        {"__class_fullname__": "GridDropout", "ratio": 0.5, "fill_value": 5,
+         "mask_fill_value": None, "p": 0.5})
+    compose, message = _read_warning_once(section)
+    jpeg, affine, perspective, channel, grid = compose.transforms
+    assert jpeg.compression_type == "webp"
+    assert (affine.fill, affine.fill_mask, affine.border_mode) == (114, 255, 0)
+    assert (perspective.fill, perspective.fill_mask, perspective.border_mode) == (7, 9, 0)
+    assert channel.fill == 3
+    assert (grid.fill, grid.fill_mask) == (5, None)
+    assert "ImageCompression compression_type=1 -> compression_type='webp'" in message
+    assert "Affine cval -> fill=114" in message
+
+
+@pytest.mark.parametrize("compression_type", [2, "ImageCompressionType.PNG"])
+def test_an_unknown_1x_compression_type_names_the_entry_and_the_choices(compression_type):
+    section = _old({"__class_fullname__": "ImageCompression", "quality_lower": 80,
+                    "compression_type": compression_type, "p": 0.5})
+    with pytest.raises(ValueError, match=r"(?s)albumentations\[0\].*ImageCompression.*'jpeg' or "
+                                         r"'webp'"):
+        compose_from_recipe(section)

@@ -28,7 +28,12 @@ given alone) and the 2.x one installed (albumentations 2.0.8's parameter names):
   `angle_upper` (1) -> `angle_range`.
 - Any transform whose 2.x signature has `fill`/`fill_mask`: `value` -> `fill`,
   `mask_value` -> `fill_mask` (Rotate, Affine, ShiftScaleRotate, PadIfNeeded, ...); the
-  `None` 1.x's `A.to_dict` wrote for them (OpenCV pads with 0) -> 0.
+  `None` 1.x's `A.to_dict` wrote for them (OpenCV pads with 0) -> 0. `Affine`: `cval`,
+  `cval_mask`, `mode` -> `fill`, `fill_mask`, `border_mode`; `Perspective`: `pad_val`,
+  `mask_pad_val`, `pad_mode` -> the same; `ChannelDropout`, `GridDropout`: `fill_value`,
+  `mask_fill_value` -> `fill`, `fill_mask`.
+- `ImageCompression`: `compression_type` as 1.x's enum wrote it (0 or
+  "ImageCompressionType.JPEG", 1 or "...WEBP") -> "jpeg", "webp".
 
 An argument is rewritten only when the 2.x name is absent and the installed transform
 takes the new name and not the old one, so a 2.x serialization passes unchanged.
@@ -80,9 +85,21 @@ _KEEP = object()
 _RENAMED: tuple[tuple[str | None, str, str, Any], ...] = (
     ("CoarseDropout", "fill_value", "fill", _KEEP),
     ("CoarseDropout", "mask_fill_value", "fill_mask", _KEEP),
+    ("Affine", "cval", "fill", _KEEP),
+    ("Affine", "cval_mask", "fill_mask", _KEEP),
+    ("Affine", "mode", "border_mode", _KEEP),
+    ("Perspective", "pad_val", "fill", _KEEP),
+    ("Perspective", "mask_pad_val", "fill_mask", _KEEP),
+    ("Perspective", "pad_mode", "border_mode", _KEEP),
+    ("ChannelDropout", "fill_value", "fill", _KEEP),
+    ("GridDropout", "fill_value", "fill", _KEEP),
+    ("GridDropout", "mask_fill_value", "fill_mask", _KEEP),
     (None, "value", "fill", 0),
     (None, "mask_value", "fill_mask", 0),
 )
+# 1.x's ImageCompressionType enum, written by A.to_dict as its value or its name.
+_COMPRESSION_TYPES = {0: "jpeg", 1: "webp", "ImageCompressionType.JPEG": "jpeg",
+                      "ImageCompressionType.WEBP": "webp", "JPEG": "jpeg", "WEBP": "webp"}
 _SIZED_CROPS = ("RandomResizedCrop", "RandomSizedCrop")
 # The warning lists at most this many rewrites.
 _EXAMPLES = 10
@@ -180,5 +197,16 @@ def _gauss_noise(name: str, node: dict, parameters: frozenset[str], changes: lis
         changes.append(f"GaussNoise mean={mean!r} -> mean_range={node['mean_range']}")
 
 
+def _compression_type(name: str, node: dict, parameters: frozenset[str],
+                      changes: list[str]) -> None:
+    given = node.get("compression_type")
+    if name == "ImageCompression" and "compression_type" in parameters and \
+            not isinstance(given, bool) and isinstance(given, (int, str)) and \
+            given in _COMPRESSION_TYPES:
+        node["compression_type"] = _COMPRESSION_TYPES[given]
+        changes.append(f"ImageCompression compression_type={given!r} -> "
+                       f"compression_type={node['compression_type']!r}")
+
+
 _RULES: tuple[Callable[[str, dict, frozenset[str], list[str]], None], ...] = (
-    _sized_crop, _bound_pairs, _renamed, _gauss_noise)
+    _sized_crop, _bound_pairs, _renamed, _gauss_noise, _compression_type)
