@@ -76,3 +76,21 @@ def test_an_unknown_1x_compression_type_names_the_entry_and_the_choices(compress
     with pytest.raises(ValueError, match=r"(?s)albumentations\[0\].*ImageCompression.*'jpeg' or "
                                          r"'webp'"):
         compose_from_recipe(section)
+
+
+@pytest.mark.parametrize("name, instead", [
+    ("Cutout", "CoarseDropout"), ("JpegCompression", "ImageCompression"),
+    ("IAAAffine", "Affine"), ("IAAAdditiveGaussianNoise", "GaussNoise"),
+    ("RandomContrast", "RandomBrightnessContrast"), ("Flip", "HorizontalFlip")])
+def test_a_transform_removed_in_albumentations_2_says_what_to_write_instead(name, instead):
+    import albumentations as A
+
+    assert hasattr(A, instead) and not hasattr(A, name)
+    shorthand = {"albumentations": [{"transform": "HorizontalFlip"},
+                                    {"transform": name, "p": 0.5}]}
+    serialized = _old({"__class_fullname__": "HorizontalFlip", "p": 0.5},
+                      {"__class_fullname__": f"albumentations.augmentations.{name}", "p": 0.5})
+    for section in (shorthand, serialized):
+        with pytest.raises(ValueError, match=rf"albumentations\[1\]: '[\w.]*{name}' was "
+                                             rf"removed in albumentations 2.*write {instead}"):
+            compose_from_recipe(section)

@@ -70,7 +70,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from visionkit.data.albumentations_legacy import translate_1x_arguments
+from visionkit.data.albumentations_legacy import removed_transform_hint, translate_1x_arguments
 from visionkit.data.box_drops import DroppedBoxes
 from visionkit.data.boxes import MIN_BOX_SIDE, PAD_VALUE
 from visionkit.vocabulary import Task, did_you_mean, get_task
@@ -437,6 +437,9 @@ def _entries_to_dict(entries: Sequence[Any], where: str) -> list[dict[str, Any]]
         transform_class = getattr(A, name, None)
         if not (isinstance(transform_class, type)
                 and issubclass(transform_class, (A.BasicTransform, A.BaseCompose))):
+            removed = removed_transform_hint(name)
+            if removed:
+                raise ValueError(f"{here}:{removed}")
             hint = did_you_mean(name, _transform_names(), n=3)
             raise ValueError(f"{here}: {name!r} is not an albumentations transform.{hint} "
                              "Names are the class names of the albumentations package "
@@ -491,6 +494,9 @@ def _from_dict(transform: Mapping[str, Any], where: str) -> Any:
         for index, child in enumerate(children if isinstance(children, list) else []):
             _from_dict(child, _child_where(transform, where, index))  # names a bad child
         if str(name).rpartition(".")[2] not in _transform_names():
+            removed = removed_transform_hint(str(name))
+            if removed:
+                raise ValueError(f"{where}:{removed}") from None
             hint = did_you_mean(str(name).rpartition(".")[2], _transform_names(), n=3)
             raise ValueError(f"{where}: {name!r} is not an albumentations transform.{hint}"
                              ) from None

@@ -60,7 +60,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["translate_1x_arguments"]
+__all__ = ["removed_transform_hint", "translate_1x_arguments"]
 
 # (transform, old lower, old upper, 1.x lower default, 1.x upper default, new name);
 # None as a default: the other bound.
@@ -101,6 +101,29 @@ _RENAMED: tuple[tuple[str | None, str, str, Any], ...] = (
 _COMPRESSION_TYPES = {0: "jpeg", 1: "webp", "ImageCompressionType.JPEG": "jpeg",
                       "ImageCompressionType.WEBP": "webp", "JPEG": "jpeg", "WEBP": "webp"}
 _SIZED_CROPS = ("RandomResizedCrop", "RandomSizedCrop")
+# albumentations 1.x transforms albumentations 2 no longer has: what to write instead.
+_REMOVED: dict[str, str] = {
+    "Cutout": "CoarseDropout (num_holes=n -> num_holes_range=(n, n), max_h_size=h -> "
+              "hole_height_range=(h, h), max_w_size=w -> hole_width_range=(w, w), "
+              "fill_value -> fill)",
+    "JpegCompression": "ImageCompression (quality_lower/quality_upper are read as "
+                       "quality_range)",
+    "RandomContrast": "RandomBrightnessContrast with brightness_limit=0 and "
+                      "contrast_limit=<limit>",
+    "RandomBrightness": "RandomBrightnessContrast with brightness_limit=<limit> and "
+                        "contrast_limit=0",
+    "Flip": "HorizontalFlip and/or VerticalFlip (Flip chose horizontal, vertical or both)",
+    "IAAAffine": "Affine (same arguments; cval, mode -> fill, border_mode)",
+    "IAAPerspective": "Perspective",
+    "IAAAdditiveGaussianNoise": "GaussNoise (std_range, a fraction of 255)",
+    "IAASharpen": "Sharpen",
+    "IAAEmboss": "Emboss",
+    "IAAPiecewiseAffine": "PiecewiseAffine",
+    "IAASuperpixels": "Superpixels",
+    "IAACropAndPad": "CropAndPad",
+    "IAAFliplr": "HorizontalFlip",
+    "IAAFlipud": "VerticalFlip",
+}
 # The warning lists at most this many rewrites.
 _EXAMPLES = 10
 
@@ -121,6 +144,16 @@ def translate_1x_arguments(transform: Any, where: str) -> None:
         shown = "; ".join(changes[:_EXAMPLES]) + ("; ..." if len(changes) > _EXAMPLES else "")
         warnings.warn(f"{where}: {len(changes)} albumentations 1.x argument(s) read in their "
                       f"albumentations 2 form: {shown}.", stacklevel=3)
+
+
+def removed_transform_hint(name: str) -> str:
+    """What to write instead of an albumentations 1.x transform albumentations 2 removed
+    (`name` as written, dotted or not), as a sentence; "" for any other name."""
+    short = str(name).rpartition(".")[2]
+    instead = _REMOVED.get(short)
+    if instead is None:
+        return ""
+    return f" {short!r} was removed in albumentations 2; write {instead} instead."
 
 
 def _visit(node: Any, changes: list[str]) -> None:
