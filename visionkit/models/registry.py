@@ -19,6 +19,7 @@ from typing import Any
 
 import keras
 
+from visionkit.models.common import check_num_classes
 from visionkit.vocabulary import Registry, _redefinition, get_task
 
 __all__ = ["register", "get", "available", "build", "ModelEntry"]
@@ -112,6 +113,5 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int | None = Non
         return entry.builder(input_shape=tuple(input_shape), **kwargs)
     if num_classes is None:
         raise ValueError(f"Model {name!r} needs num_classes; received none.")
-    if int(num_classes) < 1:
-        raise ValueError(f"Expected num_classes >= 1; received {num_classes!r}.")
-    return entry.builder(input_shape=tuple(input_shape), num_classes=int(num_classes), **kwargs)
+    return entry.builder(input_shape=tuple(input_shape),
+                         num_classes=check_num_classes(num_classes), **kwargs)
