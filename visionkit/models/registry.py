@@ -13,6 +13,7 @@ True
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import keras
 
 from visionkit.models.common import check_num_classes
-from visionkit.vocabulary import Registry, _redefinition, get_task
+from visionkit.vocabulary import Registry, _redefinition, did_you_mean, get_task
 
 __all__ = ["register", "get", "available", "build", "ModelEntry"]
 
@@ -102,6 +103,7 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int | None = Non
     (None, 10)
     """
     entry = get(name)
+    _check_keywords(entry, kwargs)
     if len(tuple(input_shape)) != 3:
         raise ValueError(
             f"Expected input_shape as (height, width, channels); received {input_shape!r}.")
@@ -115,3 +117,16 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int | None = Non
         raise ValueError(f"Model {name!r} needs num_classes; received none.")
     return entry.builder(input_shape=tuple(input_shape),
                          num_classes=check_num_classes(num_classes), **kwargs)
+
+
+def _check_keywords(entry: ModelEntry, kwargs: dict[str, Any]) -> None:
+    """Fails for an argument the builder does not take, naming it (with close matches),
+    before `build`'s own checks (a misspelled `num_classes` would read as missing)."""
+    parameters = inspect.signature(entry.builder).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    for key in kwargs:
+        if key not in parameters:
+            hint = did_you_mean(key, list(parameters))
+            raise TypeError(f"{entry.builder.__name__}() got an unexpected keyword argument "
+                            f"{key!r}.{hint} It takes {', '.join(parameters)}.")
