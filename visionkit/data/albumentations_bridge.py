@@ -594,8 +594,10 @@ def _apply(compose: Any, seed_values: np.ndarray, image: np.ndarray, targets: tu
         out_labels = np.full((count,), PAD_VALUE, np.int32)
         out_boxes[:len(rows)] = coordinates
         out_labels[:len(rows)] = labels[rows]
-        if dropped is not None:
-            dropped.record(labels, out_labels, boxes)
+        if dropped is not None:  # the kept labels in their rows: the dropped rows are -1
+            in_place = np.full((count,), PAD_VALUE, np.int32)
+            in_place[rows] = labels[rows]
+            dropped.record(labels, in_place, boxes, (height, width))
         result += [out_boxes, out_labels]
     return result
 
