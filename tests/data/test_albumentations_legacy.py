@@ -94,3 +94,18 @@ def test_a_transform_removed_in_albumentations_2_says_what_to_write_instead(name
         with pytest.raises(ValueError, match=rf"albumentations\[1\]: '[\w.]*{name}' was "
                                              rf"removed in albumentations 2.*write {instead}"):
             compose_from_recipe(section)
+
+
+@pytest.mark.parametrize("entry, instead", [
+    ({"__class_fullname__": "ElasticTransform", "alpha": 1, "sigma": 50, "alpha_affine": 50,
+      "p": 0.5}, r"alpha_affine.*A\.Affine"),
+    ({"__class_fullname__": "RandomGamma", "gamma_limit": [80, 120], "eps": None, "p": 0.5},
+     r"eps.*remove it"),
+    ({"__class_fullname__": "GridDropout", "ratio": 0.5, "holes_number_x": 4,
+      "holes_number_y": 4, "p": 0.5}, r"holes_number_x.*holes_number_xy"),
+    ({"__class_fullname__": "Downscale", "scale_min": 0.5, "scale_max": 0.9,
+      "interpolation": 0, "p": 0.5}, r"interpolation.*interpolation_pair")])
+def test_a_1x_argument_albumentations_2_dropped_says_what_to_write_instead(entry, instead):
+    # As 1.3's A.to_dict wrote them: albumentations 2 has no such argument.
+    with pytest.raises(ValueError, match=rf"albumentations\[0\]: .*{instead}"):
+        compose_from_recipe(_old(entry))

@@ -70,7 +70,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from visionkit.data.albumentations_legacy import removed_transform_hint, translate_1x_arguments
+from visionkit.data.albumentations_legacy import (
+    removed_argument_hint,
+    removed_transform_hint,
+    translate_1x_arguments,
+)
 from visionkit.data.box_drops import DroppedBoxes
 from visionkit.data.boxes import MIN_BOX_SIDE, PAD_VALUE
 from visionkit.vocabulary import Task, did_you_mean, get_task
@@ -511,7 +515,8 @@ def _check_arguments(built: Any, transform: Mapping[str, Any], where: str) -> No
     invalid = getattr(built, "invalid_args", None)
     if invalid:
         raise ValueError(f"{where}: {type(built).__name__} takes no argument(s) "
-                         f"{', '.join(invalid)}.")
+                         f"{', '.join(invalid)}."
+                         f"{removed_argument_hint(type(built).__name__, list(invalid))}")
     children = transform.get("transforms")
     if isinstance(children, list):
         for index, (child, serialized) in enumerate(zip(built.transforms, children)):

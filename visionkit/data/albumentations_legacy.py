@@ -60,7 +60,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["removed_transform_hint", "translate_1x_arguments"]
+__all__ = ["removed_argument_hint", "removed_transform_hint", "translate_1x_arguments"]
 
 # (transform, old lower, old upper, 1.x lower default, 1.x upper default, new name);
 # None as a default: the other bound.
@@ -124,6 +124,24 @@ _REMOVED: dict[str, str] = {
     "IAAFliplr": "HorizontalFlip",
     "IAAFlipud": "VerticalFlip",
 }
+# (transform, 1.x argument albumentations 2 has no counterpart for): what to write instead.
+_REMOVED_ARGUMENTS: dict[tuple[str, str], str] = {
+    ("ElasticTransform", "alpha_affine"): "remove alpha_affine (albumentations 2's "
+        "ElasticTransform adds no random affine) and put an A.Affine before it for that",
+    ("RandomGamma", "eps"): "remove it (albumentations 2 has no eps)",
+    ("GridDropout", "holes_number_x"): "holes_number_xy=(x, y) instead of holes_number_x, "
+        "holes_number_y",
+    ("GridDropout", "holes_number_y"): "holes_number_xy=(x, y) instead of holes_number_x, "
+        "holes_number_y",
+    ("GridDropout", "unit_size_min"): "unit_size_range=(min, max) instead of unit_size_min, "
+        "unit_size_max",
+    ("GridDropout", "unit_size_max"): "unit_size_range=(min, max) instead of unit_size_min, "
+        "unit_size_max",
+    ("GridDropout", "shift_x"): "shift_xy=(x, y) instead of shift_x, shift_y",
+    ("GridDropout", "shift_y"): "shift_xy=(x, y) instead of shift_x, shift_y",
+    ("Downscale", "interpolation"): "interpolation_pair={'downscale': <cv2 flag>, "
+        "'upscale': <cv2 flag>} instead of interpolation",
+}
 # The warning lists at most this many rewrites.
 _EXAMPLES = 10
 
@@ -154,6 +172,15 @@ def removed_transform_hint(name: str) -> str:
     if instead is None:
         return ""
     return f" {short!r} was removed in albumentations 2; write {instead} instead."
+
+
+def removed_argument_hint(name: str, arguments: list[str] | tuple[str, ...]) -> str:
+    """What to write instead of albumentations 1.x arguments of transform `name` that
+    albumentations 2 no longer takes, as sentences; "" when none is known."""
+    short = str(name).rpartition(".")[2]
+    hints = dict.fromkeys(f"{argument}: {_REMOVED_ARGUMENTS[(short, argument)]}"
+                          for argument in arguments if (short, argument) in _REMOVED_ARGUMENTS)
+    return "".join(f" albumentations 1.x's {hint}." for hint in hints)
 
 
 def _visit(node: Any, changes: list[str]) -> None:
