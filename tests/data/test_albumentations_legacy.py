@@ -109,3 +109,17 @@ def test_a_1x_argument_albumentations_2_dropped_says_what_to_write_instead(entry
     # As 1.3's A.to_dict wrote them: albumentations 2 has no such argument.
     with pytest.raises(ValueError, match=rf"albumentations\[0\]: .*{instead}"):
         compose_from_recipe(_old(entry))
+
+
+def test_a_shorthand_entry_may_name_its_transform_as_1x_serializations_did():
+    # `__class_fullname__` values copied into a recipe's shorthand list.
+    compose = compose_from_recipe({"albumentations": [
+        {"transform": "albumentations.augmentations.transforms.GaussNoise", "p": 0.3},
+        {"transform": "albumentations.OneOf", "transforms": [
+            {"transform": "albumentations.augmentations.geometric.transforms.HorizontalFlip"}
+        ]}]})
+    noise, one_of = compose.transforms
+    assert (type(noise).__name__, noise.p) == ("GaussNoise", 0.3)
+    assert type(one_of.transforms[0]).__name__ == "HorizontalFlip"
+    with pytest.raises(ValueError, match=r"albumentations\[0\]: 'numpy.GaussNoise' is not"):
+        compose_from_recipe({"albumentations": [{"transform": "numpy.GaussNoise"}]})

@@ -253,7 +253,8 @@ def recipe_to_dict(section: Mapping[str, Any], task: str | Task | None = None,
       `"transform"` part): `{"__version__": ..., "transform": {"__class_fullname__":
       "Compose", "transforms": [...], ...}}`, used as written (a transform written
       without `p` gets its own default `p`, as below); or
-    - the shorthand list of entries `{"transform": Name, **arguments}` (compositions
+    - the shorthand list of entries `{"transform": Name, **arguments}` (Name may be
+      written dotted, as albumentations 1.x's `__class_fullname__`; compositions
       such as `OneOf` take their children as a `transforms` list of entries), converted
       here: each entry becomes `{"__class_fullname__": Name, **arguments}` and an entry
       without `p` gets its transform's own default `p` (albumentations' reader would
@@ -438,6 +439,8 @@ def _entries_to_dict(entries: Sequence[Any], where: str) -> list[dict[str, Any]]
                              f"p: 0.5}}; received {entry!r}.")
         arguments = dict(entry)
         name = str(arguments.pop("transform"))
+        if name.startswith("albumentations."):  # a 1.x `__class_fullname__`, copied
+            name = name.rpartition(".")[2]
         transform_class = getattr(A, name, None)
         if not (isinstance(transform_class, type)
                 and issubclass(transform_class, (A.BasicTransform, A.BaseCompose))):
