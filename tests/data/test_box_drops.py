@@ -29,8 +29,8 @@ def test_a_box_under_a_pixel_before_augmenting_is_named_as_the_datas():
     assert lost == 2 and (counter.boxes, counter.dropped) == (2, 2)
     assert len(said) == 1
     assert "dropped 2 of the 2 boxes" in said[0] and "class ids [3, 4]" in said[0]
-    assert "1 of them were already narrower or lower than 1.0 pixel before augmenting" \
-        in said[0]
+    assert "1 of them were already narrower or lower than 1.0 pixel inside the image before " \
+        "augmenting" in said[0]
 
 
 def test_drops_the_augmentation_made_are_not_blamed_on_the_data():
@@ -53,3 +53,30 @@ def test_keras_layers_name_a_sub_pixel_box_of_the_data():
     assert out["bounding_boxes"]["labels"].numpy().tolist() == [[-1, 2]]
     assert len(said) == 1 and "dropped 1 of the 2 boxes" in said[0]
     assert "1 of them were already narrower" in said[0]
+
+
+def test_only_dropped_boxes_that_were_unusable_before_augmenting_are_blamed_on_the_data():
+    # A zoom by 3 keeps the 0.5-pixel box (1.5 pixels after) and moves the corner box
+    # out; the third box lies outside the 32x32 image before augmenting.
+    import albumentations as A
+
+    from visionkit.data.albumentations_bridge import _apply
+
+    compose = A.Compose([A.Affine(scale=3.0, p=1.0)], bbox_params=A.BboxParams(
+        format="pascal_voc", label_fields=["labels"]))
+    boxes = np.array([[15.8, 15.8, 16.3, 16.3], [0, 0, 4, 4], [40, 40, 50, 50],
+                      [-1, -1, -1, -1]], np.float32)
+    labels = np.array([1, 2, 3, -1], np.int32)
+    counter = DroppedBoxes("zoom")
+    out, said = _said(lambda: _apply(compose, np.array([1, 2]), np.zeros((32, 32, 3), np.uint8),
+                                     (boxes, labels), False, True, ("labels",), counter))
+    assert list(out[2]) == [1, -1, -1, -1]
+    assert (counter.boxes, counter.dropped) == (3, 2)
+    assert len(said) == 1 and "(class ids [2, 3])" in said[0]
+    assert "1 of them were already narrower or lower than 1.0 pixel inside the image" in said[0]
+
+    # Kept in place (Keras layers, presets): the tiny box kept is not blamed either.
+    counter = DroppedBoxes("in place")
+    _, said = _said(lambda: counter.record(labels, np.array([1, -1, -1, -1]), boxes,
+                                           (32, 32)))
+    assert "1 of them were already" in said[0]

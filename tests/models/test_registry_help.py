@@ -33,3 +33,13 @@ def test_a_unet_on_backbone_builder_takes_the_options_of_unet_on_backbone():
     assert list(wrapper.parameters) == [p for p in general.parameters if p != "backbone"]
     assert [p.default for p in wrapper.parameters.values()] == \
         [p.default for name, p in general.parameters.items() if name != "backbone"]
+
+
+@pytest.mark.parametrize("name, misspelled, meant", [
+    ("resnet18", "num_class", "num_classes"), ("squeezenet", "num_clases", "num_classes"),
+    ("unet_resnet18", "decoder_filter", "decoder_filters")])
+def test_build_names_a_misspelled_argument_before_asking_for_num_classes(name, misspelled,
+                                                                        meant):
+    with pytest.raises(TypeError, match=rf"{name}\(\) got an unexpected keyword argument "
+                                        rf"'{misspelled}'.*Did you mean '{meant}'"):
+        vk.models.build(name, (32, 32, 3), **{misspelled: 3})

@@ -92,3 +92,20 @@ def test_classifier_adds_the_standard_arguments_around_the_wiring_ones():
     assert "at least 12x12.\n        Defaults to (24, 24, 3)." in doc
     assert "num_classes: number of classes. Defaults to 5." in doc
     assert doc.rstrip().endswith('name: model name. Defaults to "toy".')
+
+
+@pytest.mark.parametrize("name", ["unet_resnet18", "unet_vgg16"])
+def test_unet_backbone_builders_look_hand_written(name):
+    builder = vk.models.get(name).builder
+    assert builder.__name__ == builder.__qualname__ == name
+    module = inspect.getmodule(builder)
+    assert getattr(module, name) is builder
+    assert pickle.loads(pickle.dumps(builder)) is builder
+    # A misspelled option names the builder called, not the one it wraps.
+    with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument "
+                                        r"'decoder_filtres'"):
+        builder((32, 32, 3), 2, decoder_filtres=(8,))
+    assert "backbone" not in inspect.signature(builder).parameters
+    # Its module's doctests are unet_on_backbone's one, not one 64x64 U-Net per backbone.
+    assert not [test for test in doctest.DocTestFinder().find(module)
+                if test.examples and test.name.endswith(name)]

@@ -70,7 +70,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from visionkit.data.albumentations_legacy import translate_1x_arguments
+from visionkit.data.albumentations_legacy import (
+    removed_argument_hint,
+    removed_transform_hint,
+    translate_1x_arguments,
+)
 from visionkit.data.box_drops import DroppedBoxes
 from visionkit.data.boxes import MIN_BOX_SIDE, PAD_VALUE
 from visionkit.vocabulary import Task, did_you_mean, get_task
@@ -249,7 +253,8 @@ def recipe_to_dict(section: Mapping[str, Any], task: str | Task | None = None,
       `"transform"` part): `{"__version__": ..., "transform": {"__class_fullname__":
       "Compose", "transforms": [...], ...}}`, used as written (a transform written
       without `p` gets its own default `p`, as below); or
-    - the shorthand list of entries `{"transform": Name, **arguments}` (compositions
+    - the shorthand list of entries `{"transform": Name, **arguments}` (Name may be
+      written dotted, as albumentations 1.x's `__class_fullname__`; compositions
       such as `OneOf` take their children as a `transforms` list of entries), converted
       here: each entry becomes `{"__class_fullname__": Name, **arguments}` and an entry
       without `p` gets its transform's own default `p` (albumentations' reader would
@@ -434,9 +439,14 @@ def _entries_to_dict(entries: Sequence[Any], where: str) -> list[dict[str, Any]]
                              f"p: 0.5}}; received {entry!r}.")
         arguments = dict(entry)
         name = str(arguments.pop("transform"))
+        if name.startswith("albumentations."):  # a 1.x `__class_fullname__`, copied
+            name = name.rpartition(".")[2]
         transform_class = getattr(A, name, None)
         if not (isinstance(transform_class, type)
                 and issubclass(transform_class, (A.BasicTransform, A.BaseCompose))):
+            removed = removed_transform_hint(name)
+            if removed:
+                raise ValueError(f"{here}:{removed}")
             hint = did_you_mean(name, _transform_names(), n=3)
             raise ValueError(f"{here}: {name!r} is not an albumentations transform.{hint} "
                              "Names are the class names of the albumentations package "
@@ -491,6 +501,9 @@ def _from_dict(transform: Mapping[str, Any], where: str) -> Any:
         for index, child in enumerate(children if isinstance(children, list) else []):
             _from_dict(child, _child_where(transform, where, index))  # names a bad child
         if str(name).rpartition(".")[2] not in _transform_names():
+            removed = removed_transform_hint(str(name))
+            if removed:
+                raise ValueError(f"{where}:{removed}") from None
             hint = did_you_mean(str(name).rpartition(".")[2], _transform_names(), n=3)
             raise ValueError(f"{where}: {name!r} is not an albumentations transform.{hint}"
                              ) from None
@@ -505,7 +518,8 @@ def _check_arguments(built: Any, transform: Mapping[str, Any], where: str) -> No
     invalid = getattr(built, "invalid_args", None)
     if invalid:
         raise ValueError(f"{where}: {type(built).__name__} takes no argument(s) "
-                         f"{', '.join(invalid)}.")
+                         f"{', '.join(invalid)}."
+                         f"{removed_argument_hint(type(built).__name__, list(invalid))}")
     children = transform.get("transforms")
     if isinstance(children, list):
         for index, (child, serialized) in enumerate(zip(built.transforms, children)):
@@ -588,8 +602,10 @@ def _apply(compose: Any, seed_values: np.ndarray, image: np.ndarray, targets: tu
         out_labels = np.full((count,), PAD_VALUE, np.int32)
         out_boxes[:len(rows)] = coordinates
         out_labels[:len(rows)] = labels[rows]
-        if dropped is not None:
-            dropped.record(labels, out_labels, boxes)
+        if dropped is not None:  # the kept labels in their rows: the dropped rows are -1
+            in_place = np.full((count,), PAD_VALUE, np.int32)
+            in_place[rows] = labels[rows]
+            dropped.record(labels, in_place, boxes, (height, width))
         result += [out_boxes, out_labels]
     return result
 

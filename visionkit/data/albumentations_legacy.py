@@ -27,7 +27,13 @@ given alone) and the 2.x one installed (albumentations 2.0.8's parameter names):
   `num_flare_circles_upper` (10) -> `num_flare_circles_range`, `angle_lower` (0),
   `angle_upper` (1) -> `angle_range`.
 - Any transform whose 2.x signature has `fill`/`fill_mask`: `value` -> `fill`,
-  `mask_value` -> `fill_mask` (Rotate, Affine, ShiftScaleRotate, PadIfNeeded, ...).
+  `mask_value` -> `fill_mask` (Rotate, Affine, ShiftScaleRotate, PadIfNeeded, ...); the
+  `None` 1.x's `A.to_dict` wrote for them (OpenCV pads with 0) -> 0. `Affine`: `cval`,
+  `cval_mask`, `mode` -> `fill`, `fill_mask`, `border_mode`; `Perspective`: `pad_val`,
+  `mask_pad_val`, `pad_mode` -> the same; `ChannelDropout`, `GridDropout`: `fill_value`,
+  `mask_fill_value` -> `fill`, `fill_mask`.
+- `ImageCompression`: `compression_type` as 1.x's enum wrote it (0 or
+  "ImageCompressionType.JPEG", 1 or "...WEBP") -> "jpeg", "webp".
 
 An argument is rewritten only when the 2.x name is absent and the installed transform
 takes the new name and not the old one, so a 2.x serialization passes unchanged.
@@ -54,7 +60,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["translate_1x_arguments"]
+__all__ = ["removed_argument_hint", "removed_transform_hint", "translate_1x_arguments"]
 
 # (transform, old lower, old upper, 1.x lower default, 1.x upper default, new name);
 # None as a default: the other bound.
@@ -71,14 +77,71 @@ _BOUND_PAIRS: tuple[tuple[str, str, str, Any, Any, str], ...] = (
      "num_flare_circles_range"),
     ("RandomSunFlare", "angle_lower", "angle_upper", 0, 1, "angle_range"),
 )
-# (transform or None for any, old name, new name): renamed one to one.
-_RENAMED: tuple[tuple[str | None, str, str], ...] = (
-    ("CoarseDropout", "fill_value", "fill"),
-    ("CoarseDropout", "mask_fill_value", "fill_mask"),
-    (None, "value", "fill"),
-    (None, "mask_value", "fill_mask"),
+_KEEP = object()
+# (transform or None for any, old name, new name, what an old None becomes): renamed one
+# to one. 1.x's A.to_dict wrote value=None, mask_value=None (OpenCV then pads with 0),
+# which albumentations 2's fill/fill_mask reject; CoarseDropout's mask_fill_value=None
+# (mask unchanged) means what 2.x's fill_mask=None means.
+_RENAMED: tuple[tuple[str | None, str, str, Any], ...] = (
+    ("CoarseDropout", "fill_value", "fill", _KEEP),
+    ("CoarseDropout", "mask_fill_value", "fill_mask", _KEEP),
+    ("Affine", "cval", "fill", _KEEP),
+    ("Affine", "cval_mask", "fill_mask", _KEEP),
+    ("Affine", "mode", "border_mode", _KEEP),
+    ("Perspective", "pad_val", "fill", _KEEP),
+    ("Perspective", "mask_pad_val", "fill_mask", _KEEP),
+    ("Perspective", "pad_mode", "border_mode", _KEEP),
+    ("ChannelDropout", "fill_value", "fill", _KEEP),
+    ("GridDropout", "fill_value", "fill", _KEEP),
+    ("GridDropout", "mask_fill_value", "fill_mask", _KEEP),
+    (None, "value", "fill", 0),
+    (None, "mask_value", "fill_mask", 0),
 )
+# 1.x's ImageCompressionType enum, written by A.to_dict as its value or its name.
+_COMPRESSION_TYPES = {0: "jpeg", 1: "webp", "ImageCompressionType.JPEG": "jpeg",
+                      "ImageCompressionType.WEBP": "webp", "JPEG": "jpeg", "WEBP": "webp"}
 _SIZED_CROPS = ("RandomResizedCrop", "RandomSizedCrop")
+# albumentations 1.x transforms albumentations 2 no longer has: what to write instead.
+_REMOVED: dict[str, str] = {
+    "Cutout": "CoarseDropout (num_holes=n -> num_holes_range=(n, n), max_h_size=h -> "
+              "hole_height_range=(h, h), max_w_size=w -> hole_width_range=(w, w), "
+              "fill_value -> fill)",
+    "JpegCompression": "ImageCompression (quality_lower/quality_upper are read as "
+                       "quality_range)",
+    "RandomContrast": "RandomBrightnessContrast with brightness_limit=0 and "
+                      "contrast_limit=<limit>",
+    "RandomBrightness": "RandomBrightnessContrast with brightness_limit=<limit> and "
+                        "contrast_limit=0",
+    "Flip": "HorizontalFlip and/or VerticalFlip (Flip chose horizontal, vertical or both)",
+    "IAAAffine": "Affine (same arguments; cval, mode -> fill, border_mode)",
+    "IAAPerspective": "Perspective",
+    "IAAAdditiveGaussianNoise": "GaussNoise (std_range, a fraction of 255)",
+    "IAASharpen": "Sharpen",
+    "IAAEmboss": "Emboss",
+    "IAAPiecewiseAffine": "PiecewiseAffine",
+    "IAASuperpixels": "Superpixels",
+    "IAACropAndPad": "CropAndPad",
+    "IAAFliplr": "HorizontalFlip",
+    "IAAFlipud": "VerticalFlip",
+}
+# (transform, 1.x argument albumentations 2 has no counterpart for): what to write instead.
+_REMOVED_ARGUMENTS: dict[tuple[str, str], str] = {
+    ("ElasticTransform", "alpha_affine"): "remove alpha_affine (albumentations 2's "
+        "ElasticTransform adds no random affine) and put an A.Affine before it for that",
+    ("RandomGamma", "eps"): "remove it (albumentations 2 has no eps)",
+    ("GridDropout", "holes_number_x"): "holes_number_xy=(x, y) instead of holes_number_x, "
+        "holes_number_y",
+    ("GridDropout", "holes_number_y"): "holes_number_xy=(x, y) instead of holes_number_x, "
+        "holes_number_y",
+    ("GridDropout", "unit_size_min"): "unit_size_range=(min, max) instead of unit_size_min, "
+        "unit_size_max",
+    ("GridDropout", "unit_size_max"): "unit_size_range=(min, max) instead of unit_size_min, "
+        "unit_size_max",
+    ("GridDropout", "shift_x"): "shift_xy=(x, y) instead of shift_x, shift_y",
+    ("GridDropout", "shift_y"): "shift_xy=(x, y) instead of shift_x, shift_y",
+    ("Downscale", "interpolation"): "interpolation_pair={'downscale': <cv2 flag>, "
+        "'upscale': <cv2 flag>} instead of interpolation",
+}
 # The warning lists at most this many rewrites.
 _EXAMPLES = 10
 
@@ -99,6 +162,25 @@ def translate_1x_arguments(transform: Any, where: str) -> None:
         shown = "; ".join(changes[:_EXAMPLES]) + ("; ..." if len(changes) > _EXAMPLES else "")
         warnings.warn(f"{where}: {len(changes)} albumentations 1.x argument(s) read in their "
                       f"albumentations 2 form: {shown}.", stacklevel=3)
+
+
+def removed_transform_hint(name: str) -> str:
+    """What to write instead of an albumentations 1.x transform albumentations 2 removed
+    (`name` as written, dotted or not), as a sentence; "" for any other name."""
+    short = str(name).rpartition(".")[2]
+    instead = _REMOVED.get(short)
+    if instead is None:
+        return ""
+    return f" {short!r} was removed in albumentations 2; write {instead} instead."
+
+
+def removed_argument_hint(name: str, arguments: list[str] | tuple[str, ...]) -> str:
+    """What to write instead of albumentations 1.x arguments of transform `name` that
+    albumentations 2 no longer takes, as sentences; "" when none is known."""
+    short = str(name).rpartition(".")[2]
+    hints = dict.fromkeys(f"{argument}: {_REMOVED_ARGUMENTS[(short, argument)]}"
+                          for argument in arguments if (short, argument) in _REMOVED_ARGUMENTS)
+    return "".join(f" albumentations 1.x's {hint}." for hint in hints)
 
 
 def _visit(node: Any, changes: list[str]) -> None:
@@ -151,10 +233,12 @@ def _bound_pairs(name: str, node: dict, parameters: frozenset[str], changes: lis
 
 
 def _renamed(name: str, node: dict, parameters: frozenset[str], changes: list[str]) -> None:
-    for owner, old, new in _RENAMED:
+    for owner, old, new, none_as in _RENAMED:
         if owner in (None, name) and old in node and _takes(parameters, old, new, node):
-            node[new] = node.pop(old)
-            changes.append(f"{name} {old} -> {new}={node[new]!r}")
+            value = node.pop(old)
+            node[new] = none_as if value is None and none_as is not _KEEP else value
+            shown = f"{old}=None" if value is None else old
+            changes.append(f"{name} {shown} -> {new}={node[new]!r}")
 
 
 def _gauss_noise(name: str, node: dict, parameters: frozenset[str], changes: list[str]) -> None:
@@ -173,5 +257,16 @@ def _gauss_noise(name: str, node: dict, parameters: frozenset[str], changes: lis
         changes.append(f"GaussNoise mean={mean!r} -> mean_range={node['mean_range']}")
 
 
+def _compression_type(name: str, node: dict, parameters: frozenset[str],
+                      changes: list[str]) -> None:
+    given = node.get("compression_type")
+    if name == "ImageCompression" and "compression_type" in parameters and \
+            not isinstance(given, bool) and isinstance(given, (int, str)) and \
+            given in _COMPRESSION_TYPES:
+        node["compression_type"] = _COMPRESSION_TYPES[given]
+        changes.append(f"ImageCompression compression_type={given!r} -> "
+                       f"compression_type={node['compression_type']!r}")
+
+
 _RULES: tuple[Callable[[str, dict, frozenset[str], list[str]], None], ...] = (
-    _sized_crop, _bound_pairs, _renamed, _gauss_noise)
+    _sized_crop, _bound_pairs, _renamed, _gauss_noise, _compression_type)

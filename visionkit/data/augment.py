@@ -71,7 +71,7 @@ import tensorflow as tf
 from visionkit.data import transforms
 from visionkit.data.albumentations_bridge import check_compose, is_albumentations
 from visionkit.data.box_drops import DroppedBoxes, track_dropped_boxes
-from visionkit.vocabulary import BOUNDING_BOXES, LABELS, Task
+from visionkit.vocabulary import BOUNDING_BOXES, IMAGES, LABELS, Task
 
 __all__ = ["AugmentationPlan", "FlipAndJitter", "Geometric", "PRESETS", "RandomResizedCrop",
            "build_augmenter", "check_augment", "plan_augmentation", "preset_layers"]
@@ -497,8 +497,11 @@ def _counted(counter: DroppedBoxes, before: dict, after: dict) -> dict:
     if BOUNDING_BOXES not in before or BOUNDING_BOXES not in after:
         return after
     targets = dict(after[BOUNDING_BOXES])
+    images = before.get(IMAGES)
+    image_size = tf.shape(images)[-3:-1] if images is not None else None
     targets[LABELS] = track_dropped_boxes(counter, before[BOUNDING_BOXES][LABELS],
-                                          targets[LABELS], before[BOUNDING_BOXES]["boxes"])
+                                          targets[LABELS], before[BOUNDING_BOXES]["boxes"],
+                                          image_size)
     return {**after, BOUNDING_BOXES: targets}
 
 

@@ -54,16 +54,19 @@ class DroppedBoxes:
         self._lock = threading.Lock()
 
     def record(self, before: np.ndarray, after: np.ndarray,
-               before_boxes: np.ndarray | None = None) -> np.int64:
+               before_boxes: np.ndarray | None = None,
+               image_size: tuple[int, int] | np.ndarray | None = None) -> np.int64:
         """Counts one batch (or example): class ids `[..., N]` before and after, -1 for
         padding. Rows may be compacted (albumentations) or kept in place (warps): the
         count per image is the difference; the examples are the ids that went missing.
         `before_boxes` (`[..., N, 4]` xyxy pixels, optional): the boxes before
         augmenting; those already narrower or lower than `MIN_BOX_SIDE` would be
-        dropped by any augmentation, and the warning says how many of the drops they are.
+        dropped by any augmentation, and the warning says how many of the drops they are
+        (with rows kept in place, exactly the dropped ones; a tiny box an augmentation
+        enlarged and kept is not one). `image_size` (`(height, width)`, optional): the
+        boxes are measured inside the image (a box outside it has nothing left).
         Returns the number dropped."""
         before, after = np.asarray(before), np.asarray(after)
-        tiny = _tiny_boxes(before, before_boxes)
         kept_before = (before >= 0).reshape(-1, before.shape[-1]) if before.size else \
             np.zeros((0, 0), bool)
         kept_after = (after >= 0).reshape(-1, after.shape[-1]) if after.size else \
@@ -82,9 +85,9 @@ class DroppedBoxes:
         if first:
             ids = _missing_ids(before.reshape(-1, before.shape[-1]),
                                after.reshape(-1, after.shape[-1]))
-            already = min(tiny, lost)
+            already = _already_unusable(before, after, before_boxes, image_size, lost)
             cause = (f" {already} of them were already narrower or lower than "
-                     f"{MIN_BOX_SIDE} pixel before augmenting (the data's boxes: any "
+                     f"{MIN_BOX_SIDE} pixel inside the image before augmenting (the data's boxes: any "
                      "augmentation drops them; fix or remove them in the annotations)."
                      if already else "")
             warnings.warn(
@@ -96,13 +99,24 @@ class DroppedBoxes:
         return np.int64(lost)
 
 
-def _tiny_boxes(labels: np.ndarray, boxes: np.ndarray | None) -> int:
-    """How many labelled boxes have a side under `MIN_BOX_SIDE` (0 without boxes)."""
+def _already_unusable(before: np.ndarray, after: np.ndarray, boxes: np.ndarray | None,
+                      image_size: tuple[int, int] | np.ndarray | None, lost: int) -> int:
+    """How many of the `lost` boxes had a side under `MIN_BOX_SIDE` inside the image
+    before augmenting (0 without boxes). Rows kept in place (`after` has -1 exactly
+    where boxes were lost): those rows; compacted rows: at most the tiny ones."""
     if boxes is None:
         return 0
-    boxes = np.asarray(boxes, np.float64).reshape(labels.shape + (4,))
-    small = np.minimum(boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1])
-    return int(np.sum((labels >= 0) & (small < MIN_BOX_SIDE)))
+    boxes = np.asarray(boxes, np.float64).reshape(before.shape + (4,))
+    if image_size is not None:
+        height, width = (float(v) for v in np.asarray(image_size).reshape(-1)[-2:])
+        boxes = np.clip(boxes, 0.0, [width, height, width, height])
+    small = (before >= 0) & (np.minimum(boxes[..., 2] - boxes[..., 0],
+                                        boxes[..., 3] - boxes[..., 1]) < MIN_BOX_SIDE)
+    if after.shape == before.shape:
+        gone = (before >= 0) & (after < 0)
+        if int(gone.sum()) == lost:
+            return int(np.sum(small & gone))
+    return min(int(small.sum()), lost)
 
 
 def _missing_ids(before: np.ndarray, after: np.ndarray) -> list[int]:
@@ -119,11 +133,15 @@ def _missing_ids(before: np.ndarray, after: np.ndarray) -> list[int]:
 
 
 def track_dropped_boxes(counter: DroppedBoxes, before_labels: tf.Tensor,
-                        after_labels: tf.Tensor, before_boxes: tf.Tensor) -> tf.Tensor:
+                        after_labels: tf.Tensor, before_boxes: tf.Tensor,
+                        image_size: tf.Tensor | None = None) -> tf.Tensor:
     """Graph code: `after_labels`, once `counter` has recorded the batch (one
-    `tf.numpy_function` call per batch); `before_boxes` are the boxes before augmenting
-    (see `DroppedBoxes.record`)."""
-    recorded = tf.numpy_function(counter.record, [before_labels, after_labels, before_boxes],
+    `tf.numpy_function` call per batch); `before_boxes` are the boxes before augmenting,
+    `image_size` the images' `(height, width)` (see `DroppedBoxes.record`)."""
+    inputs = [before_labels, after_labels, before_boxes]
+    if image_size is not None:
+        inputs.append(tf.cast(image_size, tf.int64))
+    recorded = tf.numpy_function(counter.record, inputs,
                                  tf.int64, stateful=True, name="count_dropped_boxes")
     with tf.control_dependencies([recorded]):
         return tf.identity(after_labels)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import keras
 
 __all__ = ["raw_image_input", "rescale", "classifier_output", "check_activation", "positive_ints",
-           "PIXEL_SCALE"]
+           "check_num_classes", "PIXEL_SCALE"]
 
 # Models take raw pixels in 0..255 and rescale inside (DESIGN.md, principle 1).
 PIXEL_SCALE = 1.0 / 255.0
@@ -43,10 +44,33 @@ def classifier_output(features: keras.KerasTensor, num_classes: int,
     loss stay numerically stable.
     """
     check_activation(activation)
+    num_classes = check_num_classes(num_classes, activation)
     if dropout:
         features = keras.layers.Dropout(dropout, name="head_dropout")(features)
     return keras.layers.Dense(num_classes, activation=activation, dtype="float32",
                               name="predictions")(features)
+
+
+def check_num_classes(num_classes: Any, activation: str | None = None) -> int:
+    """A builder's `num_classes` as an int, checked: an integer (a float only when whole,
+    e.g. 3.0) of at least 1; not a bool or a string; not 1 under a softmax (its output
+    would always be 1.0).
+
+    Raises:
+        ValueError: naming `num_classes` and the value received.
+    """
+    whole = not isinstance(num_classes, bool) and (
+        isinstance(num_classes, numbers.Integral)
+        or (isinstance(num_classes, numbers.Real) and float(num_classes).is_integer()))
+    if not whole or int(num_classes) < 1:
+        raise ValueError(f"Expected num_classes as an integer >= 1; received "
+                         f"num_classes={num_classes!r}.")
+    if int(num_classes) == 1 and activation == "softmax":
+        raise ValueError("Received num_classes=1 with activation='softmax': a softmax over "
+                         "one class is always 1.0. For one yes/no score use "
+                         "activation='sigmoid' (or None for a logit); for classes, "
+                         "num_classes=2 or more.")
+    return int(num_classes)
 
 
 def positive_ints(**values: Any) -> tuple[int, ...]:

@@ -13,13 +13,15 @@ True
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import keras
 
-from visionkit.vocabulary import Registry, _redefinition, get_task
+from visionkit.models.common import check_num_classes
+from visionkit.vocabulary import Registry, _redefinition, did_you_mean, get_task
 
 __all__ = ["register", "get", "available", "build", "ModelEntry"]
 
@@ -101,6 +103,7 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int | None = Non
     (None, 10)
     """
     entry = get(name)
+    _check_keywords(entry, kwargs)
     if len(tuple(input_shape)) != 3:
         raise ValueError(
             f"Expected input_shape as (height, width, channels); received {input_shape!r}.")
@@ -112,6 +115,18 @@ def build(name: str, input_shape: tuple[int, ...], num_classes: int | None = Non
         return entry.builder(input_shape=tuple(input_shape), **kwargs)
     if num_classes is None:
         raise ValueError(f"Model {name!r} needs num_classes; received none.")
-    if int(num_classes) < 1:
-        raise ValueError(f"Expected num_classes >= 1; received {num_classes!r}.")
-    return entry.builder(input_shape=tuple(input_shape), num_classes=int(num_classes), **kwargs)
+    return entry.builder(input_shape=tuple(input_shape),
+                         num_classes=check_num_classes(num_classes), **kwargs)
+
+
+def _check_keywords(entry: ModelEntry, kwargs: dict[str, Any]) -> None:
+    """Fails for an argument the builder does not take, naming it (with close matches),
+    before `build`'s own checks (a misspelled `num_classes` would read as missing)."""
+    parameters = inspect.signature(entry.builder).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    for key in kwargs:
+        if key not in parameters:
+            hint = did_you_mean(key, list(parameters))
+            raise TypeError(f"{entry.builder.__name__}() got an unexpected keyword argument "
+                            f"{key!r}.{hint} It takes {', '.join(parameters)}.")

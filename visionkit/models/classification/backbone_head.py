@@ -18,7 +18,12 @@ from visionkit.models.backbones.weights import (
     is_pretrained,
     load_weights,
 )
-from visionkit.models.common import check_activation, classifier_output, raw_image_input
+from visionkit.models.common import (
+    check_activation,
+    check_num_classes,
+    classifier_output,
+    raw_image_input,
+)
 from visionkit.models.docstrings import ACTIVATION_AND_WEIGHTS_ARGS, fill_docstring
 from visionkit.models.variants import compile_builder, fill_fields
 
@@ -95,6 +100,7 @@ def application_classifier(family: str, input_shape: tuple, num_classes: int,
     transfer learning); it is the same as `backbone_weights="imagenet"`.
     """
     check_activation(activation)
+    num_classes = check_num_classes(num_classes, activation)
     if is_pretrained(weights):
         if backbone_weights is not None:
             raise ValueError(f"Give pretrained weights once: weights={weights!r} already sets "
@@ -133,6 +139,7 @@ def own_classifier(wire: Callable[..., Any], minimum: int, input_shape: tuple,
             input smaller than `minimum`x`minimum`.
     """
     check_activation(activation)
+    num_classes = check_num_classes(num_classes, activation)
     check_weights(weights)
     if "width_multiplier" in options:
         check_width_multiplier(options["width_multiplier"])

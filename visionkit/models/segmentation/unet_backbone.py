@@ -23,6 +23,7 @@ from visionkit.models.docstrings import SEGMENTER_SHAPES, fill_docstring
 from visionkit.models.registry import register
 from visionkit.models.segmentation.head import padded_input, segmentation_output
 from visionkit.models.segmentation.unet import check_unet_attention, conv_block, gate_skip
+from visionkit.models.variants import compile_builder
 
 __all__ = ["UNET_BACKBONES", "unet_on_backbone"]
 
@@ -100,16 +101,18 @@ def unet_on_backbone(backbone: str, input_shape: tuple[int, int, int], num_class
 
 
 def _register(backbone: str) -> None:
-    def builder(input_shape: tuple[int, int, int], num_classes: int, **kwargs) -> keras.Model:
-        return unet_on_backbone(backbone, input_shape, num_classes, **kwargs)
-
-    builder.__name__ = builder.__qualname__ = f"unet_{backbone}"
-    # help() and inspect.signature show unet_on_backbone's options, less `backbone`.
+    # A def of this module (as variants makes them): help() and inspect.signature show
+    # unet_on_backbone's options less `backbone`, Python's own errors for a wrong
+    # argument name this builder, and pickle finds it here by name.
     signature = inspect.signature(unet_on_backbone)
-    builder.__signature__ = signature.replace(parameters=[
-        parameter for name, parameter in signature.parameters.items() if name != "backbone"])
+    name = f"unet_{backbone}"
+    builder = compile_builder(
+        name, [parameter for key, parameter in signature.parameters.items()
+               if key != "backbone"], unet_on_backbone, globals(), {"backbone": backbone},
+        signature.return_annotation)
     builder.__doc__ = _wrapper_doc(backbone)
-    register(f"unet_{backbone}", task="segmentation")(builder)
+    globals()[name] = builder
+    register(name, task="segmentation")(builder)
 
 
 def _wrapper_doc(backbone: str) -> str:
@@ -121,7 +124,8 @@ def _wrapper_doc(backbone: str) -> str:
                      if not line.lstrip().startswith("backbone: "))
     return (f"A U-Net whose contracting path is the {backbone} backbone "
             f"(`unet_on_backbone(\"{backbone}\", ...)`).\n\n{body}\n\n"
-            f"Example:\n\n>>> model = vk.models.build(\"unet_{backbone}\", (64, 64, 3), 2)\n")
+            f"Example (unet_on_backbone's runs as a doctest):\n\n```python\n"
+            f"model = vk.models.build(\"unet_{backbone}\", (64, 64, 3), 2)\n```\n")
 
 
 for _backbone in UNET_BACKBONES:
