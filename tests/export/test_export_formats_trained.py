@@ -20,11 +20,18 @@ for int8; Keras accuracy against the truth in brackets):
   weights 99.26%), masks 0.9996, mIoU 0.7216 vs Keras's 0.7211; int8 (all layers int8)
   pixels 0.9925, mIoU against the truth 0.7470 vs Keras's 0.7466 (largest difference
   0.70, within 1e-2 on 86.5% of pixels, reported, not a bar for int8).
-- YOLOv8 (xs backbone, FPN depth 1, shapes, 8 epochs, val mAP50 0.019): float32 and
-  float16 detections mAP50 1.0 against Keras's; int8 refused: the head's concatenations
-  lose 5.7, 2.4 and 2.2 bits to shared scales and go float first, but with 98 of 196
-  ops float the detections reach mAP50 0.24 against Keras's own (0.033 vs 0.025 against
-  the truth: no drop; the bar against Keras's own holds for a model below 0.5).
+- YOLOv8 (yolo_v8_xs, FPN depth 1; the data and seed of tests/train/test_defaults_slow.py:
+  4,000 shapes images, batch 16, 1-3 shapes; fit's defaults; measured on that run's best
+  checkpoint, epoch 15 of 20, val mAP50 0.590): float32 LiteRT, ONNX and float16
+  detections mAP50 1.0 against Keras's own (mAP50 against the truth 0.549 for each and
+  for Keras, 16 images); int8 refused (issue 16's "mAP within 2 points" is not met): mAP50
+  against the truth 0.010 vs Keras's 0.569 on 100 images (0.013 against Keras's own
+  detections), still with the head's shared-scale concatenations (5.7 and 2.0 bits
+  lost) and then the worst 103 of 206 ranked ops kept float; the box branches' last
+  convolutions (`yolo_v8_head_*_box_3_conv`) show int8 errors of 226-475 steps. The
+  weights are not the cause: dynamic-range int8 (int8 weights, float activations, 3.6 MB)
+  passes, mAP50 against the truth 0.5655 vs Keras's 0.5690 on 100 images (0.934 against
+  Keras's own detections); the int8 activations are.
 """
 
 from __future__ import annotations
@@ -47,7 +54,7 @@ pytest.importorskip("tf2onnx", reason="tf2onnx (the export extra) is not install
 BENCHMARK = os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks", "export.py")
 SHOWN = ("max_abs_probabilities", "pixels_within_1e-2", "top1_agreement", "mask_agreement",
          "mask_miou", "miou", "reference_miou", "miou_drop", "map50", "map50_truth",
-         "reference_map50_truth", "map50_drop", "images")
+         "reference_map50_truth", "map50_drop", "images", "latency_ms")
 
 
 def _benchmark():
@@ -63,9 +70,9 @@ MODELS = ("classifier", "unet", "segnet", "yolov8")
 # SegNet's float16 export: a max-unpooling switch that float16 rounding flips at a coarse
 # decoder stage moves a block of output pixels, more than 0.1% of them, as it does in
 # Keras with float16-rounded weights; masks and mIoU are unchanged. Refused, naming that.
-# YOLOv8 at 8 epochs detects little (mAP50 0.025 against the truth): its int8 detections
-# match the truth as well as Keras's do (0.033), but not Keras's own near-threshold boxes
-# (mAP50 0.24 against them, the bar for a model below 0.5), even with half its ops float.
+# YOLOv8's int8 export (not met yet): its detections collapse (mAP50 against the truth
+# 0.010 vs Keras's 0.569) even with half its int8 ops kept float; refused, naming the
+# head's shared-scale concatenations and its worst-quantized layers.
 REFUSED = {("segnet", "litert_f16"), ("yolov8", "litert_int8")}
 
 
@@ -101,11 +108,12 @@ def test_trained_model_exports_with_parity(tmp_path, name):
                     assert measured[parity.PIXELS_WITHIN] < 0.999
                     assert measured["mask_agreement"] >= 0.999
                     assert measured["miou_drop"] <= 0.02
-                if name == "yolov8":  # the head's concatenations were found and kept float
+                if name == "yolov8":  # a detector that works, whose int8 detections do not
                     assert "did not restore parity either" in message
                     assert "CONCATENATION in layer" in message
                     assert "bits lost to a scale shared" in message
-                    assert measured["map50_drop"] <= 0.02
+                    assert measured["reference_map50_truth"] >= parity.MIN_REFERENCE_ACCURACY
+                    assert measured["map50_drop"] > 0.02
                 continue
             path = export(model, root, data=data, **options)
             # The validation images of `data` with their truth: 16 for float32 and
@@ -113,8 +121,9 @@ def test_trained_model_exports_with_parity(tmp_path, name):
             report = vk.export.check(path, model=model, data=data)
             with open(os.path.join(path, "visionkit.json")) as file:
                 metadata = json.load(file)
+            size = os.path.getsize(os.path.join(path, metadata["file"]))
             print(name, label, {k: round(v, 6) for k, v in report.items() if k in SHOWN},
-                  "float layers:", metadata.get("float_layers", []))
+                  f"{size / 1e6:.2f} MB", "float layers:", metadata.get("float_layers", []))
             assert report["passed"], (name, label, report["failures"])
             assert metadata["parity"]["images"] == report["images"]
             if label in ("litert", "onnx"):
