@@ -23,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import keyword
 from collections.abc import Callable
 from typing import Any
 
@@ -60,7 +61,14 @@ def compile_builder(name: str, parameters: list[inspect.Parameter], target: Call
 
     Raises:
         TypeError: for a positional-only or `*args` parameter.
+        ValueError: for a `name` or parameter name that is not a Python identifier (only
+            identifiers reach the compiled text; defaults and `target` are passed as
+            objects, never as source).
     """
+    for text in [name, *(parameter.name for parameter in parameters)]:
+        if not isinstance(text, str) or not text.isidentifier() or keyword.iskeyword(text):
+            raise ValueError(f"Expected a Python identifier as a builder or parameter name; "
+                             f"received {text!r}.")
     header, call = [], []
     defaults: dict[str, Any] = {}
     keyword_only = False
