@@ -263,7 +263,8 @@ class AugmentationPlan:
             return None
         # Even with nothing left to do on the batch (the crop fused into decoding), the
         # task's hooks run: they clip moved boxes and pad those that left the image.
-        dropped = DroppedBoxes(_describe(self))
+        # After a per-example stage (albumentations), the boxes were counted on the way in.
+        dropped = DroppedBoxes(_describe(self), follow_up=self.per_example is not None)
 
         def apply(batch: dict, seed: tf.Tensor) -> dict:
             held = {key: value for key, value in batch.items() if key in _HELD_OUT_KEYS}
