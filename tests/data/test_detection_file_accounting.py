@@ -280,3 +280,21 @@ def test_yolo_files_every_box_left_out_changed_or_dropped_is_counted_once(yolo_r
     assert passes >= 2 and boxes == passes * expected["augmented"]
     assert dropped == passes * expected["shifted out"]
     assert len([m for m in said if "Augmentation (albumentations Compose) dropped" in m]) == 1
+
+
+@pytest.mark.parametrize("iscrowd, kept", [("0", 1), ("1", 0), (True, 0), (None, 1)])
+def test_coco_iscrowd_as_exporters_write_it(coco_file, tmp_path, iscrowd, kept):
+    # Spreadsheet and VIA exports write "0" / "1"; a truthy "0" is not a crowd.
+    spec = json.loads((coco_file / "instances.json").read_text())
+    spec["annotations"] = [{"id": 1, "image_id": 10, "category_id": 7, "bbox": [1, 1, 5, 5],
+                            "iscrowd": iscrowd}]
+    (tmp_path / "crowd.json").write_text(json.dumps(spec))
+    data = vk.data.coco(tmp_path / "crowd.json", coco_file / "images",
+                        image_size=(SIZE, SIZE), validation_split=0)
+    labels = np.concatenate([r["labels"] for r in data.train_records.as_numpy_iterator()])
+    assert int((labels >= 0).sum()) == kept
+    spec["annotations"][0]["iscrowd"] = 2
+    (tmp_path / "crowd.json").write_text(json.dumps(spec))
+    with pytest.raises(DataError, match=r"annotation 1: expected iscrowd 0 or 1; received 2"):
+        vk.data.coco(tmp_path / "crowd.json", coco_file / "images", image_size=(SIZE, SIZE),
+                     validation_split=0)

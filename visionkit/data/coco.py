@@ -46,7 +46,10 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
 
     Reads `images` (`id`, `file_name`, `width`, `height`), `annotations` (`image_id`,
     `category_id`, `bbox` as `[x, y, width, height]` pixels, optional `iscrowd`) and
-    `categories` (`id`, `name`). Category ids map to class ids 0..K-1 in ascending id
+    `categories` (`id`, `name`). An annotation without a `bbox` (segmentation-only
+    exports) gets the bounding box of its `segmentation` (polygons, or run-length
+    encoding read by pycocotools), and ids written as digit strings (`"image_id": "7"`)
+    are read as integers; both counted in a warning. Category ids map to class ids 0..K-1 in ascending id
     order; `class_names` follow that order (a category no annotation uses stays a class,
     counted in a warning). Boxes become xyxy pixels of the resized image.
 
@@ -70,8 +73,9 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
             splits. Defaults to None.
         val_images_dir, test_images_dir: their images folders. Default to `images_dir`.
         on_bad_annotation: "error" or "skip": a zero-area box (the official COCO train
-            set has some) or an image whose declared size differs from its file raises,
-            or is left out and counted. Defaults to "error".
+            set has some), an annotation with an unknown or no `category_id`, an unknown
+            `image_id`, no usable `bbox`, or an image whose declared size differs from
+            its file raises naming it, or is left out and counted. Defaults to "error".
         trust_file_size: read boxes against the file's size when the declared size
             differs (counted in a warning). Defaults to False.
 
@@ -81,9 +85,10 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
     Raises:
         BadFileError: if the file is not valid JSON, lacks the COCO keys or has entries
             of the wrong type (naming the entry), or for images that do not decode.
-        DataError: for an unknown category or image id, a degenerate box, a `file_name`
-            that is absolute or climbs out of `images_dir` (naming the entry), or no
-            image on disk. Images without annotations are kept (as background).
+        DataError: for an unknown category or image id, a bbox that is not 4 numbers,
+            an `iscrowd` that is not 0 or 1, a degenerate box (these unless
+            `on_bad_annotation="skip"`), a `file_name` that is absolute or climbs out of
+            `images_dir` (naming the entry), or no image on disk. Images without annotations are kept (as background).
 
     Example:
 
@@ -165,7 +170,13 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
             raise BadFileError(path, f"annotations[{position}] is {_short(annotation)}, not an "
                                      "object", expected=_EXPECTED)
         where = f"{path} annotation {_short(annotation.get('id', position))}"
-        if skip_crowd and annotation.get("iscrowd", 0):
+        crowd = annotation.get("iscrowd", 0)
+        if crowd not in (0, 1, None, "0", "1"):  # True == 1 and False == 0 pass too
+            raise_or_note(on_bad_annotation, problems, "annotations with an iscrowd other "
+                          "than 0 or 1", where, f"{where}: expected iscrowd 0 or 1; "
+                          f"received {_short(crowd)}.")
+            continue
+        if skip_crowd and crowd in (1, "1"):
             problems.note("iscrowd annotations left out (skip_crowd=True)", where)
             continue
         category = _as_id(annotation.get("category_id"), class_of, "category_id", where,
