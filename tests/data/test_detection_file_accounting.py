@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 
 import visionkit as vk
-from visionkit.data.box_drops import dropped_box_totals
 from visionkit.data.boxes import MIN_BOX_SIDE
 from visionkit.errors import DataError
 
@@ -152,11 +151,9 @@ def test_coco_file_every_box_left_out_changed_or_dropped_is_counted_once(coco_fi
 
     # One pass of the training pipeline: one warning, exact counts (each box that went
     # into augmentation counted once, though two stages look at it).
-    before = dropped_box_totals()
     _, said = _said(lambda: [None for _ in data.train])
-    after = dropped_box_totals()
-    assert after["boxes"] - before["boxes"] == expected["augmented"]
-    assert after["dropped"] - before["dropped"] == expected["shifted out"]
+    assert data.dropped_box_counts() == {"boxes": expected["augmented"],
+                                         "dropped": expected["shifted out"]}
     message = _one(said, "Augmentation (albumentations Compose) dropped")
     assert "boxes of an image" in message and "The first of them before augmenting" in message
     assert not [m for m in said if "dropped" in m and m != message]
@@ -272,10 +269,9 @@ def test_yolo_files_every_box_left_out_changed_or_dropped_is_counted_once(yolo_r
 
     # The epochs fit reads: the pipeline augments ahead of what is consumed (prefetch),
     # so the totals are whole passes (at least the two read), with one warning for all.
-    before = dropped_box_totals()
     stream = data.train_from_epoch(0).take(2 * data.steps_per_epoch)
     _, said = _said(lambda: [None for _ in stream])
-    boxes, dropped = (dropped_box_totals()[key] - before[key] for key in ("boxes", "dropped"))
+    boxes, dropped = data.dropped_box_counts().values()
     passes = boxes // expected["augmented"]
     assert passes >= 2 and boxes == passes * expected["augmented"]
     assert dropped == passes * expected["shifted out"]
@@ -298,3 +294,21 @@ def test_coco_iscrowd_as_exporters_write_it(coco_file, tmp_path, iscrowd, kept):
     with pytest.raises(DataError, match=r"annotation 1: expected iscrowd 0 or 1; received 2"):
         vk.data.coco(tmp_path / "crowd.json", coco_file / "images", image_size=(SIZE, SIZE),
                      validation_split=0)
+
+
+def test_pipelines_of_one_data_set_add_to_one_count_and_warn_once(yolo_root):
+    # A second pass through data.train (a data check, then fit; or a fine-tuning phase)
+    # adds to the same count instead of warning again; another data set warns anew.
+    expected = _naive_yolo_count()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = vk.data.yolo(yolo_root, image_size=(SIZE, SIZE), names=["cat", "dog", "fox"],
+                            validation_split=0, batch_size=5, augment=_shift_out(),
+                            on_bad_annotation="skip")
+    _, said = _said(lambda: [[None for _ in data.train] for _ in range(2)])
+    assert len([m for m in said if "dropped" in m]) == 1
+    assert data.dropped_box_counts() == {"boxes": 2 * expected["augmented"],
+                                         "dropped": 2 * expected["shifted out"]}
+    other = data.with_augmentation(_shift_out())
+    _, said = _said(lambda: [None for _ in other.train])
+    assert len([m for m in said if "dropped" in m]) == 1

@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from visionkit.data.boxes import MIN_BOX_SIDE
 
-__all__ = ["DroppedBoxes", "dropped_box_totals", "track_dropped_boxes"]
+__all__ = ["DroppedBoxes", "counter_for", "dropped_box_totals", "track_dropped_boxes"]
 
 _TOTALS = {"boxes": 0, "dropped": 0}
 _TOTALS_LOCK = threading.Lock()
@@ -106,6 +106,25 @@ class DroppedBoxes:
                 f"{boxes_text}{cause} Further drops are counted without another warning "
                 "(visionkit.data.box_drops.dropped_box_totals()).", stacklevel=2)
         return np.int64(lost)
+
+
+def counter_for(registry: dict | None, source: str, follow_up: bool = False) -> DroppedBoxes:
+    """The counter of `source` in `registry`, made on first use, so that every pipeline
+    built from one data set (a second pass through `Data.train`, a fine-tuning phase)
+    adds to one count and warns once; a new counter when `registry` is None.
+
+    Example:
+
+    >>> registry = {}
+    >>> counter_for(registry, "preset") is counter_for(registry, "preset")
+    True
+    """
+    if registry is None:
+        return DroppedBoxes(source, follow_up)
+    key = (source, follow_up)
+    if key not in registry:
+        registry[key] = DroppedBoxes(source, follow_up)
+    return registry[key]
 
 
 def _already_unusable(before: np.ndarray, after: np.ndarray, boxes: np.ndarray | None,
