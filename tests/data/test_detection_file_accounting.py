@@ -201,7 +201,9 @@ YOLO_LABELS = {
           "0 0.95 0.2 0.11 0.1",          # reaches 1.005: clipped, then shifted out
           "7 0.5 0.5 0.1 0.1",            # unknown class id
           "0 0.1 0.1"],                   # malformed
-    "2": ["1 0.1 0.1 0.3 0.1 0.3 0.3"],   # a segment (polygon): x 3.2..9.6, stays
+    "2": ["1 0.1 0.1 0.3 0.1 0.3 0.3",    # a segment (polygon): x 3.2..9.6, stays
+          "1 0.1 0.1 0.3 0.1 0.3 0.3",    # the same line again: one object labelled twice
+          "1 0.1 0.1 0.3 0.3 0.3 0.1"],   # another polygon, the same bounding box: kept
     "3": [],                              # empty file: background
 }
 
@@ -218,10 +220,13 @@ def yolo_root(tmp_path_factory):
 
 def _naive_yolo_count():
     counts = {"degenerate": 0, "outside range": 0, "unknown class": 0, "malformed": 0,
-              "polygon": 0, "clipped": 0, "augmented": 0, "shifted out": 0}
+              "polygon": 0, "clipped": 0, "augmented": 0, "shifted out": 0, "duplicate": 0}
     for lines in YOLO_LABELS.values():
-        for line in lines:
+        for position, line in enumerate(lines):
             fields = line.split()
+            if line in lines[:position]:
+                counts["duplicate"] += 1
+                continue
             if len(fields) != 5 and (len(fields) < 7 or len(fields) % 2 == 0):
                 counts["malformed"] += 1
                 continue
@@ -263,6 +268,8 @@ def test_yolo_files_every_box_left_out_changed_or_dropped_is_counted_once(yolo_r
     assert f"{expected['malformed']} malformed label lines left out" in _one(said, "malformed")
     assert f"{expected['polygon']} segment (polygon) lines read as their bounding boxes" in \
         _one(said, "polygon")
+    assert f"{expected['duplicate']} duplicate label lines" in _one(said, "duplicate")
+    assert "2.txt line 2 = line 1" in _one(said, "duplicate")
     assert f"clipped {expected['clipped']} box(es)" in _one(said, "clipped")
     assert "4.png" in _one(said, "label file")  # the image without a label file, named
     assert data.train_size == 5  # the empty and the missing label file: background
