@@ -213,3 +213,18 @@ def test_a_1x_downscale_interpolation_albumentations_never_took_names_the_entry(
     with pytest.raises(ValueError, match=r"albumentations\[0\]: Downscale: expected "
                                          r"interpolation .*received 'linear'"):
         compose_from_recipe(_old({**_DOWNSCALE_13, "interpolation": "linear"}))
+
+
+@pytest.mark.parametrize("threshold", [[100, 100], [100 / 255, 100 / 255]],
+                         ids=["uint8 levels", "float 0..1"])
+def test_1x_solarize_threshold_inverts_the_pixels_1x_inverted(threshold):
+    # 1.x's Solarize inverted pixels at or above `threshold`, in the image's own units
+    # (1.3.1's A.to_dict wrote threshold=[t, t]; measured with 1.3.1 on a 0..255 ramp:
+    # 156 of 256 levels inverted at t=100).
+    section = _old({"__class_fullname__": "Solarize", "always_apply": False, "p": 1,
+                    "threshold": threshold})
+    compose, message = _read_warning_once(section)
+    assert "Solarize threshold=" in message and "-> threshold_range=(0.3922, 0.3922)" in message
+    ramp = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    reference = np.where(ramp >= 100, 255 - ramp, ramp)
+    np.testing.assert_array_equal(compose(image=ramp)["image"], reference)

@@ -29,6 +29,9 @@ given alone) and the 2.x one installed (albumentations 2.0.8's parameter names):
   (10, 50), not albumentations 2's (0.2, 0.44). 1.x drew the variance uniformly in its
   range, albumentations 2 draws the standard deviation: the same bounds, a slightly
   different spread inside them (the warning says so).
+- `Solarize`: `threshold` (in the image's own units, default 128; 1.x's `A.to_dict`
+  wrote `[t, t]`) -> `threshold_range`, a fraction of the maximum value: `t / 255` when
+  above 1 (uint8 images), `t` itself when at most 1 (float images in 0..1).
 - `Downscale`: `interpolation` as 1.x wrote it (1.3's `A.to_dict`: `{"upscale": u,
   "downscale": d}`; by hand: one cv2 flag for both) -> `interpolation_pair=
   {"downscale": d, "upscale": u}` (a missing key is 1.x's default, cv2.INTER_NEAREST);
@@ -295,6 +298,25 @@ def _gauss_noise(name: str, node: dict, parameters: frozenset[str], changes: lis
         "it uniformly in that range, 1.x drew the variance)")
 
 
+def _solarize(name: str, node: dict, parameters: frozenset[str], changes: list[str]) -> None:
+    if name != "Solarize" or "threshold" not in node or \
+            not _takes(parameters, "threshold", "threshold_range", node):
+        return
+    given = node.pop("threshold")
+    bounds = [given, given] if isinstance(given, (int, float)) else \
+        list(given) if isinstance(given, (list, tuple)) else []
+    if len(bounds) != 2 or not all(isinstance(value, (int, float)) and
+                                   not isinstance(value, bool) for value in bounds) or \
+            not 0 <= bounds[0] <= bounds[1]:
+        raise ValueError(f"Solarize: expected threshold as a number >= 0 or a range (low, "
+                         f"high) with 0 <= low <= high; received {given!r}.")
+    scale = 255.0 if bounds[1] > 1 else 1.0
+    node["threshold_range"] = (bounds[0] / scale, bounds[1] / scale)
+    units = "0..255 levels (uint8 images)" if scale == 255.0 else "0..1 (float images)"
+    changes.append(f"Solarize threshold={given!r} read in {units} -> threshold_range="
+                   f"({node['threshold_range'][0]:.4g}, {node['threshold_range'][1]:.4g})")
+
+
 def _downscale_interpolation(name: str, node: dict, parameters: frozenset[str],
                              changes: list[str]) -> None:
     if name != "Downscale" or "interpolation" not in node or \
@@ -330,5 +352,5 @@ def _compression_type(name: str, node: dict, parameters: frozenset[str],
 
 
 _RULES: tuple[Callable[[str, dict, frozenset[str], list[str]], None], ...] = (
-    _sized_crop, _bound_pairs, _renamed, _gauss_noise, _downscale_interpolation,
+    _sized_crop, _bound_pairs, _renamed, _gauss_noise, _solarize, _downscale_interpolation,
     _compression_type)
