@@ -144,7 +144,7 @@ def test_albumentations_1x_renamed_arguments_are_read_in_their_2x_form():
             {"__class_fullname__": "RandomFog", "fog_coef_upper": 0.6, "p": 0.5},
             {"__class_fullname__": "Rotate", "limit": 10, "border_mode": 0, "value": 114,
              "mask_value": 255, "p": 0.5}]}}
-    with pytest.warns(UserWarning, match=r"12 albumentations 1\.x argument\(s\) read in their "
+    with pytest.warns(UserWarning, match=r"11 albumentations 1\.x argument\(s\) read in their "
                                          r"albumentations 2 form: RandomResizedCrop height, "
                                          r"width -> size=\(24, 32\); ImageCompression "
                                          r"quality_lower -> quality_range=\(70, 100\)"):

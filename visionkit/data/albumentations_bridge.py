@@ -75,7 +75,7 @@ from visionkit.data.albumentations_legacy import (
     removed_transform_hint,
     translate_1x_arguments,
 )
-from visionkit.data.box_drops import DroppedBoxes
+from visionkit.data.box_drops import DroppedBoxes, counter_for
 from visionkit.data.boxes import MIN_BOX_SIDE, PAD_VALUE
 from visionkit.vocabulary import Task, did_you_mean, get_task
 
@@ -158,7 +158,7 @@ def check_compose(compose: Any, task: str | Task | None = None) -> Any:
     return compose
 
 
-def albumentations_augmenter(compose: Any, task: str | Task
+def albumentations_augmenter(compose: Any, task: str | Task, counters: dict | None = None
                              ) -> Callable[[dict, tf.Tensor | None], dict]:
     """The per-example augmentation function of an albumentations Compose.
 
@@ -170,6 +170,8 @@ def albumentations_augmenter(compose: Any, task: str | Task
     Args:
         compose: an `albumentations.Compose` (see `check_compose`).
         task: the task of the examples (detection needs `bbox_params`).
+        counters: the data set's box-drop counters (`visionkit.data.box_drops.
+            counter_for`), or None for a counter of this function's own.
 
     Returns:
         `augment(example, seed=None) -> example`.
@@ -193,7 +195,7 @@ def albumentations_augmenter(compose: Any, task: str | Task
     check_compose(compose, task)
     copies = _PerThread(compose)
     label_fields = _label_fields(compose)
-    dropped = DroppedBoxes("albumentations Compose")
+    dropped = counter_for(counters, "albumentations Compose")
     checked_sizes: set[tuple[int, ...]] = set()
 
     def augment(example: dict, seed: tf.Tensor | None = None) -> dict:

@@ -16,10 +16,26 @@ given alone) and the 2.x one installed (albumentations 2.0.8's parameter names):
   `max_height` (8) -> `hole_height_range`, `min_width`/`max_width` (8) ->
   `hole_width_range` (a missing minimum is the maximum, as in 1.x), `fill_value` ->
   `fill`, `mask_fill_value` -> `fill_mask`.
-- `GaussNoise`: `var_limit` (variance in squared 0..255 units, default (10, 50); a
-  single value v is (0, v)) -> `std_range = sqrt(var_limit) / 255` (a standard
-  deviation as a fraction of the maximum value, albumentations 2's unit); `mean` (0..255)
-  -> `mean_range = (mean / 255, mean / 255)`.
+- `GaussNoise`: `var_limit` (a variance in the image's own units, default (10, 50); a
+  single value v is (0, v)) -> `std_range`, a standard deviation as a fraction of the
+  maximum value (albumentations 2's unit). visionkit feeds albumentations uint8 images
+  (0..255), so the noise 1.x applied is kept in pixel levels: a `var_limit` whose upper
+  bound is above 1 was written for uint8 images (squared 0..255 levels) and becomes
+  `sqrt(var_limit) / 255`; one of at most 1 was written for float images in 0..1
+  (a variance above 1 would be a standard deviation wider than that whole range) and
+  becomes `sqrt(var_limit)` (the rule albumentations 1.4.22 adopted for its own
+  deprecated `var_limit`). `mean` (in the same units) -> `mean_range = (m, m)` with
+  m = mean / 255 or mean. A 1.x entry with `mean` and no `var_limit` gets 1.x's default
+  (10, 50), not albumentations 2's (0.2, 0.44). 1.x drew the variance uniformly in its
+  range, albumentations 2 draws the standard deviation: the same bounds, a slightly
+  different spread inside them (the warning says so).
+- `Solarize`: `threshold` (in the image's own units, default 128; 1.x's `A.to_dict`
+  wrote `[t, t]`) -> `threshold_range`, a fraction of the maximum value: `t / 255` when
+  above 1 (uint8 images), `t` itself when at most 1 (float images in 0..1).
+- `Downscale`: `interpolation` as 1.x wrote it (1.3's `A.to_dict`: `{"upscale": u,
+  "downscale": d}`; by hand: one cv2 flag for both) -> `interpolation_pair=
+  {"downscale": d, "upscale": u}` (a missing key is 1.x's default, cv2.INTER_NEAREST);
+  None (1.x's default) is dropped, albumentations 2's default being the same.
 - `RandomFog`: `fog_coef_lower` (0.3), `fog_coef_upper` (1) -> `fog_coef_range`;
   `RandomRain`: `slant_lower` (-10), `slant_upper` (10) -> `slant_range`;
   `RandomShadow`: `num_shadows_lower` (1), `num_shadows_upper` (2) ->
@@ -57,7 +73,7 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["removed_argument_hint", "removed_transform_hint", "translate_1x_arguments"]
@@ -139,9 +155,9 @@ _REMOVED_ARGUMENTS: dict[tuple[str, str], str] = {
         "unit_size_max",
     ("GridDropout", "shift_x"): "shift_xy=(x, y) instead of shift_x, shift_y",
     ("GridDropout", "shift_y"): "shift_xy=(x, y) instead of shift_x, shift_y",
-    ("Downscale", "interpolation"): "interpolation_pair={'downscale': <cv2 flag>, "
-        "'upscale': <cv2 flag>} instead of interpolation",
 }
+# albumentations 1.x's GaussNoise default variance range (squared 0..255 levels).
+_GAUSS_VAR_LIMIT_1X = (10.0, 50.0)
 # The warning lists at most this many rewrites.
 _EXAMPLES = 10
 
@@ -157,7 +173,7 @@ def translate_1x_arguments(transform: Any, where: str) -> None:
         where: how the warning names the section (e.g. "data.augment.albumentations").
     """
     changes: list[str] = []
-    _visit(transform, changes)
+    _visit(transform, changes, where)
     if changes:
         shown = "; ".join(changes[:_EXAMPLES]) + ("; ..." if len(changes) > _EXAMPLES else "")
         warnings.warn(f"{where}: {len(changes)} albumentations 1.x argument(s) read in their "
@@ -183,7 +199,10 @@ def removed_argument_hint(name: str, arguments: list[str] | tuple[str, ...]) -> 
     return "".join(f" albumentations 1.x's {hint}." for hint in hints)
 
 
-def _visit(node: Any, changes: list[str]) -> None:
+def _visit(node: Any, changes: list[str], where: str) -> None:
+    """Applies the rules to `node` and its children; a value no rule can read fails
+    naming the entry (`where`, then `[i]` for the Compose's own list and `.transforms[i]`
+    below it, as the reader's errors do)."""
     if not isinstance(node, dict):
         return
     name = str(node.get("__class_fullname__", "")).rpartition(".")[2]
@@ -193,9 +212,14 @@ def _visit(node: Any, changes: list[str]) -> None:
         node["p"] = 1.0
     if parameters:
         for rule in _RULES:
-            rule(name, node, parameters, changes)
-    for child in node.get("transforms") or []:
-        _visit(child, changes)
+            try:
+                rule(name, node, parameters, changes)
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from None
+    children = node.get("transforms")
+    for index, child in enumerate(children if isinstance(children, list) else []):
+        inner = f"{where}[{index}]" if name == "Compose" else f"{where}.transforms[{index}]"
+        _visit(child, changes, inner)
 
 
 def _parameters(name: str) -> frozenset[str]:
@@ -242,19 +266,78 @@ def _renamed(name: str, node: dict, parameters: frozenset[str], changes: list[st
 
 
 def _gauss_noise(name: str, node: dict, parameters: frozenset[str], changes: list[str]) -> None:
-    if name != "GaussNoise":
+    if name != "GaussNoise" or not _takes(parameters, "var_limit", "std_range", node) or \
+            ("var_limit" not in node and "mean" not in node):
         return
-    if "var_limit" in node and _takes(parameters, "var_limit", "std_range", node):
-        given = node.pop("var_limit")
-        low, high = (0.0, given) if isinstance(given, (int, float)) else given
-        node["std_range"] = (math.sqrt(low) / 255.0, math.sqrt(high) / 255.0)
-        changes.append(f"GaussNoise var_limit={given!r} (0..255 squared) -> std_range="
-                       f"({node['std_range'][0]:.4g}, {node['std_range'][1]:.4g}) "
-                       "(sqrt / 255)")
-    if "mean" in node and _takes(parameters, "mean", "mean_range", node):
-        mean = node.pop("mean")
-        node["mean_range"] = (mean / 255.0, mean / 255.0)
-        changes.append(f"GaussNoise mean={mean!r} -> mean_range={node['mean_range']}")
+    given = node.pop("var_limit", _GAUSS_VAR_LIMIT_1X)
+    bounds = [0.0, given] if isinstance(given, (int, float)) else \
+        list(given) if isinstance(given, (list, tuple)) else []
+    if len(bounds) != 2 or not all(isinstance(value, (int, float)) and
+                                   not isinstance(value, bool) for value in bounds) or \
+            not 0 <= bounds[0] <= bounds[1]:
+        raise ValueError(f"GaussNoise: expected var_limit as a variance v >= 0 or a range "
+                         f"(low, high) with 0 <= low <= high; received {given!r}.")
+    low, high = bounds
+    mean = node.pop("mean", 0)
+    if isinstance(mean, bool) or not isinstance(mean, (int, float)):
+        raise ValueError(f"GaussNoise: expected mean as a number; received {mean!r}.")
+    # A variance above 1 cannot be one in 0..1 units: uint8 levels. See the docstring.
+    scale = 255.0 if high > 1 or abs(mean) > 1 else 1.0
+    units = "squared 0..255 levels (uint8 images)" if scale == 255.0 else \
+        "0..1 units (float images)"
+    node["std_range"] = (math.sqrt(low) / scale, math.sqrt(high) / scale)
+    node["mean_range"] = (mean / scale, mean / scale)
+    levels = (255.0 * node["std_range"][0], 255.0 * node["std_range"][1])
+    written = "var_limit" if given is not _GAUSS_VAR_LIMIT_1X else \
+        "var_limit unset (1.x's default (10, 50))"
+    changes.append(
+        f"GaussNoise {written}={given!r}, mean={mean!r} read as a variance in {units} -> "
+        f"std_range=({node['std_range'][0]:.4g}, {node['std_range'][1]:.4g}), mean_range="
+        f"({node['mean_range'][0]:.4g}, {node['mean_range'][0]:.4g}): noise standard "
+        f"deviation {levels[0]:.3g}..{levels[1]:.3g} of 255 levels (albumentations 2 draws "
+        "it uniformly in that range, 1.x drew the variance)")
+
+
+def _solarize(name: str, node: dict, parameters: frozenset[str], changes: list[str]) -> None:
+    if name != "Solarize" or "threshold" not in node or \
+            not _takes(parameters, "threshold", "threshold_range", node):
+        return
+    given = node.pop("threshold")
+    bounds = [given, given] if isinstance(given, (int, float)) else \
+        list(given) if isinstance(given, (list, tuple)) else []
+    if len(bounds) != 2 or not all(isinstance(value, (int, float)) and
+                                   not isinstance(value, bool) for value in bounds) or \
+            not 0 <= bounds[0] <= bounds[1]:
+        raise ValueError(f"Solarize: expected threshold as a number >= 0 or a range (low, "
+                         f"high) with 0 <= low <= high; received {given!r}.")
+    scale = 255.0 if bounds[1] > 1 else 1.0
+    node["threshold_range"] = (bounds[0] / scale, bounds[1] / scale)
+    units = "0..255 levels (uint8 images)" if scale == 255.0 else "0..1 (float images)"
+    changes.append(f"Solarize threshold={given!r} read in {units} -> threshold_range="
+                   f"({node['threshold_range'][0]:.4g}, {node['threshold_range'][1]:.4g})")
+
+
+def _downscale_interpolation(name: str, node: dict, parameters: frozenset[str],
+                             changes: list[str]) -> None:
+    if name != "Downscale" or "interpolation" not in node or \
+            not _takes(parameters, "interpolation", "interpolation_pair", node):
+        return
+    given = node.pop("interpolation")
+    if given is None:
+        changes.append("Downscale interpolation=None (1.x's default, cv2.INTER_NEAREST for "
+                       "both) dropped: albumentations 2's default is the same")
+        return
+    if isinstance(given, Mapping) and set(given) <= {"downscale", "upscale"}:
+        pair = {"downscale": given.get("downscale", 0), "upscale": given.get("upscale", 0)}
+    elif isinstance(given, int) and not isinstance(given, bool):
+        pair = {"downscale": given, "upscale": given}
+    else:
+        raise ValueError(f"Downscale: expected interpolation as albumentations 1.x wrote it, a "
+                         f"cv2 flag (e.g. 1 = cv2.INTER_LINEAR) or {{'downscale': <flag>, "
+                         f"'upscale': <flag>}}; received {given!r}. albumentations 2 takes "
+                         "interpolation_pair={'downscale': <flag>, 'upscale': <flag>}.")
+    node["interpolation_pair"] = pair
+    changes.append(f"Downscale interpolation={given!r} -> interpolation_pair={pair!r}")
 
 
 def _compression_type(name: str, node: dict, parameters: frozenset[str],
@@ -269,4 +352,5 @@ def _compression_type(name: str, node: dict, parameters: frozenset[str],
 
 
 _RULES: tuple[Callable[[str, dict, frozenset[str], list[str]], None], ...] = (
-    _sized_crop, _bound_pairs, _renamed, _gauss_noise, _compression_type)
+    _sized_crop, _bound_pairs, _renamed, _gauss_noise, _solarize, _downscale_interpolation,
+    _compression_type)

@@ -70,7 +70,7 @@ import tensorflow as tf
 
 from visionkit.data import transforms
 from visionkit.data.albumentations_bridge import check_compose, is_albumentations
-from visionkit.data.box_drops import DroppedBoxes, track_dropped_boxes
+from visionkit.data.box_drops import counter_for, track_dropped_boxes
 from visionkit.vocabulary import BOUNDING_BOXES, IMAGES, LABELS, Task
 
 __all__ = ["AugmentationPlan", "FlipAndJitter", "Geometric", "PRESETS", "RandomResizedCrop",
@@ -229,6 +229,7 @@ class AugmentationPlan:
     example: Callable[[dict, tf.Tensor], dict] | None = None
     batch: Callable[..., dict] | None = None
     seeded: bool = False
+    counters: dict | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def empty(self) -> bool:
@@ -263,7 +264,9 @@ class AugmentationPlan:
             return None
         # Even with nothing left to do on the batch (the crop fused into decoding), the
         # task's hooks run: they clip moved boxes and pad those that left the image.
-        dropped = DroppedBoxes(_describe(self))
+        # After a per-example stage (albumentations), the boxes were counted on the way in.
+        dropped = counter_for(self.counters, _describe(self),
+                              follow_up=self.per_example is not None)
 
         def apply(batch: dict, seed: tf.Tensor) -> dict:
             held = {key: value for key, value in batch.items() if key in _HELD_OUT_KEYS}
@@ -385,8 +388,8 @@ def check_augment(augment: Any, task: Task | str | None = None) -> Any:
                     f"a callable; received {augment!r} of type {type(augment).__name__}.")
 
 
-def build_augmenter(augment: Any, task: Task, seed: int | None = None
-                    ) -> Callable[[dict], dict] | None:
+def build_augmenter(augment: Any, task: Task, seed: int | None = None,
+                    counters: dict | None = None) -> Callable[[dict], dict] | None:
     """Turns Keras layers or a callable into a function on batch dicts (or None for none).
 
     The batch stage `plan_augmentation` gives Keras layers and callables. Keras layers
@@ -400,6 +403,8 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
             for them); "none" or an empty list for nothing.
         task: the task whose batches are augmented.
         seed: seed of Keras layers.
+        counters: the data set's box-drop counters (`visionkit.data.box_drops.
+            counter_for`), or None for a counter of this function's own.
 
     Returns:
         A function from batch dict to batch dict, or None when there is nothing to do.
@@ -435,8 +440,8 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None
     if not layers:
         return None
     _check_box_formats(layers, task)
-    dropped = DroppedBoxes("Keras layers " + ", ".join(type(layer).__name__
-                                                        for layer in layers))
+    dropped = counter_for(counters, "Keras layers " + ", ".join(type(layer).__name__
+                                                                for layer in layers))
 
     def apply(batch: dict) -> dict:
         held = {key: value for key, value in batch.items() if key in _HELD_OUT_KEYS}
@@ -492,7 +497,7 @@ def _keras_random_crop_moves_boxes_right() -> bool:
     return bool(np.allclose(np.asarray(moved), [[[1.0, 0.0, 2.0, 1.0]]]))
 
 
-def _counted(counter: DroppedBoxes, before: dict, after: dict) -> dict:
+def _counted(counter: Any, before: dict, after: dict) -> dict:
     """`after`, with the boxes augmentation dropped between `before` and it counted."""
     if BOUNDING_BOXES not in before or BOUNDING_BOXES not in after:
         return after
@@ -512,13 +517,16 @@ def _describe(plan: AugmentationPlan) -> str:
     return "preset " + " + ".join(parts) if plan.seeded else "augmentation"
 
 
-def plan_augmentation(augment: Any, task: Task, seed: int | None = None) -> AugmentationPlan:
+def plan_augmentation(augment: Any, task: Task, seed: int | None = None,
+                      counters: dict | None = None) -> AugmentationPlan:
     """The stages `Data` runs for an augmentation spec (see `AugmentationPlan`).
 
     Args:
         augment: as `build_augmenter`.
         task: the task whose examples are augmented.
         seed: seed of Keras layers (presets get their seeds from the pipeline).
+        counters: where the plan's box-drop counters live (`Data` keeps one registry
+            per data set, so that its pipelines warn once); None for new ones.
 
     Returns:
         An `AugmentationPlan`.
@@ -539,13 +547,15 @@ def plan_augmentation(augment: Any, task: Task, seed: int | None = None) -> Augm
 
         # Image by image, after decoding, with each element's seed: parallel and
         # repeatable.
-        return AugmentationPlan(per_example=albumentations_augmenter(augment, task),
-                                seeded=True)
+        return AugmentationPlan(per_example=albumentations_augmenter(augment, task, counters),
+                                seeded=True, counters=counters)
     if isinstance(augment, str):
         if augment == "none":
             return AugmentationPlan()
         if augment == "standard":
             return AugmentationPlan(crop=STANDARD_CROP, example=STANDARD_FLIP_AND_JITTER,
-                                    seeded=True)
-        return AugmentationPlan(batch=_PRESET_BATCH_TRANSFORMS[augment], seeded=True)
-    return AugmentationPlan(batch=build_augmenter(augment, task, seed), seeded=False)
+                                    seeded=True, counters=counters)
+        return AugmentationPlan(batch=_PRESET_BATCH_TRANSFORMS[augment], seeded=True,
+                                counters=counters)
+    return AugmentationPlan(batch=build_augmenter(augment, task, seed, counters),
+                            seeded=False)

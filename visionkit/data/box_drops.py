@@ -4,9 +4,10 @@ A geometric augmentation (a preset's warp or crop, Keras layers, an albumentatio
 Compose) can move a box out of the image, or leave less than `MIN_BOX_SIDE` pixels of it
 inside; the box then becomes -1 padding and its object is no longer a target. Each
 augmenting pipeline counts those boxes in a `DroppedBoxes` and warns the first time one
-is dropped, naming how many of the batch's boxes left and their class ids; later drops
-are added to the count without a new warning (`dropped_box_totals()` reads the counts of
-the process).
+is dropped, naming how many of the batch's (or image's) boxes left, their class ids and
+the first of them as they were; later drops are added to the count without a new warning
+(`dropped_box_totals()` reads the counts of the process: boxes that went into
+augmentation, each counted once, and boxes dropped).
 
 Example:
 
@@ -31,7 +32,7 @@ import tensorflow as tf
 
 from visionkit.data.boxes import MIN_BOX_SIDE
 
-__all__ = ["DroppedBoxes", "dropped_box_totals", "track_dropped_boxes"]
+__all__ = ["DroppedBoxes", "counter_for", "dropped_box_totals", "track_dropped_boxes"]
 
 _TOTALS = {"boxes": 0, "dropped": 0}
 _TOTALS_LOCK = threading.Lock()
@@ -44,10 +45,14 @@ class DroppedBoxes:
 
     Args:
         source: what augments, as the warning names it (e.g. 'preset "geometric"').
+        follow_up: True for a stage that sees boxes an earlier counted stage already
+            augmented (the clean-up after an albumentations Compose): its drops add to
+            the process totals, its boxes do not (they were counted on the way in).
     """
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, follow_up: bool = False) -> None:
         self.source = source
+        self.follow_up = follow_up
         self.boxes = 0
         self.dropped = 0
         self._warned = False
@@ -75,7 +80,7 @@ class DroppedBoxes:
         lost = int(np.maximum(kept_before.sum(-1) - kept_after.sum(-1), 0).sum()) \
             if boxes else 0
         with _TOTALS_LOCK:
-            _TOTALS["boxes"] += boxes
+            _TOTALS["boxes"] += 0 if self.follow_up else boxes
             _TOTALS["dropped"] += lost
         with self._lock:
             self.boxes += boxes
@@ -90,13 +95,36 @@ class DroppedBoxes:
                      f"{MIN_BOX_SIDE} pixel inside the image before augmenting (the data's boxes: any "
                      "augmentation drops them; fix or remove them in the annotations)."
                      if already else "")
+            unit = "an image" if before.ndim == 1 else f"a batch of {before.shape[0]} images"
+            shown = _dropped_boxes(before, after, before_boxes)
+            boxes_text = f" The first of them before augmenting (xyxy pixels): {shown}." \
+                if shown else ""
             warnings.warn(
-                f"Augmentation ({self.source}) dropped {lost} of the {boxes} boxes of a "
-                f"batch: moved out of the image, or with less than {MIN_BOX_SIDE} pixel "
-                f"left inside (class ids {ids[:_EXAMPLES]}); they became -1 padding.{cause} "
-                "Further drops are counted without another warning "
+                f"Augmentation ({self.source}) dropped {lost} of the {boxes} boxes of "
+                f"{unit}: moved out of the image, or with less than {MIN_BOX_SIDE} pixel "
+                f"left inside (class ids {ids[:_EXAMPLES]}); they became -1 padding."
+                f"{boxes_text}{cause} Further drops are counted without another warning "
                 "(visionkit.data.box_drops.dropped_box_totals()).", stacklevel=2)
         return np.int64(lost)
+
+
+def counter_for(registry: dict | None, source: str, follow_up: bool = False) -> DroppedBoxes:
+    """The counter of `source` in `registry`, made on first use, so that every pipeline
+    built from one data set (a second pass through `Data.train`, a fine-tuning phase)
+    adds to one count and warns once; a new counter when `registry` is None.
+
+    Example:
+
+    >>> registry = {}
+    >>> counter_for(registry, "preset") is counter_for(registry, "preset")
+    True
+    """
+    if registry is None:
+        return DroppedBoxes(source, follow_up)
+    key = (source, follow_up)
+    if key not in registry:
+        registry[key] = DroppedBoxes(source, follow_up)
+    return registry[key]
 
 
 def _already_unusable(before: np.ndarray, after: np.ndarray, boxes: np.ndarray | None,
@@ -117,6 +145,17 @@ def _already_unusable(before: np.ndarray, after: np.ndarray, boxes: np.ndarray |
         if int(gone.sum()) == lost:
             return int(np.sum(small & gone))
     return min(int(small.sum()), lost)
+
+
+def _dropped_boxes(before: np.ndarray, after: np.ndarray, boxes: np.ndarray | None,
+                   limit: int = 3) -> list[list[float]]:
+    """The first few dropped boxes as they were before augmenting, when the rows were
+    kept in place (`after` -1 exactly where a box was lost); [] otherwise."""
+    if boxes is None or after.shape != before.shape:
+        return []
+    gone = (before >= 0) & (after < 0)
+    boxes = np.asarray(boxes, np.float64).reshape(before.shape + (4,))
+    return [[round(float(v), 1) for v in box] for box in boxes[gone][:limit]]
 
 
 def _missing_ids(before: np.ndarray, after: np.ndarray) -> list[int]:

@@ -12,6 +12,7 @@ from visionkit.data.annotation_checks import (
     Problems,
     check_on_bad_annotation,
     parse_number,
+    raise_or_note,
 )
 from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
 from visionkit.data.boxes import xywh_to_xyxy
@@ -45,7 +46,10 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
 
     Reads `images` (`id`, `file_name`, `width`, `height`), `annotations` (`image_id`,
     `category_id`, `bbox` as `[x, y, width, height]` pixels, optional `iscrowd`) and
-    `categories` (`id`, `name`). Category ids map to class ids 0..K-1 in ascending id
+    `categories` (`id`, `name`). An annotation without a `bbox` (segmentation-only
+    exports) gets the bounding box of its `segmentation` (polygons, or run-length
+    encoding read by pycocotools), and ids written as digit strings (`"image_id": "7"`)
+    are read as integers; both counted in a warning. Category ids map to class ids 0..K-1 in ascending id
     order; `class_names` follow that order (a category no annotation uses stays a class,
     counted in a warning). Boxes become xyxy pixels of the resized image.
 
@@ -69,8 +73,9 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
             splits. Defaults to None.
         val_images_dir, test_images_dir: their images folders. Default to `images_dir`.
         on_bad_annotation: "error" or "skip": a zero-area box (the official COCO train
-            set has some) or an image whose declared size differs from its file raises,
-            or is left out and counted. Defaults to "error".
+            set has some), an annotation with an unknown or no `category_id`, an unknown
+            `image_id`, no usable `bbox`, or an image whose declared size differs from
+            its file raises naming it, or is left out and counted. Defaults to "error".
         trust_file_size: read boxes against the file's size when the declared size
             differs (counted in a warning). Defaults to False.
 
@@ -80,9 +85,10 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
     Raises:
         BadFileError: if the file is not valid JSON, lacks the COCO keys or has entries
             of the wrong type (naming the entry), or for images that do not decode.
-        DataError: for an unknown category or image id, a degenerate box, a `file_name`
-            that is absolute or climbs out of `images_dir` (naming the entry), or no
-            image on disk. Images without annotations are kept (as background).
+        DataError: for an unknown category or image id, a bbox that is not 4 numbers,
+            an `iscrowd` that is not 0 or 1, a degenerate box (these unless
+            `on_bad_annotation="skip"`), a `file_name` that is absolute or climbs out of
+            `images_dir` (naming the entry), or no image on disk. Images without annotations are kept (as background).
 
     Example:
 
@@ -164,23 +170,44 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
             raise BadFileError(path, f"annotations[{position}] is {_short(annotation)}, not an "
                                      "object", expected=_EXPECTED)
         where = f"{path} annotation {_short(annotation.get('id', position))}"
-        if skip_crowd and annotation.get("iscrowd", 0):
+        crowd = annotation.get("iscrowd", 0)
+        if crowd not in (0, 1, None, "0", "1"):  # True == 1 and False == 0 pass too
+            raise_or_note(on_bad_annotation, problems, "annotations with an iscrowd other "
+                          "than 0 or 1", where, f"{where}: expected iscrowd 0 or 1; "
+                          f"received {_short(crowd)}.")
+            continue
+        if skip_crowd and crowd in (1, "1"):
             problems.note("iscrowd annotations left out (skip_crowd=True)", where)
             continue
-        category = annotation.get("category_id")
+        category = _as_id(annotation.get("category_id"), class_of, "category_id", where,
+                          problems)
         if not _is_int(category) or category not in class_of:
-            raise DataError(f"{where}: unknown category_id {_short(category)}; the categories "
-                            f"are {sorted(class_of)}.")
-        image_id = annotation.get("image_id")
+            said = "no category_id" if "category_id" not in annotation else \
+                f"unknown category_id {_short(category)}"
+            raise_or_note(on_bad_annotation, problems, "annotations with an unknown or no "
+                          "category_id", where, f"{where}: {said}; the categories are "
+                          f"{sorted(class_of)}.")
+            continue
+        image_id = _as_id(annotation.get("image_id"), entries, "image_id", where, problems)
         if not _is_int(image_id) or image_id not in entries:
-            raise DataError(f"{where}: unknown image_id {_short(image_id)}.")
+            raise_or_note(on_bad_annotation, problems, "annotations with an unknown image_id",
+                          where, f"{where}: unknown image_id {_short(image_id)}; no entry of "
+                          "'images' has that id.")
+            continue
         bbox = annotation.get("bbox")
+        if bbox is None or bbox == []:  # a segmentation-only export (labelme2coco, ...)
+            bbox = _segmentation_bbox(annotation.get("segmentation"))
+            if bbox is not None:
+                problems.note("annotations without a bbox read as the bounding box of their "
+                              "segmentation", f"{where} -> {[round(v, 2) for v in bbox]}")
         # JSON numbers in any notation (1e2, 12.0) parse; strings are not numbers.
         values = [float(value) for value in bbox] if isinstance(bbox, (list, tuple)) \
             and len(bbox) == 4 and all(_is_number(value) for value in bbox) else None
         if values is None:
-            raise DataError(f"{where}: expected bbox as [x, y, width, height] numbers; "
-                            f"received {_short(bbox)}.")
+            raise_or_note(on_bad_annotation, problems, "annotations without a bbox of 4 "
+                          "numbers", where, f"{where}: expected bbox as [x, y, width, "
+                          f"height] numbers; received {_short(bbox)}.")
+            continue
         # Zero-area boxes are refused (or skipped) with the other degenerate boxes.
         entries[image_id]["boxes"].append(xywh_to_xyxy(np.asarray(values, np.float32))[0])
         entries[image_id]["labels"].append(class_of[category])
@@ -190,6 +217,42 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
                              source=f"{path} image {e['file']!r}", split=split)
               for e in entries.values()]
     return names, images
+
+
+def _as_id(value: Any, known: dict, key: str, where: str, problems: Problems) -> Any:
+    """`value`, or the integer a digit string stands for when that is a known id (VGG
+    Image Annotator and spreadsheet exports write `"image_id": "7"`), counted."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and \
+            int(value) in known:
+        problems.note(f"{key}s written as strings read as integers", f"{where} {value!r}")
+        return int(value)
+    return value
+
+
+def _segmentation_bbox(segmentation: Any) -> list[float] | None:
+    """`[x, y, width, height]` around a COCO segmentation: polygons (lists of x, y
+    pairs in pixels) or run-length encoding (`{"size": [h, w], "counts": ...}`, read by
+    pycocotools); None for anything else or an empty one."""
+    if isinstance(segmentation, list) and segmentation and all(
+            isinstance(polygon, list) and len(polygon) >= 6 and len(polygon) % 2 == 0
+            and all(_is_number(value) for value in polygon) for polygon in segmentation):
+        points = np.concatenate([np.asarray(polygon, np.float64).reshape(-1, 2)
+                                 for polygon in segmentation])
+        low, high = points.min(axis=0), points.max(axis=0)
+        return [float(low[0]), float(low[1]), float(high[0] - low[0]), float(high[1] - low[1])]
+    if isinstance(segmentation, dict) and isinstance(segmentation.get("size"), list) and \
+            isinstance(segmentation.get("counts"), (str, list)):
+        from pycocotools import mask as coco_mask
+
+        try:
+            height, width = (int(v) for v in segmentation["size"])
+            rle = coco_mask.frPyObjects(segmentation, height, width) \
+                if isinstance(segmentation["counts"], list) else segmentation
+            box = [float(v) for v in coco_mask.toBbox(rle)]
+        except (TypeError, ValueError, OverflowError):
+            return None
+        return box if box[2] > 0 and box[3] > 0 else None
+    return None
 
 
 def _image_path(images_dir: str, file_name: str, where: str, problems: Problems) -> str:

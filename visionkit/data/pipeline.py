@@ -156,6 +156,10 @@ class Data:
     ram_budget_mb: int | None = None
     test_examples: tf.data.Dataset | None = None
     test_size: int = 0
+    # The box-drop counters of this data set's augmentation: every pipeline built from
+    # it adds to them, so a drop is said once (visionkit.data.box_drops.counter_for).
+    _box_drop_counters: dict = dataclasses.field(default_factory=dict, init=False,
+                                                 repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "task", get_task(self.task))
@@ -408,9 +412,27 @@ class Data:
             options.autotune.ram_budget = int(self.ram_budget_mb) * 2**20
         return options
 
+    def dropped_box_counts(self) -> dict[str, int]:
+        """`{"boxes": ..., "dropped": ...}`: the boxes the augmentation of this data
+        set's training pipelines has taken in so far (each counted once, however many
+        stages look at it) and how many it dropped (moved out of the image, or under
+        one pixel inside). Pipelines augment ahead of what is read (prefetch), so the
+        counts may run ahead of the batches consumed. See `visionkit.data.box_drops`.
+
+        Example:
+
+        >>> import visionkit as vk
+        >>> vk.data.digits(image_size=(8, 8), batch_size=4).dropped_box_counts()
+        {'boxes': 0, 'dropped': 0}
+        """
+        counters = list(self._box_drop_counters.values())
+        return {"boxes": sum(c.boxes for c in counters if not c.follow_up),
+                "dropped": sum(c.dropped for c in counters)}
+
     def augmentation_plan(self) -> AugmentationPlan:
         """The augmentation stages of the train split (see `visionkit.data.augment`)."""
-        return plan_augmentation(self.augment, task=self.task, seed=self.seed)
+        return plan_augmentation(self.augment, task=self.task, seed=self.seed,
+                                 counters=self._box_drop_counters)
 
     # -- variants ------------------------------------------------------------------------
     def with_augmentation(self, augment: str | Sequence[Any] | Callable | None) -> Data:

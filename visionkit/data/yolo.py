@@ -66,7 +66,8 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     image's width and height; values further than 1% outside 0..1 are refused (pixel
     coordinates written by mistake), those just past the border clipped. A segment line
     (`class_id x1 y1 x2 y2 ...`, a polygon) becomes the polygon's bounding box, counted
-    in a warning. Numbers may be written in
+    in a warning. A line repeating an earlier line of its file (class and numbers) is one
+    object labelled twice: left out, counted in a warning. Numbers may be written in
     any float notation (`0.5`, `.5`, `5e-1`), class ids also as `2.0`. An image with an
     empty label file has no objects (background); so does one without a label file,
     counted in a warning; when no image has a label file, that is an error.
@@ -349,6 +350,7 @@ def _read_labels(file: str, num_classes: int, on_bad_annotation: str,
     if not os.path.isfile(file):
         return np.zeros((0, 4), np.float32), np.zeros((0,), np.int32)
     boxes, labels = [], []
+    seen: dict[tuple, int] = {}
     for number, line in enumerate(_text_lines(file, "a YOLO label file"), start=1):
         fields = line.split()
         if not fields:
@@ -384,6 +386,16 @@ def _read_labels(file: str, num_classes: int, on_bad_annotation: str,
                           where, f"{where}: unknown class id {class_id}; the names list "
                           f"{num_classes} classes (0..{num_classes - 1}).")
             continue
+        # A line repeating an earlier one (class and every number) is one object labelled
+        # twice (ultralytics removes them too, yolov5#10149). Lines are compared as
+        # written, not as boxes: two polygons with one bounding box are two objects
+        # (ultralytics#14858).
+        key = (class_id, tuple(values))
+        if key in seen:
+            problems.note("duplicate label lines (the same class and numbers as an earlier "
+                          "line of the file) left out", f"{where} = line {seen[key]}")
+            continue
+        seen[key] = number
         if polygon:
             points = np.asarray(values, np.float32).reshape(-1, 2)
             box = np.concatenate([points.min(axis=0), points.max(axis=0)])
