@@ -635,7 +635,8 @@ class _SelectiveQuantization:
 
 # A tensor whose int8 scale is at least 2**SHARED_SCALE_BITS times coarser than its own
 # calibrated range needs had its scale imposed by an op that shares one scale among its
-# inputs (a concatenation: YOLOv8's head joins box distances and class logits).
+# inputs (a concatenation of tensors with different ranges; keras-cv's YOLOv8 head joins
+# box logits and class scores, which the portable graph keeps apart: `head_predictions`).
 SHARED_SCALE_BITS = 2
 
 

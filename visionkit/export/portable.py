@@ -18,7 +18,11 @@ images of that size:
   TensorFlow select ops that the LiteRT interpreter package cannot run (measured: a
   64-px YOLOv8 with keras-cv's NMS converts only with SELECT_TF_OPS, in 102 s, and
   `ai_edge_litert` then fails on `FlexBitwiseAnd`). Per-class NMS (RetinaNet) uses the
-  class-offset form of the same op. Detectors take one image per call (`B` = 1).
+  class-offset form of the same op. Detectors take one image per call (`B` = 1). A
+  YOLOv8's raw predictions are taken from its head's per-level box and class tensors,
+  joined boxes with boxes and scores with scores (`visionkit.models.detection.
+  head_predictions`): keras-cv joins them in one tensor first, whose single int8 scale
+  collapses the 0..1 scores. The values are the model's own outputs.
 
 Resizing is not inside these graphs: the default `Preprocessing` resizes with
 antialiasing (`ScaleAndTranslate`), which neither LiteRT's builtins nor tf2onnx express,
@@ -33,7 +37,7 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from visionkit.models.detection import decode
+from visionkit.models.detection import decode, head_predictions, is_detector
 from visionkit.vocabulary import Task
 
 __all__ = ["portable_function", "portable_detections", "batch_size_for", "INPUT_NAME"]
@@ -64,9 +68,14 @@ def portable_function(model: keras.Model, task: Task, image_size: Sequence[int])
     height, width = (int(side) for side in image_size)
     spec = tf.TensorSpec([batch_size_for(task), height, width, 3], tf.uint8, name=INPUT_NAME)
 
+    # A detector's raw predictions come with box logits and class scores in separate
+    # tensors (`head_predictions`: in int8 a shared concatenation collapses the scores).
+    forward = head_predictions(model) if is_detector(model) else (
+        lambda pixels: model(pixels, training=False))
+
     def serve(images):
         pixels = tf.cast(images, tf.float32)
-        outputs = model(pixels, training=False)
+        outputs = forward(pixels)
         outputs = tf.nest.map_structure(
             lambda t: tf.cast(t, tf.float32) if t.dtype.is_floating else t, outputs)
         return task.portable_outputs(model, outputs, (height, width))
