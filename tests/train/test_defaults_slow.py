@@ -33,7 +33,7 @@ def _shapes(task, n):
         "one thread at load 3-4); stem='deep' at the defaults (light augmentation): "
         "0.888 (training 0.214, 0.242, 0.308, 0.367, 0.448, 0.621, 0.746, 0.827, 0.911, "
         "0.919, validation 0.200, 0.246, 0.200, 0.376, 0.488, 0.600, 0.646, 0.568, 0.710, "
-        "0.888; 64-144 s an epoch at load 2-4, against 75-187 for the 7x7 stem); Lamb (keras.optimizers.Lamb, You et al. 2019) at 1e-2 with the default "
+        "0.888; 64-144 s an epoch at load 2-4; 7x7-stem runs here 75-123 s); Lamb (keras.optimizers.Lamb, You et al. 2019) at 1e-2 with the default "
         "warmup and cosine: training 0.200, 0.200 (one class), validation loss 307, 208, "
         "stopped after 2 epochs; Adam 1e-2: training 0.195, 0.208, 0.215 (validation "
         "0.200, 0.200, 0.210), slower than 3e-3, stopped after 3. Earlier: its last stage "
