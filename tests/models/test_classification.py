@@ -80,6 +80,29 @@ def test_resnet_stem_pool_sets_the_last_map(side, stem_pool, p5_side):
     assert any(layer.name == "pool1_pool" for layer in model.layers) == stem_pool
 
 
+def test_resnet_deep_stem_is_three_3x3_convolutions():
+    """ResNet-C (He et al. 2019, "Bag of Tricks", section 4.1): conv1's 7x7 stride-2
+    convolution becomes 3x3 stride 2 (32 filters), 3x3 (32), 3x3 (64), times the width;
+    P1 and everything after it keep their shapes.
+
+    Hand-counted at width 1/8 (8 stem filters): the standard conv1 has 7*7*3*8 + 8 =
+    1,184 weights and an 8-channel batch norm (32): 1,216; the deep one 3*3*3*4 + 4 =
+    112, 3*3*4*4 + 4 = 148 and 3*3*4*8 + 8 = 296, batch norms of 4, 4, 8 channels (16,
+    16, 32): 620, so 596 fewer (at width 1, 19,424 more)."""
+    options = {"width_multiplier": 0.125}
+    standard = vk.models.build("resnet18", TINY_SHAPE, NUM_CLASSES, **options)
+    deep = vk.models.build("resnet18", TINY_SHAPE, NUM_CLASSES, stem="deep", **options)
+    assert standard.count_params() - deep.count_params() == 596
+    kernels = [(deep.get_layer(name).kernel_size, deep.get_layer(name).strides,
+                deep.get_layer(name).filters) for name in ("conv1_1_conv", "conv1_2_conv",
+                                                            "conv1_conv")]
+    assert kernels == [((3, 3), (2, 2), 4), ((3, 3), (1, 1), 4), ((3, 3), (1, 1), 8)]
+    for name in ("conv1_relu", "avg_pool"):
+        assert deep.get_layer(name).output.shape == standard.get_layer(name).output.shape
+    with pytest.raises(ValueError, match="stem='wide'"):
+        vk.models.build("resnet18", TINY_SHAPE, NUM_CLASSES, stem="wide", **options)
+
+
 @pytest.mark.parametrize("options", [{"zero_init_residual": True}, {}], ids=["zero", "default"])
 def test_resnet_zero_init_residual_starts_every_block_as_its_shortcut(options):
     """Goyal et al. (2017), section 5.1: with the branch's last batch-norm gamma at 0 an

@@ -3,6 +3,9 @@
 References:
     - [Deep Residual Learning for Image Recognition](https://arxiv.org/abs/1512.03385)
       (He et al., CVPR 2016; arXiv 2015)
+    - [Bag of Tricks for Image Classification with Convolutional Neural Networks](
+      https://arxiv.org/abs/1812.01187) (He et al., CVPR 2019), section 4.1: ResNet-C's
+      deep stem (`stem="deep"`)
     - [Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour](
       https://arxiv.org/abs/1706.02677) (Goyal et al. 2017), section 5.1: the last batch
       norm of each residual branch starts with gamma = 0 (`zero_init_residual`)
@@ -25,7 +28,7 @@ from visionkit.models.backbones.residual_options import (
 )
 from visionkit.models.common import rescale
 
-__all__ = ["RESNET_BLOCKS", "residual_stages", "resnet_features"]
+__all__ = ["RESNET_BLOCKS", "STEMS", "residual_stages", "resnet_features"]
 
 # Table 1 of the paper: residual blocks per stage (conv2_x .. conv5_x) and block type.
 RESNET_BLOCKS = {
@@ -34,6 +37,7 @@ RESNET_BLOCKS = {
     50: ("bottleneck", (3, 4, 6, 3)),
 }
 _STEM_FILTERS = 64
+STEMS = ("standard", "deep")
 _BOTTLENECK_EXPANSION = 4
 
 
@@ -78,10 +82,22 @@ def _bottleneck_block(x: keras.KerasTensor, filters: int, strides: int, name: st
     return keras.layers.ReLU(name=f"{name}_out")(y)
 
 
+def _stem(x: keras.KerasTensor, filters: int, stem: str) -> keras.KerasTensor:
+    """conv1: one 7x7 stride-2 convolution ("standard"), or three 3x3 ("deep", ResNet-C)."""
+    if stem == "standard":
+        return conv_bn_relu(x, filters, 7, strides=2, use_bias=True, name="conv1")
+    if stem != "deep":
+        raise ValueError(f"Expected stem to be one of {STEMS}; received stem={stem!r}.")
+    half = max(1, filters // 2)
+    x = conv_bn_relu(x, half, 3, strides=2, use_bias=True, name="conv1_1")
+    x = conv_bn_relu(x, half, 3, use_bias=True, name="conv1_2")
+    return conv_bn_relu(x, filters, 3, use_bias=True, name="conv1")
+
+
 def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: float = 1.0,
                     attention: str | None = None, stochastic_depth: float = 0.0,
-                    stem_pool: bool = True, zero_init_residual: bool = False
-                    ) -> dict[str, keras.KerasTensor]:
+                    stem_pool: bool = True, zero_init_residual: bool = False,
+                    stem: str = "standard") -> dict[str, keras.KerasTensor]:
     """Wires a ResNet trunk onto `inputs` (raw 0..255 pixels).
 
     Used by both `build_backbone("resnet50", ...)` and the `resnet50` classifier. Layer
@@ -110,14 +126,22 @@ def resnet_features(inputs: keras.KerasTensor, depth: int, width_multiplier: flo
             shallow one (Goyal et al. 2017, section 5.1; torchvision's
             `zero_init_residual`, timm's `zero_init_last`). False keeps the paper's
             gamma = 1. Defaults to False.
+        stem: conv1 as "standard" (the paper's one 7x7 stride-2 convolution) or "deep"
+            (ResNet-C of He et al. 2019, "Bag of Tricks for Image Classification with
+            Convolutional Neural Networks", section 4.1: three 3x3 convolutions of
+            32, 32 and 64 filters times `width_multiplier`, the first with stride 2;
+            timm's `stem_type="deep"`). P1 has the same shape either way. Defaults to
+            "standard".
 
     Returns:
         A dict `{"P1": conv1 output [B, H/2, W/2, 64w], "P2": conv2_x output
         [B, H/4, W/4, 64w or 256w], ..., "P5": conv5_x output [B, H/32, W/32, ...]}`.
+
+    Raises:
+        ValueError: for a stem not in `STEMS`, and as `residual_stages`.
     """
     x = rescale(inputs)
-    x = conv_bn_relu(x, scaled_width(_STEM_FILTERS, width_multiplier), 7, strides=2,
-                     use_bias=True, name="conv1")
+    x = _stem(x, scaled_width(_STEM_FILTERS, width_multiplier), stem)
     features = {"P1": x}
     if stem_pool:
         x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
