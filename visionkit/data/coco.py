@@ -141,6 +141,7 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
     spec = _read_json(path)
     class_of, names = _categories(spec["categories"], path)
     entries: dict[int, dict[str, Any]] = {}
+    by_file: dict[str, dict[str, Any]] = {}
     for position, image in enumerate(spec["images"]):
         where = f"{path} images[{position}]"
         if not isinstance(image, dict) or not _is_int(image.get("id")) \
@@ -161,10 +162,25 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
                                          "numbers", expected=_EXPECTED)
         if image["id"] in entries:
             raise DataError(f"{where}: image id {image['id']} appears twice.")
-        entries[image["id"]] = {
-            "path": _image_path(images_dir, file_name,
-                                f"{where} (id {image['id']}) file_name", problems),
-            "size": size, "boxes": [], "labels": [], "file": file_name}
+        file = _image_path(images_dir, file_name, f"{where} (id {image['id']}) file_name",
+                           problems)
+        first = by_file.get(file)
+        if first is not None:
+            # One picture under two ids (merged exports, an image added twice): the
+            # annotations of both ids are its objects; two copies would each teach the
+            # other's objects as background.
+            if first["size"] is not None and size is not None and first["size"] != size:
+                raise DataError(f"{where}: {file_name!r} (id {image['id']}) is listed again "
+                                f"with size {size} (height, width); its entry id "
+                                f"{first['id']} declares {first['size']}.")
+            problems.note("images listed twice under different ids (one file) read as one "
+                          "image with the annotations of both",
+                          f"{file_name!r} ids {first['id']} and {image['id']}")
+            entries[image["id"]] = first
+            continue
+        entries[image["id"]] = by_file[file] = {
+            "path": file, "size": size, "boxes": [], "labels": [], "file": file_name,
+            "id": image["id"]}
     for position, annotation in enumerate(spec["annotations"]):
         if not isinstance(annotation, dict):
             raise BadFileError(path, f"annotations[{position}] is {_short(annotation)}, not an "
@@ -215,7 +231,7 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
     images = [AnnotatedImage(path=e["path"], boxes=np.asarray(e["boxes"], np.float32),
                              labels=np.asarray(e["labels"], np.int32), size=e["size"],
                              source=f"{path} image {e['file']!r}", split=split)
-              for e in entries.values()]
+              for e in {id(e): e for e in entries.values()}.values()]
     return names, images
 
 

@@ -1,0 +1,72 @@
+"""COCO and YOLO files as other tools write them, read as those tools mean them.
+
+Each case is a tiny file built by hand; the expected boxes are computed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import visionkit as vk
+from visionkit.errors import DataError
+
+HEIGHT, WIDTH = 40, 60
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).save(root / name)
+    return root
+
+
+def _coco(root, images_list, annotations, tmp_path, **kwargs):
+    spec = {"images": images_list, "annotations": annotations,
+            "categories": [{"id": 1, "name": "cat"}]}
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(spec))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = vk.data.coco(path, root, image_size=(HEIGHT, WIDTH), validation_split=0,
+                            **kwargs)
+        examples = []
+        for example in data.train_examples:  # padding rows (label -1) left out
+            labels = example["bounding_boxes"]["labels"].numpy()
+            boxes = example["bounding_boxes"]["boxes"].numpy()[labels >= 0]
+            examples.append((sorted(map(tuple, boxes.tolist())), labels[labels >= 0].tolist()))
+    return examples, [str(w.message) for w in caught]
+
+
+def _image(id_, name="a.png", **extra):
+    return {"id": id_, "file_name": name, "width": WIDTH, "height": HEIGHT, **extra}
+
+
+def _box(id_, image_id, bbox):
+    return {"id": id_, "image_id": image_id, "category_id": 1, "bbox": bbox}
+
+
+def test_coco_one_file_under_two_image_ids_is_one_image_with_both_ids_objects(images,
+                                                                              tmp_path):
+    # Merged exports list one picture twice; two copies would each teach the other's
+    # object as background.
+    examples, said = _coco(images, [_image(1), _image(2), _image(3, "b.png")],
+                           [_box(1, 1, [0, 0, 10, 10]), _box(2, 2, [20, 10, 30, 20]),
+                            _box(3, 3, [1, 1, 5, 5])], tmp_path)
+    assert len(examples) == 2
+    boxes = sorted(boxes for boxes, _ in examples)
+    assert [(0.0, 0.0, 10.0, 10.0), (20.0, 10.0, 50.0, 30.0)] in boxes
+    assert [(1.0, 1.0, 6.0, 6.0)] in boxes
+    assert any("1 images listed twice under different ids" in s and "ids 1 and 2" in s
+               for s in said)
+
+
+def test_coco_one_file_under_two_ids_with_different_sizes_is_an_error(images, tmp_path):
+    other = dict(_image(2), width=WIDTH * 2)
+    with pytest.raises(DataError, match=r"'a.png' \(id 2\) is listed again with size"):
+        _coco(images, [_image(1), other], [_box(1, 1, [0, 0, 10, 10])], tmp_path)
