@@ -70,3 +70,31 @@ def test_coco_one_file_under_two_ids_with_different_sizes_is_an_error(images, tm
     other = dict(_image(2), width=WIDTH * 2)
     with pytest.raises(DataError, match=r"'a.png' \(id 2\) is listed again with size"):
         _coco(images, [_image(1), other], [_box(1, 1, [0, 0, 10, 10])], tmp_path)
+
+
+def test_coco_ids_written_as_whole_floats_are_read_as_integers(images, tmp_path):
+    # pandas' to_json writes an integer column with a gap as floats: "id": 1.0.
+    spec_images = [{**_image(1.0)}, _image(2, "b.png")]
+    annotations = [{"id": 1, "image_id": 1.0, "category_id": 1.0, "bbox": [0, 0, 10, 10]},
+                   {"id": 2, "image_id": 2, "category_id": 1, "bbox": [5, 5, 10, 10]}]
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps({"images": spec_images, "annotations": annotations,
+                                "categories": [{"id": 1.0, "name": "cat"}]}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = vk.data.coco(path, images, image_size=(HEIGHT, WIDTH), validation_split=0)
+    said = " ".join(str(w.message) for w in caught)
+    assert data.class_names == ("cat",)
+    boxes = sorted(tuple(e["bounding_boxes"]["boxes"].numpy()[0].tolist())
+                   for e in data.train_examples)
+    assert boxes == [(0.0, 0.0, 10.0, 10.0), (5.0, 5.0, 15.0, 15.0)]
+    for text in ("1 image ids written as floats", "1 category ids written as floats",
+                 "1 image_ids written as floats", "1 category_ids written as floats"):
+        assert text in said
+
+
+def test_coco_ids_that_are_not_whole_numbers_are_refused_naming_them(images, tmp_path):
+    with pytest.raises(Exception, match=r"images\[0\] = \{'id': 1.5"):
+        _coco(images, [_image(1.5)], [], tmp_path)
+    with pytest.raises(DataError, match=r"unknown image_id 1.5"):
+        _coco(images, [_image(1)], [_box(1, 1.5, [0, 0, 5, 5])], tmp_path)

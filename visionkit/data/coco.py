@@ -139,11 +139,16 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
                ) -> tuple[list[str], list[AnnotatedImage]]:
     """The class names and annotated images of one COCO JSON file."""
     spec = _read_json(path)
-    class_of, names = _categories(spec["categories"], path)
+    categories = [_entry_id(category, "category", f"{path} categories[{position}]", problems)
+                  if isinstance(category, dict) else category
+                  for position, category in enumerate(spec["categories"])]
+    class_of, names = _categories(categories, path)
     entries: dict[int, dict[str, Any]] = {}
     by_file: dict[str, dict[str, Any]] = {}
     for position, image in enumerate(spec["images"]):
         where = f"{path} images[{position}]"
+        if isinstance(image, dict):
+            image = _entry_id(image, "image", where, problems)
         if not isinstance(image, dict) or not _is_int(image.get("id")) \
                 or not isinstance(image.get("file_name"), str) or not image["file_name"]:
             raise BadFileError(path, f"images[{position}] = {_short(image)} lacks an integer "
@@ -236,13 +241,37 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
 
 
 def _as_id(value: Any, known: dict, key: str, where: str, problems: Problems) -> Any:
-    """`value`, or the integer a digit string stands for when that is a known id (VGG
-    Image Annotator and spreadsheet exports write `"image_id": "7"`), counted."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and \
-            int(value) in known:
-        problems.note(f"{key}s written as strings read as integers", f"{where} {value!r}")
-        return int(value)
+    """`value`, or the integer a digit string or a whole float stands for when that is a
+    known id (VGG Image Annotator and spreadsheet exports write `"image_id": "7"`,
+    pandas' `to_json` writes `7.0` for a column that had a gap), counted."""
+    number = _integral(value)
+    if number is not None and not _is_int(value) and number in known:
+        kind = "strings" if isinstance(value, str) else "floats"
+        problems.note(f"{key}s written as {kind} read as integers", f"{where} {value!r}")
+        return number
     return value
+
+
+def _entry_id(entry: dict, key: str, where: str, problems: Problems) -> dict:
+    """`entry` with its `id` an integer: a whole float (`1.0`) is read as one, counted;
+    other ids are left for the caller to refuse."""
+    value = entry.get("id")
+    number = _integral(value)
+    if number is None or _is_int(value) or isinstance(value, str):
+        return entry
+    problems.note(f"{key} ids written as floats read as integers", f"{where} {value!r}")
+    return {**entry, "id": number}
+
+
+def _integral(value: Any) -> int | None:
+    """The integer `value` stands for (an int, a whole finite float, a digit string)."""
+    if _is_int(value):
+        return value
+    if isinstance(value, float) and np.isfinite(value) and value == int(value):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
 
 
 def _segmentation_bbox(segmentation: Any) -> list[float] | None:
