@@ -98,3 +98,25 @@ def test_coco_ids_that_are_not_whole_numbers_are_refused_naming_them(images, tmp
         _coco(images, [_image(1.5)], [], tmp_path)
     with pytest.raises(DataError, match=r"unknown image_id 1.5"):
         _coco(images, [_image(1)], [_box(1, 1.5, [0, 0, 5, 5])], tmp_path)
+
+
+def _yolo_root(tmp_path, label):
+    for sub in ("images", "labels"):
+        (tmp_path / sub).mkdir()
+    Image.fromarray(np.zeros((HEIGHT, WIDTH, 3), np.uint8)).save(tmp_path / "images" / "a.png")
+    (tmp_path / "labels" / "a.txt").write_bytes(label)
+    return tmp_path
+
+
+def test_yolo_predictions_saved_with_their_confidence_are_refused_saying_so(tmp_path):
+    root = _yolo_root(tmp_path, b"0 0.5 0.5 0.5 0.5 0.87\r\n")
+    with pytest.raises(DataError, match=r"a.txt line 1: .*'0 0.5 0.5 0.5 0.5 0.87'.*"
+                                        r"prediction saved with its confidence"):
+        vk.data.yolo(root, image_size=(HEIGHT, WIDTH), names=["cat"], validation_split=0)
+
+
+def test_yolo_six_values_that_are_no_confidence_get_no_such_hint(tmp_path):
+    root = _yolo_root(tmp_path, b"0 0.5 0.5 0.5 0.5 3\n")
+    with pytest.raises(DataError, match=r"a.txt line 1") as caught:
+        vk.data.yolo(root, image_size=(HEIGHT, WIDTH), names=["cat"], validation_split=0)
+    assert "confidence" not in str(caught.value)

@@ -367,10 +367,15 @@ def _read_labels(file: str, num_classes: int, on_bad_annotation: str,
             continue
         polygon = len(values) >= 6 and len(values) % 2 == 0
         if len(values) != 4 and not polygon:
+            # `yolo predict --save-txt --save-conf` writes a 6th column, the confidence.
+            cause = (" Six columns with a last value in 0..1 are a prediction saved with "
+                     "its confidence (yolo predict --save-conf), not a label: drop the last "
+                     "column, and keep only boxes you checked." if len(values) == 5 and
+                     0 <= values[-1] <= 1 else "")
             raise_or_note(on_bad_annotation, problems, "malformed label lines", where,
                           f"{where}: expected 'class_id cx cy width height' (5 numbers) or "
                           f"a segment 'class_id x1 y1 x2 y2 ...'; received "
-                          f"{line.strip()!r}.")
+                          f"{line.strip()!r}.{cause}")
             continue
         outside = [v for v in values if not -_RANGE_TOLERANCE <= v <= 1 + _RANGE_TOLERANCE]
         if outside:
