@@ -120,3 +120,12 @@ def test_yolo_six_values_that_are_no_confidence_get_no_such_hint(tmp_path):
     with pytest.raises(DataError, match=r"a.txt line 1") as caught:
         vk.data.yolo(root, image_size=(HEIGHT, WIDTH), names=["cat"], validation_split=0)
     assert "confidence" not in str(caught.value)
+
+
+def test_coco_annotation_without_bbox_and_an_unreadable_segmentation_names_both(images,
+                                                                                  tmp_path):
+    # A converter writing one polygon flat ([x1, y1, ...], not [[x1, y1, ...]]).
+    flat = {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [6, 4, 36, 4, 36, 24]}
+    with pytest.raises(DataError, match=r"annotation 1: .*received no bbox, and its "
+                                        r"segmentation \[6, 4, 36, 4, 36, 24\] is neither"):
+        _coco(images, [_image(1)], [flat], tmp_path)

@@ -225,9 +225,14 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
         values = [float(value) for value in bbox] if isinstance(bbox, (list, tuple)) \
             and len(bbox) == 4 and all(_is_number(value) for value in bbox) else None
         if values is None:
+            said = f"received {_short(bbox)}" if bbox is not None else (
+                "received no bbox, and its segmentation "
+                f"{_short(annotation.get('segmentation'))} is neither a list of polygons "
+                "([[x1, y1, x2, y2, ...], ...] pixels) nor run-length encoding ({size, "
+                "counts}) with an area")
             raise_or_note(on_bad_annotation, problems, "annotations without a bbox of 4 "
                           "numbers", where, f"{where}: expected bbox as [x, y, width, "
-                          f"height] numbers; received {_short(bbox)}.")
+                          f"height] numbers; {said}.")
             continue
         # Zero-area boxes are refused (or skipped) with the other degenerate boxes.
         entries[image_id]["boxes"].append(xywh_to_xyxy(np.asarray(values, np.float32))[0])
