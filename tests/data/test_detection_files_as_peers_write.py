@@ -129,3 +129,33 @@ def test_coco_annotation_without_bbox_and_an_unreadable_segmentation_names_both(
     with pytest.raises(DataError, match=r"annotation 1: .*received no bbox, and its "
                                         r"segmentation \[6, 4, 36, 4, 36, 24\] is neither"):
         _coco(images, [_image(1)], [flat], tmp_path)
+
+
+def test_coco_one_name_for_two_used_categories_is_refused_naming_them(images, tmp_path):
+    # Two merged exports, each numbering "cat" its own way.
+    spec = {"images": [_image(1)], "categories": [{"id": 1, "name": "cat"},
+                                                  {"id": 2, "name": "cat"}],
+            "annotations": [_box(1, 1, [0, 0, 10, 10]),
+                            {**_box(2, 1, [20, 10, 10, 10]), "category_id": 2}]}
+    path = tmp_path / "merged.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(DataError, match=r"class name 'cat' is given to categories \(class "
+                                        r"ids\) \[0, 1\]"):
+        vk.data.coco(path, images, image_size=(HEIGHT, WIDTH), validation_split=0)
+    # Roboflow's unused category 0 may carry a class's name: said, not refused.
+    spec["categories"][1]["id"] = 0
+    spec["annotations"][1]["category_id"] = 1
+    path.write_text(json.dumps(spec))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = vk.data.coco(path, images, image_size=(HEIGHT, WIDTH), validation_split=0)
+    assert data.class_names == ("cat", "cat")
+    assert any("1 class names given to more than one class id" in str(w.message)
+               for w in caught)
+
+
+def test_yolo_names_repeating_a_used_class_are_refused_naming_it(tmp_path):
+    root = _yolo_root(tmp_path, b"0 0.5 0.5 0.5 0.5\n1 0.2 0.2 0.1 0.1\n")
+    with pytest.raises(DataError, match=r"class name 'cat' is given to class ids \[0, 1\]"):
+        vk.data.yolo(root, image_size=(HEIGHT, WIDTH), names=["cat", "cat"],
+                     validation_split=0)

@@ -11,6 +11,7 @@ import numpy as np
 from visionkit.data.annotation_checks import (
     Problems,
     check_on_bad_annotation,
+    check_repeated_names,
     parse_number,
     raise_or_note,
 )
@@ -127,6 +128,9 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
         names = file_names
         images += file_images
     _note_unused_categories(names, images, problems)
+    check_repeated_names(names, np.concatenate(
+        [np.asarray(image.labels).reshape(-1) for image in images] or [np.zeros(0)]),
+        path, problems, what="categories (class ids)")
     return build_detection_data(images, names, path, image_size, validation_split,
                                 batch_size, augment, seed, max_boxes, cache,
                                 max_image_pixels=max_image_pixels,

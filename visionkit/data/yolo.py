@@ -10,6 +10,7 @@ import numpy as np
 from visionkit.data.annotation_checks import (
     Problems,
     check_on_bad_annotation,
+    check_repeated_names,
     parse_class_id,
     parse_number,
     raise_or_note,
@@ -149,6 +150,8 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     if not images:
         raise DataError(f"No images found for the YOLO data set {root!r}.")
     _check_label_files(images, unlabelled, root, problems)
+    check_repeated_names(class_names, np.concatenate(
+        [image.labels.reshape(-1) for image in images]), root, problems)
     return build_detection_data(images, class_names, root, image_size, validation_split,
                                 batch_size, augment, seed, max_boxes, cache,
                                 max_image_pixels=max_image_pixels,
