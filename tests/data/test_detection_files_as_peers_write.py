@@ -159,3 +159,13 @@ def test_yolo_names_repeating_a_used_class_are_refused_naming_it(tmp_path):
     with pytest.raises(DataError, match=r"class name 'cat' is given to class ids \[0, 1\]"):
         vk.data.yolo(root, image_size=(HEIGHT, WIDTH), names=["cat", "cat"],
                      validation_split=0)
+
+
+def test_coco_an_object_annotated_twice_in_one_image_is_one_box(images, tmp_path):
+    # Two merged copies of one export: the same file under two ids, each annotated.
+    examples, said = _coco(images, [_image(1), _image(2)],
+                           [_box(1, 1, [0, 0, 10, 10]), _box(2, 2, [0, 0, 10, 10]),
+                            _box(3, 2, [0, 0, 10, 12])], tmp_path)
+    assert examples == [([(0.0, 0.0, 10.0, 10.0), (0.0, 0.0, 10.0, 12.0)], [0, 0])]
+    assert any("1 annotations repeating the class and bbox" in s and "annotation 2 = "
+               "annotation 1" in s for s in said)

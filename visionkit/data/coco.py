@@ -50,7 +50,11 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
     `categories` (`id`, `name`). An annotation without a `bbox` (segmentation-only
     exports) gets the bounding box of its `segmentation` (polygons, or run-length
     encoding read by pycocotools), and ids written as digit strings (`"image_id": "7"`)
-    are read as integers; both counted in a warning. Category ids map to class ids 0..K-1 in ascending id
+    are read as integers, as are whole floats (`"id": 1.0`); all counted in a warning.
+    One file listed under two image ids is one image with the annotations of both, and an
+    annotation repeating the class and bbox of an earlier one of its image is left out
+    (both counted); one class name given to two categories that both have annotations
+    is an error. Category ids map to class ids 0..K-1 in ascending id
     order; `class_names` follow that order (a category no annotation uses stays a class,
     counted in a warning). Boxes become xyxy pixels of the resized image.
 
@@ -238,6 +242,16 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
                           "numbers", where, f"{where}: expected bbox as [x, y, width, "
                           f"height] numbers; {said}.")
             continue
+        # The same class and box twice in one image is one object labelled twice
+        # (merged exports, an image listed under two ids with its annotations copied):
+        # left out and counted, as the YOLO reader does with repeated lines.
+        key = (class_of[category], tuple(values))
+        first = entries[image_id].setdefault("seen", {}).get(key)
+        if first is not None:
+            problems.note("annotations repeating the class and bbox of an earlier one of "
+                          "their image left out", f"{where} = annotation {_short(first)}")
+            continue
+        entries[image_id]["seen"][key] = annotation.get("id", position)
         # Zero-area boxes are refused (or skipped) with the other degenerate boxes.
         entries[image_id]["boxes"].append(xywh_to_xyxy(np.asarray(values, np.float32))[0])
         entries[image_id]["labels"].append(class_of[category])
