@@ -169,3 +169,17 @@ def test_coco_an_object_annotated_twice_in_one_image_is_one_box(images, tmp_path
     assert examples == [([(0.0, 0.0, 10.0, 10.0), (0.0, 0.0, 10.0, 12.0)], [0, 0])]
     assert any("1 annotations repeating the class and bbox" in s and "annotation 2 = "
                "annotation 1" in s for s in said)
+
+
+def test_yolo_yaml_with_nc_and_no_names_names_classes_as_ultralytics_does(tmp_path):
+    root = _yolo_root(tmp_path, b"1 0.5 0.5 0.5 0.5\n")
+    (root / "data.yaml").write_text("train: images\nnc: 3\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = vk.data.yolo(root, image_size=(HEIGHT, WIDTH))
+    assert data.class_names == ("class_0", "class_1", "class_2")
+    assert any("classes named class_0..class_{nc-1}" in str(w.message) and "nc: 3" in
+               str(w.message) for w in caught)
+    # A names file next to the YAML still names them.
+    (root / "classes.txt").write_text("cat\ndog\nbird\n")
+    assert vk.data.yolo(root, image_size=(HEIGHT, WIDTH)).class_names == ("cat", "dog", "bird")
