@@ -102,8 +102,6 @@ def test_a_transform_removed_in_albumentations_2_says_what_to_write_instead(name
 @pytest.mark.parametrize("entry, instead", [
     ({"__class_fullname__": "ElasticTransform", "alpha": 1, "sigma": 50, "alpha_affine": 50,
       "p": 0.5}, r"alpha_affine.*A\.Affine"),
-    ({"__class_fullname__": "RandomGamma", "gamma_limit": [80, 120], "eps": None, "p": 0.5},
-     r"eps.*remove it"),
     ({"__class_fullname__": "GridDropout", "ratio": 0.5, "holes_number_x": 4,
       "holes_number_y": 4, "p": 0.5}, r"holes_number_x.*holes_number_xy")])
 def test_a_1x_argument_albumentations_2_dropped_says_what_to_write_instead(entry, instead):
@@ -228,3 +226,18 @@ def test_1x_solarize_threshold_inverts_the_pixels_1x_inverted(threshold):
     ramp = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
     reference = np.where(ramp >= 100, 255 - ramp, ramp)
     np.testing.assert_array_equal(compose(image=ramp)["image"], reference)
+
+
+@pytest.mark.parametrize("eps", [None, 1e-7])
+def test_1x_random_gamma_with_the_eps_to_dict_wrote_reads_and_applies_1xs_gamma(eps):
+    # 1.x's A.to_dict wrote eps (deprecated, unused on uint8 images) for every RandomGamma;
+    # albumentations 2 refuses it, so no saved 1.x recipe with a RandomGamma loaded.
+    section = _old({"__class_fullname__": "RandomGamma", "always_apply": False, "p": 1.0,
+                    "gamma_limit": [150, 150], "eps": eps})
+    compose, message = _read_warning_once(section)
+    assert f"RandomGamma eps={eps!r} dropped" in message
+    image = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    # 1.x's uint8 gamma: a lookup table (i / 255) ** gamma * 255, truncated.
+    table = ((np.arange(0, 256.0 / 255, 1.0 / 255) ** 1.5) * 255).astype(np.uint8)
+    np.testing.assert_allclose(compose(image=image)["image"].astype(int),
+                               table[image].astype(int), atol=1)

@@ -68,3 +68,13 @@ def test_retinanet_is_called_as_it_is_and_other_models_refused():
     with pytest.raises(TypeError, match="Expected a visionkit detector"):
         head_predictions(vk.models.build("simple_cnn", input_shape=(16, 16, 3),
                                          num_classes=2, filters=(4,)))
+
+
+@pytest.mark.parametrize("renamed", ["yolo_v8_head_3_box_3_conv", "yolo_v8_head_1_box_3_conv"])
+def test_a_yolo_v8_missing_one_levels_box_layer_is_refused_not_served_short(renamed):
+    # Renaming the last level's box layer used to end the level count at 2: the portable
+    # graph then served 40 of the 42 anchors, silently.
+    model = vk.models.build("yolov8", input_shape=SHAPE, num_classes=2)
+    model.get_layer(renamed).name = "renamed_box"
+    with pytest.raises(ValueError, match=rf"\['{renamed}'\] not found"):
+        head_predictions(model)

@@ -48,6 +48,8 @@ given alone) and the 2.x one installed (albumentations 2.0.8's parameter names):
   `cval_mask`, `mode` -> `fill`, `fill_mask`, `border_mode`; `Perspective`: `pad_val`,
   `mask_pad_val`, `pad_mode` -> the same; `ChannelDropout`, `GridDropout`: `fill_value`,
   `mask_fill_value` -> `fill`, `fill_mask`.
+- `RandomGamma`: `eps` (deprecated and unused in 1.x, which `A.to_dict` wrote as None)
+  is dropped.
 - `ImageCompression`: `compression_type` as 1.x's enum wrote it (0 or
   "ImageCompressionType.JPEG", 1 or "...WEBP") -> "jpeg", "webp".
 
@@ -144,7 +146,6 @@ _REMOVED: dict[str, str] = {
 _REMOVED_ARGUMENTS: dict[tuple[str, str], str] = {
     ("ElasticTransform", "alpha_affine"): "remove alpha_affine (albumentations 2's "
         "ElasticTransform adds no random affine) and put an A.Affine before it for that",
-    ("RandomGamma", "eps"): "remove it (albumentations 2 has no eps)",
     ("GridDropout", "holes_number_x"): "holes_number_xy=(x, y) instead of holes_number_x, "
         "holes_number_y",
     ("GridDropout", "holes_number_y"): "holes_number_xy=(x, y) instead of holes_number_x, "
@@ -351,6 +352,20 @@ def _compression_type(name: str, node: dict, parameters: frozenset[str],
                        f"compression_type={node['compression_type']!r}")
 
 
+# (transform, 1.x argument): arguments 1.x's `A.to_dict` wrote for every instance that
+# 1.x itself no longer used, dropped when albumentations 2 does not take them. RandomGamma's
+# `eps` ("Deprecated" in 1.x's docstring, written as None) never entered its uint8 lookup
+# table, and visionkit feeds albumentations uint8 images.
+_UNUSED_1X: tuple[tuple[str, str], ...] = (("RandomGamma", "eps"),)
+
+
+def _unused_1x(name: str, node: dict, parameters: frozenset[str], changes: list[str]) -> None:
+    for transform, argument in _UNUSED_1X:
+        if name == transform and argument in node and argument not in parameters:
+            changes.append(f"{name} {argument}={node.pop(argument)!r} dropped (1.x did not "
+                           "use it on uint8 images)")
+
+
 _RULES: tuple[Callable[[str, dict, frozenset[str], list[str]], None], ...] = (
     _sized_crop, _bound_pairs, _renamed, _gauss_noise, _solarize, _downscale_interpolation,
-    _compression_type)
+    _compression_type, _unused_1x)

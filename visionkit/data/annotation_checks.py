@@ -32,7 +32,8 @@ import numpy as np
 from visionkit.errors import DataError, DataWarning
 
 __all__ = ["ON_BAD_ANNOTATION", "Problems", "ImageHeader", "read_header", "parse_number",
-           "parse_class_id", "reconcile_size", "check_on_bad_annotation"]
+           "parse_class_id", "reconcile_size", "check_on_bad_annotation",
+           "check_repeated_names"]
 
 # What a reader does with a broken annotation: raise naming it, or leave it out (counted).
 ON_BAD_ANNOTATION = ("error", "skip")
@@ -232,3 +233,39 @@ def boxes_as_displayed(boxes: np.ndarray, orientation: int) -> np.ndarray:
                     5: (y, x), 6: (1 - y, x), 7: (1 - y, 1 - x), 8: (y, 1 - x)}[
         int(orientation)]
     return np.stack([new_x.min(1), new_y.min(1), new_x.max(1), new_y.max(1)], axis=1)
+
+
+def check_repeated_names(names, labels_used, source: str, problems: Problems,
+                         what: str = "class ids") -> None:
+    """Refuses two classes of one name that both have objects; counts the others.
+
+    Merged exports (two COCO files, each numbering its categories) repeat a name under
+    two ids: read as two classes, the model must tell "cat" from "cat". When at most one
+    of them is used (a Roboflow export's category 0, the data set's name, can equal a
+    class's), it is said, not refused.
+
+    Args:
+        names: the class names, by class id.
+        labels_used: the class ids objects use.
+        source: names the data set in the error.
+        problems: where a repeated but unused name is counted.
+        what: how the error calls the ids.
+
+    Raises:
+        DataError: naming the name and its ids, when two of those ids have objects.
+    """
+    used = {int(label) for label in labels_used}
+    ids: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        ids.setdefault(str(name), []).append(index)
+    for name, indices in ids.items():
+        if len(indices) < 2:
+            continue
+        with_objects = [index for index in indices if index in used]
+        if len(with_objects) > 1:
+            raise DataError(f"{source}: the class name {name!r} is given to {what} "
+                            f"{indices}, and {with_objects} all have objects; expected one "
+                            "class per name. Merge those categories into one id (or "
+                            "rename one) in the annotations.")
+        problems.note("class names given to more than one class id (only one has objects)",
+                      f"{name!r} ids {indices}")

@@ -11,6 +11,7 @@ import numpy as np
 from visionkit.data.annotation_checks import (
     Problems,
     check_on_bad_annotation,
+    check_repeated_names,
     parse_number,
     raise_or_note,
 )
@@ -49,7 +50,11 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
     `categories` (`id`, `name`). An annotation without a `bbox` (segmentation-only
     exports) gets the bounding box of its `segmentation` (polygons, or run-length
     encoding read by pycocotools), and ids written as digit strings (`"image_id": "7"`)
-    are read as integers; both counted in a warning. Category ids map to class ids 0..K-1 in ascending id
+    are read as integers, as are whole floats (`"id": 1.0`); all counted in a warning.
+    One file listed under two image ids is one image with the annotations of both, and an
+    annotation repeating the class and bbox of an earlier one of its image is left out
+    (both counted); one class name given to two categories that both have annotations
+    is an error. Category ids map to class ids 0..K-1 in ascending id
     order; `class_names` follow that order (a category no annotation uses stays a class,
     counted in a warning). Boxes become xyxy pixels of the resized image.
 
@@ -127,6 +132,9 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
         names = file_names
         images += file_images
     _note_unused_categories(names, images, problems)
+    check_repeated_names(names, np.concatenate(
+        [np.asarray(image.labels).reshape(-1) for image in images] or [np.zeros(0)]),
+        path, problems, what="categories (class ids)")
     return build_detection_data(images, names, path, image_size, validation_split,
                                 batch_size, augment, seed, max_boxes, cache,
                                 max_image_pixels=max_image_pixels,
@@ -139,10 +147,16 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
                ) -> tuple[list[str], list[AnnotatedImage]]:
     """The class names and annotated images of one COCO JSON file."""
     spec = _read_json(path)
-    class_of, names = _categories(spec["categories"], path)
+    categories = [_entry_id(category, "category", f"{path} categories[{position}]", problems)
+                  if isinstance(category, dict) else category
+                  for position, category in enumerate(spec["categories"])]
+    class_of, names = _categories(categories, path)
     entries: dict[int, dict[str, Any]] = {}
+    by_file: dict[str, dict[str, Any]] = {}
     for position, image in enumerate(spec["images"]):
         where = f"{path} images[{position}]"
+        if isinstance(image, dict):
+            image = _entry_id(image, "image", where, problems)
         if not isinstance(image, dict) or not _is_int(image.get("id")) \
                 or not isinstance(image.get("file_name"), str) or not image["file_name"]:
             raise BadFileError(path, f"images[{position}] = {_short(image)} lacks an integer "
@@ -161,10 +175,25 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
                                          "numbers", expected=_EXPECTED)
         if image["id"] in entries:
             raise DataError(f"{where}: image id {image['id']} appears twice.")
-        entries[image["id"]] = {
-            "path": _image_path(images_dir, file_name,
-                                f"{where} (id {image['id']}) file_name", problems),
-            "size": size, "boxes": [], "labels": [], "file": file_name}
+        file = _image_path(images_dir, file_name, f"{where} (id {image['id']}) file_name",
+                           problems)
+        first = by_file.get(file)
+        if first is not None:
+            # One picture under two ids (merged exports, an image added twice): the
+            # annotations of both ids are its objects; two copies would each teach the
+            # other's objects as background.
+            if first["size"] is not None and size is not None and first["size"] != size:
+                raise DataError(f"{where}: {file_name!r} (id {image['id']}) is listed again "
+                                f"with size {size} (height, width); its entry id "
+                                f"{first['id']} declares {first['size']}.")
+            problems.note("images listed twice under different ids (one file) read as one "
+                          "image with the annotations of both",
+                          f"{file_name!r} ids {first['id']} and {image['id']}")
+            entries[image["id"]] = first
+            continue
+        entries[image["id"]] = by_file[file] = {
+            "path": file, "size": size, "boxes": [], "labels": [], "file": file_name,
+            "id": image["id"]}
     for position, annotation in enumerate(spec["annotations"]):
         if not isinstance(annotation, dict):
             raise BadFileError(path, f"annotations[{position}] is {_short(annotation)}, not an "
@@ -204,10 +233,25 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
         values = [float(value) for value in bbox] if isinstance(bbox, (list, tuple)) \
             and len(bbox) == 4 and all(_is_number(value) for value in bbox) else None
         if values is None:
+            said = f"received {_short(bbox)}" if bbox is not None else (
+                "received no bbox, and its segmentation "
+                f"{_short(annotation.get('segmentation'))} is neither a list of polygons "
+                "([[x1, y1, x2, y2, ...], ...] pixels) nor run-length encoding ({size, "
+                "counts}) with an area")
             raise_or_note(on_bad_annotation, problems, "annotations without a bbox of 4 "
                           "numbers", where, f"{where}: expected bbox as [x, y, width, "
-                          f"height] numbers; received {_short(bbox)}.")
+                          f"height] numbers; {said}.")
             continue
+        # The same class and box twice in one image is one object labelled twice
+        # (merged exports, an image listed under two ids with its annotations copied):
+        # left out and counted, as the YOLO reader does with repeated lines.
+        key = (class_of[category], tuple(values))
+        first = entries[image_id].setdefault("seen", {}).get(key)
+        if first is not None:
+            problems.note("annotations repeating the class and bbox of an earlier one of "
+                          "their image left out", f"{where} = annotation {_short(first)}")
+            continue
+        entries[image_id]["seen"][key] = annotation.get("id", position)
         # Zero-area boxes are refused (or skipped) with the other degenerate boxes.
         entries[image_id]["boxes"].append(xywh_to_xyxy(np.asarray(values, np.float32))[0])
         entries[image_id]["labels"].append(class_of[category])
@@ -215,18 +259,42 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
     images = [AnnotatedImage(path=e["path"], boxes=np.asarray(e["boxes"], np.float32),
                              labels=np.asarray(e["labels"], np.int32), size=e["size"],
                              source=f"{path} image {e['file']!r}", split=split)
-              for e in entries.values()]
+              for e in {id(e): e for e in entries.values()}.values()]
     return names, images
 
 
 def _as_id(value: Any, known: dict, key: str, where: str, problems: Problems) -> Any:
-    """`value`, or the integer a digit string stands for when that is a known id (VGG
-    Image Annotator and spreadsheet exports write `"image_id": "7"`), counted."""
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and \
-            int(value) in known:
-        problems.note(f"{key}s written as strings read as integers", f"{where} {value!r}")
-        return int(value)
+    """`value`, or the integer a digit string or a whole float stands for when that is a
+    known id (VGG Image Annotator and spreadsheet exports write `"image_id": "7"`,
+    pandas' `to_json` writes `7.0` for a column that had a gap), counted."""
+    number = _integral(value)
+    if number is not None and not _is_int(value) and number in known:
+        kind = "strings" if isinstance(value, str) else "floats"
+        problems.note(f"{key}s written as {kind} read as integers", f"{where} {value!r}")
+        return number
     return value
+
+
+def _entry_id(entry: dict, key: str, where: str, problems: Problems) -> dict:
+    """`entry` with its `id` an integer: a whole float (`1.0`) is read as one, counted;
+    other ids are left for the caller to refuse."""
+    value = entry.get("id")
+    number = _integral(value)
+    if number is None or _is_int(value) or isinstance(value, str):
+        return entry
+    problems.note(f"{key} ids written as floats read as integers", f"{where} {value!r}")
+    return {**entry, "id": number}
+
+
+def _integral(value: Any) -> int | None:
+    """The integer `value` stands for (an int, a whole finite float, a digit string)."""
+    if _is_int(value):
+        return value
+    if isinstance(value, float) and np.isfinite(value) and value == int(value):
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
 
 
 def _segmentation_bbox(segmentation: Any) -> list[float] | None:

@@ -10,6 +10,7 @@ import numpy as np
 from visionkit.data.annotation_checks import (
     Problems,
     check_on_bad_annotation,
+    check_repeated_names,
     parse_class_id,
     parse_number,
     raise_or_note,
@@ -54,7 +55,9 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
       holding `data.yaml` / `dataset.yaml`. Its `train`, `val` and `test` entries (a
       folder of images, a .txt list of image paths, or a list of those) are relative to
       its `path` (itself relative to the YAML's folder) and are used as the splits;
-      `names` is a list or an `{id: name}` mapping (`nc`, if given, must agree).
+      `names` is a list or an `{id: name}` mapping (`nc`, if given, must agree); a
+      YAML with only `nc` and no names file names them `class_0`.. as ultralytics
+      does (said).
     - `root/images/{train,val,test}/` (also `valid/`) with `root/labels/<split>/`: the
       folders are the splits.
     - `root/images/` and `root/labels/` without split folders: a seeded random
@@ -119,7 +122,7 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     if data_file is not None:
         spec = _read_yaml(data_file)
         base = _yaml_base(spec, data_file)
-        class_names = _yaml_names(spec, data_file, names, root)
+        class_names = _yaml_names(spec, data_file, names, root, problems)
         split_images = _yaml_splits(spec, data_file, base, problems)
     else:
         class_names = _names(root, names)
@@ -149,6 +152,8 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     if not images:
         raise DataError(f"No images found for the YOLO data set {root!r}.")
     _check_label_files(images, unlabelled, root, problems)
+    check_repeated_names(class_names, np.concatenate(
+        [image.labels.reshape(-1) for image in images]), root, problems)
     return build_detection_data(images, class_names, root, image_size, validation_split,
                                 batch_size, augment, seed, max_boxes, cache,
                                 max_image_pixels=max_image_pixels,
@@ -230,10 +235,24 @@ def _yaml_base(spec: dict, data_file: str) -> str:
     return base
 
 
-def _yaml_names(spec: dict, data_file: str, names, root: str) -> list[str]:
+def _yaml_names(spec: dict, data_file: str, names, root: str,
+                problems: Problems) -> list[str]:
     found = spec.get("names")
     if found is None:
-        return _names(root, names)
+        count = spec.get("nc")
+        if names is not None or count is None or any(
+                os.path.isfile(os.path.join(root, name)) for name in _NAMES_FILES):
+            return _names(root, names)
+        try:
+            count = int(count)
+        except (TypeError, ValueError):
+            raise DataError(f"{data_file}: nc: expected the number of classes; received "
+                            f"{count!r}.") from None
+        # ultralytics names the classes of a YAML with only `nc` class_0, class_1, ...
+        listed = [f"class_{index}" for index in range(count)]
+        problems.note("classes named class_0..class_{nc-1}: the data set YAML gives nc and no "
+                      "names (as ultralytics names them)", f"{data_file} nc: {count}")
+        return listed
     if isinstance(found, dict):
         try:
             ids = sorted(int(key) for key in found)
@@ -367,10 +386,15 @@ def _read_labels(file: str, num_classes: int, on_bad_annotation: str,
             continue
         polygon = len(values) >= 6 and len(values) % 2 == 0
         if len(values) != 4 and not polygon:
+            # `yolo predict --save-txt --save-conf` writes a 6th column, the confidence.
+            cause = (" Six columns with a last value in 0..1 are a prediction saved with "
+                     "its confidence (yolo predict --save-conf), not a label: drop the last "
+                     "column, and keep only boxes you checked." if len(values) == 5 and
+                     0 <= values[-1] <= 1 else "")
             raise_or_note(on_bad_annotation, problems, "malformed label lines", where,
                           f"{where}: expected 'class_id cx cy width height' (5 numbers) or "
                           f"a segment 'class_id x1 y1 x2 y2 ...'; received "
-                          f"{line.strip()!r}.")
+                          f"{line.strip()!r}.{cause}")
             continue
         outside = [v for v in values if not -_RANGE_TOLERANCE <= v <= 1 + _RANGE_TOLERANCE]
         if outside:

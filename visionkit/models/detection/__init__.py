@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 import weakref
 from typing import Any
 
@@ -176,11 +177,13 @@ _HEAD_PREDICTIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _yolo_v8_head_model(model: keras.Model) -> keras.Model:
     """`keras.Model(model.inputs, [box logits of each level..., class scores of each level...])`."""
     names = {layer.name for layer in model.layers}
-    levels = []
-    while f"{YOLO_V8_HEAD}_{len(levels) + 1}_box_3_conv" in names:
-        levels.append(len(levels) + 1)
+    # Levels 1..L, L the highest level any of the two branches names: a level whose box
+    # layer alone was renamed is missing, not a model with fewer levels.
+    found = [int(match.group(1)) for name in names if (match := re.fullmatch(
+        rf"{YOLO_V8_HEAD}_(\d+)_(?:box_3_conv|classifier)", name))]
+    levels = range(1, max(found, default=1) + 1)
     wanted = [f"{YOLO_V8_HEAD}_{level}_{part}" for part in ("box_3_conv", "classifier")
-              for level in levels or [1]]
+              for level in levels]
     missing = [name for name in wanted if name not in names]
     if missing:
         raise ValueError(
@@ -188,8 +191,20 @@ def _yolo_v8_head_model(model: keras.Model) -> keras.Model:
             f"{wanted} (the box and class branches of each pyramid level, kept apart for "
             f"portable exports); layer(s) {missing} not found. A portable (LiteRT, ONNX) "
             f"export needs them: export the SavedModel (vk.export.saved_model) instead.")
-    return keras.Model(model.inputs, [model.get_layer(name).output for name in wanted],
-                       name=f"{model.name}_head_predictions")
+    tensors = [model.get_layer(name).output for name in wanted]
+    # Every anchor of the model's own outputs must come from one of these levels.
+    anchors = [int(np.prod(tensor.shape[1:-1])) if None not in tensor.shape[1:-1] else None
+               for tensor in tensors[:len(levels)]]
+    expected = {tensor.shape[1] for tensor in tf.nest.flatten(model.outputs)}
+    if None not in anchors and len(expected) == 1 and None not in expected \
+            and sum(anchors) != next(iter(expected)):
+        raise ValueError(
+            f"Expected the head layers {wanted} of the model {model.name!r} to give its "
+            f"{next(iter(expected))} anchors; they give {sum(anchors)} ({anchors} per "
+            f"level). A portable (LiteRT, ONNX) export needs every level's box and class "
+            f"layers under keras-cv's names: export the SavedModel (vk.export.saved_model) "
+            f"instead.")
+    return keras.Model(model.inputs, tensors, name=f"{model.name}_head_predictions")
 
 
 def head_predictions(model: keras.Model):
