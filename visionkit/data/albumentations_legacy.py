@@ -266,19 +266,26 @@ def _renamed(name: str, node: dict, parameters: frozenset[str], changes: list[st
             changes.append(f"{name} {shown} -> {new}={node[new]!r}")
 
 
+def _range_1x(transform: str, argument: str, scalar: str, given, low: float | None,
+              ) -> tuple[float, float]:
+    """A 1.x `(low, high)` range, or one number (`(low, number)`; `low` None: `(number,
+    number)`), checked: both numbers, 0 <= low <= high; else ValueError naming it."""
+    bounds = [given if low is None else low, given] if isinstance(given, (int, float)) else \
+        list(given) if isinstance(given, (list, tuple)) else []
+    if len(bounds) != 2 or not all(isinstance(value, (int, float)) and
+                                   not isinstance(value, bool) for value in bounds) or \
+            not 0 <= bounds[0] <= bounds[1]:
+        raise ValueError(f"{transform}: expected {argument} as {scalar} or a range (low, "
+                         f"high) with 0 <= low <= high; received {given!r}.")
+    return float(bounds[0]), float(bounds[1])
+
+
 def _gauss_noise(name: str, node: dict, parameters: frozenset[str], changes: list[str]) -> None:
     if name != "GaussNoise" or not _takes(parameters, "var_limit", "std_range", node) or \
             ("var_limit" not in node and "mean" not in node):
         return
     given = node.pop("var_limit", _GAUSS_VAR_LIMIT_1X)
-    bounds = [0.0, given] if isinstance(given, (int, float)) else \
-        list(given) if isinstance(given, (list, tuple)) else []
-    if len(bounds) != 2 or not all(isinstance(value, (int, float)) and
-                                   not isinstance(value, bool) for value in bounds) or \
-            not 0 <= bounds[0] <= bounds[1]:
-        raise ValueError(f"GaussNoise: expected var_limit as a variance v >= 0 or a range "
-                         f"(low, high) with 0 <= low <= high; received {given!r}.")
-    low, high = bounds
+    low, high = _range_1x("GaussNoise", "var_limit", "a variance v >= 0", given, 0.0)
     mean = node.pop("mean", 0)
     if isinstance(mean, bool) or not isinstance(mean, (int, float)):
         raise ValueError(f"GaussNoise: expected mean as a number; received {mean!r}.")
@@ -304,13 +311,7 @@ def _solarize(name: str, node: dict, parameters: frozenset[str], changes: list[s
             not _takes(parameters, "threshold", "threshold_range", node):
         return
     given = node.pop("threshold")
-    bounds = [given, given] if isinstance(given, (int, float)) else \
-        list(given) if isinstance(given, (list, tuple)) else []
-    if len(bounds) != 2 or not all(isinstance(value, (int, float)) and
-                                   not isinstance(value, bool) for value in bounds) or \
-            not 0 <= bounds[0] <= bounds[1]:
-        raise ValueError(f"Solarize: expected threshold as a number >= 0 or a range (low, "
-                         f"high) with 0 <= low <= high; received {given!r}.")
+    bounds = _range_1x("Solarize", "threshold", "a number >= 0", given, None)
     scale = 255.0 if bounds[1] > 1 else 1.0
     node["threshold_range"] = (bounds[0] / scale, bounds[1] / scale)
     units = "0..255 levels (uint8 images)" if scale == 255.0 else "0..1 (float images)"
