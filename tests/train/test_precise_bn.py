@@ -32,15 +32,12 @@ def _batches(count=3, size=5, seed=1):
 
 
 def _reference(model, batches, layer_input):
-    """Mean over batches of each batch's per-channel mean and biased variance of the
-    layer's input, with the layers before it in training mode (a naive loop)."""
+    """Per-channel mean and (biased) variance of the layer's input over every value of
+    every batch, each batch run with the layers before it in training mode (a naive loop)."""
     probe = keras.Model(model.inputs[0], model.get_layer(layer_input).output)
-    means, variances = [], []
-    for batch in batches:
-        values = np.asarray(probe(batch, training=True)).reshape(-1, probe.output.shape[-1])
-        means.append(values.mean(axis=0))
-        variances.append(values.var(axis=0))
-    return np.mean(means, axis=0), np.mean(variances, axis=0)
+    values = np.concatenate([np.asarray(probe(batch, training=True)).reshape(
+        -1, probe.output.shape[-1]) for batch in batches])
+    return values.mean(axis=0), values.var(axis=0)
 
 
 def test_statistics_are_the_average_of_each_batch_with_the_current_weights():
@@ -105,8 +102,9 @@ def test_bad_precise_bn_values_are_refused(value):
 
 def test_fit_validates_and_returns_the_recomputed_statistics():
     """After one epoch the model fit returns holds the statistics recomputed (before the
-    validation) from the first batches of the unaugmented training split; with
-    precise_bn=False it holds Keras's moving averages, which differ."""
+    validation) from the first batches of the training split as training reads it (its
+    default "light" augmentation, seeded); with precise_bn=False it holds Keras's moving
+    averages, which differ."""
     data = vk.data.digits(image_size=(16, 16), batch_size=8, seed=0).take(48, 16)
     kwargs = {"filters": (4,)}
     held = {}
@@ -116,8 +114,8 @@ def test_fit_validates_and_returns_the_recomputed_statistics():
         layers = trainable_batch_norm_layers(run.model)
         assert layers, "simple_cnn has batch norm"
         held[precise] = [np.array(layer.moving_mean) for layer in layers]
-        plain = data.with_augmentation(None)
-        recompute_batch_norm_statistics(run.model, plain.train, max_batches=2)
+        trained_on = data.with_augmentation("light")
+        recompute_batch_norm_statistics(run.model, trained_on.train, max_batches=2)
         recomputed = [np.array(layer.moving_mean) for layer in layers]
         match = all(np.allclose(a, b, atol=1e-5) for a, b in zip(held[precise], recomputed))
         assert match == bool(precise), precise
