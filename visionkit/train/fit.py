@@ -218,8 +218,8 @@ def fit(
             `metrics.json` says which epoch (`weights_epoch`). Defaults to True.
         precise_bn: before each validation (and at the end without one), recompute the
             moving mean and variance of the model's trainable batch-norm layers from
-            `visionkit.train.precise_bn.PRECISE_BN_IMAGES` (512) shuffled training
-            images without augmentation, with the current weights (Wu & Johnson 2021's
+            `visionkit.train.precise_bn.PRECISE_BN_IMAGES` (512) training images, as
+            training reads them, with the current weights (Wu & Johnson 2021's
             PreciseBN; see `visionkit.train.precise_bn`): Keras's moving averages trail
             fast-changing weights in short runs (ResNet-18 on shapes validated at 0.888
             with them, 0.939 recomputed). An integer gives the number of images; False
