@@ -142,3 +142,23 @@ def test_several_workers_keep_the_moving_averages_and_say_so():
     with pytest.warns(UserWarning, match="several workers"):
         assert precise_batch_norm(_model(), data, True, _TwoWorkers()) is None
     assert precise_batch_norm(_model(), data, False) is None
+
+
+def test_recomputing_leaves_the_random_streams_so_training_is_unchanged():
+    """Dropout's stream is where it was: training with precise_bn (which runs the model
+    in training mode before each validation) follows the same loss curve as without."""
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.BatchNormalization()(keras.layers.Conv2D(3, 3)(inputs))
+    outputs = keras.layers.Dropout(0.5, seed=1)(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    generator = model.layers[-1].seed_generator
+    before = np.array(generator.state)
+    recompute_batch_norm_statistics(model, _batches())
+    np.testing.assert_array_equal(generator.state, before)
+
+    data = vk.data.digits(image_size=(16, 16), batch_size=8, seed=0).take(48, 16)
+    losses = [vk.train.fit("simple_cnn", data, epochs=2, verbose=0, seed=0, precise_bn=precise,
+                           model_kwargs={"filters": (4,), "dropout": 0.5},
+                           checkpoint=False).history["loss"] for precise in (True, False)]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)

@@ -47,7 +47,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from visionkit.keras_internals import flatten_layers
+from visionkit.keras_internals import flatten_layers, seed_generators
 from visionkit.train.distribute import num_workers
 
 __all__ = ["PRECISE_BN_IMAGES", "PreciseBatchNorm", "precise_batch_norm",
@@ -101,6 +101,11 @@ def recompute_batch_norm_statistics(model: keras.Model, batches: Iterable[Any],
     if not layers:
         return 0
     momenta = [layer.momentum for layer in layers]
+    # The layers' random streams (dropout, noise) come back as they were, so recomputing
+    # draws nothing training would have drawn: a run trains the same with or without it.
+    streams = [generator for layer in flatten_layers(model, include_self=True)
+               for generator in seed_generators(layer)]
+    states = [tf.identity(tf.convert_to_tensor(generator.state)) for generator in streams]
     sums = [[tf.zeros_like(tf.convert_to_tensor(layer.moving_mean)),
              tf.zeros_like(tf.convert_to_tensor(layer.moving_variance))] for layer in layers]
     forward = forward or tf.function(lambda images: model(images, training=True))
@@ -120,6 +125,8 @@ def recompute_batch_norm_statistics(model: keras.Model, batches: Iterable[Any],
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
+        for generator, state in zip(streams, states):
+            generator.state.assign(state)
     if not used:
         raise ValueError(f"Expected at least one batch to recompute the batch-norm "
                          f"statistics of model {model.name!r}; received none.")
