@@ -80,7 +80,13 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
         image_size: `(height, width)` images are resized to. Defaults to (320, 320).
         names: a names file (relative to `root` or absolute) or the list of names.
             Defaults to the YAML's `names`, else the first of classes.txt, obj.names,
-            names.txt in `root`.
+            names.txt in `root`, then in `root/<labels_dir>` (where LabelImg writes
+            classes.txt). Without `names`, every other names file in the YAML's folder
+            or `root`, in the label folders and in their parents is compared with the
+            names read: one that disagrees (count or entries) is said in one warning
+            naming both files and the differing entries, and the names read win (the
+            YAML's, as ultralytics reads them); an unknown class id error then names a
+            names file that lists more classes.
         images_dir, labels_dir: sub-folders of `root` without a YAML. Defaults to
             "images", "labels".
         validation_split, batch_size, augment, seed, max_boxes, cache,
@@ -122,10 +128,10 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     if data_file is not None:
         spec = _read_yaml(data_file)
         base = _yaml_base(spec, data_file)
-        class_names = _yaml_names(spec, data_file, names, root, problems)
+        class_names, names_source = _yaml_names(spec, data_file, names, root, problems)
         split_images = _yaml_splits(spec, data_file, base, problems)
     else:
-        class_names = _names(root, names)
+        class_names, names_source = _names(root, names, labels_dir)
         folder = os.path.join(root, images_dir)
         if not os.path.isdir(folder):
             raise DataError(f"Expected YOLO images in {folder!r}; the folder does not exist.")
@@ -134,8 +140,7 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
             split_images = {split: _images_in(path, problems) for split, path in given.items()}
         else:
             split_images = {None: _images_in(folder, problems)}
-    images = []
-    unlabelled: list[tuple[str, str]] = []
+    labelled = []
     for split, paths in split_images.items():
         for path in paths:
             if data_file is None and split is None:
@@ -143,12 +148,22 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
                 label_file = os.path.join(root, labels_dir, stem + ".txt")
             else:
                 label_file = label_path(path)
-            if not os.path.isfile(label_file):
-                unlabelled.append((path, label_file))
-            boxes, labels = _read_labels(label_file, len(class_names), on_bad_annotation,
-                                         problems)
-            images.append(AnnotatedImage(path=path, boxes=boxes, labels=labels, size=None,
-                                         source=label_file, split=split, normalized=True))
+            labelled.append((split, path, label_file))
+    names_note = ""
+    if names is None:  # names the user gave are theirs; found ones are compared
+        names_note = _compare_names_files(
+            class_names, names_source, _names_files_beside(
+                os.path.dirname(data_file) if data_file is not None else root,
+                [label_file for _, _, label_file in labelled]), problems)
+    images = []
+    unlabelled: list[tuple[str, str]] = []
+    for split, path, label_file in labelled:
+        if not os.path.isfile(label_file):
+            unlabelled.append((path, label_file))
+        boxes, labels = _read_labels(label_file, len(class_names), on_bad_annotation,
+                                     problems, names_note)
+        images.append(AnnotatedImage(path=path, boxes=boxes, labels=labels, size=None,
+                                     source=label_file, split=split, normalized=True))
     if not images:
         raise DataError(f"No images found for the YOLO data set {root!r}.")
     _check_label_files(images, unlabelled, root, problems)
@@ -236,7 +251,9 @@ def _yaml_base(spec: dict, data_file: str) -> str:
 
 
 def _yaml_names(spec: dict, data_file: str, names, root: str,
-                problems: Problems) -> list[str]:
+                problems: Problems) -> tuple[list[str], str | None]:
+    """The class names and where they came from (the YAML, a names file, or None for a
+    list given by the user)."""
     found = spec.get("names")
     if found is None:
         count = spec.get("nc")
@@ -252,7 +269,7 @@ def _yaml_names(spec: dict, data_file: str, names, root: str,
         listed = [f"class_{index}" for index in range(count)]
         problems.note("classes named class_0..class_{nc-1}: the data set YAML gives nc and no "
                       "names (as ultralytics names them)", f"{data_file} nc: {count}")
-        return listed
+        return listed, data_file
     if isinstance(found, dict):
         try:
             ids = sorted(int(key) for key in found)
@@ -275,7 +292,7 @@ def _yaml_names(spec: dict, data_file: str, names, root: str,
     if names is not None and not isinstance(names, (str, os.PathLike)) \
             and [str(n) for n in names] != listed:
         raise DataError(f"names={list(names)} differs from {data_file}'s names {listed}.")
-    return listed
+    return listed, data_file
 
 
 def _images_in(folder: str, problems: Problems) -> list[str]:
@@ -337,21 +354,75 @@ def _image_list(path: str, base: str) -> list[str]:
     return files
 
 
-def _names(root: str, names: str | os.PathLike | Sequence[str] | None) -> list[str]:
+def _names(root: str, names: str | os.PathLike | Sequence[str] | None,
+           labels_dir: str | None = None) -> tuple[list[str], str | None]:
+    """The class names and the file they came from (None for a list given by the user)."""
     if names is not None and not isinstance(names, (str, os.PathLike)):
-        return [str(name) for name in names]
-    candidates = [os.fspath(names)] if names is not None else list(_NAMES_FILES)
+        return [str(name) for name in names], None
+    candidates = [os.fspath(names)] if names is not None else list(_NAMES_FILES) + (
+        # LabelImg writes classes.txt beside the labels it saves.
+        [os.path.join(labels_dir, name) for name in _NAMES_FILES] if labels_dir else [])
     for candidate in candidates:
         path = candidate if os.path.isabs(candidate) else os.path.join(root, candidate)
         if os.path.isfile(path):
-            found = [line.strip() for line in _text_lines(path, "a names file")
-                     if line.strip()]
-            if not found:
-                raise DataError(f"The names file {path!r} is empty; expected one class name "
-                                "per line.")
-            return found
+            return _read_names_file(path), path
     raise DataError(f"No YOLO names file found in {root!r}: expected one of {candidates} "
                     "(one class name per line), or pass names=[...].")
+
+
+def _read_names_file(path: str) -> list[str]:
+    found = [line.strip() for line in _text_lines(path, "a names file") if line.strip()]
+    if not found:
+        raise DataError(f"The names file {path!r} is empty; expected one class name per line.")
+    return found
+
+
+def _names_files_beside(base: str, label_files: Sequence[str]) -> list[str]:
+    """The names files (`_NAMES_FILES`) in `base`, in the label files' folders and in
+    those folders' parents (`labels/classes.txt` of a `labels/train/` layout)."""
+    folders = {base}
+    for label_file in label_files:
+        folder = os.path.dirname(label_file)
+        folders.update((folder, os.path.dirname(folder)))
+    return sorted({os.path.normpath(os.path.join(folder, name)) for folder in folders
+                   for name in _NAMES_FILES if os.path.isfile(os.path.join(folder, name))})
+
+
+# What wins when names files disagree, said with every disagreement.
+_NAMES_PRECEDENCE = ("names files that disagree with the class names read, which win (the "
+                     "data set YAML's names, as ultralytics reads them; without a YAML, the "
+                     "first of classes.txt, obj.names, names.txt in the root, then in the "
+                     "labels folder)")
+
+
+def _compare_names_files(class_names: list[str], source: str | None,
+                         files: Sequence[str], problems: Problems) -> str:
+    """Counts each names file that disagrees with `class_names` (read from `source`),
+    naming the differing entries; returns a note for unknown class id errors when one
+    lists more classes than were read."""
+    notes = []
+    for path in files:
+        if source is not None and os.path.normpath(path) == os.path.normpath(source):
+            continue
+        try:
+            listed = _read_names_file(path)
+        except DataError:  # empty: names nothing to disagree with
+            continue
+        if listed == class_names:
+            continue
+        differing = [f"{index}: {ours!r} vs {theirs!r}" for index, (ours, theirs)
+                     in enumerate(zip(class_names, listed)) if ours != theirs]
+        if len(listed) != len(class_names):
+            longer = listed if len(listed) > len(class_names) else class_names
+            differing.append(f"{len(listed)} names against {len(class_names)} (beyond the "
+                             f"shorter list: {longer[min(len(listed), len(class_names)):][:3]})")
+        problems.note(_NAMES_PRECEDENCE, f"{path!r} vs {source!r}: "
+                      f"{'; '.join(differing[:3])}")
+        if len(listed) > len(class_names):
+            notes.append(f" {path!r} lists {len(listed)} classes, but the class names are "
+                         f"{source!r}'s {len(class_names)} (they win, as in ultralytics): "
+                         "make the files agree, or pass names=[...].")
+    return "".join(notes)
 
 
 def _text_lines(path: str, what: str) -> list[str]:
@@ -365,7 +436,7 @@ def _text_lines(path: str, what: str) -> list[str]:
 
 
 def _read_labels(file: str, num_classes: int, on_bad_annotation: str,
-                 problems: Problems) -> tuple[np.ndarray, np.ndarray]:
+                 problems: Problems, names_note: str = "") -> tuple[np.ndarray, np.ndarray]:
     if not os.path.isfile(file):
         return np.zeros((0, 4), np.float32), np.zeros((0,), np.int32)
     boxes, labels = [], []
@@ -408,7 +479,7 @@ def _read_labels(file: str, num_classes: int, on_bad_annotation: str,
         if not 0 <= class_id < num_classes:
             raise_or_note(on_bad_annotation, problems, "label lines with an unknown class id",
                           where, f"{where}: unknown class id {class_id}; the names list "
-                          f"{num_classes} classes (0..{num_classes - 1}).")
+                          f"{num_classes} classes (0..{num_classes - 1}).{names_note}")
             continue
         # A line repeating an earlier one (class and every number) is one object labelled
         # twice (ultralytics removes them too, yolov5#10149). Lines are compared as
