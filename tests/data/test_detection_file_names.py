@@ -93,3 +93,111 @@ def test_names_the_user_gives_are_not_compared_and_labelimgs_classes_txt_is_foun
     assert data.class_names == ("cat", "dog") and not said
     data, said = _load(vk.data.yolo, tmp_path, names=["kitten", "puppy"])
     assert data.class_names == ("kitten", "puppy") and not said
+
+
+# -- file names that differ from the disk only by letter case ----------------------------
+def _coco(root: Path, file_names: list[str]) -> Path:
+    spec = {"images": [{"id": index, "file_name": name, "width": SIZE[1], "height": SIZE[0]}
+                       for index, name in enumerate(file_names, 1)],
+            "annotations": [{"id": index, "image_id": index, "category_id": 1,
+                             "bbox": [2, 2, 8, 6]} for index in range(1, len(file_names) + 1)],
+            "categories": [{"id": 1, "name": "thing"}]}
+    path = root / "instances.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_coco_file_names_in_another_case_prefixed_or_dotted_find_their_files(tmp_path):
+    images = tmp_path / "images"
+    _image(images / "img_001.jpg", 1)  # written on Windows as IMG_001.JPG
+    _image(images / "2.png", 2)
+    _image(images / "sub" / "3.png", 3)
+    _image(images / "4.png", 4)
+    path = _coco(tmp_path, ["IMG_001.JPG", "./2.png", "SUB/3.PNG", "images/4.png"])
+    data, said = _load(vk.data.coco, path, images)
+    assert _identities(data) == [1, 2, 3, 4]  # nothing left out as missing
+    assert not [m for m in said if "missing on disk" in m]
+    [message] = [m for m in said if "differs only in letter case" in m]
+    assert ": 2 file_names matched" in message
+    assert "images[0] (id 1) file_name: 'IMG_001.JPG' -> " in message
+    assert "img_001.jpg" in message
+
+
+def test_coco_exact_names_win_and_a_name_two_files_match_by_case_is_refused(tmp_path):
+    images = tmp_path / "images"
+    _image(images / "a.png", 1)
+    _image(images / "A.png", 2)
+    data, said = _load(vk.data.coco, _coco(tmp_path, ["A.png", "a.png"]), images)
+    assert _identities(data) == [1, 2] and not [m for m in said if "letter case" in m]
+    with pytest.raises(DataError, match=r"images\[0\] \(id 1\) file_name: file_name 'a\.PNG' "
+                                        r"is not on disk as written, and 2 files differ"):
+        vk.data.coco(_coco(tmp_path, ["a.PNG"]), images, image_size=SIZE, validation_split=0)
+
+
+def _voc(root: Path, file_name: str) -> None:
+    (root / "Annotations").mkdir(parents=True, exist_ok=True)
+    (root / "Annotations" / "one.xml").write_text(
+        f"<annotation><filename>{file_name}</filename><object><name>thing</name><bndbox>"
+        "<xmin>2</xmin><ymin>2</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object>"
+        "</annotation>")
+
+
+def test_voc_filename_in_another_case_finds_its_file_and_two_matches_are_refused(tmp_path):
+    _image(tmp_path / "JPEGImages" / "img_001.jpg", 1)
+    _voc(tmp_path, "IMG_001.JPG")
+    data, said = _load(vk.data.voc, tmp_path)
+    assert _identities(data) == [1]
+    [message] = [m for m in said if "letter case" in m]
+    assert "one.xml: 'IMG_001.JPG' -> " in message and "<filename>s matched" in message
+    _image(tmp_path / "JPEGImages" / "IMG_001.jpg", 2)
+    with pytest.raises(DataError, match=r"one\.xml: <filename> 'IMG_001\.JPG' .* 2 files"):
+        vk.data.voc(tmp_path, image_size=SIZE, validation_split=0)
+
+
+def _yolo_flat(root: Path, images: dict[str, int], labels: dict[str, int]) -> None:
+    for name, identity in images.items():
+        _image(root / "images" / name, identity)
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    for name, class_id in labels.items():
+        (root / "labels" / name).write_text(f"{class_id} 0.5 0.5 0.25 0.25\n")
+    (root / "classes.txt").write_text("zero\none\n")
+
+
+def _classes_by_identity(data) -> dict[int, list[int]]:
+    found = {}
+    for example in data.train_examples:
+        labels = example["bounding_boxes"]["labels"].numpy()
+        found[int(round(float(example["images"].numpy()[0, 0, 0]) / 10))] = \
+            labels[labels >= 0].tolist()
+    return found
+
+
+def test_yolo_label_files_in_another_case_pair_with_their_images(tmp_path):
+    _yolo_flat(tmp_path, {"IMG_001.JPG": 1, "b.jpg": 2, "c.png": 3},
+               {"img_001.txt": 1, "b.TXT": 0, "c.txt": 1})
+    data, said = _load(vk.data.yolo, tmp_path)
+    assert _classes_by_identity(data) == {1: [1], 2: [0], 3: [1]}
+    [message] = [m for m in said if "letter case" in m]
+    assert ": 2 label files matched" in message and "'IMG_001.txt' -> " in message
+
+
+def test_yolo_never_takes_another_images_label_by_case_and_refuses_a_shared_one(tmp_path):
+    _yolo_flat(tmp_path, {"a.png": 1, "A.png": 2}, {"a.txt": 1})
+    data, said = _load(vk.data.yolo, tmp_path)
+    # A.png has no label file of its own: background, counted; a.txt stays a.png's.
+    assert _classes_by_identity(data) == {1: [1], 2: []}
+    assert [m for m in said if "without a label file" in m and "A.png" in m]
+    shared = tmp_path / "shared"
+    _yolo_flat(shared, {"P.png": 1, "p.PNG": 2}, {"P.TXT": 1})
+    with pytest.raises(DataError, match=r"both pair with the label file .*P\.TXT"):
+        vk.data.yolo(shared, image_size=SIZE, validation_split=0)
+
+
+def test_yolo_split_lists_naming_images_in_another_case_find_them(tmp_path):
+    _yolo_flat(tmp_path, {"img_1.png": 1, "img_2.png": 2}, {"img_1.txt": 0, "img_2.txt": 1})
+    (tmp_path / "train.txt").write_text("images/IMG_1.PNG\n./images/img_2.png\n")
+    (tmp_path / "data.yaml").write_text("train: train.txt\nnames: [zero, one]\n")
+    data, said = _load(vk.data.yolo, tmp_path / "data.yaml")
+    assert _classes_by_identity(data) == {1: [0], 2: [1]}
+    [message] = [m for m in said if "letter case" in m]
+    assert "train.txt line 1: 'IMG_1.PNG' -> " in message

@@ -12,12 +12,13 @@ from visionkit.data.annotation_checks import (
     Problems,
     check_on_bad_annotation,
     check_repeated_names,
+    find_ignoring_case,
     parse_number,
     raise_or_note,
 )
 from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
 from visionkit.data.boxes import xywh_to_xyxy
-from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS
+from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, CaseInsensitiveFiles
 from visionkit.data.pipeline import Data
 from visionkit.errors import BadFileError, DataError
 
@@ -61,8 +62,13 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
     Args:
         annotations_json: the COCO JSON file.
         images_dir: the folder `file_name`s are relative to (paths leaving it are
-            refused). A `file_name` that repeats its last folders (`images/train/a.jpg`
-            with `images_dir=".../images/train"`) is found without them (said).
+            refused; a leading `./` is read as that folder). A `file_name` that repeats
+            its last folders (`images/train/a.jpg` with `images_dir=".../images/train"`)
+            is found without them, and one that differs from a file on disk only in
+            letter case (`IMG_001.JPG` for `img_001.jpg`, from a Windows or macOS disk)
+            is read as that file when it is the only one; both said in a warning with
+            examples, the exact name always first. Several files matching but for case
+            are an error naming the entry.
         image_size: `(height, width)` images are resized to. Defaults to (320, 320).
         validation_split: held-out fraction. Defaults to 0.2.
         batch_size: examples per batch. Defaults to 16.
@@ -93,7 +99,7 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
         DataError: for an unknown category or image id, a bbox that is not 4 numbers,
             an `iscrowd` that is not 0 or 1, a degenerate box (these unless
             `on_bad_annotation="skip"`), a `file_name` that is absolute or climbs out of
-            `images_dir` (naming the entry), or no image on disk. Images without annotations are kept (as background).
+            `images_dir` or matches several files but for letter case (naming the entry), or no image on disk. Images without annotations are kept (as background).
 
     Example:
 
@@ -153,6 +159,7 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
     class_of, names = _categories(categories, path)
     entries: dict[int, dict[str, Any]] = {}
     by_file: dict[str, dict[str, Any]] = {}
+    files = CaseInsensitiveFiles()
     for position, image in enumerate(spec["images"]):
         where = f"{path} images[{position}]"
         if isinstance(image, dict):
@@ -176,7 +183,7 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
         if image["id"] in entries:
             raise DataError(f"{where}: image id {image['id']} appears twice.")
         file = _image_path(images_dir, file_name, f"{where} (id {image['id']}) file_name",
-                           problems)
+                           problems, files)
         first = by_file.get(file)
         if first is not None:
             # One picture under two ids (merged exports, an image added twice): the
@@ -323,15 +330,19 @@ def _segmentation_bbox(segmentation: Any) -> list[float] | None:
     return None
 
 
-def _image_path(images_dir: str, file_name: str, where: str, problems: Problems) -> str:
-    """The file of an image entry. A `file_name` that repeats the end of `images_dir`
-    (`JPEGImages/a.jpg` with `images_dir=".../JPEGImages"`, as labelme2coco and some
-    exporters write it) is found without the repeated folders when only that way the
-    file exists, counted in a warning."""
+def _image_path(images_dir: str, file_name: str, where: str, problems: Problems,
+                files: CaseInsensitiveFiles) -> str:
+    """The file of an image entry: `file_name` as written when it exists. Else, each
+    counted in a warning: Windows `\\` separators read as folders; a `file_name` that
+    repeats the end of `images_dir` (`JPEGImages/a.jpg` with
+    `images_dir=".../JPEGImages"`, as labelme2coco and some exporters write it) without
+    the repeated folders; then the one file differing only in letter case from either
+    (`IMG_001.JPG` for `img_001.jpg`, written on a case-insensitive disk; several such
+    files are an error naming the entry)."""
     path = resolve_inside(images_dir, file_name, where=where)
     if os.path.isfile(path):
         return path
-    parts = [part for part in file_name.replace("\\", "/").split("/") if part]
+    parts = [part for part in file_name.replace("\\", "/").split("/") if part not in ("", ".")]
     if "\\" in file_name and os.sep == "/":  # written on Windows: "train\\a.jpg"
         candidate = resolve_inside(images_dir, "/".join(parts), where=where)
         if os.path.isfile(candidate):
@@ -346,6 +357,15 @@ def _image_path(images_dir: str, file_name: str, where: str, problems: Problems)
                 problems.note("file_names repeating the end of images_dir found without "
                               "the repeated folders", f"{file_name!r} -> {candidate!r}")
                 return candidate
+    relatives = ["/".join(parts)] + [
+        "/".join(parts[count:]) for count in range(len(parts) - 1, 0, -1)
+        if [folder.lower() for folder in folders[-count:]] == [p.lower() for p in parts[:count]]]
+    for relative in relatives:
+        found = find_ignoring_case(files, resolve_inside(images_dir, relative, where=where),
+                                   where, "file_name", problems)
+        if found is not None:
+            return resolve_inside(images_dir, os.path.relpath(
+                found, os.path.realpath(images_dir)), where=where)
     return path
 
 

@@ -9,9 +9,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from visionkit.data.annotation_checks import Problems, check_on_bad_annotation, parse_number
+from visionkit.data.annotation_checks import (
+    Problems,
+    check_on_bad_annotation,
+    find_ignoring_case,
+    parse_number,
+)
 from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
-from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_EXTENSIONS
+from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_EXTENSIONS, CaseInsensitiveFiles
 from visionkit.data.pipeline import Data
 from visionkit.errors import BadFileError, DataError
 
@@ -37,7 +42,10 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     declared size that differs from the file is an error naming both (or, with
     `trust_file_size=True`, the file's size is used); a `<filename>` without an
     extension, or with another extension than the one image of that stem on disk (an
-    image converted after annotating), resolves to that image (said in a warning).
+    image converted after annotating), resolves to that image, and one that differs
+    from the file on disk only in letter case (`IMG_001.JPG` for `img_001.jpg`, written
+    on a Windows or macOS disk) is read as that file when it is the only one (both said
+    in a warning; the exact name always first).
 
     Reads every `root/Annotations/*.xml` (`<filename>`, optional `<size>`, and per
     `<object>` its `<name>` and `<bndbox>` `xmin ymin xmax ymax`); images are read from
@@ -68,7 +76,8 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
         BadFileError: for a file that is not valid XML or lacks the VOC elements (or
             holds a non-finite number), or for images that do not decode.
         DataError: for an unknown class name, a degenerate box, a `<filename>` that is
-            absolute or climbs out of the images folder (naming the XML file), or no
+            absolute, climbs out of the images folder or matches several files but for
+            letter case (naming the XML file), or no
             image on disk. An annotation without objects keeps its image (background).
 
     Example:
@@ -106,6 +115,7 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     class_of = {name: index for index, name in enumerate(names)}
     images = []
     image_folder = os.path.join(root, images_dir)
+    case_folding = CaseInsensitiveFiles()
     for file, (file_name, size, objects) in zip(files, parsed):
         boxes, labels = [], []
         for position, (name, box, difficult) in enumerate(objects):
@@ -120,7 +130,8 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
             labels.append(class_of[name])
         path = resolve_inside(image_folder, file_name, where=f"{file} <filename>")
         if not os.path.isfile(path):
-            path = _single_image_with_stem(path, file, problems)
+            path = find_ignoring_case(case_folding, path, file, "<filename>", problems) \
+                or _single_image_with_stem(path, file, problems)
         stem = os.path.splitext(os.path.basename(file))[0]
         images.append(AnnotatedImage(
             path=path, boxes=np.asarray(boxes, np.float32).reshape(-1, 4),

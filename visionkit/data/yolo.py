@@ -11,6 +11,7 @@ from visionkit.data.annotation_checks import (
     Problems,
     check_on_bad_annotation,
     check_repeated_names,
+    find_ignoring_case,
     parse_class_id,
     parse_number,
     raise_or_note,
@@ -20,6 +21,7 @@ from visionkit.data.boxes import cxcywh_to_xyxy
 from visionkit.data.files import (
     DEFAULT_MAX_IMAGE_PIXELS,
     IMAGE_EXTENSIONS,
+    CaseInsensitiveFiles,
     list_image_files,
     list_other_files,
 )
@@ -64,7 +66,11 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
       `validation_split` is held out (printed), and class names come from a names file.
 
     An image's label file is found as ultralytics finds it: the last `images` folder of
-    its path becomes `labels` and the extension `.txt`. One object per line:
+    its path becomes `labels` and the extension `.txt`; when no file has that name, the
+    one file of that folder that differs from it only in letter case (`IMG_001.JPG` with `img_001.txt`
+    or `IMG_001.TXT`, from a Windows or macOS disk) is its label file, said in a
+    warning (a file that is another image's label as written is never taken; one that
+    two images reach only by case is an error). One object per line:
     `class_id cx cy width height`, the box centre and size as fractions (0..1) of the
     image's width and height; values further than 1% outside 0..1 are refused (pixel
     coordinates written by mistake), those just past the border clipped. A segment line
@@ -149,6 +155,7 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
             else:
                 label_file = label_path(path)
             labelled.append((split, path, label_file))
+    labelled = _pair_ignoring_case(labelled, problems)
     names_note = ""
     if names is None:  # names the user gave are theirs; found ones are compared
         names_note = _compare_names_files(
@@ -173,6 +180,34 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
                                 batch_size, augment, seed, max_boxes, cache,
                                 max_image_pixels=max_image_pixels,
                                 on_bad_annotation=on_bad_annotation, problems=problems)
+
+
+def _pair_ignoring_case(labelled: list[tuple], problems: Problems) -> list[tuple]:
+    """`(split, image, label file)` with each missing label file replaced by the one
+    file of its folder that differs from it only in letter case (`IMG_001.JPG` labelled by
+    `img_001.txt` or `IMG_001.TXT`, written on a case-insensitive disk), said once; a
+    label file that pairs with another image as written is never taken, and one that
+    two images reach only by case is an error naming both."""
+    files = CaseInsensitiveFiles()
+    as_written = {os.path.normpath(label) for _, _, label in labelled}
+    taken: dict[str, str] = {}
+    paired = []
+    for split, image, label in labelled:
+        # Only the file's name may differ in case: a `Labels/` folder is not where
+        # ultralytics looks (the error of `_check_label_files` says where it does).
+        if not os.path.isfile(label) and os.path.isdir(os.path.dirname(label)):
+            found = find_ignoring_case(files, label, image, "label file", problems,
+                                       exclude=as_written)
+            if found is not None:
+                if found in taken:
+                    raise DataError(
+                        f"{image!r} and {taken[found]!r} both pair with the label file "
+                        f"{found!r} only by ignoring letter case; expected one label "
+                        "file per image. Rename the label files to their images' names.")
+                taken[found] = image
+                label = found
+        paired.append((split, image, label))
+    return paired
 
 
 def _check_label_files(images: list[AnnotatedImage], unlabelled: list[tuple[str, str]],
@@ -327,7 +362,7 @@ def _yaml_splits(spec: dict, data_file: str, base: str,
             if os.path.isdir(path):
                 files += _images_in(path, problems)
             elif os.path.isfile(path) and path.lower().endswith(".txt"):
-                files += _image_list(path, base)
+                files += _image_list(path, base, problems)
             else:
                 raise DataError(f"{data_file}: {split}: {item!r} is neither a folder nor a "
                                 f".txt list of images (looked for {path!r}).")
@@ -338,19 +373,25 @@ def _yaml_splits(spec: dict, data_file: str, base: str,
     return splits
 
 
-def _image_list(path: str, base: str) -> list[str]:
+def _image_list(path: str, base: str, problems: Problems) -> list[str]:
     """The images a .txt split list names (relative entries are relative to `base`;
-    `./x` entries relative to the list's folder, as ultralytics reads them)."""
+    `./x` entries relative to the list's folder, as ultralytics reads them); an entry not
+    on disk as written is the one file differing from it only in letter case (said)."""
     here = os.path.dirname(path)
     files = []
-    for line in _text_lines(path, "a list of image paths"):
+    case_folding = CaseInsensitiveFiles()
+    for number, line in enumerate(_text_lines(path, "a list of image paths"), start=1):
         entry = line.strip()
         if not entry:
             continue
         if entry.startswith("./"):
-            files.append(os.path.normpath(os.path.join(here, entry)))
+            image = os.path.normpath(os.path.join(here, entry))
         else:
-            files.append(entry if os.path.isabs(entry) else os.path.join(base, entry))
+            image = entry if os.path.isabs(entry) else os.path.join(base, entry)
+        if not os.path.isfile(image):
+            image = find_ignoring_case(case_folding, image, f"{path} line {number}",
+                                       "image path", problems) or image
+        files.append(image)
     return files
 
 
