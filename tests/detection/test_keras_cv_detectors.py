@@ -7,6 +7,8 @@ but never converted (conversions take tens of seconds; the slow test does one).
 
 from __future__ import annotations
 
+import warnings
+
 import keras_cv
 import numpy as np
 import pytest
@@ -160,6 +162,21 @@ def test_a_detector_states_its_task_to_the_exporters(yolo_xywh, tmp_path):
     with pytest.raises(ValueError, match=r"a detection model.*'classification'"):
         vk.export.onnx(built, tmp_path / "onnx", data=data)
     assert not any(path.is_dir() and any(path.iterdir()) for path in tmp_path.iterdir())
+
+
+def test_a_keras_cv_detector_that_does_not_rescale_pixels_is_said_on_export():
+    backbone = keras_cv.models.YOLOV8Backbone(
+        stackwise_channels=[8, 8, 8, 8], stackwise_depth=[1, 1, 1, 1],
+        include_rescaling=False, input_shape=SHAPE)
+    model = keras_cv.models.YOLOV8Detector(num_classes=2, bounding_box_format="xyxy",
+                                           backbone=backbone, fpn_depth=1)
+    with pytest.warns(UserWarning, match=r"include_rescaling=False.*raw 0\.\.255 pixels"):
+        spec = _export_spec(model, None, None, ["a", "b"])
+    assert spec.task.name == "detection"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # visionkit's own detectors rescale: nothing said
+        _export_spec(vk.models.build("yolov8", input_shape=SHAPE, num_classes=2), None,
+                     None, ["a", "b"])
 
 
 def test_a_model_that_does_not_state_its_task_lists_the_tasks(tmp_path):

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from visionkit.export import verify as verification
 from visionkit.export import versions as version_layout
 from visionkit.export.metadata import build_metadata, to_json_value, write_assets
 from visionkit.export.signatures import ServingModule, serving_signatures
-from visionkit.models.detection import is_detector
+from visionkit.models.detection import is_detector, rescales_raw_pixels
 from visionkit.train.auxiliary import main_head
 from visionkit.vocabulary import TASKS, Task, get_task
 
@@ -101,7 +102,9 @@ def saved_model(
         task: the task (name or object) when `data` is not given; if both are given
             they must agree. A detector (YOLOv8 or RetinaNet, visionkit's or built with
             keras-cv) states its task by its class: "detection" is then taken without
-            `data` or `task`, and any other task is refused. Other models do not say
+            `data` or `task`, and any other task is refused (a keras-cv detector whose
+            backbone does not rescale pixels, `include_rescaling=False`, is exported with
+            a warning: exports serve raw 0..255 pixels). Other models do not say
             theirs (a `[B, C]` output serves classification, multi-label or embeddings
             alike), so they need `data` or `task`. Defaults to None.
         class_names: names per class id when `data` is not given; if both are given
@@ -197,6 +200,13 @@ def _export_spec(model: keras.Model, data: Data | None, task: str | Task | None,
         raise TypeError(f"Expected a keras.Model; received {type(model).__name__}.")
     model_size = _model_image_size(model)
     model_task = _task_of_model(model)
+    if model_task == "detection" and rescales_raw_pixels(model) is False:
+        warnings.warn(
+            f"The detector {model.name!r} has a backbone built with include_rescaling=False: "
+            "it does not divide pixels by 255, yet the export serves it raw 0..255 pixels, "
+            "as every visionkit model takes them. If it was trained on images scaled to "
+            "0..1 outside the model, its served detections are wrong: rebuild the backbone "
+            "with include_rescaling=True and load the same weights.", stacklevel=3)
 
     if data is not None:
         resolved_task = data.task

@@ -49,7 +49,8 @@ from visionkit.models.detection.pyramid_backbone import PyramidBackbone
 __all__ = ["BOX_FORMAT", "PyramidBackbone", "VisionkitRetinaNet", "VisionkitYOLOV8Detector",
            "YOLO_V8_SIZES", "anchor_centres", "boxes_from_xyxy", "boxes_to_xyxy", "compile_detector", "decode", "detect",
            "detection_backbone", "forward_function", "from_keras_cv", "head_predictions",
-           "is_detector", "is_retinanet", "is_yolo_v8", "retinanet", "yolov8"]
+           "is_detector", "is_retinanet", "is_yolo_v8", "retinanet", "rescales_raw_pixels",
+           "yolov8"]
 
 # Default losses of each head, as keras-cv names them.
 _DEFAULT_LOSSES = {
@@ -109,6 +110,21 @@ def from_keras_cv(model: keras.Model) -> keras.Model:
     converted.build(model.input_shape)
     converted.set_weights(model.get_weights())
     return converted
+
+
+def rescales_raw_pixels(model: keras.Model) -> bool | None:
+    """Whether a detector's backbone divides raw 0..255 pixels by 255 itself.
+
+    keras-cv backbones record it as `include_rescaling`; visionkit's are always built
+    with it (every visionkit model takes raw pixels). A keras-cv detector built with
+    `include_rescaling=False` was trained on pixels scaled outside the model, which
+    visionkit's pipelines and exports do not do.
+
+    Returns:
+        True or False as the backbone says, None when it does not say.
+    """
+    value = getattr(getattr(model, "backbone", None), "include_rescaling", None)
+    return None if value is None else bool(value)
 
 
 def boxes_to_xyxy(boxes: tf.Tensor, box_format: str, image_shape: Any) -> tf.Tensor:
