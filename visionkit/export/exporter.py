@@ -200,7 +200,7 @@ def _export_spec(model: keras.Model, data: Data | None, task: str | Task | None,
         raise TypeError(f"Expected a keras.Model; received {type(model).__name__}.")
     model_size = _model_image_size(model)
     model_task = _task_of_model(model)
-    if model_task == "detection" and rescales_raw_pixels(model) is False:
+    if is_detector(model) and rescales_raw_pixels(model) is False:
         warnings.warn(
             f"The detector {model.name!r} has a backbone built with include_rescaling=False: "
             "it does not divide pixels by 255, yet the export serves it raw 0..255 pixels, "
