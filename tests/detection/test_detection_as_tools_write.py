@@ -55,6 +55,35 @@ def test_voc_filename_with_another_extension_and_two_candidates_is_an_error(tmp_
         vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
 
 
+def test_voc_upper_case_xml_is_read_and_other_files_are_said(tmp_path):
+    # Windows tools write `B.XML`; a `notes.txt` or `a.xml.bak` beside them is not read.
+    for stem, identity in (("a", 1), ("B", 2)):
+        _image(tmp_path / f"JPEGImages/{stem}.png", identity)
+        _labelimg_xml(tmp_path, stem, f"{stem}.png")
+    (tmp_path / "Annotations/B.xml").rename(tmp_path / "Annotations/B.XML")
+    (tmp_path / "Annotations/a.xml.bak").write_text("<annotation/>")
+    (tmp_path / "Annotations/._a.xml").write_bytes(b"\x00\x05\x16\x07")  # macOS
+    (tmp_path / "ImageSets/Main").mkdir(parents=True)
+    (tmp_path / "ImageSets/Main/train.txt").write_text("a\nB\n")
+    with pytest.warns(DataWarning, match=r"1 files in the annotations folder that are not "
+                                         r"\.xml left out \(e\.g\. 'a\.xml\.bak'\)"):
+        data = vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH))
+    identities = sorted(round(float(e["images"].numpy()[0, 0, 0]) / 4)
+                        for e in data.train_examples)
+    assert identities == [1, 2]
+
+
+def test_voc_filename_between_line_breaks_is_the_file(tmp_path):
+    # An XML pretty-printer put the <filename> text on its own line.
+    _image(tmp_path / "JPEGImages/a.png", 5)
+    _labelimg_xml(tmp_path, "a", "\n    a.png\n  ")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        data = vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
+    example = next(iter(data.train_examples))
+    assert round(float(example["images"].numpy()[0, 0, 0]) / 4) == 5
+
+
 def test_yolo_splits_sharing_files_are_said(tmp_path):
     # A data.yaml whose train list also names the val folder (ultralytics accepts lists).
     for split, identities in (("train", (1, 2)), ("val", (3,))):

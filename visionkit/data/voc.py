@@ -11,7 +11,7 @@ import numpy as np
 
 from visionkit.data.annotation_checks import Problems, check_on_bad_annotation, parse_number
 from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
-from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_EXTENSIONS
+from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_EXTENSIONS, is_hidden
 from visionkit.data.pipeline import Data
 from visionkit.errors import BadFileError, DataError
 
@@ -39,7 +39,8 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     extension, or with another extension than the one image of that stem on disk (an
     image converted after annotating), resolves to that image (said in a warning).
 
-    Reads every `root/Annotations/*.xml` (`<filename>`, optional `<size>`, and per
+    Reads every `root/Annotations/*.xml` (the extension in any case; hidden files are
+    skipped and other files counted in a warning) (`<filename>`, optional `<size>`, and per
     `<object>` its `<name>` and `<bndbox>` `xmin ymin xmax ymax`); images are read from
     `root/JPEGImages/`. VOC coordinates are 1-based inclusive pixel indices, so a box
     becomes `(xmin - 1, ymin - 1, xmax, ymax)` in pixel-edge coordinates.
@@ -91,10 +92,11 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     root = os.fspath(root)
     problems = Problems(root)
     folder = os.path.join(root, annotations_dir)
-    files = sorted(glob.glob(os.path.join(folder, "*.xml")))
+    files = _annotation_files(folder, problems)
     if not files:
         raise DataError(f"No Pascal VOC annotations found: expected XML files in {folder!r}.")
-    split_of = _image_sets(root, image_sets, folder) if image_sets else None
+    stems = {os.path.splitext(os.path.basename(f))[0] for f in files}
+    split_of = _image_sets(root, image_sets, folder, stems) if image_sets else None
     if split_of is not None:
         unlisted = [f for f in files if os.path.splitext(os.path.basename(f))[0] not in split_of]
         for file in unlisted:
@@ -133,7 +135,27 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
                                 trust_file_size=trust_file_size, problems=problems)
 
 
-def _image_sets(root: str, image_sets: str, annotations: str) -> dict[str, str] | None:
+def _annotation_files(folder: str, problems: Problems) -> list[str]:
+    """The XML files directly in `folder` (extension in any case: `a.XML` too), sorted;
+    hidden files (`._a.xml` from macOS) skipped as `image_folder` does, and other files
+    counted in `problems`."""
+    if not os.path.isdir(folder):
+        return []
+    files = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if is_hidden(entry.name) or not entry.is_file():
+                continue
+            if entry.name.lower().endswith(".xml"):
+                files.append(entry.path)
+            else:
+                problems.note("files in the annotations folder that are not .xml left out",
+                              repr(entry.name))
+    return sorted(files)
+
+
+def _image_sets(root: str, image_sets: str, annotations: str,
+                stems: set[str]) -> dict[str, str] | None:
     """`{image id: split}` from `ImageSets/Main/{train,val,test}.txt`, or None without
     a train list."""
     folder = os.path.join(root, image_sets)
@@ -154,7 +176,7 @@ def _image_sets(root: str, image_sets: str, annotations: str) -> dict[str, str] 
                     raise DataError(f"{listing} line {number}: image id {image_id!r} is also "
                                     f"in the {split_of[image_id]} list; expected each image "
                                     "in one split.")
-                if not os.path.isfile(os.path.join(annotations, image_id + ".xml")):
+                if image_id not in stems:
                     raise DataError(f"{listing} line {number}: no annotation "
                                     f"{image_id}.xml in {annotations!r}.")
                 split_of[image_id] = split
@@ -202,7 +224,8 @@ def _parse(file: str):
     except ElementTree.ParseError as error:
         raise BadFileError(file, f"not valid XML ({error})", expected=_EXPECTED) from error
     top = tree.getroot()
-    file_name = top.findtext("filename")
+    # Pretty-printing writers put the name between line breaks; no file name ends in them.
+    file_name = (top.findtext("filename") or "").strip()
     if not file_name:
         raise BadFileError(file, "<filename> is missing", expected=_EXPECTED)
     size_element = top.find("size")
