@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
-from visionkit.data.preprocessing import Preprocessing
+from visionkit.data.preprocessing import Preprocessing, check_pixel_values
 from visionkit.data.split import split_indices
 from visionkit.vocabulary import SEGMENTATION_MASKS, get_task
 
@@ -33,8 +33,9 @@ def from_arrays(
     """Builds a `Data` set from arrays of images and labels (or segmentation masks).
 
     Args:
-        images: `[N, H, W]`, `[N, H, W, 1]` or `[N, H, W, 3]` pixels in 0..255 (uint8 or
-            float). Grayscale is repeated to 3 channels.
+        images: `[N, H, W]`, `[N, H, W, 1]` or `[N, H, W, 3]` raw pixels in 0..255
+            (uint8 or float; the model rescales them). Grayscale is repeated to 3
+            channels.
         labels: int class ids `[N]` (classification).
         class_names: names per class id. Defaults to "0", "1", ...
         task: the task. Defaults to "segmentation" when `masks` are given, else
@@ -55,7 +56,9 @@ def from_arrays(
         A `Data` set.
 
     Raises:
-        ValueError: if shapes, lengths or label values do not fit.
+        ValueError: if shapes, lengths or label values do not fit, or if the images are
+            not raw pixels in 0..255 (scaled to 0..1 or -1..1, 16-bit, NaN): see
+            `visionkit.data.preprocessing.check_pixel_values`.
 
     Example:
 
@@ -124,6 +127,10 @@ def _check_arrays(images, labels, images_name: str, labels_name: str):
         raise ValueError(
             f"Expected {labels_name} of shape [{len(images)}] (one per image); received "
             f"shape {labels.shape}.")
+    check_pixel_values(images, images_name)
+    if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+        raise ValueError(f"Expected integer class ids in {labels_name}; received dtype "
+                         f"{labels.dtype} (names? pass class ids and class_names=).")
     if not np.issubdtype(labels.dtype, np.integer):
         if not np.all(np.equal(np.mod(labels, 1), 0)):
             raise ValueError(f"Expected integer class ids in {labels_name}; received "

@@ -40,7 +40,7 @@ from visionkit.data.mask_conventions import (
     warn_binary,
 )
 from visionkit.data.pipeline import Data
-from visionkit.data.preprocessing import Preprocessing
+from visionkit.data.preprocessing import Preprocessing, check_pixel_values
 from visionkit.data.split import split_indices
 from visionkit.errors import BadFileError, DataError, DataWarning, format_file_list
 from visionkit.vocabulary import IGNORE_INDEX
@@ -98,6 +98,7 @@ def _check_images(images, name: str) -> np.ndarray:
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise DataError(f"Expected {name} of shape [N, H, W], [N, H, W, 1] or [N, H, W, 3]; "
                         f"received shape {images.shape}.")
+    check_pixel_values(images, name)
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
 
 
