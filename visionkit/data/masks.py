@@ -208,7 +208,8 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
     masks that looks wrong (large gaps between ids, or many ids covering almost no
     pixels) is an error naming the files, the values and the likely cause. Two mask
     files with one stem (`masks/a.png` and `masks/a.bmp`) are an error, not a silent
-    choice. Every image and mask is also checked as `image_folder` checks files; images
+    choice; masks without an image are left out and counted in a `DataWarning`. Every
+    image and mask is also checked as `image_folder` checks files; images
     and masks are turned upright by their EXIF orientation, and a mask must match its
     image as displayed.
 
@@ -287,11 +288,18 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
         warnings.warn(f"Left out {len(others)} file(s) that are not images visionkit reads "
                       f"({', '.join(IMAGE_EXTENSIONS)}): " + describe_other_files(others)
                       + ".", DataWarning, stacklevel=2)
-    pairs, pair_splits = [], []
+    pairs, pair_splits, orphans = [], [], []
     for split, split_images, split_masks in folders:
         found = _pair_files(split_images, split_masks)
         pairs += found
         pair_splits += [split] * len(found)
+        paired = {mask for _, mask in found}
+        orphans += [path for path in list_image_files(split_masks) if path not in paired]
+    if orphans:
+        shown = ", ".join(repr(path) for path in orphans[:3])
+        warnings.warn(f"Left out {len(orphans)} mask(s) with no image of their stem in "
+                      f"images_dir (e.g. {shown}); an image named otherwise than its mask "
+                      "is not trained on.", DataWarning, stacklevel=2)
     checked, orientations = _check_pair_files(pairs, on_bad_file, max_image_pixels)
     kept = set(checked)
     pair_splits = [split for pair, split in zip(pairs, pair_splits) if pair in kept]
