@@ -59,8 +59,10 @@ class ImageScan:
 
 
 def is_hidden(name: str) -> bool:
-    """Hidden files and folders (".DS_Store", ".ipynb_checkpoints", "._x.jpg") are skipped."""
-    return name.startswith(".")
+    """Hidden files and folders (".DS_Store", ".ipynb_checkpoints", "._x.jpg") are skipped,
+    and so is "__MACOSX", the folder of "._x.jpg" metadata files that zips made on macOS
+    hold (unzipped, it would be one more class or split of undecodable files)."""
+    return name.startswith(".") or name == "__MACOSX"
 
 
 def list_image_files(folder: str) -> list[str]:
