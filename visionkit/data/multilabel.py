@@ -195,7 +195,7 @@ def _warn_repeated_files(rows: list[tuple[int, str, str]], files: list[str],
                          path: str) -> None:
     """One `DataWarning` counting the files named on more than one line."""
     lines: dict[str, list[int]] = {}
-    for (number, name, _), file in zip(rows, files):
+    for (number, _name, _labels), file in zip(rows, files):
         lines.setdefault(os.path.normpath(file), []).append(number)
     repeated = [(name, numbers) for name, numbers in lines.items() if len(numbers) > 1]
     if repeated:
