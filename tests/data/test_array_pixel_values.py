@@ -3,6 +3,8 @@ are refused naming the array; raw pixels pass through unchanged."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,13 @@ def test_detection_arrays_with_fewer_labels_than_images_are_refused():
     boxes = [np.array([[0, 0, 2, 2]], np.float32)] * len(RAW)
     with pytest.raises(ValueError, match=r"6 boxes arrays and 5 labels arrays"):
         detection_from_arrays(RAW, boxes, [np.array([0])] * 5, ["thing"])
+
+
+def test_labels_counted_from_one_are_said():
+    with pytest.warns(vk.errors.DataWarning, match=r"Class ids \[0\] have no image.*"
+                                                   r"labels counted from 1\?"):
+        data = vk.data.from_arrays(RAW, LABELS + 1)
+    assert data.class_names == ("0", "1", "2")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", vk.errors.DataWarning)
+        vk.data.from_arrays(RAW, LABELS + 1, class_names=["none", "cat", "dog"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -10,6 +11,7 @@ import tensorflow as tf
 from visionkit.data.pipeline import Data
 from visionkit.data.preprocessing import Preprocessing, check_pixel_values
 from visionkit.data.split import split_indices
+from visionkit.errors import DataWarning
 from visionkit.vocabulary import SEGMENTATION_MASKS, get_task
 
 __all__ = ["from_arrays"]
@@ -37,7 +39,9 @@ def from_arrays(
             (uint8 or float; the model rescales them). Grayscale is repeated to 3
             channels.
         labels: int class ids `[N]` (classification).
-        class_names: names per class id. Defaults to "0", "1", ...
+        class_names: names per class id. Defaults to "0", "1", ... up to the largest
+            id (ids below it that no image has, as with labels counted from 1, are said
+            in a `DataWarning`).
         task: the task. Defaults to "segmentation" when `masks` are given, else
             "classification".
         image_size: resize to `(height, width)`. Defaults to the arrays' own size.
@@ -85,6 +89,8 @@ def from_arrays(
     images, labels = _check_arrays(images, labels, "images", "labels")
     if class_names is None:
         class_names = [str(i) for i in range(int(labels.max()) + 1)] if len(labels) else []
+        if len(labels):
+            _warn_absent_ids(labels, val_labels)
     class_names = [str(c) for c in class_names]
     if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
         raise ValueError(
@@ -112,6 +118,21 @@ def from_arrays(
         augment=augment,
         seed=seed,
     )
+
+
+def _warn_absent_ids(labels: np.ndarray, val_labels) -> None:
+    """One `DataWarning` naming the ids below the largest that no image has (labels
+    counted from 1, or a class lost): they become classes of their own."""
+    seen = set(np.unique(labels).tolist())
+    if val_labels is not None:
+        seen |= set(np.unique(np.asarray(val_labels)).tolist())
+    absent = [i for i in range(int(labels.max()) + 1) if i not in seen]
+    if absent:
+        cause = (" (labels counted from 1? pass labels - 1)" if absent == [0] else "")
+        warnings.warn(f"Class ids {absent[:10]} have no image, yet class_names default to "
+                      f"'0'..'{int(labels.max())}' (one class per id up to the largest), so "
+                      f"the model gets {len(absent)} class(es) it never sees{cause}. Pass "
+                      "class_names= to name the classes.", DataWarning, stacklevel=3)
 
 
 def _check_arrays(images, labels, images_name: str, labels_name: str):
