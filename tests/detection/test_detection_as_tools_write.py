@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -212,3 +213,26 @@ def test_coco_file_names_repeating_images_dir_or_with_windows_separators(tmp_pat
     (tmp_path / "c.json").write_text(json.dumps(spec))
     with pytest.raises(DataError, match="points outside the images root"):
         vk.data.coco(tmp_path / "c.json", folder, image_size=(HEIGHT, WIDTH))
+
+
+def test_yolo_label_files_named_otherwise_are_said_apart_from_missing_ones(tmp_path):
+    # b.TXT (a Windows tool) and c.png.txt (a script appending .txt) are not read, as
+    # ultralytics does not read them; d.png has no label at all.
+    for identity, stem in enumerate("abcd", start=1):
+        _image(tmp_path / "images" / "train" / f"{stem}.png", identity)
+    labels = tmp_path / "labels" / "train"
+    labels.mkdir(parents=True)
+    for name in ("a.txt", "b.TXT", "c.png.txt"):
+        (labels / name).write_text("0 .5 .5 .2 .2\n")
+    (tmp_path / "data.yaml").write_text("path: .\ntrain: images/train\nnames: [cat]\n")
+    with pytest.warns(DataWarning) as said:
+        data = vk.data.yolo(tmp_path, image_size=(HEIGHT, WIDTH))
+    messages = [str(w.message) for w in said]
+    assert any(re.search(r"2 images read as background although a label file of another "
+                         r"name is there.*'b\.TXT' is there.*'c\.png\.txt' is there", m)
+               for m in messages), messages
+    assert any(re.search(r"1 images without a label file.*d\.png", m) for m in messages)
+    objects = {round(float(e["images"].numpy()[0, 0, 0]) / 4):
+               int((e["bounding_boxes"]["labels"].numpy() >= 0).sum())
+               for e in data.train_examples}
+    assert objects == {1: 1, 2: 0, 3: 0, 4: 0}
