@@ -236,3 +236,15 @@ def test_yolo_label_files_named_otherwise_are_said_apart_from_missing_ones(tmp_p
                int((e["bounding_boxes"]["labels"].numpy() >= 0).sum())
                for e in data.train_examples}
     assert objects == {1: 1, 2: 0, 3: 0, 4: 0}
+
+
+def test_voc_names_differing_only_in_case_are_said(tmp_path):
+    for stem, name in (("a", "cat"), ("b", "Cat"), ("c", "cat")):
+        _image(tmp_path / f"JPEGImages/{stem}.png", 1)
+        _labelimg_xml(tmp_path, stem, f"{stem}.png")
+        path = tmp_path / f"Annotations/{stem}.xml"
+        path.write_text(path.read_text().replace("<name>cat</name>", f"<name>{name}</name>"))
+    with pytest.warns(DataWarning, match=r"1 group\(s\) of object names differ only in case "
+                                         r"\('Cat' \(1 objects\), 'cat' \(2 objects\)\)"):
+        data = vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
+    assert data.class_names == ("Cat", "cat")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import warnings
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 
@@ -13,7 +14,7 @@ from visionkit.data.annotation_checks import Problems, check_on_bad_annotation, 
 from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
 from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_EXTENSIONS, is_hidden
 from visionkit.data.pipeline import Data
-from visionkit.errors import BadFileError, DataError
+from visionkit.errors import BadFileError, DataError, DataWarning
 
 __all__ = ["voc"]
 
@@ -49,7 +50,8 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
         root: the VOC folder.
         image_size: `(height, width)` images are resized to. Defaults to (320, 320).
         class_names: the classes in id order; an object with another name is an error.
-            Defaults to the names found, sorted.
+            Defaults to the names found, sorted (names differing only in case, 'Cat'
+            and 'cat', are said in a `DataWarning`).
         annotations_dir, images_dir: sub-folders of `root`. Defaults to "Annotations"
             and "JPEGImages".
         validation_split, batch_size, augment, seed, max_boxes, cache: as for `coco`.
@@ -105,6 +107,8 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     parsed = [_parse(file) for file in files]
     names = list(class_names) if class_names is not None else sorted(
         {name for _, _, objects in parsed for name, _, _ in objects})
+    if class_names is None:
+        _warn_names_differing_in_case(parsed, root)
     class_of = {name: index for index, name in enumerate(names)}
     images = []
     image_folder = os.path.join(root, images_dir)
@@ -133,6 +137,26 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
                                 max_image_pixels=max_image_pixels,
                                 on_bad_annotation=on_bad_annotation,
                                 trust_file_size=trust_file_size, problems=problems)
+
+
+def _warn_names_differing_in_case(parsed, root: str) -> None:
+    """One `DataWarning` for object names that differ only in case ('Cat' and 'cat',
+    typed differently in LabelImg): each is a class of its own, with its counts."""
+    counts: dict[str, int] = {}
+    for _, _, objects in parsed:
+        for name, _, _ in objects:
+            counts[name] = counts.get(name, 0) + 1
+    groups: dict[str, list[str]] = {}
+    for name in sorted(counts):
+        groups.setdefault(name.casefold(), []).append(name)
+    alike = [group for group in groups.values() if len(group) > 1]
+    if alike:
+        shown = "; ".join(", ".join(f"{name!r} ({counts[name]} objects)" for name in group)
+                          for group in alike[:3])
+        warnings.warn(f"{root}: {len(alike)} group(s) of object names differ only in case "
+                      f"({shown}); each name is a class of its own. If they are one class, "
+                      "make the <name>s in the XML files agree.", DataWarning,
+                      stacklevel=3)
 
 
 def _annotation_files(folder: str, problems: Problems) -> list[str]:
