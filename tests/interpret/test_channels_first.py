@@ -23,7 +23,7 @@ def _model(nested: bool):
     norm = L.BatchNormalization(axis=1, name="cf_norm")
     relu = L.ReLU(name="cf_relu")
     inputs = keras.Input((HEIGHT, WIDTH, 3))
-    x = L.Permute((3, 1, 2))(L.Rescaling(1 / 255.0)(inputs))
+    x = L.Permute((3, 1, 2), name="to_nchw")(L.Rescaling(1 / 255.0)(inputs))
     if nested:
         inner = keras.Input((3, HEIGHT, WIDTH))
         x = keras.Model(inner, relu(norm(conv(inner))), name="torch_body")(x)
@@ -56,6 +56,12 @@ def test_grad_cam_and_activations_of_channels_first_layers(name):
     np.testing.assert_allclose(cam, expected, atol=1e-5)
     maps = vk.interpret.activations(model, IMAGES, layers=[name])[name]
     np.testing.assert_allclose(maps, features.transpose(0, 2, 3, 1), rtol=1e-5, atol=1e-6)
+
+
+def test_the_permute_into_channels_first_gives_the_image_back():
+    model, _, _ = _model(nested=False)
+    maps = vk.interpret.activations(model, IMAGES, layers=["to_nchw"])["to_nchw"]
+    np.testing.assert_allclose(maps, IMAGES / 255.0, rtol=1e-6)
 
 
 def test_channels_first_layers_inside_a_nested_model():

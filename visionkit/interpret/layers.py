@@ -202,7 +202,8 @@ class Layouts:
 
     A layer with a `data_format` (convolutions, pooling, upsampling) says its own; a
     layer without one (BatchNormalization(axis=1), activations, Add) keeps the layout
-    of its 4D inputs; Permute and Reshape start channels-last again.
+    of its 4D inputs; Permute((3, 1, 2)) makes a channels-last map channels-first,
+    another Permute and Reshape give channels-last.
     """
 
     def __init__(self) -> None:
@@ -213,7 +214,11 @@ class Layouts:
         data_format = getattr(operation, "data_format", None)
         if isinstance(data_format, str):
             first = data_format == "channels_first"
-        elif isinstance(operation, (keras.layers.Permute, keras.layers.Reshape)):
+        elif isinstance(operation, keras.layers.Permute):
+            # (3, 1, 2) turns NHWC into NCHW; any other order (NCHW back) is read NHWC.
+            was_first = any(id(arg) in self._tensors for arg in tf.nest.flatten(args))
+            first = not was_first and tuple(operation.dims) == (3, 1, 2)
+        elif isinstance(operation, keras.layers.Reshape):
             first = False
         else:
             first = any(id(arg) in self._tensors for arg in tf.nest.flatten(args))
