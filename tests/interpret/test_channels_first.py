@@ -85,3 +85,10 @@ def test_channels_first_layers_inside_a_nested_model():
     np.testing.assert_allclose(pooled.features, tf.reduce_mean(body(tf.transpose(
         many / 255.0, (0, 3, 1, 2)), training=False), axis=[2, 3]).numpy(), rtol=1e-5,
         atol=1e-6)
+
+
+def test_the_report_counts_a_channels_first_layers_channels():
+    from visionkit.interpret.report import model_layer_channels
+
+    model, _, _ = _model(nested=True)
+    assert model_layer_channels(model, "cf_conv") == 4  # not its width, 12
