@@ -149,7 +149,7 @@ def test_a_softmax_inside_a_lambda_is_read_as_probabilities_and_said_once():
     from visionkit.interpret.adapter import adapt
 
     model = _opaque_head(lambda t: tf.nn.softmax(t), 3)
-    with pytest.warns(UserWarning, match=r"layer 'opaque' \(Lambda\).*rows are "
+    with pytest.warns(UserWarning, match=r"layer 'opaque' \(Lambda\).*gives "
                                          r"probabilities summing to 1") as said:
         head = adapt(model).head
         adapt(model)

@@ -38,8 +38,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +59,7 @@ from visionkit.interpret.layers import (
 )
 from visionkit.keras_internals import tensor_history
 from visionkit.models.detection import is_detector
+from visionkit.vocabulary import is_opaque, probed_activation
 
 __all__ = ["ModelAdapter", "OutputHead", "adapt", "check_images", "output_head"]
 
@@ -153,70 +152,15 @@ def output_head(model: keras.Model, output_tensor=None) -> OutputHead:
         else:
             kind = "softmax"
         return OutputHead(kind, 2 if kind == "binary" else shape[-1], layer, pre)
-    if layer is not None and _is_opaque(layer):
-        probed = _probe_probabilities(model, tensor, layer)
-        if probed is not None:
-            return probed
+    if layer is not None and is_opaque(layer):
+        # A Lambda applying tf.nn.softmax: probed (and said) once per layer.
+        reader = model if tensor is model.outputs[0] else keras.Model(model.inputs, tensor)
+        if probed_activation(reader, layer) == "softmax":
+            return OutputHead("softmax", shape[-1], layer)
     # One linear unit stays one score (a regression, or a binary logit: then pass
     # ClassScore(class_id, binary=True, from_logits=True) for its two classes); reading
     # it as two classes would silently turn target=0 into -z.
     return OutputHead("logits", shape[-1], layer)
-
-
-def _is_opaque(layer) -> bool:
-    """Whether `layer` may hide an activation: a Lambda, or a layer class of the user's."""
-    return isinstance(layer, keras.layers.Lambda) or \
-        not type(layer).__module__.startswith("keras.")
-
-
-# Pixels of the probe batch that tells probabilities from logits behind an opaque layer.
-_PROBE_SIDE = 32
-# The opaque output layers already said (each is said once, however often it is read).
-_SAID: weakref.WeakSet = weakref.WeakSet()
-
-
-def _probe_probabilities(model: keras.Model, tensor, layer) -> OutputHead | None:
-    """A softmax `OutputHead` when the output of an opaque last layer (a Lambda applying
-    `tf.nn.softmax`) holds rows of probabilities summing to 1 on a probe batch (black,
-    grey and noise images), said in a warning; a warning and None when its values all lie
-    in 0..1 without summing to 1 (sigmoids or logits: the graph does not tell); None
-    otherwise. Read as logits, probabilities would be softmaxed again (attacks, targets)
-    or thresholded at 0 (a binary unit: every image class 1)."""
-    shape = tuple(model.inputs[0].shape[1:])
-    if len(shape) != 3:
-        return None
-    height, width = (side or _PROBE_SIDE for side in shape[:2])
-    noise = np.random.default_rng(0).uniform(0, 255, (height, width, shape[2]))
-    probe = np.stack([np.zeros_like(noise), np.full_like(noise, 127.5), noise]).astype(
-        "float32")
-    try:
-        reader = keras.Model(model.inputs, tensor) if tensor is not model.outputs[0] else model
-        values = np.asarray(keras.ops.convert_to_numpy(reader(probe, training=False)),
-                            np.float64)
-    except Exception:  # noqa: BLE001  (a model the probe cannot run is read as before)
-        return None
-    if values.ndim != 2 or not np.all(np.isfinite(values)) or \
-            values.min() < 0.0 or values.max() > 1.0:
-        return None
-    described = f"The output of model {model.name!r} comes from layer {layer.name!r} " \
-                f"({type(layer).__name__}), whose activation visionkit cannot see"
-    said = layer in _SAID
-    _SAID.add(layer)
-    if values.shape[-1] > 1 and np.allclose(values.sum(axis=-1), 1.0, atol=1e-4):
-        if not said:
-            warnings.warn(f"{described}; on a probe batch its rows are probabilities "
-                          "summing to 1, so it is read as a softmax head whose logits are "
-                          "out of reach (Grad-CAM scores the probabilities). Write the "
-                          "activation as keras.layers.Softmax() or Activation('softmax') "
-                          "to explain the logits.", UserWarning, stacklevel=4)
-        return OutputHead("softmax", values.shape[-1], layer)
-    if not said:
-        warnings.warn(f"{described}; on a probe batch its values all lie in 0..1, as "
-                      "sigmoid probabilities do, but it is read as logits (a binary unit's "
-                      "class 1 is then a score above 0, not 0.5). Write the activation as "
-                      "Activation('sigmoid') (or end in a Dense layer) so that it is read "
-                      "as what it is.", UserWarning, stacklevel=4)
-    return None
 
 
 def _wrap_opaque(model: keras.Model) -> keras.Model:
