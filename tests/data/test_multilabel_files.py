@@ -37,3 +37,20 @@ def test_a_file_on_two_lines_is_said(tmp_path):
 def test_scaled_images_in_label_lists_are_refused():
     with pytest.raises(ValueError, match=r"look scaled to 0\.\.1"):
         vk.data.multilabel_from_lists(np.full((2, 4, 4, 3), 0.5), [["cat"], ["dog"]])
+
+
+def test_resized_label_lists_get_the_pixels_an_export_serves():
+    # Downscaling 32 -> 8: tf.image.resize without antialiasing keeps 1 pixel in 4;
+    # the served signature (Preprocessing) antialiases, and training must match it.
+    import tensorflow as tf
+
+    from visionkit.data.preprocessing import Preprocessing
+
+    images = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3)).astype(np.uint8)
+    data = vk.data.multilabel_from_lists(images, [["cat"], ["dog"]], image_size=(8, 8),
+                                         validation_split=0.0, seed=None, batch_size=2)
+    trained = next(iter(data.train))[0].numpy()
+    served = Preprocessing((8, 8)).resize(tf.constant(images)).numpy()
+    naive = tf.image.resize(tf.cast(images, tf.float32), (8, 8)).numpy()
+    assert np.abs(served - naive).max() > 10  # the two resizes differ here
+    np.testing.assert_allclose(trained, served, atol=1e-4)

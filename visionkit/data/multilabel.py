@@ -35,7 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
-from visionkit.data.preprocessing import check_pixel_values
+from visionkit.data.preprocessing import Preprocessing, check_pixel_values
 from visionkit.errors import DataWarning
 from visionkit.vocabulary import get_task
 
@@ -148,7 +148,7 @@ def multilabel_from_lists(images: np.ndarray, label_lists: Sequence[Sequence[Any
         def prepare(example):
             image = tf.cast(example["images"], tf.float32)
             if tuple(images.shape[1:3]) != size:
-                image = tf.image.resize(image, size)
+                image = Preprocessing(size).resize(image)  # the resize an export serves with
             return {"images": image, "labels": example["labels"]}
 
         return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
@@ -238,7 +238,6 @@ def multilabel_csv(path: str | os.PathLike, images_dir: str | os.PathLike | None
     """
     from visionkit.data.decoding import FileDecoder
     from visionkit.data.files import scan_image_files
-    from visionkit.data.preprocessing import Preprocessing
     path = os.fspath(path)
     folder = os.fspath(images_dir) if images_dir is not None else \
         os.path.dirname(os.path.abspath(path))
