@@ -248,3 +248,16 @@ def test_voc_names_differing_only_in_case_are_said(tmp_path):
                                          r"\('Cat' \(1 objects\), 'cat' \(2 objects\)\)"):
         data = vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
     assert data.class_names == ("Cat", "cat")
+
+
+@pytest.mark.parametrize("file_name, said", [
+    ("JPEGImages/a.png", r"repeating the end of images_dir"),
+    ("sub\\a.png", r"Windows '\\' separators")])
+def test_voc_filename_with_folders_is_found_as_coco_finds_it(tmp_path, file_name, said):
+    image = "sub/a.png" if file_name.startswith("sub") else "a.png"
+    _image(tmp_path / "JPEGImages" / image, 6)
+    _labelimg_xml(tmp_path, "a", file_name)
+    with pytest.warns(DataWarning, match=said):
+        data = vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
+    example = next(iter(data.train_examples))
+    assert round(float(example["images"].numpy()[0, 0, 0]) / 4) == 6

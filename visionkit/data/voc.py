@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from visionkit.data.annotation_checks import Problems, check_on_bad_annotation, parse_number
-from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
+from visionkit.data.annotations import AnnotatedImage, build_detection_data, find_image_path
 from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_EXTENSIONS, is_hidden
 from visionkit.data.pipeline import Data
 from visionkit.errors import BadFileError, DataError, DataWarning
@@ -36,7 +36,9 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     are left out and counted. Without them a seeded random `validation_split` is held
     out (printed). A `<size>` of 0 (some writers leave it so) is read from the file; a
     declared size that differs from the file is an error naming both (or, with
-    `trust_file_size=True`, the file's size is used); a `<filename>` without an
+    `trust_file_size=True`, the file's size is used); a `<filename>` written on Windows
+    (`sub\\a.jpg`) or repeating the images folder (`JPEGImages/a.jpg`) is found as `coco`
+    finds such names (said in a warning); a `<filename>` without an
     extension, or with another extension than the one image of that stem on disk (an
     image converted after annotating), resolves to that image (said in a warning).
 
@@ -124,7 +126,7 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
                                 f"expected one of {names}.")
             boxes.append(box)
             labels.append(class_of[name])
-        path = resolve_inside(image_folder, file_name, where=f"{file} <filename>")
+        path = find_image_path(image_folder, file_name, f"{file} <filename>", problems)
         if not os.path.isfile(path):
             path = _single_image_with_stem(path, file, problems)
         stem = os.path.splitext(os.path.basename(file))[0]
