@@ -270,3 +270,22 @@ def test_the_macos_zip_metadata_folder_is_not_a_class(two_class_tree):
         warnings.simplefilter("error", DataWarning)
         data = vk.data.image_folder(root, image_size=TARGET, validation_split=0)
     assert data.class_names == ("a", "b") and data.train_size == 4
+
+
+def test_a_link_back_to_a_parent_is_listed_once_and_a_file_in_two_classes_refused(
+        two_class_tree):
+    import os
+
+    root = two_class_tree(per_class=2)
+    os.symlink(os.path.join("..", "b"), root / "a" / "more")  # b's images again, in a
+    with pytest.raises(DataError, match=r"2 file\(s\) are reached from several.*"
+                                        r"'.*a/more/000\.png' \(a\) and '.*b/000\.png' \(b\)"):
+        vk.data.image_folder(root, image_size=TARGET)
+    (root / "a" / "more").unlink()
+    os.symlink("..", root / "a" / "up")  # a loop: it used to fail after 40 levels
+    from visionkit.data.files import list_image_files
+
+    listed = list_image_files(str(root / "b"))
+    assert [os.path.basename(p) for p in listed] == ["000.png", "001.png"]
+    with pytest.raises(DataError, match=r"reached from several"):
+        vk.data.image_folder(root, image_size=TARGET)

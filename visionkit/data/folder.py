@@ -340,7 +340,26 @@ def _files_per_class(directory: str, names: Sequence[str]) -> dict[str, list[str
             f"folder; these folders of '{directory}' have none: {empty}. Remove them or "
             "add images (empty classes are an error, not skipped, so that no class goes "
             "missing silently).")
+    _check_linked_files(files, directory)
     return files
+
+
+def _check_linked_files(files: dict[str, list[str]], directory: str) -> None:
+    """Refuses one file reached from two class folders (a symbolic link to another class
+    folder, or to the data set's root): it would be an example of both classes."""
+    classes_of: dict[str, list[tuple[str, str]]] = {}
+    for name, paths in files.items():
+        for path in paths:
+            classes_of.setdefault(os.path.realpath(path), []).append((name, path))
+    shared = [entries for entries in classes_of.values()
+              if len({name for name, _ in entries}) > 1]
+    if shared:
+        shown = "; ".join(" and ".join(f"{path!r} ({name})" for name, path in entries)
+                          for entries in shared[:3])
+        raise DataError(f"Expected each image in one class folder of '{directory}'; "
+                        f"{len(shared)} file(s) are reached from several (through symbolic "
+                        f"links), e.g. {shown}. Remove the links, or keep each image in "
+                        "its own class.")
 
 
 def _drop(files: dict[str, list[str]], skipped: set[str], directory: str
