@@ -79,3 +79,14 @@ def test_labels_counted_from_one_are_said():
     with warnings.catch_warnings():
         warnings.simplefilter("error", vk.errors.DataWarning)
         vk.data.from_arrays(RAW, LABELS + 1, class_names=["none", "cat", "dog"])
+
+
+def test_validation_labels_beyond_the_classes_are_refused_and_count_when_inferred():
+    with pytest.raises(ValueError, match=r"val_labels in \[0, 1\] for 2 classes; received "
+                                         r"val_labels from 0 to 5"):
+        vk.data.from_arrays(RAW, LABELS, class_names=["cat", "dog"], val_images=RAW[:3],
+                            val_labels=np.array([0, 1, 5]))
+    # Without class_names, a class only the validation images hold is a class.
+    data = vk.data.from_arrays(RAW, LABELS, val_images=RAW[:3], val_labels=np.array([0, 1, 2]))
+    assert data.class_names == ("0", "1", "2")
+    assert sorted(int(e["labels"]) for e in data.val_examples) == [0, 1, 2]

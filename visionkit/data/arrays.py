@@ -87,19 +87,24 @@ def from_arrays(
         raise ValueError("Expected labels (class ids, one per image); received none.")
     task = task or "classification"
     images, labels = _check_arrays(images, labels, "images", "labels")
-    if class_names is None:
-        class_names = [str(i) for i in range(int(labels.max()) + 1)] if len(labels) else []
-        if len(labels):
-            _warn_absent_ids(labels, val_labels)
-    class_names = [str(c) for c in class_names]
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise ValueError(
-            f"Expected labels in [0, {len(class_names) - 1}] for {len(class_names)} classes; "
-            f"received labels from {labels.min()} to {labels.max()}.")
     if val_images is not None:
         if val_labels is None:
             raise ValueError("val_images was given without val_labels.")
         val_images, val_labels = _check_arrays(val_images, val_labels, "val_images", "val_labels")
+    every = labels if val_labels is None else np.concatenate([labels, val_labels])
+    if class_names is None:
+        # The validation labels count too: a class only they hold is a class.
+        class_names = [str(i) for i in range(int(every.max()) + 1)] if len(every) else []
+        if len(every):
+            _warn_absent_ids(every)
+    class_names = [str(c) for c in class_names]
+    for name, values in (("labels", labels), ("val_labels", val_labels)):
+        if values is not None and len(values) and (values.min() < 0
+                                                   or values.max() >= len(class_names)):
+            raise ValueError(
+                f"Expected {name} in [0, {len(class_names) - 1}] for {len(class_names)} "
+                f"classes; received {name} from {values.min()} to {values.max()}.")
+    if val_images is not None:
         train_x, train_y = images, labels
     else:
         train_index, val_index = split_indices(labels, validation_split, seed)
@@ -120,12 +125,10 @@ def from_arrays(
     )
 
 
-def _warn_absent_ids(labels: np.ndarray, val_labels) -> None:
+def _warn_absent_ids(labels: np.ndarray) -> None:
     """One `DataWarning` naming the ids below the largest that no image has (labels
     counted from 1, or a class lost): they become classes of their own."""
     seen = set(np.unique(labels).tolist())
-    if val_labels is not None:
-        seen |= set(np.unique(np.asarray(val_labels)).tolist())
     absent = [i for i in range(int(labels.max()) + 1) if i not in seen]
     if absent:
         cause = (" (labels counted from 1? pass labels - 1)" if absent == [0] else "")
