@@ -64,6 +64,7 @@ def test_voc_upper_case_xml_is_read_and_other_files_are_said(tmp_path):
     (tmp_path / "Annotations/B.xml").rename(tmp_path / "Annotations/B.XML")
     (tmp_path / "Annotations/a.xml.bak").write_text("<annotation/>")
     (tmp_path / "Annotations/._a.xml").write_bytes(b"\x00\x05\x16\x07")  # macOS
+    (tmp_path / "Annotations/old").mkdir()
     (tmp_path / "ImageSets/Main").mkdir(parents=True)
     (tmp_path / "ImageSets/Main/train.txt").write_text("a\nB\n")
     with pytest.warns(DataWarning, match=r"1 files in the annotations folder that are not "
@@ -72,6 +73,8 @@ def test_voc_upper_case_xml_is_read_and_other_files_are_said(tmp_path):
     identities = sorted(round(float(e["images"].numpy()[0, 0, 0]) / 4)
                         for e in data.train_examples)
     assert identities == [1, 2]
+    with pytest.warns(DataWarning, match=r"1 folders in the annotations folder left out.*'old'"):
+        vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH))
 
 
 def test_voc_filename_between_line_breaks_is_the_file(tmp_path):

@@ -170,7 +170,11 @@ def _annotation_files(folder: str, problems: Problems) -> list[str]:
     files = []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if is_hidden(entry.name) or not entry.is_file():
+            if is_hidden(entry.name):
+                continue
+            if entry.is_dir():
+                problems.note("folders in the annotations folder left out (VOC keeps its "
+                              "XML files directly in it)", repr(entry.name))
                 continue
             if entry.name.lower().endswith(".xml"):
                 files.append(entry.path)
