@@ -85,6 +85,38 @@ def resolve_inside(root: str, relative: str, where: str | None = None) -> str:
     return candidate
 
 
+def find_image_path(images_dir: str, file_name: str, where: str, problems: Problems) -> str:
+    """The file an annotation names (a COCO `file_name`, a VOC `<filename>`) under
+    `images_dir`. A name written on Windows (`train\\a.jpg`) is read with its folders,
+    and a name that repeats the end of `images_dir` (`JPEGImages/a.jpg` with
+    `images_dir=".../JPEGImages"`, as labelme2coco and some exporters write it) is found
+    without the repeated folders, when only that way the file exists; each is counted in
+    `problems`. Otherwise the path under `images_dir`, existing or not.
+
+    Raises:
+        DataError: for a path outside `images_dir` (see `resolve_inside`).
+    """
+    path = resolve_inside(images_dir, file_name, where=where)
+    if os.path.isfile(path):
+        return path
+    parts = [part for part in file_name.replace("\\", "/").split("/") if part]
+    if "\\" in file_name and os.sep == "/":  # written on Windows: "train\\a.jpg"
+        candidate = resolve_inside(images_dir, "/".join(parts), where=where)
+        if os.path.isfile(candidate):
+            problems.note("file_names with Windows '\\' separators read as folders",
+                          f"{file_name!r} -> {candidate!r}")
+            return candidate
+    folders = os.path.normpath(os.path.abspath(images_dir)).split(os.sep)
+    for count in range(len(parts) - 1, 0, -1):
+        if folders[-count:] == parts[:count]:
+            candidate = resolve_inside(images_dir, "/".join(parts[count:]), where=where)
+            if os.path.isfile(candidate):
+                problems.note("file_names repeating the end of images_dir found without "
+                              "the repeated folders", f"{file_name!r} -> {candidate!r}")
+                return candidate
+    return path
+
+
 def build_detection_data(images: Sequence[AnnotatedImage], class_names: Sequence[str],
                          source: str, image_size: tuple[int, int], validation_split: float,
                          batch_size: int, augment: object, seed: int | None,

@@ -15,7 +15,11 @@ from visionkit.data.annotation_checks import (
     parse_number,
     raise_or_note,
 )
-from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
+from visionkit.data.annotations import (
+    AnnotatedImage,
+    build_detection_data,
+    find_image_path,
+)
 from visionkit.data.boxes import xywh_to_xyxy
 from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS
 from visionkit.data.pipeline import Data
@@ -175,7 +179,7 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
                                          "numbers", expected=_EXPECTED)
         if image["id"] in entries:
             raise DataError(f"{where}: image id {image['id']} appears twice.")
-        file = _image_path(images_dir, file_name, f"{where} (id {image['id']}) file_name",
+        file = find_image_path(images_dir, file_name, f"{where} (id {image['id']}) file_name",
                            problems)
         first = by_file.get(file)
         if first is not None:
@@ -321,32 +325,6 @@ def _segmentation_bbox(segmentation: Any) -> list[float] | None:
             return None
         return box if box[2] > 0 and box[3] > 0 else None
     return None
-
-
-def _image_path(images_dir: str, file_name: str, where: str, problems: Problems) -> str:
-    """The file of an image entry. A `file_name` that repeats the end of `images_dir`
-    (`JPEGImages/a.jpg` with `images_dir=".../JPEGImages"`, as labelme2coco and some
-    exporters write it) is found without the repeated folders when only that way the
-    file exists, counted in a warning."""
-    path = resolve_inside(images_dir, file_name, where=where)
-    if os.path.isfile(path):
-        return path
-    parts = [part for part in file_name.replace("\\", "/").split("/") if part]
-    if "\\" in file_name and os.sep == "/":  # written on Windows: "train\\a.jpg"
-        candidate = resolve_inside(images_dir, "/".join(parts), where=where)
-        if os.path.isfile(candidate):
-            problems.note("file_names with Windows '\\' separators read as folders",
-                          f"{file_name!r} -> {candidate!r}")
-            return candidate
-    folders = os.path.normpath(os.path.abspath(images_dir)).split(os.sep)
-    for count in range(len(parts) - 1, 0, -1):
-        if folders[-count:] == parts[:count]:
-            candidate = resolve_inside(images_dir, "/".join(parts[count:]), where=where)
-            if os.path.isfile(candidate):
-                problems.note("file_names repeating the end of images_dir found without "
-                              "the repeated folders", f"{file_name!r} -> {candidate!r}")
-                return candidate
-    return path
 
 
 def _note_unused_categories(names: list[str], images: list[AnnotatedImage],

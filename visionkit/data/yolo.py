@@ -174,9 +174,24 @@ def _check_label_files(images: list[AnnotatedImage], unlabelled: list[tuple[str,
                         f"there is nothing to learn. Looked for (e.g.) {shown}: each image's "
                         "path with its last 'images' folder replaced by 'labels' and the "
                         "extension by '.txt', as ultralytics pairs them.")
+    listings: dict[str, list[str]] = {}
     for image, label in unlabelled:
+        folder, name = os.path.split(label)
+        if folder not in listings:
+            listings[folder] = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        stem = os.path.splitext(name)[0].lower()
+        image_name = os.path.basename(image).lower()
+        near = [other for other in listings[folder] if other.lower().endswith(".txt")
+                and other.lower() in (stem + ".txt", image_name + ".txt")]
+        if near:
+            # b.TXT or b.png.txt beside the b.txt looked for: a label written, not read.
+            problems.note("images read as background although a label file of another "
+                          "name is there (label files are paired by the exact name "
+                          "'<stem>.txt', as ultralytics pairs them: rename them)",
+                          f"{image!r} (no {name!r}; {near[0]!r} is there)")
+            continue
         problems.note("images without a label file read as background (no objects)",
-                      f"{image!r} (no {os.path.basename(label)!r})")
+                      f"{image!r} (no {name!r})")
 
 
 def label_path(image_path: str) -> str:
