@@ -119,7 +119,7 @@ def test_coco_file_names_in_another_case_prefixed_or_dotted_find_their_files(tmp
     assert not [m for m in said if "missing on disk" in m]
     [message] = [m for m in said if "differs only in letter case" in m]
     assert ": 2 file_names matched" in message
-    assert "images[0] (id 1) file_name: 'IMG_001.JPG' -> " in message
+    assert "images[0] (id 1): 'IMG_001.JPG' -> " in message
     assert "img_001.jpg" in message
 
 
@@ -129,7 +129,7 @@ def test_coco_exact_names_win_and_a_name_two_files_match_by_case_is_refused(tmp_
     _image(images / "A.png", 2)
     data, said = _load(vk.data.coco, _coco(tmp_path, ["A.png", "a.png"]), images)
     assert _identities(data) == [1, 2] and not [m for m in said if "letter case" in m]
-    with pytest.raises(DataError, match=r"images\[0\] \(id 1\) file_name: file_name 'a\.PNG' "
+    with pytest.raises(DataError, match=r"images\[0\] \(id 1\): file_name 'a\.PNG' "
                                         r"is not on disk as written, and 2 files differ"):
         vk.data.coco(_coco(tmp_path, ["a.PNG"]), images, image_size=SIZE, validation_split=0)
 

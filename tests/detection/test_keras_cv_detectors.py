@@ -154,6 +154,11 @@ def test_a_detector_states_its_task_to_the_exporters(yolo_xywh, tmp_path):
         vk.export.onnx(built, tmp_path / "onnx")
     with pytest.raises(ValueError, match=r"has 2 classes .* 3 class names"):
         vk.export.litert(built, tmp_path / "litert", class_names=["a", "b", "c"])
+    # A one-class detector given two names is not a binary classifier: no multilabel hint.
+    one_class = vk.models.build("yolov8", input_shape=SHAPE, num_classes=1)
+    with pytest.raises(ValueError, match=r"has 1 classes .* 2 class names") as refused:
+        vk.export.litert(one_class, tmp_path / "litert", class_names=["a", "b"])
+    assert "multilabel" not in str(refused.value)
     with pytest.raises(ValueError, match=r"task='classification' contradicts .*'detection'"):
         vk.export.saved_model(built, tmp_path / "saved", task="classification",
                               class_names=["a", "b"])

@@ -12,11 +12,14 @@ from visionkit.data.annotation_checks import (
     Problems,
     check_on_bad_annotation,
     check_repeated_names,
-    find_ignoring_case,
     parse_number,
     raise_or_note,
 )
-from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
+from visionkit.data.annotations import (
+    AnnotatedImage,
+    build_detection_data,
+    find_image_path,
+)
 from visionkit.data.boxes import xywh_to_xyxy
 from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, CaseInsensitiveFiles
 from visionkit.data.pipeline import Data
@@ -182,8 +185,8 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
                                          "numbers", expected=_EXPECTED)
         if image["id"] in entries:
             raise DataError(f"{where}: image id {image['id']} appears twice.")
-        file = _image_path(images_dir, file_name, f"{where} (id {image['id']}) file_name",
-                           problems, files)
+        file = find_image_path(images_dir, file_name, f"{where} (id {image['id']})",
+                               "file_name", problems, files)
         first = by_file.get(file)
         if first is not None:
             # One picture under two ids (merged exports, an image added twice): the
@@ -328,45 +331,6 @@ def _segmentation_bbox(segmentation: Any) -> list[float] | None:
             return None
         return box if box[2] > 0 and box[3] > 0 else None
     return None
-
-
-def _image_path(images_dir: str, file_name: str, where: str, problems: Problems,
-                files: CaseInsensitiveFiles) -> str:
-    """The file of an image entry: `file_name` as written when it exists. Else, each
-    counted in a warning: Windows `\\` separators read as folders; a `file_name` that
-    repeats the end of `images_dir` (`JPEGImages/a.jpg` with
-    `images_dir=".../JPEGImages"`, as labelme2coco and some exporters write it) without
-    the repeated folders; then the one file differing only in letter case from either
-    (`IMG_001.JPG` for `img_001.jpg`, written on a case-insensitive disk; several such
-    files are an error naming the entry)."""
-    path = resolve_inside(images_dir, file_name, where=where)
-    if os.path.isfile(path):
-        return path
-    parts = [part for part in file_name.replace("\\", "/").split("/") if part not in ("", ".")]
-    if "\\" in file_name and os.sep == "/":  # written on Windows: "train\\a.jpg"
-        candidate = resolve_inside(images_dir, "/".join(parts), where=where)
-        if os.path.isfile(candidate):
-            problems.note("file_names with Windows '\\' separators read as folders",
-                          f"{file_name!r} -> {candidate!r}")
-            return candidate
-    folders = os.path.normpath(os.path.abspath(images_dir)).split(os.sep)
-    for count in range(len(parts) - 1, 0, -1):
-        if folders[-count:] == parts[:count]:
-            candidate = resolve_inside(images_dir, "/".join(parts[count:]), where=where)
-            if os.path.isfile(candidate):
-                problems.note("file_names repeating the end of images_dir found without "
-                              "the repeated folders", f"{file_name!r} -> {candidate!r}")
-                return candidate
-    relatives = ["/".join(parts)] + [
-        "/".join(parts[count:]) for count in range(len(parts) - 1, 0, -1)
-        if [folder.lower() for folder in folders[-count:]] == [p.lower() for p in parts[:count]]]
-    for relative in relatives:
-        found = find_ignoring_case(files, resolve_inside(images_dir, relative, where=where),
-                                   where, "file_name", problems)
-        if found is not None:
-            return resolve_inside(images_dir, os.path.relpath(
-                found, os.path.realpath(images_dir)), where=where)
-    return path
 
 
 def _note_unused_categories(names: list[str], images: list[AnnotatedImage],

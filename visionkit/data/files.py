@@ -59,8 +59,10 @@ class ImageScan:
 
 
 def is_hidden(name: str) -> bool:
-    """Hidden files and folders (".DS_Store", ".ipynb_checkpoints", "._x.jpg") are skipped."""
-    return name.startswith(".")
+    """Hidden files and folders (".DS_Store", ".ipynb_checkpoints", "._x.jpg") are skipped,
+    and so is "__MACOSX", the folder of "._x.jpg" metadata files that zips made on macOS
+    hold (unzipped, it would be one more class or split of undecodable files)."""
+    return name.startswith(".") or name == "__MACOSX"
 
 
 def list_image_files(folder: str) -> list[str]:
@@ -81,10 +83,15 @@ def list_other_files(folder: str) -> list[str]:
 
 
 def _files_under(folder: str):
-    """Every file under `folder`, recursively, hidden files and folders left out."""
-    pending = [folder]
+    """Every file under `folder`, recursively, hidden files and folders left out; a
+    folder reached again through a symbolic link (a link to a parent) is listed once."""
+    pending, listed = [folder], set()
     while pending:
         current = pending.pop()
+        real = os.path.realpath(current)
+        if real in listed:
+            continue
+        listed.add(real)
         with os.scandir(current) as entries:
             for entry in entries:
                 if is_hidden(entry.name):

@@ -70,7 +70,9 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     one file of that folder that differs from it only in letter case (`IMG_001.JPG` with `img_001.txt`
     or `IMG_001.TXT`, from a Windows or macOS disk) is its label file, said in a
     warning (a file that is another image's label as written is never taken; one that
-    two images reach only by case is an error). One object per line:
+    two images reach only by case is an error). A label file of another name beside it
+    (`b.png.txt`, written by a script appending `.txt`) is not read: its image is
+    background, counted apart in a warning naming that file. One object per line:
     `class_id cx cy width height`, the box centre and size as fractions (0..1) of the
     image's width and height; values further than 1% outside 0..1 are refused (pixel
     coordinates written by mistake), those just past the border clipped. A segment line
@@ -224,9 +226,28 @@ def _check_label_files(images: list[AnnotatedImage], unlabelled: list[tuple[str,
                         f"there is nothing to learn. Looked for (e.g.) {shown}: each image's "
                         "path with its last 'images' folder replaced by 'labels' and the "
                         "extension by '.txt', as ultralytics pairs them.")
+    listings: dict[str, list[str]] = {}
+    # A label file pairing with another image (a.txt of a.png, beside A.png) is not near.
+    paired = {os.path.normpath(image.source) for image in images}
     for image, label in unlabelled:
+        folder, name = os.path.split(label)
+        if folder not in listings:
+            listings[folder] = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        stem = os.path.splitext(name)[0].lower()
+        image_name = os.path.basename(image).lower()
+        near = [other for other in listings[folder] if other.lower().endswith(".txt")
+                and other.lower() in (stem + ".txt", image_name + ".txt")
+                and os.path.normpath(os.path.join(folder, other)) not in paired]
+        if near:
+            # b.png.txt beside the b.txt looked for: a label written, not read (b.TXT,
+            # differing only in case, was paired by `_pair_ignoring_case`).
+            problems.note("images read as background although a label file of another "
+                          "name is there (a label file is paired by the name '<stem>.txt', "
+                          "in any letter case: rename them)",
+                          f"{image!r} (no {name!r}; {near[0]!r} is there)")
+            continue
         problems.note("images without a label file read as background (no objects)",
-                      f"{image!r} (no {os.path.basename(label)!r})")
+                      f"{image!r} (no {name!r})")
 
 
 def label_path(image_path: str) -> str:

@@ -266,11 +266,15 @@ def _export_spec(model: keras.Model, data: Data | None, task: str | Task | None,
     num_outputs = _num_output_channels(model)
     if num_outputs is not None and num_outputs != len(names) \
             and getattr(resolved_task, "outputs_are_classes", True):
+        detector = is_detector(model)
+        binary = (" A single unit is one class's score (a binary Keras classifier, "
+                  "Dense(1, activation='sigmoid')): export it with task='multilabel' and "
+                  "class_names=[the name of class 1], or train it with one unit per class."
+                  if num_outputs == 1 and len(names) == 2 and not detector else "")
         raise ValueError(
-            f"The model has {num_outputs} "
-            f"{'classes' if is_detector(model) else 'outputs per image'} (output shape "
-            f"{_output_shape(model)}) but {len(names)} class names were given: "
-            f"{list(names)}.")
+            f"The model has {num_outputs} {'classes' if detector else 'outputs per image'} "
+            f"(output shape {_output_shape(model)}) but {len(names)} class names were "
+            f"given: {list(names)}.{binary}")
     return _ExportSpec(task=resolved_task, class_names=names, image_size=image_size)
 
 
