@@ -73,3 +73,64 @@ def test_segmentation_loss_takes_a_softmax_layers_output_as_probabilities():
     assert loss.from_logits is False
     np.testing.assert_allclose(float(loss(masks, probabilities)),
                                _naive_cross_entropy_dice(masks, probabilities), rtol=1e-5)
+
+
+class _UserSoftmax(keras.layers.Layer):
+    """A layer class of the user's whose call is a softmax no attribute shows."""
+
+    def call(self, x):
+        return keras.ops.softmax(x * 2.0)
+
+
+def _opaque_classifier(ending):
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((8, 8, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255.0)(inputs))
+    return keras.Model(inputs, ending(keras.layers.Dense(3)(pooled)))
+
+
+OPAQUE = {
+    "lambda softmax": (lambda: keras.layers.Lambda(lambda t: keras.ops.softmax(t)),
+                       "softmax", r"gives probabilities summing to 1"),
+    "user layer softmax": (_UserSoftmax, "softmax", r"gives probabilities summing to 1"),
+    "lambda sigmoid": (lambda: keras.layers.Lambda(lambda t: keras.ops.sigmoid(t)),
+                       "linear", r"values all lie in 0\.\.1"),
+}
+
+
+@pytest.mark.parametrize("ending", sorted(OPAQUE))
+def test_an_output_layer_hiding_its_activation_is_probed_and_said_once(ending):
+    build, expected, said = OPAQUE[ending]
+    model = _opaque_classifier(build())
+    with pytest.warns(UserWarning, match=said) as caught:
+        assert output_activation(model) == expected
+        assert ends_in_probabilities(model) == (expected == "softmax")
+    assert len([w for w in caught if "cannot see" in str(w.message)]) == 1
+
+
+def test_served_outputs_of_a_lambda_softmax_are_its_probabilities_not_a_second_softmax():
+    # The export's signature asks while tracing: the probe runs eagerly all the same.
+    import tensorflow as tf
+
+    model = _opaque_classifier(keras.layers.Lambda(lambda t: keras.ops.softmax(5.0 * t)))
+    images = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3)).astype("float32")
+    task = get_task("classification")
+
+    @tf.function
+    def serve(batch):
+        return task.serving_outputs(model(batch), tf.zeros((4, 2), tf.int32), model)
+
+    with pytest.warns(UserWarning, match="cannot see"):
+        served = serve(tf.constant(images))
+    np.testing.assert_allclose(served["probabilities"].numpy(),
+                               keras.ops.convert_to_numpy(model(images)), rtol=1e-6)
+    assert task.loss(model).get_config()["from_logits"] is False
+
+
+def test_a_linear_lambda_stays_logits_without_a_word():
+    import warnings
+
+    model = _opaque_classifier(keras.layers.Lambda(lambda t: 50.0 * t - 7.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert output_activation(model) == "linear"

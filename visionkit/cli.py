@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="Predict with an exported SavedModel.",
                                   description="Predict with an exported SavedModel.")
     predict.add_argument("saved_model", help="SavedModel root or version directory")
-    predict.add_argument("images", nargs="+", help="image files")
+    predict.add_argument("images", nargs="+", help="image files or folders of them")
     predict.add_argument("--top-k", type=int, default=3, help="classes to show per image")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("--out", help="folder for per-image files (segmentation: mask and "

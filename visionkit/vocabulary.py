@@ -23,6 +23,8 @@ Example:
 from __future__ import annotations
 
 import difflib
+import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -34,7 +36,8 @@ from visionkit.keras_internals import producing_layer
 
 __all__ = ["BOUNDING_BOXES", "BOXES", "BOX_FORMAT", "BOX_PADDING", "IGNORE_INDEX", "IMAGES",
            "LABELS", "Registry", "SEGMENTATION_MASKS", "TASKS", "Task", "UnknownNameError",
-           "did_you_mean", "ends_in_probabilities", "get_task", "output_activation",
+           "did_you_mean", "ends_in_probabilities", "get_task", "is_opaque", "output_activation",
+           "probed_activation",
            "predict_dataset", "register_task", "tasks_with"]
 
 # Batch keys.
@@ -232,7 +235,8 @@ def output_activation(model: keras.Model) -> str | None:
     `Activation("linear")` (e.g. the float32 cast of a mixed-precision model), a reshape,
     permutation, flatten, identity or crop, and into a nested model's own output. A
     `keras.layers.Softmax` layer and `keras.ops.softmax` / `keras.ops.sigmoid` in a
-    functional model count as their activation.
+    functional model count as their activation. An output layer that hides its
+    activation (a `Lambda`, a user's layer class) is probed (`probed_activation`).
 
     Args:
         model: a Keras model.
@@ -262,6 +266,8 @@ def output_activation(model: keras.Model) -> str | None:
         passes = (kind in _PASSTHROUGH_LAYERS
                   or (isinstance(operation, keras.layers.Activation) and name == "linear"))
         if not passes:
+            if name is None and is_opaque(operation):
+                return probed_activation(model, operation)
             return name if name is not None else "linear"
         inputs = getattr(operation, "input", None)
         try:
@@ -269,6 +275,73 @@ def output_activation(model: keras.Model) -> str | None:
         except (AttributeError, ValueError):
             return name
     return None
+
+
+# Pixels per side of the probe batch where a model's input size is not fixed.
+_PROBE_SIDE = 32
+# What probing found behind each opaque output layer (probed, and said, once per layer).
+_PROBED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def is_opaque(operation: Any) -> bool:
+    """Whether `operation` may apply an activation that its type and attributes do not
+    show: a `Lambda`, or a layer class of the user's (not Keras's, not visionkit's)."""
+    if isinstance(operation, keras.layers.Lambda):
+        return True
+    module = type(operation).__module__
+    return isinstance(operation, keras.layers.Layer) and not isinstance(
+        operation, keras.Model) and not module.startswith(("keras.", "visionkit."))
+
+
+def probed_activation(model: keras.Model, operation: Any) -> str:
+    """"softmax" when the first output of `model`, produced by the opaque `operation`
+    (`Lambda(tf.nn.softmax)`), sums to 1 over its last axis on a probe batch (a black,
+    a grey and a noise image of raw pixels), else "linear"; said once per layer in a
+    `UserWarning`, also when the values all lie in 0..1 without summing to 1 (sigmoids or
+    logits: nothing tells them apart). Read as logits, probabilities would be softmaxed
+    a second time by losses and served outputs.
+
+    Args:
+        model: a Keras model with one input.
+        operation: the opaque layer producing its first output.
+
+    Returns:
+        "softmax" or "linear".
+    """
+    if operation in _PROBED:
+        return _PROBED[operation]
+    found, values = "linear", None
+    try:
+        if len(model.inputs) == 1:
+            shape = tuple(side or _PROBE_SIDE for side in model.inputs[0].shape[1:])
+            noise = np.random.default_rng(0).uniform(0.0, 255.0, shape)
+            probe = np.stack([np.zeros(shape), np.full(shape, 127.5), noise]).astype("float32")
+            with tf.init_scope():  # eagerly, also when asked while a tf.function traces
+                outputs = tf.nest.flatten(model(probe, training=False))[0]
+                values = np.asarray(keras.ops.convert_to_numpy(outputs), np.float64)
+    except Exception:  # noqa: BLE001  (a model the probe cannot run is read as linear)
+        return found
+    if values is not None and values.ndim >= 2 and np.all(np.isfinite(values)) \
+            and values.min() >= 0.0 and values.max() <= 1.0:
+        described = (f"The output of model {model.name!r} comes from layer "
+                     f"{operation.name!r} ({type(operation).__name__}), whose activation "
+                     "visionkit cannot see")
+        if values.shape[-1] > 1 and np.allclose(values.sum(axis=-1), 1.0, atol=1e-4):
+            found = "softmax"
+            warnings.warn(f"{described}; on a probe batch it gives probabilities summing to "
+                          "1, so it is read as a softmax (losses, metrics and served "
+                          "outputs take it as probabilities; its logits are out of reach). "
+                          "Write it as keras.layers.Softmax() or Activation('softmax') to "
+                          "say so.", UserWarning, stacklevel=4)
+        else:
+            warnings.warn(f"{described}; on a probe batch its values all lie in 0..1, as "
+                          "sigmoid probabilities do, but it is read as logits (losses apply "
+                          "the sigmoid or softmax themselves; a binary unit's class 1 is a "
+                          "score above 0). Write the activation as Activation('sigmoid') "
+                          "(or end in a Dense layer with it) so that it is read as what it "
+                          "is.", UserWarning, stacklevel=4)
+    _PROBED[operation] = found
+    return found
 
 
 def ends_in_probabilities(model: keras.Model) -> bool:

@@ -310,3 +310,24 @@ def test_compose_from_entries_matches_a_hand_built_compose():
     built = compose_from_entries([{"transform": "Affine", "rotate": [-10, 10], "p": 0.4}])
     by_hand = A.Compose([A.Affine(rotate=(-10, 10), p=0.4)])
     assert A.to_dict(built) == A.to_dict(by_hand)
+
+
+def test_a_mask_interpolation_that_blends_class_ids_is_refused_and_nearest_keeps_them():
+    import cv2
+
+    mask = np.zeros((32, 32), np.int32)
+    mask[:, 16:] = 2
+    mask[8:24, 8:24] = 255
+    example = {"images": tf.zeros((32, 32, 3)), "segmentation_masks": tf.constant(mask)}
+    nearest = A.Compose([A.Affine(rotate=(30, 30), p=1.0)])
+    out = albumentations_augmenter(nearest, "segmentation")(example, tf.constant([0, 1]))
+    assert set(np.unique(out["segmentation_masks"].numpy())) <= {0, 2, 255}
+    for blending in (A.Compose([A.Affine(rotate=(30, 30), mask_interpolation=cv2.INTER_LINEAR)]),
+                     A.Compose([A.OneOf([A.HorizontalFlip(),
+                                         A.Rotate(mask_interpolation=cv2.INTER_CUBIC)])])):
+        with pytest.raises(ValueError, match=r"received (Affine|Rotate)\(mask_interpolation="
+                                             r"[12]\), which blends the ids"):
+            albumentations_augmenter(blending, "segmentation")
+    # Classification has no masks: the same Compose is fine there.
+    albumentations_augmenter(A.Compose([A.Affine(mask_interpolation=cv2.INTER_LINEAR)]),
+                             "classification")

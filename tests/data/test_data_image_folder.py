@@ -251,3 +251,41 @@ def test_examples_are_decoded_and_train_shuffles_records(two_class_tree):
         dataclasses.replace(data, decode=None)
     labels = sorted(np.concatenate([y.numpy() for _, y in data.train]).tolist())
     assert labels == [0, 0, 0, 1, 1, 1]
+
+
+def test_images_beside_the_class_folders_are_counted(two_class_tree):
+    root = two_class_tree(per_class=2)
+    save_image(root / "stray.png", solid(20, 30, (1, 2, 3)))
+    with pytest.warns(DataWarning, match=r"Left out 1 image\(s\) lying directly in a split "
+                                         r"folder, outside every class folder.*stray\.png"):
+        data = vk.data.image_folder(root, image_size=TARGET, validation_split=0)
+    assert data.train_size == 4
+
+
+def test_the_macos_zip_metadata_folder_is_not_a_class(two_class_tree):
+    # Unzipping an archive made on macOS leaves __MACOSX/<class>/._<file> next to the data.
+    root = two_class_tree(per_class=2)
+    write_bytes(root / "__MACOSX" / "a" / "._000.png", b"\x00\x05\x16\x07 metadata")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        data = vk.data.image_folder(root, image_size=TARGET, validation_split=0)
+    assert data.class_names == ("a", "b") and data.train_size == 4
+
+
+def test_a_link_back_to_a_parent_is_listed_once_and_a_file_in_two_classes_refused(
+        two_class_tree):
+    import os
+
+    root = two_class_tree(per_class=2)
+    os.symlink(os.path.join("..", "b"), root / "a" / "more")  # b's images again, in a
+    with pytest.raises(DataError, match=r"2 file\(s\) are reached from several.*"
+                                        r"'.*a/more/000\.png' \(a\) and '.*b/000\.png' \(b\)"):
+        vk.data.image_folder(root, image_size=TARGET)
+    (root / "a" / "more").unlink()
+    os.symlink("..", root / "a" / "up")  # a loop: it used to fail after 40 levels
+    from visionkit.data.files import list_image_files
+
+    listed = list_image_files(str(root / "b"))
+    assert [os.path.basename(p) for p in listed] == ["000.png", "001.png"]
+    with pytest.raises(DataError, match=r"reached from several"):
+        vk.data.image_folder(root, image_size=TARGET)

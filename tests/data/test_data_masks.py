@@ -118,6 +118,18 @@ def test_mask_folder_names_the_image_without_a_mask(tmp_path):
         vk.data.mask_folder(images_dir, masks_dir)
 
 
+def test_mask_folder_counts_the_masks_without_an_image(tmp_path):
+    # scan_03.jpg was renamed (or deleted) after its mask was drawn: the mask is unused.
+    images_dir, masks_dir = make_mask_folder(tmp_path)
+    (images_dir / "scan_03.jpg").rename(images_dir / "scan-03.jpg")
+    (masks_dir / "scan-03.png").write_bytes((masks_dir / "scan_03.png").read_bytes())
+    with pytest.warns(vk.errors.DataWarning, match=r"Left out 1 mask\(s\) with no image of "
+                                                   r"their stem.*scan_03\.png"):
+        data = vk.data.mask_folder(images_dir, masks_dir, image_size=(12, 16),
+                                   class_names=["background", "top"], validation_split=0)
+    assert data.train_size == 6
+
+
 def test_mask_folder_names_a_mask_of_another_size(tmp_path):
     images_dir, masks_dir = make_mask_folder(tmp_path)
     save_image(masks_dir / "scan_02.png", np.zeros((12, 15), np.uint8))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -53,6 +54,38 @@ def test_voc_filename_with_another_extension_and_two_candidates_is_an_error(tmp_
     _labelimg_xml(tmp_path, "a", "a.jpg")
     with pytest.raises(DataError, match=r"a\.xml: <filename> 'a\.jpg'.*several images"):
         vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
+
+
+def test_voc_upper_case_xml_is_read_and_other_files_are_said(tmp_path):
+    # Windows tools write `B.XML`; a `notes.txt` or `a.xml.bak` beside them is not read.
+    for stem, identity in (("a", 1), ("B", 2)):
+        _image(tmp_path / f"JPEGImages/{stem}.png", identity)
+        _labelimg_xml(tmp_path, stem, f"{stem}.png")
+    (tmp_path / "Annotations/B.xml").rename(tmp_path / "Annotations/B.XML")
+    (tmp_path / "Annotations/a.xml.bak").write_text("<annotation/>")
+    (tmp_path / "Annotations/._a.xml").write_bytes(b"\x00\x05\x16\x07")  # macOS
+    (tmp_path / "Annotations/old").mkdir()
+    (tmp_path / "ImageSets/Main").mkdir(parents=True)
+    (tmp_path / "ImageSets/Main/train.txt").write_text("a\nB\n")
+    with pytest.warns(DataWarning, match=r"1 files in the annotations folder that are not "
+                                         r"\.xml left out \(e\.g\. 'a\.xml\.bak'\)"):
+        data = vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH))
+    identities = sorted(round(float(e["images"].numpy()[0, 0, 0]) / 4)
+                        for e in data.train_examples)
+    assert identities == [1, 2]
+    with pytest.warns(DataWarning, match=r"1 folders in the annotations folder left out.*'old'"):
+        vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH))
+
+
+def test_voc_filename_between_line_breaks_is_the_file(tmp_path):
+    # An XML pretty-printer put the <filename> text on its own line.
+    _image(tmp_path / "JPEGImages/a.png", 5)
+    _labelimg_xml(tmp_path, "a", "\n    a.png\n  ")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        data = vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
+    example = next(iter(data.train_examples))
+    assert round(float(example["images"].numpy()[0, 0, 0]) / 4) == 5
 
 
 def test_yolo_splits_sharing_files_are_said(tmp_path):
@@ -183,3 +216,54 @@ def test_coco_file_names_repeating_images_dir_or_with_windows_separators(tmp_pat
     (tmp_path / "c.json").write_text(json.dumps(spec))
     with pytest.raises(DataError, match="points outside the images root"):
         vk.data.coco(tmp_path / "c.json", folder, image_size=(HEIGHT, WIDTH))
+
+
+def test_yolo_label_files_named_otherwise_are_said_apart_from_missing_ones(tmp_path):
+    # c.png.txt (a script appending .txt) is not read, as ultralytics does not read it;
+    # b.TXT (a Windows tool) differs only in letter case, so it is b.png's label (said);
+    # d.png has no label at all.
+    for identity, stem in enumerate("abcd", start=1):
+        _image(tmp_path / "images" / "train" / f"{stem}.png", identity)
+    labels = tmp_path / "labels" / "train"
+    labels.mkdir(parents=True)
+    for name in ("a.txt", "b.TXT", "c.png.txt"):
+        (labels / name).write_text("0 .5 .5 .2 .2\n")
+    (tmp_path / "data.yaml").write_text("path: .\ntrain: images/train\nnames: [cat]\n")
+    with pytest.warns(DataWarning) as said:
+        data = vk.data.yolo(tmp_path, image_size=(HEIGHT, WIDTH))
+    messages = [str(w.message) for w in said]
+    assert any(re.search(r"1 images read as background although a label file of another "
+                         r"name is there.*'c\.png\.txt' is there", m)
+               for m in messages), messages
+    assert any(re.search(r"1 label files matched .*letter case.*'b\.txt' -> .*b\.TXT", m)
+               for m in messages), messages
+    assert any(re.search(r"1 images without a label file.*d\.png", m) for m in messages)
+    objects = {round(float(e["images"].numpy()[0, 0, 0]) / 4):
+               int((e["bounding_boxes"]["labels"].numpy() >= 0).sum())
+               for e in data.train_examples}
+    assert objects == {1: 1, 2: 1, 3: 0, 4: 0}
+
+
+def test_voc_names_differing_only_in_case_are_said(tmp_path):
+    for stem, name in (("a", "cat"), ("b", "Cat"), ("c", "cat")):
+        _image(tmp_path / f"JPEGImages/{stem}.png", 1)
+        _labelimg_xml(tmp_path, stem, f"{stem}.png")
+        path = tmp_path / f"Annotations/{stem}.xml"
+        path.write_text(path.read_text().replace("<name>cat</name>", f"<name>{name}</name>"))
+    with pytest.warns(DataWarning, match=r"1 group\(s\) of object names differ only in case "
+                                         r"\('Cat' \(1 objects\), 'cat' \(2 objects\)\)"):
+        data = vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
+    assert data.class_names == ("Cat", "cat")
+
+
+@pytest.mark.parametrize("file_name, said", [
+    ("JPEGImages/a.png", r"repeating the end of images_dir"),
+    ("sub\\a.png", r"Windows '\\' separators")])
+def test_voc_filename_with_folders_is_found_as_coco_finds_it(tmp_path, file_name, said):
+    image = "sub/a.png" if file_name.startswith("sub") else "a.png"
+    _image(tmp_path / "JPEGImages" / image, 6)
+    _labelimg_xml(tmp_path, "a", file_name)
+    with pytest.warns(DataWarning, match=said):
+        data = vk.data.voc(tmp_path, image_size=(HEIGHT, WIDTH), validation_split=0)
+    example = next(iter(data.train_examples))
+    assert round(float(example["images"].numpy()[0, 0, 0]) / 4) == 6

@@ -56,6 +56,16 @@ def test_class_names_must_match_the_model_outputs(tmp_path, tiny_model):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_single_sigmoid_unit_with_two_names_says_how_to_export_it(tmp_path):
+    inputs = keras.Input((8, 8, 3))
+    binary = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(
+        keras.layers.GlobalAveragePooling2D()(inputs)))
+    with pytest.raises(ValueError, match=r"1 outputs per image .* 2 class names.*"
+                                         r"task='multilabel' and class_names=\[the name of "
+                                         r"class 1\]"):
+        _export(binary, tmp_path, task="classification", class_names=["cat", "dog"])
+
+
 def test_missing_information_is_named(tmp_path, tiny_model):
     with pytest.raises(ValueError, match="Cannot tell the task"):
         _export(tiny_model, tmp_path, class_names=CLASS_NAMES)

@@ -59,6 +59,19 @@ def test_predict_files_names_the_bad_file(exported, image_files, tmp_path):
         vk.export.predict_files(exported, [])
 
 
+def test_predict_files_reads_a_folder_as_its_images(exported, image_files, tmp_path):
+    # image_files live in tmp_path; a notes file and a hidden file sit beside them.
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".DS_Store").write_bytes(b"\x00")
+    with pytest.warns(vk.errors.DataWarning, match=r"left out 1 file\(s\).*notes\.txt"):
+        from_folder = vk.export.predict_files(exported, [tmp_path], top_k=1)
+    one_by_one = vk.export.predict_files(exported, image_files, top_k=1)
+    assert from_folder == one_by_one
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=r"in the folder '.*empty'; found none"):
+        vk.export.predict_files(exported, [tmp_path / "empty"])
+
+
 def test_format_predictions(exported, image_files):
     results = vk.export.predict_files(exported, image_files, top_k=2)
     text = vk.export.format_predictions(results)

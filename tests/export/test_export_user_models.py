@@ -37,6 +37,10 @@ def _model(kind: str) -> keras.Model:
         return _head(inputs, L.ReLU()(x))
     if kind == "logits":
         return _head(inputs, L.Rescaling(1 / 255.0)(inputs), activation=None)
+    if kind == "lambda_softmax":  # the softmax hidden in a Lambda: not to be applied twice
+        model = _head(inputs, L.Rescaling(1 / 255.0)(inputs), activation=None)
+        return keras.Model(inputs, L.Lambda(lambda t: keras.ops.softmax(4.0 * t))(
+            model.output))
     if kind == "sigmoid":  # raw pixels saturate the sigmoid: several classes at exactly 1.0
         return _head(inputs, inputs, activation="sigmoid")
     if kind == "nested_backbone":
@@ -51,6 +55,7 @@ def _model(kind: str) -> keras.Model:
 @pytest.mark.parametrize("kind,export", [
     ("rescaling", "litert"), ("lambda", "onnx"), ("batch_norm", "litert"),
     ("logits", "onnx"), ("sigmoid", "onnx"), ("non_square", "litert"),
+    ("lambda_softmax", "saved_model"),
     pytest.param("nested_backbone", "onnx", marks=pytest.mark.slow)])
 def test_user_written_models_export_with_parity(tmp_path, kind, export):
     model = _model(kind)

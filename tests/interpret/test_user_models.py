@@ -7,6 +7,8 @@ GradientTape written here; inputs as uint8, float64, tensors, one image and list
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -133,3 +135,34 @@ def test_layers_sharing_a_name_across_sub_models_are_refused_not_mixed_up():
             call()
         assert error.value.argument in ("layer", "layers")
     assert vk.interpret.grad_cam(model, images, target=0, layer="own").shape == (1, 16, 16)
+
+
+def _opaque_head(activation, units):
+    """The head's activation written inside a Lambda, which the graph does not name."""
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((16, 16, 3))
+    x = L.GlobalAveragePooling2D()(L.Conv2D(4, 3, name="c1")(L.Rescaling(1 / 255.0)(inputs)))
+    return keras.Model(inputs, L.Lambda(activation, name="opaque")(L.Dense(units)(x)))
+
+
+def test_a_softmax_inside_a_lambda_is_read_as_probabilities_and_said_once():
+    from visionkit.interpret.adapter import adapt
+
+    model = _opaque_head(lambda t: tf.nn.softmax(t), 3)
+    with pytest.warns(UserWarning, match=r"layer 'opaque' \(Lambda\).*gives "
+                                         r"probabilities summing to 1") as said:
+        head = adapt(model).head
+        adapt(model)
+    assert len([w for w in said if "opaque" in str(w.message)]) == 1
+    # Read as logits, the probabilities would be softmaxed a second time.
+    assert head.kind == "softmax" and not head.from_logits and head.pre_activation is None
+
+
+def test_a_sigmoid_inside_a_lambda_is_said_and_linear_lambdas_are_logits():
+    from visionkit.interpret.adapter import adapt
+
+    with pytest.warns(UserWarning, match=r"'opaque' \(Lambda\).*values all lie in 0\.\.1"):
+        assert adapt(_opaque_head(lambda t: tf.sigmoid(t), 1)).head.kind == "logits"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert adapt(_opaque_head(lambda t: 40.0 * t - 3.0, 3)).head.kind == "logits"

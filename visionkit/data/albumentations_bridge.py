@@ -11,7 +11,8 @@ What goes in and comes out, per example:
 - `images` go in as uint8 `[H, W, C]` (albumentations' native type; float pixels 0..255
   are rounded) and come back float32 0..255.
 - `segmentation_masks` go in as `mask=` (uint8 class ids, 255 = ignore) and come back
-  int32. albumentations warps masks with nearest neighbour, so no new class ids appear;
+  int32. albumentations warps masks with nearest neighbour, so no new class ids appear
+  (a transform given another `mask_interpolation` is refused);
   pixels a warp brings in from outside the image get the transform's `fill_mask`
   (albumentations' default 0, i.e. class 0; pass `fill_mask=255` to ignore them).
 - `bounding_boxes` go in as `bboxes=` in "pascal_voc" format (xyxy pixels, visionkit's
@@ -121,7 +122,9 @@ def check_compose(compose: Any, task: str | Task | None = None) -> Any:
         TypeError: for a single transform (it must be wrapped in `A.Compose([...])`) or
             a value that is not an albumentations composition.
         ValueError: for detection data and a Compose without `bbox_params` in the
-            "pascal_voc" format (the message shows what to add).
+            "pascal_voc" format (the message shows what to add), or for segmentation
+            data and a transform whose `mask_interpolation` is not nearest neighbour
+            (it would blend class ids into others).
 
     Example:
 
@@ -155,7 +158,32 @@ def check_compose(compose: Any, task: str | Task | None = None) -> Any:
                 f"Expected the Compose's bbox_params in format {BOX_FORMAT!r} (xyxy pixels, "
                 f"visionkit's boxes); received format={processor.params.format!r}. Use "
                 f"{_BOX_HINT}.")
+    if task is not None and get_task(task).target_key == _MASK_KEY:
+        blurring = [f"{type(t).__name__}(mask_interpolation={t.mask_interpolation})"
+                    for t in _all_transforms(compose)
+                    if getattr(t, "mask_interpolation", None) not in _EXACT_MASK_INTERPOLATIONS]
+        if blurring:
+            raise ValueError(
+                f"Expected masks warped with nearest neighbour (class ids are labels, not "
+                f"intensities); received {', '.join(blurring)}, which blends the ids of "
+                "neighbouring classes into ids of others (between 0 and 2 comes 1) and "
+                "the ignore value 255 into class ids. Leave mask_interpolation at its "
+                "default, cv2.INTER_NEAREST (0).")
     return compose
+
+
+# cv2.INTER_NEAREST and cv2.INTER_NEAREST_EXACT: the mask interpolations that keep ids
+# (None: a transform that does not warp masks).
+_EXACT_MASK_INTERPOLATIONS = (None, 0, 6)
+
+
+def _all_transforms(compose: Any) -> list:
+    """The transforms of a composition, nested ones (OneOf, Sequential, ...) included."""
+    found = []
+    for transform in getattr(compose, "transforms", []):
+        found += _all_transforms(transform) if hasattr(transform, "transforms") else \
+            [transform]
+    return found
 
 
 def albumentations_augmenter(compose: Any, task: str | Task, counters: dict | None = None

@@ -25,15 +25,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import warnings
+from collections.abc import Collection
 
 import numpy as np
 
+from visionkit.data.files import CaseInsensitiveFiles
 from visionkit.errors import DataError, DataWarning
 
 __all__ = ["ON_BAD_ANNOTATION", "Problems", "ImageHeader", "read_header", "parse_number",
            "parse_class_id", "reconcile_size", "check_on_bad_annotation",
-           "check_repeated_names"]
+           "check_repeated_names", "find_ignoring_case"]
 
 # What a reader does with a broken annotation: raise naming it, or leave it out (counted).
 ON_BAD_ANNOTATION = ("error", "skip")
@@ -269,3 +272,38 @@ def check_repeated_names(names, labels_used, source: str, problems: Problems,
                             "rename one) in the annotations.")
         problems.note("class names given to more than one class id (only one has objects)",
                       f"{name!r} ids {indices}")
+
+
+def find_ignoring_case(files: CaseInsensitiveFiles, path: str, where: str, what: str,
+                       problems: Problems, exclude: Collection[str] = ()) -> str | None:
+    """The one file whose path differs from the missing `path` only in letter case.
+
+    Args:
+        files: the reader's `CaseInsensitiveFiles` (one per data set: folders are listed
+            once).
+        path: the path an annotation names, not on disk as written.
+        where: the annotation entry (file, line or index), named in the error.
+        what: what the annotation calls it ("file_name", "<filename>", "label file").
+        problems: where a match is counted ("said once with examples").
+        exclude: files that belong to another entry as written (never taken).
+
+    Returns:
+        The matching file, or None when no file matches.
+
+    Raises:
+        DataError: naming `where` and the candidates when several files match (a disk
+            that holds both `a.jpg` and `A.jpg`: which one was meant cannot be told).
+    """
+    excluded = {os.path.normpath(other) for other in exclude}
+    found = [match for match in files.matches(path) if match not in excluded]
+    if len(found) > 1:
+        raise DataError(f"{where}: {what} {os.path.basename(path)!r} is not on disk as "
+                        f"written, and {len(found)} files differ from it only in letter "
+                        f"case: {found[:5]}; expected one. Rename the files or correct the "
+                        "annotation.")
+    if not found:
+        return None
+    problems.note(f"{what}s matched to the one file that differs only in letter case "
+                  "(annotations made on a case-insensitive disk)",
+                  f"{where}: {os.path.basename(path)!r} -> {found[0]!r}")
+    return found[0]

@@ -24,17 +24,19 @@ from visionkit.data.annotation_checks import (
     Problems,
     boxes_as_displayed,
     check_on_bad_annotation,
+    find_ignoring_case,
     raise_or_note,
     read_header,
     reconcile_size,
 )
 from visionkit.data.boxes import BoxReport, check_boxes
 from visionkit.data.detection import detection_from_files
-from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, find_bad_files
+from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, CaseInsensitiveFiles, find_bad_files
 from visionkit.data.pipeline import Data
 from visionkit.errors import BadFileError, DataError, DataWarning
 
-__all__ = ["AnnotatedImage", "build_detection_data", "resolve_inside", "warn_shared_files"]
+__all__ = ["AnnotatedImage", "build_detection_data", "find_image_path", "resolve_inside",
+           "warn_shared_files"]
 
 
 @dataclasses.dataclass
@@ -83,6 +85,76 @@ def resolve_inside(root: str, relative: str, where: str | None = None) -> str:
         raise DataError(f"{prefix}image path {relative!r} points outside the images root "
                         f"{root!r}; refusing to read it. Expected paths relative to the root.")
     return candidate
+
+
+def find_image_path(images_dir: str, file_name: str, where: str, what: str,
+                    problems: Problems, files: CaseInsensitiveFiles) -> str:
+    """The file an annotation names (a COCO `file_name`, a VOC `<filename>`) under
+    `images_dir`: the name as written when that file exists. Otherwise, each way counted
+    in `problems` (a warning with examples): a name written on Windows (`train\\a.jpg`)
+    is read with its folders; a name that repeats the end of `images_dir`
+    (`JPEGImages/a.jpg` with `images_dir=".../JPEGImages"`, as labelme2coco and some
+    exporters write it) is found without the repeated folders; then the one file whose
+    path differs from either only in letter case (`IMG_001.JPG` for `img_001.jpg`,
+    annotated on a Windows or macOS disk). Failing all, the path under `images_dir`,
+    which does not exist.
+
+    Args:
+        images_dir: the folder names are relative to.
+        file_name: the name the annotation gives.
+        where: the annotation entry ("instances.json images[3] (id 7)", "a.xml").
+        what: the field holding the name ("file_name", "<filename>"), named with `where`.
+        problems: the reader's `Problems`.
+        files: the reader's `CaseInsensitiveFiles` (one per data set).
+
+    Returns:
+        str: the absolute path (inside `images_dir`).
+
+    Raises:
+        DataError: for a path outside `images_dir` (see `resolve_inside`), or a name that
+            several files match but for letter case (`a.jpg` and `A.jpg` on disk for
+            `A.JPG`), naming `where` and the candidates.
+
+    Example:
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> open(os.path.join(folder, "img_001.jpg"), "w").close()
+    >>> found = find_image_path(folder, "IMG_001.JPG", "a.xml", "<filename>",
+    ...                         Problems(folder), CaseInsensitiveFiles())
+    >>> os.path.basename(found)
+    'img_001.jpg'
+    """
+    field = f"{where} {what}"
+    path = resolve_inside(images_dir, file_name, where=field)
+    if os.path.isfile(path):
+        return path
+    parts = [part for part in file_name.replace("\\", "/").split("/") if part not in ("", ".")]
+    if "\\" in file_name and os.sep == "/":  # written on Windows: "train\\a.jpg"
+        candidate = resolve_inside(images_dir, "/".join(parts), where=field)
+        if os.path.isfile(candidate):
+            problems.note(f"{what}s with Windows '\\' separators read as folders",
+                          f"{file_name!r} -> {candidate!r}")
+            return candidate
+    folders = os.path.normpath(os.path.abspath(images_dir)).split(os.sep)
+    for count in range(len(parts) - 1, 0, -1):
+        if folders[-count:] == parts[:count]:
+            candidate = resolve_inside(images_dir, "/".join(parts[count:]), where=field)
+            if os.path.isfile(candidate):
+                problems.note(f"{what}s repeating the end of images_dir found without "
+                              "the repeated folders", f"{file_name!r} -> {candidate!r}")
+                return candidate
+    folded = [folder.lower() for folder in folders]
+    relatives = ["/".join(parts)] + [
+        "/".join(parts[count:]) for count in range(len(parts) - 1, 0, -1)
+        if folded[-count:] == [part.lower() for part in parts[:count]]]
+    for relative in relatives:
+        found = find_ignoring_case(files, resolve_inside(images_dir, relative, where=field),
+                                   where, what, problems)
+        if found is not None:
+            return resolve_inside(images_dir, os.path.relpath(
+                found, os.path.realpath(images_dir)), where=field)
+    return path
 
 
 def build_detection_data(images: Sequence[AnnotatedImage], class_names: Sequence[str],

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
-from visionkit.data.preprocessing import Preprocessing
+from visionkit.data.preprocessing import Preprocessing, check_pixel_values
 from visionkit.data.split import split_indices
+from visionkit.errors import DataWarning
 from visionkit.vocabulary import SEGMENTATION_MASKS, get_task
 
 __all__ = ["from_arrays"]
@@ -33,10 +35,13 @@ def from_arrays(
     """Builds a `Data` set from arrays of images and labels (or segmentation masks).
 
     Args:
-        images: `[N, H, W]`, `[N, H, W, 1]` or `[N, H, W, 3]` pixels in 0..255 (uint8 or
-            float). Grayscale is repeated to 3 channels.
+        images: `[N, H, W]`, `[N, H, W, 1]` or `[N, H, W, 3]` raw pixels in 0..255
+            (uint8 or float; the model rescales them). Grayscale is repeated to 3
+            channels.
         labels: int class ids `[N]` (classification).
-        class_names: names per class id. Defaults to "0", "1", ...
+        class_names: names per class id. Defaults to "0", "1", ... up to the largest
+            id (ids below it that no image has, as with labels counted from 1, are said
+            in a `DataWarning`).
         task: the task. Defaults to "segmentation" when `masks` are given, else
             "classification".
         image_size: resize to `(height, width)`. Defaults to the arrays' own size.
@@ -55,7 +60,9 @@ def from_arrays(
         A `Data` set.
 
     Raises:
-        ValueError: if shapes, lengths or label values do not fit.
+        ValueError: if shapes, lengths or label values do not fit, or if the images are
+            not raw pixels in 0..255 (scaled to 0..1 or -1..1, 16-bit, NaN): see
+            `visionkit.data.preprocessing.check_pixel_values`.
 
     Example:
 
@@ -80,17 +87,24 @@ def from_arrays(
         raise ValueError("Expected labels (class ids, one per image); received none.")
     task = task or "classification"
     images, labels = _check_arrays(images, labels, "images", "labels")
-    if class_names is None:
-        class_names = [str(i) for i in range(int(labels.max()) + 1)] if len(labels) else []
-    class_names = [str(c) for c in class_names]
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise ValueError(
-            f"Expected labels in [0, {len(class_names) - 1}] for {len(class_names)} classes; "
-            f"received labels from {labels.min()} to {labels.max()}.")
     if val_images is not None:
         if val_labels is None:
             raise ValueError("val_images was given without val_labels.")
         val_images, val_labels = _check_arrays(val_images, val_labels, "val_images", "val_labels")
+    every = labels if val_labels is None else np.concatenate([labels, val_labels])
+    if class_names is None:
+        # The validation labels count too: a class only they hold is a class.
+        class_names = [str(i) for i in range(int(every.max()) + 1)] if len(every) else []
+        if len(every):
+            _warn_absent_ids(every)
+    class_names = [str(c) for c in class_names]
+    for name, values in (("labels", labels), ("val_labels", val_labels)):
+        if values is not None and len(values) and (values.min() < 0
+                                                   or values.max() >= len(class_names)):
+            raise ValueError(
+                f"Expected {name} in [0, {len(class_names) - 1}] for {len(class_names)} "
+                f"classes; received {name} from {values.min()} to {values.max()}.")
+    if val_images is not None:
         train_x, train_y = images, labels
     else:
         train_index, val_index = split_indices(labels, validation_split, seed)
@@ -111,6 +125,19 @@ def from_arrays(
     )
 
 
+def _warn_absent_ids(labels: np.ndarray) -> None:
+    """One `DataWarning` naming the ids below the largest that no image has (labels
+    counted from 1, or a class lost): they become classes of their own."""
+    seen = set(np.unique(labels).tolist())
+    absent = [i for i in range(int(labels.max()) + 1) if i not in seen]
+    if absent:
+        cause = (" (labels counted from 1? pass labels - 1)" if absent == [0] else "")
+        warnings.warn(f"Class ids {absent[:10]} have no image, yet class_names default to "
+                      f"'0'..'{int(labels.max())}' (one class per id up to the largest), so "
+                      f"the model gets {len(absent)} class(es) it never sees{cause}. Pass "
+                      "class_names= to name the classes.", DataWarning, stacklevel=3)
+
+
 def _check_arrays(images, labels, images_name: str, labels_name: str):
     images = np.asarray(images)
     labels = np.asarray(labels)
@@ -124,6 +151,10 @@ def _check_arrays(images, labels, images_name: str, labels_name: str):
         raise ValueError(
             f"Expected {labels_name} of shape [{len(images)}] (one per image); received "
             f"shape {labels.shape}.")
+    check_pixel_values(images, images_name)
+    if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+        raise ValueError(f"Expected integer class ids in {labels_name}; received dtype "
+                         f"{labels.dtype} (names? pass class ids and class_names=).")
     if not np.issubdtype(labels.dtype, np.integer):
         if not np.all(np.equal(np.mod(labels, 1), 0)):
             raise ValueError(f"Expected integer class ids in {labels_name}; received "

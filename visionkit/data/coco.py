@@ -15,9 +15,13 @@ from visionkit.data.annotation_checks import (
     parse_number,
     raise_or_note,
 )
-from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
+from visionkit.data.annotations import (
+    AnnotatedImage,
+    build_detection_data,
+    find_image_path,
+)
 from visionkit.data.boxes import xywh_to_xyxy
-from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS
+from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, CaseInsensitiveFiles
 from visionkit.data.pipeline import Data
 from visionkit.errors import BadFileError, DataError
 
@@ -61,8 +65,13 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
     Args:
         annotations_json: the COCO JSON file.
         images_dir: the folder `file_name`s are relative to (paths leaving it are
-            refused). A `file_name` that repeats its last folders (`images/train/a.jpg`
-            with `images_dir=".../images/train"`) is found without them (said).
+            refused; a leading `./` is read as that folder). A `file_name` that repeats
+            its last folders (`images/train/a.jpg` with `images_dir=".../images/train"`)
+            is found without them, and one that differs from a file on disk only in
+            letter case (`IMG_001.JPG` for `img_001.jpg`, from a Windows or macOS disk)
+            is read as that file when it is the only one; both said in a warning with
+            examples, the exact name always first. Several files matching but for case
+            are an error naming the entry.
         image_size: `(height, width)` images are resized to. Defaults to (320, 320).
         validation_split: held-out fraction. Defaults to 0.2.
         batch_size: examples per batch. Defaults to 16.
@@ -93,7 +102,7 @@ def coco(annotations_json: str | os.PathLike, images_dir: str | os.PathLike,
         DataError: for an unknown category or image id, a bbox that is not 4 numbers,
             an `iscrowd` that is not 0 or 1, a degenerate box (these unless
             `on_bad_annotation="skip"`), a `file_name` that is absolute or climbs out of
-            `images_dir` (naming the entry), or no image on disk. Images without annotations are kept (as background).
+            `images_dir` or matches several files but for letter case (naming the entry), or no image on disk. Images without annotations are kept (as background).
 
     Example:
 
@@ -153,6 +162,7 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
     class_of, names = _categories(categories, path)
     entries: dict[int, dict[str, Any]] = {}
     by_file: dict[str, dict[str, Any]] = {}
+    files = CaseInsensitiveFiles()
     for position, image in enumerate(spec["images"]):
         where = f"{path} images[{position}]"
         if isinstance(image, dict):
@@ -175,8 +185,8 @@ def _read_coco(path: str, images_dir: str, split: str | None, skip_crowd: bool,
                                          "numbers", expected=_EXPECTED)
         if image["id"] in entries:
             raise DataError(f"{where}: image id {image['id']} appears twice.")
-        file = _image_path(images_dir, file_name, f"{where} (id {image['id']}) file_name",
-                           problems)
+        file = find_image_path(images_dir, file_name, f"{where} (id {image['id']})",
+                               "file_name", problems, files)
         first = by_file.get(file)
         if first is not None:
             # One picture under two ids (merged exports, an image added twice): the
@@ -321,32 +331,6 @@ def _segmentation_bbox(segmentation: Any) -> list[float] | None:
             return None
         return box if box[2] > 0 and box[3] > 0 else None
     return None
-
-
-def _image_path(images_dir: str, file_name: str, where: str, problems: Problems) -> str:
-    """The file of an image entry. A `file_name` that repeats the end of `images_dir`
-    (`JPEGImages/a.jpg` with `images_dir=".../JPEGImages"`, as labelme2coco and some
-    exporters write it) is found without the repeated folders when only that way the
-    file exists, counted in a warning."""
-    path = resolve_inside(images_dir, file_name, where=where)
-    if os.path.isfile(path):
-        return path
-    parts = [part for part in file_name.replace("\\", "/").split("/") if part]
-    if "\\" in file_name and os.sep == "/":  # written on Windows: "train\\a.jpg"
-        candidate = resolve_inside(images_dir, "/".join(parts), where=where)
-        if os.path.isfile(candidate):
-            problems.note("file_names with Windows '\\' separators read as folders",
-                          f"{file_name!r} -> {candidate!r}")
-            return candidate
-    folders = os.path.normpath(os.path.abspath(images_dir)).split(os.sep)
-    for count in range(len(parts) - 1, 0, -1):
-        if folders[-count:] == parts[:count]:
-            candidate = resolve_inside(images_dir, "/".join(parts[count:]), where=where)
-            if os.path.isfile(candidate):
-                problems.note("file_names repeating the end of images_dir found without "
-                              "the repeated folders", f"{file_name!r} -> {candidate!r}")
-                return candidate
-    return path
 
 
 def _note_unused_categories(names: list[str], images: list[AnnotatedImage],

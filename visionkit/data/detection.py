@@ -28,7 +28,7 @@ from visionkit.data.boxes import PAD_VALUE, pad_boxes
 from visionkit.data.decoding import FileDecoder
 from visionkit.data.given_splits import assign_splits
 from visionkit.data.pipeline import Data
-from visionkit.data.preprocessing import Preprocessing
+from visionkit.data.preprocessing import Preprocessing, check_pixel_values
 from visionkit.data.split import split_indices
 from visionkit.data.transforms import crop_boxes
 
@@ -72,12 +72,17 @@ def detection_from_arrays(images: np.ndarray, boxes: Sequence[np.ndarray],
 
     Returns:
         A detection `Data` set.
+
+    Raises:
+        ValueError: for shapes or lengths that do not fit, or images that are not raw
+            pixels in 0..255 (see `visionkit.data.preprocessing.check_pixel_values`).
     """
     images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3 or len(images) != len(boxes) != len(labels):
+    if images.ndim != 4 or images.shape[-1] != 3 or not len(images) == len(boxes) == len(labels):
         raise ValueError("Expected images [N, H, W, 3] with one boxes and one labels array "
                          f"per image; received images {images.shape}, {len(boxes)} boxes "
                          f"arrays and {len(labels)} labels arrays.")
+    check_pixel_values(images)
     rows = _max_boxes(labels, max_boxes)
     padded_boxes, padded_labels = pad_boxes(boxes, labels, rows)
     train, val = split_indices(stratum_of(labels), validation_split, seed)

@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_IMAGE_PIXELS", "ImageScan", "list_image_files",
-           "list_other_files", "describe_other_files",
+__all__ = ["IMAGE_EXTENSIONS", "DEFAULT_MAX_IMAGE_PIXELS", "CaseInsensitiveFiles",
+           "ImageScan", "list_image_files", "list_other_files", "describe_other_files",
            "find_bad_files", "check_image_file", "scan_image_files", "apply_orientation"]
 
 # File extensions (lower case) that `image_folder` reads; other files are ignored.
@@ -59,8 +59,10 @@ class ImageScan:
 
 
 def is_hidden(name: str) -> bool:
-    """Hidden files and folders (".DS_Store", ".ipynb_checkpoints", "._x.jpg") are skipped."""
-    return name.startswith(".")
+    """Hidden files and folders (".DS_Store", ".ipynb_checkpoints", "._x.jpg") are skipped,
+    and so is "__MACOSX", the folder of "._x.jpg" metadata files that zips made on macOS
+    hold (unzipped, it would be one more class or split of undecodable files)."""
+    return name.startswith(".") or name == "__MACOSX"
 
 
 def list_image_files(folder: str) -> list[str]:
@@ -81,10 +83,15 @@ def list_other_files(folder: str) -> list[str]:
 
 
 def _files_under(folder: str):
-    """Every file under `folder`, recursively, hidden files and folders left out."""
-    pending = [folder]
+    """Every file under `folder`, recursively, hidden files and folders left out; a
+    folder reached again through a symbolic link (a link to a parent) is listed once."""
+    pending, listed = [folder], set()
     while pending:
         current = pending.pop()
+        real = os.path.realpath(current)
+        if real in listed:
+            continue
+        listed.add(real)
         with os.scandir(current) as entries:
             for entry in entries:
                 if is_hidden(entry.name):
@@ -93,6 +100,56 @@ def _files_under(folder: str):
                     pending.append(entry.path)
                 elif entry.is_file():
                     yield entry.path
+
+
+class CaseInsensitiveFiles:
+    """Finds the files whose path differs from a given one only in letter case.
+
+    Windows and macOS file systems ignore case, so annotations made there name
+    `IMG_001.JPG` for a file that a Linux disk holds as `img_001.jpg`. Each folder is
+    listed once (on first use), so looking up every image of a data set stays cheap.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> open(os.path.join(folder, "img_001.jpg"), "w").close()
+    >>> [os.path.basename(p) for p in CaseInsensitiveFiles().matches(
+    ...     os.path.join(folder, "IMG_001.JPG"))]
+    ['img_001.jpg']
+    """
+
+    def __init__(self) -> None:
+        self._listings: dict[str, dict[str, list[str]]] = {}
+
+    def _entries(self, folder: str, name: str) -> list[str]:
+        listing = self._listings.get(folder)
+        if listing is None:
+            listing = {}
+            try:
+                names = sorted(os.listdir(folder))
+            except OSError:
+                names = []
+            for entry in names:
+                listing.setdefault(entry.lower(), []).append(entry)
+            self._listings[folder] = listing
+        return listing.get(name.lower(), [])
+
+    def matches(self, path: str) -> list[str]:
+        """The existing files (sorted) whose path equals `path` but for letter case in
+        its missing part (the folders that exist as written are kept), `path` excluded."""
+        path = os.path.normpath(path)
+        head, missing = path, []
+        while head and not os.path.isdir(head):
+            head, part = os.path.split(head)
+            if not part:
+                break
+            missing.append(part)
+        candidates = [head]
+        for part in reversed(missing):
+            candidates = [os.path.join(folder, entry) for folder in candidates
+                          for entry in self._entries(folder, part)]
+        return sorted(c for c in candidates if c != path and os.path.isfile(c))
 
 
 def describe_other_files(paths: Sequence[str], examples: int = 3) -> str:

@@ -70,9 +70,10 @@ def image_folder(
 
     Class ids follow the sorted sub-folder names, unless `class_names` gives the order.
     Files ending in .jpg, .jpeg, .png, .bmp, .gif or .webp (any case) are read, also in
-    nested folders; hidden files and folders (names starting with ".") are ignored;
-    other files (.tif, .heic, .txt, ...) are left out with one `DataWarning` counting
-    them per extension. Grayscale, palette, 16-bit and RGBA images become 8-bit RGB (alpha is
+    nested folders; hidden files and folders (names starting with ".", and the
+    `__MACOSX` folder of metadata that zips made on macOS hold) are ignored; other files
+    (.tif, .heic, .txt, ...) are left out with one `DataWarning` counting them per
+    extension, and so are images lying beside the class folders (of no class). Grayscale, palette, 16-bit and RGBA images become 8-bit RGB (alpha is
     dropped); GIFs give their first frame. A JPEG's EXIF orientation is applied, so
     pixels are upright as an image viewer shows them (Keras's
     `image_dataset_from_directory` leaves them as stored).
@@ -188,6 +189,13 @@ def image_folder(
                       f"are not images visionkit reads ({', '.join(IMAGE_EXTENSIONS)}): "
                       + describe_other_files(others) + ". Convert them (e.g. TIFF or HEIC "
                       "to PNG) to use them.", DataWarning, stacklevel=2)
+    loose = [path for folder in (directory, val_directory, test_directory) if folder
+             for path in _loose_images(folder)]
+    if loose:
+        warnings.warn(f"Left out {len(loose)} image(s) lying directly in a split folder, "
+                      f"outside every class folder, so of no class (e.g. "
+                      f"{', '.join(repr(p) for p in loose[:3])}); move them into their "
+                      "class folder to use them.", DataWarning, stacklevel=2)
 
     all_paths = [path for files in train_files.values() for path in files]
     for extra in (val_files, test_files):
@@ -293,6 +301,13 @@ def _class_folders(directory: str) -> list[str]:
     return folders
 
 
+def _loose_images(directory: str) -> list[str]:
+    """Image files directly in `directory` (beside its class folders), sorted."""
+    with os.scandir(directory) as entries:
+        return sorted(e.path for e in entries if e.is_file() and not is_hidden(e.name)
+                      and e.name.lower().endswith(IMAGE_EXTENSIONS))
+
+
 def _choose_classes(folders: list[str], class_names: Sequence[str] | None,
                     directory: str) -> tuple[str, ...]:
     if class_names is None:
@@ -325,7 +340,26 @@ def _files_per_class(directory: str, names: Sequence[str]) -> dict[str, list[str
             f"folder; these folders of '{directory}' have none: {empty}. Remove them or "
             "add images (empty classes are an error, not skipped, so that no class goes "
             "missing silently).")
+    _check_linked_files(files, directory)
     return files
+
+
+def _check_linked_files(files: dict[str, list[str]], directory: str) -> None:
+    """Refuses one file reached from two class folders (a symbolic link to another class
+    folder, or to the data set's root): it would be an example of both classes."""
+    classes_of: dict[str, list[tuple[str, str]]] = {}
+    for name, paths in files.items():
+        for path in paths:
+            classes_of.setdefault(os.path.realpath(path), []).append((name, path))
+    shared = [entries for entries in classes_of.values()
+              if len({name for name, _ in entries}) > 1]
+    if shared:
+        shown = "; ".join(" and ".join(f"{path!r} ({name})" for name, path in entries)
+                          for entries in shared[:3])
+        raise DataError(f"Expected each image in one class folder of '{directory}'; "
+                        f"{len(shared)} file(s) are reached from several (through symbolic "
+                        f"links), e.g. {shown}. Remove the links, or keep each image in "
+                        "its own class.")
 
 
 def _drop(files: dict[str, list[str]], skipped: set[str], directory: str

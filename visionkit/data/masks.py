@@ -40,7 +40,7 @@ from visionkit.data.mask_conventions import (
     warn_binary,
 )
 from visionkit.data.pipeline import Data
-from visionkit.data.preprocessing import Preprocessing
+from visionkit.data.preprocessing import Preprocessing, check_pixel_values
 from visionkit.data.split import split_indices
 from visionkit.errors import BadFileError, DataError, DataWarning, format_file_list
 from visionkit.vocabulary import IGNORE_INDEX
@@ -98,6 +98,7 @@ def _check_images(images, name: str) -> np.ndarray:
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise DataError(f"Expected {name} of shape [N, H, W], [N, H, W, 1] or [N, H, W, 3]; "
                         f"received shape {images.shape}.")
+    check_pixel_values(images, name)
     return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
 
 
@@ -207,7 +208,8 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
     masks that looks wrong (large gaps between ids, or many ids covering almost no
     pixels) is an error naming the files, the values and the likely cause. Two mask
     files with one stem (`masks/a.png` and `masks/a.bmp`) are an error, not a silent
-    choice. Every image and mask is also checked as `image_folder` checks files; images
+    choice; masks without an image are left out and counted in a `DataWarning`. Every
+    image and mask is also checked as `image_folder` checks files; images
     and masks are turned upright by their EXIF orientation, and a mask must match its
     image as displayed.
 
@@ -286,11 +288,18 @@ def mask_folder(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
         warnings.warn(f"Left out {len(others)} file(s) that are not images visionkit reads "
                       f"({', '.join(IMAGE_EXTENSIONS)}): " + describe_other_files(others)
                       + ".", DataWarning, stacklevel=2)
-    pairs, pair_splits = [], []
+    pairs, pair_splits, orphans = [], [], []
     for split, split_images, split_masks in folders:
         found = _pair_files(split_images, split_masks)
         pairs += found
         pair_splits += [split] * len(found)
+        paired = {mask for _, mask in found}
+        orphans += [path for path in list_image_files(split_masks) if path not in paired]
+    if orphans:
+        shown = ", ".join(repr(path) for path in orphans[:3])
+        warnings.warn(f"Left out {len(orphans)} mask(s) with no image of their stem in "
+                      f"images_dir (e.g. {shown}); an image named otherwise than its mask "
+                      "is not trained on.", DataWarning, stacklevel=2)
     checked, orientations = _check_pair_files(pairs, on_bad_file, max_image_pixels)
     kept = set(checked)
     pair_splits = [split for pair, split in zip(pairs, pair_splits) if pair in kept]

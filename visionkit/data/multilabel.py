@@ -5,8 +5,8 @@ Two forms:
 - `multilabel_from_lists(images, label_lists)`: images in memory and, per image, a list
   of its classes (names or ids).
 - `multilabel_csv(path)`: a CSV of `file,labels` rows whose labels are separated by a
-  space, "|" or ";" (one separator for the whole file, found from the rows), with an
-  optional header row. Files are relative to the CSV's folder (or `images_dir`).
+  space, "|", ";" or "," (a quoted `"cat,dog"`) (one separator for the whole file, found
+  from the rows), with an optional header row. Files are relative to the CSV's folder (or `images_dir`).
 
 Both give a `Data` of the "multilabel" task: `labels` float32 `[K]` multi-hot per image.
 An image with no label is kept (all classes absent) and counted in a warning. The split
@@ -27,6 +27,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from visionkit.data.pipeline import Data
+from visionkit.data.preprocessing import Preprocessing, check_pixel_values
+from visionkit.errors import DataWarning
 from visionkit.vocabulary import get_task
 
 __all__ = ["multilabel_from_lists", "multilabel_csv", "multi_hot", "LABEL_SEPARATORS"]
@@ -41,7 +44,7 @@ __all__ = ["multilabel_from_lists", "multilabel_csv", "multi_hot", "LABEL_SEPARA
 logger = logging.getLogger(__name__)
 
 # The label separators a CSV may use, in the order they are looked for.
-LABEL_SEPARATORS = ("|", ";", " ")
+LABEL_SEPARATORS = ("|", ";", ",", " ")
 # First cells of a header row (compared case-insensitively).
 _HEADER_NAMES = ("file", "filename", "file_name", "image", "path", "image_id", "id")
 
@@ -124,11 +127,13 @@ def multilabel_from_lists(images: np.ndarray, label_lists: Sequence[Sequence[Any
         A `Data` of the "multilabel" task.
 
     Raises:
-        ValueError: for mismatched lengths, bad image arrays or unknown labels.
+        ValueError: for mismatched lengths, bad image arrays (also images that are not
+            raw pixels in 0..255: scaled to 0..1, 16-bit, NaN) or unknown labels.
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"Expected images [N, H, W, 3]; received shape {images.shape}.")
+    check_pixel_values(images)
     if len(images) != len(label_lists):
         raise ValueError(f"Expected one label list per image; received {len(images)} images "
                          f"and {len(label_lists)} label lists.")
@@ -143,7 +148,7 @@ def multilabel_from_lists(images: np.ndarray, label_lists: Sequence[Sequence[Any
         def prepare(example):
             image = tf.cast(example["images"], tf.float32)
             if tuple(images.shape[1:3]) != size:
-                image = tf.image.resize(image, size)
+                image = Preprocessing(size).resize(image)  # the resize an export serves with
             return {"images": image, "labels": example["labels"]}
 
         return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
@@ -156,14 +161,15 @@ def multilabel_from_lists(images: np.ndarray, label_lists: Sequence[Sequence[Any
 
 def _read_rows(path: str) -> list[tuple[int, str, str]]:
     rows = []
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # Excel writes a BOM
         for number, row in enumerate(csv.reader(handle), start=1):
             if not row or not "".join(row).strip():
                 continue
             if len(row) > 2:
                 raise ValueError(f"{path}, line {number}: expected 'file,labels' (2 columns); "
                                  f"received {len(row)} columns {row[:4]}. Separate labels "
-                                 "with a space, '|' or ';' inside the second column.")
+                                 "with a space, '|' or ';' inside the second column (or "
+                                 "quote it: \"cat,dog\").")
             rows.append((number, row[0].strip(), row[1].strip() if len(row) > 1 else ""))
     if rows and rows[0][1].lower() in _HEADER_NAMES:
         rows = rows[1:]
@@ -185,6 +191,22 @@ def _separator(rows: list[tuple[int, str, str]], path: str) -> str:
     return used[0] if used else "|"
 
 
+def _warn_repeated_files(rows: list[tuple[int, str, str]], files: list[str],
+                         path: str) -> None:
+    """One `DataWarning` counting the files named on more than one line."""
+    lines: dict[str, list[int]] = {}
+    for (number, _name, _labels), file in zip(rows, files):
+        lines.setdefault(os.path.normpath(file), []).append(number)
+    repeated = [(name, numbers) for name, numbers in lines.items() if len(numbers) > 1]
+    if repeated:
+        shown = "; ".join(f"{os.path.basename(name)!r} on lines {numbers}"
+                          for name, numbers in repeated[:3])
+        warnings.warn(f"{path}: {len(repeated)} file(s) are named on more than one line "
+                      f"(e.g. {shown}); each line is one example, so they count several "
+                      "times (and may be in both splits). Merge their labels into one line "
+                      "if that was not meant.", DataWarning, stacklevel=3)
+
+
 def multilabel_csv(path: str | os.PathLike, images_dir: str | os.PathLike | None = None,
                    image_size: tuple[int, int] = (224, 224),
                    class_names: Sequence[str] | None = None, validation_split: float = 0.2,
@@ -192,9 +214,10 @@ def multilabel_csv(path: str | os.PathLike, images_dir: str | os.PathLike | None
                    threshold: float = 0.5) -> Data:
     """A multi-label `Data` set from a CSV of `file,labels` rows.
 
-    Each row names an image file and its labels, separated by a space, "|" or ";"
-    (`a.jpg,cat dog`, `a.jpg,cat|dog`, `a.jpg,"cat; dog"`); a header row (`file,labels`)
-    is skipped. Files are decoded, turned upright by their EXIF orientation and resized
+    Each row names an image file and its labels, separated by a space, "|", ";" or ","
+    (`a.jpg,cat dog`, `a.jpg,cat|dog`, `a.jpg,"cat; dog"`, `a.jpg,"cat, dog"`); a header
+    row (`file,labels`) is skipped. A file named on several lines is one example per
+    line, said in a warning. Files are decoded, turned upright by their EXIF orientation and resized
     in the pipeline (as `image_folder` does).
 
     Args:
@@ -215,13 +238,13 @@ def multilabel_csv(path: str | os.PathLike, images_dir: str | os.PathLike | None
     """
     from visionkit.data.decoding import FileDecoder
     from visionkit.data.files import scan_image_files
-    from visionkit.data.preprocessing import Preprocessing
     path = os.fspath(path)
     folder = os.fspath(images_dir) if images_dir is not None else \
         os.path.dirname(os.path.abspath(path))
     rows = _read_rows(path)
     separator = _separator(rows, path)
     files = [os.path.join(folder, name) for _, name, _ in rows]
+    _warn_repeated_files(rows, files, path)
     missing = [(n, name) for (n, name, _), file in zip(rows, files) if not os.path.isfile(file)]
     if missing:
         raise ValueError(f"{len(missing)} file(s) named in {path} do not exist in {folder}: "

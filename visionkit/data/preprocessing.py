@@ -58,7 +58,7 @@ import tensorflow as tf
 
 from visionkit.data.exif import exif_orientation
 
-__all__ = ["Preprocessing", "RESIZE_METHODS", "ORIENTATIONS", "FITS", "load_images",
+__all__ = ["Preprocessing", "RESIZE_METHODS", "check_pixel_values", "ORIENTATIONS", "FITS", "load_images",
            "JPEG_DCT_METHOD",
            "PREPROCESSING_FORMAT", "PREPROCESSING_VERSION"]
 
@@ -108,6 +108,61 @@ def check_image_size(image_size: Any, minimum: int = 1, reason: str = "") -> tup
                     else f"image_size of at least ({minimum}, {minimum}){reason}")
         raise ValueError(f"Expected {expected}; received {image_size!r}.")
     return height, width
+
+
+def check_pixel_values(images: np.ndarray, name: str = "images") -> None:
+    """Checks that an array of training images holds raw pixels in 0..255.
+
+    A visionkit model rescales its input itself (models own their preprocessing), so
+    images scaled beforehand (`x / 255`, `x / 127.5 - 1`), 16-bit pixels or NaN would
+    train a model on other pixels than it is served with, without any error.
+
+    Args:
+        images: numeric array `[N, H, W, C]` (any layout: every value is checked).
+        name: the argument, named in the error. Defaults to "images".
+
+    Raises:
+        ValueError: for a boolean or non-numeric array, a non-finite value, values
+            outside [0, 255], or float values whose largest is in (0, 1] (an array
+            scaled to 0..1), naming the range found and the first image holding it.
+
+    Example:
+
+    >>> import numpy as np
+    >>> check_pixel_values(np.full((2, 4, 4, 3), 200, np.uint8))
+    >>> check_pixel_values(np.full((2, 4, 4, 3), 0.5, np.float32))
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected images of raw pixels in 0..255; received float values in [0.5, 0.5]: they look scaled to 0..1. visionkit models rescale their input themselves: pass the unscaled images (images * 255).
+    """
+    array = np.asarray(images)
+    if array.dtype == bool or not (np.issubdtype(array.dtype, np.integer)
+                                   or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"Expected {name} of raw pixels in 0..255 (integer or float); "
+                         f"received dtype {array.dtype}.")
+    if array.size == 0:
+        return
+    per_image = array.reshape(len(array), -1) if array.ndim > 1 else array.reshape(1, -1)
+    finite = np.isfinite(per_image)
+    if not finite.all():
+        first = int(np.flatnonzero(~finite.all(axis=1))[0])
+        raise ValueError(f"Expected finite pixels in {name}; received "
+                         f"{int((~finite).sum())} NaN or inf value(s), the first in "
+                         f"{name}[{first}].")
+    low, high = float(array.min()), float(array.max())
+    if low < VALUE_RANGE[0] or high > VALUE_RANGE[1]:
+        outside = (per_image < VALUE_RANGE[0]) | (per_image > VALUE_RANGE[1])
+        first = int(np.flatnonzero(outside.any(axis=1))[0])
+        cause = (" (16-bit pixels? pass images / 257)" if high > 255 and low >= 0 else
+                 " (normalised images? pass the raw ones, e.g. (images + 1) * 127.5 for "
+                 "-1..1)" if low < 0 else "")
+        raise ValueError(f"Expected {name} of raw pixels in 0..255; received values in "
+                         f"[{low:g}, {high:g}], the first outside in {name}[{first}]{cause}.")
+    if np.issubdtype(array.dtype, np.floating) and 0.0 < high <= 1.0:
+        raise ValueError(f"Expected {name} of raw pixels in 0..255; received float values "
+                         f"in [{low:g}, {high:g}]: they look scaled to 0..1. visionkit models "
+                         f"rescale their input themselves: pass the unscaled {name} "
+                         f"({name} * 255).")
 
 
 @dataclasses.dataclass(frozen=True)

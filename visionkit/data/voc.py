@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import glob
 import os
+import warnings
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 
 import numpy as np
 
 from visionkit.data.annotation_checks import Problems, check_on_bad_annotation, parse_number
-from visionkit.data.annotations import AnnotatedImage, build_detection_data, resolve_inside
-from visionkit.data.files import DEFAULT_MAX_IMAGE_PIXELS, IMAGE_EXTENSIONS
+from visionkit.data.annotations import AnnotatedImage, build_detection_data, find_image_path
+from visionkit.data.files import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    IMAGE_EXTENSIONS,
+    CaseInsensitiveFiles,
+    is_hidden,
+)
 from visionkit.data.pipeline import Data
-from visionkit.errors import BadFileError, DataError
+from visionkit.errors import BadFileError, DataError, DataWarning
 
 __all__ = ["voc"]
 
@@ -35,11 +41,17 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     are left out and counted. Without them a seeded random `validation_split` is held
     out (printed). A `<size>` of 0 (some writers leave it so) is read from the file; a
     declared size that differs from the file is an error naming both (or, with
-    `trust_file_size=True`, the file's size is used); a `<filename>` without an
+    `trust_file_size=True`, the file's size is used); a `<filename>` written on Windows
+    (`sub\\a.jpg`) or repeating the images folder (`JPEGImages/a.jpg`) is found as `coco`
+    finds such names (said in a warning); a `<filename>` without an
     extension, or with another extension than the one image of that stem on disk (an
-    image converted after annotating), resolves to that image (said in a warning).
+    image converted after annotating), resolves to that image, and one that differs
+    from the file on disk only in letter case (`IMG_001.JPG` for `img_001.jpg`, written
+    on a Windows or macOS disk) is read as that file when it is the only one (both said
+    in a warning; the exact name always first).
 
-    Reads every `root/Annotations/*.xml` (`<filename>`, optional `<size>`, and per
+    Reads every `root/Annotations/*.xml` (the extension in any case; hidden files are
+    skipped and other files counted in a warning) (`<filename>`, optional `<size>`, and per
     `<object>` its `<name>` and `<bndbox>` `xmin ymin xmax ymax`); images are read from
     `root/JPEGImages/`. VOC coordinates are 1-based inclusive pixel indices, so a box
     becomes `(xmin - 1, ymin - 1, xmax, ymax)` in pixel-edge coordinates.
@@ -48,7 +60,8 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
         root: the VOC folder.
         image_size: `(height, width)` images are resized to. Defaults to (320, 320).
         class_names: the classes in id order; an object with another name is an error.
-            Defaults to the names found, sorted.
+            Defaults to the names found, sorted (names differing only in case, 'Cat'
+            and 'cat', are said in a `DataWarning`).
         annotations_dir, images_dir: sub-folders of `root`. Defaults to "Annotations"
             and "JPEGImages".
         validation_split, batch_size, augment, seed, max_boxes, cache: as for `coco`.
@@ -68,7 +81,8 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
         BadFileError: for a file that is not valid XML or lacks the VOC elements (or
             holds a non-finite number), or for images that do not decode.
         DataError: for an unknown class name, a degenerate box, a `<filename>` that is
-            absolute or climbs out of the images folder (naming the XML file), or no
+            absolute, climbs out of the images folder or matches several files but for
+            letter case (naming the XML file), or no
             image on disk. An annotation without objects keeps its image (background).
 
     Example:
@@ -91,10 +105,11 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     root = os.fspath(root)
     problems = Problems(root)
     folder = os.path.join(root, annotations_dir)
-    files = sorted(glob.glob(os.path.join(folder, "*.xml")))
+    files = _annotation_files(folder, problems)
     if not files:
         raise DataError(f"No Pascal VOC annotations found: expected XML files in {folder!r}.")
-    split_of = _image_sets(root, image_sets, folder) if image_sets else None
+    stems = {os.path.splitext(os.path.basename(f))[0] for f in files}
+    split_of = _image_sets(root, image_sets, folder, stems) if image_sets else None
     if split_of is not None:
         unlisted = [f for f in files if os.path.splitext(os.path.basename(f))[0] not in split_of]
         for file in unlisted:
@@ -103,9 +118,12 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     parsed = [_parse(file) for file in files]
     names = list(class_names) if class_names is not None else sorted(
         {name for _, _, objects in parsed for name, _, _ in objects})
+    if class_names is None:
+        _warn_names_differing_in_case(parsed, root)
     class_of = {name: index for index, name in enumerate(names)}
     images = []
     image_folder = os.path.join(root, images_dir)
+    case_folding = CaseInsensitiveFiles()
     for file, (file_name, size, objects) in zip(files, parsed):
         boxes, labels = [], []
         for position, (name, box, difficult) in enumerate(objects):
@@ -118,7 +136,8 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
                                 f"expected one of {names}.")
             boxes.append(box)
             labels.append(class_of[name])
-        path = resolve_inside(image_folder, file_name, where=f"{file} <filename>")
+        path = find_image_path(image_folder, file_name, file, "<filename>", problems,
+                               case_folding)
         if not os.path.isfile(path):
             path = _single_image_with_stem(path, file, problems)
         stem = os.path.splitext(os.path.basename(file))[0]
@@ -133,7 +152,51 @@ def voc(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
                                 trust_file_size=trust_file_size, problems=problems)
 
 
-def _image_sets(root: str, image_sets: str, annotations: str) -> dict[str, str] | None:
+def _warn_names_differing_in_case(parsed, root: str) -> None:
+    """One `DataWarning` for object names that differ only in case ('Cat' and 'cat',
+    typed differently in LabelImg): each is a class of its own, with its counts."""
+    counts: dict[str, int] = {}
+    for _, _, objects in parsed:
+        for name, _, _ in objects:
+            counts[name] = counts.get(name, 0) + 1
+    groups: dict[str, list[str]] = {}
+    for name in sorted(counts):
+        groups.setdefault(name.casefold(), []).append(name)
+    alike = [group for group in groups.values() if len(group) > 1]
+    if alike:
+        shown = "; ".join(", ".join(f"{name!r} ({counts[name]} objects)" for name in group)
+                          for group in alike[:3])
+        warnings.warn(f"{root}: {len(alike)} group(s) of object names differ only in case "
+                      f"({shown}); each name is a class of its own. If they are one class, "
+                      "make the <name>s in the XML files agree.", DataWarning,
+                      stacklevel=3)
+
+
+def _annotation_files(folder: str, problems: Problems) -> list[str]:
+    """The XML files directly in `folder` (extension in any case: `a.XML` too), sorted;
+    hidden files (`._a.xml` from macOS) skipped as `image_folder` does, and other files
+    counted in `problems`."""
+    if not os.path.isdir(folder):
+        return []
+    files = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if is_hidden(entry.name):
+                continue
+            if entry.is_dir():
+                problems.note("folders in the annotations folder left out (VOC keeps its "
+                              "XML files directly in it)", repr(entry.name))
+                continue
+            if entry.name.lower().endswith(".xml"):
+                files.append(entry.path)
+            else:
+                problems.note("files in the annotations folder that are not .xml left out",
+                              repr(entry.name))
+    return sorted(files)
+
+
+def _image_sets(root: str, image_sets: str, annotations: str,
+                stems: set[str]) -> dict[str, str] | None:
     """`{image id: split}` from `ImageSets/Main/{train,val,test}.txt`, or None without
     a train list."""
     folder = os.path.join(root, image_sets)
@@ -154,7 +217,7 @@ def _image_sets(root: str, image_sets: str, annotations: str) -> dict[str, str] 
                     raise DataError(f"{listing} line {number}: image id {image_id!r} is also "
                                     f"in the {split_of[image_id]} list; expected each image "
                                     "in one split.")
-                if not os.path.isfile(os.path.join(annotations, image_id + ".xml")):
+                if image_id not in stems:
                     raise DataError(f"{listing} line {number}: no annotation "
                                     f"{image_id}.xml in {annotations!r}.")
                 split_of[image_id] = split
@@ -202,7 +265,8 @@ def _parse(file: str):
     except ElementTree.ParseError as error:
         raise BadFileError(file, f"not valid XML ({error})", expected=_EXPECTED) from error
     top = tree.getroot()
-    file_name = top.findtext("filename")
+    # Pretty-printing writers put the name between line breaks; no file name ends in them.
+    file_name = (top.findtext("filename") or "").strip()
     if not file_name:
         raise BadFileError(file, "<filename> is missing", expected=_EXPECTED)
     size_element = top.find("size")

@@ -11,6 +11,7 @@ from visionkit.data.annotation_checks import (
     Problems,
     check_on_bad_annotation,
     check_repeated_names,
+    find_ignoring_case,
     parse_class_id,
     parse_number,
     raise_or_note,
@@ -20,6 +21,7 @@ from visionkit.data.boxes import cxcywh_to_xyxy
 from visionkit.data.files import (
     DEFAULT_MAX_IMAGE_PIXELS,
     IMAGE_EXTENSIONS,
+    CaseInsensitiveFiles,
     list_image_files,
     list_other_files,
 )
@@ -64,7 +66,13 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
       `validation_split` is held out (printed), and class names come from a names file.
 
     An image's label file is found as ultralytics finds it: the last `images` folder of
-    its path becomes `labels` and the extension `.txt`. One object per line:
+    its path becomes `labels` and the extension `.txt`; when no file has that name, the
+    one file of that folder that differs from it only in letter case (`IMG_001.JPG` with `img_001.txt`
+    or `IMG_001.TXT`, from a Windows or macOS disk) is its label file, said in a
+    warning (a file that is another image's label as written is never taken; one that
+    two images reach only by case is an error). A label file of another name beside it
+    (`b.png.txt`, written by a script appending `.txt`) is not read: its image is
+    background, counted apart in a warning naming that file. One object per line:
     `class_id cx cy width height`, the box centre and size as fractions (0..1) of the
     image's width and height; values further than 1% outside 0..1 are refused (pixel
     coordinates written by mistake), those just past the border clipped. A segment line
@@ -80,7 +88,13 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
         image_size: `(height, width)` images are resized to. Defaults to (320, 320).
         names: a names file (relative to `root` or absolute) or the list of names.
             Defaults to the YAML's `names`, else the first of classes.txt, obj.names,
-            names.txt in `root`.
+            names.txt in `root`, then in `root/<labels_dir>` (where LabelImg writes
+            classes.txt). Without `names`, every other names file in the YAML's folder
+            or `root`, in the label folders and in their parents is compared with the
+            names read: one that disagrees (count or entries) is said in one warning
+            naming both files and the differing entries, and the names read win (the
+            YAML's, as ultralytics reads them); an unknown class id error then names a
+            names file that lists more classes.
         images_dir, labels_dir: sub-folders of `root` without a YAML. Defaults to
             "images", "labels".
         validation_split, batch_size, augment, seed, max_boxes, cache,
@@ -122,10 +136,10 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
     if data_file is not None:
         spec = _read_yaml(data_file)
         base = _yaml_base(spec, data_file)
-        class_names = _yaml_names(spec, data_file, names, root, problems)
+        class_names, names_source = _yaml_names(spec, data_file, names, root, problems)
         split_images = _yaml_splits(spec, data_file, base, problems)
     else:
-        class_names = _names(root, names)
+        class_names, names_source = _names(root, names, labels_dir)
         folder = os.path.join(root, images_dir)
         if not os.path.isdir(folder):
             raise DataError(f"Expected YOLO images in {folder!r}; the folder does not exist.")
@@ -134,8 +148,7 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
             split_images = {split: _images_in(path, problems) for split, path in given.items()}
         else:
             split_images = {None: _images_in(folder, problems)}
-    images = []
-    unlabelled: list[tuple[str, str]] = []
+    labelled = []
     for split, paths in split_images.items():
         for path in paths:
             if data_file is None and split is None:
@@ -143,12 +156,23 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
                 label_file = os.path.join(root, labels_dir, stem + ".txt")
             else:
                 label_file = label_path(path)
-            if not os.path.isfile(label_file):
-                unlabelled.append((path, label_file))
-            boxes, labels = _read_labels(label_file, len(class_names), on_bad_annotation,
-                                         problems)
-            images.append(AnnotatedImage(path=path, boxes=boxes, labels=labels, size=None,
-                                         source=label_file, split=split, normalized=True))
+            labelled.append((split, path, label_file))
+    labelled = _pair_ignoring_case(labelled, problems)
+    names_note = ""
+    if names is None:  # names the user gave are theirs; found ones are compared
+        names_note = _compare_names_files(
+            class_names, names_source, _names_files_beside(
+                os.path.dirname(data_file) if data_file is not None else root,
+                [label_file for _, _, label_file in labelled]), problems)
+    images = []
+    unlabelled: list[tuple[str, str]] = []
+    for split, path, label_file in labelled:
+        if not os.path.isfile(label_file):
+            unlabelled.append((path, label_file))
+        boxes, labels = _read_labels(label_file, len(class_names), on_bad_annotation,
+                                     problems, names_note)
+        images.append(AnnotatedImage(path=path, boxes=boxes, labels=labels, size=None,
+                                     source=label_file, split=split, normalized=True))
     if not images:
         raise DataError(f"No images found for the YOLO data set {root!r}.")
     _check_label_files(images, unlabelled, root, problems)
@@ -158,6 +182,34 @@ def yolo(root: str | os.PathLike, image_size: tuple[int, int] = (320, 320),
                                 batch_size, augment, seed, max_boxes, cache,
                                 max_image_pixels=max_image_pixels,
                                 on_bad_annotation=on_bad_annotation, problems=problems)
+
+
+def _pair_ignoring_case(labelled: list[tuple], problems: Problems) -> list[tuple]:
+    """`(split, image, label file)` with each missing label file replaced by the one
+    file of its folder that differs from it only in letter case (`IMG_001.JPG` labelled by
+    `img_001.txt` or `IMG_001.TXT`, written on a case-insensitive disk), said once; a
+    label file that pairs with another image as written is never taken, and one that
+    two images reach only by case is an error naming both."""
+    files = CaseInsensitiveFiles()
+    as_written = {os.path.normpath(label) for _, _, label in labelled}
+    taken: dict[str, str] = {}
+    paired = []
+    for split, image, label in labelled:
+        # Only the file's name may differ in case: a `Labels/` folder is not where
+        # ultralytics looks (the error of `_check_label_files` says where it does).
+        if not os.path.isfile(label) and os.path.isdir(os.path.dirname(label)):
+            found = find_ignoring_case(files, label, image, "label file", problems,
+                                       exclude=as_written)
+            if found is not None:
+                if found in taken:
+                    raise DataError(
+                        f"{image!r} and {taken[found]!r} both pair with the label file "
+                        f"{found!r} only by ignoring letter case; expected one label "
+                        "file per image. Rename the label files to their images' names.")
+                taken[found] = image
+                label = found
+        paired.append((split, image, label))
+    return paired
 
 
 def _check_label_files(images: list[AnnotatedImage], unlabelled: list[tuple[str, str]],
@@ -174,9 +226,28 @@ def _check_label_files(images: list[AnnotatedImage], unlabelled: list[tuple[str,
                         f"there is nothing to learn. Looked for (e.g.) {shown}: each image's "
                         "path with its last 'images' folder replaced by 'labels' and the "
                         "extension by '.txt', as ultralytics pairs them.")
+    listings: dict[str, list[str]] = {}
+    # A label file pairing with another image (a.txt of a.png, beside A.png) is not near.
+    paired = {os.path.normpath(image.source) for image in images}
     for image, label in unlabelled:
+        folder, name = os.path.split(label)
+        if folder not in listings:
+            listings[folder] = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        stem = os.path.splitext(name)[0].lower()
+        image_name = os.path.basename(image).lower()
+        near = [other for other in listings[folder] if other.lower().endswith(".txt")
+                and other.lower() in (stem + ".txt", image_name + ".txt")
+                and os.path.normpath(os.path.join(folder, other)) not in paired]
+        if near:
+            # b.png.txt beside the b.txt looked for: a label written, not read (b.TXT,
+            # differing only in case, was paired by `_pair_ignoring_case`).
+            problems.note("images read as background although a label file of another "
+                          "name is there (a label file is paired by the name '<stem>.txt', "
+                          "in any letter case: rename them)",
+                          f"{image!r} (no {name!r}; {near[0]!r} is there)")
+            continue
         problems.note("images without a label file read as background (no objects)",
-                      f"{image!r} (no {os.path.basename(label)!r})")
+                      f"{image!r} (no {name!r})")
 
 
 def label_path(image_path: str) -> str:
@@ -236,7 +307,9 @@ def _yaml_base(spec: dict, data_file: str) -> str:
 
 
 def _yaml_names(spec: dict, data_file: str, names, root: str,
-                problems: Problems) -> list[str]:
+                problems: Problems) -> tuple[list[str], str | None]:
+    """The class names and where they came from (the YAML, a names file, or None for a
+    list given by the user)."""
     found = spec.get("names")
     if found is None:
         count = spec.get("nc")
@@ -252,7 +325,7 @@ def _yaml_names(spec: dict, data_file: str, names, root: str,
         listed = [f"class_{index}" for index in range(count)]
         problems.note("classes named class_0..class_{nc-1}: the data set YAML gives nc and no "
                       "names (as ultralytics names them)", f"{data_file} nc: {count}")
-        return listed
+        return listed, data_file
     if isinstance(found, dict):
         try:
             ids = sorted(int(key) for key in found)
@@ -275,7 +348,7 @@ def _yaml_names(spec: dict, data_file: str, names, root: str,
     if names is not None and not isinstance(names, (str, os.PathLike)) \
             and [str(n) for n in names] != listed:
         raise DataError(f"names={list(names)} differs from {data_file}'s names {listed}.")
-    return listed
+    return listed, data_file
 
 
 def _images_in(folder: str, problems: Problems) -> list[str]:
@@ -310,7 +383,7 @@ def _yaml_splits(spec: dict, data_file: str, base: str,
             if os.path.isdir(path):
                 files += _images_in(path, problems)
             elif os.path.isfile(path) and path.lower().endswith(".txt"):
-                files += _image_list(path, base)
+                files += _image_list(path, base, problems)
             else:
                 raise DataError(f"{data_file}: {split}: {item!r} is neither a folder nor a "
                                 f".txt list of images (looked for {path!r}).")
@@ -321,37 +394,97 @@ def _yaml_splits(spec: dict, data_file: str, base: str,
     return splits
 
 
-def _image_list(path: str, base: str) -> list[str]:
+def _image_list(path: str, base: str, problems: Problems) -> list[str]:
     """The images a .txt split list names (relative entries are relative to `base`;
-    `./x` entries relative to the list's folder, as ultralytics reads them)."""
+    `./x` entries relative to the list's folder, as ultralytics reads them); an entry not
+    on disk as written is the one file differing from it only in letter case (said)."""
     here = os.path.dirname(path)
     files = []
-    for line in _text_lines(path, "a list of image paths"):
+    case_folding = CaseInsensitiveFiles()
+    for number, line in enumerate(_text_lines(path, "a list of image paths"), start=1):
         entry = line.strip()
         if not entry:
             continue
         if entry.startswith("./"):
-            files.append(os.path.normpath(os.path.join(here, entry)))
+            image = os.path.normpath(os.path.join(here, entry))
         else:
-            files.append(entry if os.path.isabs(entry) else os.path.join(base, entry))
+            image = entry if os.path.isabs(entry) else os.path.join(base, entry)
+        if not os.path.isfile(image):
+            image = find_ignoring_case(case_folding, image, f"{path} line {number}",
+                                       "image path", problems) or image
+        files.append(image)
     return files
 
 
-def _names(root: str, names: str | os.PathLike | Sequence[str] | None) -> list[str]:
+def _names(root: str, names: str | os.PathLike | Sequence[str] | None,
+           labels_dir: str | None = None) -> tuple[list[str], str | None]:
+    """The class names and the file they came from (None for a list given by the user)."""
     if names is not None and not isinstance(names, (str, os.PathLike)):
-        return [str(name) for name in names]
-    candidates = [os.fspath(names)] if names is not None else list(_NAMES_FILES)
+        return [str(name) for name in names], None
+    candidates = [os.fspath(names)] if names is not None else list(_NAMES_FILES) + (
+        # LabelImg writes classes.txt beside the labels it saves.
+        [os.path.join(labels_dir, name) for name in _NAMES_FILES] if labels_dir else [])
     for candidate in candidates:
         path = candidate if os.path.isabs(candidate) else os.path.join(root, candidate)
         if os.path.isfile(path):
-            found = [line.strip() for line in _text_lines(path, "a names file")
-                     if line.strip()]
-            if not found:
-                raise DataError(f"The names file {path!r} is empty; expected one class name "
-                                "per line.")
-            return found
+            return _read_names_file(path), path
     raise DataError(f"No YOLO names file found in {root!r}: expected one of {candidates} "
                     "(one class name per line), or pass names=[...].")
+
+
+def _read_names_file(path: str) -> list[str]:
+    found = [line.strip() for line in _text_lines(path, "a names file") if line.strip()]
+    if not found:
+        raise DataError(f"The names file {path!r} is empty; expected one class name per line.")
+    return found
+
+
+def _names_files_beside(base: str, label_files: Sequence[str]) -> list[str]:
+    """The names files (`_NAMES_FILES`) in `base`, in the label files' folders and in
+    those folders' parents (`labels/classes.txt` of a `labels/train/` layout)."""
+    folders = {base}
+    for label_file in label_files:
+        folder = os.path.dirname(label_file)
+        folders.update((folder, os.path.dirname(folder)))
+    return sorted({os.path.normpath(os.path.join(folder, name)) for folder in folders
+                   for name in _NAMES_FILES if os.path.isfile(os.path.join(folder, name))})
+
+
+# What wins when names files disagree, said with every disagreement.
+_NAMES_PRECEDENCE = ("names files that disagree with the class names read, which win (the "
+                     "data set YAML's names, as ultralytics reads them; without a YAML, the "
+                     "first of classes.txt, obj.names, names.txt in the root, then in the "
+                     "labels folder)")
+
+
+def _compare_names_files(class_names: list[str], source: str | None,
+                         files: Sequence[str], problems: Problems) -> str:
+    """Counts each names file that disagrees with `class_names` (read from `source`),
+    naming the differing entries; returns a note for unknown class id errors when one
+    lists more classes than were read."""
+    notes = []
+    for path in files:
+        if source is not None and os.path.normpath(path) == os.path.normpath(source):
+            continue
+        try:
+            listed = _read_names_file(path)
+        except DataError:  # empty: names nothing to disagree with
+            continue
+        if listed == class_names:
+            continue
+        differing = [f"{index}: {ours!r} vs {theirs!r}" for index, (ours, theirs)
+                     in enumerate(zip(class_names, listed)) if ours != theirs]
+        if len(listed) != len(class_names):
+            longer = listed if len(listed) > len(class_names) else class_names
+            differing.append(f"{len(listed)} names against {len(class_names)} (beyond the "
+                             f"shorter list: {longer[min(len(listed), len(class_names)):][:3]})")
+        problems.note(_NAMES_PRECEDENCE, f"{path!r} vs {source!r}: "
+                      f"{'; '.join(differing[:3])}")
+        if len(listed) > len(class_names):
+            notes.append(f" {path!r} lists {len(listed)} classes, but the class names are "
+                         f"{source!r}'s {len(class_names)} (they win, as in ultralytics): "
+                         "make the files agree, or pass names=[...].")
+    return "".join(notes)
 
 
 def _text_lines(path: str, what: str) -> list[str]:
@@ -365,7 +498,7 @@ def _text_lines(path: str, what: str) -> list[str]:
 
 
 def _read_labels(file: str, num_classes: int, on_bad_annotation: str,
-                 problems: Problems) -> tuple[np.ndarray, np.ndarray]:
+                 problems: Problems, names_note: str = "") -> tuple[np.ndarray, np.ndarray]:
     if not os.path.isfile(file):
         return np.zeros((0, 4), np.float32), np.zeros((0,), np.int32)
     boxes, labels = [], []
@@ -408,7 +541,7 @@ def _read_labels(file: str, num_classes: int, on_bad_annotation: str,
         if not 0 <= class_id < num_classes:
             raise_or_note(on_bad_annotation, problems, "label lines with an unknown class id",
                           where, f"{where}: unknown class id {class_id}; the names list "
-                          f"{num_classes} classes (0..{num_classes - 1}).")
+                          f"{num_classes} classes (0..{num_classes - 1}).{names_note}")
             continue
         # A line repeating an earlier one (class and every number) is one object labelled
         # twice (ultralytics removes them too, yolov5#10149). Lines are compared as

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,8 +28,9 @@ from visionkit.export import verify as verification
 from visionkit.export import versions as version_layout
 from visionkit.export.metadata import build_metadata, to_json_value, write_assets
 from visionkit.export.signatures import ServingModule, serving_signatures
+from visionkit.models.detection import is_detector, rescales_raw_pixels
 from visionkit.train.auxiliary import main_head
-from visionkit.vocabulary import Task, get_task
+from visionkit.vocabulary import TASKS, Task, get_task
 
 if TYPE_CHECKING:
     from visionkit.data.pipeline import Data
@@ -98,9 +100,16 @@ def saved_model(
             and image size, and its validation images are used for verification.
             Defaults to None.
         task: the task (name or object) when `data` is not given; if both are given
-            they must agree. Defaults to None.
+            they must agree. A detector (YOLOv8 or RetinaNet, visionkit's or built with
+            keras-cv) states its task by its class: "detection" is then taken without
+            `data` or `task`, and any other task is refused (a keras-cv detector whose
+            backbone does not rescale pixels, `include_rescaling=False`, is exported with
+            a warning: exports serve raw 0..255 pixels). Other models do not say
+            theirs (a `[B, C]` output serves classification, multi-label or embeddings
+            alike), so they need `data` or `task`. Defaults to None.
         class_names: names per class id when `data` is not given; if both are given
-            they must agree. Not needed for the "embedding" task (its outputs are not
+            they must agree; one per class of the model's output (a detector's
+            `num_classes`). Not needed for the "embedding" task (its outputs are not
             classes). Defaults to None.
         metrics: evaluation metrics to record in `visionkit.json` (JSON-compatible
             values; NumPy scalars and arrays are converted). Defaults to None.
@@ -190,9 +199,22 @@ def _export_spec(model: keras.Model, data: Data | None, task: str | Task | None,
     if not isinstance(model, keras.Model):
         raise TypeError(f"Expected a keras.Model; received {type(model).__name__}.")
     model_size = _model_image_size(model)
+    model_task = _task_of_model(model)
+    if is_detector(model) and rescales_raw_pixels(model) is False:
+        warnings.warn(
+            f"The detector {model.name!r} has a backbone built with include_rescaling=False: "
+            "it does not divide pixels by 255, yet the export serves it raw 0..255 pixels, "
+            "as every visionkit model takes them. If it was trained on images scaled to "
+            "0..1 outside the model, its served detections are wrong: rebuild the backbone "
+            "with include_rescaling=True and load the same weights.", stacklevel=3)
 
     if data is not None:
         resolved_task = data.task
+        if model_task is not None and model_task != resolved_task.name:
+            raise ValueError(
+                f"The model {model.name!r} is a {type(model).__name__}, a {model_task} model, "
+                f"but the data's task is {resolved_task.name!r}; export it with the data it "
+                "was trained on.")
         if task is not None and get_task(task).name != resolved_task.name:
             raise ValueError(
                 f"task={get_task(task).name!r} contradicts the data's task "
@@ -209,17 +231,26 @@ def _export_spec(model: keras.Model, data: Data | None, task: str | Task | None,
                 f"yields {data_size}; export the model that was trained on this data.")
         image_size = data_size
     else:
-        if task is None:
+        if task is None and model_task is None:
             raise ValueError(
-                "Cannot tell the task: pass data=<the Data set the model was trained on> "
-                "or task=<'classification', ...>.")
-        resolved_task = get_task(task)
+                f"Cannot tell the task of the model {model.name!r} ({type(model).__name__}, "
+                f"output shape {_output_shape(model)}): only detectors state theirs. Pass "
+                "data=<the Data set the model was trained on> or task=<one of "
+                f"{TASKS.names()}>.")
+        resolved_task = get_task(task if task is not None else model_task)
+        if model_task is not None and resolved_task.name != model_task:
+            raise ValueError(
+                f"task={resolved_task.name!r} contradicts the model {model.name!r}, a "
+                f"{type(model).__name__} ({model_task}); pass task={model_task!r} or none.")
         if class_names is None and not getattr(resolved_task, "outputs_are_classes", True):
             class_names = ()  # e.g. embeddings: served classes are not the trained ones
         if class_names is None:
+            count = _num_output_channels(model)
             raise ValueError(
-                "Cannot tell the class names: pass data=<the Data set the model was trained "
-                "on> or class_names=[...] (one name per class id).")
+                f"Cannot tell the class names of the model {model.name!r}: pass "
+                "data=<the Data set the model was trained on> or class_names=[...] (one "
+                "name per class id" + (f": {count} names" if count is not None else "")
+                + ").")
         names = tuple(str(c) for c in class_names)
         if model_size is None or None in model_size:
             raise ValueError(
@@ -235,11 +266,28 @@ def _export_spec(model: keras.Model, data: Data | None, task: str | Task | None,
     num_outputs = _num_output_channels(model)
     if num_outputs is not None and num_outputs != len(names) \
             and getattr(resolved_task, "outputs_are_classes", True):
+        detector = is_detector(model)
+        binary = (" A single unit is one class's score (a binary Keras classifier, "
+                  "Dense(1, activation='sigmoid')): export it with task='multilabel' and "
+                  "class_names=[the name of class 1], or train it with one unit per class."
+                  if num_outputs == 1 and len(names) == 2 and not detector else "")
         raise ValueError(
-            f"The model has {num_outputs} outputs per image (output shape "
-            f"{model.output_shape}) but {len(names)} class names were given: "
-            f"{list(names)}.")
+            f"The model has {num_outputs} {'classes' if detector else 'outputs per image'} "
+            f"(output shape {_output_shape(model)}) but {len(names)} class names were "
+            f"given: {list(names)}.{binary}")
     return _ExportSpec(task=resolved_task, class_names=names, image_size=image_size)
+
+
+def _task_of_model(model: keras.Model) -> str | None:
+    """The task the model's class states ("detection" for a detector), else None."""
+    return "detection" if is_detector(model) else None
+
+
+def _output_shape(model: keras.Model) -> Any:
+    try:
+        return model.output_shape
+    except (AttributeError, ValueError, RuntimeError):
+        return "unknown"
 
 
 def _input_shape(model: keras.Model) -> tuple | None:
@@ -274,7 +322,10 @@ def _model_image_size(model: keras.Model) -> tuple | None:
 
 
 def _num_output_channels(model: keras.Model) -> int | None:
-    """The last dimension of a single-output model's output, or None if not that simple."""
+    """The classes of a detector, the last dimension of a single-output model's output,
+    or None if not that simple."""
+    if is_detector(model):
+        return int(model.num_classes)
     try:
         outputs = model.outputs
     except (AttributeError, ValueError):

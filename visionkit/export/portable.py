@@ -37,7 +37,13 @@ from collections.abc import Sequence
 import keras
 import tensorflow as tf
 
-from visionkit.models.detection import decode, head_predictions, is_detector
+from visionkit.models.detection import (
+    boxes_from_xyxy,
+    boxes_to_xyxy,
+    decode,
+    head_predictions,
+    is_detector,
+)
 from visionkit.vocabulary import Task
 
 __all__ = ["portable_function", "portable_detections", "batch_size_for", "INPUT_NAME"]
@@ -95,9 +101,11 @@ def portable_function(model: keras.Model, task: Task, image_size: Sequence[int])
 class _BuiltinNMS:
     """Stands in for keras-cv's NMS layer in `decode_predictions`, with builtin ops.
 
-    Same inputs (`box_prediction` `[1, A, 4]` xyxy, `class_prediction` `[1, A, C]`) and
-    output keys as keras-cv's `NonMaxSuppression` (class-agnostic on the best class's
-    score) or `MultiClassNonMaxSuppression` (per class).
+    Same inputs (`box_prediction` `[1, A, 4]` in the layer's `bounding_box_format`,
+    `class_prediction` `[1, A, C]`) and output keys as keras-cv's `NonMaxSuppression`
+    (class-agnostic on the best class's score) or `MultiClassNonMaxSuppression` (per
+    class); boxes come back in that format (xyxy for visionkit's detectors, anything
+    keras-cv names for a detector built with keras-cv directly).
     """
 
     def __init__(self, layer) -> None:
@@ -112,7 +120,10 @@ class _BuiltinNMS:
         scores = tf.cast(class_prediction[0], tf.float32)
         if layer.from_logits:
             scores = tf.sigmoid(scores)
-        boxes = tf.cast(box_prediction[0], tf.float32)
+        shape = image_shape if image_shape is not None else (
+            None if images is None else tuple(images.shape[1:]))
+        box_format = layer.bounding_box_format
+        boxes = boxes_to_xyxy(tf.cast(box_prediction[0], tf.float32), box_format, shape)
         num_classes = tf.shape(scores)[-1]
         if self.per_class:
             # Each class's boxes moved to their own region, so one class-agnostic NMS is
@@ -139,7 +150,8 @@ class _BuiltinNMS:
             score_threshold=float(layer.confidence_threshold), pad_to_max_output_size=True)
         valid = tf.range(limit) < count
         return {
-            "boxes": tf.where(valid[:, None], tf.gather(boxes, keep), -1.0)[None],
+            "boxes": tf.where(valid[:, None], boxes_from_xyxy(tf.gather(boxes, keep),
+                                                              box_format, shape), -1.0)[None],
             "confidence": tf.where(valid, tf.gather(scores, keep), -1.0)[None],
             "classes": tf.where(valid, tf.gather(classes, keep), -1)[None],
             "num_detections": count[None],

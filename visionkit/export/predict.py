@@ -19,12 +19,20 @@ cat.png: cat (0.900)
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
+from visionkit.data.files import (
+    IMAGE_EXTENSIONS,
+    describe_other_files,
+    list_image_files,
+    list_other_files,
+)
+from visionkit.errors import DataWarning
 from visionkit.export.loader import DEFAULT_BATCH_SIZE, Predictor, load
 from visionkit.vocabulary import get_task
 
@@ -40,7 +48,9 @@ def predict_files(path: str | os.PathLike | Predictor,
     Args:
         path: a version directory, a model root (its latest version is used) or a
             `Predictor` already loaded.
-        image_files: paths of the images.
+        image_files: paths of the images, or folders (every image under them, as
+            `image_folder` lists them: hidden files skipped, other files counted in a
+            `DataWarning`).
         top_k: for classifiers, how many of the most probable classes to list (at most
             the number of classes). Defaults to 3.
         batch_size: images per SavedModel call. Defaults to 64.
@@ -56,12 +66,12 @@ def predict_files(path: str | os.PathLike | Predictor,
 
     Raises:
         FileNotFoundError: if a file does not exist.
-        ValueError: if `top_k < 1`, no files are given, or a file is not a decodable image
-            (the message names it).
+        ValueError: if `top_k < 1`, no files are given, a folder holds no image, or a
+            file is not a decodable image (the message names it).
     """
     if int(top_k) < 1:
         raise ValueError(f"Expected top_k >= 1; received top_k={top_k!r}.")
-    files = [os.fspath(file) for file in image_files]
+    files = _expand_folders([os.fspath(file) for file in image_files])
     if not files:
         raise ValueError("Expected at least one image file; received none.")
     for file in files:
@@ -86,6 +96,32 @@ def predict_files(path: str | os.PathLike | Predictor,
     return [task.prediction_result(file, {key: value[index] for key, value in arrays.items()},
                                    predictor.class_names, folder, top_k=int(top_k))
             for index, file in enumerate(files)]
+
+
+def _expand_folders(items: list[str]) -> list[str]:
+    """`items` with each folder replaced by the images under it (sorted, recursively,
+    hidden files skipped, as `image_folder` lists them); other files in it are counted
+    in one `DataWarning`.
+
+    Raises:
+        ValueError: for a folder holding no image.
+    """
+    files: list[str] = []
+    for item in items:
+        if not os.path.isdir(item):
+            files.append(item)
+            continue
+        found = list_image_files(item)
+        others = list_other_files(item)
+        if others:
+            warnings.warn(f"{item}: left out {len(others)} file(s) that are not images "
+                          f"visionkit reads ({', '.join(IMAGE_EXTENSIONS)}): "
+                          f"{describe_other_files(others)}.", DataWarning, stacklevel=3)
+        if not found:
+            raise ValueError(f"Expected images ({', '.join(IMAGE_EXTENSIONS)}) in the folder "
+                             f"{item!r}; found none.")
+        files += found
+    return files
 
 
 def format_predictions(results: Sequence[dict[str, Any]]) -> str:

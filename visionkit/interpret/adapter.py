@@ -49,6 +49,7 @@ import tensorflow as tf
 from visionkit.interpret.checks import ArgumentError
 from visionkit.interpret.layers import (
     INPUT_SUFFIX,
+    Layouts,
     _trace,
     all_layers,
     conv_layer_names,
@@ -58,6 +59,7 @@ from visionkit.interpret.layers import (
 )
 from visionkit.keras_internals import tensor_history
 from visionkit.models.detection import is_detector
+from visionkit.vocabulary import is_opaque, probed_activation
 
 __all__ = ["ModelAdapter", "OutputHead", "adapt", "check_images", "output_head"]
 
@@ -150,6 +152,11 @@ def output_head(model: keras.Model, output_tensor=None) -> OutputHead:
         else:
             kind = "softmax"
         return OutputHead(kind, 2 if kind == "binary" else shape[-1], layer, pre)
+    if layer is not None and is_opaque(layer):
+        # A Lambda applying tf.nn.softmax: probed (and said) once per layer.
+        reader = model if tensor is model.outputs[0] else keras.Model(model.inputs, tensor)
+        if probed_activation(reader, layer) == "softmax":
+            return OutputHead("softmax", shape[-1], layer)
     # One linear unit stays one score (a regression, or a binary logit: then pass
     # ClassScore(class_id, binary=True, from_logits=True) for its two classes); reading
     # it as two classes would silently turn target=0 into -z.
@@ -317,15 +324,29 @@ class ModelAdapter:
         """How many times each layer (nested ones included) is called in the graph."""
         if getattr(self, "_calls", None) is None:
             counts: dict = {}
+            layouts = Layouts()
             _trace(self.graph, keras.Input(shape=self.input_shape,
                                            dtype=self.graph.inputs[0].dtype),
-                   set(), {}, False, counts)
-            self._calls = counts
+                   set(), {}, False, counts, layouts)
+            self._calls, self._channels_first = counts, frozenset(layouts.names)
         return self._calls
+
+    def channels_first(self) -> frozenset[str]:
+        """Names of the layers whose maps are channels-first `[B, C, h, w]` (a model
+        converted from PyTorch); `feature_model` gives them channels-last."""
+        self.calls()
+        return self._channels_first
+
+    def map_shape(self, layer: keras.layers.Layer) -> tuple:
+        """`(batch, h, w, C)` of a spatial layer's map, whatever its layout."""
+        shape = tuple(layer.output.shape)
+        if layer.name in self.channels_first():
+            return (shape[0], shape[2], shape[3], shape[1])
+        return shape
 
     def channels(self, name: str, argument: str = "layer") -> int:
         """Channels of a spatial layer's map."""
-        return int(self.check_spatial_layer(name, argument).output.shape[-1])
+        return int(self.map_shape(self.check_spatial_layer(name, argument))[-1])
 
     def feature_model(self, layers: Sequence[str], include_output: bool = True,
                       input_shape: tuple | None = None, logits: bool = False) -> keras.Model:

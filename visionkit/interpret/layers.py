@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from visionkit.keras_internals import functional_graph, run_through_graph
 
-__all__ = ["all_layers", "cam_layer", "check_images", "conv_layer_names", "feature_model",
+__all__ = ["Layouts", "all_layers", "cam_layer", "channels_last", "check_images", "conv_layer_names", "feature_model",
            "find_layer", "graph_of", "last_spatial_layer", "pooled_feature_layer",
            "spatial_layer_names"]
 
@@ -159,7 +159,7 @@ def cam_layer(model: keras.Model) -> str:
                 calls.get(layer.name, 0) > 1):
             continue
         try:
-            shape = layer.output.shape
+            shape = adapter.map_shape(layer)
         except (AttributeError, ValueError):
             continue
         if (len(shape) == 4 and shape[1] and shape[2] and
@@ -197,10 +197,60 @@ def _holds_wanted(model: keras.Model, wanted: set[str]) -> bool:
     return any(layer.name in names for layer in all_layers(graph_of(model)))
 
 
+class Layouts:
+    """Which layers output channels-first maps `[B, C, h, w]`, found while tracing.
+
+    A layer with a `data_format` (convolutions, pooling, upsampling) says its own; a
+    layer without one (BatchNormalization(axis=1), activations, Add) keeps the layout
+    of its 4D inputs; Permute((3, 1, 2)) makes a channels-last map channels-first,
+    another Permute and Reshape give channels-last.
+    """
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self._tensors: dict[int, object] = {}  # id -> tensor (held, so ids stay unique)
+
+    def record(self, operation, args, outputs) -> None:
+        data_format = getattr(operation, "data_format", None)
+        if isinstance(data_format, str):
+            first = data_format == "channels_first"
+        elif isinstance(operation, keras.layers.Permute):
+            # (3, 1, 2) turns NHWC into NCHW; any other order (NCHW back) is read NHWC.
+            was_first = any(id(arg) in self._tensors for arg in tf.nest.flatten(args))
+            first = not was_first and tuple(operation.dims) == (3, 1, 2)
+        elif isinstance(operation, keras.layers.Reshape):
+            first = False
+        else:
+            first = any(id(arg) in self._tensors for arg in tf.nest.flatten(args))
+        if not first:
+            return
+        for tensor in tf.nest.flatten(outputs):
+            if len(getattr(tensor, "shape", ())) == 4:
+                self._tensors[id(tensor)] = tensor
+                self.names.add(operation.name)
+
+
+    def mark(self, tensor):
+        """`tensor`, recorded as a channels-first map."""
+        self._tensors[id(tensor)] = tensor
+        return tensor
+
+    def holds(self, outputs) -> bool:
+        """Whether `outputs` hold a channels-first map (a nested model's output)."""
+        return any(id(tensor) in self._tensors for tensor in tf.nest.flatten(outputs))
+
+
+def channels_last(tensor):
+    """A `[B, C, h, w]` map as `[B, h, w, C]`."""
+    return keras.ops.transpose(tensor, (0, 2, 3, 1))
+
+
 def _trace(model: keras.Model, inputs, wanted: set[str], found: dict, stop: bool,
-           calls: dict | None = None):
+           calls: dict | None = None, layouts: Layouts | None = None):
     """Re-runs `model`'s graph on `inputs`, recording the outputs of the `wanted` layers
-    (and, in `calls`, how many times each layer is called)."""
+    (and, in `calls`, how many times each layer is called; in `layouts`, which layers
+    output channels-first maps). A wanted channels-first map is recorded channels-last."""
+    layouts = layouts if layouts is not None else Layouts()
 
     def call(operation, *args, **kwargs):
         if stop and wanted <= found.keys():
@@ -213,11 +263,21 @@ def _trace(model: keras.Model, inputs, wanted: set[str], found: dict, stop: bool
         if _is_functional(operation) and (calls is not None
                                           or _holds_wanted(operation, wanted)):
             outputs = _trace(graph_of(operation), args[0] if len(args) == 1 else list(args),
-                             wanted, found, stop, calls)
+                             wanted, found, stop, calls, layouts)
         else:
             outputs = operation(*args, **kwargs)
+            if layouts is not None:
+                layouts.record(operation, args, outputs)
+        if layouts is not None and layouts.holds(outputs):
+            layouts.names.add(operation.name)
         if operation.name in wanted and operation.name not in found:
-            found[operation.name] = outputs
+            if operation.name in layouts.names and len(getattr(outputs, "shape", ())) == 4:
+                # Read channels-last; the graph goes on through the read map, so that
+                # gradients of the output reach it.
+                found[operation.name] = channels_last(outputs)
+                outputs = layouts.mark(keras.ops.transpose(found[operation.name], (0, 3, 1, 2)))
+            else:
+                found[operation.name] = outputs
         if operation.name + INPUT_SUFFIX in wanted and args:
             found[operation.name + INPUT_SUFFIX] = args[0]
         return outputs
@@ -248,7 +308,9 @@ def feature_model(model: keras.Model, layers: Sequence[str], include_output: boo
             `include_output` must be False). Defaults to the model's own input shape.
 
     Returns:
-        A `keras.Model` with outputs `[layer outputs..., model output]`.
+        A `keras.Model` with outputs `[layer outputs..., model output]`; a layer's
+        channels-first map (`data_format="channels_first"`, as models converted from
+        PyTorch have) comes out channels-last `[B, h, w, C]` like every other.
 
     Raises:
         ValueError: for an unknown layer name (listing the conv layers).

@@ -261,7 +261,8 @@ def misclassified_points(model: keras.Model, embedding: Any, batch_size: int = 6
 
 
 def model_layer_channels(model: keras.Model, layer: str) -> int:
-    """Channels of a layer's output (nested layers included)."""
-    from visionkit.interpret.layers import find_layer
+    """Channels of a layer's output (nested layers included; a channels-first map's too)."""
+    from visionkit.interpret.adapter import adapt
 
-    return int(find_layer(model, layer).output.shape[-1])
+    adapter = adapt(model, require_output=False)
+    return int(adapter.map_shape(adapter.find_layer(layer))[-1])

@@ -16,11 +16,11 @@ from visionkit.export.parity import detection_parity
 from visionkit.export.portable import portable_detections
 from visionkit.interpret.targets import DetectionScore
 from visionkit.models.detection import (
-    VisionkitRetinaNet,
     compile_detector,
     decode,
     forward_function,
     is_detector,
+    is_retinanet,
 )
 from visionkit.models.detection.anchors import anchor_centres
 from visionkit.plot.boxes import draw_detections, ground_truth_vs_predictions
@@ -205,7 +205,7 @@ class Detection(ExplainedTask):
         if unknown:
             raise ValueError(f"Expected a detection target as a class id or a dict with keys "
                              f"'class_id' and 'box'; received keys {unknown}.")
-        retinanet = isinstance(model, VisionkitRetinaNet)
+        retinanet = is_retinanet(model)
         return DetectionScore(options.get("class_id"), box=options.get("box"),
                               anchor_centres=anchor_centres(model),
                               from_logits=retinanet,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from visionkit.models.detection.detectors import VisionkitRetinaNet
+from visionkit.models.detection.detectors import is_retinanet
 
 __all__ = ["anchor_centres"]
 
@@ -22,17 +22,17 @@ def anchor_centres(model: keras.Model) -> np.ndarray:
     (consecutive), YOLOv8 one.
 
     Args:
-        model: a visionkit detector.
+        model: a detector (`visionkit.models.detection.is_detector`).
 
     Returns:
         float32 NumPy `[A, 2]`.
     """
     height, width = (int(v) for v in model.input_shape[1:3])
-    strides = _RETINANET_STRIDES if isinstance(model, VisionkitRetinaNet) else _YOLO_V8_STRIDES
+    strides = _RETINANET_STRIDES if is_retinanet(model) else _YOLO_V8_STRIDES
     levels = [(np.arange(-(-height // s)) + 0.5) * s for s in strides]
     columns = [(np.arange(-(-width // s)) + 0.5) * s for s in strides]
     positions = sum(len(r) * len(c) for r, c in zip(levels, columns))
-    if isinstance(model, VisionkitRetinaNet):
+    if is_retinanet(model):
         # The static output shape of keras-cv's RetinaNet can be wrong; its anchors are not.
         generated = model.anchor_generator(image_shape=tuple(model.input_shape[1:]))
         anchors = sum(int(level.shape[0]) for level in generated.values())

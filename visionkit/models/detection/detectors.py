@@ -35,7 +35,7 @@ from visionkit.models.pretrained import fetch, find_pretrained
 from visionkit.models.registry import register
 
 __all__ = ["YOLO_V8_SIZES", "VisionkitRetinaNet", "VisionkitYOLOV8Detector", "retinanet",
-           "yolov8", "detection_backbone", "BOX_FORMAT"]
+           "yolov8", "detection_backbone", "BOX_FORMAT", "is_retinanet", "is_yolo_v8"]
 
 # Boxes are xyxy pixels everywhere in visionkit (DESIGN.md, principle 2).
 BOX_FORMAT = vocabulary.BOX_FORMAT
@@ -86,6 +86,17 @@ class VisionkitRetinaNet(keras_cv.models.RetinaNet):
 
     def compute_loss(self, x, y, y_pred, sample_weight=None, **kwargs):
         return super().compute_loss(x, _keras_cv_targets(y), y_pred, sample_weight, **kwargs)
+
+
+def is_yolo_v8(model: Any) -> bool:
+    """Whether `model` is a YOLOv8 detector: visionkit's or one built with keras-cv's
+    `YOLOV8Detector` directly (same head, layers, decoding and NMS)."""
+    return isinstance(model, keras_cv.models.YOLOV8Detector)
+
+
+def is_retinanet(model: Any) -> bool:
+    """Whether `model` is a RetinaNet: visionkit's or keras-cv's `RetinaNet` itself."""
+    return isinstance(model, keras_cv.models.RetinaNet)
 
 
 def _yolo_v8_weights(backbone: keras.Model, name: str, weights: Any,
