@@ -44,7 +44,7 @@ Where the values come from:
   rather than Keras's moving averages, which trail the weights of a short run at these
   rates: ResNet-18 (deep stem) on 64x64 shapes validated at 0.888 with the moving
   averages (validation loss up to 25 in its first epochs while training improved) and
-  0.939 with recomputed statistics. Not for detection yet, whose 20-epoch default run
+  0.905 with recomputed statistics (one thread, seed 0). Not for detection yet, whose 20-epoch default run
   (81 minutes here) was measured with the moving averages.
 - Epochs: 10 for classification, 12 for segmentation, 20 for detection (what the
   embedded data sets need at these rates; see the README's table).

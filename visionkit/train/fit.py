@@ -221,8 +221,8 @@ def fit(
             `visionkit.train.precise_bn.PRECISE_BN_IMAGES` (512) training images, as
             training reads them, with the current weights (Wu & Johnson 2021's
             PreciseBN; see `visionkit.train.precise_bn`): Keras's moving averages trail
-            fast-changing weights in short runs (ResNet-18 on shapes validated at 0.888
-            with them, 0.939 recomputed). An integer gives the number of images; False
+            fast-changing weights in short runs (ResNet-18 on shapes validated at chance
+            for its first epochs with them, validation loss up to 25). An integer gives the number of images; False
             keeps Keras's moving averages. Defaults to the task's (on; off for
             detection, see `visionkit.train.defaults`).
         class_weight: classification and segmentation: "balanced", `{class: weight}` or

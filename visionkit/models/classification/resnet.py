@@ -29,7 +29,8 @@ def default_stem(input_shape: tuple[int | None, ...]) -> str:
 
     The paper's stem was designed for 224x224 ImageNet crops; on 64x64 images ResNet-18
     with it stayed at chance on the training split for 5 of fit's 10 default epochs
-    (0.744 validation accuracy after 10 on `vk.data.shapes`), with the deep stem 0.939.
+    (0.744 validation accuracy after 10 on `vk.data.shapes`), with the deep stem 0.888
+    (0.905 with fit's PreciseBN).
     An input of unknown size gets "standard".
 
     Example:
@@ -106,9 +107,10 @@ stem: conv1 as "standard" (the paper's 7x7 stride-2 convolution), "deep"
     the input (`default_stem`: "deep" below 128 pixels, the paper's "standard" from
     128 on, and "standard" with `backbone_weights`, which `build_backbone` saves with
     the standard stem). Defaults to None. On `vk.data.shapes` (2,048 images, 64x64)
-    at fit's defaults ResNet-18 reached validation accuracy 0.939 after 10 epochs with
-    "deep" (training 0.903) and 0.744 with "standard" (training 0.750, at chance for
-    its first 5 epochs).
+    at fit's defaults ResNet-18 reached validation accuracy 0.905 after 10 epochs with
+    "deep" (training 0.903; one thread; 0.832 at two, where the sums run in another
+    order) and 0.744 with "standard" (training 0.750, at chance for its first 5
+    epochs).
 """
 
 _RAISES = """
