@@ -90,7 +90,7 @@ def test_resnet_deep_stem_is_three_3x3_convolutions():
     112, 3*3*4*4 + 4 = 148 and 3*3*4*8 + 8 = 296, batch norms of 4, 4, 8 channels (16,
     16, 32): 620, so 596 fewer (at width 1, 19,424 more)."""
     options = {"width_multiplier": 0.125}
-    standard = vk.models.build("resnet18", TINY_SHAPE, NUM_CLASSES, **options)
+    standard = vk.models.build("resnet18", TINY_SHAPE, NUM_CLASSES, stem="standard", **options)
     deep = vk.models.build("resnet18", TINY_SHAPE, NUM_CLASSES, stem="deep", **options)
     assert standard.count_params() - deep.count_params() == 596
     kernels = [(deep.get_layer(name).kernel_size, deep.get_layer(name).strides,
@@ -101,6 +101,24 @@ def test_resnet_deep_stem_is_three_3x3_convolutions():
         assert deep.get_layer(name).output.shape == standard.get_layer(name).output.shape
     with pytest.raises(ValueError, match="stem='wide'"):
         vk.models.build("resnet18", TINY_SHAPE, NUM_CLASSES, stem="wide", **options)
+
+
+@pytest.mark.parametrize(("side", "backbone_weights", "stem"), [
+    (64, False, "deep"), (127, False, "deep"), (128, False, "standard"),
+    (224, False, "standard"), (64, True, "standard")])
+def test_resnet_stem_is_sized_to_the_input(tmp_path, side, backbone_weights, stem):
+    """By default the stem is the deep one below 128 pixels (where the paper's 7x7 stem
+    trained at chance for half of fit's epochs), the paper's from 128 on, and the
+    backbone's (standard) when the trunk loads `build_backbone`'s weights."""
+    options = {"width_multiplier": 0.125}
+    if backbone_weights:
+        path = str(tmp_path / "backbone.weights.h5")
+        vk.models.build_backbone("resnet18", (side, side, 3), **options).save_weights(path)
+        options["backbone_weights"] = path
+    model = vk.models.build("resnet18", (side, side, 3), NUM_CLASSES, **options)
+    names = {layer.name for layer in model.layers}
+    assert ("conv1_1_conv" in names) == (stem == "deep")
+    assert model.get_layer("conv1_conv").kernel_size == ((3, 3) if stem == "deep" else (7, 7))
 
 
 @pytest.mark.parametrize("options", [{"zero_init_residual": True}, {}], ids=["zero", "default"])

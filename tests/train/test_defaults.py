@@ -36,14 +36,17 @@ def test_every_option_left_unset_comes_from_the_task_row():
             assert chosen.warmup_epochs == pytest.approx(min(3.0, row.epochs / 10))
             assert chosen.weight_decay == row.weight_decay.get(optimizer)
             assert chosen.augment == row.augment
+            assert chosen.precise_bn == row.precise_bn
+    # detection's default run was measured with Keras's moving averages
+    assert [task for task, row in TASK_DEFAULTS.items() if not row.precise_bn] == ["detection"]
 
 
 def test_explicit_arguments_always_win():
     chosen = choose_defaults("segmentation", epochs=40, optimizer="sgd", learning_rate=0.2,
                             schedule="cosine", warmup_epochs=0.0, weight_decay=0.0,
-                            augment="geometric")
+                            augment="geometric", precise_bn=False)
     assert (chosen.epochs, chosen.learning_rate, chosen.warmup_epochs, chosen.weight_decay,
-            chosen.augment) == (40, 0.2, 0.0, 0.0, "geometric")
+            chosen.augment, chosen.precise_bn) == (40, 0.2, 0.0, 0.0, "geometric", False)
     assert chosen.defaulted == ()
     assert "no defaults" in chosen.describe()
     # "constant" turns the schedule (and so the default warmup) off
@@ -55,7 +58,7 @@ def test_explicit_arguments_always_win():
     instance = choose_defaults("classification", optimizer=keras.optimizers.SGD(0.3))
     assert instance.learning_rate is None and instance.schedule is None
     assert instance.weight_decay is None
-    assert set(instance.defaulted) == {"epochs", "augment"}
+    assert set(instance.defaulted) == {"epochs", "augment", "precise_bn"}
 
 
 @pytest.mark.parametrize(("task", "batch_size"), [

@@ -38,7 +38,8 @@ NON_DEFAULT = {
     "scale_learning_rate": False, "global_batch_size": 64,
     "data_service": "grpc://localhost:5050", "steps_per_epoch": 2, "validation_steps": 1,
     "verbose": 0, "evaluate": False, "plots": False, "fine_tune": {"freeze_epochs": 1},
-    "restore_best": False, "class_weight": [1.0, 2.0], "sampling": "balanced",
+    "restore_best": False, "precise_bn": 256, "class_weight": [1.0, 2.0],
+    "sampling": "balanced",
     "explain_every": 2, "adversarial": {"epsilon": 4.0},
 }
 

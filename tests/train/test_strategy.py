@@ -155,3 +155,39 @@ def test_malformed_tf_config_and_batch_sizes_are_named(monkeypatch):
     with pytest.raises(ValueError, match="global_batch_size=33 cannot be split evenly over 2"):
         global_batch_size(16, 2, requested=33)
     assert num_workers(None) == 1
+
+
+MIRRORED_BATCH_NORM = textwrap.dedent("""
+    import json
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+    import numpy as np
+    import visionkit as vk
+    from visionkit.train.precise_bn import (recompute_batch_norm_statistics,
+                                            trainable_batch_norm_layers)
+    data = vk.data.digits(image_size=(16, 16), seed=0).take(64, 16)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    run = vk.train.fit("simple_cnn", data.with_batch_size(8), epochs=1, verbose=0,
+                       strategy=strategy, model_kwargs={"filters": (4,)},
+                       restore_best=False, checkpoint=False)
+    layers = trainable_batch_norm_layers(run.model)
+    held = [np.array(layer.moving_mean) for layer in layers]
+    # The global batch of 16 (8 per replica), augmented as fit trains, on one device.
+    recompute_batch_norm_statistics(run.model, data.with_batch_size(16)
+                                    .with_augmentation("light").train)
+    print(json.dumps({"layers": len(layers), "equal": [
+        bool(np.allclose(a, np.array(layer.moving_mean), atol=1e-5))
+        for a, layer in zip(held, layers)]}))
+""")
+
+
+@pytest.mark.heavy
+def test_mirrored_replicas_recompute_batch_norm_statistics_of_the_global_batch():
+    """fit's PreciseBN under two replicas leaves the statistics one device computes from
+    the same training batches (the whole 64-image split)."""
+    completed = _run(MIRRORED_BATCH_NORM)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert result["layers"] > 0 and all(result["equal"]), result

@@ -13,6 +13,8 @@ from visionkit.train.evaluate import evaluate
 from visionkit.train.fit import Run, fit
 from visionkit.train.lr_finder import LearningRateRange, find_learning_rate
 from visionkit.train.optimizers import make_optimizer
+from visionkit.train.precise_bn import recompute_batch_norm_statistics
 
 __all__ = ["LearningRateRange", "Run", "defaults", "distill", "distribute", "evaluate",
-           "find_learning_rate", "fit", "losses", "make_optimizer", "metrics"]
+           "find_learning_rate", "fit", "losses", "make_optimizer", "metrics",
+           "recompute_batch_norm_statistics"]

@@ -48,6 +48,7 @@ from visionkit.train.fine_tune import fine_tune_fit, parse_fine_tune
 from visionkit.train.loss_names import resolve_loss, resolve_metrics
 from visionkit.train.multi_worker import is_multi_worker, multi_worker_fit
 from visionkit.train.optimizers import DEFAULT_LEARNING_RATES, make_optimizer
+from visionkit.train.precise_bn import precise_batch_norm
 from visionkit.train.precision import (
     rebuild_model,
     resolve_jit_compile,
@@ -133,6 +134,7 @@ def fit(
     fine_tune: dict[str, Any] | None = None,
     augment: Any = "auto",
     restore_best: bool = True,
+    precise_bn: bool | int | None = None,
     class_weight: str | dict | Sequence[float] | None = None,
     sampling: str | None = None,
     explain_every: int | None = None,
@@ -214,6 +216,15 @@ def fit(
             task's monitored quantity (from the best checkpoint, or from memory without
             a run directory); the evaluation, `Run.model` and exports then use them and
             `metrics.json` says which epoch (`weights_epoch`). Defaults to True.
+        precise_bn: before each validation (and at the end without one), recompute the
+            moving mean and variance of the model's trainable batch-norm layers from
+            `visionkit.train.precise_bn.PRECISE_BN_IMAGES` (512) training images, as
+            training reads them, with the current weights (Wu & Johnson 2021's
+            PreciseBN; see `visionkit.train.precise_bn`): Keras's moving averages trail
+            fast-changing weights in short runs (ResNet-18 on shapes validated at chance
+            for its first epochs with them, validation loss up to 25). An integer gives the number of images; False
+            keeps Keras's moving averages. Defaults to the task's (on; off for
+            detection, see `visionkit.train.defaults`).
         class_weight: classification and segmentation: "balanced", `{class: weight}` or
             one weight per class; the loss becomes the class-weighted cross-entropy
             (see `visionkit.train.balance`). Defaults to None.
@@ -256,7 +267,7 @@ def fit(
     chosen, data = apply_defaults(data, epochs=epochs, optimizer=optimizer,
                                   learning_rate=learning_rate, schedule=schedule,
                                   warmup_epochs=warmup_epochs, weight_decay=weight_decay,
-                                  augment=augment, verbose=verbose)
+                                  augment=augment, precise_bn=precise_bn, verbose=verbose)
     epochs, learning_rate, schedule = chosen.epochs, chosen.learning_rate, chosen.schedule
     weight_decay = chosen.weight_decay
     fine_tune = parse_fine_tune(fine_tune, int(epochs))
@@ -335,6 +346,9 @@ def fit(
         task.callbacks(data) + _default_callbacks(
         directory, monitor, mode, early_stopping, schedule, checkpoint, tensorboard,
         backup) + ([best_weights] if best_weights else []) + list(callbacks)
+    statistics = precise_batch_norm(inner, data, chosen.precise_bn, distribution)
+    if statistics is not None:  # before the checkpoints, which save what validation used
+        callback_list.insert(0, statistics)
     if explain_every is not None:
         if run_dir is None:
             raise ValueError(f"explain_every={explain_every!r} logs to the run's TensorBoard "

@@ -113,6 +113,7 @@ RECIPE_TYPES: dict[str, Any] = {
     "plots": bool,
     "fine_tune": FineTuneConfig | None,
     "restore_best": bool,
+    "precise_bn": bool | PositiveInt | None,  # None: the task's
     # {class id or class name: weight}, as fit takes it ("0" from JSON is id 0).
     "class_weight": Literal["balanced"]
     | dict[Annotated[int | str, Field(union_mode="left_to_right")],
