@@ -130,7 +130,7 @@ def test_fit_with_everything_given_prints_nothing_and_trains_at_a_constant_rate(
         tiny_digits, capsys):
     run = vk.train.fit("simple_cnn", tiny_digits, epochs=1, verbose=2, evaluate=False,
                        learning_rate=0.01, schedule="constant", weight_decay=0.0,
-                       augment="none", model_kwargs=TINY)
+                       augment="none", precise_bn=True, model_kwargs=TINY)
     assert "defaults" not in capsys.readouterr().out
     assert float(run.model.optimizer.learning_rate) == pytest.approx(0.01)
 
