@@ -121,6 +121,23 @@ def test_resnet_stem_is_sized_to_the_input(tmp_path, side, backbone_weights, ste
     assert model.get_layer("conv1_conv").kernel_size == ((3, 3) if stem == "deep" else (7, 7))
 
 
+def test_resnet_weights_saved_with_the_standard_stem_name_the_stem_option(tmp_path):
+    """A 64x64 model's file saved when the stem was the paper's at every size fails to
+    load into today's default (deep) with a message naming stem='standard', and loads
+    with it (same predictions)."""
+    options = {"width_multiplier": 0.125}
+    path = str(tmp_path / "old.weights.h5")
+    old = vk.models.build("resnet18", (64, 64, 3), NUM_CLASSES, stem="standard", **options)
+    old.save_weights(path)
+    with pytest.raises(ValueError, match="stem='standard'"):
+        vk.models.build("resnet18", (64, 64, 3), NUM_CLASSES, weights=path, **options)
+    loaded = vk.models.build("resnet18", (64, 64, 3), NUM_CLASSES, weights=path,
+                             stem="standard", **options)
+    images = random_images((64, 64, 3))
+    np.testing.assert_allclose(loaded.predict(images, verbose=0),
+                               old.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("options", [{"zero_init_residual": True}, {}], ids=["zero", "default"])
 def test_resnet_zero_init_residual_starts_every_block_as_its_shortcut(options):
     """Goyal et al. (2017), section 5.1: with the branch's last batch-norm gamma at 0 an

@@ -162,3 +162,25 @@ def test_recomputing_leaves_the_random_streams_so_training_is_unchanged():
                            model_kwargs={"filters": (4,), "dropout": 0.5},
                            checkpoint=False).history["loss"] for precise in (True, False)]
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)
+
+
+def test_layers_unfrozen_between_validations_are_recomputed():
+    """Fine-tuning freezes a backbone for the first validations and unfreezes it later:
+    the next recomputation sets the unfrozen layer's statistics too (a forward traced
+    while it was frozen would leave them), to the NumPy mean and variance of its input."""
+    from visionkit.train.precise_bn import PreciseBatchNorm
+
+    model = _model()
+    batches = _batches()
+    callback = PreciseBatchNorm(model, lambda: batches, batch_size=5, images=15)
+    callback.on_train_begin()
+    model.get_layer("bn1").trainable = False  # the frozen "backbone"
+    callback.on_epoch_begin(0)
+    callback.on_test_begin()
+    model.get_layer("bn1").trainable = True  # unfrozen for the second phase
+    callback.on_epoch_begin(1)
+    callback.on_test_begin()
+    mean, variance = _reference(model, batches, "conv1")
+    np.testing.assert_allclose(model.get_layer("bn1").moving_mean, mean, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(model.get_layer("bn1").moving_variance, variance, rtol=1e-4,
+                               atol=1e-4)

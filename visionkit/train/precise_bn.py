@@ -92,7 +92,9 @@ def recompute_batch_norm_statistics(model: keras.Model, batches: Iterable[Any],
             model takes them (raw 0..255 images for visionkit's models).
         max_batches: use at most this many batches. Defaults to None (all).
         forward: a callable running `model(images, training=True)`, e.g. a
-            `tf.function` kept across calls. Defaults to a new `tf.function`.
+            `tf.function` kept across calls, traced with the same layers trainable as
+            now (a trace keeps which layers update their statistics). Defaults to a new
+            `tf.function`.
 
     Returns:
         The number of batches used (0 when the model has no trainable batch norm, which
@@ -166,13 +168,19 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         self._batches = batches
         self._max_batches = max(1, math.ceil(int(images) / max(int(batch_size), 1)))
         self._forward = None
+        self._traced_for: tuple[int, ...] | None = None
         self._stale = False
         self._training = False
 
     def _recompute(self) -> None:
-        if self._forward is None:
+        # A traced forward keeps which layers were trainable (and their momentum) when it
+        # was traced: after fine-tuning unfreezes a backbone it would leave the unfrozen
+        # layers' statistics as they were, so it is traced again for the new set.
+        trainable = tuple(id(layer) for layer in trainable_batch_norm_layers(self._target))
+        if self._forward is None or trainable != self._traced_for:
             target = self._target
             self._forward = tf.function(lambda images: target(images, training=True))
+            self._traced_for = trainable
         recompute_batch_norm_statistics(self._target, self._batches(), self._max_batches,
                                         forward=self._forward)
         self._stale = False

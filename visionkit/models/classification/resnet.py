@@ -60,17 +60,29 @@ def _resnet(
     depth: int,
 ) -> keras.Model:
     """The builder `resnet18`, `resnet34` and `resnet50` are variants of (`variant`)."""
+    chosen = stem
     if stem is None:
         stem = "standard" if backbone_weights is not None else default_stem(input_shape)
-    return inline_classifier(
-        name, f"resnet{depth}", input_shape,
-        lambda inputs: resnet_features(inputs, depth, width_multiplier, attention,
-                                       stochastic_depth, stem_pool=bool(stem_pool),
-                                       zero_init_residual=bool(zero_init_residual),
-                                       stem=stem),
-        num_classes, activation, dropout, weights, backbone_weights,
-        width_multiplier=width_multiplier, attention=attention,
-        stochastic_depth=stochastic_depth)
+    try:
+        return inline_classifier(
+            name, f"resnet{depth}", input_shape,
+            lambda inputs: resnet_features(inputs, depth, width_multiplier, attention,
+                                           stochastic_depth, stem_pool=bool(stem_pool),
+                                           zero_init_residual=bool(zero_init_residual),
+                                           stem=stem),
+            num_classes, activation, dropout, weights, backbone_weights,
+            width_multiplier=width_multiplier, attention=attention,
+            stochastic_depth=stochastic_depth)
+    except ValueError as error:
+        if chosen is not None or stem != "deep" or weights is None or \
+                "does not fit" not in str(error):
+            raise
+        # Files saved before the deep stem became the default below 128 pixels hold the
+        # paper's 7x7 stem: say which option builds the model they were saved from.
+        raise ValueError(f"{error} The stem defaults to 'deep' (three 3x3 convolutions) "
+                         f"for inputs below {DEEP_STEM_BELOW} pixels; a file saved from a "
+                         f"model with the paper's 7x7 stem (visionkit's default at every "
+                         f"size before) loads with stem='standard'.") from error
 
 
 # The Args and Raises the three builders share (see `fill_docstring`).
