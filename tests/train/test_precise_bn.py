@@ -184,3 +184,18 @@ def test_layers_unfrozen_between_validations_are_recomputed():
     np.testing.assert_allclose(model.get_layer("bn1").moving_mean, mean, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(model.get_layer("bn1").moving_variance, variance, rtol=1e-4,
                                atol=1e-4)
+
+
+@pytest.mark.parametrize("value, accepted", [
+    (True, True), (False, True), (256, True), (None, True),
+    ("yes", False), (1.0, False), (0, False), (-3, False), (2.5, False)])
+def test_a_recipe_takes_precise_bn_as_fit_does(value, accepted):
+    from visionkit.config import RecipeError, parse_recipe
+
+    recipe = {"name": "bn", "data": {"source": "digits", "image_size": [8, 8]},
+              "model": {"name": "simple_cnn"}, "train": {"precise_bn": value}}
+    if accepted:
+        assert parse_recipe(recipe).train.precise_bn == value
+    else:
+        with pytest.raises(RecipeError, match="precise_bn"):
+            parse_recipe(recipe)

@@ -27,7 +27,15 @@ from __future__ import annotations
 import inspect
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    create_model,
+    model_validator,
+)
 
 from visionkit.train.fit import fit
 
@@ -113,7 +121,8 @@ RECIPE_TYPES: dict[str, Any] = {
     "plots": bool,
     "fine_tune": FineTuneConfig | None,
     "restore_best": bool,
-    "precise_bn": bool | PositiveInt | None,  # None: the task's
+    # None: the task's; strict, so "yes", 1.0 and 0 are refused rather than read as bools
+    "precise_bn": StrictBool | Annotated[int, Field(gt=0, strict=True)] | None,
     # {class id or class name: weight}, as fit takes it ("0" from JSON is id 0).
     "class_weight": Literal["balanced"]
     | dict[Annotated[int | str, Field(union_mode="left_to_right")],
