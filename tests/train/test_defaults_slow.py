@@ -69,9 +69,11 @@ def test_simple_cnn_reaches_97_percent_on_digits():
     ("unet", {"filters": 16}),
     pytest.param("segnet", {"variant": "basic"}, marks=pytest.mark.xfail(
         strict=True, reason=(
-            "not met yet: it underfits (measured with Keras's moving averages, before "
-            "PreciseBN became fit's default; three encoder stages instead of four: 0.699 "
-            "at epoch 9 against 0.705, stopped). SegNet-Basic (the paper's smaller SegNet, its "
+            "not met yet: it underfits. With PreciseBN (fit's default) 0.728 after 12 "
+            "epochs at two threads (training 0.756; validation per epoch 0.194, 0.250, "
+            "0.333, 0.436, 0.515, 0.607, 0.635, 0.688, 0.713, 0.714, 0.728, 0.728); three "
+            "encoder stages instead of four: 0.699 at epoch 9 against 0.705, stopped. "
+            "The figures below were measured with Keras's moving averages. SegNet-Basic (the paper's smaller SegNet, its "
             "5x5 kernels sized to 64x64, 0.72M parameters) mean IoU 0.721 after 12 "
             "epochs (training 0.765, still rising); validation per epoch 0.186, "
             "0.278, 0.262, 0.383, 0.526, 0.619, 0.625, 0.681, 0.705, 0.709, 0.721, "
