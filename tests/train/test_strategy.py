@@ -174,9 +174,9 @@ MIRRORED_BATCH_NORM = textwrap.dedent("""
                        restore_best=False, checkpoint=False)
     layers = trainable_batch_norm_layers(run.model)
     held = [np.array(layer.moving_mean) for layer in layers]
-    # The global batch of 16 (8 per replica), augmented as fit trains, on one device.
+    # The global batch of 16 (8 per replica) without augmentation, on one device.
     recompute_batch_norm_statistics(run.model, data.with_batch_size(16)
-                                    .with_augmentation("light").train)
+                                    .with_augmentation(None).train)
     print(json.dumps({"layers": len(layers), "equal": [
         bool(np.allclose(a, np.array(layer.moving_mean), atol=1e-5))
         for a, layer in zip(held, layers)]}))

@@ -218,8 +218,8 @@ def fit(
             `metrics.json` says which epoch (`weights_epoch`). Defaults to True.
         precise_bn: before each validation (and at the end without one), recompute the
             moving mean and variance of the model's trainable batch-norm layers from
-            `visionkit.train.precise_bn.PRECISE_BN_IMAGES` (512) training images, as
-            training reads them, with the current weights (Wu & Johnson 2021's
+            `visionkit.train.precise_bn.PRECISE_BN_IMAGES` (512) shuffled training
+            images without augmentation, with the current weights (Wu & Johnson 2021's
             PreciseBN; see `visionkit.train.precise_bn`): Keras's moving averages trail
             fast-changing weights in short runs (ResNet-18 on shapes validated at chance
             for its first epochs with them, validation loss up to 25). An integer gives the number of images; False
