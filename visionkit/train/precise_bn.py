@@ -86,7 +86,8 @@ def recompute_batch_norm_statistics(model: keras.Model, batches: Iterable[Any],
     variance the variance over every batch's values, `mean(var_b + mean_b ** 2) -
     mean ** 2` (batches of equal size; Wu & Johnson 2021, section 3.1), which unlike the
     mean of the batch variances includes how the batch means spread. Nothing else
-    changes: weights, optimizer state and the frozen layers' statistics are kept.
+    changes: weights, optimizer state, the frozen layers' statistics and the layers'
+    random streams (dropout's) are kept, so training goes on as it would have.
 
     Args:
         model: a Keras model (batch-norm layers at any depth are found).
