@@ -33,20 +33,33 @@ MATRIX = transforms.compose([
 class KnownWarp:
     """A batch transform with a fixed matrix (in place of a preset's random one)."""
 
+    fill_mode: str = "constant"
+
     def __call__(self, inputs: dict, seed: tf.Tensor) -> dict:
         count = tf.shape(inputs["images"])[0]
         return transforms.warp_batch(inputs, tf.tile(tf.constant(MATRIX[None], tf.float32),
-                                                     [count, 1, 1]))
+                                                     [count, 1, 1]), fill_mode=self.fill_mode)
 
 
-def reference_warp(array: np.ndarray, fill) -> np.ndarray:
-    """Output pixel (y, x) takes input pixel MATRIX @ (x, y, 1), or `fill` outside."""
+def mirrored(index: int, size: int) -> int:
+    """An index outside 0..size-1 mirrored about the edge, the edge pixel repeated
+    (`d c b a | a b c d | d c b a`: Keras's "reflect", NumPy's "symmetric")."""
+    period = 2 * size
+    index %= period
+    return index if index < size else period - 1 - index
+
+
+def reference_warp(array: np.ndarray, fill, reflect: bool = False) -> np.ndarray:
+    """Output pixel (y, x) takes input pixel MATRIX @ (x, y, 1); outside the image
+    `fill`, or with `reflect` the mirrored pixel."""
     out = np.full_like(array, fill)
     for y in range(HEIGHT):
         for x in range(WIDTH):
             x_in, y_in, _ = MATRIX @ np.array([x, y, 1.0])
             x_in, y_in = int(round(x_in)), int(round(y_in))
             assert abs(MATRIX @ np.array([x, y, 1.0]) - [x_in, y_in, 1]).max() < 1e-4
+            if reflect:
+                x_in, y_in = mirrored(x_in, WIDTH), mirrored(y_in, HEIGHT)
             if 0 <= y_in < HEIGHT and 0 <= x_in < WIDTH:
                 out[y, x] = array[y_in, x_in]
     return out
@@ -63,8 +76,8 @@ def reference_box(box) -> list[float] | None:
     return [columns.min(), rows.min(), columns.max() + 1.0, rows.max() + 1.0]
 
 
-def augmenter(task: str):
-    plan = AugmentationPlan(batch=KnownWarp(), seeded=True)
+def augmenter(task: str, fill_mode: str = "constant"):
+    plan = AugmentationPlan(batch=KnownWarp(fill_mode), seeded=True)
     return plan.batch_function(get_task(task), include_crop=False)
 
 
@@ -94,6 +107,23 @@ def test_images_and_masks_move_with_the_same_pixels(scene):
     expected = reference_warp(mask, IGNORE_INDEX)
     np.testing.assert_array_equal(out["segmentation_masks"].numpy()[0], expected)
     assert (expected == IGNORE_INDEX).any() and (expected != IGNORE_INDEX).any()
+
+
+def test_reflected_borders_mirror_the_masks_with_the_images(scene):
+    # The presets' border for classification and segmentation: what the warp brings in
+    # from outside is the image mirrored, and its mask mirrored the same way, so every
+    # pixel keeps the label of what it shows and none is ignored.
+    image, mask, _, _ = scene
+    out = augmenter("segmentation", "reflect")(
+        {"images": tf.constant(image[None]), "segmentation_masks": tf.constant(mask[None])},
+        tf.constant([0, 0]))
+    constant = reference_warp(mask, IGNORE_INDEX)
+    expected = reference_warp(mask, IGNORE_INDEX, reflect=True)
+    assert (constant == IGNORE_INDEX).any()  # the warp does bring pixels in from outside
+    np.testing.assert_array_equal(out["segmentation_masks"].numpy()[0], expected)
+    assert not (expected == IGNORE_INDEX).any()
+    np.testing.assert_allclose(out["images"].numpy()[0],
+                               reference_warp(image, 0.0, reflect=True), atol=2e-3)
 
 
 def test_boxes_follow_their_pixels_and_a_dropped_box_is_counted_and_said_once(scene):

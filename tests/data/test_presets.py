@@ -11,6 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 import visionkit as vk
+from visionkit.data import augment as augment_module
 from visionkit.data import transforms
 from visionkit.data.augment import Geometric, RandomResizedCrop, preset_layers
 from visionkit.data.decoding import FileDecoder, decode_rgb
@@ -62,7 +63,11 @@ def test_composed_matrix_equals_the_keras_layers_applied_one_after_another():
     np.testing.assert_allclose(ours, flip_only @ product, rtol=1e-5, atol=1e-4)
     assert flips.numpy().any() and not flips.numpy().all()  # both cases are exercised
 
-    # One warp with the composed matrix against the four layers' own warps in sequence.
+    # One warp with the composed matrix against the four layers' own warps in sequence,
+    # filling with 0 so that the pixels no warp of the chain brought in from outside can
+    # be told apart (mirrored borders would carry intermediate content inwards).
+    for layer in layers[1:]:
+        layer.fill_mode = "constant"
     sequential = images
     for layer, draw in zip(layers, draws):
         sequential = layer.transform_images(sequential, draw, training=True)
@@ -100,6 +105,71 @@ def test_geometric_draws_the_same_distribution_as_the_keras_layers():
         for quantile in (0.05, 0.5, 0.95):
             assert abs(np.quantile(our_entry, quantile) - np.quantile(theirs_entry, quantile)) \
                 < 0.15 * spread + 1e-3
+
+
+def shifted_windows(image: np.ndarray, pad: int) -> dict:
+    """Every whole-pixel shift of `image` and of its mirror image (up to `pad` pixels),
+    borders mirrored with the edge pixel repeated (NumPy's "symmetric", Keras's
+    "reflect"): {(flipped, shift_y, shift_x): shifted image}."""
+    windows = {}
+    for flipped, source in ((False, image), (True, image[:, ::-1])):
+        padded = np.pad(source, ((pad, pad), (pad, pad), (0, 0)), mode="symmetric")
+        for dy in range(-pad, pad + 1):
+            for dx in range(-pad, pad + 1):
+                windows[flipped, dy, dx] = padded[pad - dy:pad - dy + HEIGHT,
+                                                  pad - dx:pad - dx + WIDTH]
+    return windows
+
+
+def test_light_moves_whole_pixels_and_mirrors_the_border():
+    # Random integer pixels: any sub-pixel shift would average neighbours into values
+    # no shift of the input has, and a black border would match no mirrored window.
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (12, HEIGHT, WIDTH, 3)).astype(np.float32)
+    light = augment_module._PRESET_BATCH_TRANSFORMS["light"]
+    out = light({"images": tf.constant(images)}, tf.constant([3, 4], tf.int64))["images"]
+    found = []
+    for image, result in zip(images, out.numpy()):
+        matches = [key for key, window in shifted_windows(image, 4).items()
+                   if np.abs(window - result).max() < 1e-3]
+        assert len(matches) == 1, matches
+        found.append(matches[0])
+    flips, shifts_y, shifts_x = zip(*found)
+    assert any(flips) and not all(flips)
+    # +-10% of 24 x 32 pixels: whole shifts of up to 2 rows and 3 columns, both ways.
+    assert max(map(abs, shifts_y)) <= 2 and max(map(abs, shifts_x)) <= 3
+    assert min(shifts_x) < 0 < max(shifts_x)
+
+
+def test_the_light_keras_layers_shift_as_the_preset_does():
+    # preset_layers("light") samples the shift at the nearest pixel: a whole-pixel shift
+    # with mirrored borders, equal to the preset's warp at the rounded shift.
+    rng = np.random.default_rng(2)
+    images = tf.constant(rng.integers(0, 256, (6, HEIGHT, WIDTH, 3)).astype(np.float32))
+    layer = preset_layers("light", seed=5)[1]
+    draw = layer.get_random_transformation(images, training=True)
+    theirs = layer.transform_images(images, draw, training=True).numpy()
+    shifts = np.round(draw["translations"].numpy())
+    assert (shifts != 0).any()
+    ours = transforms.warp(images, transforms.translation_matrix(
+        tf.constant(shifts[:, 0]), tf.constant(shifts[:, 1])), fill_mode="reflect").numpy()
+    np.testing.assert_allclose(theirs, ours, atol=1e-3)
+
+
+def test_detection_presets_fill_the_border_instead_of_mirroring_objects_without_boxes():
+    from visionkit.vocabulary import get_task
+
+    for name in ("light", "geometric"):
+        assert augment_module.plan_augmentation(name, get_task("detection")).batch.fill_mode \
+            == "constant"
+        for task in ("classification", "segmentation"):
+            assert augment_module.plan_augmentation(name, get_task(task)).batch.fill_mode \
+                == "reflect"
+    layers = preset_layers("geometric", seed=0, bounding_box_format="xyxy")
+    assert {layer.fill_mode for layer in layers[1:]} == {"constant"}
+    assert {layer.fill_mode for layer in preset_layers("geometric", seed=0)[1:]} == {"reflect"}
+    with pytest.raises(ValueError, match="fill_mode"):
+        Geometric(fill_mode="wrap")
 
 
 def test_warped_boxes_enclose_the_moved_corners():

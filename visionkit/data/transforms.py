@@ -201,14 +201,22 @@ def keras_transform(matrix: tf.Tensor) -> tf.Tensor:
     return tf.reshape(matrix, [-1, 9])[:, :8]
 
 
+FILL_MODES = ("reflect", "constant")
+
+
 def warp(images: tf.Tensor, matrix: tf.Tensor, interpolation: str = "BILINEAR",
-         fill_value: float = 0.0) -> tf.Tensor:
+         fill_value: float = 0.0, fill_mode: str = "constant") -> tf.Tensor:
     """One projective warp of a batch: Keras's own `keras.ops.image.affine_transform`
-    (the op its image layers use), constant fill."""
+    (the op its image layers use).
+
+    `fill_mode` says what the warp brings in from outside the image, as in Keras's
+    layers: "constant" (`fill_value`) or "reflect" (the image mirrored about its edge
+    pixels, Keras's default).
+    """
     dtype = images.dtype
     warped = keras.ops.image.affine_transform(
         tf.cast(images, tf.float32), keras_transform(matrix),
-        interpolation=interpolation.lower(), fill_mode="constant", fill_value=fill_value,
+        interpolation=interpolation.lower(), fill_mode=fill_mode, fill_value=fill_value,
         data_format="channels_last")
     return tf.cast(warped, dtype)
 
@@ -228,12 +236,17 @@ def transform_boxes(boxes: tf.Tensor, matrix: tf.Tensor) -> tf.Tensor:
                      tf.reduce_max(out_x, -1), tf.reduce_max(out_y, -1)], axis=-1)
 
 
-def warp_batch(inputs: dict, matrix: tf.Tensor) -> dict:
-    """Warps images (bilinear), masks (nearest, fill 0) and boxes with one matrix each."""
+def warp_batch(inputs: dict, matrix: tf.Tensor, fill_mode: str = "constant") -> dict:
+    """Warps images (bilinear), masks (nearest) and boxes with one matrix each.
+
+    With `fill_mode="constant"` images are filled with 0 and masks with 0 (which the
+    segmentation task turns into 255, ignore); with "reflect" images and masks are both
+    mirrored about their edges, so every pixel keeps a label that matches its content.
+    """
     out = dict(inputs)
-    out[IMAGES] = warp(inputs[IMAGES], matrix)
+    out[IMAGES] = warp(inputs[IMAGES], matrix, fill_mode=fill_mode)
     if MASKS in inputs:
-        out[MASKS] = warp(inputs[MASKS], matrix, interpolation="NEAREST")
+        out[MASKS] = warp(inputs[MASKS], matrix, interpolation="NEAREST", fill_mode=fill_mode)
     if BOXES in inputs:
         targets = dict(inputs[BOXES])
         targets["boxes"] = transform_boxes(tf.cast(targets["boxes"], tf.float32), matrix)
