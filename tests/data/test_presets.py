@@ -206,6 +206,45 @@ def test_crop_batch_maps_pixels_masks_and_boxes_the_same_way():
     assert (pixels[1:7, 1:7] == 200).all() and (pixels[9:, 9:] == 0).all()
 
 
+def resized_window(image: np.ndarray, window, nearest: bool = False) -> np.ndarray:
+    """A window `(y, x, height, width)` in pixels of `image` `[H, W, C]` resized to the
+    image's size by a loop: output pixel centres at half-pixel positions, samples
+    outside the image clamped to its edge (as `tf.image.resize` clamps them)."""
+    size = image.shape[:2]
+    out = np.zeros_like(image, dtype=np.float64)
+    for i in range(size[0]):
+        for j in range(size[1]):
+            y, x = (window[k] + (index + 0.5) * window[k + 2] / size[k] - 0.5
+                    for k, index in ((0, i), (1, j)))
+            y, x = min(max(y, 0.0), size[0] - 1.0), min(max(x, 0.0), size[1] - 1.0)
+            if nearest:
+                out[i, j] = image[int(np.floor(y + 0.5)), int(np.floor(x + 0.5))]
+                continue
+            y0, x0 = min(int(y), size[0] - 2), min(int(x), size[1] - 2)
+            dy, dx = y - y0, x - x0
+            out[i, j] = ((1 - dy) * (1 - dx) * image[y0, x0] + (1 - dy) * dx * image[y0, x0 + 1]
+                         + dy * (1 - dx) * image[y0 + 1, x0] + dy * dx * image[y0 + 1, x0 + 1])
+    return out
+
+
+@pytest.mark.parametrize("window", [(0, 0, 3, 5), (3, 4, 3, 6), (2, 0, 4, 10)])
+def test_crop_batch_keeps_the_edge_pixels_of_a_window_at_the_image_edge(window):
+    # An enlarged window touching the image's edge samples up to half a pixel outside
+    # it: the edge pixel, as resizing the window does, not a black line (nor masks
+    # marking the line as outside the image, which segmentation turns into 255).
+    rng = np.random.default_rng(4)
+    image = rng.integers(1, 256, (6, 10, 2)).astype(np.float32)
+    masks = rng.integers(1, 4, (6, 10, 1)).astype(np.int32)
+    fractions = (np.array(window, np.float32) / [6, 10, 6, 10]).astype(np.float32)
+    out = transforms.crop_batch({"images": tf.constant(image[None]),
+                                 "segmentation_masks": tf.constant(masks[None])},
+                                tf.constant(fractions[None]))
+    np.testing.assert_allclose(out["images"].numpy()[0], resized_window(image, window),
+                               atol=1e-3)
+    np.testing.assert_array_equal(out["segmentation_masks"].numpy()[0],
+                                  resized_window(masks, window, nearest=True))
+
+
 def jpeg_bytes(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="JPEG", quality=95)

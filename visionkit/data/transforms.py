@@ -107,6 +107,12 @@ def crop_batch(inputs: dict, fractions: tf.Tensor) -> dict:
 
     Images are sampled bilinearly, masks with nearest neighbour (ids stay ids), boxes
     mapped through the same crop (the task clips them and pads those that left it).
+    Output pixels are sampled at their centres, as `tf.image.resize` samples them
+    (half-pixel centres): when an enlarged window touches the image's edge, its outer
+    samples fall up to half a pixel outside the image and take the edge pixel, as in
+    `tf.image.resize` of the window (the path file sources take), where bare
+    `crop_and_resize` would fill them with 0: a black line along the image's edge, and
+    mask pixels marked as outside the image.
 
     Args:
         inputs: batch dict (see the module docstring).
@@ -127,13 +133,16 @@ def crop_batch(inputs: dict, fractions: tf.Tensor) -> dict:
     left = x1 + 0.5 * step_x - 0.5
     bottom = y2 - 0.5 * step_y - 0.5
     right = x2 - 0.5 * step_x - 0.5
-    boxes = tf.stack([top / max(height - 1, 1), left / max(width - 1, 1),
-                      bottom / max(height - 1, 1), right / max(width - 1, 1)], axis=-1)
+    # The outer samples lie up to half a pixel outside the image, where crop_and_resize
+    # would extrapolate with 0: sample a copy with its edge pixels repeated once around
+    # it instead (pixel-centre coordinates shift by one), which clamps them to the edge.
+    boxes = tf.stack([(top + 1.0) / (height + 1), (left + 1.0) / (width + 1),
+                      (bottom + 1.0) / (height + 1), (right + 1.0) / (width + 1)], axis=-1)
     index = tf.range(tf.shape(images)[0])
     out = dict(inputs)
-    out[IMAGES] = tf.image.crop_and_resize(images, boxes, index, (height, width))
+    out[IMAGES] = tf.image.crop_and_resize(_pad_edges(images), boxes, index, (height, width))
     if MASKS in inputs:
-        masks = tf.cast(inputs[MASKS], tf.float32)
+        masks = _pad_edges(tf.cast(inputs[MASKS], tf.float32))
         out[MASKS] = tf.cast(tf.image.crop_and_resize(masks, boxes, index, (height, width),
                                                       method="nearest"),
                              inputs[MASKS].dtype)
@@ -144,6 +153,11 @@ def crop_batch(inputs: dict, fractions: tf.Tensor) -> dict:
                                       (height, width))
         out[BOXES] = targets
     return out
+
+
+def _pad_edges(images: tf.Tensor) -> tf.Tensor:
+    """`[B, H, W, C]` -> `[B, H + 2, W + 2, C]`, each edge pixel repeated once outside."""
+    return tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
 
 
 # -- projective matrices (Keras's conventions) -------------------------------------------
