@@ -509,6 +509,38 @@ def test_a_keras_layer_told_another_box_format_fails_naming_it(layer_format):
                            get_task("detection")) is not None
 
 
+def test_a_keras_layer_filling_masks_with_a_class_id_fails_naming_it():
+    # Keras fills masks with the layer's fill_value too: a grey border (128) became class
+    # 127 in the masks, a fill of 1 class 0, where a fill of 0 becomes 255 (ignored).
+    from visionkit.data.augment import build_augmenter
+    from visionkit.vocabulary import get_task
+
+    segmentation = get_task("segmentation")
+    for layer, value in ((keras.layers.RandomTranslation(0.3, 0.3, fill_mode="constant",
+                                                         fill_value=128.0), "127"),
+                         (keras.layers.RandomRotation(0.2, fill_mode="constant",
+                                                      fill_value=1.0), "0"),
+                         (keras.layers.RandomPerspective(fill_value=128.0), "127")):
+        with pytest.raises(ValueError, match=rf"layer 1 \({type(layer).__name__}\) has "
+                                             rf"fill_mode='constant' with fill_value=.*"
+                                             rf"as class {value}\."):
+            build_augmenter([keras.layers.RandomBrightness(0.1), layer], segmentation)
+        assert build_augmenter([layer], get_task("classification")) is not None
+    # Mirrored borders, erasing (which leaves masks alone) and a fill of 0 are fine.
+    assert build_augmenter([keras.layers.RandomTranslation(0.3, 0.3, fill_value=128.0),
+                            keras.layers.RandomErasing(fill_value=128.0)],
+                           segmentation) is not None
+    shift = build_augmenter([keras.layers.RandomTranslation(
+        (0.4, 0.4), (0.4, 0.4), fill_mode="constant", seed=1)], segmentation)
+    out = shift({"images": tf.fill([1, 5, 5, 1], 50.0),
+                 "segmentation_masks": tf.ones([1, 5, 5], tf.int32)})
+    # A shift by 2 rows and 2 columns: what comes in from outside is black and ignored.
+    expected = np.full((5, 5), 255)
+    expected[2:, 2:] = 1
+    np.testing.assert_array_equal(out["segmentation_masks"].numpy()[0], expected)
+    np.testing.assert_array_equal(out["images"].numpy()[0, ..., 0], (expected == 1) * 50.0)
+
+
 def test_recipe_keras_layer_entries_move_detection_boxes_without_naming_a_format():
     from visionkit.data.augment import build_augmenter
     from visionkit.run import augment_layers

@@ -76,7 +76,7 @@ import tensorflow as tf
 from visionkit.data import transforms
 from visionkit.data.albumentations_bridge import check_compose, is_albumentations
 from visionkit.data.box_drops import counter_for, track_dropped_boxes
-from visionkit.vocabulary import BOUNDING_BOXES, IMAGES, LABELS, Task
+from visionkit.vocabulary import BOUNDING_BOXES, IMAGES, LABELS, SEGMENTATION_MASKS, Task
 
 __all__ = ["AugmentationPlan", "FlipAndJitter", "Geometric", "PRESETS", "RandomResizedCrop",
            "build_augmenter", "check_augment", "plan_augmentation", "preset_layers"]
@@ -445,7 +445,9 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None,
         ValueError, TypeError: as `check_augment`; TypeError for a preset name other
             than "none" or an albumentations Compose (use `plan_augmentation`, or
             `Data.with_augmentation`); ValueError for a layer whose
-            `bounding_box_format` is not the task's ("xyxy" for detection).
+            `bounding_box_format` is not the task's ("xyxy" for detection), and, for
+            segmentation, for a layer filling with a constant `fill_value` other than 0
+            (Keras would write it into the masks as a class id).
 
     Example:
 
@@ -472,6 +474,7 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None,
     if not layers:
         return None
     _check_box_formats(layers, task)
+    _check_mask_fills(layers, task)
     dropped = counter_for(counters, "Keras layers " + ", ".join(type(layer).__name__
                                                                 for layer in layers))
 
@@ -513,6 +516,36 @@ def _check_box_formats(layers: Sequence[keras.layers.Layer], task: Task) -> None
                 "and its horizontal offset along y (keras-team/keras#23518), so the boxes "
                 "would no longer match the objects. Crop with the 'standard' preset or an "
                 "albumentations Compose (A.RandomCrop with bbox_params) instead.")
+
+
+# Keras layers with a `fill_value` that leave segmentation masks as they are.
+_MASKS_UNTOUCHED = ("RandomErasing",)
+
+
+def _check_mask_fills(layers: Sequence[keras.layers.Layer], task: Task) -> None:
+    """Fails for a Keras layer that would write its constant `fill_value` into masks.
+
+    Keras warps `segmentation_masks` with the layer's own fill: what a warp brings in
+    from outside the image gets `fill_value` in the mask too. visionkit hands masks to
+    the layers with class ids shifted by one, so a fill of 0 becomes 255 (ignore); any
+    other value would become class id `fill_value - 1` (128, a grey border, becomes
+    class 127; 1 becomes class 0, background), silently.
+    """
+    if task.target_key != SEGMENTATION_MASKS:
+        return
+    for position, layer in enumerate(layers):
+        fill_value = getattr(layer, "fill_value", None)
+        if fill_value is None or float(fill_value) == 0.0 or \
+                getattr(layer, "fill_mode", "constant") != "constant" or \
+                type(layer).__name__ in _MASKS_UNTOUCHED:
+            continue
+        raise ValueError(
+            f"Keras augmentation layer {position} ({type(layer).__name__}) has "
+            f"fill_mode='constant' with fill_value={fill_value!r}: Keras fills the "
+            "segmentation masks with that value too, which would label the pixels brought "
+            f"in from outside the image as class {float(fill_value) - 1:g}. Use "
+            "fill_value=0 (black pixels, ignored in the masks, 255) or fill_mode='reflect' "
+            "(image and mask mirrored).")
 
 
 @functools.cache
