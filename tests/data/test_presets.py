@@ -468,6 +468,27 @@ def test_preset_layers_offer_keras_equivalents_but_not_for_the_fused_crop():
         preset_layers("heavy")
 
 
+def test_preset_layers_inside_a_mixed_precision_model_warp_in_float32_without_xla():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        inputs = keras.Input((8, 10, 1), dtype="uint8")
+        augmented = inputs
+        for layer in preset_layers("geometric", seed=0):
+            augmented = layer(augmented)
+        outputs = keras.layers.Dense(2, dtype="float32")(keras.layers.GlobalAveragePooling2D()(
+            keras.layers.Conv2D(3, 3)(augmented)))
+        model = keras.Model(inputs, outputs)
+        assert augmented.dtype == "float32"
+        with pytest.warns(UserWarning, match="jit_compile"):
+            model.compile("sgd", "mse", jit_compile=True)
+        assert model.jit_compile is False  # the warp has no XLA kernel
+        images = np.random.default_rng(0).integers(0, 256, (4, 8, 10, 1)).astype(np.uint8)
+        assert np.isfinite(model.train_on_batch(images, np.zeros((4, 2), np.float32)))
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def test_standard_crops_images_turned_by_their_exif_orientation(tmp_path):
     # Stored 48x96 (dark left half, bright right half) with EXIF orientation 6: a viewer
     # turns it 90 degrees clockwise, so the dark half is on top and the boundary is a row.

@@ -331,7 +331,10 @@ def preset_layers(name: str, seed: int | None = None,
     Keras counterpart (Keras has no random resized crop).
 
     Each layer gets its own seed (`seed + position`) so that their random draws are not
-    correlated; all compute in float32 whatever the global dtype policy.
+    correlated; all compute in float32 whatever the global dtype policy. The warp they
+    run (`ImageProjectiveTransformV3`) has no XLA kernel, so Keras compiles a model
+    holding these layers without XLA: `compile(jit_compile=True)` warns and leaves
+    `model.jit_compile` False.
 
     Args:
         name: "none", "light" or "geometric".
