@@ -50,7 +50,10 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
     read by `A.from_dict` (see `visionkit.data.albumentations_bridge.recipe_to_dict`).
 
     For a task with boxes, a Keras preprocessing layer built without
-    `bounding_box_format` gets the task's ("xyxy"), so it moves the boxes.
+    `bounding_box_format` gets the task's ("xyxy"), so it moves the boxes; its
+    `fill_mode` is left as written, and one that mirrors or wraps the border (Keras's
+    default "reflect") is refused when the layers are used (`visionkit.data.augment.
+    build_augmenter`): entries for boxes say `fill_mode: constant`.
 
     Raises:
         ValueError: for a name that is not a Keras layer (with close matches) or bad

@@ -530,6 +530,33 @@ def test_a_keras_layer_told_another_box_format_fails_naming_it(layer_format):
                            get_task("detection")) is not None
 
 
+def test_a_keras_layer_mirroring_objects_without_boxes_fails_naming_it():
+    from visionkit.data.augment import build_augmenter
+    from visionkit.vocabulary import get_task
+
+    # Keras's default fill: an object at the left edge shifted right by 2 columns comes
+    # back mirrored in the columns it left, outside its box.
+    image = np.zeros((1, 4, 8, 1), np.float32)
+    image[..., :2, :] = 200.0
+    shift = keras.layers.RandomTranslation(0.0, (0.25, 0.25), bounding_box_format="xyxy")
+    out = shift({"images": image, "bounding_boxes": {
+        "boxes": np.array([[[0.0, 0.0, 2.0, 4.0]]], np.float32),
+        "labels": np.array([[1]], np.int32)}})
+    np.testing.assert_allclose(out["bounding_boxes"]["boxes"][0, 0], [2, 0, 4, 4])
+    np.testing.assert_allclose(np.asarray(out["images"])[0, 0, :, 0],
+                               [200, 200, 200, 200, 0, 0, 0, 0])
+    detection = get_task("detection")
+    for fill_mode in ("reflect", "wrap"):
+        layer = keras.layers.RandomRotation(0.1, fill_mode=fill_mode, bounding_box_format="xyxy")
+        with pytest.raises(ValueError, match=rf"layer 1 \(RandomRotation\) has fill_mode="
+                                             rf"'{fill_mode}'.*fill_mode='constant'"):
+            build_augmenter([keras.layers.RandomFlip(bounding_box_format="xyxy"), layer],
+                            detection)
+        assert build_augmenter([layer], get_task("segmentation")) is not None
+    assert build_augmenter(preset_layers("geometric", bounding_box_format="xyxy"),
+                           detection) is not None
+
+
 def test_a_keras_layer_filling_masks_with_a_class_id_fails_naming_it():
     # Keras fills masks with the layer's fill_value too: a grey border (128) became class
     # 127 in the masks, a fill of 1 class 0, where a fill of 0 becomes 255 (ignored).

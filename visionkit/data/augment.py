@@ -448,9 +448,11 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None,
         ValueError, TypeError: as `check_augment`; TypeError for a preset name other
             than "none" or an albumentations Compose (use `plan_augmentation`, or
             `Data.with_augmentation`); ValueError for a layer whose
-            `bounding_box_format` is not the task's ("xyxy" for detection), and, for
-            segmentation, for a layer filling with a constant `fill_value` other than 0
-            (Keras would write it into the masks as a class id).
+            `bounding_box_format` is not the task's ("xyxy" for detection) or, for
+            boxes, whose `fill_mode` is "reflect" (Keras's default) or "wrap" (copies
+            of objects without boxes), and, for segmentation, for a layer filling with a
+            constant `fill_value` other than 0 (Keras would write it into the masks as
+            a class id).
 
     Example:
 
@@ -477,7 +479,7 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None,
     if not layers:
         return None
     _check_box_formats(layers, task)
-    _check_mask_fills(layers, task)
+    _check_fills(layers, task)
     dropped = counter_for(counters, "Keras layers " + ", ".join(type(layer).__name__
                                                                 for layer in layers))
 
@@ -523,30 +525,40 @@ def _check_box_formats(layers: Sequence[keras.layers.Layer], task: Task) -> None
 
 # Keras layers with a `fill_value` that leave segmentation masks as they are.
 _MASKS_UNTOUCHED = ("RandomErasing",)
+# Fill modes that bring copies of the image's own content in from outside it.
+_COPYING_FILL_MODES = ("reflect", "wrap")
 
 
-def _check_mask_fills(layers: Sequence[keras.layers.Layer], task: Task) -> None:
-    """Fails for a Keras layer that would write its constant `fill_value` into masks.
+def _check_fills(layers: Sequence[keras.layers.Layer], task: Task) -> None:
+    """Fails for a Keras layer whose fill would mislabel what it brings into the image.
 
-    Keras warps `segmentation_masks` with the layer's own fill: what a warp brings in
-    from outside the image gets `fill_value` in the mask too. visionkit hands masks to
-    the layers with class ids shifted by one, so a fill of 0 becomes 255 (ignore); any
-    other value would become class id `fill_value - 1` (128, a grey border, becomes
-    class 127; 1 becomes class 0, background), silently.
+    - Boxes: "reflect" (Keras's default) and "wrap" bring mirrored or wrapped copies of
+      objects in from outside the image, with no box (a detector learns them as
+      background); visionkit's presets fill detection images with black instead.
+    - Masks: Keras warps `segmentation_masks` with the layer's own fill, so a constant
+      `fill_value` lands in the masks too. visionkit hands masks to the layers with
+      class ids shifted by one, so a fill of 0 becomes 255 (ignore); any other value
+      would become class id `fill_value - 1` (128, a grey border, becomes class 127; 1
+      becomes class 0, background), silently.
     """
-    if task.target_key != SEGMENTATION_MASKS:
-        return
     for position, layer in enumerate(layers):
+        fill_mode = getattr(layer, "fill_mode", None)
+        name = f"Keras augmentation layer {position} ({type(layer).__name__})"
+        if task.bounding_box_format is not None and fill_mode in _COPYING_FILL_MODES:
+            raise ValueError(
+                f"{name} has fill_mode={fill_mode!r}: it brings copies of objects in from "
+                f"outside the image, which have no box, so the {task.name} model would "
+                "learn them as background. Create it with fill_mode='constant' (black "
+                "borders), as visionkit's presets do for boxes.")
         fill_value = getattr(layer, "fill_value", None)
-        if fill_value is None or float(fill_value) == 0.0 or \
-                getattr(layer, "fill_mode", "constant") != "constant" or \
+        if task.target_key != SEGMENTATION_MASKS or fill_value is None or \
+                float(fill_value) == 0.0 or (fill_mode or "constant") != "constant" or \
                 type(layer).__name__ in _MASKS_UNTOUCHED:
             continue
         raise ValueError(
-            f"Keras augmentation layer {position} ({type(layer).__name__}) has "
-            f"fill_mode='constant' with fill_value={fill_value!r}: Keras fills the "
-            "segmentation masks with that value too, which would label the pixels brought "
-            f"in from outside the image as class {float(fill_value) - 1:g}. Use "
+            f"{name} has fill_mode='constant' with fill_value={fill_value!r}: Keras fills "
+            "the segmentation masks with that value too, which would label the pixels "
+            f"brought in from outside the image as class {float(fill_value) - 1:g}. Use "
             "fill_value=0 (black pixels, ignored in the masks, 255) or fill_mode='reflect' "
             "(image and mask mirrored).")
 
