@@ -156,6 +156,26 @@ def test_the_light_keras_layers_shift_as_the_preset_does():
     np.testing.assert_allclose(theirs, ours, atol=1e-3)
 
 
+def test_the_light_keras_layers_keep_boxes_on_their_objects():
+    # Keras shifts boxes by the exact sub-pixel amount: the pixels must move by the same
+    # amount, so each box stays centred on its object's mass (a whole-pixel shift of
+    # the image left boxes up to half a pixel off).
+    image = np.zeros((6, 20, 20, 1), np.float32)
+    image[:, 6:12, 5:11] = 200.0
+    boxes = {"boxes": np.tile(np.array([[[5.0, 6.0, 11.0, 12.0]]], np.float32), (6, 1, 1)),
+             "labels": np.ones((6, 1), np.int32)}
+    layer = preset_layers("light", seed=3, bounding_box_format="xyxy")[1]
+    out = layer({"images": image, "bounding_boxes": boxes}, training=True)
+    moved, pixels = np.asarray(out["bounding_boxes"]["boxes"])[:, 0], np.asarray(out["images"])
+    mass = pixels[..., 0].sum(axis=(1, 2))
+    np.testing.assert_allclose(mass, 36 * 200.0, rtol=1e-4)  # no part left the image
+    centre_x = (pixels[..., 0] * (np.arange(20) + 0.5)).sum(axis=(1, 2)) / mass
+    centre_y = (pixels[..., 0] * (np.arange(20)[:, None] + 0.5)).sum(axis=(1, 2)) / mass
+    np.testing.assert_allclose(centre_x, (moved[:, 0] + moved[:, 2]) / 2, atol=1e-3)
+    np.testing.assert_allclose(centre_y, (moved[:, 1] + moved[:, 3]) / 2, atol=1e-3)
+    assert np.abs(moved - np.round(moved)).max() > 0.1  # sub-pixel shifts were drawn
+
+
 def test_detection_presets_fill_the_border_instead_of_mirroring_objects_without_boxes():
     from visionkit.vocabulary import get_task
 

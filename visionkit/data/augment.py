@@ -319,7 +319,10 @@ def preset_layers(name: str, seed: int | None = None,
     """Keras 3 layers doing the geometric transforms of a preset, one warp per layer.
 
     - "none": nothing.
-    - "light": horizontal flip and translation (10%, nearest sampling: whole pixels).
+    - "light": horizontal flip and translation (10%, nearest sampling: whole pixels;
+      bilinear with `bounding_box_format`, since Keras moves boxes by the exact
+      sub-pixel shift: whole-pixel images would leave them up to half a pixel off their
+      objects).
     - "geometric": horizontal flip, rotation (+-10% of a turn), zoom (+-10%) and
       translation (10%).
 
@@ -364,10 +367,12 @@ def preset_layers(name: str, seed: int | None = None,
     if name == "none":
         return []
     if name == "light":
-        # Nearest sampling of a shift is a shift by whole pixels, as the preset's.
+        # Nearest sampling of a shift is a shift by whole pixels, as the preset's; Keras
+        # shifts boxes by the unrounded amount, so with boxes the pixels follow it.
+        interpolation = "nearest" if bounding_box_format is None else "bilinear"
         return [
             keras.layers.RandomFlip("horizontal", seed=seed_of(0), **flip),
-            keras.layers.RandomTranslation(0.1, 0.1, interpolation="nearest",
+            keras.layers.RandomTranslation(0.1, 0.1, interpolation=interpolation,
                                            seed=seed_of(1), **common),
         ]
     if name == "geometric":
