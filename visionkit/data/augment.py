@@ -49,8 +49,11 @@ the Keras layers in the same pipeline, and where a Keras layer cannot do the job
   the presets take the pipeline's per-element seeds, run in parallel, repeat exactly
   and resume exactly (light is fit's default for classification and segmentation).
 
-Lists of Keras layers and callables run on whole batches as given; an
-albumentations Compose runs image by image (`visionkit.data.albumentations_bridge`).
+Lists of Keras layers and callables run on whole batches as given, except that a
+Keras layer whose fill would mislabel what it brings into the image is refused, naming
+it: with boxes a mirrored or wrapped border (Keras's default `fill_mode="reflect"`), with
+masks a constant `fill_value` other than 0 (see `build_augmenter`). An albumentations
+Compose runs image by image (`visionkit.data.albumentations_bridge`).
 
 Example:
 
