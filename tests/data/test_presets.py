@@ -646,3 +646,32 @@ def test_keras_random_crop_is_refused_for_boxes_while_it_moves_them_along_swappe
             build_augmenter([layer], get_task("detection"))
     assert build_augmenter([keras.layers.RandomCrop(10, 10)],
                            get_task("classification")) is not None
+
+
+@pytest.mark.parametrize("fill_mode", ["reflect", "constant"])
+def test_whole_pixel_shifts_copy_the_pixels_numpy_padding_moves(fill_mode):
+    # Odd, non-square, one channel, and shifts beyond the image (mirrored again).
+    height, width = 5, 7
+    rng = np.random.default_rng(3)
+    images = rng.integers(1, 256, (4, height, width, 1)).astype(np.float32)
+    masks = rng.integers(1, 4, (4, height, width, 1)).astype(np.int32)
+    flips, shift_x, shift_y = [False, True, True, False], [2.0, -3.0, 9.0, 0.0], \
+        [-1.0, 4.0, -12.0, 0.0]
+    matrix = transforms.compose([transforms.flip_matrix(tf.constant(flips), width),
+                                 transforms.translation_matrix(tf.constant(shift_x),
+                                                               tf.constant(shift_y))])
+    out = transforms.shift_batch({"images": tf.constant(images),
+                                  "segmentation_masks": tf.constant(masks)}, matrix, fill_mode)
+    pad = 13
+    for index in range(4):
+        for key, source in (("images", images), ("segmentation_masks", masks)):
+            picture = source[index, :, ::-1] if flips[index] else source[index]
+            padded = np.pad(picture, ((pad, pad), (pad, pad), (0, 0)),
+                            mode="symmetric" if fill_mode == "reflect" else "constant")
+            top, left = pad - int(shift_y[index]), pad - int(shift_x[index])
+            expected = padded[top:top + height, left:left + width]
+            np.testing.assert_array_equal(out[key].numpy()[index], expected)
+    assert out["segmentation_masks"].dtype == tf.int32
+    # The same as the general warp with that matrix.
+    warped = transforms.warp_batch({"images": tf.constant(images)}, matrix, fill_mode)
+    np.testing.assert_allclose(out["images"].numpy(), warped["images"].numpy(), atol=1e-3)
