@@ -440,7 +440,7 @@ def test_every_preset_keeps_boxes_inside_and_on_their_objects(tmp_path, preset):
             check_detection_batch(batch_images.numpy(), targets)
 
 
-@pytest.mark.parametrize("preset", ["standard", "geometric"])
+@pytest.mark.parametrize("preset", ["light", "standard", "geometric"])
 def test_seeded_presets_repeat_exactly_and_change_every_epoch(tmp_path, preset):
     images, masks = segmentation_arrays(count=16)
     write_mask_folder(tmp_path, images, masks)
