@@ -575,6 +575,12 @@ def test_a_keras_layer_mirroring_objects_without_boxes_fails_naming_it():
         assert build_augmenter([layer], get_task("segmentation")) is not None
     assert build_augmenter(preset_layers("geometric", bounding_box_format="xyxy"),
                            detection) is not None
+    # Refused when the data is made, before any pipeline is built; a lone layer too.
+    plain = vk.data.shapes("detection", n=8, image_size=(16, 16))
+    for augment in (keras.layers.RandomZoom(0.1, bounding_box_format="xyxy"),
+                    [keras.layers.RandomZoom(0.1, fill_mode="wrap", bounding_box_format="xyxy")]):
+        with pytest.raises(ValueError, match=r"layer 0 \(RandomZoom\) has fill_mode="):
+            plain.with_augmentation(augment)
 
 
 def test_a_keras_layer_filling_masks_with_a_class_id_fails_naming_it():

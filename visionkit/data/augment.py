@@ -81,7 +81,8 @@ import tensorflow as tf
 from visionkit.data import transforms
 from visionkit.data.albumentations_bridge import check_compose, is_albumentations
 from visionkit.data.box_drops import counter_for, track_dropped_boxes
-from visionkit.vocabulary import BOUNDING_BOXES, IMAGES, LABELS, SEGMENTATION_MASKS, Task
+from visionkit.vocabulary import (BOUNDING_BOXES, IMAGES, LABELS, SEGMENTATION_MASKS, Task,
+                                  get_task)
 
 __all__ = ["AugmentationPlan", "FlipAndJitter", "Geometric", "PRESETS", "RandomResizedCrop",
            "build_augmenter", "check_augment", "plan_augmentation", "preset_layers"]
@@ -402,10 +403,13 @@ def check_augment(augment: Any, task: Task | str | None = None) -> Any:
 
     None becomes "none"; a single layer is accepted as is. An albumentations Compose is
     checked for `task` when given (detection needs its `bbox_params`; see
-    `visionkit.data.albumentations_bridge.check_compose`).
+    `visionkit.data.albumentations_bridge.check_compose`), and so are Keras layers (box
+    format, and fills that would mislabel: see `build_augmenter`), so that `Data` and
+    `with_augmentation` refuse them before any pipeline is built.
 
     Raises:
-        ValueError: for an unknown preset name, or a Compose that does not fit `task`.
+        ValueError: for an unknown preset name, or a Compose or Keras layer that does not
+            fit `task`.
         TypeError: for a list item that is not a Keras layer (naming the item and its
             position), or a spec of another type.
     """
@@ -421,7 +425,10 @@ def check_augment(augment: Any, task: Task | str | None = None) -> Any:
     if isinstance(augment, type):
         raise TypeError(f"Expected augment as a layer instance or a function; received the "
                         f"class {augment.__name__}. Instantiate it, e.g. {augment.__name__}(...).")
-    if isinstance(augment, keras.layers.Layer) or callable(augment):
+    if isinstance(augment, keras.layers.Layer):
+        _check_layers([augment], task)
+        return augment
+    if callable(augment):
         return augment
     if isinstance(augment, Sequence):
         for position, item in enumerate(augment):
@@ -430,6 +437,7 @@ def check_augment(augment: Any, task: Task | str | None = None) -> Any:
                     "Expected augment as a list of Keras layers; item "
                     f"{position} is {item!r} of type {type(item).__name__}. Use a preset name "
                     f"{PRESETS} on its own, or keras.layers.Random* layers in the list.")
+        _check_layers(augment, task)
         return augment
     raise TypeError(f"Expected augment as a preset name {PRESETS}, a list of Keras layers or "
                     f"a callable; received {augment!r} of type {type(augment).__name__}.")
@@ -490,8 +498,7 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None,
         layers = list(augment)
     if not layers:
         return None
-    _check_box_formats(layers, task)
-    _check_fills(layers, task)
+    _check_layers(layers, task)
     dropped = counter_for(counters, "Keras layers " + ", ".join(type(layer).__name__
                                                                 for layer in layers))
 
@@ -512,6 +519,15 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None,
             {**inputs, **held}, tuple(inputs["images"].shape[1:3])))
 
     return apply
+
+
+def _check_layers(layers: Sequence[keras.layers.Layer], task: Task | str | None) -> None:
+    """Fails for Keras layers that would move or fill `task`'s targets wrongly."""
+    if task is None:
+        return
+    task = get_task(task)
+    _check_box_formats(layers, task)
+    _check_fills(layers, task)
 
 
 def _check_box_formats(layers: Sequence[keras.layers.Layer], task: Task) -> None:
