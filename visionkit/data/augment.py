@@ -81,8 +81,7 @@ import tensorflow as tf
 from visionkit.data import transforms
 from visionkit.data.albumentations_bridge import check_compose, is_albumentations
 from visionkit.data.box_drops import counter_for, track_dropped_boxes
-from visionkit.vocabulary import (BOUNDING_BOXES, IMAGES, LABELS, SEGMENTATION_MASKS, Task,
-                                  get_task)
+from visionkit.vocabulary import BOUNDING_BOXES, IMAGES, LABELS, SEGMENTATION_MASKS, Task, get_task
 
 __all__ = ["AugmentationPlan", "FlipAndJitter", "Geometric", "PRESETS", "RandomResizedCrop",
            "build_augmenter", "check_augment", "plan_augmentation", "preset_layers"]
