@@ -631,6 +631,17 @@ def test_recipe_keras_layer_entries_move_detection_boxes_without_naming_a_format
     # Each box kept or mirrored about x = 8 (16 pixels wide); both happen in 8 images.
     rows = {tuple(row) for row in boxes.numpy()[:, 0].tolist()}
     assert rows == {(1.0, 2.0, 5.0, 10.0), (11.0, 2.0, 15.0, 10.0)}
+    # An entry written as in Keras (its default border mirrors objects without boxes) is
+    # refused naming the recipe's field; fill_mode: constant is taken.
+    shift = {"layer": "RandomTranslation", "height_factor": 0.1, "width_factor": 0.1}
+    with pytest.raises(ValueError, match=r"data\.augment: Keras augmentation layer 1 "
+                                         r"\(RandomTranslation\) has fill_mode='reflect'"):
+        augment_layers([*entries, shift], 1, task="detection")
+    assert augment_layers([*entries, {**shift, "fill_mode": "constant"}], 1,
+                          task="detection")[1].bounding_box_format == "xyxy"
+    with pytest.raises(ValueError, match=r"data\.augment: .*fill_value=128"):
+        augment_layers([{**shift, "fill_mode": "constant", "fill_value": 128}], 1,
+                       task="segmentation")
 
 
 def test_keras_random_crop_is_refused_for_boxes_while_it_moves_them_along_swapped_axes():
