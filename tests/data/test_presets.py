@@ -692,3 +692,34 @@ def test_whole_pixel_shifts_copy_the_pixels_numpy_padding_moves(fill_mode):
     # The same as the general warp with that matrix.
     warped = transforms.warp_batch({"images": tf.constant(images)}, matrix, fill_mode)
     np.testing.assert_allclose(out["images"].numpy(), warped["images"].numpy(), atol=1e-3)
+
+
+def test_a_preset_stage_with_its_own_parameters_runs_where_the_preset_runs_it():
+    # Geometric(...) as augment, as a transform object is passed in other libraries: it
+    # failed inside tf.data ("missing 1 required positional argument: 'seed'").
+    from visionkit.data.augment import FlipAndJitter
+
+    def batches(augment, task="classification"):
+        data = vk.data.shapes(task, n=16, image_size=(16, 16), seed=3, batch_size=8,
+                              validation_split=0.0, augment=augment)
+        return [[np.asarray(x), *map(np.asarray, y.values() if isinstance(y, dict) else [y])]
+                for x, y in data.train.take(2)]
+
+    light = Geometric(rotation=0.0, zoom=0.0, translation=0.1)
+    for ours, theirs in zip(batches(light), batches("light")):
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)
+    twice = batches(Geometric(rotation=0.05, zoom=0.0, translation=0.0))
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(twice, batches(
+        Geometric(rotation=0.05, zoom=0.0, translation=0.0))))
+    assert not np.array_equal(twice[0][0], batches("none")[0][0])
+    assert len(batches(FlipAndJitter(brightness=0.3))) == 2
+    assert len(batches(RandomResizedCrop(scale=(0.5, 1.0)))) == 2
+    # For boxes, the fill must be said: a mirrored border shows objects without boxes.
+    with pytest.raises(ValueError, match=r"Expected Geometric\(fill_mode='constant'\) for "
+                                         r"boxes; received Geometric\("):
+        vk.data.shapes("detection", n=8, image_size=(16, 16), augment=Geometric())
+    constant = Geometric(fill_mode="constant")
+    for ours, theirs in zip(batches(constant, "detection"), batches("geometric", "detection")):
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)

@@ -231,6 +231,8 @@ class FlipAndJitter:
                                                      self.contrast)}
 
 
+# The seeded stages of the presets, also accepted as `augment` with other parameters.
+_PRESET_STAGES = (Geometric, RandomResizedCrop, FlipAndJitter)
 STANDARD_CROP = RandomResizedCrop(scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3))
 STANDARD_FLIP_AND_JITTER = FlipAndJitter(brightness=0.1, contrast=0.2)
 _PRESET_BATCH_TRANSFORMS = {
@@ -404,11 +406,14 @@ def check_augment(augment: Any, task: Task | str | None = None) -> Any:
     checked for `task` when given (detection needs its `bbox_params`; see
     `visionkit.data.albumentations_bridge.check_compose`), and so are Keras layers (box
     format, and fills that would mislabel: see `build_augmenter`), so that `Data` and
-    `with_augmentation` refuse them before any pipeline is built.
+    `with_augmentation` refuse them before any pipeline is built. A preset's own stage
+    with other parameters (`Geometric`, `RandomResizedCrop`, `FlipAndJitter`) runs, seeded,
+    where the presets run it.
 
     Raises:
-        ValueError: for an unknown preset name, or a Compose or Keras layer that does not
-            fit `task`.
+        ValueError: for an unknown preset name, or a Compose, Keras layer or `Geometric`
+            that does not fit `task` (for boxes, a `Geometric` must fill with
+            `fill_mode="constant"`).
         TypeError: for a list item that is not a Keras layer (naming the item and its
             position), or a spec of another type.
     """
@@ -421,6 +426,9 @@ def check_augment(augment: Any, task: Task | str | None = None) -> Any:
     if is_albumentations(augment) or (isinstance(augment, list)
                                       and any(is_albumentations(item) for item in augment)):
         return check_compose(augment, task)  # per image, see visionkit.data.albumentations_bridge
+    if isinstance(augment, _PRESET_STAGES):
+        _check_geometric_fill(augment, task)
+        return augment
     if isinstance(augment, type):
         raise TypeError(f"Expected augment as a layer instance or a function; received the "
                         f"class {augment.__name__}. Instantiate it, e.g. {augment.__name__}(...).")
@@ -485,7 +493,7 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None,
     augment = check_augment(augment)
     if augment == "none":
         return None
-    if isinstance(augment, str) or is_albumentations(augment):
+    if isinstance(augment, (str, *_PRESET_STAGES)) or is_albumentations(augment):
         raise TypeError(f"build_augmenter takes Keras layers or a callable; received "
                         f"{augment!r}, which runs in the stages of plan_augmentation "
                         "(or Data.with_augmentation).")
@@ -518,6 +526,17 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None,
             {**inputs, **held}, tuple(inputs["images"].shape[1:3])))
 
     return apply
+
+
+def _check_geometric_fill(stage: Any, task: Task | str | None) -> None:
+    """Fails for a `Geometric` that would mirror objects without boxes into the images."""
+    if isinstance(stage, Geometric) and stage.fill_mode != "constant" and task is not None \
+            and get_task(task).bounding_box_format is not None:
+        raise ValueError(
+            f"Expected Geometric(fill_mode='constant') for boxes; received {stage!r}: a "
+            f"{stage.fill_mode!r} border brings copies of objects in from outside the image "
+            "with no box. The 'light' and 'geometric' presets fill detection images with "
+            "black; pass fill_mode='constant' to do the same.")
 
 
 def _check_layers(layers: Sequence[keras.layers.Layer], task: Task | str | None) -> None:
@@ -629,7 +648,9 @@ def plan_augmentation(augment: Any, task: Task, seed: int | None = None,
     """The stages `Data` runs for an augmentation spec (see `AugmentationPlan`).
 
     Args:
-        augment: as `build_augmenter`.
+        augment: a preset name, an albumentations Compose, a preset's stage with its
+            own parameters (`Geometric`, `RandomResizedCrop`, `FlipAndJitter`), or what
+            `build_augmenter` takes.
         task: the task whose examples are augmented.
         seed: seed of Keras layers (presets get their seeds from the pipeline).
         counters: where the plan's box-drop counters live (`Data` keeps one registry
@@ -648,7 +669,13 @@ def plan_augmentation(augment: Any, task: Task, seed: int | None = None,
     >>> plan.crop.scale, plan.seeded
     ((0.35, 1.0), True)
     """
-    augment = check_augment(augment)
+    augment = check_augment(augment, task)
+    if isinstance(augment, Geometric):  # a preset's stages, with other parameters
+        return AugmentationPlan(batch=augment, seeded=True, counters=counters)
+    if isinstance(augment, RandomResizedCrop):
+        return AugmentationPlan(crop=augment, seeded=True, counters=counters)
+    if isinstance(augment, FlipAndJitter):
+        return AugmentationPlan(example=augment, seeded=True, counters=counters)
     if is_albumentations(augment):
         from visionkit.data.albumentations_bridge import albumentations_augmenter
 
