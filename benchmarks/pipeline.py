@@ -128,11 +128,11 @@ def raw_limit(paths: list[str], size: tuple[int, int]) -> tf.data.Dataset:
 def keras_layers(geometric_only: bool = False):
     import keras
 
-    layers = [keras.layers.RandomFlip("horizontal"),
-              keras.layers.RandomRotation(0.1, fill_mode="constant"),
-              keras.layers.RandomZoom(0.1, fill_mode="constant")]
+    # Keras's default border (mirrored), as the presets' for classification.
+    layers = [keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.1),
+              keras.layers.RandomZoom(0.1)]
     if geometric_only:
-        return layers + [keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant")]
+        return layers + [keras.layers.RandomTranslation(0.1, 0.1)]
     return layers + [keras.layers.RandomContrast(0.2, value_range=(0, 255))]
 
 

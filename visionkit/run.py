@@ -29,6 +29,7 @@ from visionkit import models as vk_models
 from visionkit import train as vk_train
 from visionkit.config import DATA_SOURCE_SCHEMAS, AlbumentationsAugment, DataSection, Recipe
 from visionkit.data.albumentations_bridge import compose_from_recipe
+from visionkit.data.augment import check_augment
 from visionkit.data.pipeline import Data
 from visionkit.export.formats import export_formats
 from visionkit.train.distill import distill_from_recipe
@@ -50,11 +51,16 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
     read by `A.from_dict` (see `visionkit.data.albumentations_bridge.recipe_to_dict`).
 
     For a task with boxes, a Keras preprocessing layer built without
-    `bounding_box_format` gets the task's ("xyxy"), so it moves the boxes.
+    `bounding_box_format` gets the task's ("xyxy"), so it moves the boxes; its
+    `fill_mode` is left as written, and one that mirrors or wraps the border (Keras's
+    default "reflect") is refused (entries for boxes say `fill_mode: constant`), as is,
+    for masks, a constant `fill_value` other than 0 (`visionkit.data.augment.
+    build_augmenter`).
 
     Raises:
-        ValueError: for a name that is not a Keras layer (with close matches) or bad
-            arguments (naming the layer).
+        ValueError: for a name that is not a Keras layer (with close matches), bad
+            arguments, or a layer that would misplace or mislabel the task's targets
+            (naming the layer).
     """
     if isinstance(spec, str):
         return spec
@@ -80,6 +86,10 @@ def augment_layers(spec: Any, seed: int | None, task: str | None = None) -> Any:
             layers.append(layer)
         except (TypeError, ValueError) as error:
             raise ValueError(f"data.augment: cannot build {name} with {arguments}: {error}") from None
+    try:
+        check_augment(layers, task)
+    except ValueError as error:
+        raise ValueError(f"data.augment: {error}") from None
     return layers
 
 

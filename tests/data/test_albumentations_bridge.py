@@ -241,6 +241,32 @@ def test_bad_compose_errors_say_what_to_do():
         next(iter(normalized.train))
 
 
+def test_borders_that_copy_objects_are_refused_for_boxes():
+    from visionkit.data.albumentations_bridge import check_compose
+
+    # albumentations 1.x's habit, border_mode=cv2.BORDER_REFLECT_101 (4): an object at
+    # the left edge shifted right by 2 columns comes back mirrored where it was, and
+    # albumentations boxes the copy too: more boxes than the image's rows hold (training
+    # stopped: "returned 7 boxes for an image with room for 4").
+    image = np.zeros((4, 8, 3), np.uint8)
+    image[:, :2] = 200
+    shift = A.Compose([A.Affine(translate_px={"x": 2, "y": 0}, border_mode=4, p=1.0)],
+                      bbox_params=BOXES)
+    out = shift(image=image, bboxes=np.array([[0.0, 0.0, 2.0, 4.0]]), labels=[1])
+    np.testing.assert_allclose(out["bboxes"], [[0, 0, 2, 4], [2, 0, 4, 4]])
+    for border_mode, name in ((2, "BORDER_REFLECT"), (3, "BORDER_WRAP"),
+                              (4, "BORDER_REFLECT_101")):
+        nested = A.Compose([A.HorizontalFlip(), A.OneOf([
+            A.Rotate(limit=10, border_mode=border_mode), A.Blur()])], bbox_params=BOXES)
+        with pytest.raises(ValueError, match=rf"Rotate\(border_mode=cv2\.{name}\).*"
+                                             r"cv2\.BORDER_CONSTANT"):
+            check_compose(nested, "detection")
+        assert check_compose(nested, "segmentation") is nested
+    kept = A.Compose([A.Rotate(limit=10), A.PadIfNeeded(8, 8, border_mode=1)],
+                     bbox_params=BOXES)
+    assert check_compose(kept, "detection") is kept
+
+
 RECIPE = """
 name: shapes_albumentations
 task: detection

