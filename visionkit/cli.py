@@ -82,14 +82,22 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--recipe", help="recipe whose validation images to use")
     check.add_argument("--json", action="store_true", help="print JSON")
 
-    predict = commands.add_parser("predict", help="Predict with an exported SavedModel.",
-                                  description="Predict with an exported SavedModel.")
+    predict = commands.add_parser(
+        "predict", help="Predict with an exported SavedModel.",
+        description="Predict with an exported SavedModel. Files that cannot be decoded "
+        "(truncated, empty, not images), named or found in a folder, are left out and "
+        "counted in one warning on stderr; the others are predicted. Exit status: 0 when "
+        "at least one file was predicted (1 with --strict when a file was left out), 2 "
+        "when none could be.")
     predict.add_argument("saved_model", help="SavedModel root or version directory")
     predict.add_argument("images", nargs="+", help="image files or folders of them")
     predict.add_argument("--top-k", type=int, default=3, help="classes to show per image")
     predict.add_argument("--json", action="store_true", help="print JSON")
     predict.add_argument("--out", help="folder for per-image files (segmentation: mask and "
                          "overlay PNGs; default: next to each image)")
+    predict.add_argument("--strict", action="store_true",
+                         help="exit with status 1 when a file was left out as undecodable "
+                         "(the others are still predicted and printed)")
 
     service = commands.add_parser(
         "data-service", help="Start a tf.data service dispatcher or worker.",
@@ -277,10 +285,11 @@ def _explain(arguments: argparse.Namespace) -> int:
 def _predict(arguments: argparse.Namespace) -> int:
     from visionkit.export import format_predictions, predict_files
 
-    results = predict_files(arguments.saved_model, arguments.images, top_k=arguments.top_k,
-                            out_dir=arguments.out)
+    results, skipped = predict_files(arguments.saved_model, arguments.images,
+                                     top_k=arguments.top_k, out_dir=arguments.out,
+                                     return_skipped=True)
     print(json.dumps(results, indent=2) if arguments.json else format_predictions(results))
-    return 0
+    return 1 if skipped and arguments.strict else 0
 
 
 def _models(arguments: argparse.Namespace) -> int:

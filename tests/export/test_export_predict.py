@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -48,15 +50,106 @@ def test_predict_files_top_k_and_predictor_argument(exported, image_files):
         vk.export.predict_files(predictor, image_files, top_k=0)
 
 
-def test_predict_files_names_the_bad_file(exported, image_files, tmp_path):
-    bad = tmp_path / "notes.png"
-    bad.write_text("not an image")
-    with pytest.raises(ValueError, match="notes.png"):
-        vk.export.predict_files(exported, [*image_files, str(bad)])
+def _bad_files(folder):
+    """A truncated JPEG, a text file named .png and an empty file, in `folder`."""
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(7)
+    Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
+        folder / "whole.jpg", quality=90)
+    contents = (folder / "whole.jpg").read_bytes()
+    (folder / "whole.jpg").unlink()
+    (folder / "truncated.jpg").write_bytes(contents[:len(contents) // 2])
+    (folder / "notes.png").write_text("not an image")
+    (folder / "empty.png").write_bytes(b"")
+    return [str(folder / name) for name in ("truncated.jpg", "notes.png", "empty.png")]
+
+
+def test_predict_files_leaves_out_undecodable_files_and_says_so(exported, image_files,
+                                                                tmp_path):
+    bad = _bad_files(tmp_path / "bad")
+    # Bad files among good ones, in batches of two: every good file is still predicted.
+    mixed = [image_files[0], bad[0], image_files[1], bad[1], bad[2], image_files[2]]
+    expected = vk.export.predict_files(exported, image_files, top_k=1)
+    with pytest.warns(vk.errors.DataWarning) as record:
+        results, skipped = vk.export.predict_files(exported, mixed, top_k=1, batch_size=2,
+                                                   return_skipped=True)
+    assert results == expected
+    assert [file for file, _ in skipped] == bad
+    messages = [str(w.message) for w in record if issubclass(w.category,
+                                                              vk.errors.DataWarning)]
+    assert len(messages) == 1  # said once, for all of them
+    assert "Left out 3 of 6 image file(s)" in messages[0]
+    assert all(file in messages[0] for file in bad)
+    assert all(reason and reason in messages[0] for _, reason in skipped)
+    # The decoder's own words for each, not TensorFlow's graph context.
+    reasons = [reason for _, reason in skipped]
+    assert "Invalid JPEG data" in reasons[0] and "Unknown image file format" in reasons[1]
+    assert "Input is empty" in reasons[2]
+
+
+def test_predict_files_names_only_the_first_few_left_out_files(exported, image_files,
+                                                               tmp_path):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    bad = []
+    for index in range(8):
+        (folder / f"bad_{index}.png").write_text("not an image")
+        bad.append(str(folder / f"bad_{index}.png"))
+    with pytest.warns(vk.errors.DataWarning, match=r"Left out 8 of 9") as record:
+        results = vk.export.predict_files(exported, [*bad, image_files[0]], top_k=1)
+    assert [result["file"] for result in results] == [image_files[0]]
+    message = str(record[0].message)
+    assert all(file in message for file in bad[:5])
+    assert bad[5] not in message and "and 3 more" in message
+
+
+def test_a_folder_and_its_files_leave_out_the_same_bad_files(exported, image_files,
+                                                             tmp_path):
+    bad = _bad_files(tmp_path)  # beside the good image files
+    with pytest.warns(vk.errors.DataWarning, match="Left out 3 of 6"):
+        from_folder, skipped_in_folder = vk.export.predict_files(
+            exported, [tmp_path], top_k=1, return_skipped=True)
+    with pytest.warns(vk.errors.DataWarning, match="Left out 3 of 6"):
+        named, skipped_named = vk.export.predict_files(
+            exported, sorted([*image_files, *bad]), top_k=1, return_skipped=True)
+    assert from_folder == named
+    assert sorted(skipped_in_folder) == sorted(skipped_named)
+    assert sorted(file for file, _ in skipped_named) == sorted(bad)
+
+
+def test_predict_files_fails_naming_the_files_when_none_decodes(exported, tmp_path):
+    bad = _bad_files(tmp_path)
+    with pytest.raises(vk.errors.BadFileError) as caught:
+        vk.export.predict_files(exported, bad)
+    assert [file for file, _ in caught.value.bad_files] == bad
+    with pytest.raises(vk.errors.BadFileError, match="notes.png"):
+        vk.export.predict_files(exported, bad[1:], skip_undecodable=False)
+
+
+def test_predict_files_names_the_bad_arguments(exported, tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.png"):
         vk.export.predict_files(exported, [str(tmp_path / "missing.png")])
     with pytest.raises(ValueError, match="at least one image file"):
         vk.export.predict_files(exported, [])
+
+
+def test_the_predict_command_exit_status_with_left_out_files(exported, image_files,
+                                                             tmp_path, capsys):
+    from visionkit.cli import main
+
+    bad = _bad_files(tmp_path / "bad")
+    with pytest.warns(vk.errors.DataWarning, match="Left out 1 of 2"):
+        status = main(["predict", exported, image_files[0], bad[0], "--json"])
+    assert status == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [result["file"] for result in printed] == [image_files[0]]
+    with pytest.warns(vk.errors.DataWarning, match="Left out 1 of 2"):
+        assert main(["predict", exported, image_files[0], bad[0], "--strict"]) == 1
+    assert image_files[0] in capsys.readouterr().out  # the good file is still printed
+    assert main(["predict", exported, image_files[0], "--strict"]) == 0
+    assert main(["predict", exported, *bad]) == 2
+    error = capsys.readouterr().err
+    assert all(file in error for file in bad)
 
 
 def test_predict_files_reads_a_folder_as_its_images(exported, image_files, tmp_path):
@@ -90,3 +183,4 @@ def test_format_predictions_for_other_outputs():
     text = vk.export.format_predictions(
         [{"file": "a.png", "outputs": {"mask": np.zeros((4, 5)), "scores": np.zeros(3)}}])
     assert text == "a.png: mask [4, 5], scores [3]"
+

@@ -198,3 +198,58 @@ def test_a_recipe_takes_precise_bn_as_fit_does(value, accepted):
     else:
         with pytest.raises(RecipeError, match="precise_bn"):
             parse_recipe(recipe)
+
+
+def _two_input_model():
+    """Batch norm straight on each of two image inputs: its population statistics are
+    the images' own."""
+    left, right = keras.Input((4, 4, 2), name="left"), keras.Input((4, 4, 3), name="right")
+    normalized_left = keras.layers.BatchNormalization(name="bn_left")(left)
+    normalized_right = keras.layers.BatchNormalization(name="bn_right")(right)
+    pooled = [keras.layers.GlobalAveragePooling2D()(x)
+              for x in (normalized_left, normalized_right)]
+    outputs = keras.layers.Dense(2)(keras.layers.Concatenate()(pooled))
+    return keras.Model([left, right], outputs)
+
+
+def _two_input_images(count=20, seed=3):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0, 255, (count, 4, 4, 2)).astype("float32"),
+            rng.normal(40.0, 9.0, (count, 4, 4, 3)).astype("float32"))
+
+
+def _assert_population_statistics(model, left, right):
+    for name, images in (("bn_left", left), ("bn_right", right)):
+        values = images.reshape(-1, images.shape[-1]).astype(np.float64)
+        layer = model.get_layer(name)
+        np.testing.assert_allclose(layer.moving_mean, values.mean(axis=0), rtol=1e-5)
+        np.testing.assert_allclose(layer.moving_variance, values.var(axis=0), rtol=1e-4)
+
+
+@pytest.mark.parametrize("layout", ["tuple", "dict", "inputs_only", "dict_only"])
+def test_a_two_input_model_takes_its_inputs_as_keras_fit_does(layout):
+    import tensorflow as tf
+
+    left, right = _two_input_images()
+    labels = np.arange(len(left)) % 2
+    elements = {"tuple": ((left, right), labels),
+                "dict": ({"left": left, "right": right}, labels),
+                "inputs_only": (left, right),
+                "dict_only": {"left": left, "right": right}}[layout]
+    # 20 images in batches of 8: the last batch holds 4 and counts for 4.
+    dataset = tf.data.Dataset.from_tensor_slices(elements).batch(8)
+    model = _two_input_model()
+    assert recompute_batch_norm_statistics(model, dataset) == 3
+    _assert_population_statistics(model, left, right)
+
+
+def test_inputs_that_do_not_match_the_model_are_named():
+    left, right = _two_input_images(count=8)
+    model = _two_input_model()
+    with pytest.raises(ValueError, match=r"takes 2 input\(s\) \(left \[None, 4, 4, 2\], "
+                       r"right \[None, 4, 4, 3\]\); the first batch gave as its inputs "
+                       r"1 tensor\(s\), <\[8, 4, 4, 2\]>"):
+        recompute_batch_norm_statistics(model, [(left, np.zeros(8))])
+    with pytest.raises(ValueError, match=r"a dict with keys \['left', 'other'\]"):
+        recompute_batch_norm_statistics(model, [({"left": left, "other": right}, None)])
+    assert model.get_layer("bn_left").momentum == 0.99  # restored after the error

@@ -32,18 +32,34 @@ from visionkit.data.files import (
     list_image_files,
     list_other_files,
 )
-from visionkit.errors import DataWarning
+from visionkit.errors import BadFileError, DataWarning, format_file_list
 from visionkit.export.loader import DEFAULT_BATCH_SIZE, Predictor, load
 from visionkit.vocabulary import get_task
 
 __all__ = ["predict_files", "format_predictions"]
 
+# What `predict_files` can decode, for its messages.
+_DECODABLE = "an image file with JPEG, PNG, WebP, BMP or GIF contents"
+# Left-out files a warning names before counting the rest.
+_LISTED_SKIPPED_FILES = 5
+# The lines TensorFlow wraps an op's error in when a graph (the SavedModel's) fails.
+_GRAPH_CONTEXT = ("Graph execution error", "Detected at node", "<stack traces", "[[")
+
 
 def predict_files(path: str | os.PathLike | Predictor,
                   image_files: Sequence[str | os.PathLike], top_k: int = 3,
                   batch_size: int = DEFAULT_BATCH_SIZE,
-                  out_dir: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+                  out_dir: str | os.PathLike | None = None,
+                  skip_undecodable: bool = True,
+                  return_skipped: bool = False) -> Any:
     """Predicts image files (JPEG, PNG, BMP, GIF) with an exported model.
+
+    A file the SavedModel cannot decode (truncated, empty, not an image whatever its
+    extension) is left out, whether it was named or found in a folder: the others are
+    predicted, and the left-out files are counted in one `DataWarning` naming the first
+    few with TensorFlow's decoding error (`skip_undecodable=False` makes the first one an
+    error instead). A batch is sent whole; only a batch that fails is retried file by
+    file to find its bad files.
 
     Args:
         path: a version directory, a model root (its latest version is used) or a
@@ -56,18 +72,28 @@ def predict_files(path: str | os.PathLike | Predictor,
         batch_size: images per SavedModel call. Defaults to 64.
         out_dir: a folder for the files a task writes per image (segmentation: the mask
             PNG and a coloured overlay PNG). Defaults to None (the image's folder).
+        skip_undecodable: leave out (and warn about) files that cannot be decoded.
+            Defaults to True; False raises on the first one.
+        return_skipped: also return the left-out files. Defaults to False.
 
     Returns:
-        One dict per file, in order. For classifiers: `file`, `class_id`, `class_name`,
-        `probability` (of the predicted class) and `top`, a list of `top_k` dicts
-        (`class_id`, `class_name`, `probability`) by decreasing probability. For other
-        tasks, what the task's `prediction_result` returns (segmentation: `mask_file`,
-        `overlay_file`, `image_size`, `class_fractions`, `summary`).
+        One dict per predicted file, in the files' order (left-out files have none). For
+        classifiers: `file`, `class_id`, `class_name`, `probability` (of the predicted
+        class) and `top`, a list of `top_k` dicts (`class_id`, `class_name`,
+        `probability`) by decreasing probability. For other tasks, what the task's
+        `prediction_result` returns (segmentation: `mask_file`, `overlay_file`,
+        `image_size`, `class_fractions`, `summary`). With `return_skipped`, a pair
+        `(results, skipped)`, `skipped` a list of `(file, reason)` pairs.
 
     Raises:
         FileNotFoundError: if a file does not exist.
-        ValueError: if `top_k < 1`, no files are given, a folder holds no image, or a
-            file is not a decodable image (the message names it).
+        ValueError: if `top_k < 1`, no files are given or a folder holds no image.
+        BadFileError (a ValueError): naming the files that cannot be decoded, when no
+            file can be (or the first one, with `skip_undecodable=False`).
+
+    Warns:
+        DataWarning: how many files were left out as undecodable, naming the first
+            five with the reason.
     """
     if int(top_k) < 1:
         raise ValueError(f"Expected top_k >= 1; received top_k={top_k!r}.")
@@ -80,22 +106,47 @@ def predict_files(path: str | os.PathLike | Predictor,
     predictor = path if isinstance(path, Predictor) else load(path)
 
     outputs: dict[str, list[np.ndarray]] = {}
+    predicted: list[str] = []
+    skipped: list[tuple[str, str]] = []
     for start in range(0, len(files), int(batch_size)):
         chunk = files[start:start + int(batch_size)]
         encoded = [_read(file) for file in chunk]
         try:
-            batch = predictor.predict_bytes(encoded, batch_size=batch_size)
-        except tf.errors.InvalidArgumentError as error:
-            raise ValueError(_decode_failure(chunk, encoded, error)) from error
-        for key, value in batch.items():
-            outputs.setdefault(key, []).append(value)
+            parts = [predictor.predict_bytes(encoded, batch_size=batch_size)]
+            predicted += chunk
+        except tf.errors.InvalidArgumentError:
+            # The batch's error does not say which file failed: each is tried alone.
+            parts = []
+            for file, data in zip(chunk, encoded):
+                try:
+                    parts.append(predictor.predict_bytes([data]))
+                except tf.errors.InvalidArgumentError as error:
+                    reason = _decode_error(error)
+                    if not skip_undecodable:
+                        raise BadFileError(file, reason, _DECODABLE) from None
+                    skipped.append((file, reason))
+                    continue
+                predicted.append(file)
+        for batch in parts:
+            for key, value in batch.items():
+                outputs.setdefault(key, []).append(value)
+    if not predicted:
+        raise BadFileError(skipped[0][0], skipped[0][1], _DECODABLE, others=skipped[1:])
+    if skipped:
+        warnings.warn(f"Left out {len(skipped)} of {len(files)} image file(s) that could "
+                      f"not be decoded (expected {_DECODABLE}); predicted the other "
+                      f"{len(predicted)}:\n"
+                      + format_file_list(skipped, limit=_LISTED_SKIPPED_FILES),
+                      DataWarning, stacklevel=2)
     arrays = {key: np.concatenate(values) for key, values in outputs.items()}
 
     task = get_task(predictor.task)
     folder = os.fspath(out_dir) if out_dir is not None else None
-    return [task.prediction_result(file, {key: value[index] for key, value in arrays.items()},
-                                   predictor.class_names, folder, top_k=int(top_k))
-            for index, file in enumerate(files)]
+    results = [task.prediction_result(file, {key: value[index]
+                                             for key, value in arrays.items()},
+                                      predictor.class_names, folder, top_k=int(top_k))
+               for index, file in enumerate(predicted)]
+    return (results, skipped) if return_skipped else results
 
 
 def _expand_folders(items: list[str]) -> list[str]:
@@ -157,12 +208,10 @@ def _read(file: str) -> bytes:
         return handle.read()
 
 
-def _decode_failure(files: list[str], encoded: list[bytes], error: Exception) -> str:
-    """Names the first file TensorFlow cannot decode (the batch error does not say which)."""
-    for file, data in zip(files, encoded):
-        try:
-            tf.io.decode_image(data, channels=3, expand_animations=False)
-        except tf.errors.InvalidArgumentError:
-            return (f"Could not decode the image file {file!r}: expected JPEG, PNG, WebP, "
-                    "BMP or GIF contents.")
-    return f"The SavedModel failed on the files {files}: {error}"
+def _decode_error(error: tf.errors.InvalidArgumentError) -> str:
+    """The decoder's own words from a SavedModel call's error ("Input is empty.", "Unknown
+    image file format. ...", "jpeg::Uncompress failed. ..."), without the graph context
+    TensorFlow wraps them in."""
+    lines = [line.strip() for line in error.message.splitlines()]
+    reasons = [line for line in lines if line and not line.startswith(_GRAPH_CONTEXT)]
+    return reasons[0] if reasons else error.message.strip()

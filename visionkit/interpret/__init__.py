@@ -27,7 +27,7 @@ from visionkit.interpret.cams import (
     layer_cam,
     score_cam,
 )
-from visionkit.interpret.checks import ArgumentError
+from visionkit.interpret.checks import ArgumentError, PixelRangeWarning
 from visionkit.interpret.comparison import Comparison, compare
 from visionkit.interpret.dream import deep_dream
 from visionkit.interpret.embed import Embedding, embed
@@ -56,6 +56,7 @@ __all__ = [
     "ErrorAnalysis",
     "ModelAdapter",
     "OutputHead",
+    "PixelRangeWarning",
     "SegmentationScore",
     "StyleTransfer",
     "Target",

@@ -46,7 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from visionkit.interpret.checks import ArgumentError
+from visionkit.interpret.checks import ArgumentError, warn_scaled_pixels
 from visionkit.interpret.layers import (
     INPUT_SUFFIX,
     Layouts,
@@ -474,6 +474,9 @@ def check_images(images: Any, input_shape: tuple = (None, None, None), model_nam
     Raises:
         ArgumentError: naming `argument`, for a wrong rank, dtype, channels or size
             (when the model's input size is fixed), an empty batch, or NaN/infinity.
+
+    Warns:
+        PixelRangeWarning: for float images within 0..1 (`warn_scaled_pixels`).
     """
     if tf.is_tensor(images):
         array = images.numpy() if hasattr(images, "numpy") else None
@@ -510,6 +513,7 @@ def check_images(images: Any, input_shape: tuple = (None, None, None), model_nam
         raise ArgumentError(argument, f"Expected finite pixel values in {argument}; "
                             f"received {int(np.size(array) - np.isfinite(array).sum())} "
                             "NaN or infinite values.")
+    warn_scaled_pixels(array, argument, model_name)
     return tf.constant(array.astype(np.float32))
 
 

@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -122,10 +121,6 @@ def pgd(model: keras.Model, images: Any, target: Any = None, epsilon: float = 8.
         # The attack clips to 0..255: the clean images would change beyond epsilon.
         raise ArgumentError("images", f"Expected raw pixels in [0, 255]; received values "
                             f"in [{low:g}, {high:g}] (normalised images? pass the raw ones).")
-    if 0.0 < high <= 1.0:
-        warnings.warn(f"pgd: the images' values lie in [{low:g}, {high:g}]: they look scaled "
-                      f"to 0..1, but visionkit models take raw 0..255 pixels and epsilon="
-                      f"{epsilon:g} is in those units.", stacklevel=2)
     scored = adapter.scored
     logits_classifier = adapter.head.from_logits and len(scored.outputs[0].shape) == 2 \
         and (scored.outputs[0].shape[-1] or 0) > 1

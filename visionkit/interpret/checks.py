@@ -18,15 +18,27 @@ stride | Expected stride to be an integer >= 1; received stride=0.
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
+import os
+import warnings
 from typing import Any
 
 import numpy as np
 
 from visionkit.errors import VisionkitError
 
-__all__ = ["ArgumentError", "check_finite_result", "check_float", "check_int", "check_ids"]
+__all__ = ["ArgumentError", "PixelRangeWarning", "check_finite_result", "check_float",
+           "check_int", "check_ids", "warn_scaled_pixels"]
+
+# visionkit's own source folder: the frames of its functions, walked past to name the
+# function the user called and to point the warning at the user's line.
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+# The user's call (frame, code, instruction) that last got a PixelRangeWarning, so one
+# call whose methods check the same images again (compare, report) warns once, and a
+# loop calling from one line warns on its first pass (as Python's default filter would).
+_last_warned_call: list = [None]
 
 
 class ArgumentError(VisionkitError, ValueError):
@@ -46,6 +58,56 @@ class ArgumentError(VisionkitError, ValueError):
 
     def __reduce__(self):
         return (type(self), (self.argument, str(self)))
+
+
+class PixelRangeWarning(UserWarning):
+    """Images given to an interpretation function look scaled to 0..1.
+
+    visionkit models take raw 0..255 pixels and rescale them inside, so on images
+    divided by 255 their maps explain a nearly black picture. For a model of your own
+    that does take 0..1 inputs, silence it with
+    `warnings.filterwarnings("ignore", category=PixelRangeWarning)`.
+    """
+
+
+def warn_scaled_pixels(images: Any, argument: str = "images", model_name: str = "",
+                       consequence: str = "") -> None:
+    """Warns (a `PixelRangeWarning`) when float `images` all lie in [0, 1] with some above
+    0: images scaled to 0..1 handed to a model that expects raw 0..255 pixels.
+
+    Every interpretation function that takes images calls it (through `check_images`).
+    The warning names the function the user called, the range and largest value
+    received, and points at the user's line; a call whose methods check the same images
+    again (`compare`, `report`) warns once, and so does a loop calling from one line.
+    Integer images (uint8: a 0/1 mask is no scaled photo) and all-zero images do not
+    warn.
+
+    Args:
+        images: NumPy array or tensor of pixels.
+        argument: the argument's name, for the message. Defaults to "images".
+        model_name: the model's name, for the message. Defaults to "" (the model).
+        consequence: what the scaling does to the result, appended to the message.
+    """
+    array = np.asarray(images)
+    if array.dtype.kind != "f" or array.size == 0:
+        return
+    low, high = float(array.min()), float(array.max())
+    if low < 0.0 or not 0.0 < high <= 1.0:
+        return
+    frame, entry, stacklevel = inspect.currentframe(), "visionkit", 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        entry, frame, stacklevel = frame.f_code.co_name, frame.f_back, stacklevel + 1
+    call = None if frame is None else (id(frame), id(frame.f_code), frame.f_lasti)
+    if call is not None and call == _last_warned_call[0]:
+        return
+    _last_warned_call[0] = call
+    model = f"model {model_name!r} expects" if model_name else "visionkit's models expect"
+    del frame  # no reference cycle through the stack
+    warnings.warn(f"{entry}: the values of {argument} lie in [{low:g}, {high:g}] (max "
+                  f"{high:g}): they look scaled to 0..1, but {model} raw 0..255 "
+                  f"pixels (visionkit models rescale their input themselves)"
+                  f"{consequence}; pass {argument} * 255.", PixelRangeWarning,
+                  stacklevel=stacklevel)
 
 
 def _range_text(minimum, maximum, above: bool = False) -> str:

@@ -57,7 +57,6 @@ Example:
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -112,7 +111,7 @@ def colour_decorrelation(images) -> np.ndarray:
     Warns:
         UserWarning: for images whose values lie within 0..1 (scaled, not 0..255).
     """
-    from visionkit.interpret.checks import ArgumentError
+    from visionkit.interpret.checks import ArgumentError, warn_scaled_pixels
 
     array = np.asarray(images, dtype=np.float64)
     if array.ndim == 3 and array.shape[-1] == 3:
@@ -127,13 +126,8 @@ def colour_decorrelation(images) -> np.ndarray:
                             f"{array.shape}.")
     if not np.isfinite(array).all():
         raise ArgumentError("images", "Expected finite pixels; received NaN or inf.")
-    low, high = float(array.min()), float(array.max())
-    if 0.0 < high <= 1.0 and low >= 0.0:
-        warnings.warn(f"colour_decorrelation: the images' values lie in [{low:g}, "
-                      f"{high:g}]: they look scaled to 0..1, and the matrix (for pixels in "
-                      "0..255) comes out 255 times too small; pass images * 255 "
-                      "(filters' use of it is unchanged: it normalizes the matrix).",
-                      stacklevel=2)
+    warn_scaled_pixels(array, consequence=": the matrix comes out 255 times too small "
+                       "(filters' use of it is unchanged: it normalizes the matrix)")
     covariance = np.cov(array.reshape(-1, 3) / 255.0, rowvar=False)
     if np.trace(covariance) <= 0:
         raise ArgumentError("images", "Expected images with more than one colour; "

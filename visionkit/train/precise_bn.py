@@ -70,9 +70,76 @@ def trainable_batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNo
             if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
 
 
-def _images(batch: Any) -> Any:
-    """The model's input of one batch: `(images, targets[, weights])` or images alone."""
-    return batch[0] if isinstance(batch, (tuple, list)) else batch
+def _model_inputs(model: keras.Model, batch: Any) -> Any:
+    """The model's inputs of one batch, as Keras's `fit` reads a batch: `(inputs,
+    targets[, weights])`, `(inputs,)` or the inputs alone, the inputs a tensor, a
+    tuple/list or a dict matching `model.inputs`. A multi-input model's batch of exactly
+    its inputs as a flat tuple (`(x1, x2)`, no targets: as many arrays as inputs, each of
+    its input's rank and fixed dimensions) is taken as its inputs."""
+    if isinstance(batch, list):
+        batch = tuple(batch)
+    if not isinstance(batch, tuple):
+        return batch
+    expected = _expected_inputs(model)
+    if (expected is not None and len(expected) > 1 and len(batch) == len(expected)
+            and all(_fits(item, tensor) for item, tensor in zip(batch, expected))):
+        return batch
+    return batch[0]
+
+
+def _fits(value: Any, tensor: Any) -> bool:
+    """Whether `value` is an array of `tensor`'s rank and (where fixed) dimensions."""
+    shape = getattr(value, "shape", None)
+    if shape is None or len(shape) != len(tensor.shape):
+        return False
+    return all(want is None or have is None or int(have) == int(want)
+               for have, want in zip(list(shape)[1:], list(tensor.shape)[1:]))
+
+
+def _expected_inputs(model: keras.Model) -> list | None:
+    """`model.inputs` (None for a subclassed model not yet built on symbolic inputs)."""
+    try:
+        return list(model.inputs) if model.inputs else None
+    except (AttributeError, ValueError):
+        return None
+
+
+def _describe(value: Any) -> str:
+    """`value`'s structure with each tensor as its shape, for messages."""
+    return str(tf.nest.map_structure(
+        lambda item: f"<{list(getattr(item, 'shape', ()))}>", value)).replace("'", "")
+
+
+def _check_inputs(model: keras.Model, inputs: Any) -> None:
+    """Raises a `ValueError` naming what a batch gave and what `model` takes when the
+    number of tensors, or a dict's keys, do not match `model.inputs`."""
+    expected = _expected_inputs(model)
+    if expected is None:
+        return
+    try:
+        structure = model.input  # a dict for a model built on a dict of inputs
+    except (AttributeError, ValueError):
+        structure = None
+    names = (list(structure) if isinstance(structure, dict)
+             else [tensor.name.split(":")[0] for tensor in expected])
+    wanted = ", ".join(f"{name} {list(tensor.shape)}" for name, tensor in zip(names, expected))
+    problem = None
+    if isinstance(inputs, dict) and len(expected) > 1 and not set(names) <= set(inputs):
+        problem = f"a dict with keys {sorted(inputs)}"
+    elif len(tf.nest.flatten(inputs)) != len(expected):
+        problem = f"{len(tf.nest.flatten(inputs))} tensor(s), {_describe(inputs)}"
+    if problem:
+        raise ValueError(
+            f"recompute_batch_norm_statistics: model {model.name!r} takes {len(expected)} "
+            f"input(s) ({wanted}); the first batch gave as its inputs {problem}. Expected "
+            f"batches as Keras's fit takes them: (inputs, targets[, weights]) or the "
+            f"inputs alone, the inputs a tensor, a tuple/list in the order of model.inputs "
+            f"or a dict keyed by their names; e.g. ((x1, x2), y) for two inputs.")
+
+
+def _batch_size(inputs: Any) -> tf.Tensor:
+    """The number of examples in a batch of inputs (its first tensor's first axis)."""
+    return tf.cast(tf.shape(tf.nest.flatten(inputs)[0])[0], tf.float32)
 
 
 def recompute_batch_norm_statistics(model: keras.Model, batches: Iterable[Any],
@@ -91,8 +158,12 @@ def recompute_batch_norm_statistics(model: keras.Model, batches: Iterable[Any],
 
     Args:
         model: a Keras model (batch-norm layers at any depth are found).
-        batches: an iterable of `(images, targets)` batches or of image batches, as the
-            model takes them (raw 0..255 images for visionkit's models).
+        batches: an iterable of batches as Keras's `fit` takes them: `(inputs,
+            targets[, weights])` or the inputs alone, e.g. a `tf.data.Dataset`. The
+            inputs are a tensor (raw 0..255 images for visionkit's models) or, for a
+            model with several inputs, a tuple/list in the order of `model.inputs` or a
+            dict keyed by their names (`((x1, x2), y)`; a flat `(x1, x2)` of exactly the
+            model's inputs is taken as its inputs).
         max_batches: use at most this many batches. Defaults to None (all).
         forward: a callable running `model(images, training=True)`, e.g. a
             `tf.function` kept across calls, traced with the same layers trainable as
@@ -104,7 +175,8 @@ def recompute_batch_norm_statistics(model: keras.Model, batches: Iterable[Any],
         is then left as it is).
 
     Raises:
-        ValueError: when `batches` yields no batch for a model with batch norm.
+        ValueError: when `batches` yields no batch for a model with batch norm, or when
+            a batch's inputs do not match `model.inputs` (naming both).
     """
     layers = trainable_batch_norm_layers(model)
     if not layers:
@@ -119,18 +191,25 @@ def recompute_batch_norm_statistics(model: keras.Model, batches: Iterable[Any],
              tf.zeros_like(tf.convert_to_tensor(layer.moving_variance))] for layer in layers]
     forward = forward or tf.function(lambda images: model(images, training=True))
     used = 0
+    examples = 0.0
     try:
         for layer in layers:  # each training-mode call now stores its batch's statistics
             layer.momentum = 0.0
         for batch in batches:
             if max_batches is not None and used >= max_batches:
                 break
-            forward(_images(batch))
+            inputs = _model_inputs(model, batch)
+            if not used:
+                _check_inputs(model, inputs)
+            forward(inputs)
+            size = _batch_size(inputs)
             for pair, layer in zip(sums, layers):
                 mean = tf.convert_to_tensor(layer.moving_mean)
-                pair[0] += mean
-                pair[1] += tf.convert_to_tensor(layer.moving_variance) + tf.square(mean)
+                pair[0] += size * mean
+                pair[1] += size * (tf.convert_to_tensor(layer.moving_variance)
+                                   + tf.square(mean))
             used += 1
+            examples += float(size)
     finally:
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
@@ -140,9 +219,9 @@ def recompute_batch_norm_statistics(model: keras.Model, batches: Iterable[Any],
         raise ValueError(f"Expected at least one batch to recompute the batch-norm "
                          f"statistics of model {model.name!r}; received none.")
     for (means, squares), layer in zip(sums, layers):
-        mean = means / used
+        mean = means / examples
         layer.moving_mean.assign(mean)
-        layer.moving_variance.assign(tf.maximum(squares / used - tf.square(mean), 0.0))
+        layer.moving_variance.assign(tf.maximum(squares / examples - tf.square(mean), 0.0))
     return used
 
 
