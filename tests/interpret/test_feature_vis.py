@@ -149,7 +149,7 @@ def test_colour_decorrelation_takes_one_image_and_says_when_pixels_look_0_to_1()
     np.testing.assert_array_equal(single, vk.interpret.colour_decorrelation(image[None]))
     centred = image.reshape(-1, 3) / 255.0
     np.testing.assert_allclose(single @ single.T, np.cov(centred, rowvar=False), atol=1e-6)
-    with pytest.warns(UserWarning, match=r"look scaled to 0..1.*255 times too small"):
+    with pytest.warns(UserWarning, match=r"look scaled to 0..1.*as many times too small"):
         scaled = vk.interpret.colour_decorrelation(image / 255.0)
     np.testing.assert_allclose(scaled * 255.0, single, rtol=1e-4, atol=1e-7)
 

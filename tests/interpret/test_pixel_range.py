@@ -64,3 +64,24 @@ def test_a_call_running_several_methods_warns_once(tiny_model, tiny_images):
     found = _pixel_range_warnings(lambda: [vk.interpret.grad_cam(tiny_model, tiny_images / 255),
                                            vk.interpret.saliency(tiny_model, tiny_images / 255)])
     assert [str(w.message).split(":")[0] for w in found] == ["grad_cam", "saliency"]
+
+
+@pytest.mark.parametrize("name", sorted(set(ENTRY_POINTS) - {"pgd"}))  # pgd refuses < 0
+def test_images_scaled_to_minus_1_1_warn_once(name, tiny_model, tiny_images):
+    # What keras.applications' preprocess_input does for MobileNet, Inception, Xception.
+    scaled = (tiny_images / 127.5 - 1.0).astype(np.float32)
+    found = _pixel_range_warnings(lambda: ENTRY_POINTS[name](tiny_model, scaled))
+    assert len(found) == 1
+    message = str(found[0].message)
+    assert message.startswith(f"{name}: the values of images lie in "
+                              f"[{float(scaled.min()):g}, {float(scaled.max()):g}]")
+    assert "look scaled to -1..1" in message and "pass (images + 1) * 127.5" in message
+    assert found[0].filename == __file__
+
+
+def test_raw_pixels_below_zero_or_beyond_1_do_not_warn(tiny_model, tiny_images):
+    # Mean-subtracted raw pixels (caffe-style) reach well beyond -1..1.
+    centred = tiny_images.astype(np.float32) - 128.0
+    assert not _pixel_range_warnings(lambda: vk.interpret.grad_cam(tiny_model, centred))
+    slightly = np.where(tiny_images > 128, 1.5, -0.5).astype(np.float32)
+    assert not _pixel_range_warnings(lambda: vk.interpret.grad_cam(tiny_model, slightly))

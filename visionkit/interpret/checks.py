@@ -61,10 +61,11 @@ class ArgumentError(VisionkitError, ValueError):
 
 
 class PixelRangeWarning(UserWarning):
-    """Images given to an interpretation function look scaled to 0..1.
+    """Images given to an interpretation function look scaled to 0..1 or -1..1.
 
     visionkit models take raw 0..255 pixels and rescale them inside, so on images
-    divided by 255 their maps explain a nearly black picture. For a model of your own
+    divided by 255 (or brought to -1..1 by a `preprocess_input`) their maps explain a
+    nearly black picture. For a model of your own
     that does take 0..1 inputs, silence it with
     `warnings.filterwarnings("ignore", category=PixelRangeWarning)`.
     """
@@ -73,14 +74,17 @@ class PixelRangeWarning(UserWarning):
 def warn_scaled_pixels(images: Any, argument: str = "images", model_name: str = "",
                        consequence: str = "") -> None:
     """Warns (a `PixelRangeWarning`) when float `images` all lie in [0, 1] with some above
-    0: images scaled to 0..1 handed to a model that expects raw 0..255 pixels.
+    0, or all in [-1, 1] with some below 0: images scaled to 0..1 (`x / 255`) or to -1..1
+    (`(x / 127.5) - 1`, what `keras.applications` `preprocess_input` does for MobileNet,
+    Inception, Xception...) handed to a model that expects raw 0..255 pixels.
 
     Every interpretation function that takes images calls it (through `check_images`).
     The warning names the function the user called, the range and largest value
     received, and points at the user's line; a call whose methods check the same images
     again (`compare`, `report`) warns once, and so does a loop calling from one line.
     Integer images (uint8: a 0/1 mask is no scaled photo) and all-zero images do not
-    warn.
+    warn; neither do raw pixels with a value outside [-1, 1]. A raw float image whose
+    pixels are all at most 1 (nearly black) cannot be told from a scaled one and warns.
 
     Args:
         images: NumPy array or tensor of pixels.
@@ -92,7 +96,11 @@ def warn_scaled_pixels(images: Any, argument: str = "images", model_name: str = 
     if array.dtype.kind != "f" or array.size == 0:
         return
     low, high = float(array.min()), float(array.max())
-    if low < 0.0 or not 0.0 < high <= 1.0:
+    if low < 0.0 and low >= -1.0 and high <= 1.0:
+        scale, fix = "-1..1", f"({argument} + 1) * 127.5"
+    elif low >= 0.0 and 0.0 < high <= 1.0:
+        scale, fix = "0..1", f"{argument} * 255"
+    else:  # raw pixels, or NaN (min and max are NaN; the adapter reports those)
         return
     frame, entry, stacklevel = inspect.currentframe(), "visionkit", 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
@@ -104,9 +112,9 @@ def warn_scaled_pixels(images: Any, argument: str = "images", model_name: str = 
     model = f"model {model_name!r} expects" if model_name else "visionkit's models expect"
     del frame  # no reference cycle through the stack
     warnings.warn(f"{entry}: the values of {argument} lie in [{low:g}, {high:g}] (max "
-                  f"{high:g}): they look scaled to 0..1, but {model} raw 0..255 "
+                  f"{high:g}): they look scaled to {scale}, but {model} raw 0..255 "
                   f"pixels (visionkit models rescale their input themselves)"
-                  f"{consequence}; pass {argument} * 255.", PixelRangeWarning,
+                  f"{consequence}; pass {fix}.", PixelRangeWarning,
                   stacklevel=stacklevel)
 
 

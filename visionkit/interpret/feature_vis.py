@@ -126,7 +126,7 @@ def colour_decorrelation(images) -> np.ndarray:
                             f"{array.shape}.")
     if not np.isfinite(array).all():
         raise ArgumentError("images", "Expected finite pixels; received NaN or inf.")
-    warn_scaled_pixels(array, consequence=": the matrix comes out 255 times too small "
+    warn_scaled_pixels(array, consequence=": the matrix comes out as many times too small "
                        "(filters' use of it is unchanged: it normalizes the matrix)")
     covariance = np.cov(array.reshape(-1, 3) / 255.0, rowvar=False)
     if np.trace(covariance) <= 0:
