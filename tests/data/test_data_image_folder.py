@@ -289,3 +289,15 @@ def test_a_link_back_to_a_parent_is_listed_once_and_a_file_in_two_classes_refuse
     assert [os.path.basename(p) for p in listed] == ["000.png", "001.png"]
     with pytest.raises(DataError, match=r"reached from several"):
         vk.data.image_folder(root, image_size=TARGET)
+
+
+def test_a_link_to_a_missing_file_is_a_bad_file_not_a_vanished_one(two_class_tree):
+    import os
+
+    root = two_class_tree(per_class=2)
+    os.symlink(root / "deleted.png", root / "a" / "gone.png")
+    with pytest.raises(BadFileError, match="gone.png"):
+        vk.data.image_folder(root, image_size=TARGET)
+    with pytest.warns(DataWarning, match="gone.png"):
+        data = vk.data.image_folder(root, image_size=TARGET, on_bad_file="skip")
+    assert data.train_size + data.val_size == 4

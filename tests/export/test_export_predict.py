@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -184,3 +185,24 @@ def test_format_predictions_for_other_outputs():
         [{"file": "a.png", "outputs": {"mask": np.zeros((4, 5)), "scores": np.zeros(3)}}])
     assert text == "a.png: mask [4, 5], scores [3]"
 
+
+
+def test_a_link_to_a_missing_file_in_a_folder_is_left_out_and_named(exported, image_files,
+                                                                     tmp_path):
+    # What a photo library or a half-synced folder leaves: links whose targets are gone.
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for file in image_files:
+        os.replace(file, folder / os.path.basename(file))
+    os.symlink(tmp_path / "deleted.jpg", folder / "gone.jpg")
+    with pytest.warns(vk.errors.DataWarning, match="Left out 1 of 4") as record:
+        results, skipped = vk.export.predict_files(exported, [folder], return_skipped=True)
+    assert len(results) == 3
+    assert skipped == [(str(folder / "gone.jpg"),
+                        f"a symbolic link to the missing {str(tmp_path / 'deleted.jpg')!r}")]
+    assert "gone.jpg" in str(record[0].message)
+    # Named, the same link is a missing argument: an error naming it.
+    with pytest.raises(FileNotFoundError, match=r"gone\.jpg.*symbolic link.*deleted\.jpg"):
+        vk.export.predict_files(exported, [folder / "gone.jpg"])
+    with pytest.raises(vk.errors.BadFileError, match="gone.jpg"):
+        vk.export.predict_files(exported, [folder], skip_undecodable=False)

@@ -84,7 +84,8 @@ def list_other_files(folder: str) -> list[str]:
 
 def _files_under(folder: str):
     """Every file under `folder`, recursively, hidden files and folders left out; a
-    folder reached again through a symbolic link (a link to a parent) is listed once."""
+    folder reached again through a symbolic link (a link to a parent) is listed once, a
+    symbolic link to a missing file is listed as a file."""
     pending, listed = [folder], set()
     while pending:
         current = pending.pop()
@@ -98,7 +99,9 @@ def _files_under(folder: str):
                     continue
                 if entry.is_dir():
                     pending.append(entry.path)
-                elif entry.is_file():
+                elif entry.is_file() or entry.is_symlink():
+                    # A link to a missing file is listed too: the checks name it as a
+                    # file that cannot be read instead of it vanishing from the count.
                     yield entry.path
 
 

@@ -55,7 +55,8 @@ def predict_files(path: str | os.PathLike | Predictor,
     """Predicts image files (JPEG, PNG, BMP, GIF) with an exported model.
 
     A file the SavedModel cannot decode (truncated, empty, not an image whatever its
-    extension) is left out, whether it was named or found in a folder: the others are
+    extension) or that cannot be read (a symbolic link to a missing file, no permission)
+    is left out, whether it was named or found in a folder: the others are
     predicted, and the left-out files are counted in one `DataWarning` naming the first
     few with TensorFlow's decoding error (`skip_undecodable=False` makes the first one an
     error instead). A batch is sent whole; only a batch that fails is retried file by
@@ -86,7 +87,8 @@ def predict_files(path: str | os.PathLike | Predictor,
         `(results, skipped)`, `skipped` a list of `(file, reason)` pairs.
 
     Raises:
-        FileNotFoundError: if a file does not exist.
+        FileNotFoundError: if a named file or folder does not exist (a file found in a
+            folder that cannot be read is left out and counted instead).
         ValueError: if `top_k < 1`, no files are given or a folder holds no image.
         BadFileError (a ValueError): naming the files that cannot be decoded, when no
             file can be (or the first one, with `skip_undecodable=False`).
@@ -97,20 +99,33 @@ def predict_files(path: str | os.PathLike | Predictor,
     """
     if int(top_k) < 1:
         raise ValueError(f"Expected top_k >= 1; received top_k={top_k!r}.")
-    files = _expand_folders([os.fspath(file) for file in image_files])
+    items = [os.fspath(file) for file in image_files]
+    for item in items:
+        if not os.path.exists(item):
+            link = (f" (a symbolic link to the missing {os.readlink(item)!r})"
+                    if os.path.islink(item) else "")
+            raise FileNotFoundError(f"No such image file or folder: {item!r}{link}.")
+    files = _expand_folders(items)
     if not files:
         raise ValueError("Expected at least one image file; received none.")
-    for file in files:
-        if not os.path.isfile(file):
-            raise FileNotFoundError(f"No such image file: {file!r}.")
     predictor = path if isinstance(path, Predictor) else load(path)
 
     outputs: dict[str, list[np.ndarray]] = {}
     predicted: list[str] = []
     skipped: list[tuple[str, str]] = []
     for start in range(0, len(files), int(batch_size)):
-        chunk = files[start:start + int(batch_size)]
-        encoded = [_read(file) for file in chunk]
+        chunk, encoded = [], []
+        for file in files[start:start + int(batch_size)]:
+            data = _read(file)
+            if isinstance(data, bytes):
+                chunk.append(file)
+                encoded.append(data)
+            elif not skip_undecodable:
+                raise BadFileError(file, data, _DECODABLE)
+            else:
+                skipped.append((file, data))
+        if not chunk:
+            continue
         try:
             parts = [predictor.predict_bytes(encoded, batch_size=batch_size)]
             predicted += chunk
@@ -130,11 +145,13 @@ def predict_files(path: str | os.PathLike | Predictor,
         for batch in parts:
             for key, value in batch.items():
                 outputs.setdefault(key, []).append(value)
+    position = {file: index for index, file in enumerate(files)}
+    skipped.sort(key=lambda pair: position[pair[0]])  # unread files came out first
     if not predicted:
         raise BadFileError(skipped[0][0], skipped[0][1], _DECODABLE, others=skipped[1:])
     if skipped:
         warnings.warn(f"Left out {len(skipped)} of {len(files)} image file(s) that could "
-                      f"not be decoded (expected {_DECODABLE}); predicted the other "
+                      f"not be read or decoded (expected {_DECODABLE}); predicted the other "
                       f"{len(predicted)}:\n"
                       + format_file_list(skipped, limit=_LISTED_SKIPPED_FILES),
                       DataWarning, stacklevel=2)
@@ -203,9 +220,16 @@ def format_predictions(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _read(file: str) -> bytes:
-    with open(file, "rb") as handle:
-        return handle.read()
+def _read(file: str) -> bytes | str:
+    """The bytes of `file`, or why it cannot be read (a symbolic link to a missing file
+    found in a folder, no permission) as a reason for the left-out files."""
+    try:
+        with open(file, "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        if os.path.islink(file) and not os.path.exists(file):
+            return f"a symbolic link to the missing {os.readlink(file)!r}"
+        return f"cannot be read ({error.strerror or error})"
 
 
 def _decode_error(error: tf.errors.InvalidArgumentError) -> str:
