@@ -253,3 +253,25 @@ def test_inputs_that_do_not_match_the_model_are_named():
     with pytest.raises(ValueError, match=r"a dict with keys \['left', 'other'\]"):
         recompute_batch_norm_statistics(model, [({"left": left, "other": right}, None)])
     assert model.get_layer("bn_left").momentum == 0.99  # restored after the error
+
+
+def test_unbatched_data_and_arrays_are_refused_saying_why():
+    import tensorflow as tf
+
+    model = _model()
+    images = np.concatenate(_batches())
+    moving = [np.array(layer.moving_mean) for layer in trainable_batch_norm_layers(model)]
+    # An unbatched dataset yields single images [6, 6, 2]: Keras failed inside the trace.
+    with pytest.raises(ValueError, match=r"takes input '.*' of shape \[None, 6, 6, 2\] \(a "
+                       r"batch axis first\); the first batch gave shape \[6, 6, 2\], one "
+                       r"example: the data are not batched"):
+        recompute_batch_norm_statistics(model, tf.data.Dataset.from_tensor_slices(images))
+    with pytest.raises(ValueError, match=r"received an array of shape \[15, 6, 6, 2\]"):
+        recompute_batch_norm_statistics(model, images)
+    for layer, before in zip(trainable_batch_norm_layers(model), moving):
+        np.testing.assert_array_equal(np.array(layer.moving_mean), before)
+        assert layer.momentum == 0.99
+    # The same images batched, with sample weights as fit takes them, are used.
+    batched = tf.data.Dataset.from_tensor_slices(
+        (images, np.zeros(15), np.ones(15))).batch(5)
+    assert recompute_batch_norm_statistics(model, batched) == 3

@@ -128,6 +128,19 @@ def _check_inputs(model: keras.Model, inputs: Any) -> None:
         problem = f"a dict with keys {sorted(inputs)}"
     elif len(tf.nest.flatten(inputs)) != len(expected):
         problem = f"{len(tf.nest.flatten(inputs))} tensor(s), {_describe(inputs)}"
+    else:
+        given = ([inputs[name] for name in names] if isinstance(inputs, dict)
+                 and set(names) <= set(inputs) else tf.nest.flatten(inputs))
+        unbatched = [(name, list(getattr(item, "shape", ())), list(tensor.shape))
+                     for name, item, tensor in zip(names, given, expected)
+                     if len(getattr(item, "shape", ())) == len(tensor.shape) - 1]
+        if unbatched:
+            name, have, want = unbatched[0]
+            raise ValueError(
+                f"recompute_batch_norm_statistics: model {model.name!r} takes input {name!r} of "
+                f"shape {want} (a batch axis first); the first batch gave shape {have}, "
+                f"one example: the data are not batched (call .batch(n) on the dataset; "
+                f"iterating a NumPy array also yields single examples).")
     if problem:
         raise ValueError(
             f"recompute_batch_norm_statistics: model {model.name!r} takes {len(expected)} "
@@ -175,9 +188,17 @@ def recompute_batch_norm_statistics(model: keras.Model, batches: Iterable[Any],
         is then left as it is).
 
     Raises:
-        ValueError: when `batches` yields no batch for a model with batch norm, or when
-            a batch's inputs do not match `model.inputs` (naming both).
+        ValueError: when `batches` yields no batch for a model with batch norm, when
+            a batch's inputs do not match `model.inputs` (naming both), when the first
+            batch is one example without its batch axis (an unbatched dataset), or when
+            `batches` is an array (a NumPy array iterates over single examples).
     """
+    if hasattr(batches, "shape") and not isinstance(batches, tf.data.Dataset):
+        raise ValueError(
+            f"recompute_batch_norm_statistics: expected an iterable of batches (a batched "
+            f"tf.data.Dataset, a list of arrays); received an array of shape "
+            f"{list(batches.shape)}, whose items are single examples. Pass "
+            f"tf.data.Dataset.from_tensor_slices(x).batch(32), or [x] for one batch.")
     layers = trainable_batch_norm_layers(model)
     if not layers:
         return 0
