@@ -275,3 +275,15 @@ def test_unbatched_data_and_arrays_are_refused_saying_why():
     batched = tf.data.Dataset.from_tensor_slices(
         (images, np.zeros(15), np.ones(15))).batch(5)
     assert recompute_batch_norm_statistics(model, batched) == 3
+
+
+def test_a_dict_whose_keys_miss_the_single_input_is_named():
+    inputs = keras.Input((6, 6, 2), name="images")
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(inputs))
+    images = _batches(count=1)[0]
+    with pytest.raises(ValueError, match=r"takes 1 input\(s\) \(images \[None, 6, 6, 2\]\); "
+                       r"the first batch gave as its inputs a dict with keys \['image'\]"):
+        recompute_batch_norm_statistics(model, [({"image": images}, None)])
+    assert recompute_batch_norm_statistics(model, [({"images": images}, None)]) == 1
+    np.testing.assert_allclose(np.array(model.get_layer("bn").moving_mean),
+                               images.reshape(-1, 2).mean(axis=0), rtol=1e-5)

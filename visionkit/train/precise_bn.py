@@ -124,7 +124,7 @@ def _check_inputs(model: keras.Model, inputs: Any) -> None:
              else [tensor.name.split(":")[0] for tensor in expected])
     wanted = ", ".join(f"{name} {list(tensor.shape)}" for name, tensor in zip(names, expected))
     problem = None
-    if isinstance(inputs, dict) and len(expected) > 1 and not set(names) <= set(inputs):
+    if isinstance(inputs, dict) and not set(names) <= set(inputs):
         problem = f"a dict with keys {sorted(inputs)}"
     elif len(tf.nest.flatten(inputs)) != len(expected):
         problem = f"{len(tf.nest.flatten(inputs))} tensor(s), {_describe(inputs)}"
