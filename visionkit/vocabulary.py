@@ -408,6 +408,9 @@ class Task:
     # Inclusive (min, max) shapes per image of the task's `vk.data.shapes` set, or None
     # when the synthetic shapes have no version for this task.
     shapes_per_image: tuple[int, int] | None = None
+    # Suffixes of the files `prediction_result` writes per image, `<stem><suffix>` (a
+    # task that writes none: empty); `predict_files` gives each image its own stem.
+    prediction_files: tuple[str, ...] = ()
 
     def loss(self, model: keras.Model) -> keras.losses.Loss:
         raise NotImplementedError
@@ -485,6 +488,9 @@ class Task:
             class_names: the exported class names.
             out_dir: a folder for files the task writes per image (e.g. masks), or None.
             top_k: how many of the most probable classes a classifier lists.
+
+        A task with `prediction_files` also takes `stem`: the name its files start with
+        (None: the image's name without its extension).
 
         Returns:
             A dict with at least `file`; a `summary` string, when present, is what the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -206,3 +207,46 @@ def test_a_link_to_a_missing_file_in_a_folder_is_left_out_and_named(exported, im
         vk.export.predict_files(exported, [folder / "gone.jpg"])
     with pytest.raises(vk.errors.BadFileError, match="gone.jpg"):
         vk.export.predict_files(exported, [folder], skip_undecodable=False)
+
+
+class _HalfSegmenter(vk.export.Predictor):
+    """A stand-in for an exported segmenter: class 1 on an image's left half (no export,
+    so that the files `predict_files` writes are checked fast)."""
+
+    def __init__(self):  # noqa: D107 - no SavedModel to load
+        self.metadata = {"task": "segmentation", "class_names": ["background", "left"]}
+
+    def predict_bytes(self, encoded_images, batch_size=64):
+        images = [tf.io.decode_image(data, channels=3).numpy() for data in encoded_images]
+        height = max(image.shape[0] for image in images)
+        width = max(image.shape[1] for image in images)
+        masks = np.full((len(images), height, width), -1, np.int32)
+        for mask, image in zip(masks, images):
+            mask[:image.shape[0], :image.shape[1]] = 0
+            mask[:image.shape[0], :image.shape[1] // 2] = 1
+        return {"mask": masks, "image_size": np.array([image.shape[:2] for image in images])}
+
+
+def test_inputs_of_the_same_name_do_not_overwrite_each_others_masks(tmp_path):
+    # A folder holding photo.jpg and photo.png, and two sub-folders each with 001.png.
+    sizes = {"photo.jpg": (10, 8), "photo.png": (12, 6), "x/001.png": (8, 4),
+             "y/001.png": (6, 10)}
+    for name, size in sizes.items():
+        (tmp_path / "in" / os.path.dirname(name)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((*size, 3), np.uint8)).save(tmp_path / "in" / name)
+    out = tmp_path / "out"
+    with pytest.warns(vk.errors.DataWarning, match=r"2 image file\(s\) share their name"
+                      r"(.|\n)*photo.png': writes photo_2_mask.png"):
+        results = vk.export.predict_files(_HalfSegmenter(), [tmp_path / "in"], out_dir=out)
+    masks = [result["mask_file"] for result in results]
+    assert len(set(masks)) == 4 and sorted(os.listdir(out)) == sorted(
+        f"{stem}_{kind}.png" for stem in ("001", "001_2", "photo", "photo_2")
+        for kind in ("mask", "overlay"))
+    for result in results:  # each mask file holds its own image's mask
+        height, width = sizes[os.path.relpath(result["file"], tmp_path / "in")]
+        assert np.asarray(Image.open(result["mask_file"])).shape == (height, width)
+    # The same file named twice writes the same files, with no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = vk.export.predict_files(_HalfSegmenter(), [tmp_path / "in" / "photo.png"] * 2)
+    assert again[0]["mask_file"] == again[1]["mask_file"]

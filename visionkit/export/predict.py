@@ -159,11 +159,45 @@ def predict_files(path: str | os.PathLike | Predictor,
 
     task = get_task(predictor.task)
     folder = os.fspath(out_dir) if out_dir is not None else None
+    named = {}
+    if task.prediction_files:
+        stems = _output_stems(predicted, folder, task.prediction_files)
+        named = {"stem": stems}
     results = [task.prediction_result(file, {key: value[index]
                                              for key, value in arrays.items()},
-                                      predictor.class_names, folder, top_k=int(top_k))
+                                      predictor.class_names, folder, top_k=int(top_k),
+                                      **{key: value[index] for key, value in named.items()})
                for index, file in enumerate(predicted)]
     return (results, skipped) if return_skipped else results
+
+
+def _output_stems(files: list[str], out_dir: str | None,
+                  suffixes: tuple[str, ...]) -> list[str]:
+    """The stem each file's output files start with: its name without the extension,
+    unless another input would write the same files (`a.jpg` and `a.png`, or `x/a.png`
+    and `y/a.png` with one `out_dir`): then the later ones get `_2`, `_3`..., said in
+    one `DataWarning`. The same file named twice keeps its stem (same outputs)."""
+    owners: dict[tuple[str, str], str] = {}
+    stems, renamed = [], []
+    for file in files:
+        real = os.path.realpath(file)
+        folder = os.path.abspath(out_dir if out_dir is not None else os.path.dirname(real))
+        stem = candidate = os.path.splitext(os.path.basename(file))[0]
+        number = 1
+        # Case-insensitive, as the file systems of macOS and Windows compare names.
+        while owners.setdefault((folder, candidate.lower()), real) != real:
+            number += 1
+            candidate = f"{stem}_{number}"
+        if candidate != stem:
+            renamed.append((file, f"writes {candidate}{suffixes[0]}"))
+        stems.append(candidate)
+    if renamed:
+        warnings.warn(f"{len(renamed)} image file(s) share their name (without extension) "
+                      f"with another input whose {' and '.join(suffixes)} files would go to "
+                      f"the same folder; their files get a number so that none is "
+                      f"overwritten:\n" + format_file_list(renamed, limit=_LISTED_SKIPPED_FILES),
+                      DataWarning, stacklevel=3)
+    return stems
 
 
 def _expand_folders(items: list[str]) -> list[str]:

@@ -61,6 +61,7 @@ class Detection(ExplainedTask):
     # NMS runs per image in a portable export's graph.
     portable_batch_size = 1
     class_count_unit = "objects"
+    prediction_files = ("_detections.png",)
     # 20 epochs at adam 2e-3 without augmentation: the shapes recipe measured mAP@.5 0.74
     # in 20 epochs (boxes that leave the image are dropped by translation).
     # Batch-norm statistics stay Keras's moving averages (precise_bn=False): the 20-epoch
@@ -161,7 +162,7 @@ class Detection(ExplainedTask):
 
     def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
                           class_names: list[str], out_dir: str | None = None,
-                          top_k: int = 3) -> dict[str, Any]:
+                          top_k: int = 3, stem: str | None = None) -> dict[str, Any]:
         """Lists the detections and draws them into `<stem>_detections.png`.
 
         The PNG (in `out_dir`, default: the image's folder) shows the boxes with class
@@ -176,7 +177,7 @@ class Detection(ExplainedTask):
         scores = np.asarray(outputs["scores"])[:count]
         folder = out_dir if out_dir is not None else os.path.dirname(os.path.abspath(file))
         os.makedirs(folder, exist_ok=True)
-        stem = os.path.splitext(os.path.basename(file))[0]
+        stem = stem if stem is not None else os.path.splitext(os.path.basename(file))[0]
         drawing = os.path.join(folder, f"{stem}_detections.png")
         with Image.open(file) as image:
             pixels = np.asarray(image.convert("RGB"))

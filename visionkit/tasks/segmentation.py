@@ -73,6 +73,7 @@ class Segmentation(ExplainedTask):
     attackable = True
     distillable = True
     class_count_unit = "pixels"
+    prediction_files = ("_mask.png", "_overlay.png")
     training_defaults = adaptive_defaults(epochs=12, augment="light", sgd=0.05)
     # Several shapes per scene and the exact per-pixel class map (class 0 "background").
     shapes_per_image = (1, 3)
@@ -205,7 +206,7 @@ class Segmentation(ExplainedTask):
 
     def prediction_result(self, file: str, outputs: dict[str, np.ndarray],
                           class_names: list[str], out_dir: str | None = None,
-                          top_k: int = 3) -> dict[str, Any]:
+                          top_k: int = 3, stem: str | None = None) -> dict[str, Any]:
         """Crops the served mask to the image; writes `<stem>_mask.png` and `_overlay.png`.
 
         The mask PNG holds the class ids as 8-bit grey levels (at the image's own size);
@@ -219,7 +220,7 @@ class Segmentation(ExplainedTask):
         mask = np.asarray(outputs["mask"])[:height, :width]
         folder = out_dir if out_dir is not None else os.path.dirname(os.path.abspath(file))
         os.makedirs(folder, exist_ok=True)
-        stem = os.path.splitext(os.path.basename(file))[0]
+        stem = stem if stem is not None else os.path.splitext(os.path.basename(file))[0]
         mask_file = os.path.join(folder, f"{stem}_mask.png")
         overlay_file = os.path.join(folder, f"{stem}_overlay.png")
         Image.fromarray(mask.astype(np.uint8)).save(mask_file)
