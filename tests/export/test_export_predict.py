@@ -250,3 +250,30 @@ def test_inputs_of_the_same_name_do_not_overwrite_each_others_masks(tmp_path):
         warnings.simplefilter("error")
         again = vk.export.predict_files(_HalfSegmenter(), [tmp_path / "in" / "photo.png"] * 2)
     assert again[0]["mask_file"] == again[1]["mask_file"]
+
+
+def test_a_second_run_on_a_folder_does_not_predict_the_first_runs_masks(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("cat.png", "dog.jpg"):
+        Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(folder / name)
+    first = vk.export.predict_files(_HalfSegmenter(), [folder])
+    assert sorted(os.listdir(folder)) == ["cat.png", "cat_mask.png", "cat_overlay.png",
+                                          "dog.jpg", "dog_mask.png", "dog_overlay.png"]
+    with pytest.warns(vk.errors.DataWarning, match=r"left out 4 file\(s\) that an earlier "
+                      r"prediction wrote(.|\n)*cat_mask.png"):
+        second = vk.export.predict_files(_HalfSegmenter(), [folder])
+    assert [r["file"] for r in second] == [r["file"] for r in first]
+    assert "cat_mask_mask.png" not in os.listdir(folder)
+    # An --out folder inside the input folder: its files are outputs too.
+    vk.export.predict_files(_HalfSegmenter(), [folder / "cat.png"], out_dir=folder / "out")
+    with pytest.warns(vk.errors.DataWarning, match=r"left out 6 file\(s\)"):
+        third = vk.export.predict_files(_HalfSegmenter(), [folder], out_dir=folder / "out")
+    assert len(third) == 2
+    # Named, an output is predicted like any image; an image merely named *_mask is kept.
+    assert len(vk.export.predict_files(_HalfSegmenter(), [folder / "cat_mask.png"])) == 1
+    Image.fromarray(np.zeros((6, 8, 3), np.uint8)).save(folder / "face_mask.png")
+    with pytest.warns(vk.errors.DataWarning):
+        names = [os.path.basename(r["file"])
+                 for r in vk.export.predict_files(_HalfSegmenter(), [folder])]
+    assert "face_mask.png" in names

@@ -105,10 +105,10 @@ def predict_files(path: str | os.PathLike | Predictor,
             link = (f" (a symbolic link to the missing {os.readlink(item)!r})"
                     if os.path.islink(item) else "")
             raise FileNotFoundError(f"No such image file or folder: {item!r}{link}.")
-    files = _expand_folders(items)
-    if not files:
+    if not items:
         raise ValueError("Expected at least one image file; received none.")
     predictor = path if isinstance(path, Predictor) else load(path)
+    files = _expand_folders(items, get_task(predictor.task).prediction_files, out_dir)
 
     outputs: dict[str, list[np.ndarray]] = {}
     predicted: list[str] = []
@@ -200,10 +200,13 @@ def _output_stems(files: list[str], out_dir: str | None,
     return stems
 
 
-def _expand_folders(items: list[str]) -> list[str]:
+def _expand_folders(items: list[str], suffixes: tuple[str, ...] = (),
+                    out_dir: str | os.PathLike | None = None) -> list[str]:
     """`items` with each folder replaced by the images under it (sorted, recursively,
     hidden files skipped, as `image_folder` lists them); other files in it are counted
-    in one `DataWarning`.
+    in one `DataWarning`, and so are the files an earlier prediction wrote there (a
+    `<stem><suffix>` of the task's `suffixes` next to an image `<stem>.*` or in
+    `out_dir`), left out so that a second run does not predict its own masks.
 
     Raises:
         ValueError: for a folder holding no image.
@@ -219,11 +222,42 @@ def _expand_folders(items: list[str]) -> list[str]:
             warnings.warn(f"{item}: left out {len(others)} file(s) that are not images "
                           f"visionkit reads ({', '.join(IMAGE_EXTENSIONS)}): "
                           f"{describe_other_files(others)}.", DataWarning, stacklevel=3)
+        written = _earlier_outputs(found, suffixes, out_dir)
+        if written:
+            found = [file for file in found if file not in written]
+            warnings.warn(f"{item}: left out {len(written)} file(s) that an earlier "
+                          f"prediction wrote ({' and '.join(suffixes)} next to their image "
+                          f"or in the output folder): {describe_other_files(written)}. "
+                          f"Name them to predict them.", DataWarning, stacklevel=3)
         if not found:
             raise ValueError(f"Expected images ({', '.join(IMAGE_EXTENSIONS)}) in the folder "
                              f"{item!r}; found none.")
         files += found
     return files
+
+
+def _earlier_outputs(files: list[str], suffixes: tuple[str, ...],
+                     out_dir: str | os.PathLike | None) -> list[str]:
+    """The files of `files` that a prediction wrote: `<stem><suffix>` (or
+    `<stem>_<n><suffix>`) beside an image `<stem>.*`, or any `*<suffix>` in `out_dir`."""
+    if not suffixes:
+        return []
+    output_folder = None if out_dir is None else os.path.abspath(os.fspath(out_dir))
+    stems = {(os.path.dirname(file), os.path.splitext(os.path.basename(file))[0].lower())
+             for file in files}
+    written = []
+    for file in files:
+        folder, name = os.path.split(file)
+        for suffix in suffixes:
+            if not name.lower().endswith(suffix.lower()):
+                continue
+            stem = name[:-len(suffix)].lower()
+            numbered = stem.rsplit("_", 1)[0] if stem.rsplit("_", 1)[-1].isdigit() else stem
+            if (os.path.abspath(folder) == output_folder or (folder, stem) in stems
+                    or (folder, numbered) in stems):
+                written.append(file)
+                break
+    return written
 
 
 def format_predictions(results: Sequence[dict[str, Any]]) -> str:
