@@ -67,7 +67,9 @@ def predict_files(path: str | os.PathLike | Predictor,
             `Predictor` already loaded.
         image_files: paths of the images, or folders (every image under them, as
             `image_folder` lists them: hidden files skipped, other files counted in a
-            `DataWarning`).
+            `DataWarning`, and so are the masks, overlays or drawings an earlier
+            prediction wrote into the folder). Two inputs of the same name get numbered
+            output files (`photo_2_mask.png`), said in a `DataWarning`.
         top_k: for classifiers, how many of the most probable classes to list (at most
             the number of classes). Defaults to 3.
         batch_size: images per SavedModel call. Defaults to 64.
