@@ -86,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
         "predict", help="Predict with an exported SavedModel.",
         description="Predict with an exported SavedModel. Files that cannot be decoded "
         "(truncated, empty, not images), named or found in a folder, are left out and "
-        "counted in one warning on stderr; the others are predicted. Exit status: 0 when "
+        "counted in one warning on stderr naming the first five, and listed in full after "
+        "the predictions (without --json); the others are predicted. Exit status: 0 when "
         "at least one file was predicted (1 with --strict when a file was left out), 2 "
         "when none could be.")
     predict.add_argument("saved_model", help="SavedModel root or version directory")
@@ -288,7 +289,15 @@ def _predict(arguments: argparse.Namespace) -> int:
     results, skipped = predict_files(arguments.saved_model, arguments.images,
                                      top_k=arguments.top_k, out_dir=arguments.out,
                                      return_skipped=True)
-    print(json.dumps(results, indent=2) if arguments.json else format_predictions(results))
+    if arguments.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(format_predictions(results))
+        if skipped:  # all of them: the warning names only the first few
+            from visionkit.errors import format_file_list
+
+            print(f"Left out {len(skipped)} file(s):\n"
+                  + format_file_list(skipped, limit=len(skipped)))
     return 1 if skipped and arguments.strict else 0
 
 

@@ -148,6 +148,14 @@ def test_the_predict_command_exit_status_with_left_out_files(exported, image_fil
     with pytest.warns(vk.errors.DataWarning, match="Left out 1 of 2"):
         assert main(["predict", exported, image_files[0], bad[0], "--strict"]) == 1
     assert image_files[0] in capsys.readouterr().out  # the good file is still printed
+    # The text output lists every left-out file, not only the warning's first five.
+    many = [str(tmp_path / f"empty_{index}.png") for index in range(7)]
+    for file in many:
+        open(file, "wb").close()
+    with pytest.warns(vk.errors.DataWarning, match=r"\.\.\. and 2 more"):
+        assert main(["predict", exported, image_files[0], *many]) == 0
+    printed = capsys.readouterr().out
+    assert "Left out 7 file(s):" in printed and all(f"'{file}': " in printed for file in many)
     assert main(["predict", exported, image_files[0], "--strict"]) == 0
     assert main(["predict", exported, *bad]) == 2
     error = capsys.readouterr().err
