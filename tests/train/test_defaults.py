@@ -41,6 +41,26 @@ def test_every_option_left_unset_comes_from_the_task_row():
     assert [task for task, row in TASK_DEFAULTS.items() if not row.precise_bn] == ["detection"]
 
 
+def test_segmentations_adam_decays_its_weights_as_adamw_does():
+    from visionkit.train.optimizers import make_optimizer
+
+    chosen = choose_defaults("segmentation", optimizer="adam")
+    assert chosen.weight_decay == 1e-4 and "weight_decay" in chosen.defaulted
+    assert choose_defaults("classification", optimizer="adam").weight_decay is None
+    # Keras's Adam with a weight decay takes AdamW's steps: the same variable after three
+    # updates by the same gradients, and different from Adam without the decay.
+    results = []
+    for optimizer in (make_optimizer("adam", 3e-3, weight_decay=chosen.weight_decay),
+                      keras.optimizers.AdamW(3e-3, weight_decay=1e-4),
+                      make_optimizer("adam", 3e-3)):
+        variable = keras.Variable([[2.0, -3.0], [0.5, 40.0]])
+        for step in range(3):
+            optimizer.apply_gradients([(keras.ops.full((2, 2), 0.1 * (step + 1)), variable)])
+        results.append(keras.ops.convert_to_numpy(variable))
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-6)
+    assert abs(results[0][1, 1] - results[2][1, 1]) > 1e-5  # the decay did act
+
+
 def test_explicit_arguments_always_win():
     chosen = choose_defaults("segmentation", epochs=40, optimizer="sgd", learning_rate=0.2,
                             schedule="cosine", warmup_epochs=0.0, weight_decay=0.0,

@@ -74,7 +74,9 @@ class Segmentation(ExplainedTask):
     distillable = True
     class_count_unit = "pixels"
     prediction_files = ("_mask.png", "_overlay.png")
-    training_defaults = adaptive_defaults(epochs=12, augment="light", sgd=0.05)
+    # Adam decays its weights as AdamW does (see visionkit.train.defaults).
+    training_defaults = adaptive_defaults(epochs=12, augment="light", sgd=0.05,
+                                          weight_decay={"adam": 1e-4})
     # Several shapes per scene and the exact per-pixel class map (class 0 "background").
     shapes_per_image = (1, 3)
 
