@@ -163,6 +163,12 @@ class Geometric:
             raise ValueError(f"Expected fill_mode in {transforms.FILL_MODES}; received "
                              f"{self.fill_mode!r}.")
 
+    @property
+    def whole_pixels(self) -> bool:
+        """True without rotation and zoom: the shift is drawn in whole pixels and the
+        pixels are copied (`transforms.shift_batch`), not resampled."""
+        return not (self.rotation or self.zoom)
+
     def matrix(self, seed: tf.Tensor, count, height: int, width: int) -> tf.Tensor:
         """float32 `[count, 3, 3]`: flip @ rotation @ zoom @ translation."""
         uniform, sub = transforms.uniform, transforms.sub_seed
@@ -180,7 +186,7 @@ class Geometric:
             shift_y = uniform(sub(seed, 3), [count], -self.translation, self.translation)
             shift_x = uniform(sub(seed, 4), [count], -self.translation, self.translation)
             shift_x, shift_y = shift_x * width, shift_y * height
-            if not (self.rotation or self.zoom):  # whole pixels: an exact copy, no blur
+            if self.whole_pixels:  # an exact copy, no blur
                 shift_x, shift_y = tf.round(shift_x), tf.round(shift_y)
             matrices.append(transforms.translation_matrix(shift_x, shift_y))
         if not matrices:
@@ -191,7 +197,7 @@ class Geometric:
         images = inputs["images"]
         matrix = self.matrix(seed, tf.shape(images)[0], int(images.shape[1]),
                              int(images.shape[2]))
-        if not (self.rotation or self.zoom):  # whole pixels: copied, not sampled
+        if self.whole_pixels:  # copied, not sampled
             return transforms.shift_batch(inputs, matrix, fill_mode=self.fill_mode)
         return transforms.warp_batch(inputs, matrix, fill_mode=self.fill_mode)
 
